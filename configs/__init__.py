@@ -1,0 +1,1 @@
+"""Hydra configs of the suite (a package so that ``pkg://configs`` resolves in installed copies)."""

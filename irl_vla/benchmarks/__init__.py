@@ -1,0 +1,1 @@
+"""Benchmark suites behind ``irl-vla bench <suite>``; each yields JSON-serialisable records."""

@@ -1,0 +1,1 @@
+"""Cross-cutting helpers: atomic file writes, format errors, config loading."""

@@ -1,0 +1,69 @@
+"""Atomic writes and format errors for the suite's own files (no pickle anywhere)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import IO, Any
+
+
+class DataFormatError(ValueError):
+    """A file of one of the suite's formats is missing a field, has a wrong value or is corrupt.
+
+    The message always names the file, and where known the field or token.
+    """
+
+
+@contextmanager
+def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it over ``path`` only if the block succeeds.
+
+    A crash or exception inside the block leaves any previous ``path`` untouched and no temporary file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a file that replaces ``path`` atomically when the block succeeds (see ``replacing``)."""
+    with replacing(path) as tmp, open(tmp, mode) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_json(path: str | os.PathLike[str], data: Any, *, indent: int | None = 1) -> None:
+    """Write ``data`` as JSON atomically."""
+    with atomic_open(path, "w") as f:
+        json.dump(data, f, indent=indent)
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON file.
+
+    Raises:
+        FileNotFoundError: naming the file when it does not exist.
+        DataFormatError: naming the file when it is not valid JSON.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with path.open() as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataFormatError(f"{path}: not valid JSON ({e})") from e

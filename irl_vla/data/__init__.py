@@ -1,0 +1,1 @@
+"""Scene model, map model and SE(2) utilities."""

@@ -1,0 +1,1 @@
+"""Scenario definitions (yaml data) and the registry that turns them into worlds."""

@@ -1,0 +1,1 @@
+"""Bridges from the suite to simulators: the embedded world, NAVSIM data and tooling, CARLA."""

@@ -1,0 +1,77 @@
+"""The console script: command list, unknown commands, resolved config, a tiny benchmark run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.cli import COMMANDS, main
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = [
+    "bench.num_poses=100",
+    "bench.num_trajectories=8",
+    "bench.num_rows=100",
+    "bench.num_blocks=3",
+    "bench.num_queries=10",
+    "repeats=1",
+]
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in COMMANDS:
+        assert f"  {command} " in out
+
+
+def test_unknown_command_lists_commands_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'frobnicate'" in err and "bench" in err
+
+
+def test_cfg_job_prints_resolved_config(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IRL_VLA_DATA_ROOT", "my_data")
+    assert main(["bench", "core", "--cfg", "job", "repeats=3"]) == 0
+    out = capsys.readouterr().out
+    assert "data_root: my_data" in out and "repeats: 3" in out and "num_poses: 1000000" in out
+
+
+def test_bad_override_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "core", "no_such_key=1"]) != 0
+    assert main(["bench", "core", "bench.num_rows=0", "repeats=1"]) != 0
+
+
+def test_bench_core_prints_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = tmp_path / "bench.jsonl"
+    assert main(["bench", "core", *TINY, f"output={out_file}"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    names = {rec.get("name") for rec in lines}
+    assert {"se2_absolute_to_relative", "aggregate_numpy", "map_lanes_containing"} <= names
+    assert all(rec["median_s"] > 0 for rec in lines if rec["suite"] == "core")
+    assert len(out_file.read_text().splitlines()) == len(lines)
+
+
+def test_readme_and_ci_run_the_same_test_command() -> None:
+    ci = (REPO / ".ci" / "run").read_text()
+    line = next(ln for ln in ci.splitlines() if ln.startswith("TEST_COMMAND="))
+    command = line.split("=", 1)[1].strip().strip("'")
+    assert "python -m pytest" in command
+    assert command in (REPO / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_console_script_end_to_end(tmp_path: Path) -> None:
+    exe = shutil.which("irl-vla") or str(Path(sys.executable).parent / "irl-vla")
+    env = {"IRL_VLA_OUTPUT_ROOT": str(tmp_path), "PATH": str(Path(sys.executable).parent)}
+    res = subprocess.run([exe, "bench", "core", *TINY], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert any(json.loads(line).get("name") == "map_route_centerline_40_blocks" for line in res.stdout.splitlines())
+    res = subprocess.run([exe, "no-such-command"], capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 2 and "unknown command" in res.stderr

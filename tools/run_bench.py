@@ -1,0 +1,52 @@
+"""``irl-vla bench [suite] [overrides]``: run a benchmark suite and print one JSON line per measurement."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from irl_vla.benchmarks import core_bench
+from irl_vla.benchmarks.timing import emit, machine_info
+from irl_vla.common.config import to_dataclass
+
+#: suite -> (config dataclass, runner)
+SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] = {
+    "core": (core_bench.CoreBenchConfig, core_bench.run),
+}
+
+
+def rewrite_args(args: list[str]) -> list[str]:
+    """Turn a leading bare suite name (``irl-vla bench core``) into the override ``bench=core``."""
+    if args and "=" not in args[0] and not args[0].startswith("-"):
+        return [f"bench={args[0]}", *args[1:]]
+    return args
+
+
+@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="bench")
+def main(cfg: DictConfig) -> None:
+    """Run the suite chosen by the ``bench`` group."""
+    suite = hydra.core.hydra_config.HydraConfig.get().runtime.choices["bench"]
+    if suite not in SUITES:
+        raise ValueError(f"bench: unknown suite {suite!r}; available: {sorted(SUITES)}")
+    schema, runner = SUITES[suite]
+    suite_cfg = to_dataclass(cfg.bench, schema, where=f"bench/{suite}")
+    if cfg.repeats < 1:
+        raise ValueError(f"bench.repeats: expected >= 1, got {cfg.repeats}")
+    torch.set_num_threads(int(cfg.threads))
+    out = Path(cfg.output) if cfg.output else None
+    records = [machine_info()]
+    emit(records[0])
+    for rec in runner(suite_cfg, int(cfg.repeats)):
+        emit(rec)
+        records.append(rec)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+        print(f"appended {len(records)} records to {out}")
