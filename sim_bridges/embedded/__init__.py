@@ -1,0 +1,1 @@
+"""The embedded world: procedural road networks, reactive traffic, an expert driver, sensors and splits."""
