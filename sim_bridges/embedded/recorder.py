@@ -1,0 +1,105 @@
+"""Recording a rolled-out world into 2 Hz ``Frame``s and cutting them into ``Scene``s."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from irl_vla.data.driving_command import compute_driving_command
+from irl_vla.data.enums import BoundingBoxIndex, SE2Index
+from irl_vla.data.geometry import absolute_to_relative
+from irl_vla.data.scene import Annotations, EgoStatus, Frame, Scene, SceneMetadata, one_hot_command
+from irl_vla.data.scene_filter import SceneFilter
+from sim_bridges.embedded.world import DT, World
+
+RECORD_EVERY = 5  # simulation steps per logged frame (10 Hz -> 2 Hz)
+ANNOTATION_RADIUS = 60.0  # [m] objects farther from the ego are not annotated
+
+
+def frame_token(log_name: str, index: int) -> str:
+    """Deterministic 16-hex-character frame token."""
+    return hashlib.sha1(f"{log_name}/{index}".encode()).hexdigest()[:16]
+
+
+def _annotations(world: World) -> Annotations:
+    ego_pose = world.ego.pose
+    rows, names, vels, tokens = [], [], [], []
+    for agent in world.agents:
+        pose = agent.pose
+        if np.hypot(*(pose[:2] - ego_pose[:2])) > ANNOTATION_RADIUS:
+            continue
+        rel = absolute_to_relative(pose, ego_pose)
+        box = np.zeros(len(BoundingBoxIndex))
+        box[[BoundingBoxIndex.X, BoundingBoxIndex.Y]] = rel[:2]
+        box[BoundingBoxIndex.Z] = agent.height / 2
+        box[[BoundingBoxIndex.LENGTH, BoundingBoxIndex.WIDTH, BoundingBoxIndex.HEIGHT]] = (
+            agent.length,
+            agent.width,
+            agent.height,
+        )
+        box[BoundingBoxIndex.HEADING] = rel[SE2Index.HEADING]
+        v = agent.speed * np.array([np.cos(rel[SE2Index.HEADING]), np.sin(rel[SE2Index.HEADING]), 0.0])
+        rows.append(box)
+        names.append(agent.agent_class.value)
+        vels.append(v)
+        tokens.append(agent.track_token)
+    if not rows:
+        return Annotations.empty()
+    return Annotations(np.stack(rows), names, np.stack(vels), list(tokens), list(tokens))
+
+
+def record_log(
+    world: World, route_ids: list[str], route_centerline: np.ndarray, *, log_name: str, num_frames: int
+) -> list[Frame]:
+    """Step ``world`` and record ``num_frames`` frames at 2 Hz (the first before any step)."""
+    frames = []
+    for index in range(num_frames):
+        if index:
+            for _ in range(RECORD_EVERY):
+                world.step()
+        ego = world.ego
+        pose = ego.pose
+        curvature = float(ego.path.curvature_at(ego.s))
+        status = EgoStatus(
+            ego_pose=pose,
+            ego_velocity=np.array([ego.speed, 0.0]),
+            ego_acceleration=np.array([ego.accel, ego.speed**2 * curvature]),
+            driving_command=one_hot_command(compute_driving_command(route_centerline, pose[: SE2Index.HEADING])),
+            in_global_frame=True,
+        )
+        frames.append(
+            Frame(
+                token=frame_token(log_name, index),
+                timestamp=round(world.time / DT) * 100_000,
+                roadblock_ids=list(route_ids),
+                traffic_lights=world.red_connectors(),
+                annotations=_annotations(world),
+                ego_status=status,
+            )
+        )
+    return frames
+
+
+def cut_scenes(frames: list[Frame], scene_filter: SceneFilter, *, log_name: str, world: World) -> list[Scene]:
+    """Windows of ``frames`` as ``Scene``s (with the world's map)."""
+    scenes = []
+    for start in scene_filter.window_starts(len(frames)):
+        window = frames[start : start + scene_filter.num_frames]
+        current = window[scene_filter.num_history_frames - 1]
+        if scene_filter.has_route and not current.roadblock_ids:
+            continue
+        if not scene_filter.keeps(log_name, current.token):
+            continue
+        meta = SceneMetadata(
+            log_name=log_name,
+            scene_token=current.token,
+            map_name=world.map.name,
+            initial_token=current.token,
+            num_history_frames=scene_filter.num_history_frames,
+            num_future_frames=scene_filter.num_future_frames,
+        )
+        scenes.append(Scene(meta, window, world.map))
+        if scene_filter.max_scenes is not None and len(scenes) >= scene_filter.max_scenes:
+            break
+    return scenes

@@ -1,0 +1,159 @@
+"""``World``: the embedded world stepped at 10 Hz: IDM traffic on paths, lights, yielding, and the ego.
+
+Every moving agent (the ego expert included) looks ahead along its own path: other objects whose centre
+projects onto the path within a corridor are leaders; red lights, ambers it can still stop for, and yield
+lines with priority traffic in or near the junction are virtual stopped leaders at the stop line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from irl_vla.data.enums import AgentClass, SE2Index
+from irl_vla.data.map import Map
+from sim_bridges.embedded.agents import Agent
+from sim_bridges.embedded.idm import idm_acceleration
+from sim_bridges.embedded.traffic_lights import LightState, TrafficLightProgramme
+
+DT = 0.1  # [s] simulation step
+LOOK_AHEAD = 80.0  # [m] leader search range
+
+
+@dataclass
+class World:
+    """State of the embedded world.
+
+    Attributes:
+        map: the road network's map.
+        agents: every other object.
+        ego: the ego vehicle (driven by the expert policy or, in closed loop, by a planner).
+        lights: traffic-light programmes.
+        junction_half_size: half size of the (single) junction box centred at the origin [m]; 0 = none.
+        priority_tokens: tokens of agents with right of way at the unsignalised junction.
+        time: simulation time [s].
+    """
+
+    map: Map
+    agents: list[Agent]
+    ego: Agent
+    lights: list[TrafficLightProgramme] = field(default_factory=list)
+    junction_half_size: float = 0.0
+    priority_tokens: set[str] = field(default_factory=set)
+    time: float = 0.0
+
+    def light_state(self, connector_id: str) -> LightState | None:
+        """State of the light governing ``connector_id`` now, or None if unsignalised."""
+        for prog in self.lights:
+            if connector_id in prog.connector_ids:
+                return prog.state(connector_id, self.time)
+        return None
+
+    def red_connectors(self) -> list[tuple[str, bool]]:
+        """``(lane_connector_id, is_red)`` of every signalised connector (amber counts as not red)."""
+        return [(cid, st is LightState.RED) for prog in self.lights for cid, st in prog.states(self.time).items()]
+
+    @property
+    def all_agents(self) -> list[Agent]:
+        """The ego first, then the others."""
+        return [self.ego, *self.agents]
+
+    # ------------------------------------------------------------------ perception of one agent
+    def _leader_gap(
+        self, agent: Agent, poses: np.ndarray, others: list[int], everyone: list[Agent]
+    ) -> tuple[float, float]:
+        """Bumper gap [m] and speed [m/s] of the nearest object ahead on ``agent``'s path."""
+        if not others:
+            return np.inf, 0.0
+        centres = poses[others, : SE2Index.HEADING]
+        s, lat = agent.path.project(centres)
+        best_gap, best_speed = np.inf, 0.0
+        for k, idx in enumerate(others):
+            other = everyone[idx]
+            ds = s[k] - agent.s
+            if ds <= 0.0 or ds > LOOK_AHEAD:
+                continue
+            vulnerable = other.agent_class in (AgentClass.PEDESTRIAN, AgentClass.BICYCLE)
+            margin = 1.2 if vulnerable else 0.3  # anticipate people stepping into the lane
+            if abs(lat[k] - agent.lateral) > (agent.width + other.width) / 2 + margin:
+                continue
+            gap = ds - (agent.length + other.length) / 2
+            if gap < best_gap:
+                heading_diff = poses[idx, SE2Index.HEADING] - agent.pose[SE2Index.HEADING]
+                best_gap, best_speed = gap, max(0.0, other.speed * float(np.cos(heading_diff)))
+        return best_gap, best_speed
+
+    def _stop_gap(self, agent: Agent) -> float:
+        """Gap [m] to the first stop line ahead that must be respected now (inf if none)."""
+        front = agent.s + agent.length / 2
+        for stop in agent.stops:
+            dist = stop.s - front
+            if dist < -0.5:
+                continue  # already past the line
+            if stop.kind == "light":
+                state = self.light_state(stop.connector_id)
+                if state is LightState.RED:
+                    return max(dist, 0.0)
+                if state is LightState.AMBER:
+                    braking = agent.speed**2 / (2 * agent.idm.decel_comfort)
+                    if dist > braking:  # can stop comfortably: do
+                        return max(dist, 0.0)
+            elif stop.kind == "yield" and dist < 40.0 and self._junction_busy(agent):
+                return max(dist, 0.0)
+        return np.inf
+
+    def _junction_busy(self, agent: Agent) -> bool:
+        """Whether a priority road user is in the junction or reaches it within 4 s."""
+        h = self.junction_half_size
+        for other in self.all_agents:
+            if other is agent or other.track_token not in self.priority_tokens or other.speed < 0.5:
+                continue
+            x, y, _ = other.pose
+            dist = max(abs(x), abs(y)) - h
+            if dist < 0:  # inside the box; leaving it frees the junction once past the centre
+                if np.hypot(x, y) < h:
+                    return True
+                continue
+            heading_in = np.dot([np.cos(other.pose[2]), np.sin(other.pose[2])], [-x, -y]) > 0
+            if heading_in and dist / max(other.speed, 0.1) < 4.0:
+                return True
+        return False
+
+    # ------------------------------------------------------------------ stepping
+    def accelerations(self, skip_ego: bool = False) -> np.ndarray:
+        """IDM accelerations [m/s^2] of every agent (ego first) at the current state."""
+        everyone = self.all_agents
+        poses = np.stack([a.pose for a in everyone])  # (N, 3)
+        acc = np.zeros(len(everyone))
+        for i, agent in enumerate(everyone):
+            if agent.is_static or (skip_ego and i == 0):
+                continue
+            if self.time < agent.start_time:
+                continue
+            if not agent.reactive:
+                acc[i] = 0.0
+                continue
+            near = np.linalg.norm(poses[:, :2] - poses[i, :2], axis=1) < LOOK_AHEAD + 10
+            others = [j for j in np.flatnonzero(near) if j != i]
+            gap, lead_speed = self._leader_gap(agent, poses, others, everyone)
+            stop_gap = self._stop_gap(agent)
+            if stop_gap < gap:
+                gap, lead_speed = stop_gap, 0.0
+            acc[i] = float(idm_acceleration(agent.speed, agent.target_speed, gap, lead_speed, agent.idm))
+        return acc
+
+    def step(self, ego_accel: float | None = None) -> None:
+        """Advance 0.1 s. ``ego_accel`` [m/s^2] overrides the ego's own IDM (closed-loop control)."""
+        acc = self.accelerations(skip_ego=ego_accel is not None)
+        if ego_accel is not None:
+            acc[0] = ego_accel
+        for a, agent in zip(acc, self.all_agents, strict=True):
+            if agent.is_static or self.time < agent.start_time:
+                agent.accel = 0.0
+                continue
+            new_speed = max(0.0, agent.speed + a * DT)
+            agent.s += 0.5 * (agent.speed + new_speed) * DT
+            agent.accel = (new_speed - agent.speed) / DT
+            agent.speed = new_speed
+        self.time = round(self.time + DT, 9)

@@ -1,0 +1,26 @@
+"""Driving command labels computed the OpenScene way."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irl_vla.data.driving_command import compute_driving_command
+from irl_vla.data.enums import DrivingCommand
+from tests.fixtures import build_t_junction
+
+
+def test_left_turn_route_gives_left_then_straight() -> None:
+    m = build_t_junction()
+    route = ["s_in", "rbc_s_w", "w_out"]
+    line = m.route_centerline(route, np.array([1.75, -40.0, np.pi / 2]))
+    assert compute_driving_command(line, (1.75, -18.0)) is DrivingCommand.LEFT  # well into the turn 20 m ahead
+    assert compute_driving_command(line, (1.75, -55.0)) is DrivingCommand.STRAIGHT  # turn still far away
+    assert compute_driving_command(line, (-35.0, 1.75)) is DrivingCommand.STRAIGHT  # after the turn
+
+
+def test_right_turn_and_unknown() -> None:
+    m = build_t_junction()
+    line = m.route_centerline(["w_in", "rbc_w_s", "s_out"], np.array([-40.0, -5.25, 0.0]))
+    assert compute_driving_command(line, (-20.0, -5.25)) is DrivingCommand.RIGHT
+    assert compute_driving_command(None, (0.0, 0.0)) is DrivingCommand.UNKNOWN
+    assert compute_driving_command(np.zeros((1, 3)), (0.0, 0.0)) is DrivingCommand.UNKNOWN
