@@ -19,6 +19,7 @@ from sim_bridges.embedded.traffic_lights import LightState, TrafficLightProgramm
 
 DT = 0.1  # [s] simulation step
 LOOK_AHEAD = 80.0  # [m] leader search range
+PREDICTION_HORIZON = 4.0  # [s] look-ahead for people about to cross
 
 
 @dataclass
@@ -66,9 +67,9 @@ class World:
         """Bumper gap [m] and speed [m/s] of the nearest object ahead on ``agent``'s path."""
         if not others:
             return np.inf, 0.0
+        best_gap, best_speed = self._crossing_gap(agent, [everyone[i] for i in others]), 0.0
         centres = poses[others, : SE2Index.HEADING]
         s, lat = agent.path.project(centres)
-        best_gap, best_speed = np.inf, 0.0
         for k, idx in enumerate(others):
             other = everyone[idx]
             ds = s[k] - agent.s
@@ -83,6 +84,21 @@ class World:
                 heading_diff = poses[idx, SE2Index.HEADING] - agent.pose[SE2Index.HEADING]
                 best_gap, best_speed = gap, max(0.0, other.speed * float(np.cos(heading_diff)))
         return best_gap, best_speed
+
+    def _crossing_gap(self, agent: Agent, others: list[Agent]) -> float:
+        """Gap [m] to where a pedestrian or cyclist walking its own path enters this agent's lane in 4 s."""
+        best = np.inf
+        horizon = np.arange(0.0, PREDICTION_HORIZON + 1e-9, 0.5)  # (T,) [s]
+        for other in others:
+            if other.agent_class not in (AgentClass.PEDESTRIAN, AgentClass.BICYCLE) or other.reactive:
+                continue
+            moving = np.maximum(0.0, horizon - max(0.0, other.start_time - self.time))
+            future = other.path.pose_at(other.s + other.speed * moving)[:, : SE2Index.HEADING]  # (T, 2)
+            s, lat = agent.path.project(future)
+            inside = (np.abs(lat - agent.lateral) < (agent.width + other.width) / 2 + 1.0) & (s > agent.s)
+            if inside.any():
+                best = min(best, float(s[inside].min()) - agent.s - (agent.length + other.length) / 2)
+        return best
 
     def _stop_gap(self, agent: Agent) -> float:
         """Gap [m] to the first stop line ahead that must be respected now (inf if none)."""
