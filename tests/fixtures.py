@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from shapely.geometry import box
+from shapely.geometry import Polygon, box
 
 from irl_vla.data.enums import DrivingCommand
 from irl_vla.data.map import (
@@ -119,3 +119,12 @@ def build_straight_scene(num_history: int = 4, num_future: int = 10, speed: floa
         )
     meta = SceneMetadata("log_a", "scene_a", "t_junction", frames[num_history - 1].token, num_history, num_future)
     return Scene(meta, frames)
+
+
+def footprint(agent) -> Polygon:
+    """Box polygon of an embedded-world agent (centre pose, length, width)."""
+    x, y, h = agent.pose
+    c, s = np.cos(h), np.sin(h)
+    hl, hw = agent.length / 2, agent.width / 2
+    corners = [(hl, hw), (-hl, hw), (-hl, -hw), (hl, -hw)]
+    return Polygon([(x + c * a - s * b, y + s * a + c * b) for a, b in corners])

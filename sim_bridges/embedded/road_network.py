@@ -124,6 +124,21 @@ def _reference_line(length: float, curve_angle: float, curve_radius: float, spac
     return np.concatenate(pts)
 
 
+def _new_lane(
+    lane_id: str,
+    xy: FloatArray,
+    width: float,
+    speed_limit: float,
+    roadblock_id: str,
+    index: int,
+    paths: dict[str, Path],
+) -> Lane:
+    """A lane along ``xy`` (driving order), its centerline path registered in ``paths``."""
+    c, left, right, poly = lane_geometry(xy, width)
+    paths[lane_id] = Path(xy)
+    return Lane(lane_id, poly, c, left, right, speed_limit, roadblock_id, lane_index=index)
+
+
 def build_corridor(
     *,
     length: float = 300.0,
@@ -165,10 +180,7 @@ def build_corridor(
             xy = offset_polyline(ref, sign * (i + 0.5) * lane_width)
             if sign > 0:
                 xy = xy[::-1]
-            c, left, right, poly = lane_geometry(xy, lane_width)
-            lane = Lane(ids(), poly, c, left, right, speed_limit, rb_id, lane_index=i)
-            lanes.append(lane)
-            paths[lane.id] = Path(xy)
+            lanes.append(_new_lane(ids(), xy, lane_width, speed_limit, rb_id, i, paths))
         objects.extend(lanes)
         objects.append(Roadblock(rb_id, union_polygon([ln.polygon for ln in lanes]), [ln.id for ln in lanes]))
         arms[direction] = Arm(direction, rb_id, None, [ln.id for ln in lanes], [])
@@ -225,16 +237,14 @@ def build_intersection(
         for i in range(lanes_in):
             off = -n_in * (i + 0.5) * w
             xy = straight_path(u * (arm_start + arm_length) + off, u * arm_start + off)
-            c, left, right, poly = lane_geometry(xy, w)
-            lane = Lane(ids(), poly, c, left, right, speed_limit, rb_in, lane_index=i)
-            lane_objs[lane.id], paths[lane.id] = lane, Path(xy)
+            lane = _new_lane(ids(), xy, w, speed_limit, rb_in, i, paths)
+            lane_objs[lane.id] = lane
             in_ids.append(lane.id)
         for i in range(lanes_out):
             off = n_in * (i + 0.5) * w
             xy = straight_path(u * arm_start + off, u * (arm_start + arm_length) + off)
-            c, left, right, poly = lane_geometry(xy, w)
-            lane = Lane(ids(), poly, c, left, right, speed_limit, rb_out, lane_index=i)
-            lane_objs[lane.id], paths[lane.id] = lane, Path(xy)
+            lane = _new_lane(ids(), xy, w, speed_limit, rb_out, i, paths)
+            lane_objs[lane.id] = lane
             out_ids.append(lane.id)
         net_arms[arm] = Arm(arm, rb_in, rb_out, in_ids, out_ids)
     # Connectors.

@@ -6,25 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shapely.geometry import Polygon
 
 from irl_vla.common.io import DataFormatError
 from scenarios.registry import load_families, load_family, sample_value
 from sim_bridges.embedded.scenario_world import build_scenario
+from tests.fixtures import footprint
 
 FAMILIES = load_families()
-
-
-def footprint(agent) -> Polygon:
-    x, y, h = agent.pose
-    c, s = np.cos(h), np.sin(h)
-    pts = [
-        (agent.length / 2, agent.width / 2),
-        (-agent.length / 2, agent.width / 2),
-        (-agent.length / 2, -agent.width / 2),
-        (agent.length / 2, -agent.width / 2),
-    ]
-    return Polygon([(x + c * a - s * b, y + s * a + c * b) for a, b in pts])
 
 
 def test_sampling_rules() -> None:

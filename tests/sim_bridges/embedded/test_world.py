@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from shapely.geometry import Polygon
 
 from irl_vla.data.enums import AgentClass, DrivingCommand
 from irl_vla.data.scene_filter import SceneFilter
-from sim_bridges.embedded.agents import Agent
 from sim_bridges.embedded.idm import IDMParams
 from sim_bridges.embedded.placement import make_road_user
 from sim_bridges.embedded.recorder import cut_scenes, record_log
 from sim_bridges.embedded.road_network import RoadNetwork, build_intersection
 from sim_bridges.embedded.traffic_lights import LightState, SignalTiming, TrafficLightProgramme
 from sim_bridges.embedded.world import World
-
-
-def box(agent: Agent) -> Polygon:
-    x, y, h = agent.pose
-    c, s = np.cos(h), np.sin(h)
-    hl, hw = agent.length / 2, agent.width / 2
-    corners = [(hl, hw), (-hl, hw), (-hl, -hw), (hl, -hw)]
-    return Polygon([(x + c * a - s * b, y + s * a + c * b) for a, b in corners])
+from tests.fixtures import footprint
 
 
 def junction_world(turn_to: str = "east", lane: int = 1, offset: float = 0.0) -> tuple[World, RoadNetwork, list[str]]:
@@ -57,7 +48,7 @@ def test_nobody_collides_and_red_light_holds_traffic() -> None:
     for _ in range(650):  # the cycle is 4 x 13 s; west-east turns green again at t = 39 s
         world.step()
         everyone = world.all_agents
-        boxes = [box(a) for a in everyone]
+        boxes = [footprint(a) for a in everyone]
         for i in range(len(boxes)):
             for j in range(i + 1, len(boxes)):
                 assert not boxes[i].intersects(boxes[j]), (everyone[i].track_token, everyone[j].track_token, world.time)
@@ -114,5 +105,5 @@ def test_ego_stops_for_an_object_in_its_lane(agent_class: AgentClass) -> None:
     world.agents.append(blocker)
     for _ in range(200):
         world.step()
-        assert not box(world.ego).intersects(box(blocker))
+        assert not footprint(world.ego).intersects(footprint(blocker))
     assert world.ego.speed < 0.1 and blocker.s - world.ego.s < 12.0
