@@ -28,6 +28,46 @@ class StopPoint:
 
 
 @dataclass
+class LateralManoeuvre:
+    """A smooth lateral shift (lane change or nudge) from ``start`` to ``end`` [m] over ``length`` [m] of travel.
+
+    The offset follows a half cosine in arc length, so the slope (heading change) and the lateral acceleration
+    ``v^2 * d2(lat)/ds2`` stay bounded and vanish at both ends; a vehicle that stops mid-manoeuvre stops
+    sideways motion too.
+    """
+
+    s0: float
+    length: float
+    start: float
+    end: float
+
+    def _u(self, s: float) -> float:
+        return min(max((s - self.s0) / self.length, 0.0), 1.0)
+
+    def offset(self, s: float) -> float:
+        """Lateral offset [m] at arc length ``s``."""
+        return self.start + (self.end - self.start) * 0.5 * (1.0 - float(np.cos(np.pi * self._u(s))))
+
+    def slope(self, s: float) -> float:
+        """d(offset)/ds at ``s``."""
+        u = self._u(s)
+        return (self.end - self.start) * 0.5 * np.pi / self.length * float(np.sin(np.pi * u))
+
+    def done(self, s: float) -> bool:
+        """Whether the manoeuvre is complete at ``s``."""
+        return s >= self.s0 + self.length
+
+
+def manoeuvre_length(speed: float, shift: float, *, brisk: bool = False) -> float:
+    """Travel [m] for a lateral shift of ``shift`` [m] at ``speed`` [m/s] keeping lateral acceleration near 1 m/s^2.
+
+    ``brisk`` halves the length (cut-ins by other drivers).
+    """
+    comfortable = max(12.0, 4.0 * speed) * np.sqrt(max(abs(shift), 0.3) / 3.5)
+    return float(comfortable * (0.6 if brisk else 1.0))
+
+
+@dataclass
 class Agent:
     """A road user or object.
 
@@ -45,8 +85,20 @@ class Agent:
         lateral: offset to the left of the path [m] (parked cars, nudges).
         stops: stop lines on the path, in order.
         start_time: the agent stands still before this time [s] (pedestrians waiting to cross).
-        reactive: whether it reacts to others (False: replays its plan regardless).
+        reactive: whether it drives by IDM among others (False: a person crossing at its own pace along its
+            path, who only waits while a vehicle stands in the way).
         accel: last longitudinal acceleration [m/s^2].
+        manoeuvre: lateral manoeuvre under way, if any.
+        home_lateral: lateral offset of the lane the agent belongs in (the route lane for the expert) [m].
+        lane_offsets: lateral offsets of same-direction lane centres it may change into [m].
+        lane_change_before: no lateral manoeuvre starts at or beyond this arc length (junction entry) [m].
+        lane_change_at: scripted lane change: time [s] at which it starts towards ``lane_change_to`` [m].
+        lane_change_to: target lateral offset of the scripted lane change [m].
+        nudge_room: how far right and left of ``home_lateral`` a nudge may go [m] (own lane by default).
+        expert: the lateral decisions (nudges, lane changes) are the expert's (``expert.plan_lateral``).
+        speed_schedule: ``(time [s], target speed [m/s])`` changes in time order (stop-and-go traffic); a
+            target of 0 brings the agent to a comfortable stop at ``hold_s`` until the next positive target.
+        hold_s: arc length of the front bumper's current hold point [m] (inf: none).
     """
 
     track_token: str
@@ -64,6 +116,16 @@ class Agent:
     start_time: float = 0.0
     reactive: bool = True
     accel: float = 0.0
+    manoeuvre: LateralManoeuvre | None = None
+    home_lateral: float = 0.0
+    lane_offsets: tuple[float, ...] = (0.0,)
+    lane_change_before: float = np.inf
+    lane_change_at: float | None = None
+    lane_change_to: float = 0.0
+    nudge_room: tuple[float, float] = (0.8, 0.8)
+    expert: bool = False
+    speed_schedule: list[tuple[float, float]] = field(default_factory=list)
+    hold_s: float = np.inf
 
     @property
     def is_static(self) -> bool:
@@ -72,5 +134,26 @@ class Agent:
 
     @property
     def pose(self) -> npt.NDArray[np.float64]:
-        """(x, y, heading) of the box centre [m, rad]."""
-        return self.path.pose_at(self.s, self.lateral)
+        """(x, y, heading) of the box centre [m, rad]; heading includes the lateral manoeuvre's slope."""
+        pose = self.path.pose_at(self.s, self.lateral)
+        if self.manoeuvre is not None:
+            pose[2] += float(np.arctan(self.manoeuvre.slope(self.s)))
+        return pose
+
+    def lateral_span(self) -> tuple[float, float]:
+        """Range of lateral offsets [m] the agent occupies or is moving into (current and manoeuvre target)."""
+        end = self.manoeuvre.end if self.manoeuvre is not None else self.lateral
+        return min(self.lateral, end), max(self.lateral, end)
+
+    def start_manoeuvre(self, target: float, *, brisk: bool = False) -> None:
+        """Begin a lateral shift from the current offset to ``target`` [m]."""
+        length = manoeuvre_length(self.speed, target - self.lateral, brisk=brisk)
+        self.manoeuvre = LateralManoeuvre(self.s, length, self.lateral, target)
+
+    def advance_lateral(self) -> None:
+        """Update ``lateral`` after ``s`` moved; finish the manoeuvre at its end."""
+        if self.manoeuvre is None:
+            return
+        self.lateral = self.manoeuvre.offset(self.s)
+        if self.manoeuvre.done(self.s):
+            self.lateral, self.manoeuvre = self.manoeuvre.end, None

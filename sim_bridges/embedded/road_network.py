@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from shapely.geometry import Polygon
 
-from irl_vla.data.geometry import wrap_angle
+from irl_vla.data.geometry import path_arc_length, wrap_angle
 from irl_vla.data.map import (
     Crosswalk,
     Intersection,
@@ -148,9 +148,16 @@ def build_corridor(
     speed_limit: float = 13.9,
     curve_angle: float = 0.0,
     curve_radius: float = 120.0,
+    drop_lane_at: float | None = None,
+    taper_length: float = 40.0,
     name: str = "corridor",
 ) -> RoadNetwork:
     """A two-way road: ``lanes_forward`` lanes along +x (curving by ``curve_angle``), ``lanes_backward`` back.
+
+    With ``drop_lane_at``, the rightmost forward lane ends there: the forward roadblock is split into one of
+    ``lanes_forward`` lanes up to ``drop_lane_at``, a roadblock connector of length ``taper_length`` whose
+    rightmost connector tapers into its left neighbour, and one of ``lanes_forward - 1`` lanes after it. Arm
+    ``main`` then lists the first roadblock's lanes and ``main_after`` the last one's.
 
     Args:
         length: length of the centre line [m].
@@ -160,37 +167,92 @@ def build_corridor(
         speed_limit: [m/s].
         curve_angle: total heading change of the road [rad], left positive; 0 for straight.
         curve_radius: radius of the curve [m].
+        drop_lane_at: arc length where the rightmost forward lane ends [m] (needs ``lanes_forward >= 2``).
+        taper_length: length of the merge taper [m].
         name: map name.
     """
     if lanes_forward < 1 or lanes_backward < 0:
         raise ValueError(
             f"build_corridor: need lanes_forward >= 1 and lanes_backward >= 0, got {lanes_forward}, {lanes_backward}"
         )
+    if drop_lane_at is not None and (lanes_forward < 2 or not 10.0 <= drop_lane_at <= length - taper_length - 10):
+        raise ValueError(
+            f"build_corridor: a lane drop needs lanes_forward >= 2 and 10 <= drop_lane_at <= length - taper - 10, "
+            f"got lanes_forward={lanes_forward}, drop_lane_at={drop_lane_at}"
+        )
     ids = _Ids()
     ref = _reference_line(length, curve_angle, curve_radius)
     objects: list[MapObject] = []
     paths: dict[str, Path] = {}
     arms: dict[str, Arm] = {}
-    for direction, count, sign in (("main", lanes_forward, -1.0), ("oncoming", lanes_backward, 1.0)):
-        if count == 0:
-            continue
+    if lanes_backward:
         rb_id = ids()
-        lanes = []
-        for i in range(count):
-            xy = offset_polyline(ref, sign * (i + 0.5) * lane_width)
-            if sign > 0:
-                xy = xy[::-1]
-            lanes.append(_new_lane(ids(), xy, lane_width, speed_limit, rb_id, i, paths))
+        lanes = [
+            _new_lane(
+                ids(), offset_polyline(ref, (i + 0.5) * lane_width)[::-1], lane_width, speed_limit, rb_id, i, paths
+            )
+            for i in range(lanes_backward)
+        ]
         objects.extend(lanes)
         objects.append(Roadblock(rb_id, union_polygon([ln.polygon for ln in lanes]), [ln.id for ln in lanes]))
-        arms[direction] = Arm(direction, rb_id, None, [ln.id for ln in lanes], [])
+        arms["oncoming"] = Arm("oncoming", rb_id, None, [ln.id for ln in lanes], [])
+    if drop_lane_at is None:
+        sections = [(ref, lanes_forward)]
+    else:
+        ref_s = path_arc_length(ref)
+        k0, k1 = np.searchsorted(ref_s, [drop_lane_at, drop_lane_at + taper_length])
+        sections = [(ref[: k0 + 1], lanes_forward), (ref[k1:], lanes_forward - 1)]
+    blocks: list[Roadblock] = []
+    for section, count in sections:
+        rb_id = ids()
+        lanes = [
+            _new_lane(
+                ids(), offset_polyline(section, -(i + 0.5) * lane_width), lane_width, speed_limit, rb_id, i, paths
+            )
+            for i in range(count)
+        ]
+        objects.extend(lanes)
+        blocks.append(Roadblock(rb_id, union_polygon([ln.polygon for ln in lanes]), [ln.id for ln in lanes]))
+    objects.extend(blocks)
+    arms["main"] = Arm("main", blocks[0].id, None, list(blocks[0].lane_ids), [])
+    if drop_lane_at is not None:
+        first, last = blocks
+        arms["main_after"] = Arm("main_after", last.id, None, list(last.lane_ids), [])
+        taper_ref = ref[k0 : k1 + 1]
+        unit_normal = offset_polyline(taper_ref, 1.0) - taper_ref  # (N, 2) left normals
+        u = path_arc_length(taper_ref) / path_arc_length(taper_ref)[-1]
+        rbc_id, members = ids(), []
+        lane_map = {ln.id: ln for ln in objects if isinstance(ln, Lane)}
+        for i in range(lanes_forward):
+            j = min(i, lanes_forward - 2)
+            offset = -(i + 0.5) * lane_width + (i - j) * lane_width * 0.5 * (1.0 - np.cos(np.pi * u))
+            xy = taper_ref + unit_normal * offset[:, None]
+            c, left, right, poly = lane_geometry(xy, lane_width)
+            src, dst = lane_map[first.lane_ids[i]], lane_map[last.lane_ids[j]]
+            conn = LaneConnector(ids(), poly, c, left, right, speed_limit, rbc_id, [src.id], [dst.id])
+            src.outgoing_ids.append(conn.id)
+            dst.incoming_ids.append(conn.id)
+            paths[conn.id] = Path(xy)
+            objects.append(conn)
+            members.append(conn)
+        first.outgoing_ids.append(rbc_id)
+        last.incoming_ids.append(rbc_id)
+        poly = union_polygon([m.polygon for m in members])
+        # Like nuPlan's connectors, the taper lies in an intersection polygon (reaching 0.3 m into the
+        # roadblocks on both sides), so drivable-area checks over roadblocks and intersections cover it.
+        int_id = ids()
+        road = union_polygon([first.polygon, poly, last.polygon])
+        objects.append(Intersection(int_id, poly.buffer(0.3).intersection(road), IntersectionType.DEFAULT))
+        for m in members:
+            m.intersection_id = int_id
+        objects.append(RoadblockConnector(rbc_id, poly, [m.id for m in members], [first.id], [last.id], int_id))
     return RoadNetwork(Map(name, objects), arms, paths)
 
 
 def build_intersection(
     *,
     arms: tuple[str, ...] = ("east", "north", "west", "south"),
-    arm_length: float = 120.0,
+    arm_length: float = 200.0,
     lanes_in: int = 2,
     lanes_out: int = 2,
     lane_width: float = 3.5,

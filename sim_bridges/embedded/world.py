@@ -14,12 +14,26 @@ import numpy as np
 from irl_vla.data.enums import AgentClass, SE2Index
 from irl_vla.data.map import Map
 from sim_bridges.embedded.agents import Agent
-from sim_bridges.embedded.idm import idm_acceleration
+from sim_bridges.embedded.expert import plan_lateral
+from sim_bridges.embedded.idm import acc_acceleration
 from sim_bridges.embedded.traffic_lights import LightState, TrafficLightProgramme
 
 DT = 0.1  # [s] simulation step
 LOOK_AHEAD = 80.0  # [m] leader search range
 PREDICTION_HORIZON = 4.0  # [s] look-ahead for people about to cross
+
+
+LATERAL_ACCEL_COMFORT = 2.0  # [m/s^2] drivers slow for curves to keep lateral acceleration below this
+CURVE_PREVIEW = np.arange(0.0, 60.0, 2.0)  # [m] distances ahead checked for curvature
+
+
+def curve_speed(agent: Agent) -> float:
+    """Highest speed [m/s] from which ``agent`` can slow comfortably to every curve speed ahead on its path."""
+    kappa = np.abs(agent.path.curvature_at(agent.s + CURVE_PREVIEW))  # (P,)
+    v_curve = np.sqrt(LATERAL_ACCEL_COMFORT / np.maximum(kappa, 1e-4))
+    # Plan with half the comfortable deceleration: the IDM tracks a falling desired speed with some lag.
+    reachable = np.sqrt(v_curve**2 + agent.idm.decel_comfort * np.maximum(CURVE_PREVIEW - agent.length / 2, 0))
+    return float(reachable.min())
 
 
 @dataclass
@@ -63,11 +77,11 @@ class World:
     # ------------------------------------------------------------------ perception of one agent
     def _leader_gap(
         self, agent: Agent, poses: np.ndarray, others: list[int], everyone: list[Agent]
-    ) -> tuple[float, float]:
-        """Bumper gap [m] and speed [m/s] of the nearest object ahead on ``agent``'s path."""
+    ) -> tuple[float, float, float]:
+        """Bumper gap [m], speed [m/s] and acceleration [m/s^2] of the nearest object ahead on ``agent``'s path."""
         if not others:
-            return np.inf, 0.0
-        best_gap, best_speed = self._crossing_gap(agent, [everyone[i] for i in others]), 0.0
+            return np.inf, 0.0, 0.0
+        best_gap, best_speed, best_accel = self._crossing_gap(agent, [everyone[i] for i in others]), 0.0, 0.0
         centres = poses[others, : SE2Index.HEADING]
         s, lat = agent.path.project(centres)
         for k, idx in enumerate(others):
@@ -77,13 +91,19 @@ class World:
                 continue
             vulnerable = other.agent_class in (AgentClass.PEDESTRIAN, AgentClass.BICYCLE)
             margin = 1.2 if vulnerable else 0.3  # anticipate people stepping into the lane
-            if abs(lat[k] - agent.lateral) > (agent.width + other.width) / 2 + margin:
+            lo, hi = agent.lateral_span()
+            shift = (other.manoeuvre.end - other.lateral) if other.manoeuvre is not None else 0.0
+            o_lo, o_hi = min(lat[k], lat[k] + shift), max(lat[k], lat[k] + shift)
+            half = (agent.width + other.width) / 2 + margin
+            if o_hi < lo - half or o_lo > hi + half:
                 continue
             gap = ds - (agent.length + other.length) / 2
             if gap < best_gap:
                 heading_diff = poses[idx, SE2Index.HEADING] - agent.pose[SE2Index.HEADING]
-                best_gap, best_speed = gap, max(0.0, other.speed * float(np.cos(heading_diff)))
-        return best_gap, best_speed
+                along = float(np.cos(heading_diff))
+                best_gap, best_speed = gap, max(0.0, other.speed * along)
+                best_accel = other.accel * along if best_speed > 0 else 0.0
+        return best_gap, best_speed, best_accel
 
     def _crossing_gap(self, agent: Agent, others: list[Agent]) -> float:
         """Gap [m] to where a pedestrian or cyclist walking its own path enters this agent's lane in 4 s."""
@@ -95,7 +115,9 @@ class World:
             moving = np.maximum(0.0, horizon - max(0.0, other.start_time - self.time))
             future = other.path.pose_at(other.s + other.speed * moving)[:, : SE2Index.HEADING]  # (T, 2)
             s, lat = agent.path.project(future)
-            inside = (np.abs(lat - agent.lateral) < (agent.width + other.width) / 2 + 1.0) & (s > agent.s)
+            inside = (np.abs(lat - np.clip(lat, *agent.lateral_span())) < (agent.width + other.width) / 2 + 1.0) & (
+                s > agent.s
+            )
             if inside.any():
                 best = min(best, float(s[inside].min()) - agent.s - (agent.length + other.length) / 2)
         return best
@@ -103,6 +125,8 @@ class World:
     def _stop_gap(self, agent: Agent) -> float:
         """Gap [m] to the first stop line ahead that must be respected now (inf if none)."""
         front = agent.s + agent.length / 2
+        if agent.hold_s < np.inf:
+            return max(agent.hold_s - front, 0.0)
         for stop in agent.stops:
             dist = stop.s - front
             if dist < -0.5:
@@ -115,24 +139,33 @@ class World:
                     braking = agent.speed**2 / (2 * agent.idm.decel_comfort)
                     if dist > braking:  # can stop comfortably: do
                         return max(dist, 0.0)
-            elif stop.kind == "yield" and dist < 40.0 and self._junction_busy(agent):
+            elif stop.kind == "yield" and dist < 40.0 and self._junction_busy(agent, dist):
                 return max(dist, 0.0)
+        if agent.manoeuvre is None and abs(agent.lateral - agent.home_lateral) > 1.0:
+            # Still outside its lane (a merge or a lane change the route needs): the lane ends or turns away
+            # at ``lane_change_before``; wait there for a gap rather than go on.
+            return max(agent.lane_change_before - front, 0.0)
         return np.inf
 
-    def _junction_busy(self, agent: Agent) -> bool:
-        """Whether a priority road user is in the junction or reaches it within 4 s."""
+    def _junction_busy(self, agent: Agent, dist: float) -> bool:
+        """Whether a priority road user is in the junction or reaches it before ``agent`` could clear it.
+
+        ``dist`` [m] is the agent's distance to its yield line; clearing means crossing the junction box and
+        the agent's length at its current speed (at least 2.5 m/s), plus 1.5 s.
+        """
         h = self.junction_half_size
+        horizon = max(4.0, (max(dist, 0.0) + 2 * h + agent.length) / max(agent.speed, 2.5) + 1.5)
         for other in self.all_agents:
             if other is agent or other.track_token not in self.priority_tokens or other.speed < 0.5:
                 continue
             x, y, _ = other.pose
-            dist = max(abs(x), abs(y)) - h
-            if dist < 0:  # inside the box; leaving it frees the junction once past the centre
+            gap = max(abs(x), abs(y)) - h
+            if gap < 0:  # inside the box; leaving it frees the junction once past the centre
                 if np.hypot(x, y) < h:
                     return True
                 continue
             heading_in = np.dot([np.cos(other.pose[2]), np.sin(other.pose[2])], [-x, -y]) > 0
-            if heading_in and dist / max(other.speed, 0.1) < 4.0:
+            if heading_in and gap / max(other.speed, 0.1) < horizon:
                 return True
         return False
 
@@ -152,24 +185,58 @@ class World:
                 continue
             near = np.linalg.norm(poses[:, :2] - poses[i, :2], axis=1) < LOOK_AHEAD + 10
             others = [j for j in np.flatnonzero(near) if j != i]
-            gap, lead_speed = self._leader_gap(agent, poses, others, everyone)
+            gap, lead_speed, lead_accel = self._leader_gap(agent, poses, others, everyone)
             stop_gap = self._stop_gap(agent)
             if stop_gap < gap:
-                gap, lead_speed = stop_gap, 0.0
-            acc[i] = float(idm_acceleration(agent.speed, agent.target_speed, gap, lead_speed, agent.idm))
+                gap, lead_speed, lead_accel = stop_gap, 0.0, 0.0
+            v0 = min(agent.target_speed, curve_speed(agent))
+            acc[i] = acc_acceleration(agent.speed, v0, gap, lead_speed, lead_accel, agent.idm)
         return acc
+
+    def _people_wait(self, person: Agent, poses: np.ndarray) -> bool:
+        """Whether a pedestrian or cyclist crossing on its own path must wait: a vehicle is in its next 2 m."""
+        ahead = person.path.pose_at(person.s + np.array([0.6, 1.2, 2.0]))[:, : SE2Index.HEADING]  # (3, 2)
+        for agent, pose in zip(self.all_agents, poses, strict=True):
+            if agent is person or agent.agent_class is not AgentClass.VEHICLE:
+                continue
+            rel = ahead - pose[: SE2Index.HEADING]
+            c, s = np.cos(pose[SE2Index.HEADING]), np.sin(pose[SE2Index.HEADING])
+            along, across = rel[:, 0] * c + rel[:, 1] * s, -rel[:, 0] * s + rel[:, 1] * c
+            if np.any((np.abs(along) < agent.length / 2 + 1.0) & (np.abs(across) < agent.width / 2 + 1.0)):
+                return True
+        return False
 
     def step(self, ego_accel: float | None = None) -> None:
         """Advance 0.1 s. ``ego_accel`` [m/s^2] overrides the ego's own IDM (closed-loop control)."""
+        for agent in self.all_agents:
+            while agent.speed_schedule and agent.speed_schedule[0][0] <= self.time:
+                speed = agent.speed_schedule.pop(0)[1]
+                if speed > 0.0:
+                    agent.target_speed, agent.hold_s = speed, np.inf
+                else:  # come to a comfortable stop, then wait
+                    braking = agent.speed**2 / (2.0 * 0.7 * agent.idm.decel_comfort)
+                    agent.hold_s = agent.s + agent.length / 2 + braking + agent.idm.min_gap
+            if agent.lane_change_at is not None and self.time >= agent.lane_change_at and agent.manoeuvre is None:
+                agent.home_lateral = agent.lane_change_to
+                agent.start_manoeuvre(agent.lane_change_to, brisk=True)
+                agent.lane_change_at = None
+        if ego_accel is None and self.ego.expert and round(self.time / DT) % 5 == 0:
+            plan_lateral(self, self.ego)
         acc = self.accelerations(skip_ego=ego_accel is not None)
         if ego_accel is not None:
             acc[0] = ego_accel
+        poses = np.stack([a.pose for a in self.all_agents])  # (N, 3)
         for a, agent in zip(acc, self.all_agents, strict=True):
             if agent.is_static or self.time < agent.start_time:
                 agent.accel = 0.0
                 continue
-            new_speed = max(0.0, agent.speed + a * DT)
+            if not agent.reactive:
+                # People crossing keep their pace but do not walk into a vehicle in front of them.
+                new_speed = 0.0 if self._people_wait(agent, poses) else agent.target_speed
+            else:
+                new_speed = max(0.0, agent.speed + a * DT)
             agent.s += 0.5 * (agent.speed + new_speed) * DT
             agent.accel = (new_speed - agent.speed) / DT
             agent.speed = new_speed
+            agent.advance_lateral()
         self.time = round(self.time + DT, 9)

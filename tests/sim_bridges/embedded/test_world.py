@@ -17,7 +17,7 @@ from tests.fixtures import footprint
 
 
 def junction_world(turn_to: str = "east", lane: int = 1, offset: float = 0.0) -> tuple[World, RoadNetwork, list[str]]:
-    net = build_intersection(lanes_in=2, lanes_out=2)
+    net = build_intersection(lanes_in=2, lanes_out=2, arm_length=120.0)
     west = net.arms["west"]
     src = west.in_lanes[lane]
     conn = net.connector(src, turn_to)
