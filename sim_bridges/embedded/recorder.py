@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from irl_vla.data.enums import BoundingBoxIndex, SE2Index
 from irl_vla.data.geometry import absolute_to_relative
 from irl_vla.data.scene import Annotations, EgoStatus, Frame, Scene, SceneMetadata, one_hot_command
 from irl_vla.data.scene_filter import SceneFilter
+from sim_bridges.embedded.labels import HORIZON, instruction, meta_action, trace
 from sim_bridges.embedded.world import DT, World
 
 RECORD_EVERY = 5  # simulation steps per logged frame (10 Hz -> 2 Hz)
@@ -50,14 +52,29 @@ def _annotations(world: World) -> Annotations:
 
 
 def record_log(
-    world: World, route_ids: list[str], route_centerline: np.ndarray, *, log_name: str, num_frames: int
+    world: World,
+    route_ids: list[str],
+    route_centerline: np.ndarray,
+    *,
+    log_name: str,
+    num_frames: int,
+    on_step: Callable[[], None] | None = None,
 ) -> list[Frame]:
-    """Step ``world`` and record ``num_frames`` frames at 2 Hz (the first before any step)."""
+    """Step ``world`` and record ``num_frames`` frames at 2 Hz (the first before any step).
+
+    Each frame carries an instruction with scene facts; its meta-action is read from the expert's next
+    ``labels.HORIZON`` seconds, simulated past the last frame. ``on_step`` runs after every world step
+    (an ``audit.Auditor``'s ``check``).
+    """
     frames = []
+    steps = [trace(world)]
     for index in range(num_frames):
         if index:
             for _ in range(RECORD_EVERY):
                 world.step()
+                steps.append(trace(world))
+                if on_step is not None:
+                    on_step()
         ego = world.ego
         pose = ego.pose
         curvature = float(ego.path.curvature_at(ego.s))
@@ -68,16 +85,24 @@ def record_log(
             driving_command=one_hot_command(compute_driving_command(route_centerline, pose[: SE2Index.HEADING])),
             in_global_frame=True,
         )
+        annotations = _annotations(world)
         frames.append(
             Frame(
                 token=frame_token(log_name, index),
                 timestamp=round(world.time / DT) * 100_000,
                 roadblock_ids=list(route_ids),
                 traffic_lights=world.red_connectors(),
-                annotations=_annotations(world),
+                annotations=annotations,
                 ego_status=status,
+                instruction=instruction(world, annotations),
             )
         )
+    # Look ahead past the last frame so that its label sees a full horizon too.
+    for _ in range(round(HORIZON / DT)):
+        world.step()
+        steps.append(trace(world))
+    for frame in frames:
+        frame.meta_action = meta_action(steps, frame.timestamp / 1e6)
     return frames
 
 

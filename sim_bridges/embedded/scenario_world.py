@@ -426,7 +426,7 @@ def _cross_traffic(
         used[lanes[0]] = s + float(rng.uniform(18.0, 30.0))
         v = limit * float(rng.uniform(0.6, 0.9))
         vehicle = make_road_user(
-            net, lanes, token=f"cross_{k}", s=s + 40.0, speed=v, target_speed=v, idm=expert_idm(rng)
+            net, lanes, token=f"cross_{k}", s=s + 120.0, speed=v, target_speed=v, idm=expert_idm(rng)
         )
         agents.append((vehicle, arm))
     return agents
