@@ -122,7 +122,7 @@ class Agent:
     lane_change_before: float = np.inf
     lane_change_at: float | None = None
     lane_change_to: float = 0.0
-    nudge_room: tuple[float, float] = (0.8, 0.8)
+    nudge_room: tuple[float, float] = (0.7, 0.7)
     expert: bool = False
     speed_schedule: list[tuple[float, float]] = field(default_factory=list)
     hold_s: float = np.inf

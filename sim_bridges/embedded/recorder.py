@@ -12,6 +12,7 @@ from irl_vla.data.enums import BoundingBoxIndex, SE2Index
 from irl_vla.data.geometry import absolute_to_relative
 from irl_vla.data.scene import Annotations, EgoStatus, Frame, Scene, SceneMetadata, one_hot_command
 from irl_vla.data.scene_filter import SceneFilter
+from irl_vla.data.vehicle import PACIFICA
 from sim_bridges.embedded.labels import HORIZON, instruction, meta_action, trace
 from sim_bridges.embedded.world import DT, World
 
@@ -25,7 +26,7 @@ def frame_token(log_name: str, index: int) -> str:
 
 
 def _annotations(world: World) -> Annotations:
-    ego_pose = world.ego.pose
+    ego_pose = PACIFICA.rear_axle_from_center(world.ego.pose)
     rows, names, vels, tokens = [], [], [], []
     for agent in world.agents:
         pose = agent.pose
@@ -76,7 +77,7 @@ def record_log(
                 if on_step is not None:
                     on_step()
         ego = world.ego
-        pose = ego.pose
+        pose = PACIFICA.rear_axle_from_center(ego.pose)  # the ego's pose is its rear axle's
         curvature = float(ego.path.curvature_at(ego.s))
         status = EgoStatus(
             ego_pose=pose,

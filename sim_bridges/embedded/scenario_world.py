@@ -14,6 +14,7 @@ import numpy as np
 
 from irl_vla.common.io import DataFormatError
 from irl_vla.data.enums import AgentClass
+from irl_vla.data.vehicle import PACIFICA
 from scenarios.registry import ScenarioFamily
 from sim_bridges.embedded.agents import Agent, StopPoint
 from sim_bridges.embedded.idm import IDMParams
@@ -25,6 +26,7 @@ from sim_bridges.embedded.world import World
 
 LANE_WIDTH = 3.5  # [m]
 CORRIDOR_LENGTH = 450.0  # [m]
+IN_LANE_ROOM = (LANE_WIDTH - PACIFICA.width) / 2 + 0.1  # [m] a nudge within the lane may reach 0.1 m over the line
 
 KNOWN_KEYS: dict[str, set[str]] = {
     "road": {
@@ -169,8 +171,8 @@ class _Builder:
         self.lane_offsets = tuple((home - j) * LANE_WIDTH for j in range(n))
         self.change_before = self.net.paths[main[home]].length if drop else np.inf
         has_left = home > 0 or "oncoming" in self.net.arms
-        room_left = 0.8 + (0.7 * LANE_WIDTH if has_left else 0.0)
-        room_right = 0.8 + (0.7 * LANE_WIDTH if home < n - 1 else 0.0)
+        room_left = IN_LANE_ROOM + (0.7 * LANE_WIDTH if has_left else 0.0)
+        room_right = IN_LANE_ROOM + (0.7 * LANE_WIDTH if home < n - 1 else 0.0)
         self.nudge_room = (room_right, room_left)
 
     def _follow(self, lane: str) -> list[str]:
@@ -193,7 +195,7 @@ class _Builder:
         self.start_offset = (home - start) * LANE_WIDTH
         self.lane_offsets = tuple((home - j) * LANE_WIDTH for j in range(len(in_lanes)))
         self.change_before = self.net.paths[self.route_lanes[0]].length - 8.0
-        self.nudge_room = (0.8, 0.8)
+        self.nudge_room = (IN_LANE_ROOM, IN_LANE_ROOM)
 
     def make_ego(self) -> Agent:
         ego = make_road_user(
@@ -205,6 +207,7 @@ class _Builder:
             target_speed=self.limit * float(self.rng.uniform(0.8, 0.95)),
             idm=expert_idm(self.rng),
             lateral=self.start_offset,
+            dimensions=(PACIFICA.length, PACIFICA.width, PACIFICA.height),
         )
         ego.lane_offsets = self.lane_offsets
         ego.lane_change_before = self.change_before
