@@ -11,6 +11,8 @@ import sys
 
 #: command -> (module with a hydra ``main``, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("tools.generate", "write the embedded splits (synth_navtrain, synth_navtest, synth_navhard)"),
+    "preview": ("tools.preview", "camera and bird's-eye PNGs of scenes of a generated split"),
     "bench": ("tools.run_bench", "benchmarks, one JSON line per measurement (suites: core)"),
 }
 

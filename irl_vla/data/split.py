@@ -1,0 +1,179 @@
+"""A split on disk (``<data_root>/<split>/``): ``manifest.json`` plus one log record per log under ``logs/``.
+
+The manifest (format ``irl_vla.split``) names the split, its generator settings and seeds, the counts, and per
+log its file, family, seed, SHA-256 and scene tokens. ``SceneLoader`` serves scenes by token from it, reading
+each log once (LRU-cached); a missing or corrupt log raises an error naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from irl_vla.common.io import DataFormatError, read_json
+from irl_vla.data.log_io import LOG_FORMAT_VERSION, LogRecord, read_log
+from irl_vla.data.scene import Scene
+
+SPLIT_FORMAT = "irl_vla.split"
+SPLIT_FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class LogEntry:
+    """One log of a split's manifest."""
+
+    log_name: str
+    file: str  # relative to the split directory
+    family: str
+    seed: int
+    sha256: str
+    scene_tokens: list[str]
+    hard: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "log_name": self.log_name,
+            "file": self.file,
+            "family": self.family,
+            "seed": self.seed,
+            "sha256": self.sha256,
+            "hard": self.hard,
+            "scene_tokens": list(self.scene_tokens),
+        }
+
+
+@dataclass
+class SplitManifest:
+    """Everything about a split except the logs' content."""
+
+    split: str
+    logs: list[LogEntry]
+    settings: dict[str, Any] = field(default_factory=dict)
+    rejected: int = 0  # logs regenerated with another seed because the expert's rollout failed its audit
+
+    @property
+    def tokens(self) -> list[str]:
+        """Every scene token, in log order."""
+        return [t for entry in self.logs for t in entry.scene_tokens]
+
+    def counts(self) -> dict[str, Any]:
+        """Logs and scenes, in total and per family."""
+        by_family: dict[str, dict[str, int]] = {}
+        for e in self.logs:
+            c = by_family.setdefault(e.family, {"logs": 0, "scenes": 0})
+            c["logs"] += 1
+            c["scenes"] += len(e.scene_tokens)
+        return {
+            "logs": len(self.logs),
+            "scenes": sum(len(e.scene_tokens) for e in self.logs),
+            "rejected": self.rejected,
+            "by_family": dict(sorted(by_family.items())),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (with the flat token list NAVSIM-style tools expect)."""
+        return {
+            "format": SPLIT_FORMAT,
+            "version": SPLIT_FORMAT_VERSION,
+            "log_format_version": LOG_FORMAT_VERSION,
+            "split": self.split,
+            "settings": self.settings,
+            "counts": self.counts(),
+            "logs": [e.to_dict() for e in self.logs],
+            "tokens": self.tokens,
+        }
+
+    @classmethod
+    def read(cls, split_dir: str | os.PathLike[str]) -> SplitManifest:
+        """Read ``<split_dir>/manifest.json``.
+
+        Raises:
+            FileNotFoundError: when the split has no manifest (not generated, or generation interrupted).
+            DataFormatError: naming the file and field when the manifest is malformed.
+        """
+        path = Path(split_dir) / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: generate the split first (irl-vla generate)")
+        doc = read_json(path)
+        if not isinstance(doc, dict) or doc.get("format") != SPLIT_FORMAT:
+            raise DataFormatError(f"{path}: not an {SPLIT_FORMAT} manifest")
+        if doc.get("version") != SPLIT_FORMAT_VERSION or doc.get("log_format_version") != LOG_FORMAT_VERSION:
+            raise DataFormatError(
+                f"{path}: manifest version {doc.get('version')} / log format {doc.get('log_format_version')}, "
+                f"expected {SPLIT_FORMAT_VERSION} / {LOG_FORMAT_VERSION}: regenerate the split"
+            )
+        try:
+            logs = [
+                LogEntry(
+                    str(e["log_name"]),
+                    str(e["file"]),
+                    str(e["family"]),
+                    int(e["seed"]),
+                    str(e["sha256"]),
+                    [str(t) for t in e["scene_tokens"]],
+                    bool(e.get("hard", False)),
+                )
+                for e in doc["logs"]
+            ]
+            return cls(str(doc["split"]), logs, dict(doc.get("settings", {})), int(doc["counts"]["rejected"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataFormatError(f"{path}: bad field ({type(e).__name__}: {e})") from None
+
+
+class SceneLoader:
+    """Scenes of a split by token.
+
+    Args:
+        split_dir: the split's directory.
+        cache_logs: how many decoded logs to keep in memory.
+    """
+
+    def __init__(self, split_dir: str | os.PathLike[str], cache_logs: int = 8) -> None:
+        self.split_dir = Path(split_dir)
+        self.manifest = SplitManifest.read(self.split_dir)
+        self._log_of: dict[str, LogEntry] = {}
+        for entry in self.manifest.logs:
+            for token in entry.scene_tokens:
+                if token in self._log_of:
+                    raise DataFormatError(f"{self.split_dir / MANIFEST}: scene token {token} appears twice")
+                self._log_of[token] = entry
+        self._cache: OrderedDict[str, LogRecord] = OrderedDict()
+        self._cache_size = cache_logs
+
+    @property
+    def tokens(self) -> list[str]:
+        """Every scene token of the split."""
+        return self.manifest.tokens
+
+    def __len__(self) -> int:
+        return len(self._log_of)
+
+    def entry(self, token: str) -> LogEntry:
+        """Manifest entry of the log holding scene ``token``."""
+        try:
+            return self._log_of[token]
+        except KeyError:
+            raise KeyError(f"split {self.manifest.split}: unknown scene token {token!r}") from None
+
+    def log(self, entry: LogEntry) -> LogRecord:
+        """The decoded log of a manifest entry (cached)."""
+        if entry.log_name in self._cache:
+            self._cache.move_to_end(entry.log_name)
+            return self._cache[entry.log_name]
+        path = self.split_dir / entry.file
+        record = read_log(path)
+        if record.log_name != entry.log_name:
+            raise DataFormatError(f"{path}: holds log {record.log_name}, the manifest expects {entry.log_name}")
+        self._cache[entry.log_name] = record
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return record
+
+    def get_scene(self, token: str) -> Scene:
+        """The scene with current-frame ``token`` (map attached, no sensors)."""
+        return self.log(self.entry(token)).scene(token)

@@ -1,0 +1,143 @@
+"""Preview pictures of a scene: every camera of the rig, and a bird's-eye view of the current frame.
+
+The BEV (ego frame, x up) shows the map (lanes, connectors, crosswalks), traffic-light states on the
+signalised connectors (red/green), the annotated objects, the ego, its route centreline, history and the
+expert's future, with the instruction and meta-action as the title.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Polygon as PolygonPatch
+from PIL import Image
+
+from irl_vla.common.io import replacing
+from irl_vla.data.enums import BoundingBoxIndex, SE2Index
+from irl_vla.data.map import MapLayer
+from irl_vla.data.scene import Scene
+from irl_vla.data.vehicle import PACIFICA
+from sim_bridges.embedded.render.camera import object_colour
+from sim_bridges.embedded.render.sensors import SensorRenderer
+
+BEV_RANGE = (-20.0, 60.0, -35.0, 35.0)  # x_min, x_max, y_min, y_max in the ego frame [m]
+
+
+def _to_ego(points: np.ndarray, ego_pose: np.ndarray) -> np.ndarray:
+    c, s = np.cos(ego_pose[2]), np.sin(ego_pose[2])
+    d = points - ego_pose[:2]
+    return np.stack([d[:, 0] * c + d[:, 1] * s, -d[:, 0] * s + d[:, 1] * c], axis=1)
+
+
+def _box_corners(x: float, y: float, h: float, length: float, width: float) -> np.ndarray:
+    c, s = np.cos(h), np.sin(h)
+    local = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]]) * [length / 2, width / 2]
+    return local @ np.array([[c, s], [-s, c]]) + [x, y]
+
+
+def _plot(ax: plt.Axes, xy: np.ndarray, **kw: object) -> None:
+    # Ego frame x forward is drawn upwards, y left is drawn to the left.
+    ax.plot(-xy[:, 1], xy[:, 0], **kw)
+
+
+def _fill(ax: plt.Axes, xy: np.ndarray, **kw: object) -> None:
+    ax.add_patch(PolygonPatch(np.stack([-xy[:, 1], xy[:, 0]], axis=1), closed=True, **kw))
+
+
+def bev_figure(scene: Scene, title: str = "") -> plt.Figure:
+    """Bird's-eye view of the scene's current frame."""
+    if scene.map_api is None:
+        raise ValueError(f"scene {scene.token}: the BEV needs the scene's map")
+    frame = scene.current_frame
+    ego = frame.ego_status.ego_pose
+    fig, ax = plt.subplots(figsize=(6.4, 7.2), dpi=100)
+    ax.set_facecolor((0.38, 0.44, 0.33))
+    x0, x1, y0, y1 = BEV_RANGE
+    centre = ego[:2] + PACIFICA.rear_axle_to_center * np.array([np.cos(ego[2]), np.sin(ego[2])])
+    layers = [MapLayer.INTERSECTION, MapLayer.LANE, MapLayer.LANE_CONNECTOR, MapLayer.CROSSWALK]
+    near = scene.map_api.query_radius(centre, 110.0, layers)
+    for layer in (MapLayer.INTERSECTION, MapLayer.LANE, MapLayer.LANE_CONNECTOR):
+        for obj in near.get(layer, []):
+            _fill(ax, _to_ego(np.asarray(obj.polygon.exterior.coords), ego), fc=(0.35, 0.35, 0.37), ec="none")
+    for obj in near.get(MapLayer.LANE, []):
+        for boundary in (obj.left_boundary, obj.right_boundary):
+            _plot(ax, _to_ego(boundary, ego), color=(0.85, 0.85, 0.8), lw=0.6)
+    for obj in near.get(MapLayer.CROSSWALK, []):
+        _fill(ax, _to_ego(np.asarray(obj.polygon.exterior.coords), ego), fc="none", ec="white", hatch="||", lw=0.5)
+    for cid, red in frame.traffic_lights:
+        if scene.map_api.has(MapLayer.LANE_CONNECTOR, cid):
+            line = _to_ego(scene.map_api.get_lane(cid).centerline[:, :2], ego)
+            if np.any(np.abs(line[:, 0] - 20) < 45):
+                _plot(ax, line[:12], color="red" if red else "limegreen", lw=2.5, alpha=0.9)
+    if frame.roadblock_ids:
+        try:
+            route = scene.map_api.route_centerline(frame.roadblock_ids, ego)
+            _plot(ax, _to_ego(route[:, :2], ego), color="deepskyblue", lw=1.2, ls="--", label="route")
+        except (KeyError, ValueError):
+            pass
+    ann = frame.annotations
+    for k, box in enumerate(ann.boxes):
+        corners = _box_corners(
+            box[BoundingBoxIndex.X],
+            box[BoundingBoxIndex.Y],
+            box[BoundingBoxIndex.HEADING],
+            box[BoundingBoxIndex.LENGTH],
+            box[BoundingBoxIndex.WIDTH],
+        )
+        colour = np.array(object_colour(ann.names[k], ann.track_tokens[k])) / 255
+        _fill(ax, corners, fc=colour, ec="black", lw=0.6)
+        v = ann.velocity_3d[k, :2]
+        if np.hypot(*v) > 0.5:
+            start = box[[BoundingBoxIndex.X, BoundingBoxIndex.Y]]
+            _plot(ax, np.stack([start, start + v]), color="black", lw=0.8)
+    ego_box = _box_corners(PACIFICA.rear_axle_to_center, 0.0, 0.0, PACIFICA.length, PACIFICA.width)
+    _fill(ax, ego_box, fc="white", ec="black", lw=1.0)
+    history = scene.get_history_trajectory().poses[:, : SE2Index.HEADING]
+    _plot(ax, history, color="orange", lw=1.5, marker="o", ms=3, label="history")
+    future = scene.get_future_trajectory().poses[:, : SE2Index.HEADING]
+    _plot(ax, np.concatenate([[[0.0, 0.0]], future]), color="magenta", lw=2, marker="o", ms=3, label="expert future")
+    ax.set_xlim(-y1, -y0)
+    ax.set_ylim(x0, x1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("-y [m] (right)")
+    ax.set_ylabel("x [m] (forward)")
+    ax.legend(loc="lower left", fontsize=7)
+    label = frame.meta_action.value if frame.meta_action is not None else "-"
+    wrapped = "\n".join(textwrap.wrap(f"[{label}] {frame.instruction}", 80))
+    ax.set_title(f"{title}\n{wrapped}" if title else wrapped, fontsize=7, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def write_preview(scene: Scene, renderer: SensorRenderer, out_dir: str | Path, title: str = "") -> list[Path]:
+    """Write ``<token>_<camera>.png`` per camera, ``<token>_cameras.png`` (side by side) and ``<token>_bev.png``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if scene.map_api is None:
+        raise ValueError(f"scene {scene.token}: the preview needs the scene's map")
+    cams = renderer.render_cameras(scene.current_frame, scene.map_api)
+    written = []
+    for name, cam in cams.items():
+        assert cam.image is not None
+        path = out_dir / f"{scene.token}_{name}.png"
+        with replacing(path) as tmp:
+            Image.fromarray(cam.image).save(tmp, format="PNG")
+        written.append(path)
+    strip = np.concatenate([c.image for c in cams.values() if c.image is not None], axis=1)
+    path = out_dir / f"{scene.token}_cameras.png"
+    with replacing(path) as tmp:
+        Image.fromarray(strip).save(tmp, format="PNG")
+    written.append(path)
+    fig = bev_figure(scene, title)
+    path = out_dir / f"{scene.token}_bev.png"
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    written.append(path)
+    return written
