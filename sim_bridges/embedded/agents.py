@@ -61,10 +61,13 @@ class LateralManoeuvre:
 def manoeuvre_length(speed: float, shift: float, *, brisk: bool = False) -> float:
     """Travel [m] for a lateral shift of ``shift`` [m] at ``speed`` [m/s] keeping lateral acceleration near 1 m/s^2.
 
-    ``brisk`` halves the length (cut-ins by other drivers).
+    ``brisk`` shortens it to 60 % (cut-ins, late merges), never below the length that keeps the heading
+    within 0.25 rad of the path.
     """
-    comfortable = max(12.0, 4.0 * speed) * np.sqrt(max(abs(shift), 0.3) / 3.5)
-    return float(comfortable * (0.6 if brisk else 1.0))
+    comfortable = 4.0 * speed * np.sqrt(max(abs(shift), 0.3) / 3.5)
+    # Never steeper than 0.25 rad off the path (the box turns about its centre, so its corners swing out).
+    shortest = 2.0 * np.pi * max(abs(shift), 0.3)
+    return float(max(shortest, comfortable * (0.6 if brisk else 1.0)))
 
 
 @dataclass

@@ -104,10 +104,15 @@ def plan_lateral(world: World, agent: Agent) -> None:
     home = agent.home_lateral
     back_length = manoeuvre_length(agent.speed, home - agent.lateral)
     if abs(agent.lateral - home) > 0.05 and _blocked(agent, home, blockers) > back_length + 15.0:
-        # Home is free for long enough to get back (a blocker further on is dealt with when it comes).
-        length = back_length
+        # Home is free for long enough to get back (a blocker further on is dealt with when it comes). Where the
+        # lane ends, the move must be complete by then: briskly if need be, else wait at the end for a gap.
+        room = agent.lane_change_before - (agent.s + agent.length / 2)
+        brisk = back_length > room
+        if brisk and manoeuvre_length(agent.speed, home - agent.lateral, brisk=True) > room:
+            return
+        length = manoeuvre_length(agent.speed, home - agent.lateral, brisk=brisk)
         if _safe(agent, home, movers, length / max(agent.speed, 1.0) + 2.0):
-            agent.start_manoeuvre(home)
+            agent.start_manoeuvre(home, brisk=brisk)
         return
     if here == np.inf:
         return

@@ -21,6 +21,7 @@ from sim_bridges.embedded.traffic_lights import LightState, TrafficLightProgramm
 DT = 0.1  # [s] simulation step
 LOOK_AHEAD = 80.0  # [m] leader search range
 PREDICTION_HORIZON = 4.0  # [s] look-ahead for people about to cross
+LANE_END_ROOM = 25.0  # [m] a vehicle waiting to merge stops this far before its lane ends, to steer out from rest
 
 
 LATERAL_ACCEL_COMFORT = 2.0  # [m/s^2] drivers slow for curves to keep lateral acceleration below this
@@ -91,7 +92,15 @@ class World:
                 continue
             vulnerable = other.agent_class in (AgentClass.PEDESTRIAN, AgentClass.BICYCLE)
             margin = 1.2 if vulnerable else 0.3  # anticipate people stepping into the lane
-            lo, hi = agent.lateral_span()
+            # Where the agent will be laterally when its front reaches the other's rear (its planned manoeuvre).
+            own = (
+                agent.lateral
+                if agent.manoeuvre is None
+                else agent.manoeuvre.offset(agent.s + max(ds - other.length / 2, 0.0))
+            )
+            lo, hi = min(agent.lateral, own), max(agent.lateral, own)
+            if agent.manoeuvre is not None and ds - (agent.length + other.length) / 2 > 0.5:
+                lo = hi = own  # not alongside yet: only the planned position counts
             shift = (other.manoeuvre.end - other.lateral) if other.manoeuvre is not None else 0.0
             o_lo, o_hi = min(lat[k], lat[k] + shift), max(lat[k], lat[k] + shift)
             half = (agent.width + other.width) / 2 + margin
@@ -144,7 +153,7 @@ class World:
         if agent.manoeuvre is None and abs(agent.lateral - agent.home_lateral) > 1.0:
             # Still outside its lane (a merge or a lane change the route needs): the lane ends or turns away
             # at ``lane_change_before``; wait there for a gap rather than go on.
-            return max(agent.lane_change_before - front, 0.0)
+            return max(agent.lane_change_before - LANE_END_ROOM - front, 0.0)
         return np.inf
 
     def _junction_busy(self, agent: Agent, dist: float) -> bool:

@@ -16,15 +16,19 @@ from sim_bridges.embedded.world import World
 from tests.fixtures import footprint
 
 
-def junction_world(turn_to: str = "east", lane: int = 1, offset: float = 0.0) -> tuple[World, RoadNetwork, list[str]]:
+def junction_world(
+    turn_to: str = "east", lane: int = 1, offset: float = 0.0, ego_s: float = 40.0
+) -> tuple[World, RoadNetwork, list[str]]:
     net = build_intersection(lanes_in=2, lanes_out=2, arm_length=120.0)
     west = net.arms["west"]
     src = west.in_lanes[lane]
     conn = net.connector(src, turn_to)
     assert conn is not None
     lanes = [src, conn, net.map.get_lane(conn).outgoing_ids[0]]
-    ego = make_road_user(net, lanes, token="ego", s=40.0, speed=10.0, target_speed=12.0)
-    lead = make_road_user(net, lanes, token="lead", s=70.0, speed=8.0, target_speed=9.0, idm=IDMParams(headway=1.2))
+    ego = make_road_user(net, lanes, token="ego", s=ego_s, speed=10.0, target_speed=12.0)
+    lead = make_road_user(
+        net, lanes, token="lead", s=ego_s + 30.0, speed=8.0, target_speed=9.0, idm=IDMParams(headway=1.2)
+    )
     east = net.arms["east"]
     oncoming = make_road_user(
         net,
@@ -75,7 +79,7 @@ def test_leader_following_keeps_a_safe_gap() -> None:
 
 def test_recorded_scenes_are_valid_and_deterministic() -> None:
     def run():
-        world, net, lanes = junction_world(turn_to="north", lane=0, offset=0.0)
+        world, net, lanes = junction_world(turn_to="north", lane=0, offset=12.0, ego_s=60.0)
         route = net.route_ids(lanes)
         centerline = net.map.route_centerline(route, world.ego.pose)
         frames = record_log(world, route, centerline, log_name="log_0", num_frames=24)
