@@ -115,6 +115,7 @@ def plan_lateral(world: World, agent: Agent) -> None:
             agent.start_manoeuvre(home, brisk=brisk)
         return
     if here == np.inf:
+        agent.hold_s = np.inf
         return
     nearest = min((b for b in blockers if _blocked(agent, agent.lateral, [b]) == here), key=lambda b: b[0])
     ds_b, lat_b, blocker = nearest
@@ -125,6 +126,7 @@ def plan_lateral(world: World, agent: Agent) -> None:
         if home - room_right <= target <= home + room_left:
             options.append(target)
     options += sorted((o for o in agent.lane_offsets if o != home), key=lambda o: abs(o - agent.lateral))
+    hold = np.inf
     for target in options:
         length = manoeuvre_length(agent.speed, target - agent.lateral)
         if ds_b - (agent.length + blocker.length) / 2 > length + 15.0:
@@ -144,4 +146,9 @@ def plan_lateral(world: World, agent: Agent) -> None:
         time_out = passing + 2.0 * length / max(agent.speed, 1.0) + 2.0
         if _safe(agent, target, movers, time_out):
             agent.start_manoeuvre(target)
+            agent.hold_s = np.inf
             return
+        # Not now: if nothing else works, wait far enough back to steer out from rest once it is safe.
+        rear = agent.s + ds_b - blocker.length / 2
+        hold = min(hold, rear - manoeuvre_length(0.0, target - agent.lateral) - 1.0)
+    agent.hold_s = hold

@@ -87,7 +87,6 @@ def test_expert_waits_behind_the_barrier_for_oncoming_traffic() -> None:
     for _ in range(250):
         world.step()
         oncoming = world.agents[1]
-        _, lat = world.ego.path.project(oncoming.pose[None, :2])
         if s_at_pass is None and world.ego.path.project(oncoming.pose[None, :2])[0][0] < world.ego.s:
             s_at_pass = world.ego.s
         laterals.append(world.ego.lateral)
