@@ -75,3 +75,22 @@ def test_console_script_end_to_end(tmp_path: Path) -> None:
     assert any(json.loads(line).get("name") == "map_route_centerline_40_blocks" for line in res.stdout.splitlines())
     res = subprocess.run([exe, "no-such-command"], capture_output=True, text=True, env=env, timeout=60)
     assert res.returncode == 2 and "unknown command" in res.stderr
+
+
+def test_generate_then_preview_through_the_cli(tmp_path, capsys) -> None:
+    from tools.cli import main
+
+    sizes = [f"generate.splits.{s}.logs_per_family=1" for s in ("synth_navtrain", "synth_navtest", "synth_navhard")]
+    args = [
+        f"paths.data_root={tmp_path}",
+        "generate.families=[cyclist]",
+        "generate.workers=1",
+        "generate.progress=false",
+    ]
+    assert main(["generate", *args, *sizes, "generate.num_log_frames=16"]) == 0
+    out = capsys.readouterr().out
+    assert '"split": "synth_navhard"' in out and '"logs": 1' in out
+    assert main(["preview", f"paths.data_root={tmp_path}", f"out_dir={tmp_path / 'png'}"]) == 0
+    pngs = sorted(p.name for p in (tmp_path / "png").glob("*.png"))
+    assert len(pngs) == 5 and any(p.endswith("_bev.png") for p in pngs)
+    assert main(["generate", f"paths.data_root={tmp_path}", "generate.only=[synth_navbad]"]) != 0
