@@ -20,6 +20,7 @@ from irl_vla.data.map import (
 )
 from irl_vla.data.map.map_builder import bezier_path, lane_geometry, straight_path, union_polygon
 from irl_vla.data.scene import Annotations, EgoStatus, Frame, Scene, SceneMetadata, one_hot_command
+from sim_bridges.embedded.audit import footprint as audit_footprint
 
 W = 3.5  # lane width [m]
 PI = np.pi
@@ -122,9 +123,5 @@ def build_straight_scene(num_history: int = 4, num_future: int = 10, speed: floa
 
 
 def footprint(agent) -> Polygon:
-    """Box polygon of an embedded-world agent (centre pose, length, width)."""
-    x, y, h = agent.pose
-    c, s = np.cos(h), np.sin(h)
-    hl, hw = agent.length / 2, agent.width / 2
-    corners = [(hl, hw), (-hl, hw), (-hl, -hw), (hl, -hw)]
-    return Polygon([(x + c * a - s * b, y + s * a + c * b) for a, b in corners])
+    """Box polygon of an embedded-world agent (the audit's footprint)."""
+    return audit_footprint(agent)

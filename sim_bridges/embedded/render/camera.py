@@ -21,6 +21,7 @@ from sim_bridges.embedded.render.ground import PALETTE, GroundTexture
 SKY_TOP, SKY_HORIZON = np.array([110, 150, 205]), np.array([185, 205, 225])
 HAZE = np.array([170, 185, 200])
 NEAR = 0.2  # [m] near clipping plane
+HAZE_LEVELS = 32
 
 CAR_COLOURS = np.array(
     [(180, 30, 30), (30, 60, 150), (200, 200, 205), (40, 40, 45), (120, 125, 130), (20, 100, 60), (230, 230, 235)]
@@ -94,14 +95,17 @@ class CameraRenderer:
         self._ground_idx = np.flatnonzero(dist < max_range)
         self._ground_xy = ground[self._ground_idx, :2]  # (G, 2) ego frame
         haze = np.clip(dist[self._ground_idx] / max_range, 0.0, 1.0) ** 1.5
-        self._haze = (haze[:, None] * 255).astype(np.uint16)  # (G, 1) blend weight in 1/255
+        # Haze quantised to HAZE_LEVELS steps: colour = table[level * 256 + ground class], one gather per pixel.
+        level = np.round(haze * (HAZE_LEVELS - 1)).astype(np.int64)
+        self._haze_offset = (level * 256).astype(np.int64)  # (G,)
+        w = np.linspace(0.0, 1.0, HAZE_LEVELS)[:, None, None]
+        self._hazed_palette = (PALETTE[None].astype(np.float64) * (1 - w) + HAZE * w).astype(np.uint8).reshape(-1, 3)
         # Background: sky above the horizon, haze on the ground beyond range.
         elevation = np.clip(rays[:, 2] / np.linalg.norm(rays, axis=1), -1, 1)
         t = np.clip(elevation / 0.5, 0.0, 1.0)[:, None]
         sky = (SKY_HORIZON * (1 - t) + SKY_TOP * t).astype(np.uint8)
         sky[~(rays[:, 2] > -1e-6)] = HAZE.astype(np.uint8)
         self._background = sky.reshape(height, width, 3)
-        self._haze_rgb = HAZE.astype(np.uint16)
 
     def project(self, points_ego: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Pixel coordinates ``(N, 2)`` and depth ``(N,)`` [m] of ego-frame points ``(N, 3)``."""
@@ -118,9 +122,8 @@ class CameraRenderer:
         c, s = np.cos(ego_pose[2]), np.sin(ego_pose[2])
         gx = self._ground_xy[:, 0] * c - self._ground_xy[:, 1] * s + ego_pose[0]
         gy = self._ground_xy[:, 0] * s + self._ground_xy[:, 1] * c + ego_pose[1]
-        colours = PALETTE[ground.lookup(np.stack([gx, gy], axis=-1))].astype(np.uint16)
-        blended = (colours * (255 - self._haze) + self._haze_rgb * self._haze) // 255
-        image[self._ground_idx] = blended.astype(np.uint8)
+        classes = ground.lookup(np.stack([gx, gy], axis=-1))
+        image[self._ground_idx] = self._hazed_palette[self._haze_offset + classes]
         pil = Image.fromarray(image.reshape(self.height, self.width, 3))
         self.draw_boxes(ImageDraw.Draw(pil), boxes)
         return np.asarray(pil)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from irl_vla.common.io import DataFormatError
-from irl_vla.data.split import SceneLoader, SplitManifest
 from irl_vla.data.sensors import SensorConfig
+from irl_vla.data.split import SceneLoader, SplitManifest
 from sim_bridges.embedded.generate import GenerateConfig, SplitSpec, generate_split
 from sim_bridges.embedded.render.rig import RigConfig
 from sim_bridges.embedded.render.sensors import SensorRenderer
