@@ -139,7 +139,7 @@ def _run_task(task: Task, cfg: GenerateConfig, frame_interval: int, path: str) -
         f.write(data)
     entry = LogEntry(
         task.log_name,
-        str(out.name),
+        f"logs/{out.name}",
         task.family,
         seed,
         hashlib.sha256(data).hexdigest(),
@@ -161,14 +161,14 @@ def _existing(task: Task, path: Path) -> dict[str, Any] | None:
         return None
     entry = LogEntry(
         task.log_name,
-        path.name,
+        f"logs/{path.name}",
         task.family,
         int(record.meta.get("seed", -1)),
         hashlib.sha256(path.read_bytes()).hexdigest(),
         [tok for tok, _ in record.scenes],
         task.hard,
     )
-    return {"entry": entry.to_dict(), "rejected": 0, "reused": True}
+    return {"entry": entry.to_dict(), "rejected": 0}
 
 
 def plan_tasks(split: str, spec: SplitSpec, families: dict[str, ScenarioFamily], only: list[str] | None) -> list[Task]:
@@ -220,9 +220,7 @@ def generate_split(
                     results[futures[future].log_name] = future.result()
                     if progress is not None:
                         progress(len(results), len(tasks))
-    entries = [LogEntry(**_entry_kwargs(results[t.log_name]["entry"])) for t in tasks]
-    for e in entries:
-        e.file = f"logs/{e.file}"
+    entries = [LogEntry(**results[t.log_name]["entry"]) for t in tasks]
     settings = {
         "generator": "embedded",
         "base_seed": cfg.base_seed,
@@ -237,18 +235,6 @@ def generate_split(
     manifest = SplitManifest(split, entries, settings, rejected)
     write_json(split_dir / MANIFEST, manifest.to_dict())
     return manifest
-
-
-def _entry_kwargs(d: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "log_name": d["log_name"],
-        "file": d["file"],
-        "family": d["family"],
-        "seed": d["seed"],
-        "sha256": d["sha256"],
-        "scene_tokens": d["scene_tokens"],
-        "hard": d["hard"],
-    }
 
 
 def _previous_rejected(split_dir: Path) -> int:

@@ -20,6 +20,7 @@ from PIL import Image
 
 from irl_vla.common.io import replacing
 from irl_vla.data.enums import BoundingBoxIndex, SE2Index
+from irl_vla.data.geometry import points_to_local
 from irl_vla.data.map import MapLayer
 from irl_vla.data.scene import Scene
 from irl_vla.data.vehicle import PACIFICA
@@ -27,12 +28,6 @@ from sim_bridges.embedded.render.camera import object_colour
 from sim_bridges.embedded.render.sensors import SensorRenderer
 
 BEV_RANGE = (-20.0, 60.0, -35.0, 35.0)  # x_min, x_max, y_min, y_max in the ego frame [m]
-
-
-def _to_ego(points: np.ndarray, ego_pose: np.ndarray) -> np.ndarray:
-    c, s = np.cos(ego_pose[2]), np.sin(ego_pose[2])
-    d = points - ego_pose[:2]
-    return np.stack([d[:, 0] * c + d[:, 1] * s, -d[:, 0] * s + d[:, 1] * c], axis=1)
 
 
 def _box_corners(x: float, y: float, h: float, length: float, width: float) -> np.ndarray:
@@ -64,21 +59,23 @@ def bev_figure(scene: Scene, title: str = "") -> plt.Figure:
     near = scene.map_api.query_radius(centre, 110.0, layers)
     for layer in (MapLayer.INTERSECTION, MapLayer.LANE, MapLayer.LANE_CONNECTOR):
         for obj in near.get(layer, []):
-            _fill(ax, _to_ego(np.asarray(obj.polygon.exterior.coords), ego), fc=(0.35, 0.35, 0.37), ec="none")
+            _fill(ax, points_to_local(np.asarray(obj.polygon.exterior.coords), ego), fc=(0.35, 0.35, 0.37), ec="none")
     for obj in near.get(MapLayer.LANE, []):
         for boundary in (obj.left_boundary, obj.right_boundary):
-            _plot(ax, _to_ego(boundary, ego), color=(0.85, 0.85, 0.8), lw=0.6)
+            _plot(ax, points_to_local(boundary, ego), color=(0.85, 0.85, 0.8), lw=0.6)
     for obj in near.get(MapLayer.CROSSWALK, []):
-        _fill(ax, _to_ego(np.asarray(obj.polygon.exterior.coords), ego), fc="none", ec="white", hatch="||", lw=0.5)
+        _fill(
+            ax, points_to_local(np.asarray(obj.polygon.exterior.coords), ego), fc="none", ec="white", hatch="||", lw=0.5
+        )
     for cid, red in frame.traffic_lights:
         if scene.map_api.has(MapLayer.LANE_CONNECTOR, cid):
-            line = _to_ego(scene.map_api.get_lane(cid).centerline[:, :2], ego)
+            line = points_to_local(scene.map_api.get_lane(cid).centerline[:, :2], ego)
             if np.any(np.abs(line[:, 0] - 20) < 45):
                 _plot(ax, line[:12], color="red" if red else "limegreen", lw=2.5, alpha=0.9)
     if frame.roadblock_ids:
         try:
             route = scene.map_api.route_centerline(frame.roadblock_ids, ego)
-            _plot(ax, _to_ego(route[:, :2], ego), color="deepskyblue", lw=1.2, ls="--", label="route")
+            _plot(ax, points_to_local(route[:, :2], ego), color="deepskyblue", lw=1.2, ls="--", label="route")
         except (KeyError, ValueError):
             pass
     ann = frame.annotations

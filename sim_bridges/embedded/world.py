@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from irl_vla.data.enums import AgentClass, SE2Index
+from irl_vla.data.geometry import points_to_local
 from irl_vla.data.map import Map
 from sim_bridges.embedded.agents import Agent
 from sim_bridges.embedded.expert import plan_lateral
@@ -208,9 +209,7 @@ class World:
         for agent, pose in zip(self.all_agents, poses, strict=True):
             if agent is person or agent.agent_class is not AgentClass.VEHICLE:
                 continue
-            rel = ahead - pose[: SE2Index.HEADING]
-            c, s = np.cos(pose[SE2Index.HEADING]), np.sin(pose[SE2Index.HEADING])
-            along, across = rel[:, 0] * c + rel[:, 1] * s, -rel[:, 0] * s + rel[:, 1] * c
+            along, across = points_to_local(ahead, pose).T
             if np.any((np.abs(along) < agent.length / 2 + 1.0) & (np.abs(across) < agent.width / 2 + 1.0)):
                 return True
         return False

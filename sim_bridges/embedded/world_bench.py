@@ -91,7 +91,7 @@ def run(cfg: WorldBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
         loader = SceneLoader(Path(tmp) / "bench")
         tokens = manifest.tokens
         renderer = SensorRenderer()
-        frames = [(loader.get_scene(tok).current_frame, loader.get_scene(tok).map_api) for tok in tokens]
+        frames = [(scene.current_frame, scene.map_api) for scene in map(loader.get_scene, tokens)]
         picks = [frames[i % len(frames)] for i in range(cfg.render_frames)]
         for frame, map_api in frames:
             renderer.render_cameras(frame, map_api)  # build each map's ground raster once, as a loader would

@@ -15,6 +15,7 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw
 
 from irl_vla.data.enums import AgentClass
+from irl_vla.data.geometry import transform_points
 from irl_vla.data.sensors import CameraCalibration
 from sim_bridges.embedded.render.ground import PALETTE, GroundTexture
 
@@ -119,10 +120,7 @@ class CameraRenderer:
     def render(self, ground: GroundTexture, ego_pose: npt.NDArray[np.float64], boxes: list[Box3D]) -> np.ndarray:
         """Image ``(H, W, 3)`` uint8 of the scene seen from the ego at global rear-axle pose ``ego_pose``."""
         image = self._background.reshape(-1, 3).copy()
-        c, s = np.cos(ego_pose[2]), np.sin(ego_pose[2])
-        gx = self._ground_xy[:, 0] * c - self._ground_xy[:, 1] * s + ego_pose[0]
-        gy = self._ground_xy[:, 0] * s + self._ground_xy[:, 1] * c + ego_pose[1]
-        classes = ground.lookup(np.stack([gx, gy], axis=-1))
+        classes = ground.lookup(transform_points(self._ground_xy, ego_pose))
         image[self._ground_idx] = self._hazed_palette[self._haze_offset + classes]
         pil = Image.fromarray(image.reshape(self.height, self.width, 3))
         self.draw_boxes(ImageDraw.Draw(pil), boxes)

@@ -6,6 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 from irl_vla.data.enums import LidarIndex
+from irl_vla.data.geometry import transform_points
 from sim_bridges.embedded.render.camera import Box3D
 from sim_bridges.embedded.render.ground import INTENSITY, GroundTexture
 from sim_bridges.embedded.render.rig import LidarConfig
@@ -52,10 +53,7 @@ class LidarRenderer:
         inten = intensity[keep]
         on_ground = inten < 0
         if on_ground.any():
-            c, s = np.cos(ego_pose[2]), np.sin(ego_pose[2])
-            gp = points[on_ground, :2]
-            world = np.stack([gp[:, 0] * c - gp[:, 1] * s + ego_pose[0], gp[:, 0] * s + gp[:, 1] * c + ego_pose[1]], -1)
-            inten[on_ground] = INTENSITY[ground.lookup(world)]
+            inten[on_ground] = INTENSITY[ground.lookup(transform_points(points[on_ground, :2], ego_pose))]
         out = np.zeros((len(LidarIndex), len(points)), dtype=np.float32)
         out[[LidarIndex.X, LidarIndex.Y, LidarIndex.Z]] = points.T
         out[LidarIndex.INTENSITY] = inten
