@@ -1,0 +1,170 @@
+"""Batched LQR trajectory tracker (``reference/navsim.md`` §1.3).
+
+Longitudinal and lateral control are decoupled. Each is a one-step LQR over the tracking horizon: the input is
+held constant for ``tracking_horizon`` steps (zero-order hold), the Euler-discretised dynamics are lifted over
+the horizon, and the input minimising ``x_N^T Q x_N + u^T R u`` is applied. Reference speed and curvature
+profiles are fitted once per reference by regularised least squares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from irl_vla.data.enums import SE2Index
+from irl_vla.data.geometry import wrap_angle
+from irl_vla.data.vehicle import PACIFICA, VehicleParameters
+from irl_vla.scoring.states import FloatArray, StateIndex
+
+S = StateIndex
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Tracker constants (NAVSIM's defaults).
+
+    Attributes:
+        q_longitudinal: weight of the speed error.
+        r_longitudinal: weight of the acceleration input.
+        q_lateral: weights of (lateral error, heading error, steering angle).
+        r_lateral: weight of the steering-rate input.
+        discretization_time: controller step [s].
+        tracking_horizon: steps the input is held over.
+        jerk_penalty: regulariser of the speed-profile fit.
+        curvature_rate_penalty: regulariser of the curvature-profile fit.
+        stopping_proportional_gain: gain of the stopping P-controller [1/s].
+        stopping_velocity: below this reference and current speed the stopping controller takes over [m/s].
+    """
+
+    q_longitudinal: float = 10.0
+    r_longitudinal: float = 1.0
+    q_lateral: tuple[float, float, float] = (1.0, 10.0, 0.0)
+    r_lateral: float = 1.0
+    discretization_time: float = 0.1
+    tracking_horizon: int = 10
+    jerk_penalty: float = 1e-4
+    curvature_rate_penalty: float = 1e-2
+    stopping_proportional_gain: float = 0.5
+    stopping_velocity: float = 0.2
+
+
+def _integration_matrix(n: int, dt: float) -> FloatArray:
+    """``(N, N)`` matrix mapping (initial value, N - 1 derivatives) to the N integrated values."""
+    c = np.zeros((n, n))
+    c[:, 0] = 1.0
+    c[:, 1:] = dt * np.tril(np.ones((n, n)), k=-1)[:, : n - 1]
+    return c
+
+
+def _least_squares(a: FloatArray, y: FloatArray, penalty: float, r: FloatArray) -> FloatArray:
+    """Batched ``argmin ||y - A x||^2 + penalty ||R x||^2`` (the pseudo-inverse solution where singular)."""
+    at = a.transpose(0, 2, 1)
+    lhs = at @ a + penalty * (r.T @ r)[None]  # (K, M, M)
+    rhs = (at @ y[..., None])[..., 0]  # (K, M)
+    diag = np.abs(np.diagonal(lhs, axis1=1, axis2=2))
+    singular = diag.min(axis=1) <= 1e-12 * np.maximum(diag.max(axis=1), 1e-300)
+    x = np.empty_like(rhs)
+    if (~singular).any():
+        x[~singular] = np.linalg.solve(lhs[~singular], rhs[~singular][..., None])[..., 0]
+    if singular.any():
+        x[singular] = (np.linalg.pinv(lhs[singular]) @ rhs[singular][..., None])[..., 0]
+    return x
+
+
+def fit_speed_and_curvature(poses: FloatArray, dt: float, config: TrackerConfig) -> tuple[FloatArray, FloatArray]:
+    """Reference speed and curvature profiles of reference poses ``(K, N + 1, 3)``; each ``(K, N)``.
+
+    Speed: displacements ``d_k = dt * v_k * (cos h_k, sin h_k)`` with ``v_k = v_0 + dt * sum_{j<k} a_j``,
+    penalising differences of ``a`` (jerk). Curvature: heading changes ``dh_k = dt * v_k * kappa_k`` with
+    ``kappa_k = kappa_0 + dt * sum_{j<k} kappa_rate_j``, penalising ``kappa_rate``.
+    """
+    k, n1, _ = poses.shape
+    n = n1 - 1
+    xy_disp = np.diff(poses[..., : SE2Index.HEADING], axis=1)  # (K, N, 2)
+    heading = poses[:, :-1, SE2Index.HEADING]  # (K, N)
+    # v = C x with x = (v_0, a_0 .. a_{N-2}); C = [1 | dt * lower-triangular] maps x to speeds (N, N)
+    c = _integration_matrix(n, dt)
+    # The x and y rows of each displacement carry cos h_k and sin h_k, so A^T A = dt^2 C^T C is the same for
+    # every candidate and A^T y = dt C^T (displacements projected on the headings).
+    jerk = np.zeros((n - 2, n))
+    jerk[np.arange(n - 2), np.arange(1, n - 1)] = -1.0
+    jerk[np.arange(n - 2), np.arange(2, n)] = 1.0
+    lhs = dt**2 * c.T @ c + config.jerk_penalty * jerk.T @ jerk
+    along = np.cos(heading) * xy_disp[..., 0] + np.sin(heading) * xy_disp[..., 1]  # (K, N)
+    x = (dt * along @ c) @ np.linalg.pinv(lhs).T
+    speed = x @ c.T  # (K, N)
+
+    dh = wrap_angle(np.diff(poses[..., SE2Index.HEADING], axis=1))  # (K, N)
+    rate = np.zeros((n - 1, n))
+    rate[np.arange(n - 1), np.arange(1, n)] = 1.0
+    b = (speed * dt)[..., None] * c[None]  # (K, N, N)
+    z = _least_squares(b, dh, config.curvature_rate_penalty, rate)
+    curvature = z @ c.T
+    return speed, curvature
+
+
+class BatchLQRTracker:
+    """Tracks ``K`` reference pose sequences ``(K, N + 1, 3)`` sampled every ``discretization_time``.
+
+    Args:
+        reference: reference poses, the first at the current time ``(K, N + 1, 3)``.
+        config: tracker constants.
+        vehicle: wheel base for the lateral model.
+    """
+
+    def __init__(
+        self, reference: FloatArray, config: TrackerConfig = TrackerConfig(), vehicle: VehicleParameters = PACIFICA
+    ) -> None:
+        self.reference = reference
+        self.config = config
+        self.vehicle = vehicle
+        self.speed, self.curvature = fit_speed_and_curvature(reference, config.discretization_time, config)
+
+    def __call__(self, iteration: int, states: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Commands (acceleration ``(K,)``, steering rate ``(K,)``) at step ``iteration`` for states ``(K, 11)``."""
+        cfg, dt, horizon = self.config, self.config.discretization_time, self.config.tracking_horizon
+        n = self.speed.shape[1]
+        ref_pose = self.reference[:, iteration]  # (K, 3)
+        dx = states[:, S.X] - ref_pose[:, SE2Index.X]
+        dy = states[:, S.Y] - ref_pose[:, SE2Index.Y]
+        ref_h = ref_pose[:, SE2Index.HEADING]
+        lateral_error = -dx * np.sin(ref_h) + dy * np.cos(ref_h)
+        heading_error = wrap_angle(states[:, S.HEADING] - ref_h)
+        velocity = states[:, S.VELOCITY_X]
+
+        ref_speed = self.speed[:, min(iteration + horizon, n - 1)]
+        window = np.minimum(np.arange(iteration, iteration + horizon), n - 1)
+        curvature = self.curvature[:, window]  # (K, H), the last value held past the end
+
+        # longitudinal: v_H = v + H dt a
+        b_lon = horizon * dt
+        err = velocity - ref_speed
+        accel = -(b_lon * cfg.q_longitudinal * err) / (b_lon * cfg.q_longitudinal * b_lon + cfg.r_longitudinal)
+        stopping = (ref_speed <= cfg.stopping_velocity) & (velocity <= cfg.stopping_velocity)
+        accel = np.where(stopping, -cfg.stopping_proportional_gain * (velocity - ref_speed), accel)
+
+        speeds = velocity[:, None] + dt * accel[:, None] * np.arange(horizon)  # (K, H)
+        steering_rate = self._lateral(lateral_error, heading_error, states[:, S.STEERING_ANGLE], speeds, curvature)
+        return accel, np.where(stopping, 0.0, steering_rate)
+
+    def _lateral(
+        self, lat: FloatArray, head: FloatArray, steer: FloatArray, speeds: FloatArray, curvature: FloatArray
+    ) -> FloatArray:
+        """One-step LQR of the lifted lateral dynamics; every argument is per candidate ``(K,)`` or ``(K, H)``."""
+        dt, wb = self.config.discretization_time, self.vehicle.wheel_base
+        horizon = speeds.shape[1]
+        # Lifted dynamics over the horizon, x_{i+1} = A_i x_i + B u + g_i with A_i = [[1, v dt, 0], [0, 1, v dt / L],
+        # [0, 0, 1]], B = (0, 0, dt), g_i = (0, -v kappa dt, 0): run once with the input off (free response) and
+        # once with a unit input from rest (input response).
+        e, h, d = lat.copy(), head.copy(), steer.copy()
+        be, bh, bd = np.zeros_like(lat), np.zeros_like(lat), np.zeros_like(lat)
+        for i in range(horizon):
+            v = speeds[:, i]
+            e, h = e + v * dt * h, h + v * dt / wb * d - v * curvature[:, i] * dt
+            be, bh, bd = be + v * dt * bh, bh + v * dt / wb * bd, bd + dt
+        h = wrap_angle(h)
+        q = self.config.q_lateral
+        num = q[0] * be * e + q[1] * bh * h + q[2] * bd * d
+        den = q[0] * be * be + q[1] * bh * bh + q[2] * bd * bd + self.config.r_lateral
+        return -num / den

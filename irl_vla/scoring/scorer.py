@@ -1,0 +1,185 @@
+"""The scorer interface: plans in a cached scene -> NAVSIM v2 sub-scores and EPDMS, batched over candidates.
+
+``Scorer.score`` simulates the plans (``simulation``), asks its implementation for the geometric sub-metrics
+(ego-area flags, NC, DAC, DDC, TLC, TTC, LK and raw progress), normalises progress by the PDM-Closed reference
+(§1.7 EP), adds history comfort and aggregates with the one aggregation function. Two implementations share
+this class: ``ReferenceScorer`` (shapely, step by step, as the spec reads) and ``FastScorer`` (vectorised).
+EC needs two consecutive frames and is filled in by ``scene_aggregation``; here it is NaN.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from irl_vla.data.trajectory import TrajectorySampling
+from irl_vla.scoring.aggregation import AggregationConfig, aggregate
+from irl_vla.scoring.comfort import ComfortBounds, ExtendedComfortBounds, history_comfort
+from irl_vla.scoring.scene_cache import SceneCache
+from irl_vla.scoring.simulation import SimulationConfig, simulate_plans
+from irl_vla.scoring.states import FloatArray
+from irl_vla.scoring.sub_scores import NUM_SUB_SCORES, SubScore
+
+#: PDM-Closed plans are stored at this sampling (5 s at 0.1 s).
+PDM_SAMPLING = TrajectorySampling(num_poses=50, interval_length=0.1)
+
+
+class Geometric(IntEnum):
+    """Columns of the geometric metrics an implementation returns ``(K, 7)``."""
+
+    NC = 0
+    DAC = 1
+    DDC = 2
+    TLC = 3
+    TTC = 4
+    LK = 5
+    PROGRESS = 6  # raw progress along the centerline [m]
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    """Thresholds and weights of the scorer (NAVSIM v2 defaults, ``configs/scorer/default.yaml``).
+
+    Attributes:
+        aggregation: multiplicative sub-scores and weights.
+        driving_direction_horizon: DDC window [s].
+        driving_direction_compliance: DDC progress below which it is 1 [m].
+        driving_direction_violation: DDC progress from which it is 0 [m].
+        stopped_speed_threshold: ego speed below which TTC skips a step [m/s].
+        future_collision_horizon: TTC look-ahead [s].
+        future_collision_stride: steps between TTC look-ahead offsets.
+        progress_distance_threshold: EP is 1 when the best progress is below this [m].
+        lane_keeping_deviation_limit: LK allowed distance to the centerline [m].
+        lane_keeping_horizon: LK allowed time beyond the limit [s].
+        human_penalty_filter: forgive sub-scores the human also fails (real scenes).
+        collision_stopped_speed: speed at or below which the ego or an object counts as stopped [m/s].
+        ahead_angle: an object within this angle of the ego heading is ahead [deg].
+        behind_angle: an object beyond this angle of the ego heading is behind [deg].
+        comfort: history comfort bounds.
+        extended_comfort: two-frame comfort bounds.
+    """
+
+    aggregation: AggregationConfig = field(default_factory=AggregationConfig)
+    driving_direction_horizon: float = 1.0
+    driving_direction_compliance: float = 2.0
+    driving_direction_violation: float = 6.0
+    stopped_speed_threshold: float = 5e-3
+    future_collision_horizon: float = 1.0
+    future_collision_stride: int = 3
+    progress_distance_threshold: float = 5.0
+    lane_keeping_deviation_limit: float = 0.5
+    lane_keeping_horizon: float = 2.0
+    human_penalty_filter: bool = True
+    collision_stopped_speed: float = 5e-2
+    ahead_angle: float = 30.0
+    behind_angle: float = 150.0
+    comfort: ComfortBounds = ComfortBounds()
+    extended_comfort: ExtendedComfortBounds = ExtendedComfortBounds()
+
+    def ttc_offsets(self, dt: float) -> np.ndarray:
+        """TTC look-ahead offsets in steps, e.g. (0, 3, 6, 9)."""
+        return np.arange(0, round(self.future_collision_horizon / dt), self.future_collision_stride)
+
+
+@dataclass
+class ScoreResult:
+    """Scores of ``K`` plans in one scene.
+
+    Attributes:
+        sub_scores: ``(K, 9)`` by ``SubScore``; EC is NaN until paired with the previous frame.
+        raw_progress: progress along the centerline [m] ``(K,)``.
+        states: simulated states ``(K, 41, 11)``.
+        aggregation: how ``score`` aggregates.
+    """
+
+    sub_scores: FloatArray
+    raw_progress: FloatArray
+    states: FloatArray
+    aggregation: AggregationConfig = field(default_factory=AggregationConfig)
+
+    @property
+    def score(self) -> FloatArray:
+        """Aggregated score (EPDMS by default) ``(K,)``."""
+        return aggregate(self.sub_scores, self.aggregation)
+
+    @property
+    def multiplier(self) -> FloatArray:
+        """Product of the multiplicative sub-scores ``(K,)``."""
+        return np.prod(self.sub_scores[:, self.aggregation.multiplicative_indices], axis=1)
+
+
+class Scorer(ABC):
+    """Scores plans in cached scenes with NAVSIM v2 semantics.
+
+    Args:
+        config: thresholds and weights.
+        simulation: ego simulation constants.
+    """
+
+    name = "abstract"
+
+    def __init__(self, config: ScorerConfig = ScorerConfig(), simulation: SimulationConfig = SimulationConfig()):
+        self.config = config
+        self.simulation = simulation
+
+    # -------------------------------------------------------------- implementation hook
+    @abstractmethod
+    def geometric_metrics(self, cache: SceneCache, states: FloatArray) -> FloatArray:
+        """NC, DAC, DDC, TLC, TTC, LK and raw progress ``(K, 7)`` (``Geometric``) of states ``(K, 41, 11)``."""
+
+    # -------------------------------------------------------------- public API
+    def simulate(self, cache: SceneCache, plans: FloatArray, sampling: TrajectorySampling) -> FloatArray:
+        """Simulated states ``(K, 41, 11)`` of relative plans ``(K, T, 3)``; errors name the scene token."""
+        return simulate_plans(plans, sampling, cache.initial_state, self.simulation, where=f"scene {cache.token}")
+
+    def reference_metrics(self, cache: SceneCache) -> FloatArray:
+        """Geometric metrics ``(1, 7)`` of the PDM-Closed plan (cached per scene and scorer)."""
+        key = f"pdm_metrics/{self.name}"
+        if key not in cache._derived:
+            if cache.pdm_plan is None:
+                raise ValueError(f"scene {cache.token}: the metric cache has no PDM-Closed plan")
+            states = self.simulate(cache, cache.pdm_plan[None], PDM_SAMPLING)
+            cache._derived[key] = self.geometric_metrics(cache, states)
+        return cache._derived[key]
+
+    def score(
+        self,
+        cache: SceneCache,
+        plans: FloatArray,
+        sampling: TrajectorySampling,
+        *,
+        normalizer: str = "pdm",
+        with_history: bool = True,
+    ) -> ScoreResult:
+        """Score relative plans ``(K, T, 3)`` in the scene.
+
+        Args:
+            normalizer: ``"pdm"``: EP of each plan against PDM-Closed (NAVSIM's two-proposal batch);
+                ``"batch"``: against the best plan of this batch (PDM-Closed's own proposal selection, the
+                human reference scored alone).
+            with_history: prepend the logged history for HC (the human reference is scored without).
+        """
+        states = self.simulate(cache, plans, sampling)
+        geo = self.geometric_metrics(cache, states)
+        sub = np.full((len(plans), NUM_SUB_SCORES), np.nan)
+        for name in ("NC", "DAC", "DDC", "TLC", "TTC", "LK"):
+            sub[:, SubScore[name]] = geo[:, Geometric[name]]
+        mult_idx = [Geometric[SubScore(i).name] for i in self.config.aggregation.multiplicative_indices]
+        raw = geo[:, Geometric.PROGRESS]
+        masked = raw * np.prod(geo[:, mult_idx], axis=1)
+        if normalizer == "pdm":
+            ref = self.reference_metrics(cache)
+            ref_masked = ref[0, Geometric.PROGRESS] * np.prod(ref[0, mult_idx])
+            norm = np.maximum(masked, ref_masked)
+        elif normalizer == "batch":
+            norm = np.full(len(plans), masked.max())
+        else:
+            raise ValueError(f"Scorer.score: normalizer must be 'pdm' or 'batch', got {normalizer!r}")
+        gate = norm > self.config.progress_distance_threshold
+        sub[:, SubScore.EP] = np.where(gate, np.clip(raw / np.where(gate, norm, 1.0), 0.0, 1.0), 1.0)
+        history = cache.history_states if with_history else None
+        sub[:, SubScore.HC] = history_comfort(states, history, self.simulation.dt, self.config.comfort)
+        return ScoreResult(sub, raw, states, self.config.aggregation)
