@@ -59,16 +59,37 @@ class LogRecord:
         """The scene with current-frame ``token``."""
         for tok, start in self.scenes:
             if tok == token:
-                window = self.frames[start : start + self.num_history_frames + self.num_future_frames]
-                meta = SceneMetadata(
-                    log_name=self.log_name,
-                    scene_token=tok,
-                    map_name=self.map.name,
-                    initial_token=tok,
-                    num_history_frames=self.num_history_frames,
-                    num_future_frames=self.num_future_frames,
-                )
-                return Scene(meta, window, self.map)
+                return self.scene_at(start)
+        raise KeyError(f"log {self.log_name}: no scene {token!r}")
+
+    def scene_at(self, start: int) -> Scene:
+        """The scene window starting at frame ``start`` (listed as a scene or not).
+
+        Raises:
+            KeyError: naming the log if the window does not fit in it.
+        """
+        length = self.num_history_frames + self.num_future_frames
+        if not 0 <= start <= len(self.frames) - length:
+            raise KeyError(f"log {self.log_name}: no {length}-frame window starts at frame {start}")
+        window = self.frames[start : start + length]
+        tok = window[self.num_history_frames - 1].token
+        meta = SceneMetadata(
+            log_name=self.log_name,
+            scene_token=tok,
+            map_name=self.map.name,
+            initial_token=tok,
+            num_history_frames=self.num_history_frames,
+            num_future_frames=self.num_future_frames,
+            corresponding_original_scene=self.meta.get("corresponding_original_scene"),
+            corresponding_original_initial_token=self.meta.get("corresponding_original_scene"),
+        )
+        return Scene(meta, window, self.map)
+
+    def previous_scene(self, token: str) -> Scene | None:
+        """The scene one frame (0.5 s) before scene ``token``, or ``None`` at the start of the log."""
+        for tok, start in self.scenes:
+            if tok == token:
+                return self.scene_at(start - 1) if start >= 1 else None
         raise KeyError(f"log {self.log_name}: no scene {token!r}")
 
 

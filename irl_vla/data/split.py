@@ -177,3 +177,7 @@ class SceneLoader:
     def get_scene(self, token: str) -> Scene:
         """The scene with current-frame ``token`` (map attached, no sensors)."""
         return self.log(self.entry(token)).scene(token)
+
+    def get_previous_scene(self, token: str) -> Scene | None:
+        """The scene one frame (0.5 s) before scene ``token`` in its log (for two-frame comfort), if any."""
+        return self.log(self.entry(token)).previous_scene(token)

@@ -54,8 +54,10 @@ def classify_collision(
 
 
 def is_at_fault(collision: np.ndarray, ego_off_lane: np.ndarray) -> np.ndarray:
-    """At-fault collisions: into a stopped object, with the front bumper, or sideways while the ego straddles
-    lanes or leaves the drivable area (``ego_off_lane``).
+    """At-fault collisions.
+
+    Into a stopped object, with the front bumper, or sideways while the ego straddles lanes or leaves the drivable
+    area (``ego_off_lane``).
     """
     return (
         (collision == CollisionType.STOPPED_TRACK)

@@ -128,10 +128,14 @@ def extended_comfort(
     dt: float,
     bounds: ExtendedComfortBounds = ExtendedComfortBounds(),
 ) -> FloatArray:
-    """EC of simulated states of the current plan ``(..., 41, 11)`` against the previous frame's ``(..., 41, 11)``.
+    """EC of the current plan's simulated states against the previous frame's.
 
     Args:
+        current: simulated states of the current frame's plan ``(..., 41, 11)``.
+        previous: simulated states of the previous frame's plan ``(..., 41, 11)``.
         time_offset: start of the current plan minus start of the previous one [s], in (0, 0.55].
+        dt: state spacing [s].
+        bounds: RMS bounds.
 
     Raises:
         ValueError: if the offset is outside (0, 0.55] s.

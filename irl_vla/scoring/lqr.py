@@ -79,8 +79,7 @@ def fit_speed_and_curvature(poses: FloatArray, dt: float, config: TrackerConfig)
     penalising differences of ``a`` (jerk). Curvature: heading changes ``dh_k = dt * v_k * kappa_k`` with
     ``kappa_k = kappa_0 + dt * sum_{j<k} kappa_rate_j``, penalising ``kappa_rate``.
     """
-    k, n1, _ = poses.shape
-    n = n1 - 1
+    n = poses.shape[1] - 1
     xy_disp = np.diff(poses[..., : SE2Index.HEADING], axis=1)  # (K, N, 2)
     heading = poses[:, :-1, SE2Index.HEADING]  # (K, N)
     # v = C x with x = (v_0, a_0 .. a_{N-2}); C = [1 | dt * lower-triangular] maps x to speeds (N, N)

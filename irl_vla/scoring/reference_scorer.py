@@ -146,8 +146,10 @@ class ReferenceScorer(Scorer):
         return 1.0
 
     def _time_to_collision(self, world: _World, states: FloatArray, coords: FloatArray, exposed: np.ndarray) -> float:
-        """TTC: project the ego at constant velocity 0 / 0.3 / 0.6 / 0.9 s ahead; ``exposed`` marks steps where
-        the ego straddles lanes, is off the drivable area or has its rear axle in a junction.
+        """TTC: the ego projected at constant velocity 0 / 0.3 / 0.6 / 0.9 s ahead.
+
+        ``exposed`` marks steps where the ego straddles lanes, is off the drivable area or has its rear axle in a
+        junction.
         """
         cfg, dt, tracks = self.config, self.simulation.dt, world.cache.tracks
         offsets = cfg.ttc_offsets(dt)

@@ -13,6 +13,7 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from enum import IntEnum
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,7 @@ class SceneCache:
         polygons: the drivable polygons (roadblocks, their lanes, connector lanes, intersections, car parks).
         route_lane_ids: ids of on-route lanes and lane connectors.
         centerline: route centerline (x, y, heading) ``(M, 3)``.
+        speed_limit: speed limit of the ego's route lane [m/s], ``None`` when the map has none.
         pdm_plan: PDM-Closed plan at 0.1 s in the current ego frame ``(50, 3)``, once planned.
     """
 
@@ -149,6 +151,7 @@ class SceneCache:
     polygons: list[Polygon]
     route_lane_ids: list[str]
     centerline: FloatArray
+    speed_limit: float | None = None
     pdm_plan: FloatArray | None = None
     _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -311,6 +314,7 @@ def build_scene_cache(scene: Scene) -> SceneCache:
         polygons=polys,
         route_lane_ids=[lane.id for lane in route_lanes],
         centerline=amap.route_centerline(route, ego.ego_pose),
+        speed_limit=amap.get_lane(amap.route_lane_sequence(route, ego.ego_pose)[0]).speed_limit,
     )
 
 
@@ -323,7 +327,7 @@ def _pack_polygons(polys: list[Polygon]) -> tuple[np.ndarray, np.ndarray]:
 
 def _unpack_polygons(data: np.ndarray, offsets: np.ndarray) -> list[Polygon]:
     raw = data.tobytes()
-    return [shapely.from_wkb(raw[a:b]) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    return [shapely.from_wkb(raw[a:b]) for a, b in pairwise(offsets)]
 
 
 def save_scene_cache(cache: SceneCache, path: str | os.PathLike[str]) -> None:
@@ -340,6 +344,7 @@ def save_scene_cache(cache: SceneCache, path: str | os.PathLike[str]) -> None:
         "red_light_ids": cache.red_light_ids,
         "polygon_ids": cache.polygon_ids,
         "route_lane_ids": cache.route_lane_ids,
+        "speed_limit": cache.speed_limit,
     }
     map_data, map_offsets = _pack_polygons(cache.polygons)
     red_data, red_offsets = _pack_polygons(cache.red_light_polygons)
@@ -414,6 +419,7 @@ def load_scene_cache(path: str | os.PathLike[str]) -> SceneCache:
             polygons=_unpack_polygons(arrays["map_wkb"], arrays["map_offsets"]),
             route_lane_ids=list(header["route_lane_ids"]),
             centerline=arrays["centerline"],
+            speed_limit=header["speed_limit"],
             pdm_plan=arrays.get("pdm_plan"),
         )
     except DataFormatError:

@@ -76,8 +76,8 @@ class ScorerConfig:
     collision_stopped_speed: float = 5e-2
     ahead_angle: float = 30.0
     behind_angle: float = 150.0
-    comfort: ComfortBounds = ComfortBounds()
-    extended_comfort: ExtendedComfortBounds = ExtendedComfortBounds()
+    comfort: ComfortBounds = field(default_factory=ComfortBounds)
+    extended_comfort: ExtendedComfortBounds = field(default_factory=ExtendedComfortBounds)
 
     def ttc_offsets(self, dt: float) -> np.ndarray:
         """TTC look-ahead offsets in steps, e.g. (0, 3, 6, 9)."""
@@ -121,9 +121,9 @@ class Scorer(ABC):
 
     name = "abstract"
 
-    def __init__(self, config: ScorerConfig = ScorerConfig(), simulation: SimulationConfig = SimulationConfig()):
-        self.config = config
-        self.simulation = simulation
+    def __init__(self, config: ScorerConfig | None = None, simulation: SimulationConfig | None = None) -> None:
+        self.config = ScorerConfig() if config is None else config
+        self.simulation = SimulationConfig() if simulation is None else simulation
 
     # -------------------------------------------------------------- implementation hook
     @abstractmethod
@@ -157,6 +157,9 @@ class Scorer(ABC):
         """Score relative plans ``(K, T, 3)`` in the scene.
 
         Args:
+            cache: the scene.
+            plans: relative plans ``(K, T, 3)``.
+            sampling: their time sampling.
             normalizer: ``"pdm"``: EP of each plan against PDM-Closed (NAVSIM's two-proposal batch);
                 ``"batch"``: against the best plan of this batch (PDM-Closed's own proposal selection, the
                 human reference scored alone).

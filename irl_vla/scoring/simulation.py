@@ -7,7 +7,7 @@ held at its last pose), and a tracker drives the kinematic bicycle along it for 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,8 +28,8 @@ class SimulationConfig:
     """Sampling and model constants of the ego simulation."""
 
     sampling: TrajectorySampling = SCORING_SAMPLING
-    tracker: TrackerConfig = TrackerConfig()
-    bicycle: BicycleConfig = BicycleConfig()
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    bicycle: BicycleConfig = field(default_factory=BicycleConfig)
 
     @property
     def num_states(self) -> int:
@@ -99,8 +99,10 @@ def simulate_plans(
     *,
     where: str = "plans",
 ) -> FloatArray:
-    """Validate, resample and simulate relative plans ``(K, T, 3)`` from the initial state ``(11,)`` ->
-    ``(K, 41, 11)``.
+    """Validate, resample and simulate relative plans ``(K, T, 3)`` from the initial state ``(11,)``.
+
+    Returns:
+        Simulated states ``(K, 41, 11)``.
     """
     poses = check_plans(poses, sampling, where)
     return simulate(plans_to_reference(poses, sampling, initial[POSE], config), initial, config)

@@ -1,0 +1,1 @@
+"""Evaluation: agents, open-loop (NAVSIM-style) scoring of splits, reports."""
