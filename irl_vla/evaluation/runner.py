@@ -1,0 +1,146 @@
+"""``irl-vla eval``: build missing metric caches, score agents on a split, write reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from irl_vla.common.io import DataFormatError, read_json
+from irl_vla.data.split import SceneLoader
+from irl_vla.evaluation.agents import PDMClosedAgent, make_agent
+from irl_vla.evaluation.open_loop import Group, SceneScorer, evaluate_one_stage, evaluate_two_stage
+from irl_vla.evaluation.report import format_table, write_one_stage, write_two_stage
+from irl_vla.scoring.fast_scorer import FastScorer
+from irl_vla.scoring.metric_cache import MetricCacheStore, build_metric_cache
+from irl_vla.scoring.reference_scorer import ReferenceScorer
+from irl_vla.scoring.scene_cache import SceneCache
+from irl_vla.scoring.scorer import Scorer, ScorerConfig
+
+TWO_STAGE_SUFFIX = "_two_stage"
+TWO_STAGE_FILE = "two_stage.json"
+TWO_STAGE_FORMAT = "irl_vla.two_stage"
+SCORERS: dict[str, type[Scorer]] = {"fast": FastScorer, "reference": ReferenceScorer}
+
+
+@dataclass
+class EvalConfig:
+    """``configs/eval.yaml``: see the comments there."""
+
+    data_root: str = "data"
+    split: str = "synth_navtest"
+    agents: list[str] = field(default_factory=lambda: ["constant_velocity", "human", "pdm_closed"])
+    scorer: str = "fast"
+    mode: str = "auto"
+    max_scenes: int | None = None
+    workers: int = 2
+    human_penalty_filter: bool = True
+    output_dir: str = "outputs/eval/synth_navtest"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.scorer not in SCORERS:
+            raise ValueError(f"EvalConfig.scorer: {self.scorer!r} is not one of {sorted(SCORERS)}")
+        if self.mode not in ("auto", "one_stage", "two_stage"):
+            raise ValueError(f"EvalConfig.mode: {self.mode!r} is not auto, one_stage or two_stage")
+        if self.max_scenes is not None and self.max_scenes < 1:
+            raise ValueError(f"EvalConfig.max_scenes: expected >= 1, got {self.max_scenes}")
+
+
+def make_scorer(name: str, human_penalty_filter: bool = True) -> Scorer:
+    """The scorer implementation called ``name``."""
+    if name not in SCORERS:
+        raise ValueError(f"unknown scorer {name!r}; available: {sorted(SCORERS)}")
+    return SCORERS[name](ScorerConfig(human_penalty_filter=human_penalty_filter))
+
+
+def read_groups(path: Path) -> list[Group]:
+    """Groups of a two-stage mapping file.
+
+    Raises:
+        DataFormatError: naming the file and field.
+    """
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != TWO_STAGE_FORMAT:
+        raise DataFormatError(f"{path}: not an {TWO_STAGE_FORMAT} mapping")
+    try:
+        return [Group(str(g["orig"]), str(g["prev"]), [(str(a), str(b)) for a, b in g["pairs"]]) for g in doc["groups"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataFormatError(f"{path}: bad group ({type(e).__name__}: {e})") from None
+
+
+class _Bar:
+    def __init__(self, desc: str, enabled: bool) -> None:
+        self.bar = tqdm(desc=desc, disable=not enabled, leave=False)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _cached(split_dir: Path, root: Path, tokens: list[str], cfg: EvalConfig, what: str) -> MetricCacheStore:
+    keys = [(t, False) for t in tokens] + [(t, True) for t in tokens]
+    bar = _Bar(f"metric cache {what}", cfg.progress)
+    build_metric_cache(split_dir, root, keys, cfg.workers, bar)
+    bar.close()
+    return MetricCacheStore(root)
+
+
+def run_eval(cfg: EvalConfig) -> tuple[str, list[Path]]:
+    """Evaluate every agent of ``cfg``; returns the printed table and the written paths."""
+    data = Path(cfg.data_root)
+    split_dir = data / cfg.split
+    two_stage_dir = data / f"{cfg.split}{TWO_STAGE_SUFFIX}"
+    mode = cfg.mode
+    if mode == "auto":
+        mode = "two_stage" if (two_stage_dir / TWO_STAGE_FILE).is_file() else "one_stage"
+    loader = SceneLoader(split_dir)
+    scorer = make_scorer(cfg.scorer, cfg.human_penalty_filter)
+    cache_root = data / "metric_cache"
+    if mode == "one_stage":
+        tokens = loader.tokens[: cfg.max_scenes]
+        store = _cached(split_dir, cache_root / cfg.split, tokens, cfg, cfg.split)
+
+        def cache_of(token: str) -> SceneCache:
+            return store.load(token)
+
+    else:
+        groups = read_groups(two_stage_dir / TWO_STAGE_FILE)[: cfg.max_scenes]
+        stage_two = SceneLoader(two_stage_dir)
+        store = _cached(split_dir, cache_root / cfg.split, [g.orig for g in groups], cfg, cfg.split)
+        s2_tokens = [t for g in groups for pair in g.pairs for t in pair]
+        keys = [(t, False) for t in s2_tokens]
+        bar = _Bar(f"metric cache {two_stage_dir.name}", cfg.progress)
+        build_metric_cache(two_stage_dir, cache_root / two_stage_dir.name, keys, cfg.workers, bar)
+        bar.close()
+        store_two = MetricCacheStore(cache_root / two_stage_dir.name)
+
+        def cache_of(token: str) -> SceneCache:
+            return store.load(token) if store.has(token) else store_two.load(token)
+
+    summaries, paths = [], []
+    for name in cfg.agents:
+        agent = make_agent(name)
+        if isinstance(agent, PDMClosedAgent):
+            agent.cache_of = cache_of
+        agent.initialize()
+        scene_scorer = SceneScorer(agent, scorer, cache_of)
+        out = Path(cfg.output_dir) / name
+        meta = {"agent": name, "split": cfg.split, "scorer": cfg.scorer}
+        bar = _Bar(f"eval {name}", cfg.progress)
+        if mode == "one_stage":
+            results = evaluate_one_stage(tokens, loader.get_scene, loader.get_previous_scene, scene_scorer, bar)
+            summaries.append(write_one_stage(results, out, meta))
+        else:
+            group_results = evaluate_two_stage(
+                groups, (loader.get_scene, loader.get_previous_scene), stage_two.get_scene, scene_scorer, bar
+            )
+            summaries.append(write_two_stage(group_results, out, meta))
+        bar.close()
+        paths += [out / "scores.csv", out / "summary.json"]
+    return format_table(summaries), paths
