@@ -14,7 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("tools.generate", "write the embedded splits (synth_navtrain, synth_navtest, synth_navhard)"),
     "preview": ("tools.preview", "camera and bird's-eye PNGs of scenes of a generated split"),
     "eval": ("tools.eval", "EPDMS of agents on a split: per-token CSV, summary.json, a table"),
-    "bench": ("tools.run_bench", "benchmarks, one JSON line per measurement (suites: core, world)"),
+    "bench": ("tools.run_bench", "benchmarks, one JSON line per measurement (suites: core, world, scorer)"),
 }
 
 

@@ -11,7 +11,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from irl_vla.benchmarks import core_bench
+from irl_vla.benchmarks import core_bench, scorer_bench
 from irl_vla.benchmarks.timing import emit, machine_info
 from irl_vla.common.config import to_dataclass
 from sim_bridges.embedded import world_bench
@@ -20,6 +20,7 @@ from sim_bridges.embedded import world_bench
 SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] = {
     "core": (core_bench.CoreBenchConfig, core_bench.run),
     "world": (world_bench.WorldBenchConfig, world_bench.run),
+    "scorer": (scorer_bench.ScorerBenchConfig, scorer_bench.run),
 }
 
 

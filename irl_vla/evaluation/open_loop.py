@@ -24,7 +24,8 @@ from irl_vla.scoring.comfort import extended_comfort
 from irl_vla.scoring.scene_aggregation import group_score, human_filter, proximity_weights
 from irl_vla.scoring.scene_cache import SceneCache
 from irl_vla.scoring.scorer import Scorer
-from irl_vla.scoring.states import POSE
+from irl_vla.scoring.simulation import simulate_plans
+from irl_vla.scoring.states import POSE, initial_state
 from irl_vla.scoring.sub_scores import NUM_SUB_SCORES, SubScore
 
 
@@ -67,31 +68,50 @@ class SceneScorer:
         """The agent's plan in ``scene``."""
         return self.agent.compute_trajectory(scene.get_agent_input(), scene if self.agent.requires_scene else None)
 
-    def score_pair(self, scene: Scene, previous: Scene | None) -> tuple[SceneResult, SceneResult | None]:
-        """Score ``scene`` and, if given, the previous-frame ``previous`` scored as a scene of its own.
+    def score_pair(
+        self, scene: Scene, previous: Scene | None, *, score_previous: bool = True
+    ) -> tuple[SceneResult, SceneResult | None]:
+        """Score ``scene`` and pair it with the agent's plan in the previous frame's scene ``previous``.
 
-        EC of both is the two-frame comfort between their plans' simulated states; without ``previous`` EC is NaN
-        (its weight is then dropped).
+        EC of the scene is the two-frame comfort between the two plans' simulated states; without ``previous``
+        it is NaN (its weight is then dropped). With ``score_previous`` the previous scene is scored as a scene
+        of its own (two-stage groups) and gets the same EC; otherwise its plan is only simulated from its logged
+        ego state (one-stage EC) and no result is returned for it.
         """
         first, states = self._score(scene)
-        if previous is None:
+        if previous is None or states is None:
             return first, None
-        second, prev_states = self._score(previous)
-        if states is not None and prev_states is not None:
-            try:
-                dt = (scene.current_frame.timestamp - previous.current_frame.timestamp) / 1e6
-                ec = float(
-                    extended_comfort(
-                        states, prev_states, dt, self.scorer.simulation.dt, self.scorer.config.extended_comfort
-                    )
-                )
-            except ValueError as e:
-                first.valid, first.error = False, str(e)
+        second: SceneResult | None = None
+        try:
+            if score_previous:
+                second, prev_states = self._score(previous)
+                if prev_states is None:
+                    return first, second
             else:
-                for result in (first, second):
-                    result.sub_scores[SubScore.EC] = ec
-                    result.score = self._aggregate(result.sub_scores)
+                prev_states = self._simulate(previous, self.plan(previous))
+            dt = (scene.current_frame.timestamp - previous.current_frame.timestamp) / 1e6
+            ec = float(
+                extended_comfort(
+                    states, prev_states, dt, self.scorer.simulation.dt, self.scorer.config.extended_comfort
+                )
+            )
+        except (ValueError, KeyError) as e:
+            first.valid, first.error = False, f"previous frame {previous.token}: {type(e).__name__}: {e}"
+            first.sub_scores[:], first.score = np.nan, float("nan")
+            return first, second
+        for result in (first, second):
+            if result is not None:
+                result.sub_scores[SubScore.EC] = ec
+                result.score = self._aggregate(result.sub_scores)
         return first, second
+
+    def _simulate(self, scene: Scene, plan: Trajectory) -> np.ndarray:
+        """Simulated states ``(41, 11)`` of a plan from the scene's logged current ego state."""
+        ego = scene.current_frame.ego_status
+        start = initial_state(ego.ego_pose, ego.ego_velocity, ego.ego_acceleration)
+        return simulate_plans(
+            plan.poses[None], plan.trajectory_sampling, start, self.scorer.simulation, where=f"scene {scene.token}"
+        )[0]
 
     def _aggregate(self, sub_scores: np.ndarray) -> float:
         return float(aggregate(sub_scores[None], self.scorer.config.aggregation)[0])
@@ -132,7 +152,7 @@ def evaluate_one_stage(
         except (KeyError, ValueError, FileNotFoundError) as e:
             results.append(SceneResult(token, False, error=f"{type(e).__name__}: {e}"))
             continue
-        first, _ = scene_scorer.score_pair(scene, previous)
+        first, _ = scene_scorer.score_pair(scene, previous, score_previous=False)
         results.append(first)
         if progress:
             progress(i + 1, len(tokens))

@@ -83,8 +83,10 @@ class _Bar:
         self.bar.close()
 
 
-def _cached(split_dir: Path, root: Path, tokens: list[str], cfg: EvalConfig, what: str) -> MetricCacheStore:
-    keys = [(t, False) for t in tokens] + [(t, True) for t in tokens]
+def _cached(
+    split_dir: Path, root: Path, tokens: list[str], cfg: EvalConfig, what: str, previous: bool
+) -> MetricCacheStore:
+    keys = [(t, False) for t in tokens] + ([(t, True) for t in tokens] if previous else [])
     bar = _Bar(f"metric cache {what}", cfg.progress)
     build_metric_cache(split_dir, root, keys, cfg.workers, bar)
     bar.close()
@@ -104,7 +106,7 @@ def run_eval(cfg: EvalConfig) -> tuple[str, list[Path]]:
     cache_root = data / "metric_cache"
     if mode == "one_stage":
         tokens = loader.tokens[: cfg.max_scenes]
-        store = _cached(split_dir, cache_root / cfg.split, tokens, cfg, cfg.split)
+        store = _cached(split_dir, cache_root / cfg.split, tokens, cfg, cfg.split, previous=False)
 
         def cache_of(token: str) -> SceneCache:
             return store.load(token)
@@ -112,7 +114,7 @@ def run_eval(cfg: EvalConfig) -> tuple[str, list[Path]]:
     else:
         groups = read_groups(two_stage_dir / TWO_STAGE_FILE)[: cfg.max_scenes]
         stage_two = SceneLoader(two_stage_dir)
-        store = _cached(split_dir, cache_root / cfg.split, [g.orig for g in groups], cfg, cfg.split)
+        store = _cached(split_dir, cache_root / cfg.split, [g.orig for g in groups], cfg, cfg.split, previous=True)
         s2_tokens = [t for g in groups for pair in g.pairs for t in pair]
         keys = [(t, False) for t in s2_tokens]
         bar = _Bar(f"metric cache {two_stage_dir.name}", cfg.progress)
