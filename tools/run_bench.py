@@ -9,7 +9,7 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from irl_vla.benchmarks import core_bench, scorer_bench
 from irl_vla.benchmarks.timing import emit, machine_info
@@ -38,7 +38,7 @@ def main(cfg: DictConfig) -> None:
     if suite not in SUITES:
         raise ValueError(f"bench: unknown suite {suite!r}; available: {sorted(SUITES)}")
     schema, runner = SUITES[suite]
-    suite_cfg = to_dataclass(cfg.bench, schema, where=f"bench/{suite}")
+    suite_cfg = to_dataclass(OmegaConf.to_container(cfg.bench, resolve=True), schema, where=f"bench/{suite}")
     if cfg.repeats < 1:
         raise ValueError(f"bench.repeats: expected >= 1, got {cfg.repeats}")
     torch.set_num_threads(int(cfg.threads))
