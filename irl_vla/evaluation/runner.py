@@ -106,7 +106,9 @@ def run_eval(cfg: EvalConfig) -> tuple[str, list[Path]]:
     cache_root = data / "metric_cache"
     if mode == "one_stage":
         tokens = loader.tokens[: cfg.max_scenes]
-        store = _cached(split_dir, cache_root / cfg.split, tokens, cfg, cfg.split, previous=False)
+        # PDM-Closed plans from the cache, so its plan one frame earlier (for EC) needs that frame's cache too
+        needs_previous = "pdm_closed" in cfg.agents
+        store = _cached(split_dir, cache_root / cfg.split, tokens, cfg, cfg.split, previous=needs_previous)
 
         def cache_of(token: str) -> SceneCache:
             return store.load(token)

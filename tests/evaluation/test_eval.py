@@ -49,6 +49,7 @@ def test_eval_writes_navsim_columns_and_summaries(tiny: Path, capsys: pytest.Cap
     human = summaries["human"]
     assert human["num_failed"] == 0 and human["num_scenes"] == len(rows) - 1
     assert human["sub_scores"]["NC"] == 1.0 and human["sub_scores"]["DAC"] == 1.0
+    assert all(s["num_failed"] == 0 for s in summaries.values())  # incl. PDM-Closed one frame earlier (EC)
     assert human["epdms"] > 0.8 and summaries["pdm_closed"]["epdms"] > 0.8
 
 
