@@ -56,7 +56,8 @@ def test_eval_writes_navsim_columns_and_summaries(tiny: Path, capsys: pytest.Cap
 def test_a_corrupt_cache_is_reported_as_a_failed_scene(tiny: Path) -> None:
     _eval(tiny)
     cache_dir = tiny / "metric_cache" / "synth_navtest"
-    victim = sorted(p for p in cache_dir.glob("*.npz"))[0]
+    rows = list(csv.DictReader((tiny / "out/eval/synth_navtest/human/scores.csv").open()))
+    victim = cache_dir / f"{rows[0]['token']}.npz"  # a scored scene, not a previous-frame window
     victim.write_bytes(b"not a cache")
     summaries = _eval(tiny)
     for summary in summaries.values():
