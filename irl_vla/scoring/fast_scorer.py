@@ -188,7 +188,7 @@ class FastScorer(Scorer):
         return k[hit], e[hit], j[hit]
 
     @staticmethod
-    def _first_contacts(k: np.ndarray, e: np.ndarray, j: np.ndarray, num_objects: int) -> tuple[np.ndarray, ...]:
+    def _first_contacts(k: np.ndarray, e: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
         """Keep, for every (candidate, object), only its earliest contact in event order ``e``."""
         order = np.lexsort((e, j, k))
         k, e, j = k[order], e[order], j[order]
@@ -207,7 +207,7 @@ class FastScorer(Scorer):
             [np.cos(heading), np.sin(heading)], -1
         )
         k, t, j = self._contacts(prep, ego_center, heading, np.arange(num_t))
-        k, t, j = self._first_contacts(k, t, j, len(prep.obj_agent))
+        k, t, j = self._first_contacts(k, t, j)
         if len(k) == 0:
             return nc
         bumper_center = states[k, t, : S.HEADING] + PACIFICA.front_length * np.stack(
@@ -252,7 +252,7 @@ class FastScorer(Scorer):
         k, e, j = self._contacts(prep, ev_centers, ev_heading, ev_obj_step)
         moving = v.reshape(num_k, -1)[:, :, None].repeat(len(offsets), axis=2).reshape(num_k, -1)
         keep = moving[k, e] >= cfg.stopped_speed_threshold
-        k, e, j = self._first_contacts(k[keep], e[keep], j[keep], len(prep.obj_agent))
+        k, e, j = self._first_contacts(k[keep], e[keep], j[keep])
         if len(k) == 0:
             return ttc
         t = e // len(offsets)

@@ -10,11 +10,12 @@ the LQR tracker and bicycle model and scored by the suite's scorer against the f
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
 
+from irl_vla.common.idm import IDMParams, idm_acceleration
 from irl_vla.data.enums import SE2Index
 from irl_vla.data.geometry import absolute_to_relative, path_arc_length, wrap_angle
 from irl_vla.data.vehicle import PACIFICA
@@ -31,23 +32,18 @@ class PDMClosedConfig:
         lateral_offsets: path offsets from the centerline [m], left positive.
         speed_fractions: IDM target speeds as fractions of the speed limit.
         fallback_speed_limit: speed limit when the map has none [m/s].
-        min_gap: IDM standstill gap [m].
-        headway: IDM time headway [s].
-        max_accel: IDM maximum acceleration [m/s^2].
-        max_decel: IDM comfortable deceleration [m/s^2].
-        accel_exponent: IDM free-road exponent.
-        max_braking: hard limit on IDM braking [m/s^2] (the tracker follows what it can).
+        idm: IDM of the proposals: gap 1 m, headway 1.5 s, a 1.5 m/s^2, b 3 m/s^2; braking capped at 6 m/s^2
+            (the tracker follows what it can).
     """
 
     lateral_offsets: tuple[float, ...] = (-1.0, 0.0, 1.0)
     speed_fractions: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
     fallback_speed_limit: float = 15.0
-    min_gap: float = 1.0
-    headway: float = 1.5
-    max_accel: float = 1.5
-    max_decel: float = 3.0
-    accel_exponent: float = 4.0
-    max_braking: float = 6.0
+    idm: IDMParams = field(
+        default_factory=lambda: IDMParams(
+            min_gap=1.0, headway=1.5, accel_max=1.5, decel_comfort=3.0, delta=4.0, decel_max=6.0
+        )
+    )
 
 
 def forecast_tracks(tracks: Tracks, num_steps: int = NUM_STEPS, dt: float = STEP) -> Tracks:
@@ -152,19 +148,15 @@ class PDMClosedPlanner:
         s[0], v = s0, v0
         front = PACIFICA.front_length
         for i in range(1, num_steps):
-            accel = cfg.max_accel * (1.0 - (v / max(target, 0.1)) ** cfg.accel_exponent)
+            gap, lead_speed = np.inf, 0.0
             if obstacles.shape[1]:
                 pos, speed = obstacles[i - 1, :, 0], obstacles[i - 1, :, 1]
-                gap = pos - (s[i - 1] + front)
-                ahead = gap > -front  # obstacles whose rear is past our rear axle
+                gaps = pos - (s[i - 1] + front)
+                ahead = gaps > -front  # obstacles whose rear is past our rear axle
                 if ahead.any():
-                    j = int(np.argmin(np.where(ahead, gap, np.inf)))
-                    if np.isfinite(gap[j]):
-                        dv = v - speed[j]
-                        brake = v * dv / (2 * np.sqrt(cfg.max_accel * cfg.max_decel))
-                        desired = cfg.min_gap + max(0.0, v * cfg.headway + brake)
-                        accel -= cfg.max_accel * (desired / max(gap[j], 0.1)) ** 2
-            accel = max(accel, -cfg.max_braking)
+                    j = int(np.argmin(np.where(ahead, gaps, np.inf)))
+                    gap, lead_speed = float(gaps[j]), float(speed[j])
+            accel = float(idm_acceleration(v, target, gap, lead_speed, cfg.idm))
             v = max(0.0, v + accel * dt)
             s[i] = s[i - 1] + v * dt
         return s

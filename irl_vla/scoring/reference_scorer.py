@@ -26,7 +26,6 @@ class _World:
         self.cache = cache
         self.map_tree = STRtree(cache.polygons)
         on_route = cache.on_route
-        self.kind = cache.polygon_kinds
         self.is_lane = np.isin(cache.polygon_kinds, list(LANE_KINDS))
         self.is_drivable = np.isin(cache.polygon_kinds, list(DRIVABLE_KINDS))
         self.is_route_lane = on_route

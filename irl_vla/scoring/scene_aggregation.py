@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from irl_vla.scoring.aggregation import AggregationConfig, aggregate
 from irl_vla.scoring.states import FloatArray
 from irl_vla.scoring.sub_scores import SubScore
 
@@ -67,8 +66,3 @@ def group_score(
 ) -> float:
     """Two-stage score of a group: ``1/2 [S1(orig) sum_j w_j S2(now_j) + S1(prev) sum_j w_j S2(prev_j)]``."""
     return 0.5 * (orig * float(np.dot(w_now, now_scores)) + prev * float(np.dot(w_prev, prev_scores)))
-
-
-def scene_scores(sub_scores: FloatArray, config: AggregationConfig) -> FloatArray:
-    """Per-scene aggregate of sub-scores ``(N, 9)`` (EC's weight dropped where it is NaN)."""
-    return aggregate(sub_scores, config)
