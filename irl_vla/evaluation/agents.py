@@ -24,9 +24,11 @@ class Agent(ABC):
 
     Attributes:
         requires_scene: privileged agents read the whole ``Scene``; they may not be submitted.
+        reads_metric_cache: the agent plans from the scene's metric cache (so every frame it runs on needs one).
     """
 
     requires_scene = False
+    reads_metric_cache = False
 
     def __init__(self, trajectory_sampling: TrajectorySampling = DEFAULT_SAMPLING) -> None:
         self.trajectory_sampling = trajectory_sampling
@@ -83,6 +85,7 @@ class PDMClosedAgent(Agent):
     """
 
     requires_scene = True
+    reads_metric_cache = True
 
     def __init__(
         self,

@@ -29,6 +29,16 @@ def _mean(rows: list[np.ndarray]) -> np.ndarray:
         return np.nanmean(np.stack(rows), axis=0)
 
 
+def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
+    """Write a CSV atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    with atomic_open(path) as f:
+        f.write(buf.getvalue())
+
+
 def write_one_stage(results: list[SceneResult], out_dir: str | os.PathLike[str], meta: dict[str, Any]) -> dict:
     """Write ``scores.csv`` (one row per token, then ``average_all_frames``) and ``summary.json``."""
     out = Path(out_dir)
@@ -36,16 +46,11 @@ def write_one_stage(results: list[SceneResult], out_dir: str | os.PathLike[str],
     valid = [r for r in results if r.valid]
     mean_sub = _mean([r.sub_scores for r in valid])
     mean_score = float(np.mean([r.score for r in valid])) if valid else float("nan")
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(columns)
-    for r in results:
-        writer.writerow([r.token, r.valid, *(_fmt(v) for v in r.sub_scores), _fmt(r.score), r.error])
-    writer.writerow(
-        ["average_all_frames", len(valid) == len(results), *(_fmt(v) for v in mean_sub), _fmt(mean_score), ""]
-    )
-    with atomic_open(out / "scores.csv") as f:
-        f.write(buf.getvalue())
+    rows: list[list[object]] = [
+        [r.token, r.valid, *(_fmt(v) for v in r.sub_scores), _fmt(r.score), r.error] for r in results
+    ]
+    rows.append(["average_all_frames", len(valid) == len(results), *(_fmt(v) for v in mean_sub), _fmt(mean_score), ""])
+    _write_csv(out / "scores.csv", columns, rows)
     summary = {
         **meta,
         "mode": "one_stage",
@@ -66,26 +71,19 @@ def write_two_stage(groups: list[GroupResult], out_dir: str | os.PathLike[str], 
     names = [s.navsim_name for s in SubScore]
     columns = ["token", "valid", *(f"{n}_stage_one" for n in names), *(f"{n}_stage_two" for n in names), "score"]
     valid = [g for g in groups if g.valid]
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(columns)
-    for g in groups:
-        writer.writerow([g.token, g.valid, *map(_fmt, g.stage_one), *map(_fmt, g.stage_two), _fmt(g.score)])
+    rows: list[list[object]] = [
+        [g.token, g.valid, *map(_fmt, g.stage_one), *map(_fmt, g.stage_two), _fmt(g.score)] for g in groups
+    ]
     one, two = _mean([g.stage_one for g in valid]), _mean([g.stage_two for g in valid])
     combined = float(np.mean([g.score for g in valid])) if valid else float("nan")
-    writer.writerow(
+    rows.append(
         ["extended_pdm_score_combined", len(valid) == len(groups), *map(_fmt, one), *map(_fmt, two), _fmt(combined)]
     )
-    with atomic_open(out / "scores.csv") as f:
-        f.write(buf.getvalue())
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["group", "token", "valid", *names, "score", "error"])
-    for g in groups:
-        for r in g.scenes:
-            writer.writerow([g.token, r.token, r.valid, *map(_fmt, r.sub_scores), _fmt(r.score), r.error])
-    with atomic_open(out / "scenes.csv") as f:
-        f.write(buf.getvalue())
+    _write_csv(out / "scores.csv", columns, rows)
+    scene_rows: list[list[object]] = [
+        [g.token, r.token, r.valid, *map(_fmt, r.sub_scores), _fmt(r.score), r.error] for g in groups for r in g.scenes
+    ]
+    _write_csv(out / "scenes.csv", ["group", "token", "valid", *names, "score", "error"], scene_rows)
     summary = {
         **meta,
         "mode": "two_stage",

@@ -83,11 +83,10 @@ class _Bar:
         self.bar.close()
 
 
-def _cached(
-    split_dir: Path, root: Path, tokens: list[str], cfg: EvalConfig, what: str, previous: bool
-) -> MetricCacheStore:
+def _cached(split_dir: Path, root: Path, tokens: list[str], cfg: EvalConfig, previous: bool) -> MetricCacheStore:
+    """The store of ``tokens`` (and their previous-frame windows if ``previous``), building what is missing."""
     keys = [(t, False) for t in tokens] + ([(t, True) for t in tokens] if previous else [])
-    bar = _Bar(f"metric cache {what}", cfg.progress)
+    bar = _Bar(f"metric cache {split_dir.name}", cfg.progress)
     build_metric_cache(split_dir, root, keys, cfg.workers, bar)
     bar.close()
     return MetricCacheStore(root)
@@ -101,14 +100,15 @@ def run_eval(cfg: EvalConfig) -> tuple[str, list[Path]]:
     mode = cfg.mode
     if mode == "auto":
         mode = "two_stage" if (two_stage_dir / TWO_STAGE_FILE).is_file() else "one_stage"
+    agents = [make_agent(name) for name in cfg.agents]  # unknown names fail before any caching
     loader = SceneLoader(split_dir)
     scorer = make_scorer(cfg.scorer, cfg.human_penalty_filter)
     cache_root = data / "metric_cache"
     if mode == "one_stage":
         tokens = loader.tokens[: cfg.max_scenes]
-        # PDM-Closed plans from the cache, so its plan one frame earlier (for EC) needs that frame's cache too
-        needs_previous = "pdm_closed" in cfg.agents
-        store = _cached(split_dir, cache_root / cfg.split, tokens, cfg, cfg.split, previous=needs_previous)
+        # an agent that plans from the cache needs the previous frame's cache too for its EC plan
+        needs_previous = any(a.reads_metric_cache for a in agents)
+        store = _cached(split_dir, cache_root / cfg.split, tokens, cfg, previous=needs_previous)
 
         def cache_of(token: str) -> SceneCache:
             return store.load(token)
@@ -116,20 +116,15 @@ def run_eval(cfg: EvalConfig) -> tuple[str, list[Path]]:
     else:
         groups = read_groups(two_stage_dir / TWO_STAGE_FILE)[: cfg.max_scenes]
         stage_two = SceneLoader(two_stage_dir)
-        store = _cached(split_dir, cache_root / cfg.split, [g.orig for g in groups], cfg, cfg.split, previous=True)
+        store = _cached(split_dir, cache_root / cfg.split, [g.orig for g in groups], cfg, previous=True)
         s2_tokens = [t for g in groups for pair in g.pairs for t in pair]
-        keys = [(t, False) for t in s2_tokens]
-        bar = _Bar(f"metric cache {two_stage_dir.name}", cfg.progress)
-        build_metric_cache(two_stage_dir, cache_root / two_stage_dir.name, keys, cfg.workers, bar)
-        bar.close()
-        store_two = MetricCacheStore(cache_root / two_stage_dir.name)
+        store_two = _cached(two_stage_dir, cache_root / two_stage_dir.name, s2_tokens, cfg, previous=False)
 
         def cache_of(token: str) -> SceneCache:
             return store.load(token) if store.has(token) else store_two.load(token)
 
     summaries, paths = [], []
-    for name in cfg.agents:
-        agent = make_agent(name)
+    for name, agent in zip(cfg.agents, agents, strict=True):
         if isinstance(agent, PDMClosedAgent):
             agent.cache_of = cache_of
         agent.initialize()

@@ -72,3 +72,13 @@ def test_baselines_rank_as_expected(tmp_path: Path) -> None:
     s = _eval(tmp_path)
     cv, human, pdm = (s[a]["epdms"] for a in ("constant_velocity", "human", "pdm_closed"))
     assert human > cv + 0.1 and pdm > cv + 0.1
+
+
+def test_unknown_agent_or_scorer_fails_before_any_caching(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _generate(tmp_path, "lead_vehicle", 1, 16)
+    base = [f"paths.data_root={tmp_path}", f"paths.output_root={tmp_path / 'out'}", "eval.progress=false"]
+    assert main(["eval", *base, "eval.agents=[nobody]"]) != 0
+    assert "unknown agent 'nobody'" in capsys.readouterr().err
+    assert main(["eval", *base, "eval.scorer=slowest"]) != 0
+    assert "EvalConfig.scorer" in capsys.readouterr().err
+    assert not (tmp_path / "metric_cache").exists()
