@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from irl_vla.common.config import to_dataclass
+from irl_vla.common.progress import ProgressBar
+from irl_vla.data.two_stage import two_stage_dir
 from sim_bridges.embedded.generate import GenerateConfig, generate_split
+from sim_bridges.embedded.two_stage import generate_two_stage
 
 
 @hydra.main(version_base="1.3", config_path="pkg://configs", config_name="generate")
@@ -21,13 +24,17 @@ def main(cfg: DictConfig) -> None:
     if unknown:
         raise ValueError(f"generate.only: unknown splits {unknown}; configured: {sorted(gen.splits)}")
     for name in names:
-        bar = tqdm(desc=name, unit="log", disable=not gen.progress)
-
-        def progress(done: int, total: int, bar: tqdm = bar) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-        manifest = generate_split(name, gen.splits[name], gen, progress)
-        bar.close()
+        with ProgressBar(name, gen.progress, unit="log") as bar:
+            manifest = generate_split(name, gen.splits[name], gen, bar)
         print(json.dumps({"split": name, "path": f"{gen.data_root}/{name}", **manifest.counts()}))
+        if gen.splits[name].two_stage:
+            out = two_stage_dir(Path(gen.data_root) / name)
+            with ProgressBar(out.name, gen.progress, unit="log") as bar:
+                counts = generate_two_stage(
+                    Path(gen.data_root) / name,
+                    gen.two_stage,
+                    workers=gen.workers,
+                    families_dir=gen.families_dir,
+                    progress=bar,
+                )
+            print(json.dumps({"split": out.name, "path": str(out), **counts}))

@@ -18,6 +18,7 @@ import numpy as np
 from irl_vla.data.geometry import relative_to_absolute
 from irl_vla.data.scene import Scene
 from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory
+from irl_vla.data.two_stage import Group
 from irl_vla.evaluation.agents import Agent
 from irl_vla.scoring.aggregation import aggregate
 from irl_vla.scoring.comfort import extended_comfort
@@ -160,15 +161,6 @@ def evaluate_one_stage(
 
 
 # ---------------------------------------------------------------------------------------------- two stage
-@dataclass
-class Group:
-    """A two-stage group: a real scene, its predecessor, and stage-2 (now, previous) token pairs."""
-
-    orig: str
-    prev: str
-    pairs: list[tuple[str, str]]
-
-
 @dataclass
 class GroupResult:
     """Scores of one group.

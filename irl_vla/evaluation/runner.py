@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
-from irl_vla.common.io import DataFormatError, read_json
+from irl_vla.common.progress import ProgressBar
 from irl_vla.data.split import SceneLoader
+from irl_vla.data.two_stage import TWO_STAGE_FILE, read_groups, two_stage_dir
 from irl_vla.evaluation.agents import PDMClosedAgent, make_agent
-from irl_vla.evaluation.open_loop import Group, SceneScorer, evaluate_one_stage, evaluate_two_stage
+from irl_vla.evaluation.open_loop import SceneScorer, evaluate_one_stage, evaluate_two_stage
 from irl_vla.evaluation.report import format_table, write_one_stage, write_two_stage
 from irl_vla.scoring.fast_scorer import FastScorer
 from irl_vla.scoring.metric_cache import MetricCacheStore, build_metric_cache
@@ -18,9 +17,6 @@ from irl_vla.scoring.reference_scorer import ReferenceScorer
 from irl_vla.scoring.scene_cache import SceneCache
 from irl_vla.scoring.scorer import Scorer, ScorerConfig
 
-TWO_STAGE_SUFFIX = "_two_stage"
-TWO_STAGE_FILE = "two_stage.json"
-TWO_STAGE_FORMAT = "irl_vla.two_stage"
 SCORERS: dict[str, type[Scorer]] = {"fast": FastScorer, "reference": ReferenceScorer}
 
 
@@ -55,38 +51,10 @@ def make_scorer(name: str, human_penalty_filter: bool = True) -> Scorer:
     return SCORERS[name](ScorerConfig(human_penalty_filter=human_penalty_filter))
 
 
-def read_groups(path: Path) -> list[Group]:
-    """Groups of a two-stage mapping file.
-
-    Raises:
-        DataFormatError: naming the file and field.
-    """
-    doc = read_json(path)
-    if not isinstance(doc, dict) or doc.get("format") != TWO_STAGE_FORMAT:
-        raise DataFormatError(f"{path}: not an {TWO_STAGE_FORMAT} mapping")
-    try:
-        return [Group(str(g["orig"]), str(g["prev"]), [(str(a), str(b)) for a, b in g["pairs"]]) for g in doc["groups"]]
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataFormatError(f"{path}: bad group ({type(e).__name__}: {e})") from None
-
-
-class _Bar:
-    def __init__(self, desc: str, enabled: bool) -> None:
-        self.bar = tqdm(desc=desc, disable=not enabled, leave=False)
-
-    def __call__(self, done: int, total: int) -> None:
-        self.bar.total = total
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def _cached(split_dir: Path, root: Path, tokens: list[str], cfg: EvalConfig, previous: bool) -> MetricCacheStore:
     """The store of ``tokens`` (and their previous-frame windows if ``previous``), building what is missing."""
     keys = [(t, False) for t in tokens] + ([(t, True) for t in tokens] if previous else [])
-    bar = _Bar(f"metric cache {split_dir.name}", cfg.progress)
+    bar = ProgressBar(f"metric cache {split_dir.name}", cfg.progress, unit="scene", leave=False)
     build_metric_cache(split_dir, root, keys, cfg.workers, bar)
     bar.close()
     return MetricCacheStore(root)
@@ -96,10 +64,10 @@ def run_eval(cfg: EvalConfig) -> tuple[str, list[Path]]:
     """Evaluate every agent of ``cfg``; returns the printed table and the written paths."""
     data = Path(cfg.data_root)
     split_dir = data / cfg.split
-    two_stage_dir = data / f"{cfg.split}{TWO_STAGE_SUFFIX}"
+    stage_two_dir = two_stage_dir(split_dir)
     mode = cfg.mode
     if mode == "auto":
-        mode = "two_stage" if (two_stage_dir / TWO_STAGE_FILE).is_file() else "one_stage"
+        mode = "two_stage" if (stage_two_dir / TWO_STAGE_FILE).is_file() else "one_stage"
     agents = [make_agent(name) for name in cfg.agents]  # unknown names fail before any caching
     loader = SceneLoader(split_dir)
     scorer = make_scorer(cfg.scorer, cfg.human_penalty_filter)
@@ -114,11 +82,11 @@ def run_eval(cfg: EvalConfig) -> tuple[str, list[Path]]:
             return store.load(token)
 
     else:
-        groups = read_groups(two_stage_dir / TWO_STAGE_FILE)[: cfg.max_scenes]
-        stage_two = SceneLoader(two_stage_dir)
+        groups = read_groups(stage_two_dir / TWO_STAGE_FILE)[: cfg.max_scenes]
+        stage_two = SceneLoader(stage_two_dir)
         store = _cached(split_dir, cache_root / cfg.split, [g.orig for g in groups], cfg, previous=True)
         s2_tokens = [t for g in groups for pair in g.pairs for t in pair]
-        store_two = _cached(two_stage_dir, cache_root / two_stage_dir.name, s2_tokens, cfg, previous=False)
+        store_two = _cached(stage_two_dir, cache_root / stage_two_dir.name, s2_tokens, cfg, previous=False)
 
         def cache_of(token: str) -> SceneCache:
             return store.load(token) if store.has(token) else store_two.load(token)
@@ -131,7 +99,7 @@ def run_eval(cfg: EvalConfig) -> tuple[str, list[Path]]:
         scene_scorer = SceneScorer(agent, scorer, cache_of)
         out = Path(cfg.output_dir) / name
         meta = {"agent": name, "split": cfg.split, "scorer": cfg.scorer}
-        bar = _Bar(f"eval {name}", cfg.progress)
+        bar = ProgressBar(f"eval {name}", cfg.progress, leave=False)
         if mode == "one_stage":
             results = evaluate_one_stage(tokens, loader.get_scene, loader.get_previous_scene, scene_scorer, bar)
             summaries.append(write_one_stage(results, out, meta))

@@ -1,8 +1,9 @@
 """The metric cache of a split: one ``.npz`` per scene token, built in parallel, resumable, then reused.
 
-Layout: ``<root>/<token>.npz`` plus ``<root>/manifest.json`` (format, version, split, tokens). Each file is the
-``SceneCache`` of a scene with its PDM-Closed plan. Files are written atomically, so a killed build resumes
-where it stopped.
+Layout: ``<root>/<token>.npz`` plus ``<root>/manifest.json`` (format, version, split, tokens, and per token
+the SHA-256 of the log it was built from). Each file is the ``SceneCache`` of a scene with its PDM-Closed plan.
+Files are written atomically, so a killed build resumes where it stopped; a cache whose log has changed since
+(the split was regenerated) is rebuilt.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def build_metric_cache(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     manifest = root / MANIFEST
+    doc: dict = {}
     if manifest.is_file():
         doc = read_json(manifest)
         if doc.get("format") != CACHE_FORMAT or doc.get("version") != CACHE_VERSION:
@@ -131,10 +133,15 @@ def build_metric_cache(
                 f"{manifest}: cache format {doc.get('format')} v{doc.get('version')}, expected {CACHE_FORMAT} "
                 f"v{CACHE_VERSION}: delete {root} to rebuild"
             )
+    built: dict[str, str] = dict(doc.get("sources", {}))  # token -> SHA-256 of the log it was built from
     loader = SceneLoader(split_dir)
     tokens = [_key_token(loader, k) for k in keys]
+    source = {t: loader.entry(k[0]).sha256 for k, t in zip(keys, tokens, strict=True) if t is not None}
+    # a cache is rebuilt when missing or when its log changed since (a regenerated split keeps its tokens)
     todo = [
-        k for k, t in zip(keys, tokens, strict=True) if t is not None and not (root / f"{t}{CACHE_SUFFIX}").is_file()
+        k
+        for k, t in zip(keys, tokens, strict=True)
+        if t is not None and (not (root / f"{t}{CACHE_SUFFIX}").is_file() or built.get(t) != source[t])
     ]
     present = [t for t in tokens if t is not None]
     done = len(present) - len(todo)
@@ -153,14 +160,15 @@ def build_metric_cache(
                 done += 1
                 if progress:
                     progress(done, len(present))
-    existing = set(read_json(manifest)["tokens"]) if manifest.is_file() else set()
+    built.update(source)
     write_json(
         manifest,
         {
             "format": CACHE_FORMAT,
             "version": CACHE_VERSION,
             "split": loader.manifest.split,
-            "tokens": sorted(existing | set(present)),
+            "tokens": sorted(built),
+            "sources": dict(sorted(built.items())),
         },
     )
     return present

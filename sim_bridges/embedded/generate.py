@@ -27,6 +27,7 @@ from scenarios.registry import FAMILIES_DIR, ScenarioFamily, load_families
 from sim_bridges.embedded.audit import Auditor
 from sim_bridges.embedded.recorder import cut_scenes, record_log
 from sim_bridges.embedded.scenario_world import build_scenario
+from sim_bridges.embedded.two_stage import TwoStageSpec
 
 MAX_ATTEMPTS = 8
 SPLIT_IDS = {"synth_navtrain": 1, "synth_navtest": 2, "synth_navhard": 3}
@@ -40,11 +41,13 @@ class SplitSpec:
         logs_per_family: logs generated per scenario family.
         hard_only: only the families tagged ``hard``.
         frame_interval: frames between consecutive scene windows of a log.
+        two_stage: also re-simulate stage-2 scenes into ``<split>_two_stage`` (``two_stage.py``).
     """
 
     logs_per_family: int = 4
     hard_only: bool = False
     frame_interval: int = 5
+    two_stage: bool = False
 
 
 @dataclass
@@ -62,6 +65,7 @@ class GenerateConfig:
     num_future_frames: int = 10
     workers: int = 2
     progress: bool = True
+    two_stage: TwoStageSpec = field(default_factory=TwoStageSpec)  # how stage-2 starts are drawn
 
 
 @dataclass(frozen=True)

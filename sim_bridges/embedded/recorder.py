@@ -20,9 +20,13 @@ RECORD_EVERY = 5  # simulation steps per logged frame (10 Hz -> 2 Hz)
 ANNOTATION_RADIUS = 60.0  # [m] objects farther from the ego are not annotated
 
 
-def frame_token(log_name: str, index: int) -> str:
-    """Deterministic 16-hex-character frame token."""
-    return hashlib.sha1(f"{log_name}/{index}".encode()).hexdigest()[:16]
+REAL_TOKEN_LENGTH = 16  # hex characters of a logged frame's token (NAVSIM: real 16, synthetic 17)
+SYNTHETIC_TOKEN_LENGTH = 17
+
+
+def frame_token(log_name: str, index: int, length: int = REAL_TOKEN_LENGTH) -> str:
+    """Deterministic frame token of ``length`` hex characters."""
+    return hashlib.sha1(f"{log_name}/{index}".encode()).hexdigest()[:length]
 
 
 def _annotations(world: World) -> Annotations:
@@ -60,12 +64,13 @@ def record_log(
     log_name: str,
     num_frames: int,
     on_step: Callable[[], None] | None = None,
+    token_length: int = REAL_TOKEN_LENGTH,
 ) -> list[Frame]:
     """Step ``world`` and record ``num_frames`` frames at 2 Hz (the first before any step).
 
     Each frame carries an instruction with scene facts; its meta-action is read from the expert's next
     ``labels.HORIZON`` seconds, simulated past the last frame. ``on_step`` runs after every world step
-    (an ``audit.Auditor``'s ``check``).
+    (an ``audit.Auditor``'s ``check``). Re-simulated (stage-2) logs use ``SYNTHETIC_TOKEN_LENGTH`` tokens.
     """
     frames = []
     steps = [trace(world)]
@@ -89,7 +94,7 @@ def record_log(
         annotations = _annotations(world)
         frames.append(
             Frame(
-                token=frame_token(log_name, index),
+                token=frame_token(log_name, index, token_length),
                 timestamp=round(world.time / DT) * 100_000,
                 roadblock_ids=list(route_ids),
                 traffic_lights=world.red_connectors(),

@@ -82,3 +82,32 @@ def test_unknown_agent_or_scorer_fails_before_any_caching(tmp_path: Path, capsys
     assert main(["eval", *base, "eval.scorer=slowest"]) != 0
     assert "EvalConfig.scorer" in capsys.readouterr().err
     assert not (tmp_path / "metric_cache").exists()
+
+
+def test_two_stage_eval_on_re_simulated_stage_two_scenes(tmp_path: Path) -> None:
+    """``generate`` writes synth_navhard and its stage-2 scenes; ``eval`` then scores it in two stages."""
+    args = [
+        f"paths.data_root={tmp_path}",
+        "generate.families=[cut_in]",
+        "generate.only=[synth_navhard]",
+        "generate.splits.synth_navhard.logs_per_family=1",
+        "generate.num_log_frames=25",
+        "generate.two_stage.pairs_per_group=2",
+        "generate.workers=1",
+        "generate.progress=false",
+    ]
+    assert main(["generate", *args]) == 0
+    assert main(["eval", f"paths.data_root={tmp_path}", f"paths.output_root={tmp_path / 'out'}",
+                 "eval.split=synth_navhard", "eval.agents=[human,constant_velocity]", "eval.workers=1",
+                 "eval.progress=false"]) == 0  # fmt: skip
+    out = tmp_path / "out" / "eval" / "synth_navhard"
+    human = json.loads((out / "human" / "summary.json").read_text())
+    assert human["mode"] == "two_stage" and human["num_groups"] == 1 and human["num_failed"] == 0
+    assert human["num_scenes"] == 2 + 2 * 2  # orig and prev, then two (now, prev) pairs
+    rows = list(csv.DictReader((out / "human" / "scores.csv").open()))
+    assert rows[-1]["token"] == "extended_pdm_score_combined"
+    assert {f"{s.navsim_name}_stage_one" for s in SubScore} <= set(rows[0])
+    assert {f"{s.navsim_name}_stage_two" for s in SubScore} <= set(rows[0])
+    scenes = list(csv.DictReader((out / "human" / "scenes.csv").open()))
+    assert [len(r["token"]) for r in scenes] == [16, 16, 17, 17, 17, 17]  # real, then synthetic tokens
+    assert human["epdms"] > 0.5 and human["sub_scores_stage_two"]["NC"] == 1.0
