@@ -146,9 +146,18 @@ class SceneLoader:
         self._cache_size = cache_logs
 
     @property
+    def name(self) -> str:
+        """The split's name."""
+        return self.manifest.split
+
+    @property
     def tokens(self) -> list[str]:
         """Every scene token of the split."""
         return self.manifest.tokens
+
+    def log_hash(self, token: str) -> str:
+        """SHA-256 of the log file holding scene ``token`` (from the manifest)."""
+        return self.entry(token).sha256
 
     def __len__(self) -> int:
         return len(self._log_of)

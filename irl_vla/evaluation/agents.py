@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from irl_vla.data.enums import SE2Index
 from irl_vla.data.geometry import interpolate_poses
 from irl_vla.data.scene import AgentInput, Scene
+from irl_vla.data.sensors import SensorConfig
 from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory, TrajectorySampling
 from irl_vla.scoring.scene_cache import SceneCache
 from irl_vla.scoring.scorer import PDM_SAMPLING
@@ -39,6 +41,10 @@ class Agent(ABC):
 
     def initialize(self) -> None:  # noqa: B027 - optional hook
         """Load weights or other resources once before the first call."""
+
+    def get_sensor_config(self) -> SensorConfig:
+        """The sensors the agent reads (none by default)."""
+        return SensorConfig.build_no_sensors()
 
     @abstractmethod
     def compute_trajectory(self, agent_input: AgentInput, scene: Scene | None = None) -> Trajectory:
@@ -125,12 +131,12 @@ AGENTS: dict[str, type[Agent]] = {
 }
 
 
-def make_agent(name: str) -> Agent:
-    """The agent called ``name``.
+def make_agent(name: str, **kwargs: Any) -> Agent:
+    """The agent called ``name``, built with ``kwargs``.
 
     Raises:
         ValueError: naming the unknown agent and the known ones.
     """
     if name not in AGENTS:
         raise ValueError(f"unknown agent {name!r}; available: {sorted(AGENTS)}")
-    return AGENTS[name]()
+    return AGENTS[name](**kwargs)

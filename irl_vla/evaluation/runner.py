@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from irl_vla.common.progress import ProgressBar
+from irl_vla.data.source import SourceFactory, check_source
 from irl_vla.data.split import SceneLoader
 from irl_vla.data.two_stage import TWO_STAGE_FILE, read_groups, two_stage_dir
 from irl_vla.evaluation.agents import PDMClosedAgent, make_agent
@@ -34,8 +36,15 @@ class EvalConfig:
     human_penalty_filter: bool = True
     output_dir: str = "outputs/eval/synth_navtest"
     progress: bool = True
+    source: str = "embedded"
+    navsim_root: str | None = None
+    maps_root: str | None = None
+    split_file: str | None = None
 
     def __post_init__(self) -> None:
+        check_source("EvalConfig", self.source, self.navsim_root)
+        if self.source == "navsim" and self.mode == "two_stage":
+            raise ValueError("EvalConfig.mode: two-stage scoring reads embedded stage-2 scenes; use source=embedded")
         if self.scorer not in SCORERS:
             raise ValueError(f"EvalConfig.scorer: {self.scorer!r} is not one of {sorted(SCORERS)}")
         if self.mode not in ("auto", "one_stage", "two_stage"):
@@ -51,32 +60,45 @@ def make_scorer(name: str, human_penalty_filter: bool = True) -> Scorer:
     return SCORERS[name](ScorerConfig(human_penalty_filter=human_penalty_filter))
 
 
-def _cached(split_dir: Path, root: Path, tokens: list[str], cfg: EvalConfig, previous: bool) -> MetricCacheStore:
+def _cached(
+    source: SourceFactory | Path, root: Path, tokens: list[str], cfg: EvalConfig, previous: bool
+) -> MetricCacheStore:
     """The store of ``tokens`` (and their previous-frame windows if ``previous``), building what is missing."""
     keys = [(t, False) for t in tokens] + ([(t, True) for t in tokens] if previous else [])
-    bar = ProgressBar(f"metric cache {split_dir.name}", cfg.progress, unit="scene", leave=False)
-    build_metric_cache(split_dir, root, keys, cfg.workers, bar)
+    bar = ProgressBar(f"metric cache {root.name}", cfg.progress, unit="scene", leave=False)
+    build_metric_cache(source, root, keys, cfg.workers, bar)
     bar.close()
     return MetricCacheStore(root)
 
 
-def run_eval(cfg: EvalConfig) -> tuple[str, list[Path]]:
-    """Evaluate every agent of ``cfg``; returns the printed table and the written paths."""
+def run_eval(cfg: EvalConfig, source: SourceFactory | None = None) -> tuple[str, list[Path]]:
+    """Evaluate every agent of ``cfg``; returns the printed table and the written paths.
+
+    Args:
+        cfg: settings.
+        source: opens the split's scenes; ``None`` reads the embedded split ``<data_root>/<split>``. With
+            ``cfg.source = "navsim"`` the caller passes the NAVSIM reader (``sim_bridges.navsim``).
+    """
     data = Path(cfg.data_root)
     split_dir = data / cfg.split
     stage_two_dir = two_stage_dir(split_dir)
     mode = cfg.mode
+    if source is None and cfg.source != "embedded":
+        raise ValueError(f"run_eval: source={cfg.source} needs its reader (irl-vla eval passes it)")
     if mode == "auto":
-        mode = "two_stage" if (stage_two_dir / TWO_STAGE_FILE).is_file() else "one_stage"
+        embedded = source is None
+        mode = "two_stage" if embedded and (stage_two_dir / TWO_STAGE_FILE).is_file() else "one_stage"
     agents = [make_agent(name) for name in cfg.agents]  # unknown names fail before any caching
-    loader = SceneLoader(split_dir)
+    factory: SourceFactory = source if source is not None else partial(SceneLoader, str(split_dir))
+    loader = factory()
     scorer = make_scorer(cfg.scorer, cfg.human_penalty_filter)
     cache_root = data / "metric_cache"
     if mode == "one_stage":
         tokens = loader.tokens[: cfg.max_scenes]
         # an agent that plans from the cache needs the previous frame's cache too for its EC plan
         needs_previous = any(a.reads_metric_cache for a in agents)
-        store = _cached(split_dir, cache_root / cfg.split, tokens, cfg, previous=needs_previous)
+        cache_name = cfg.split if source is None else f"{cfg.source}-{loader.name}"
+        store = _cached(factory, cache_root / cache_name, tokens, cfg, previous=needs_previous)
 
         def cache_of(token: str) -> SceneCache:
             return store.load(token)

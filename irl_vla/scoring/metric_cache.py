@@ -1,7 +1,7 @@
 """The metric cache of a split: one ``.npz`` per scene token, built in parallel, resumable, then reused.
 
 Layout: ``<root>/<token>.npz`` plus ``<root>/manifest.json`` (format, version, split, tokens, and per token
-the SHA-256 of the log it was built from). Each file is the ``SceneCache`` of a scene with its PDM-Closed plan.
+the fingerprint of the log it was built from). Each file is the ``SceneCache`` of a scene with its PDM-Closed plan.
 Files are written atomically, so a killed build resumes where it stopped; a cache whose log has changed since
 (the split was regenerated) is rebuilt.
 """
@@ -13,9 +13,11 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from irl_vla.common.io import DataFormatError, read_json, write_json
+from irl_vla.data.source import SceneSource, SourceFactory
 from irl_vla.data.split import SceneLoader
 from irl_vla.scoring.fast_scorer import FastScorer
 from irl_vla.scoring.pdm_closed import PDMClosedPlanner
@@ -77,15 +79,15 @@ class MetricCacheStore:
 
 
 # ---------------------------------------------------------------------------------------------- building
-_worker_loader: SceneLoader | None = None
+_worker_loader: SceneSource | None = None
 
 
-def _init_worker(split_dir: str) -> None:
+def _init_worker(source: SourceFactory) -> None:
     global _worker_loader
-    _worker_loader = SceneLoader(split_dir)
+    _worker_loader = source()
 
 
-def build_one(loader: SceneLoader, key: SceneKey, root: Path) -> str:
+def build_one(loader: SceneSource, key: SceneKey, root: Path) -> str:
     """Build and save the cache of one scene (the previous-frame window if ``key[1]``); returns its token."""
     token, previous = key
     scene = loader.get_previous_scene(token) if previous else loader.get_scene(token)
@@ -102,7 +104,7 @@ def _build_in_worker(key: SceneKey, root: str) -> str:
     return build_one(_worker_loader, key, Path(root))
 
 
-def _key_token(loader: SceneLoader, key: SceneKey) -> str | None:
+def _key_token(loader: SceneSource, key: SceneKey) -> str | None:
     token, previous = key
     if not previous:
         return token
@@ -111,13 +113,20 @@ def _key_token(loader: SceneLoader, key: SceneKey) -> str | None:
 
 
 def build_metric_cache(
-    split_dir: str | os.PathLike[str],
+    source: SourceFactory | str | os.PathLike[str],
     root: str | os.PathLike[str],
     keys: list[SceneKey],
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[str]:
     """Build the caches of ``keys`` that are missing under ``root`` (in ``workers`` processes).
+
+    Args:
+        source: a split directory (embedded) or a picklable factory of a ``SceneSource``.
+        root: the cache directory.
+        keys: the scenes: ``(token, previous)``; ``previous`` for the window one frame before the token's.
+        workers: processes.
+        progress: ``(done, total)`` callback.
 
     Returns:
         Tokens of every requested scene that exists (previous-frame windows at a log's start are skipped).
@@ -133,15 +142,16 @@ def build_metric_cache(
                 f"{manifest}: cache format {doc.get('format')} v{doc.get('version')}, expected {CACHE_FORMAT} "
                 f"v{CACHE_VERSION}: delete {root} to rebuild"
             )
-    built: dict[str, str] = dict(doc.get("sources", {}))  # token -> SHA-256 of the log it was built from
-    loader = SceneLoader(split_dir)
+    built: dict[str, str] = dict(doc.get("sources", {}))  # token -> fingerprint of the log it was built from
+    factory: SourceFactory = source if callable(source) else partial(SceneLoader, str(source))
+    loader = factory()
     tokens = [_key_token(loader, k) for k in keys]
-    source = {t: loader.entry(k[0]).sha256 for k, t in zip(keys, tokens, strict=True) if t is not None}
+    hashes = {t: loader.log_hash(k[0]) for k, t in zip(keys, tokens, strict=True) if t is not None}
     # a cache is rebuilt when missing or when its log changed since (a regenerated split keeps its tokens)
     todo = [
         k
         for k, t in zip(keys, tokens, strict=True)
-        if t is not None and (not (root / f"{t}{CACHE_SUFFIX}").is_file() or built.get(t) != source[t])
+        if t is not None and (not (root / f"{t}{CACHE_SUFFIX}").is_file() or built.get(t) != hashes[t])
     ]
     present = [t for t in tokens if t is not None]
     done = len(present) - len(todo)
@@ -155,18 +165,18 @@ def build_metric_cache(
                 progress(done, len(present))
     else:
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(str(split_dir),)) as pool:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(factory,)) as pool:
             for _ in pool.map(_build_in_worker, todo, [str(root)] * len(todo), chunksize=4):
                 done += 1
                 if progress:
                     progress(done, len(present))
-    built.update(source)
+    built.update(hashes)
     write_json(
         manifest,
         {
             "format": CACHE_FORMAT,
             "version": CACHE_VERSION,
-            "split": loader.manifest.split,
+            "split": loader.name,
             "tokens": sorted(built),
             "sources": dict(sorted(built.items())),
         },

@@ -1,0 +1,293 @@
+"""Exporting an embedded split as a NAVSIM data root that navsim's loaders, metric caching and scoring accept.
+
+Layout under ``out_root`` (``reference/nuplan_openscene_formats.md`` §3.4)::
+
+    maps/                          NUPLAN_MAPS_ROOT: nuplan-maps-v1.0.json, <location>/<version>/map.gpkg (+ stubs)
+    navsim_logs/<split>/<log>.pkl  one OpenScene log pickle per log
+    sensor_blobs/<split>/<log>/CAM_F0/<token>.jpg ... MergedPointCloud/<token>.pcd
+    train_test_split/<split>.yaml  the split's scene filter for navsim (tokens, log names, window sizes)
+    export.json                    where each log's map tile went (offset [m], id shift), counts
+
+NAVSIM knows four map locations and each log names one, but every embedded log has its own road network. The
+exporter therefore lays the logs' maps side by side as tiles of one map installed under ``location``: log
+``k`` is shifted by ``tile_offset(k)`` metres and its map ids by ``k * id_stride``, and its poses, route and
+traffic-light ids with it. Annotations are ego-relative and need no change. Scoring is translation-invariant,
+so a split scores the same before and after export (``irl-vla eval`` on both, tested).
+
+Sensors are rendered from the embedded world (``SensorRenderer``) for the cameras in ``cameras`` and the LiDAR;
+every frame dict still lists all eight NAVSIM cameras (navsim requires the keys), with the image path a
+rendered camera would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from omegaconf import OmegaConf
+from PIL import Image
+
+from irl_vla.common.io import atomic_open, write_json
+from irl_vla.data.enums import SE2Index
+from irl_vla.data.map import Map, MapObject
+from irl_vla.data.scene import EgoStatus, Frame
+from irl_vla.data.sensors import NAVSIM_CAMERA_NAMES
+from irl_vla.data.split import SceneLoader, SplitManifest
+from sim_bridges.embedded.render.rig import CameraSpec, LidarConfig, RigConfig
+from sim_bridges.embedded.render.sensors import SensorRenderer
+from sim_bridges.navsim.nuplan_map import DEFAULT_EPSG, DEFAULT_LOCATION, MAP_LOCATIONS, write_map_root
+from sim_bridges.navsim.openscene import LIDAR_FOLDER, LOG_SUFFIX, FrameContext, frame_to_dict, write_log_pickle
+from sim_bridges.navsim.pcd import write_pcd
+
+#: The eight NAVSIM cameras on the embedded rig (the default rig's three keep their mounting).
+NAVSIM_RIG: tuple[CameraSpec, ...] = (
+    CameraSpec("cam_f0", 0.0),
+    CameraSpec("cam_l0", 55.0),
+    CameraSpec("cam_l1", 110.0, x=1.0, y=0.9),
+    CameraSpec("cam_l2", 155.0, x=0.0, y=0.9),
+    CameraSpec("cam_r0", -55.0),
+    CameraSpec("cam_r1", -110.0, x=1.0, y=-0.9),
+    CameraSpec("cam_r2", -155.0, x=0.0, y=-0.9),
+    CameraSpec("cam_b0", 180.0, x=-1.0),
+)
+# id-bearing fields of map objects (single ids and lists of ids)
+_ID_FIELDS = {"id", "roadblock_id", "intersection_id"}
+_ID_LIST_FIELDS = {"incoming_ids", "outgoing_ids", "lane_ids", "stop_line_ids", "lane_connector_ids"}
+_XY_FIELDS = {"centerline", "left_boundary", "right_boundary"}
+
+
+@dataclass
+class ExportConfig:
+    """Settings of ``irl-vla navsim-export`` (``configs/navsim_export.yaml``).
+
+    Attributes:
+        data_root: where the embedded splits are.
+        split: the split to export.
+        out_root: the NAVSIM data root to write.
+        location: the nuPlan location name the map is installed under.
+        epsg: EPSG code named as the map's projected reference system.
+        tile_spacing: distance between the logs' map tiles [m].
+        tiles_per_row: tiles per row of the grid.
+        id_stride: map-id shift between consecutive logs.
+        cameras: cameras rendered (all eight NAVSIM names by default).
+        lidar: render the merged LiDAR point cloud.
+        image_width: rendered image width [px] (height keeps the rig's 16:9).
+        jpeg_quality: JPEG quality of the images.
+        workers: processes.
+        progress: show a progress bar.
+    """
+
+    data_root: str = "data"
+    split: str = "synth_navtest"
+    out_root: str = "data/navsim"
+    location: str = DEFAULT_LOCATION
+    epsg: int = DEFAULT_EPSG
+    tile_spacing: float = 2000.0
+    tiles_per_row: int = 16
+    id_stride: int = 100_000
+    cameras: list[str] = field(default_factory=lambda: list(NAVSIM_CAMERA_NAMES))
+    lidar: bool = True
+    image_width: int = 256
+    jpeg_quality: int = 95
+    workers: int = 2
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.location not in MAP_LOCATIONS:
+            raise ValueError(f"ExportConfig.location: {self.location!r} is not one of nuPlan's {list(MAP_LOCATIONS)}")
+        unknown = sorted(set(self.cameras) - set(NAVSIM_CAMERA_NAMES))
+        if unknown:
+            raise ValueError(f"ExportConfig.cameras: unknown cameras {unknown}; NAVSIM has {list(NAVSIM_CAMERA_NAMES)}")
+        if self.tile_spacing <= 0 or self.tiles_per_row < 1 or self.id_stride < 1:
+            raise ValueError("ExportConfig: tile_spacing, tiles_per_row and id_stride must be positive")
+
+    def rig(self) -> RigConfig:
+        """The eight-camera rig (its image size from ``image_width``)."""
+        return RigConfig(cameras=NAVSIM_RIG, width=self.image_width, height=max(8, round(self.image_width * 9 / 16)))
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Where one log's map went: shift [m] and id shift."""
+
+    dx: float
+    dy: float
+    id_shift: int
+
+
+def tile_of(index: int, cfg: ExportConfig) -> Tile:
+    """The tile of the ``index``-th log."""
+    row, col = divmod(index, cfg.tiles_per_row)
+    return Tile(col * cfg.tile_spacing, row * cfg.tile_spacing, index * cfg.id_stride)
+
+
+# ---------------------------------------------------------------------------------------------- shifting
+def _shift_id(value: str, tile: Tile) -> str:
+    return str(int(value) + tile.id_shift)
+
+
+def shift_object(obj: MapObject, tile: Tile) -> MapObject:
+    """A copy of ``obj`` moved by the tile's offset, with every id shifted."""
+    changes: dict[str, Any] = {"polygon": shapely.affinity.translate(obj.polygon, tile.dx, tile.dy)}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in _ID_FIELDS and value is not None:
+            changes[f.name] = _shift_id(value, tile)
+        elif f.name in _ID_LIST_FIELDS:
+            changes[f.name] = [_shift_id(v, tile) for v in value]
+        elif f.name in _XY_FIELDS:
+            moved = np.array(value, dtype=np.float64, copy=True)
+            if len(moved):
+                moved[:, 0] += tile.dx
+                moved[:, 1] += tile.dy
+            changes[f.name] = moved
+    return dataclasses.replace(obj, **changes)
+
+
+def shift_frame(frame: Frame, tile: Tile) -> Frame:
+    """A copy of ``frame`` with its global pose moved and its route and light ids shifted."""
+    ego = frame.ego_status
+    pose = ego.ego_pose.copy()
+    pose[SE2Index.X] += tile.dx
+    pose[SE2Index.Y] += tile.dy
+    status = EgoStatus(pose, ego.ego_velocity, ego.ego_acceleration, ego.driving_command, in_global_frame=True)
+    return dataclasses.replace(
+        frame,
+        ego_status=status,
+        roadblock_ids=[_shift_id(r, tile) for r in frame.roadblock_ids],
+        traffic_lights=[(_shift_id(c, tile), red) for c, red in frame.traffic_lights],
+    )
+
+
+# ---------------------------------------------------------------------------------------------- one log
+def _camera_path(log_name: str, camera: str, token: str) -> str:
+    return f"{log_name}/{camera.upper()}/{token}.jpg"
+
+
+def _lidar_path(log_name: str, token: str) -> str:
+    return f"{log_name}/{LIDAR_FOLDER}/{token}.pcd"
+
+
+def export_log(split_dir: str, log_name: str, index: int, cfg: ExportConfig) -> dict[str, Any]:
+    """Write one log's pickle and sensors; returns its tile and tokens."""
+    loader = SceneLoader(split_dir)
+    entry = next(e for e in loader.manifest.logs if e.log_name == log_name)
+    record = loader.log(entry)
+    tile = tile_of(index, cfg)
+    out = Path(cfg.out_root)
+    sensor_dir = out / "sensor_blobs" / cfg.split
+    rig = cfg.rig()
+    renderer = SensorRenderer(rig, LidarConfig())
+    calibrations = rig.calibrations()
+    lidar_origin = (0.0, 0.0, 0.0)  # the embedded LiDAR frame is the ego frame
+    dicts = []
+    for i, frame in enumerate(record.frames):
+        for name, camera in renderer.render_cameras(frame, record.map, cfg.cameras).items():
+            buffer = io.BytesIO()
+            assert camera.image is not None
+            Image.fromarray(camera.image).save(buffer, format="JPEG", quality=cfg.jpeg_quality)
+            with atomic_open(sensor_dir / _camera_path(log_name, name, frame.token), "wb") as f:
+                f.write(buffer.getvalue())
+        if cfg.lidar:
+            write_pcd(
+                sensor_dir / _lidar_path(log_name, frame.token), renderer.render_lidar(frame, record.map).lidar_pc
+            )
+        ctx = FrameContext(
+            log_name=log_name,
+            scene_token=record.frames[0].token,
+            map_location=cfg.location,
+            frame_idx=i,
+            cameras={n: (_camera_path(log_name, n, frame.token), calibrations[n]) for n in NAVSIM_CAMERA_NAMES},
+            lidar_path=_lidar_path(log_name, frame.token),
+            lidar_to_ego=lidar_origin,
+            sample_prev=record.frames[i - 1].token if i else None,
+            sample_next=record.frames[i + 1].token if i + 1 < len(record.frames) else None,
+        )
+        dicts.append(frame_to_dict(shift_frame(frame, tile), ctx))
+    write_log_pickle(out / "navsim_logs" / cfg.split / f"{log_name}{LOG_SUFFIX}", dicts)
+    return {"log_name": log_name, "tile": dataclasses.asdict(tile), "tokens": list(entry.scene_tokens)}
+
+
+# ---------------------------------------------------------------------------------------------- a split
+def merged_map(loader: SceneLoader, cfg: ExportConfig) -> Map:
+    """One map holding every log's map as a tile."""
+    objects: list[MapObject] = []
+    for k, entry in enumerate(loader.manifest.logs):
+        tile = tile_of(k, cfg)
+        objects += [shift_object(o, tile) for o in loader.log(entry).map.all_objects()]
+    return Map(cfg.location, objects)
+
+
+def split_filter_yaml(manifest: SplitManifest, settings: dict[str, Any]) -> str:
+    """Navsim's ``train_test_split`` config selecting exactly the split's scenes."""
+    doc = {
+        "data_split": manifest.split,
+        "scene_filter": {
+            "_target_": "navsim.common.dataclasses.SceneFilter",
+            "_convert_": "all",
+            "num_history_frames": int(settings.get("num_history_frames", 4)),
+            "num_future_frames": int(settings.get("num_future_frames", 10)),
+            "frame_interval": 1,
+            "has_route": True,
+            "max_scenes": None,
+            "log_names": [e.log_name for e in manifest.logs],
+            "tokens": manifest.tokens,
+        },
+    }
+    return OmegaConf.to_yaml(OmegaConf.create(doc))
+
+
+def export_split(cfg: ExportConfig, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Export ``cfg.split`` to ``cfg.out_root``; returns counts and paths (also written to ``export.json``)."""
+    split_dir = Path(cfg.data_root) / cfg.split
+    loader = SceneLoader(split_dir)
+    manifest = loader.manifest
+    out = Path(cfg.out_root)
+    map_file = write_map_root(out / "maps", merged_map(loader, cfg), cfg.location, cfg.epsg)
+    logs = [e.log_name for e in manifest.logs]
+    results: dict[str, dict[str, Any]] = {}
+    if progress:
+        progress(0, len(logs))
+    if cfg.workers <= 1:
+        for k, name in enumerate(logs):
+            results[name] = export_log(str(split_dir), name, k, cfg)
+            if progress:
+                progress(len(results), len(logs))
+    else:
+        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(export_log, str(split_dir), n, k, cfg): n for k, n in enumerate(logs)}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                if progress:
+                    progress(len(results), len(logs))
+    split_file = out / "train_test_split" / f"{cfg.split}.yaml"
+    with atomic_open(split_file, "w") as f:
+        f.write(split_filter_yaml(manifest, manifest.settings))
+    summary = {
+        "format": "irl_vla.navsim_export",
+        "version": 1,
+        "source_split": str(split_dir),
+        "split": cfg.split,
+        "location": cfg.location,
+        "epsg": cfg.epsg,
+        "logs": [results[n] for n in logs],
+        "num_logs": len(logs),
+        "num_scenes": len(manifest.tokens),
+        "paths": {
+            "maps_root": str(out / "maps"),
+            "map": str(map_file),
+            "logs": str(out / "navsim_logs" / cfg.split),
+            "sensor_blobs": str(out / "sensor_blobs" / cfg.split),
+            "split_file": str(split_file),
+        },
+    }
+    write_json(out / "export.json", summary)
+    return summary
