@@ -15,12 +15,14 @@ from irl_vla.benchmarks import core_bench, scorer_bench
 from irl_vla.benchmarks.timing import emit, machine_info
 from irl_vla.common.config import to_dataclass
 from sim_bridges.embedded import world_bench
+from sim_bridges.navsim import navsim_bench
 
 #: suite -> (config dataclass, runner)
 SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] = {
     "core": (core_bench.CoreBenchConfig, core_bench.run),
     "world": (world_bench.WorldBenchConfig, world_bench.run),
     "scorer": (scorer_bench.ScorerBenchConfig, scorer_bench.run),
+    "navsim": (navsim_bench.NavsimBenchConfig, navsim_bench.run),
 }
 
 

@@ -57,3 +57,23 @@ def test_struct_mode_rejects_unknown_override() -> None:
         assert OmegaConf.is_struct(cfg)
         with pytest.raises(Exception, match="nonexistent"):
             compose("bench", overrides=["nonexistent=1"])
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "schema"),
+    [
+        ("eval", "eval", "irl_vla.evaluation.runner.EvalConfig"),
+        ("generate", "generate", "sim_bridges.embedded.generate.GenerateConfig"),
+        ("submit", "submit", "sim_bridges.navsim.submission.SubmitConfig"),
+        ("navsim_export", "navsim_export", "sim_bridges.navsim.export.ExportConfig"),
+    ],
+)
+def test_command_configs_compose_into_their_dataclass(name: str, key: str, schema: str) -> None:
+    import importlib
+
+    module, cls = schema.rsplit(".", 1)
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        cfg = compose(name)
+    to_dataclass(
+        OmegaConf.to_container(cfg[key], resolve=True), getattr(importlib.import_module(module), cls), where=key
+    )
