@@ -1,6 +1,7 @@
 """``irl-vla bench scorer``: EPDMS scorer throughput on ``synth_navtest`` scenes, one core.
 
-Measures: metric-cache build (scene cache + PDM-Closed) in scenes/s; ``fast`` candidates/s at several batch
+Measures: metric-cache build (scene cache + PDM-Closed) in scenes/s; the per-scene containment grids of the
+map polygons (built once per scene by ``fast``) in polygons/s; ``fast`` candidates/s at several batch
 sizes K (all sub-metrics: simulation, geometry, comfort, aggregation); ``fast`` against ``reference`` on the same
 scenes and plans in the same run (whole score call and geometric part alone); peak memory of one call at the
 largest K.
@@ -20,6 +21,7 @@ import numpy as np
 from irl_vla.benchmarks.timing import median_seconds, record
 from irl_vla.data.split import SceneLoader
 from irl_vla.data.trajectory import DEFAULT_SAMPLING
+from irl_vla.scoring.containment import PolygonGrid
 from irl_vla.scoring.fast_scorer import FastScorer
 from irl_vla.scoring.pdm_closed import PDMClosedPlanner
 from irl_vla.scoring.reference_scorer import ReferenceScorer
@@ -80,6 +82,9 @@ def run(cfg: ScorerBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
     """Yield one record per measurement."""
     caches, build_s = _caches(cfg)
     yield record(SUITE, "metric_cache_build", items=len(caches), seconds=build_s, unit="scenes")
+    polygons = [p for c in caches for p in c.polygons]
+    t, _ = median_seconds(lambda: [PolygonGrid(p) for p in polygons], repeats=repeats)
+    yield record(SUITE, "containment_grid_build", items=len(polygons), seconds=t, unit="polygons")
     rng = np.random.default_rng(cfg.seed)
     fast, ref = FastScorer(), ReferenceScorer()
     for k in cfg.batch_sizes:
