@@ -26,7 +26,9 @@ reference system than ``projectedCoordSystem`` (real maps store lon/lat) are rep
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -561,7 +563,53 @@ def read_map(path: str | os.PathLike[str], name: str | None = None) -> Map:
     for table, cls in ((cross_t, Crosswalk), (carpark_t, CarparkArea)):
         for k, fid in enumerate(table.fids):
             objects.append(cls(str(fid), _polygon(table.geometries[k], f"{where}: {cls.__name__} fid {fid}")))  # type: ignore[index, call-arg]
+    objects, dropped = drop_dangling(objects)
+    if dropped:
+        warnings.warn(
+            f"{where}: dropped {len(dropped)} references to objects the map does not have, e.g. {dropped[:3]}",
+            stacklevel=2,
+        )
     try:
         return Map(name or path.parent.parent.name, objects)
     except ValueError as e:
         raise DataFormatError(f"{where}: {e}") from None
+
+
+_OPTIONAL_ID_FIELDS = ("intersection_id",)
+
+
+def drop_dangling(objects: list[MapObject]) -> tuple[list[MapObject], list[str]]:
+    """Objects with references to missing objects removed (real maps are not always consistent).
+
+    List references (successors, lanes of a block, stop lines, light ids) lose the missing ids, a missing
+    intersection becomes none, and a lane or connector whose roadblock is missing is dropped (and with it the
+    references to it), until nothing refers to a missing object.
+
+    Returns:
+        ``(objects, dropped)``: the cleaned objects and a description of each dropped reference.
+    """
+    dropped: list[str] = []
+    while True:
+        present = {(o.layer, o.id) for o in objects}
+        kept, changed = [], False
+        for obj in objects:
+            changes: dict[str, Any] = {}
+            remove = False
+            for field_name, (layers, ids) in obj.references().items():
+                missing = [i for i in ids if not any((layer, i) in present for layer in layers)]
+                if not missing:
+                    continue
+                dropped += [f"{obj.layer.value} {obj.id}.{field_name} -> {i}" for i in missing]
+                value = getattr(obj, field_name)
+                if isinstance(value, list):
+                    changes[field_name] = [i for i in value if i not in missing]
+                elif field_name in _OPTIONAL_ID_FIELDS:
+                    changes[field_name] = None
+                else:  # a required link (the roadblock of a lane): the object cannot stand
+                    remove = True
+            changed |= remove or bool(changes)
+            if not remove:
+                kept.append(dataclasses.replace(obj, **changes) if changes else obj)
+        objects = kept
+        if not changed:
+            return objects, dropped

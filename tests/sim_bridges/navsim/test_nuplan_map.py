@@ -202,3 +202,21 @@ def test_bad_map_files_are_named(tmp_path: Path) -> None:
         read_map(path)
     with pytest.raises(FileNotFoundError):
         read_map(tmp_path / "absent.gpkg")
+
+
+def test_dangling_references_of_real_maps_are_dropped_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "map.gpkg"
+    write_fixture(path)
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute("UPDATE lane_connectors SET traffic_light_stop_line_fids = '5,77' WHERE fid = 31")  # no stop line 77
+    con.execute("UPDATE lane_group_connectors SET intersection_fid = 99")  # no intersection 99
+    con.execute("UPDATE lanes_polygons SET lane_group_fid = 42 WHERE fid = 22")  # lane 22 in a missing roadblock
+    con.commit()
+    con.close()
+    with pytest.warns(UserWarning, match="dropped 4 references"):
+        amap = read_map(path)
+    assert amap.get_lane("31").stop_line_ids == ["5"]  # type: ignore[attr-defined]
+    assert amap.get(MapLayer.ROADBLOCK_CONNECTOR, "3").intersection_id is None  # type: ignore[attr-defined]
+    assert not amap.has(MapLayer.LANE, "22") and amap.get_lane("32").outgoing_ids == []
