@@ -154,14 +154,18 @@ class BatchLQRTracker:
         dt, wb = self.config.discretization_time, self.vehicle.wheel_base
         horizon = speeds.shape[1]
         # Lifted dynamics over the horizon, x_{i+1} = A_i x_i + B u + g_i with A_i = [[1, v dt, 0], [0, 1, v dt / L],
-        # [0, 0, 1]], B = (0, 0, dt), g_i = (0, -v kappa dt, 0): run once with the input off (free response) and
-        # once with a unit input from rest (input response).
-        e, h, d = lat.copy(), head.copy(), steer.copy()
-        be, bh, bd = np.zeros_like(lat), np.zeros_like(lat), np.zeros_like(lat)
-        for i in range(horizon):
-            v = speeds[:, i]
-            e, h = e + v * dt * h, h + v * dt / wb * d - v * curvature[:, i] * dt
-            be, bh, bd = be + v * dt * bh, bh + v * dt / wb * bd, bd + dt
+        # [0, 0, 1]], B = (0, 0, dt), g_i = (0, -v kappa dt, 0), summed in closed form: once with the input off
+        # (free response from (lat, head, steer)) and once with a unit input from rest (input response).
+        vdt = speeds * dt  # (K, H)
+        dh = vdt * (steer[:, None] / wb - curvature)  # free heading increments, steering held
+        h_start = head[:, None] + np.cumsum(dh, axis=1) - dh  # heading at the start of each step
+        e = lat + np.sum(vdt * h_start, axis=1)
+        h = head + dh.sum(axis=1)
+        d = steer
+        dbh = vdt / wb * (dt * np.arange(horizon))  # input response: steering i dt at step i
+        be = np.sum(vdt * (np.cumsum(dbh, axis=1) - dbh), axis=1)
+        bh = dbh.sum(axis=1)
+        bd = np.full_like(lat, dt * horizon)
         h = wrap_angle(h)
         q = self.config.q_lateral
         num = q[0] * be * e + q[1] * bh * h + q[2] * bd * d
