@@ -7,6 +7,7 @@ windows capped at the series length, values rounded to 8 decimals.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.signal import savgol_filter
@@ -41,11 +42,22 @@ class ExtendedComfortBounds:
     max_yaw_accel_rms: float = 0.1  # [rad/s^2]
 
 
+@lru_cache(maxsize=128)
+def _savgol_matrix(n: int, window: int, poly: int, deriv: int, dt: float) -> FloatArray:
+    """The filter as an ``(n, n)`` matrix.
+
+    SciPy's ``interp`` mode is linear in the signal (centre convolution, least-squares polynomial fits at the
+    edges), so filtering the identity's columns gives the matrix.
+    """
+    return savgol_filter(np.eye(n), window, poly, deriv=deriv, delta=dt, axis=0, mode="interp")
+
+
 def _savgol(x: FloatArray, window: int, poly: int, deriv: int = 0, dt: float = 1.0) -> FloatArray:
-    """Savitzky-Golay along the last axis with the window capped at the series length."""
-    window = min(window, x.shape[-1])
+    """Savitzky-Golay along the last axis with the window capped at the series length (one matrix product)."""
+    n = x.shape[-1]
+    window = min(window, n)
     poly = min(poly, window - 1)
-    return savgol_filter(x, window, poly, deriv=deriv, delta=dt, axis=-1, mode="interp")
+    return x @ _savgol_matrix(n, window, poly, deriv, float(dt)).T
 
 
 def _center_acceleration(states: FloatArray, vehicle: VehicleParameters) -> tuple[FloatArray, FloatArray]:

@@ -1,4 +1,4 @@
-"""The tracker's closed-form lifted lateral model equals stepping the dynamics one step at a time."""
+"""Exact rewrites of shared simulation and comfort steps: the closed-form lateral LQR, the Savitzky-Golay matrices."""
 
 from __future__ import annotations
 
@@ -38,3 +38,18 @@ def test_closed_form_lateral_lqr_equals_stepping() -> None:
             rtol=1e-9,
             atol=1e-12,
         )
+
+
+def test_savitzky_golay_matrices_equal_scipy() -> None:
+    from scipy.signal import savgol_filter
+
+    from irl_vla.scoring.comfort import _savgol
+
+    rng = np.random.default_rng(1)
+    for n in (3, 5, 8, 14, 36, 41, 55):
+        x = rng.normal(0.0, 3.0, (4, n))
+        for window, poly, deriv in ((8, 2, 0), (15, 2, 1), (5, 2, 1), (5, 2, 2)):
+            w = min(window, n)
+            p = min(poly, w - 1)
+            expected = savgol_filter(x, w, p, deriv=deriv, delta=0.1, axis=-1, mode="interp")
+            np.testing.assert_allclose(_savgol(x, window, poly, deriv, 0.1), expected, rtol=1e-9, atol=1e-9)
