@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from irl_vla.benchmarks.timing import median_seconds, record
+from irl_vla.common.config import require_at_least
 from irl_vla.data.geometry import absolute_to_relative, interpolate_poses
 from irl_vla.data.map import Lane, LaneConnector, Map, MapObject, Roadblock, RoadblockConnector
 from irl_vla.data.map.map_builder import lane_geometry, straight_path, union_polygon
@@ -40,9 +41,7 @@ class CoreBenchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("num_poses", "num_trajectories", "num_rows", "num_blocks", "num_queries"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"CoreBenchConfig.{name}: expected >= 1, got {getattr(self, name)}")
+        require_at_least(self, ("num_poses", "num_trajectories", "num_rows", "num_blocks", "num_queries"), 1)
 
 
 def corridor_map(num_blocks: int, num_lanes: int = 3, block_length: float = 50.0, width: float = 3.5) -> Map:

@@ -58,3 +58,15 @@ class PathsConfig:
     def outputs(self) -> Path:
         """``output_root`` as a path."""
         return Path(self.output_root)
+
+
+def require_at_least(obj: object, names: tuple[str, ...], minimum: float) -> None:
+    """Check ``obj.<name> >= minimum`` for each name (a config dataclass's ``__post_init__``).
+
+    Raises:
+        ValueError: ``<Class>.<name>: expected >= <minimum>, got <value>`` for the first field that is not.
+    """
+    for name in names:
+        value = getattr(obj, name)
+        if not value >= minimum:
+            raise ValueError(f"{type(obj).__name__}.{name}: expected >= {minimum}, got {value}")

@@ -12,6 +12,7 @@ rendered at load time). Any malformed content raises ``DataFormatError`` naming 
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -71,7 +72,8 @@ class LogRecord:
         length = self.num_history_frames + self.num_future_frames
         if not 0 <= start <= len(self.frames) - length:
             raise KeyError(f"log {self.log_name}: no {length}-frame window starts at frame {start}")
-        window = self.frames[start : start + length]
+        # the scene's own frame objects: sensors attached to a scene never reach the log's frames
+        window = [dataclasses.replace(f) for f in self.frames[start : start + length]]
         tok = window[self.num_history_frames - 1].token
         meta = SceneMetadata(
             log_name=self.log_name,

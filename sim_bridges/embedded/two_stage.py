@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from irl_vla.common.config import require_at_least
 from irl_vla.common.io import DataFormatError, atomic_open, read_json, write_json
 from irl_vla.data.log_io import LOG_SUFFIX, LogRecord, log_to_bytes
 from irl_vla.data.split import MANIFEST, LogEntry, SceneLoader, SplitManifest
@@ -78,13 +79,8 @@ class TwoStageSpec:
     base_seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.pairs_per_group < 1:
-            raise ValueError(f"TwoStageSpec.pairs_per_group: expected >= 1, got {self.pairs_per_group}")
-        if self.max_attempts < 1:
-            raise ValueError(f"TwoStageSpec.max_attempts: expected >= 1, got {self.max_attempts}")
-        for name in ("position_std", "lateral_range", "speed_std"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"TwoStageSpec.{name}: expected >= 0, got {getattr(self, name)}")
+        require_at_least(self, ("pairs_per_group", "max_attempts"), 1)
+        require_at_least(self, ("position_std", "lateral_range", "speed_std"), 0)
 
 
 def stage_one_frames(record: LogRecord) -> list[int]:

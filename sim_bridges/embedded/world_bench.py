@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from irl_vla.benchmarks.timing import median_seconds, record
+from irl_vla.common.config import require_at_least
 from irl_vla.data.sensors import SensorConfig
 from irl_vla.data.split import SceneLoader
 from scenarios.registry import load_families
@@ -47,9 +48,9 @@ class WorldBenchConfig:
     load_samples: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("logs_per_family", "num_log_frames", "frame_interval", "render_frames", "load_samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"WorldBenchConfig.{name}: expected >= 1, got {getattr(self, name)}")
+        require_at_least(
+            self, ("logs_per_family", "num_log_frames", "frame_interval", "render_frames", "load_samples"), 1
+        )
 
 
 def policy_features(scene: Any) -> dict[str, torch.Tensor]:

@@ -197,6 +197,10 @@ class LayerData:
     def __len__(self) -> int:
         return len(self.fids)
 
+    def optional(self, name: str, default: Any = None) -> list[Any]:
+        """Column ``name``, or ``default`` for every row when the table has no such column."""
+        return self.columns.get(name, [default] * len(self.fids))
+
 
 class GeoPackage:
     """Read access to a GeoPackage file.

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from irl_vla.benchmarks.timing import median_seconds, record
+from irl_vla.common.config import require_at_least
 from irl_vla.data.map import MapLayer
 from irl_vla.data.sensors import SensorConfig
 from irl_vla.data.split import SceneLoader
@@ -40,8 +41,7 @@ class NavsimBenchConfig:
     num_logs: int = 4
 
     def __post_init__(self) -> None:
-        if self.num_logs < 1:
-            raise ValueError(f"NavsimBenchConfig.num_logs: expected >= 1, got {self.num_logs}")
+        require_at_least(self, ("num_logs",), 1)
 
 
 def run(cfg: NavsimBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
@@ -50,21 +50,22 @@ def run(cfg: NavsimBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
     if not (split_dir / "manifest.json").is_file():
         raise FileNotFoundError(f"{split_dir}: no split to benchmark on; run `irl-vla generate` first")
     embedded = SceneLoader(split_dir)
-    logs = [e.log_name for e in embedded.manifest.logs[: cfg.num_logs]]
+    entries = embedded.manifest.logs[: cfg.num_logs]
+    logs = [e.log_name for e in entries]
     with tempfile.TemporaryDirectory() as tmp:
         base = ExportConfig(data_root=str(split_dir.parent), split=split_dir.name, out_root=tmp, workers=1)
         bare = replace(base, cameras=[], lidar=False)
+        frames = sum(len(embedded.log(e).frames) for e in entries)
+        tokens = [t for e in entries for t in e.scene_tokens]
         for name, export in (("export_log_pickle_only", bare), ("export_log_with_sensors", base)):
             seconds, _ = median_seconds(
                 lambda export=export: [export_log(str(split_dir), n, k, export) for k, n in enumerate(logs)],
                 repeats=repeats,
             )
-            frames = sum(len(embedded.log(e).frames) for e in embedded.manifest.logs[: cfg.num_logs])
             yield record(
                 SUITE, name, items=len(logs), seconds=seconds, unit="logs", frames_per_s=round(frames / seconds, 1)
             )
 
-        tokens = [t for e in embedded.manifest.logs[: cfg.num_logs] for t in e.scene_tokens]
         reader_filter = OpenSceneFilter(frame_interval=1, tokens=tuple(tokens))
         maps = Path(tmp) / "maps"
         amap = merged_map(embedded, base)
@@ -102,7 +103,7 @@ def run(cfg: NavsimBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
         pickle_bytes = sum(
             (Path(tmp) / "navsim_logs" / split_dir.name / f"{n}{LOG_SUFFIX}").stat().st_size for n in logs
         )
-        record_bytes = sum((split_dir / e.file).stat().st_size for e in embedded.manifest.logs[: cfg.num_logs])
+        record_bytes = sum((split_dir / e.file).stat().st_size for e in entries)
         yield {
             "suite": SUITE,
             "name": "log_sizes",

@@ -39,7 +39,7 @@ import shapely
 from shapely.geometry import LineString, MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from irl_vla.common.io import DataFormatError, write_json
+from irl_vla.common.io import DataFormatError, read_json, write_json
 from irl_vla.data.enums import SE2Index
 from irl_vla.data.geometry import headings_from_path
 from irl_vla.data.map import (
@@ -281,8 +281,6 @@ def map_path(map_root: str | os.PathLike[str], location: str, map_version: str =
     """
     root = Path(map_root)
     index_path = root / f"{map_version}.json"
-    from irl_vla.common.io import read_json
-
     index = read_json(index_path)
     if not isinstance(index, dict) or location not in index or "version" not in index[location]:
         raise DataFormatError(f"{index_path}: no version entry for location {location!r}")
@@ -374,6 +372,18 @@ def _centerline(line: BaseGeometry, where: str) -> np.ndarray:
     return np.column_stack([xy, headings_from_path(xy)])
 
 
+def _links(
+    fids: list[int], sources: list[Any], targets: list[Any]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """``(incoming, outgoing)`` connector ids by object id, from a connector table's source and target columns."""
+    incoming: dict[str, list[str]] = defaultdict(list)
+    outgoing: dict[str, list[str]] = defaultdict(list)
+    for fid, source, target in zip(fids, sources, targets, strict=True):
+        outgoing[str(_id(source))].append(str(fid))
+        incoming[str(_id(target))].append(str(fid))
+    return incoming, outgoing
+
+
 def _turn(centerline: np.ndarray) -> str:
     change = float(np.angle(np.exp(1j * (centerline[-1, SE2Index.HEADING] - centerline[0, SE2Index.HEADING]))))
     if abs(change) < STRAIGHT_LIMIT:
@@ -417,7 +427,7 @@ def read_map(path: str | os.PathLike[str], name: str | None = None) -> Map:
         elif _id(conn_fid) is not None:
             conn_line[str(_id(conn_fid))] = geom
 
-    def edge(fid: Any, owner: str) -> np.ndarray:
+    def edge(fid: Any) -> np.ndarray:
         key = _id(fid)
         if key is None or int(key) not in boundary:
             return np.zeros((0, 2))
@@ -425,33 +435,32 @@ def read_map(path: str | os.PathLike[str], name: str | None = None) -> Map:
 
     exit_col = r.column(conns_t, "lane_connectors", "exit_lane_fid")
     entry_col = r.column(conns_t, "lane_connectors", "entry_lane_fid")
-    incoming: dict[str, list[str]] = defaultdict(list)
-    outgoing: dict[str, list[str]] = defaultdict(list)
-    for fid, exit_lane, entry_lane in zip(conns_t.fids, exit_col, entry_col, strict=True):
-        outgoing[str(_id(exit_lane))].append(str(fid))
-        incoming[str(_id(entry_lane))].append(str(fid))
+    incoming, outgoing = _links(conns_t.fids, exit_col, entry_col)
 
     objects: list[MapObject] = []
     lanes_by_block: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    cols = lanes_t.columns
+    lane_blocks = r.column(lanes_t, "lanes_polygons", "lane_group_fid")
+    lane_index = lanes_t.optional("lane_index", 0)
+    lefts, rights = lanes_t.optional("left_boundary_fid"), lanes_t.optional("right_boundary_fid")
+    lane_speeds = lanes_t.optional("speed_limit_mps")
     for k, fid in enumerate(lanes_t.fids):
         lid = str(fid)
         obj_where = f"{where}: lanes_polygons fid {fid}"
         if lid not in lane_line:
             raise DataFormatError(f"{obj_where}: no baseline_paths row with lane_fid {fid}")
-        block = _id(r.column(lanes_t, "lanes_polygons", "lane_group_fid")[k])
+        block = _id(lane_blocks[k])
         if block is None:
             raise DataFormatError(f"{obj_where}: lane_group_fid is empty")
-        index = int(cols.get("lane_index", [0] * len(lanes_t))[k] or 0)
+        index = int(lane_index[k] or 0)
         lanes_by_block[block].append((index, lid))
         objects.append(
             Lane(
                 lid,
                 _polygon(lanes_t.geometries[k], obj_where),  # type: ignore[index]
                 centerline=_centerline(lane_line[lid], obj_where),
-                left_boundary=edge(cols.get("left_boundary_fid", [None] * len(lanes_t))[k], lid),
-                right_boundary=edge(cols.get("right_boundary_fid", [None] * len(lanes_t))[k], lid),
-                speed_limit=_speed(cols.get("speed_limit_mps", [None] * len(lanes_t))[k]),
+                left_boundary=edge(lefts[k]),
+                right_boundary=edge(rights[k]),
+                speed_limit=_speed(lane_speeds[k]),
                 roadblock_id=block,
                 incoming_ids=incoming.get(lid, []),
                 outgoing_ids=outgoing.get(lid, []),
@@ -462,15 +471,14 @@ def read_map(path: str | os.PathLike[str], name: str | None = None) -> Map:
     conn_poly = {}
     conn_edges = {}
     pcol = r.column(conn_polys_t, "gen_lane_connectors_scaled_width_polygons", "lane_connector_fid")
+    poly_lefts, poly_rights = conn_polys_t.optional("left_boundary_fid"), conn_polys_t.optional("right_boundary_fid")
     for k, conn_fid in enumerate(pcol):
         conn_poly[str(_id(conn_fid))] = conn_polys_t.geometries[k]  # type: ignore[index]
-        pc = conn_polys_t.columns
-        conn_edges[str(_id(conn_fid))] = (
-            pc.get("left_boundary_fid", [None] * len(conn_polys_t))[k],
-            pc.get("right_boundary_fid", [None] * len(conn_polys_t))[k],
-        )
+        conn_edges[str(_id(conn_fid))] = (poly_lefts[k], poly_rights[k])
     conns_by_block: dict[str, list[str]] = defaultdict(list)
-    cc = conns_t.columns
+    conn_speeds = conns_t.optional("speed_limit_mps")
+    conn_stops = conns_t.optional("traffic_light_stop_line_fids", "")
+    conn_inters = conns_t.optional("intersection_fid")
     block_conn_col = r.column(conns_t, "lane_connectors", "lane_group_connector_fid")
     for k, fid in enumerate(conns_t.fids):
         cid = str(fid)
@@ -489,25 +497,21 @@ def read_map(path: str | os.PathLike[str], name: str | None = None) -> Map:
                 cid,
                 _polygon(conn_poly[cid], obj_where),
                 centerline=centerline,
-                left_boundary=edge(left, cid),
-                right_boundary=edge(right, cid),
-                speed_limit=_speed(cc.get("speed_limit_mps", [None] * len(conns_t))[k]),
+                left_boundary=edge(left),
+                right_boundary=edge(right),
+                speed_limit=_speed(conn_speeds[k]),
                 roadblock_id=block,
                 incoming_ids=[str(_id(exit_col[k]))],
                 outgoing_ids=[str(_id(entry_col[k]))],
-                stop_line_ids=_ids(cc.get("traffic_light_stop_line_fids", [""] * len(conns_t))[k]),
-                intersection_id=_id(cc.get("intersection_fid", [None] * len(conns_t))[k]),
+                stop_line_ids=_ids(conn_stops[k]),
+                intersection_id=_id(conn_inters[k]),
                 turn=_turn(centerline),
             )
         )
 
     from_col = r.column(block_conns_t, "lane_group_connectors", "from_lane_group_fid")
     to_col = r.column(block_conns_t, "lane_group_connectors", "to_lane_group_fid")
-    block_in: dict[str, list[str]] = defaultdict(list)
-    block_out: dict[str, list[str]] = defaultdict(list)
-    for fid, src, dst in zip(block_conns_t.fids, from_col, to_col, strict=True):
-        block_out[str(_id(src))].append(str(fid))
-        block_in[str(_id(dst))].append(str(fid))
+    block_in, block_out = _links(block_conns_t.fids, from_col, to_col)
     for k, fid in enumerate(blocks_t.fids):
         bid = str(fid)
         objects.append(
@@ -519,7 +523,7 @@ def read_map(path: str | os.PathLike[str], name: str | None = None) -> Map:
                 outgoing_ids=block_out.get(bid, []),
             )
         )
-    inter_col = block_conns_t.columns.get("intersection_fid", [None] * len(block_conns_t))
+    inter_col = block_conns_t.optional("intersection_fid")
     for k, fid in enumerate(block_conns_t.fids):
         objects.append(
             RoadblockConnector(
@@ -531,7 +535,7 @@ def read_map(path: str | os.PathLike[str], name: str | None = None) -> Map:
                 intersection_id=_id(inter_col[k]),
             )
         )
-    types = inter_t.columns.get("intersection_type_fid", [0] * len(inter_t))
+    types = inter_t.optional("intersection_type_fid", 0)
     for k, fid in enumerate(inter_t.fids):
         kind = int(types[k]) if types[k] is not None else 0
         objects.append(
@@ -547,7 +551,7 @@ def read_map(path: str | os.PathLike[str], name: str | None = None) -> Map:
         if isinstance(obj, LaneConnector):
             for sid in obj.stop_line_ids:
                 governed[sid].append(obj.id)
-    stop_types = stops_t.columns.get("stop_polygon_type_fid", [StopLineType.UNKNOWN] * len(stops_t))
+    stop_types = stops_t.optional("stop_polygon_type_fid", int(StopLineType.UNKNOWN))
     listed = stops_t.columns.get("lane_connector_fids")
     for k, fid in enumerate(stops_t.fids):
         kind = int(stop_types[k]) if stop_types[k] is not None else int(StopLineType.UNKNOWN)

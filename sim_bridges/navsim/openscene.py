@@ -15,6 +15,7 @@ sensors on request.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections import OrderedDict
@@ -234,6 +235,17 @@ def calibration_from_dict(cam: dict[str, Any], where: str) -> CameraCalibration:
 
 
 # ---------------------------------------------------------------------------------------------- loader
+_EXTRA_KEYS = ("map_location", "cams", "lidar_path", SUITE_KEY)  # raw fields kept beside the decoded frames
+
+
+@dataclass
+class _DecodedLog:
+    """A log's frames and, per frame, the raw fields in ``_EXTRA_KEYS``."""
+
+    frames: list[Frame]
+    extras: list[dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class OpenSceneFilter:
     """Which windows of the logs are scenes (NAVSIM's ``SceneFilter``).
@@ -295,14 +307,13 @@ class OpenSceneLoader:
         if not files:
             raise FileNotFoundError(f"NAVSIM log folder {self.log_dir} holds no {LOG_SUFFIX} logs")
         self._files = {p.stem: p for p in files}
-        self._cache: OrderedDict[str, list[Frame]] = OrderedDict()
-        self._raw: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._cache: OrderedDict[str, _DecodedLog] = OrderedDict()
         self._cache_size = cache_logs
         self._maps: dict[str, Map] = {}
         self._scenes: dict[str, tuple[str, int]] = {}  # token -> (log name, window start)
         wanted = None if self.filter.tokens is None else set(self.filter.tokens)
         for log_name in self._files:
-            frames = self._frames(log_name)
+            frames = self._log(log_name).frames
             step = self.filter.frame_interval or self.filter.num_frames
             for start in range(0, len(frames) - self.filter.num_frames + 1, step):
                 current = frames[start + self.filter.num_history_frames - 1]
@@ -337,30 +348,24 @@ class OpenSceneLoader:
         except KeyError:
             raise KeyError(f"NAVSIM split {self.name}: unknown scene token {token!r}") from None
 
-    def _raw_frames(self, log_name: str) -> list[dict[str, Any]]:
-        if log_name in self._raw:
-            self._raw.move_to_end(log_name)
-            return self._raw[log_name]
+    def _log(self, log_name: str) -> _DecodedLog:
+        """A log's frames and the per-frame fields scenes and sensors need (decoded once, LRU-cached)."""
+        if log_name in self._cache:
+            self._cache.move_to_end(log_name)
+            return self._cache[log_name]
         path = self._files[log_name]
         raw = read_log_pickle(path)
         for i, d in enumerate(raw):
             if str(d.get("log_name", log_name)) != log_name:
                 raise DataFormatError(f"{path}: frame {i} belongs to log {d.get('log_name')!r}, not the file's stem")
-        self._raw[log_name] = raw
-        while len(self._raw) > self._cache_size:
-            self._raw.popitem(last=False)
-        return raw
-
-    def _frames(self, log_name: str) -> list[Frame]:
-        if log_name in self._cache:
-            self._cache.move_to_end(log_name)
-            return self._cache[log_name]
-        path = self._files[log_name]
-        frames = [frame_from_dict(d, f"{path} frame {i}") for i, d in enumerate(self._raw_frames(log_name))]
-        self._cache[log_name] = frames
+        log = _DecodedLog(
+            [frame_from_dict(d, f"{path} frame {i}") for i, d in enumerate(raw)],
+            [{k: d.get(k) for k in _EXTRA_KEYS} for d in raw],
+        )
+        self._cache[log_name] = log
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        return frames
+        return log
 
     def map_of(self, location: str) -> Map:
         """The map of a location (read once)."""
@@ -369,14 +374,15 @@ class OpenSceneLoader:
         return self._maps[location]
 
     def _scene_at(self, log_name: str, start: int) -> Scene:
-        frames = self._frames(log_name)
-        window = frames[start : start + self.filter.num_frames]
+        log = self._log(log_name)
+        # the scene's own frame objects: sensors attached to it never reach the cached log
+        window = [dataclasses.replace(f) for f in log.frames[start : start + self.filter.num_frames]]
         current = window[self.filter.num_history_frames - 1]
-        raw = self._raw_frames(log_name)[start + self.filter.num_history_frames - 1]
-        location = str(raw["map_location"])
+        extra = log.extras[start + self.filter.num_history_frames - 1]
+        location = str(extra["map_location"])
         original = None
         if len(current.token) == SYNTHETIC_TOKEN_LENGTH:  # NAVSIM's mark of a synthetic scene
-            original = str((raw.get(SUITE_KEY) or {}).get("corresponding_original_scene") or "unknown")
+            original = str((extra.get(SUITE_KEY) or {}).get("corresponding_original_scene") or "unknown")
         meta = SceneMetadata(
             log_name=log_name,
             scene_token=current.token,
@@ -387,7 +393,7 @@ class OpenSceneLoader:
             corresponding_original_scene=original,
             corresponding_original_initial_token=original,
         )
-        return Scene(meta, list(window), self.map_of(location))
+        return Scene(meta, window, self.map_of(location))
 
     def get_scene(self, token: str, sensors: SensorConfig | None = None) -> Scene:
         """The scene with current-frame ``token`` and its map; history sensors per ``sensors``."""
@@ -405,9 +411,9 @@ class OpenSceneLoader:
     def _attach_sensors(self, scene: Scene, log_name: str, start: int, sensors: SensorConfig) -> None:
         if self.sensor_dir is None:
             raise ValueError(f"NAVSIM split {self.name}: sensors requested but no sensor folder given")
-        raw = self._raw_frames(log_name)
+        extras = self._log(log_name).extras
         for index in range(scene.current_index + 1):
-            d, frame = raw[start + index], scene.frames[index]
+            d, frame = extras[start + index], scene.frames[index]
             where = f"{self._files[log_name]} frame {frame.token}"
             cameras = {}
             for name in sensors.cameras_at(index):
@@ -422,16 +428,6 @@ class OpenSceneLoader:
             frame.cameras = cameras
             if sensors.lidar_at(index):
                 frame.lidar = Lidar(read_pcd(self.sensor_dir / str(d["lidar_path"])))
-
-    def frame_dict(self, token: str) -> dict[str, Any]:
-        """The raw frame dict of a scene's current frame (camera calibrations, paths)."""
-        log_name, start = self._where(token)
-        return self._raw_frames(log_name)[start + self.filter.num_history_frames - 1]
-
-
-def camera_calibrations(frame: dict[str, Any], where: str = "<frame>") -> dict[str, CameraCalibration]:
-    """Calibrations of every camera of a frame dict, by suite camera name."""
-    return {name.lower(): calibration_from_dict(cam, f"{where} {name}") for name, cam in frame["cams"].items()}
 
 
 def filter_from_yaml(path: str | os.PathLike[str]) -> OpenSceneFilter:

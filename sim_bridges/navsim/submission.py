@@ -27,9 +27,11 @@ from typing import Any
 import numpy as np
 
 from irl_vla.common.io import DataFormatError, atomic_open
+from irl_vla.data.sensors import SensorConfig
 from irl_vla.data.source import check_source
 from irl_vla.data.trajectory import Trajectory
 from sim_bridges.navsim import pickles
+from sim_bridges.navsim.openscene import OpenSceneLoader
 
 TRAJECTORY_CLASS = ("navsim.common.dataclasses", "Trajectory")
 SAMPLING_CLASS = ("nuplan.planning.simulation.trajectory.trajectory_sampling", "TrajectorySampling")
@@ -248,10 +250,12 @@ class SubmitConfig:
 
 
 def _plan_of(agent: Any, source: Any, previous: dict[str, str] | None = None) -> Callable[[str], Trajectory]:
-    """Plans of ``agent`` for tokens of ``source`` (``previous``: token -> the scene it precedes)."""
-    from irl_vla.data.sensors import SensorConfig
+    """Plans of ``agent`` for tokens of ``source`` (``previous``: token -> the scene it precedes).
 
+    The agent's sensors come from the NAVSIM reader's sensor blobs, or are rendered for embedded scenes.
+    """
     sensors: SensorConfig = agent.get_sensor_config()
+    from_blobs = isinstance(source, OpenSceneLoader)
     renderer = None
 
     def plan(token: str) -> Trajectory:
@@ -260,11 +264,9 @@ def _plan_of(agent: Any, source: Any, previous: dict[str, str] | None = None) ->
             scene = source.get_previous_scene(previous[token])
             if scene is None or scene.token != token:
                 raise KeyError(f"no scene {token} before {previous[token]}")
-        elif sensors.needs_any and hasattr(source, "frame_dict"):  # NAVSIM reader: sensors from the blobs
-            scene = source.get_scene(token, sensors)
         else:
-            scene = source.get_scene(token)
-        if sensors.needs_any and not any(f.cameras or f.lidar for f in scene.frames[: scene.current_index + 1]):
+            scene = source.get_scene(token, sensors) if from_blobs and sensors.needs_any else source.get_scene(token)
+        if sensors.needs_any and not from_blobs:
             from sim_bridges.embedded.render.sensors import SensorRenderer
 
             renderer = renderer or SensorRenderer()

@@ -52,3 +52,15 @@ def test_missing_truncated_and_foreign_files_raise_naming_the_file(tmp_path: Pat
     path.write_bytes(gzip.compress(data and gzip.decompress(data).replace(b'"ego_pose":[', b'"ego_pose":["x",', 1)))
     with pytest.raises(DataFormatError, match=r"b.log.json.gz: bad field frames\[0\]"):
         read_log(path)
+
+
+def test_sensors_attached_to_a_scene_stay_out_of_the_log(record: LogRecord) -> None:
+    from irl_vla.data.enums import LidarIndex
+    from irl_vla.data.sensors import Lidar
+
+    token, _ = record.scenes[0]
+    scene = record.scene(token)
+    scene.current_frame.lidar = Lidar(np.zeros((len(LidarIndex), 3), np.float32))
+    again = record.scene(token)
+    assert again.current_frame.lidar is None and again.current_frame.token == token
+    assert all(f.lidar is None for f in record.frames)

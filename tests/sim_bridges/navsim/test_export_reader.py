@@ -100,6 +100,8 @@ def test_exported_sensors_match_the_rendered_ones(roots: tuple[Path, Path, Expor
     np.testing.assert_array_equal(read.frames[3].lidar.lidar_pc, rendered.frames[3].lidar.lidar_pc)
     agent_input = read.get_agent_input()
     assert set(agent_input.cameras[3]) == {"cam_f0", "cam_b0"} and agent_input.cameras[0] == {}
+    bare = navsim.get_scene(token)  # sensors loaded for one scene stay with that scene
+    assert bare.frames[3].cameras == {} and bare.frames[3].lidar is None
 
 
 def test_eval_on_the_exported_root_scores_like_the_embedded_split(roots: tuple[Path, Path, ExportConfig]) -> None:
