@@ -103,3 +103,13 @@ def test_a_malformed_mapping_is_named(tmp_path: Path) -> None:
         read_groups(path)
     with pytest.raises(ValueError, match="pairs_per_group"):
         TwoStageSpec(pairs_per_group=0)
+
+
+def test_a_mapping_of_another_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / TWO_STAGE_FILE
+    write_json(path, {"format": "irl_vla.two_stage", "version": 99, "groups": []})
+    with pytest.raises(DataFormatError, match="irl_vla.two_stage version 99, expected 1"):
+        read_groups(path)
+    write_json(path, {"format": "something_else", "groups": []})
+    with pytest.raises(DataFormatError, match="not an irl_vla.two_stage mapping"):
+        read_groups(path)

@@ -18,8 +18,15 @@ from irl_vla.evaluation.runner import EvalConfig, run_eval
 from sim_bridges.embedded.generate import GenerateConfig, SplitSpec, generate_split
 from sim_bridges.embedded.render.sensors import SensorRenderer
 from sim_bridges.navsim.export import ExportConfig, export_split, shift_frame, shift_object, tile_of
-from sim_bridges.navsim.openscene import navsim_split, open_navsim_split, read_log_pickle, write_log_pickle
+from sim_bridges.navsim.openscene import (
+    filter_from_yaml,
+    navsim_split,
+    open_navsim_split,
+    read_log_pickle,
+    write_log_pickle,
+)
 from sim_bridges.navsim.pickles import dumps
+from sim_bridges.navsim.submission import SubmitConfig
 from tools.cli import main
 
 SPLIT = "synth_navtest"
@@ -150,3 +157,32 @@ def test_navsim_export_command_prints_where_things_went(
     assert f"maps_root: {tmp_path / 'maps'}" in printed and (tmp_path / "export.json").is_file()
     assert len(list((tmp_path / "navsim_logs" / SPLIT).iterdir())) == 2
     assert not (tmp_path / "sensor_blobs").exists()  # nothing rendered, nothing written
+
+
+def test_bad_settings_and_missing_inputs_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="EvalConfig.navsim_root: required with source=navsim"):
+        EvalConfig(source="navsim")
+    with pytest.raises(ValueError, match=r"EvalConfig.source: 'carla' is not one of"):
+        EvalConfig(source="carla")
+    with pytest.raises(ValueError, match="EvalConfig.mode: two-stage scoring reads embedded"):
+        EvalConfig(source="navsim", navsim_root="x", mode="two_stage")
+    with pytest.raises(ValueError, match="SubmitConfig.version: v2 reads embedded"):
+        SubmitConfig(source="navsim", navsim_root="x", version="v2")
+    with pytest.raises(ValueError, match="SubmitConfig.version: 'v3'"):
+        SubmitConfig(version="v3")
+    with pytest.raises(ValueError, match="ExportConfig.location: 'carla-town01' is not one of nuPlan's"):
+        ExportConfig(location="carla-town01")
+    with pytest.raises(ValueError, match=r"ExportConfig.cameras: unknown cameras \['cam_x'\]"):
+        ExportConfig(cameras=["cam_x"])
+    with pytest.raises(FileNotFoundError, match="navsim_logs/test does not exist"):
+        open_navsim_split(str(tmp_path), "test")
+    (tmp_path / "navsim_logs" / "test").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="holds no .pkl logs"):
+        open_navsim_split(str(tmp_path), "test")
+    split_file = tmp_path / "split.yaml"
+    split_file.write_text("scene_filter: [1, 2]\n")
+    with pytest.raises(DataFormatError, match="split.yaml: no scene_filter mapping"):
+        filter_from_yaml(split_file)
+    split_file.write_text("scene_filter: {num_history_frames: many}\n")
+    with pytest.raises(DataFormatError, match="split.yaml: bad scene_filter"):
+        filter_from_yaml(split_file)

@@ -135,3 +135,29 @@ def test_the_navsim_agent_plans_like_the_suite_agent_on_reader_inputs(data: Path
     expected = ConstantVelocityAgent().compute_trajectory(ours)
     np.testing.assert_allclose(plan.poses, expected.poses)
     assert np.abs(expected.poses[-1, 0]) > 1.0  # the scene moves: a real plan, not zeros
+
+
+class _LooksAhead(ConstantVelocityAgent):
+    """Needs the front camera at the current frame (fails without it)."""
+
+    def get_sensor_config(self) -> SensorConfig:
+        return SensorConfig(cameras={"cam_f0": [3]})
+
+    def compute_trajectory(self, agent_input, scene=None):
+        image = agent_input.cameras[3]["cam_f0"].image
+        assert image is not None and image.ndim == 3
+        return super().compute_trajectory(agent_input, scene)
+
+
+def test_submission_plans_get_their_sensors_from_either_source(data: Path, tmp_path: Path) -> None:
+    from irl_vla.data.split import SceneLoader
+    from sim_bridges.navsim.submission import _plan_of
+
+    export_split(
+        ExportConfig(data_root=str(data), out_root=str(tmp_path), cameras=["cam_f0"], workers=1, progress=False)
+    )
+    embedded, navsim = SceneLoader(data / "synth_navtest"), open_navsim_split(str(tmp_path), "synth_navtest")
+    token = embedded.tokens[0]
+    rendered = _plan_of(_LooksAhead(), embedded)(token)  # rendered from the embedded world
+    read = _plan_of(_LooksAhead(), navsim)(token)  # read from the exported sensor blobs
+    np.testing.assert_allclose(rendered.poses, read.poses)
