@@ -15,7 +15,9 @@ from typing import Any
 
 from irl_vla.common.io import DataFormatError, read_json
 from irl_vla.data.log_io import LOG_FORMAT_VERSION, LogRecord, read_log
+from irl_vla.data.rendered_sensors import RenderedSensors
 from irl_vla.data.scene import Scene
+from irl_vla.data.sensors import SensorConfig
 
 SPLIT_FORMAT = "irl_vla.split"
 SPLIT_FORMAT_VERSION = 1
@@ -131,10 +133,15 @@ class SceneLoader:
     Args:
         split_dir: the split's directory.
         cache_logs: how many decoded logs to keep in memory.
+        renderer: renders the sensors a scene is asked for (the command gives it; without one, asking for
+            sensors is an error).
     """
 
-    def __init__(self, split_dir: str | os.PathLike[str], cache_logs: int = 8) -> None:
+    def __init__(
+        self, split_dir: str | os.PathLike[str], cache_logs: int = 8, renderer: RenderedSensors | None = None
+    ) -> None:
         self.split_dir = Path(split_dir)
+        self.renderer = renderer
         self.manifest = SplitManifest.read(self.split_dir)
         self._log_of: dict[str, LogEntry] = {}
         for entry in self.manifest.logs:
@@ -183,10 +190,23 @@ class SceneLoader:
             self._cache.popitem(last=False)
         return record
 
-    def get_scene(self, token: str) -> Scene:
-        """The scene with current-frame ``token`` (map attached, no sensors)."""
-        return self.log(self.entry(token)).scene(token)
+    def get_scene(self, token: str, sensors: SensorConfig | None = None) -> Scene:
+        """The scene with current-frame ``token`` (map attached), history sensors rendered per ``sensors``."""
+        entry = self.entry(token)
+        return self._with_sensors(self.log(entry).scene(token), entry, sensors)
 
-    def get_previous_scene(self, token: str) -> Scene | None:
+    def get_previous_scene(self, token: str, sensors: SensorConfig | None = None) -> Scene | None:
         """The scene one frame (0.5 s) before scene ``token`` in its log (for two-frame comfort), if any."""
-        return self.log(self.entry(token)).previous_scene(token)
+        entry = self.entry(token)
+        scene = self.log(entry).previous_scene(token)
+        return None if scene is None else self._with_sensors(scene, entry, sensors)
+
+    def _with_sensors(self, scene: Scene, entry: LogEntry, sensors: SensorConfig | None) -> Scene:
+        if sensors is None or not sensors.needs_any:
+            return scene
+        if self.renderer is None:
+            raise ValueError(
+                f"split {self.name}: scene {scene.token} asked for sensors, but this loader renders none "
+                "(open it with a renderer, as the irl-vla commands do)"
+            )
+        return self.renderer.attach(scene, sensors, entry.sha256)

@@ -403,10 +403,15 @@ class OpenSceneLoader:
             self._attach_sensors(scene, log_name, start, sensors)
         return scene
 
-    def get_previous_scene(self, token: str) -> Scene | None:
+    def get_previous_scene(self, token: str, sensors: SensorConfig | None = None) -> Scene | None:
         """The window one frame (0.5 s) before scene ``token``, or ``None`` at the start of its log."""
         log_name, start = self._where(token)
-        return self._scene_at(log_name, start - 1) if start >= 1 else None
+        if start < 1:
+            return None
+        scene = self._scene_at(log_name, start - 1)
+        if sensors is not None and sensors.needs_any:
+            self._attach_sensors(scene, log_name, start - 1, sensors)
+        return scene
 
     def _attach_sensors(self, scene: Scene, log_name: str, start: int, sensors: SensorConfig) -> None:
         if self.sensor_dir is None:
