@@ -7,7 +7,33 @@ Only commands whose stage exists are listed. ``irl-vla <command> --cfg job`` pri
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+#: Environment variables that ask for full tracebacks instead of one-line errors.
+DEBUG_VARIABLES = ("IRL_VLA_DEBUG", "HYDRA_FULL_ERROR")
+
+#: Exceptions that mean the input (config, override, file, data) is wrong: exit status 2, one line.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    HydraException,
+    OmegaConfBaseException,
+)
+
+#: Exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
 
 #: command -> (module with a hydra ``main``, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -45,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage(), file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[command][0])
+    debug = any(os.environ.get(v, "") not in ("", "0") for v in DEBUG_VARIABLES)
     rest = getattr(module, "rewrite_args", lambda a: a)(rest)
     if any(a in ("--cfg", "-c") for a in rest) and "--resolve" not in rest:
         rest.append("--resolve")  # show values, not interpolations
@@ -53,10 +80,79 @@ def main(argv: list[str] | None = None) -> int:
     rest = overrides + [a for a in rest if a not in overrides]
     sys.argv = [f"irl-vla {command}", *rest]
     try:
-        module.main()
-    except SystemExit as e:  # hydra exits on errors and after --help/--cfg
+        with _errors_propagate(debug):
+            module.main()
+    except SystemExit as e:  # hydra exits after --help/--cfg and on usage errors
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:
+        print(f"\nirl-vla {command}: interrupted. {_resume_hint(command)}", file=sys.stderr)
+        return INTERRUPTED
+    except INPUT_ERRORS as e:
+        if debug:
+            traceback.print_exc()
+        print(f"irl-vla {command}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (run with IRL_VLA_DEBUG=1 for the traceback)"
+        print(f"irl-vla {command}: internal error: {type(e).__name__}: {_one_line(e)}{hint}", file=sys.stderr)
+        return 1
     return 0
+
+
+#: What a rerun of each command does with work an interrupted run finished (shown after Ctrl-C).
+RESUME_HINTS: dict[str, str] = {
+    "generate": "Logs already written are kept; rerun the same command to generate the rest.",
+    "eval": "Metric caches already built are kept; rerun the same command to resume (scores are recomputed).",
+    "navsim-export": "Files already exported are kept; rerun the same command to export the rest.",
+}
+
+
+def _resume_hint(command: str) -> str:
+    """One sentence on what an interrupted ``command`` kept and how to resume."""
+    return RESUME_HINTS.get(command, "Files it had finished writing are complete; partial ones were not written.")
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message folded onto one line (hydra's messages span several)."""
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, HydraException) and error.__cause__ is not None:
+        text = f"{text} ({error.__cause__})"
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+class _QuietHydraStderr:
+    """Standard error without hydra's "Error executing job with overrides" line (the one-line error says it)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if text.startswith("Error executing job with overrides:"):
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _errors_propagate(debug: bool) -> Iterator[None]:
+    """Make hydra raise a command's exceptions instead of printing a trimmed traceback and exiting 1."""
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    stderr = sys.stderr
+    if not debug:
+        sys.stderr = _QuietHydraStderr(stderr)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stderr = stderr
+        if previous is None:
+            del os.environ["HYDRA_FULL_ERROR"]
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
 
 
 if __name__ == "__main__":

@@ -18,16 +18,37 @@ class DataFormatError(ValueError):
     """
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read without changing it where ``/proc`` allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc: read by setting and restoring (not thread-safe, brief)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | os.PathLike[str], *, directory: bool = False) -> None:
+    """Give ``path`` the mode an ordinary ``open``/``mkdir`` would have (``tempfile`` makes 0600 / 0700)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextmanager
 def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` only if the block succeeds.
 
     A crash or exception inside the block leaves any previous ``path`` untouched and no temporary file behind.
+    The file gets the mode the umask gives new files (as with ``open``), not ``mkstemp``'s 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    follow_umask(tmp)  # the renamed file gets the mode other tools' files get, not mkstemp's 0600
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,15 @@ def test_read_json_errors_name_the_file(tmp_path: Path) -> None:
     bad.write_bytes(b"\xff\xfe{")
     with pytest.raises(DataFormatError, match="bad.json: not valid JSON"):
         read_json(bad)
+
+
+def test_written_files_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "shared.json", {"v": 1})
+        os.umask(0o077)
+        write_json(tmp_path / "private.json", {"v": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "shared.json").stat().st_mode) == 0o644  # readable by colleagues
+    assert stat.S_IMODE((tmp_path / "private.json").stat().st_mode) == 0o600
