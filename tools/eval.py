@@ -9,15 +9,24 @@ from omegaconf import DictConfig, OmegaConf
 
 from irl_vla.common.config import to_dataclass
 from irl_vla.evaluation.runner import EvalConfig, run_eval
-from sim_bridges.navsim.openscene import source_factory
+from tools.sources import scene_sources
 
 
 @hydra.main(version_base="1.3", config_path="pkg://configs", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    """Score every configured agent and print the table and output paths."""
+    """Score the selected agent (``agent=<name>``) or every agent of ``eval.agents``; print the table and paths."""
     config = to_dataclass(OmegaConf.to_container(cfg.eval, resolve=True), EvalConfig, where="eval")
-    source = source_factory(config.source, config.navsim_root, config.split, config.maps_root, config.split_file)
-    table, paths = run_eval(config, source)
+    agents = None if cfg.get("agent") is None else [OmegaConf.to_container(cfg.agent, resolve=True)]
+    sources = scene_sources(
+        config.source,
+        config.data_root,
+        config.split,
+        config.navsim_root,
+        config.maps_root,
+        config.split_file,
+        config.sensor_cache,
+    )
+    table, paths = run_eval(config, sources, agents)
     print(table)
     for path in paths:
         print(f"wrote {Path(path)}")

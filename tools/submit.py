@@ -9,8 +9,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from irl_vla.common.config import to_dataclass
-from sim_bridges.navsim.openscene import source_factory
-from sim_bridges.navsim.submission import SubmitConfig, check_submission, run_submit
+from sim_bridges.navsim.submission import SubmitConfig, check_submission, run_submit, tokens_to_check
+from tools.sources import scene_sources
 
 
 def rewrite_args(args: list[str]) -> list[str]:
@@ -18,20 +18,42 @@ def rewrite_args(args: list[str]) -> list[str]:
     return [f"submit.{a}" if a.startswith("check=") else a for a in args]
 
 
+def check(config: SubmitConfig) -> int:
+    """Check ``config.check`` against its split's tokens; print what is wrong; the exit status (1: not valid)."""
+    assert config.check is not None
+    expected, where = tokens_to_check(config)
+    summary, problems = check_submission(config.check, expected)
+    print(json.dumps(summary))
+    for problem in problems:
+        print(f"problem: {problem}")
+    if expected is None:
+        print(f"completeness NOT checked: {where}; only the format was checked")
+    else:
+        print(f"tokens checked against {where}")
+    print(f"{config.check}: {'valid' if not problems else f'{len(problems)} problems'}")
+    return 1 if problems else 0
+
+
 @hydra.main(version_base="1.3", config_path="pkg://configs", config_name="submit")
 def main(cfg: DictConfig) -> None:
     """Write and check a submission, or check an existing one (exit status 1 when it is not valid)."""
     config = to_dataclass(OmegaConf.to_container(cfg.submit, resolve=True), SubmitConfig, where="submit")
     if config.check is not None:
-        summary, problems = check_submission(config.check)
-        print(json.dumps(summary))
-        for problem in problems:
-            print(f"problem: {problem}")
-        print(f"{config.check}: {'valid' if not problems else f'{len(problems)} problems'}")
-        if problems:
-            sys.exit(1)
+        status = check(config)
+        if status:
+            sys.exit(status)
         return
-    source = source_factory(config.source, config.navsim_root, config.split, config.maps_root, config.split_file)
-    path, summary = run_submit(config, source)
+    assert config.split is not None
+    agent = None if cfg.get("agent") is None else OmegaConf.to_container(cfg.agent, resolve=True)
+    sources = scene_sources(
+        config.source,
+        config.data_root,
+        config.split,
+        config.navsim_root,
+        config.maps_root,
+        config.split_file,
+        config.sensor_cache,
+    )
+    path, summary = run_submit(config, sources, agent)
     print(json.dumps(summary))
     print(f"wrote {path}")

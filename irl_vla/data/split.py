@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from irl_vla.data.log_io import LOG_FORMAT_VERSION, LogRecord, read_log, verify_
 from irl_vla.data.rendered_sensors import RenderedSensors
 from irl_vla.data.scene import Scene
 from irl_vla.data.sensors import SensorConfig
+from irl_vla.data.source import SceneSources
+from irl_vla.data.two_stage import TWO_STAGE_FILE, two_stage_dir
 
 SPLIT_FORMAT = "irl_vla.split"
 SPLIT_FORMAT_VERSION = 1
@@ -219,3 +222,17 @@ class SceneLoader:
                 "(open it with a renderer, as the irl-vla commands do)"
             )
         return self.renderer.attach(scene, sensors, entry.sha256)
+
+
+def embedded_sources(split_dir: str | os.PathLike[str], renderer: RenderedSensors | None = None) -> SceneSources:
+    """The sources of an embedded split: its scenes and, where it has them, its stage-2 scenes.
+
+    Args:
+        split_dir: the split's directory.
+        renderer: renders the sensors agents ask for (the command chooses it); ``None``: sensors are refused.
+    """
+    stage_two = two_stage_dir(split_dir)
+    return SceneSources(
+        partial(SceneLoader, str(split_dir), renderer=renderer),
+        partial(SceneLoader, str(stage_two), renderer=renderer) if (stage_two / TWO_STAGE_FILE).is_file() else None,
+    )

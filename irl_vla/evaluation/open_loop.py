@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from irl_vla.agents.agent import Agent
 from irl_vla.data.geometry import relative_to_absolute
 from irl_vla.data.scene import Scene
 from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory
 from irl_vla.data.two_stage import Group
-from irl_vla.evaluation.agents import Agent
 from irl_vla.scoring.aggregation import aggregate
 from irl_vla.scoring.comfort import extended_comfort
 from irl_vla.scoring.scene_aggregation import group_score, human_filter, proximity_weights
@@ -51,7 +51,7 @@ class SceneResult:
     error: str = ""
 
 
-class SceneScorer:
+class AgentEvaluator:
     """Runs an agent on scenes and scores its plans with a scorer and the split's metric caches.
 
     Args:
@@ -141,7 +141,7 @@ def evaluate_one_stage(
     tokens: list[str],
     scene_of: Callable[[str], Scene],
     previous_of: Callable[[str], Scene | None],
-    scene_scorer: SceneScorer,
+    evaluator: AgentEvaluator,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[SceneResult]:
     """Score every token (EC against the previous frame where the log has one)."""
@@ -153,7 +153,7 @@ def evaluate_one_stage(
         except (KeyError, ValueError, FileNotFoundError) as e:
             results.append(SceneResult(token, False, error=f"{type(e).__name__}: {e}"))
             continue
-        first, _ = scene_scorer.score_pair(scene, previous, score_previous=False)
+        first, _ = evaluator.score_pair(scene, previous, score_previous=False)
         results.append(first)
         if progress:
             progress(i + 1, len(tokens))
@@ -186,7 +186,7 @@ def evaluate_two_stage(
     groups: list[Group],
     stage_one: tuple[Callable[[str], Scene], Callable[[str], Scene | None]],
     stage_two_scene_of: Callable[[str], Scene],
-    scene_scorer: SceneScorer,
+    evaluator: AgentEvaluator,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[GroupResult]:
     """Score every group; a group with any failed scene is invalid (its score NaN) but still reported."""
@@ -198,12 +198,12 @@ def evaluate_two_stage(
             previous = previous_of(group.orig)
             if previous is None or previous.token != group.prev:
                 raise KeyError(f"group {group.orig}: previous frame {group.prev} not found")
-            orig, prev = scene_scorer.score_pair(scene_of(group.orig), previous)
+            orig, prev = evaluator.score_pair(scene_of(group.orig), previous)
             assert prev is not None
             scenes += [orig, prev]
             now_results, prev_results = [], []
             for now_token, prev_token in group.pairs:
-                a, b = scene_scorer.score_pair(stage_two_scene_of(now_token), stage_two_scene_of(prev_token))
+                a, b = evaluator.score_pair(stage_two_scene_of(now_token), stage_two_scene_of(prev_token))
                 assert b is not None
                 now_results.append(a)
                 prev_results.append(b)
@@ -214,7 +214,7 @@ def evaluate_two_stage(
             nan = np.full(NUM_SUB_SCORES, np.nan)
             out.append(GroupResult(group.orig, False, nan, nan.copy(), float("nan"), scenes))
         else:
-            cache_of = scene_scorer.cache_of
+            cache_of = evaluator.cache_of
             w_now = proximity_weights(
                 orig.endpoint, np.stack([cache_of(r.token).initial_state[:2] for r in now_results])
             )
@@ -237,3 +237,4 @@ def evaluate_two_stage(
         if progress:
             progress(i + 1, len(groups))
     return out
+

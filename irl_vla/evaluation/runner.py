@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
+from irl_vla.agents.agent import AgentConfig, AgentContext
+from irl_vla.agents.registry import AGENTS, make_agent, resolve_agent
 from irl_vla.common.progress import ProgressBar
-from irl_vla.data.source import SourceFactory, check_source
-from irl_vla.data.split import SceneLoader
+from irl_vla.data.source import SceneSources, SourceFactory, check_source
+from irl_vla.data.split import embedded_sources
 from irl_vla.data.two_stage import TWO_STAGE_FILE, read_groups, two_stage_dir
-from irl_vla.evaluation.agents import PDMClosedAgent, make_agent
-from irl_vla.evaluation.open_loop import SceneScorer, evaluate_one_stage, evaluate_two_stage
+from irl_vla.evaluation.open_loop import AgentEvaluator, evaluate_one_stage, evaluate_two_stage
 from irl_vla.evaluation.report import format_table, write_one_stage, write_two_stage
 from irl_vla.scoring.fast_scorer import FastScorer
 from irl_vla.scoring.metric_cache import MetricCacheStore, build_metric_cache
@@ -40,6 +43,7 @@ class EvalConfig:
     navsim_root: str | None = None
     maps_root: str | None = None
     split_file: str | None = None
+    sensor_cache: str | None = None
 
     def __post_init__(self) -> None:
         check_source("EvalConfig", self.source, self.navsim_root)
@@ -71,33 +75,45 @@ def _cached(
     return MetricCacheStore(root)
 
 
-def run_eval(cfg: EvalConfig, source: SourceFactory | None = None) -> tuple[str, list[Path]]:
-    """Evaluate every agent of ``cfg``; returns the printed table and the written paths.
+def run_eval(
+    cfg: EvalConfig,
+    sources: SceneSources | None = None,
+    agents: list[str | Mapping[str, Any] | AgentConfig] | None = None,
+) -> tuple[str, list[Path]]:
+    """Evaluate agents on ``cfg.split``; returns the printed table and the written paths.
+
+    Each agent gets the scenes with exactly the sensors its ``get_sensor_config`` asks for.
 
     Args:
         cfg: settings.
-        source: opens the split's scenes; ``None`` reads the embedded split ``<data_root>/<split>``. With
-            ``cfg.source = "navsim"`` the caller passes the NAVSIM reader (``sim_bridges.navsim``).
+        sources: opens the split's scenes (and its stage-2 scenes): ``irl-vla eval`` passes the embedded split
+            with its renderer, or the NAVSIM reader. ``None`` reads the embedded split ``<data_root>/<split>``
+            without a renderer (agents that read sensors are then refused).
+        agents: the agents, by name or settings (``configs/agent``); ``None``: the names in ``cfg.agents``.
     """
     data = Path(cfg.data_root)
     split_dir = data / cfg.split
     stage_two_dir = two_stage_dir(split_dir)
     mode = cfg.mode
-    if source is None and cfg.source != "embedded":
-        raise ValueError(f"run_eval: source={cfg.source} needs its reader (irl-vla eval passes it)")
+    if sources is None:
+        if cfg.source != "embedded":
+            raise ValueError(f"run_eval: source={cfg.source} needs its reader (irl-vla eval passes it)")
+        sources = embedded_sources(split_dir)
     if mode == "auto":
-        embedded = source is None
-        mode = "two_stage" if embedded and (stage_two_dir / TWO_STAGE_FILE).is_file() else "one_stage"
-    agents = [make_agent(name) for name in cfg.agents]  # unknown names fail before any caching
-    factory: SourceFactory = source if source is not None else partial(SceneLoader, str(split_dir))
+        mode = "two_stage" if sources.stage_two is not None else "one_stage"
+    if mode == "two_stage" and sources.stage_two is None:
+        raise ValueError(f"run_eval: two-stage scoring of {cfg.split} needs its stage-2 scenes ({stage_two_dir})")
+    # unknown names and bad settings fail before any caching
+    configs = [resolve_agent(a) for a in (cfg.agents if agents is None else agents)]
+    factory: SourceFactory = sources.split
     loader = factory()
     scorer = make_scorer(cfg.scorer, cfg.human_penalty_filter)
     cache_root = data / "metric_cache"
     if mode == "one_stage":
         tokens = loader.tokens[: cfg.max_scenes]
         # an agent that plans from the cache needs the previous frame's cache too for its EC plan
-        needs_previous = any(a.reads_metric_cache for a in agents)
-        cache_name = cfg.split if source is None else f"{cfg.source}-{loader.name}"
+        needs_previous = any(AGENTS[c.name].agent.requires_metric_cache for c in configs)
+        cache_name = cfg.split if cfg.source == "embedded" else f"{cfg.source}-{loader.name}"
         store = _cached(factory, cache_root / cache_name, tokens, cfg, previous=needs_previous)
 
         def cache_of(token: str) -> SceneCache:
@@ -105,31 +121,36 @@ def run_eval(cfg: EvalConfig, source: SourceFactory | None = None) -> tuple[str,
 
     else:
         groups = read_groups(stage_two_dir / TWO_STAGE_FILE)[: cfg.max_scenes]
-        stage_two = SceneLoader(stage_two_dir)
-        store = _cached(split_dir, cache_root / cfg.split, [g.orig for g in groups], cfg, previous=True)
+        assert sources.stage_two is not None
+        stage_two = sources.stage_two()
+        store = _cached(factory, cache_root / cfg.split, [g.orig for g in groups], cfg, previous=True)
         s2_tokens = [t for g in groups for pair in g.pairs for t in pair]
-        store_two = _cached(stage_two_dir, cache_root / stage_two_dir.name, s2_tokens, cfg, previous=False)
+        store_two = _cached(sources.stage_two, cache_root / stage_two_dir.name, s2_tokens, cfg, previous=False)
 
         def cache_of(token: str) -> SceneCache:
             return store.load(token) if store.has(token) else store_two.load(token)
 
     summaries, paths = [], []
-    for name, agent in zip(cfg.agents, agents, strict=True):
-        if isinstance(agent, PDMClosedAgent):
-            agent.cache_of = cache_of
+    context = AgentContext(metric_cache=cache_of)
+    for config in configs:
+        name = config.name
+        agent = make_agent(config, context)
         agent.initialize()
-        scene_scorer = SceneScorer(agent, scorer, cache_of)
+        evaluator = AgentEvaluator(agent, scorer, cache_of)
+        sensors = agent.get_sensor_config()  # every scene comes with exactly these
+        scene_of = partial(loader.get_scene, sensors=sensors)
+        previous_of = partial(loader.get_previous_scene, sensors=sensors)
         out = Path(cfg.output_dir) / name
         meta = {"agent": name, "split": cfg.split, "scorer": cfg.scorer}
         bar = ProgressBar(f"eval {name}", cfg.progress, leave=False)
         if mode == "one_stage":
-            results = evaluate_one_stage(tokens, loader.get_scene, loader.get_previous_scene, scene_scorer, bar)
+            results = evaluate_one_stage(tokens, scene_of, previous_of, evaluator, bar)
             summaries.append(write_one_stage(results, out, meta))
         else:
-            group_results = evaluate_two_stage(
-                groups, (loader.get_scene, loader.get_previous_scene), stage_two.get_scene, scene_scorer, bar
-            )
+            stage_two_of = partial(stage_two.get_scene, sensors=sensors)
+            group_results = evaluate_two_stage(groups, (scene_of, previous_of), stage_two_of, evaluator, bar)
             summaries.append(write_two_stage(group_results, out, meta))
         bar.close()
         paths += [out / "scores.csv", out / "summary.json"]
     return format_table(summaries), paths
+

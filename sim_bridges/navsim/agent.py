@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from irl_vla.agents.agent import Agent
+from irl_vla.agents.registry import agent_yaml, submittable_agent
 from irl_vla.data.enums import DrivingCommand
 from irl_vla.data.scene import AgentInput, EgoStatus
 from irl_vla.data.sensors import NAVSIM_CAMERA_NAMES, Camera, CameraCalibration, Lidar, SensorConfig
-from irl_vla.evaluation.agents import Agent, make_agent
 
 _COMMAND_TEXT = {
     DrivingCommand.LEFT: "Turn left ahead, following the route.",
@@ -81,7 +82,9 @@ def navsim_sensor_config(config: SensorConfig, sensor_config_cls: type) -> Any:
 
 
 def navsim_agent(agent: str = "constant_velocity", **agent_kwargs: Any) -> Any:
-    """A navsim ``AbstractAgent`` running the suite agent ``agent`` (built with ``agent_kwargs``).
+    """A navsim ``AbstractAgent`` running the suite agent ``agent``.
+
+    The agent gets its ``configs/agent/<agent>.yaml`` settings, with ``agent_kwargs`` overriding them.
 
     Raises:
         ImportError: when navsim is not installed.
@@ -92,9 +95,7 @@ def navsim_agent(agent: str = "constant_velocity", **agent_kwargs: Any) -> Any:
     from navsim.common.dataclasses import Trajectory as NavsimTrajectory
     from nuplan.planning.simulation.trajectory.trajectory_sampling import TrajectorySampling
 
-    inner = make_agent(agent, **agent_kwargs)
-    if inner.requires_scene:
-        raise ValueError(f"suite agent {agent!r} is privileged (reads the scene); navsim agents see sensors only")
+    inner = submittable_agent({**agent_yaml(agent), **agent_kwargs})
 
     class IrlVlaAgent(AbstractAgent):  # type: ignore[misc, valid-type]
         """A suite agent behind navsim's agent interface."""

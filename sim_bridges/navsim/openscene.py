@@ -435,8 +435,12 @@ class OpenSceneLoader:
                 frame.lidar = Lidar(read_pcd(self.sensor_dir / str(d["lidar_path"])))
 
 
-def filter_from_yaml(path: str | os.PathLike[str]) -> OpenSceneFilter:
-    """The scene filter of a navsim ``train_test_split`` yaml (``scene_filter`` keys; others ignored)."""
+def read_scene_filter(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``scene_filter`` mapping of a navsim ``train_test_split`` yaml (or the file's top level).
+
+    Raises:
+        DataFormatError: naming the file when it cannot be read or holds no mapping.
+    """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -447,6 +451,12 @@ def filter_from_yaml(path: str | os.PathLike[str]) -> OpenSceneFilter:
     sf = doc.get("scene_filter", doc) if isinstance(doc, dict) else None
     if not isinstance(sf, dict):
         raise DataFormatError(f"{path}: no scene_filter mapping")
+    return {str(k): v for k, v in sf.items()}
+
+
+def filter_from_yaml(path: str | os.PathLike[str]) -> OpenSceneFilter:
+    """The scene filter of a navsim ``train_test_split`` yaml (``scene_filter`` keys; others ignored)."""
+    sf = read_scene_filter(path)
     try:
         return OpenSceneFilter(
             num_history_frames=int(sf.get("num_history_frames", 4)),
@@ -485,14 +495,3 @@ def navsim_split(
 ) -> Callable[[], OpenSceneLoader]:
     """A picklable factory of ``open_navsim_split`` (evaluation opens one reader per worker process)."""
     return partial(open_navsim_split, navsim_root, split, maps_root, split_file)
-
-
-def source_factory(
-    source: str, navsim_root: str | None, split: str, maps_root: str | None = None, split_file: str | None = None
-) -> Callable[[], OpenSceneLoader] | None:
-    """The reader factory a command config asks for: ``None`` for embedded splits, else the NAVSIM split."""
-    if source != "navsim":
-        return None
-    if not navsim_root:
-        raise ValueError("source=navsim needs navsim_root")
-    return navsim_split(navsim_root, split, maps_root, split_file)

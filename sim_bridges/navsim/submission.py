@@ -26,12 +26,17 @@ from typing import Any
 
 import numpy as np
 
+from irl_vla.agents.agent import Agent
+from irl_vla.agents.registry import submittable_agent
 from irl_vla.common.io import DataFormatError, atomic_open
+from irl_vla.common.progress import ProgressBar
 from irl_vla.data.sensors import SensorConfig
-from irl_vla.data.source import check_source
+from irl_vla.data.source import SceneSource, SceneSources, check_source
+from irl_vla.data.split import MANIFEST, SceneLoader, embedded_sources
 from irl_vla.data.trajectory import Trajectory
+from irl_vla.data.two_stage import TWO_STAGE_FILE, Group, read_groups, two_stage_dir
 from sim_bridges.navsim import pickles
-from sim_bridges.navsim.openscene import OpenSceneLoader
+from sim_bridges.navsim.openscene import open_navsim_split, read_scene_filter
 
 TRAJECTORY_CLASS = ("navsim.common.dataclasses", "Trajectory")
 SAMPLING_CLASS = ("nuplan.planning.simulation.trajectory.trajectory_sampling", "TrajectorySampling")
@@ -153,11 +158,17 @@ def _check_trajectory(value: Any, where: str) -> list[str]:
 def check_submission(
     path: str | os.PathLike[str], expected: dict[str, Iterable[str]] | None = None
 ) -> tuple[dict[str, Any], list[str]]:
-    """Load a submission with the restricted unpickler and list what is wrong with it.
+    """Load a submission with the restricted unpickler and list what the leaderboard server would refuse.
+
+    Checked offline, as the server does: the metadata keys, the prediction keys of one version (v1
+    ``predictions``: a list of one dict per seed; v2 ``first_stage_predictions`` and
+    ``second_stage_predictions``: exactly one dict each), every value a complete navsim ``Trajectory`` with
+    finite poses of its sampling's shape, and, given ``expected``, a plan for every token of the split and
+    none for a token outside it (each named).
 
     Args:
         path: the pickle.
-        expected: per prediction key, the tokens that must be present (and no others), if known.
+        expected: per prediction key, the split's tokens (``split_tokens``); ``None``: completeness is not checked.
 
     Returns:
         ``(summary, problems)``: the version, team and token counts; an empty problem list means valid.
@@ -177,28 +188,47 @@ def check_submission(
             problems.append(f"missing metadata key {key!r}")
         elif not isinstance(doc[key], str | list) or not doc[key]:
             problems.append(f"metadata {key!r} is empty or not text")
+    if expected is not None and not set(keys) <= set(expected):
+        problems.append(f"a {version} submission, but the split has only {sorted(expected)} to predict")
     counts = {}
     for key in keys:
         value = doc.get(key)
-        if not isinstance(value, list) or len(value) != 1 or not isinstance(value[0], dict):
-            problems.append(f"{key}: expected a list holding exactly one dict of token -> Trajectory")
+        seeds = 1 if version == "v2" else None  # v2: the server supports one seed only
+        if (
+            not isinstance(value, list)
+            or not value
+            or (seeds is not None and len(value) != seeds)
+            or not all(isinstance(v, dict) for v in value)
+        ):
+            shape = "exactly one dict" if seeds else "one dict per seed"
+            problems.append(f"{key}: expected a list holding {shape} of token -> Trajectory")
             continue
-        plans = value[0]
-        counts[key] = len(plans)
-        for token, trajectory in plans.items():
-            problems += _check_trajectory(trajectory, f"{key}[{token!r}]")
-        if expected is not None and key in expected:
-            want = set(expected[key])
-            missing, extra = sorted(want - set(plans)), sorted(set(plans) - want)
-            if missing:
-                problems.append(f"{key}: {len(missing)} tokens missing, e.g. {missing[:3]}")
-            if extra:
-                problems.append(f"{key}: {len(extra)} tokens not in the split, e.g. {extra[:3]}")
-    unknown = sorted(set(doc) - set(METADATA_KEYS) - set(keys))
+        counts[key] = len(value[0])
+        for seed, plans in enumerate(value):
+            where = key if len(value) == 1 else f"{key}[seed {seed}]"
+            bad_keys = [t for t in plans if not isinstance(t, str)]
+            if bad_keys:
+                problems.append(f"{where}: tokens must be strings, got {bad_keys[:3]}")
+            for token, trajectory in plans.items():
+                problems += _check_trajectory(trajectory, f"{where}[{token!r}]")
+            if expected is not None and key in expected:
+                want = set(expected[key])
+                missing, extra = sorted(want - set(plans)), sorted(set(plans) - want, key=str)
+                if missing:
+                    problems.append(f"{where}: {len(missing)} tokens of the split missing: {_named(missing)}")
+                if extra:
+                    problems.append(f"{where}: {len(extra)} tokens of no split scene: {_named(extra)}")
+    unknown = sorted(set(doc) - set(METADATA_KEYS) - set(keys), key=str)
     if unknown:
         problems.append(f"unexpected keys {unknown}")
     summary = {"version": version, "team_name": doc.get("team_name"), "tokens": counts}
     return summary, problems
+
+
+def _named(tokens: list[Any], limit: int = 20) -> str:
+    """Tokens listed by name (the first ``limit``, then how many more)."""
+    shown = ", ".join(str(t) for t in tokens[:limit])
+    return shown + (f" and {len(tokens) - limit} more" if len(tokens) > limit else "")
 
 
 def predictions(
@@ -218,9 +248,56 @@ def predictions(
     return out
 
 
-def default_path(out_dir: str | os.PathLike[str]) -> Path:
-    """``<out_dir>/submission.pkl``."""
-    return Path(out_dir) / "submission.pkl"
+# ---------------------------------------------------------------------------------------------- the split's tokens
+def split_tokens(tokens: list[str], groups: list[Group] | None = None) -> dict[str, list[str]]:
+    """What a submission of a split must predict, per prediction key.
+
+    Args:
+        tokens: the split's scene tokens (v1 ``predictions``).
+        groups: its two-stage groups, if it has them: stage 1 is each group's real scene and its predecessor,
+            stage 2 every token of its (now, previous) pairs.
+    """
+    out = {"predictions": list(tokens)}
+    if groups is not None:
+        out["first_stage_predictions"] = [t for g in groups for t in (g.orig, g.prev)]
+        out["second_stage_predictions"] = [t for g in groups for pair in g.pairs for t in pair]
+    return out
+
+
+def split_file_tokens(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """What a submission must predict by a navsim ``train_test_split`` yaml.
+
+    v1: ``scene_filter.tokens``. v2: stage 1 from ``tokens`` (else the real scenes of the mapping), stage 2 the
+    tokens of the mapping's pairs (``reactive_all_mapping`` or ``all_mapping``: groups ``[orig, prev, [[now,
+    prev], ...]]``), else ``reactive_synthetic_initial_tokens``.
+
+    Raises:
+        DataFormatError: naming the file when it lists no tokens (its scenes then depend on the logs: check
+            against the NAVSIM root instead) or a group is malformed.
+    """
+    sf = read_scene_filter(path)
+    mapping = sf.get("reactive_all_mapping", sf.get("all_mapping"))
+    tokens = sf.get("tokens")
+    out: dict[str, list[str]] = {}
+    if tokens is not None:
+        out["predictions"] = [str(t) for t in tokens]
+    if mapping is not None:
+        try:
+            first = [str(t) for group in mapping for t in group[:2]]
+            second = [str(t) for group in mapping for pair in group[2] for t in pair]
+        except (TypeError, IndexError) as e:
+            raise DataFormatError(f"{path}: bad two-stage mapping ({type(e).__name__}: {e})") from None
+        out["first_stage_predictions"] = out.get("predictions", first)
+        out["second_stage_predictions"] = second
+    elif sf.get("reactive_synthetic_initial_tokens") is not None:
+        out["first_stage_predictions"] = out.get("predictions", [])
+        out["second_stage_predictions"] = [str(t) for t in sf["reactive_synthetic_initial_tokens"]]
+    if not out or not any(out.values()):
+        raise DataFormatError(
+            f"{path}: lists no scene tokens (its scenes depend on the logs): check against the NAVSIM root "
+            "(submit.source=navsim submit.navsim_root=...) instead"
+        )
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- the command
@@ -229,7 +306,7 @@ class SubmitConfig:
     """Settings of ``irl-vla submit`` (``configs/submit.yaml``): see the comments there."""
 
     data_root: str = "data"
-    split: str = "synth_navtest"
+    split: str | None = "synth_navtest"
     version: str = "auto"
     agent: str = "constant_velocity"
     source: str = "embedded"
@@ -240,8 +317,11 @@ class SubmitConfig:
     output: str = "outputs/submissions/synth_navtest/submission.pkl"
     check: str | None = None
     progress: bool = True
+    sensor_cache: str | None = None
 
     def __post_init__(self) -> None:
+        if self.split is None and self.check is None:
+            raise ValueError("SubmitConfig.split: required to write a submission (null only with check=<file>)")
         if self.version not in ("auto", "v1", "v2"):
             raise ValueError(f"SubmitConfig.version: {self.version!r} is not auto, v1 or v2")
         check_source("SubmitConfig", self.source, self.navsim_root)
@@ -249,71 +329,99 @@ class SubmitConfig:
             raise ValueError("SubmitConfig.version: v2 reads embedded stage-2 scenes; use source=embedded")
 
 
-def _plan_of(agent: Any, source: Any, previous: dict[str, str] | None = None) -> Callable[[str], Trajectory]:
+def tokens_to_check(cfg: SubmitConfig) -> tuple[dict[str, list[str]] | None, str]:
+    """The tokens ``check=<file>`` compares a submission against, and where they came from.
+
+    From ``cfg.split_file`` (a navsim split yaml listing tokens), else the NAVSIM root's split
+    (``source=navsim``), else the embedded split ``<data_root>/<split>`` (with its stage-2 groups). ``split:
+    null`` checks the format only: ``(None, <why>)``.
+
+    Raises:
+        FileNotFoundError: when the named split does not exist (a check never silently skips completeness).
+    """
+    if cfg.split_file is not None and cfg.source != "navsim":
+        return split_file_tokens(cfg.split_file), f"split file {cfg.split_file}"
+    if cfg.split is None:
+        return None, "no split given (submit.split, submit.split_file or submit.navsim_root)"
+    if cfg.source == "navsim":
+        assert cfg.navsim_root is not None
+        loader = open_navsim_split(cfg.navsim_root, cfg.split, cfg.maps_root, cfg.split_file)
+        return split_tokens(loader.tokens), f"NAVSIM split {cfg.split} of {cfg.navsim_root}"
+    split_dir = Path(cfg.data_root) / cfg.split
+    if not (split_dir / MANIFEST).is_file():
+        raise FileNotFoundError(
+            f"{split_dir}: no split to check the submission's tokens against; generate it, name another "
+            "(submit.split, submit.split_file, submit.source=navsim submit.navsim_root=...), or pass "
+            "submit.split=null to check the format only"
+        )
+    groups_file = two_stage_dir(split_dir) / TWO_STAGE_FILE
+    groups = read_groups(groups_file) if groups_file.is_file() else None
+    return split_tokens(SceneLoader(split_dir).tokens, groups), f"split {split_dir}"
+
+
+def _plan_of(
+    agent: Agent, source: SceneSource, previous: dict[str, str] | None = None
+) -> Callable[[str], Trajectory]:
     """Plans of ``agent`` for tokens of ``source`` (``previous``: token -> the scene it precedes).
 
-    The agent's sensors come from the NAVSIM reader's sensor blobs, or are rendered for embedded scenes.
+    Every scene comes with exactly the sensors the agent asks for (read or rendered by the source).
     """
     sensors: SensorConfig = agent.get_sensor_config()
-    from_blobs = isinstance(source, OpenSceneLoader)
-    renderer = None
 
     def plan(token: str) -> Trajectory:
-        nonlocal renderer
         if previous is not None and token in previous:
-            scene = source.get_previous_scene(previous[token])
+            scene = source.get_previous_scene(previous[token], sensors)
             if scene is None or scene.token != token:
                 raise KeyError(f"no scene {token} before {previous[token]}")
         else:
-            scene = source.get_scene(token, sensors) if from_blobs and sensors.needs_any else source.get_scene(token)
-        if sensors.needs_any and not from_blobs:
-            from sim_bridges.embedded.render.sensors import SensorRenderer
-
-            renderer = renderer or SensorRenderer()
-            renderer.attach(scene, sensors)
+            scene = source.get_scene(token, sensors)
         return agent.compute_trajectory(scene.get_agent_input())
 
     return plan
 
 
-def run_submit(cfg: SubmitConfig, source_factory: Callable[[], Any] | None = None) -> tuple[Path, dict[str, Any]]:
-    """Write the submission of ``cfg.agent`` on ``cfg.split`` and check it; returns its path and summary.
+def run_submit(
+    cfg: SubmitConfig, sources: SceneSources | None = None, agent_spec: Any = None
+) -> tuple[Path, dict[str, Any]]:
+    """Write the submission of an agent on ``cfg.split`` and check it; returns its path and summary.
+
+    Args:
+        cfg: settings.
+        sources: the split's scenes (and stage-2 scenes) with the command's renderer or the NAVSIM reader;
+            ``None``: the embedded split without a renderer (agents that read sensors are refused).
+        agent_spec: the agent by name or settings (``configs/agent``); ``None``: ``cfg.agent``.
 
     Raises:
         ValueError: for a privileged agent, a failing token (named), or a written file that fails its check.
     """
-    from irl_vla.common.progress import ProgressBar
-    from irl_vla.data.split import SceneLoader
-    from irl_vla.data.two_stage import TWO_STAGE_FILE, read_groups, two_stage_dir
-    from irl_vla.evaluation.agents import make_agent
-
-    agent = make_agent(cfg.agent)
-    if agent.requires_scene or agent.reads_metric_cache:
-        raise ValueError(f"agent {cfg.agent!r} is privileged (reads the scene or the metric cache): not submittable")
+    agent = submittable_agent(cfg.agent if agent_spec is None else agent_spec)
     agent.initialize()
-    split_dir = Path(cfg.data_root) / cfg.split
-    stage_two = two_stage_dir(split_dir)
+    if sources is None:
+        if cfg.source != "embedded":
+            raise ValueError(f"run_submit: source={cfg.source} needs its reader (irl-vla submit passes it)")
+        sources = embedded_sources(Path(cfg.data_root) / cfg.split)
     version = cfg.version
     if version == "auto":
-        version = "v2" if source_factory is None and (stage_two / TWO_STAGE_FILE).is_file() else "v1"
-    source = source_factory() if source_factory is not None else SceneLoader(split_dir)
+        version = "v2" if sources.stage_two is not None else "v1"
+    if version == "v2" and sources.stage_two is None:
+        raise ValueError(f"run_submit: a v2 submission of {cfg.split} needs its stage-2 scenes")
+    source = sources.split()
     stages: dict[str, dict[str, Trajectory]] = {}
-    expected: dict[str, list[str]] = {}
-    with ProgressBar(f"submit {cfg.agent}", cfg.progress, unit="scene") as bar:
+    split_dir = Path(cfg.data_root) / str(cfg.split)
+    groups = read_groups(two_stage_dir(split_dir) / TWO_STAGE_FILE) if version == "v2" else None
+    expected = split_tokens(source.tokens, groups)
+    with ProgressBar(f"submit {agent.name()}", cfg.progress, unit="scene") as bar:
         if version == "v1":
-            expected["predictions"] = list(source.tokens)
-            stages["predictions"] = predictions(expected["predictions"], _plan_of(agent, source), bar)
+            stages["predictions"] = predictions(list(expected["predictions"]), _plan_of(agent, source), bar)
         else:
-            groups = read_groups(stage_two / TWO_STAGE_FILE)
-            first = [t for g in groups for t in (g.orig, g.prev)]
-            second = [t for g in groups for pair in g.pairs for t in pair]
-            expected = {"first_stage_predictions": first, "second_stage_predictions": second}
+            assert sources.stage_two is not None and groups is not None
             previous = {g.prev: g.orig for g in groups}
-            stages["first_stage_predictions"] = predictions(first, _plan_of(agent, source, previous), bar)
-            stages["second_stage_predictions"] = predictions(second, _plan_of(agent, SceneLoader(stage_two)), bar)
+            first, second = expected["first_stage_predictions"], expected["second_stage_predictions"]
+            stages["first_stage_predictions"] = predictions(list(first), _plan_of(agent, source, previous), bar)
+            stages["second_stage_predictions"] = predictions(list(second), _plan_of(agent, sources.stage_two()), bar)
     path = Path(cfg.output)
     write_submission(path, build_submission(cfg.team, stages))
-    summary, problems = check_submission(path, expected)
+    summary, problems = check_submission(path, {k: expected[k] for k in stages})
     if problems:
         raise ValueError(f"{path}: the written submission fails its check: {problems[:5]}")
-    return path, {**summary, "agent": cfg.agent, "split": cfg.split}
+    return path, {**summary, "agent": agent.name(), "split": cfg.split}

@@ -13,6 +13,7 @@ from irl_vla.common.io import DataFormatError
 from irl_vla.data.map import MapObject
 from irl_vla.data.map.map_io import object_to_dict
 from irl_vla.data.sensors import SensorConfig
+from irl_vla.data.source import SceneSources
 from irl_vla.data.split import SceneLoader
 from irl_vla.evaluation.runner import EvalConfig, run_eval
 from sim_bridges.embedded.generate import GenerateConfig, SplitSpec, generate_split
@@ -116,7 +117,7 @@ def test_eval_on_the_exported_root_scores_like_the_embedded_split(roots: tuple[P
     common = {"data_root": str(data), "split": SPLIT, "workers": 1, "progress": False}
     run_eval(EvalConfig(**common, output_dir=str(data / "eval_a")))
     cfg = EvalConfig(**common, output_dir=str(data / "eval_b"), source="navsim", navsim_root=str(out))
-    run_eval(cfg, navsim_split(str(out), SPLIT))
+    run_eval(cfg, SceneSources(navsim_split(str(out), SPLIT)))
     for agent in ("constant_velocity", "human", "pdm_closed"):
         a = list(csv.DictReader((data / "eval_a" / agent / "scores.csv").open()))
         b = list(csv.DictReader((data / "eval_b" / agent / "scores.csv").open()))
@@ -186,3 +187,4 @@ def test_bad_settings_and_missing_inputs_are_named(tmp_path: Path) -> None:
     split_file.write_text("scene_filter: {num_history_frames: many}\n")
     with pytest.raises(DataFormatError, match="split.yaml: bad scene_filter"):
         filter_from_yaml(split_file)
+

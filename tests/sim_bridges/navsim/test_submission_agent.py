@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from irl_vla.agents.constant_velocity import ConstantVelocityAgent
 from irl_vla.common.io import DataFormatError
 from irl_vla.data.sensors import NAVSIM_CAMERA_NAMES, SensorConfig
 from irl_vla.data.trajectory import Trajectory
-from irl_vla.evaluation.agents import ConstantVelocityAgent
 from sim_bridges.embedded.generate import GenerateConfig, SplitSpec, generate_split
 from sim_bridges.embedded.two_stage import TwoStageSpec, generate_two_stage
 from sim_bridges.navsim.agent import navsim_agent
@@ -79,13 +79,13 @@ def test_bad_submissions_are_refused_or_reported(data: Path, tmp_path: Path) -> 
     path = tmp_path / "s.pkl"
     write_submission(path, build_submission(TeamInfo(), {"predictions": {"a": plan, "b": plan}}))
     _, problems = check_submission(path, {"predictions": ["a", "c"]})
-    assert any("1 tokens missing, e.g. ['c']" in p for p in problems)
-    assert any("1 tokens not in the split, e.g. ['b']" in p for p in problems)
-    assert main(["submit", f"check={path}"]) == 0
+    assert "predictions: 1 tokens of the split missing: c" in problems
+    assert "predictions: 1 tokens of no split scene: b" in problems
+    assert main(["submit", f"check={path}", "submit.split=null"]) == 0
     path.write_bytes(pickle.dumps({"team_name": "x", "predictions": [{"a": np.zeros(3)}]}))
     _, problems = check_submission(path)
     assert any("not a navsim Trajectory" in p for p in problems) and any("email" in p for p in problems)
-    assert main(["submit", f"check={path}"]) == 1
+    assert main(["submit", f"check={path}", "submit.split=null"]) == 1
     path.write_bytes(pickle.dumps({"payload": print}))
     with pytest.raises(DataFormatError, match="refusing to unpickle global builtins.print"):
         check_submission(path)
@@ -97,8 +97,9 @@ def test_submit_command_writes_and_checks(data: Path, capsys: pytest.CaptureFixt
     assert main(["submit", *args]) == 0
     printed = capsys.readouterr().out
     assert json.loads(printed.splitlines()[0])["tokens"] == {"predictions": 3} and f"wrote {out}" in printed
-    assert main(["submit", f"check={out}"]) == 0
-    assert "valid" in capsys.readouterr().out
+    assert main(["submit", f"check={out}", f"paths.data_root={data}"]) == 0
+    printed = capsys.readouterr().out
+    assert f"tokens checked against split {data / 'synth_navtest'}" in printed and f"{out}: valid" in printed
 
 
 def test_the_navsim_agent_plans_like_the_suite_agent_on_reader_inputs(data: Path, tmp_path: Path) -> None:
@@ -137,27 +138,69 @@ def test_the_navsim_agent_plans_like_the_suite_agent_on_reader_inputs(data: Path
     assert np.abs(expected.poses[-1, 0]) > 1.0  # the scene moves: a real plan, not zeros
 
 
-class _LooksAhead(ConstantVelocityAgent):
-    """Needs the front camera at the current frame (fails without it)."""
-
-    def get_sensor_config(self) -> SensorConfig:
-        return SensorConfig(cameras={"cam_f0": [3]})
-
-    def compute_trajectory(self, agent_input, scene=None):
-        image = agent_input.cameras[3]["cam_f0"].image
-        assert image is not None and image.ndim == 3
-        return super().compute_trajectory(agent_input, scene)
+def _write(path: Path, stages: dict[str, list[str]]) -> Path:
+    plan = Trajectory(np.zeros((8, 3), np.float32))
+    write_submission(path, build_submission(TeamInfo(), {k: dict.fromkeys(v, plan) for k, v in stages.items()}))
+    return path
 
 
-def test_submission_plans_get_their_sensors_from_either_source(data: Path, tmp_path: Path) -> None:
+def _check(path: Path, *args: str) -> int:
+    return main(["submit", f"check={path}", *args])
+
+
+def test_check_compares_against_the_splits_tokens_for_v1_and_both_v2_stages(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from irl_vla.data.split import SceneLoader
-    from sim_bridges.navsim.submission import _plan_of
+    from irl_vla.data.two_stage import TWO_STAGE_FILE, read_groups, two_stage_dir
 
-    export_split(
-        ExportConfig(data_root=str(data), out_root=str(tmp_path), cameras=["cam_f0"], workers=1, progress=False)
+    root = f"paths.data_root={data}"
+    tokens = SceneLoader(data / "synth_navtest").tokens
+    stranger = "f" * 16
+    assert _check(_write(tmp_path / "v1.pkl", {"predictions": tokens}), root) == 0
+    assert _check(_write(tmp_path / "v1_bad.pkl", {"predictions": [*tokens[1:], stranger]}), root) == 1
+    printed = capsys.readouterr().out
+    assert f"problem: predictions: 1 tokens of the split missing: {tokens[0]}" in printed
+    assert f"problem: predictions: 1 tokens of no split scene: {stranger}" in printed
+
+    groups = read_groups(two_stage_dir(data / "synth_navhard") / TWO_STAGE_FILE)
+    first = [t for g in groups for t in (g.orig, g.prev)]
+    second = [t for g in groups for pair in g.pairs for t in pair]
+    navhard = [root, "submit.split=synth_navhard"]
+    v2 = {"first_stage_predictions": first, "second_stage_predictions": second}
+    assert _check(_write(tmp_path / "v2.pkl", v2), *navhard) == 0
+    bad = {"first_stage_predictions": [*first, stranger], "second_stage_predictions": second[1:]}
+    assert _check(_write(tmp_path / "v2_bad.pkl", bad), *navhard) == 1
+    printed = capsys.readouterr().out
+    assert f"first_stage_predictions: 1 tokens of no split scene: {stranger}" in printed
+    assert f"second_stage_predictions: 1 tokens of the split missing: {second[0]}" in printed
+    assert _check(tmp_path / "v2.pkl", root) == 1  # a one-stage split has no stage 2 to submit
+    assert "a v2 submission, but the split has only ['predictions'] to predict" in capsys.readouterr().out
+
+
+def test_check_names_where_its_tokens_came_from_or_says_it_checked_none(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from irl_vla.data.split import SceneLoader
+
+    tokens = SceneLoader(data / "synth_navtest").tokens
+    path = _write(tmp_path / "v1.pkl", {"predictions": tokens[:2]})
+    assert _check(path, "submit.split=null") == 0
+    assert "completeness NOT checked: no split given" in capsys.readouterr().out
+    assert _check(path, f"paths.data_root={tmp_path}") != 0  # the default split does not exist there
+    assert f"{tmp_path / 'synth_navtest'}: no split to check the submission's tokens against" in capsys.readouterr().err
+    split_file = tmp_path / "navtest.yaml"
+    split_file.write_text(f"scene_filter:\n  tokens: [{', '.join(tokens)}]\n")
+    assert _check(path, f"submit.split_file={split_file}") == 1
+    printed = capsys.readouterr().out
+    assert f"tokens checked against split file {split_file}" in printed and f"missing: {tokens[2]}" in printed
+    mapping = tmp_path / "navhard_two_stage.yaml"
+    mapping.write_text(
+        "scene_filter:\n  reactive_all_mapping:\n"
+        "    - [aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb, [[ccccccccccccccccc, ddddddddddddddddd]]]\n"
     )
-    embedded, navsim = SceneLoader(data / "synth_navtest"), open_navsim_split(str(tmp_path), "synth_navtest")
-    token = embedded.tokens[0]
-    rendered = _plan_of(_LooksAhead(), embedded)(token)  # rendered from the embedded world
-    read = _plan_of(_LooksAhead(), navsim)(token)  # read from the exported sensor blobs
-    np.testing.assert_allclose(rendered.poses, read.poses)
+    v2 = {"first_stage_predictions": ["a" * 16, "b" * 16], "second_stage_predictions": ["c" * 17, "d" * 17]}
+    assert _check(_write(tmp_path / "v2.pkl", v2), f"submit.split_file={mapping}") == 0
+    v2["second_stage_predictions"] = ["c" * 17]
+    assert _check(_write(tmp_path / "v2.pkl", v2), f"submit.split_file={mapping}") == 1
+    assert f"second_stage_predictions: 1 tokens of the split missing: {'d' * 17}" in capsys.readouterr().out

@@ -1,0 +1,59 @@
+"""The scene sources of a command, chosen once here (the only place that knows both worlds).
+
+An embedded split is read by ``irl_vla``'s ``SceneLoader`` with sensors drawn by the embedded world's renderer;
+a NAVSIM data root by the NAVSIM bridge's reader, with sensors from its blobs. ``irl_vla`` never imports a
+bridge and no bridge imports another, so the choice (and the renderer) is passed in from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import partial
+from pathlib import Path
+
+from irl_vla.data.rendered_sensors import RenderedSensors
+from irl_vla.data.source import SceneSources
+from irl_vla.data.split import embedded_sources
+from sim_bridges.embedded import render
+from sim_bridges.embedded.render.rig import LidarConfig, RigConfig
+from sim_bridges.embedded.render.sensors import SensorRenderer
+from sim_bridges.navsim.openscene import navsim_split
+
+
+def renderer_fingerprint(rig: RigConfig, lidar: LidarConfig) -> str:
+    """Names what a renderer draws: its rig, its LiDAR and the renderer's code (any change renders afresh)."""
+    digest = hashlib.sha256(repr((rig, lidar)).encode())
+    for path in sorted(Path(render.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def embedded_renderer(
+    sensor_cache: str | None = None, rig: RigConfig | None = None, lidar: LidarConfig | None = None
+) -> RenderedSensors:
+    """The embedded world's sensor renderer (default rig and LiDAR), caching under ``sensor_cache`` if given."""
+    rig, lidar = rig or RigConfig(), lidar or LidarConfig()
+    return RenderedSensors(partial(SensorRenderer, rig, lidar), sensor_cache, renderer_fingerprint(rig, lidar))
+
+
+def scene_sources(
+    source: str,
+    data_root: str,
+    split: str,
+    navsim_root: str | None = None,
+    maps_root: str | None = None,
+    split_file: str | None = None,
+    sensor_cache: str | None = None,
+) -> SceneSources:
+    """The sources a command config asks for: the embedded split (rendered) or a NAVSIM root's split.
+
+    Raises:
+        ValueError: for ``source=navsim`` without ``navsim_root``, or an unknown source.
+    """
+    if source == "embedded":
+        return embedded_sources(Path(data_root) / split, embedded_renderer(sensor_cache))
+    if source == "navsim":
+        if not navsim_root:
+            raise ValueError("source=navsim needs navsim_root")
+        return SceneSources(navsim_split(navsim_root, split, maps_root, split_file))
+    raise ValueError(f"unknown scene source {source!r}: embedded or navsim")
