@@ -42,7 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("tools.eval", "EPDMS of agents on a split: per-token CSV, summary.json, a table"),
     "submit": ("tools.submit", "a NAVSIM submission pickle of an agent on a split (or check=<file>)"),
     "navsim-export": ("tools.navsim_export", "an embedded split as a NAVSIM data root (logs, sensors, nuPlan maps)"),
-    "bench": ("tools.run_bench", "benchmarks, one JSON line per measurement (suites: core, world, scorer)"),
+    "cache": ("tools.cache", "the feature cache of a split (features and targets per scene, safetensors)"),
+    "bench": ("tools.run_bench", "benchmarks, one JSON line per measurement (suites: core, world, scorer, data)"),
 }
 
 
@@ -106,6 +107,7 @@ RESUME_HINTS: dict[str, str] = {
     "generate": "Logs already written are kept; rerun the same command to generate the rest.",
     "eval": "Metric caches already built are kept; rerun the same command to resume (scores are recomputed).",
     "navsim-export": "Files already exported are kept; rerun the same command to export the rest.",
+    "cache": "Feature-cache entries already written are kept; rerun the same command to build the rest.",
 }
 
 

@@ -66,6 +66,7 @@ def test_struct_mode_rejects_unknown_override() -> None:
         ("generate", "generate", "sim_bridges.embedded.generate.GenerateConfig"),
         ("submit", "submit", "sim_bridges.navsim.submission.SubmitConfig"),
         ("navsim_export", "navsim_export", "sim_bridges.navsim.export.ExportConfig"),
+        ("cache", "cache", "irl_vla.data.features.caching.CacheConfig"),
     ],
 )
 def test_command_configs_compose_into_their_dataclass(name: str, key: str, schema: str) -> None:

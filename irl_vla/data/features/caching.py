@@ -1,0 +1,171 @@
+"""Building a split's feature cache (``irl-vla cache``): every scene's builder outputs, resumable, in parallel.
+
+The scenes are cut into chunks of consecutive tokens (mostly one log each, so a worker decodes a log once) and
+run on the suite's executor. A chunk reads each entry first and computes only what is missing or stale, so a
+killed build resumes where it stopped; corrupt entries are rebuilt and named in the report.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer
+
+from irl_vla.common.parallel import ExecutorConfig, Task, run_tasks
+from irl_vla.common.progress import ProgressBar
+from irl_vla.data.features.dataset import FeatureDataset, LoadStatus
+from irl_vla.data.features.instruction import InstructionTokensBuilder, navigation_instruction
+from irl_vla.data.features.registry import build_feature_builders, build_target_builders
+from irl_vla.data.features.tokenizer import build_tokenizer, save_tokenizer
+from irl_vla.data.source import SceneSource, SourceFactory, check_source
+
+TOKENIZER_FILE = "tokenizer.json"
+
+#: The builders ``configs/cache.yaml`` lists, each with its default parameters.
+DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
+    "ego_status": {},
+    "driving_command": {},
+    "cameras": {},
+    "lidar_bev": {},
+    "navigation_instruction": {},
+}
+DEFAULT_TARGETS: dict[str, dict[str, Any]] = {"trajectory": {}, "agents": {}, "bev_semantic_map": {}, "meta_action": {}}
+
+
+@dataclass
+class CacheConfig:
+    """``configs/cache.yaml``: see the comments there."""
+
+    data_root: str = "data"
+    split: str = "synth_navtrain"
+    source: str = "embedded"
+    navsim_root: str | None = None
+    maps_root: str | None = None
+    split_file: str | None = None
+    cache_dir: str = "data/features/synth_navtrain"
+    tokenizer: str | None = None
+    features: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_FEATURES))
+    targets: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
+    max_scenes: int | None = None
+    chunk_size: int = 16
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_source("CacheConfig", self.source, self.navsim_root)
+        if self.max_scenes is not None and self.max_scenes < 1:
+            raise ValueError(f"CacheConfig.max_scenes: expected >= 1, got {self.max_scenes}")
+        if self.chunk_size < 1:
+            raise ValueError(f"CacheConfig.chunk_size: expected >= 1, got {self.chunk_size}")
+        if not self.features and not self.targets:
+            raise ValueError("CacheConfig: no feature or target builders to cache")
+
+
+@dataclass
+class CacheReport:
+    """What a cache build did, in scenes and builder entries."""
+
+    cache_dir: Path
+    scenes: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {s.value: 0 for s in LoadStatus})
+    repaired: list[str] = field(default_factory=list)
+    tokenizer: Path | None = None
+
+    def summary(self) -> str:
+        """One line: scenes and entries by status."""
+        parts = ", ".join(f"{n} {s}" for s, n in self.counts.items())
+        return f"{self.scenes} scenes in {self.cache_dir}: entries {parts}"
+
+
+def resolve_tokenizer(cfg: CacheConfig, source: SourceFactory, tokens: list[str]) -> Path | None:
+    """The tokenizer file of the instruction builder (``None`` if it is not configured).
+
+    ``cfg.tokenizer`` if set (e.g. the training split's, for a test split), else ``<cache_dir>/tokenizer.json``,
+    built from the navigation instructions of ``tokens`` when it does not exist yet (a resumed build reuses it).
+    """
+    if InstructionTokensBuilder.name not in cfg.features:
+        return None
+    if cfg.tokenizer:
+        return Path(cfg.tokenizer)
+    path = Path(cfg.cache_dir) / TOKENIZER_FILE
+    if not path.is_file():
+        save_tokenizer(split_tokenizer(source(), tokens), path)
+    return path
+
+
+def split_tokenizer(scenes: SceneSource, tokens: list[str]) -> Tokenizer:
+    """A tokenizer built from the navigation instructions of the scenes ``tokens`` (no sensors loaded)."""
+    return build_tokenizer(navigation_instruction(scenes.get_scene(t).get_agent_input()) for t in tokens)
+
+
+def dataset_for(cfg: CacheConfig, source: SourceFactory, tokens: list[str], tokenizer: Path | None) -> FeatureDataset:
+    """The dataset a cache config describes (the instruction builder pointed at ``tokenizer``)."""
+    features = {k: dict(v or {}) for k, v in cfg.features.items()}
+    if tokenizer is not None:
+        features[InstructionTokensBuilder.name]["tokenizer"] = str(tokenizer)
+    return FeatureDataset(
+        source,
+        build_feature_builders(features, "cache.features"),
+        build_target_builders(cfg.targets, "cache.targets"),
+        tokens=tokens,
+        cache_dir=cfg.cache_dir,
+        repair_corrupt=True,
+    )
+
+
+def _same(dataset: FeatureDataset) -> FeatureDataset:
+    return dataset
+
+
+def cache_chunk(dataset: FeatureDataset, tokens: tuple[str, ...]) -> dict[str, Any]:
+    """Fill the cache entries of ``tokens``; returns entry counts by status and the repaired files."""
+    counts = {s.value: 0 for s in LoadStatus}
+    repaired: list[str] = []
+    for token in tokens:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _, status = dataset.load(token)
+        for name, state in status.items():
+            counts[state.value] += 1
+            if state is LoadStatus.REPAIRED:
+                repaired.append(str(dataset.cache.path(token, name)) if dataset.cache else name)
+        for w in caught:
+            warnings.warn(w.message, stacklevel=2)
+    return {"counts": counts, "repaired": repaired, "scenes": len(tokens)}
+
+
+def run_cache(cfg: CacheConfig, source: SourceFactory) -> CacheReport:
+    """Build (or complete) the feature cache of ``cfg``'s split.
+
+    Raises:
+        ValueError: when the builders cannot handle the first scene (a bad setting).
+        TaskError: naming every chunk whose scenes failed, after the others are done.
+    """
+    tokens = list(source().tokens)
+    if cfg.max_scenes is not None:
+        tokens = tokens[: cfg.max_scenes]
+    tokenizer = resolve_tokenizer(cfg, source, tokens)
+    dataset = dataset_for(cfg, source, tokens, tokenizer)
+    report = CacheReport(Path(cfg.cache_dir), tokenizer=tokenizer)
+
+    def record(_: str, result: dict[str, Any]) -> None:
+        report.scenes += result["scenes"]
+        for key, n in result["counts"].items():
+            report.counts[key] += n
+        report.repaired.extend(result["repaired"])
+        bar(report.scenes, len(tokens))
+
+    with ProgressBar(f"cache {cfg.split}", cfg.progress, unit="scene") as bar:
+        bar(0, len(tokens))
+        if tokens:  # a bad setting fails here, once, with its own error (not once per task)
+            record("first", cache_chunk(dataset, (tokens[0],)))
+        rest = tokens[1:]
+        chunks = [tuple(rest[i : i + cfg.chunk_size]) for i in range(0, len(rest), cfg.chunk_size)]
+        tasks = [Task(f"{chunk[0]}..{chunk[-1]}", (chunk,)) for chunk in chunks]
+        outcome = run_tasks(cache_chunk, tasks, cfg.executor, setup=partial(_same, dataset), on_result=record)
+    outcome.raise_failures(f"feature cache of {cfg.split}")
+    return report

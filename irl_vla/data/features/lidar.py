@@ -1,0 +1,94 @@
+"""LiDAR feature: a two-channel bird's-eye histogram of the point cloud (low returns, high returns)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from irl_vla.data.enums import LidarIndex
+from irl_vla.data.features.bev import BevGrid
+from irl_vla.data.features.builder import FeatureBuilder, TensorSpec
+from irl_vla.data.scene import AgentInput
+from irl_vla.data.sensors import SensorConfig
+
+
+class LidarBevChannel(IntEnum):
+    """Channels of ``lidar_bev``."""
+
+    BELOW = 0  # returns below ``split_height`` (mostly ground)
+    ABOVE = 1  # returns at or above it (objects)
+
+
+@dataclass
+class LidarBevBuilder(FeatureBuilder):
+    """Point counts per BEV cell, split by height, clipped at ``max_per_cell`` and scaled to [0, 1].
+
+    Points are taken in the LiDAR frame (the ego frame of the embedded world, ground at z = 0).
+
+    Attributes:
+        grid: the BEV grid.
+        frames: history indices (0 = oldest).
+        split_height: height separating the two channels [m].
+        max_height: returns above this are dropped [m].
+        max_per_cell: count that saturates a cell.
+    """
+
+    name: ClassVar[str] = "lidar_bev"
+    version: ClassVar[int] = 1
+    grid: BevGrid = field(default_factory=BevGrid)
+    frames: tuple[int, ...] = (3,)
+    split_height: float = 0.2
+    max_height: float = 4.0
+    max_per_cell: int = 5
+
+    def __post_init__(self) -> None:
+        self.frames = tuple(self.frames)
+        if not self.frames or any(i < 0 for i in self.frames):
+            raise ValueError(f"LidarBevBuilder.frames: expected history indices >= 0, got {list(self.frames)}")
+        if self.max_per_cell < 1:
+            raise ValueError(f"LidarBevBuilder.max_per_cell: expected >= 1, got {self.max_per_cell}")
+        if not self.max_height > self.split_height:
+            raise ValueError(
+                f"LidarBevBuilder: max_height {self.max_height} m must exceed split_height {self.split_height} m"
+            )
+
+    def specs(self) -> dict[str, TensorSpec]:
+        """``lidar_bev`` ``(T, C, H, W)``."""
+        return {"lidar_bev": TensorSpec(("T", "C", "H", "W"), torch.float32, "saturated counts by LidarBevChannel")}
+
+    def dims(self) -> dict[str, int]:
+        """T frames, C = ``len(LidarBevChannel)``, H x W grid cells."""
+        return {"T": len(self.frames), "C": len(LidarBevChannel), "H": self.grid.height, "W": self.grid.width}
+
+    def sensor_config(self) -> SensorConfig:
+        """The LiDAR at the chosen history frames."""
+        return SensorConfig(lidar_pc=list(self.frames))
+
+    def compute(self, agent_input: AgentInput) -> dict[str, torch.Tensor]:
+        """Histogram each chosen sweep."""
+        grid = self.grid
+        out = np.zeros((len(self.frames), len(LidarBevChannel), grid.height, grid.width), dtype=np.float32)
+        for t, index in enumerate(self.frames):
+            if index >= len(agent_input.lidars):
+                raise ValueError(
+                    f"{self.name}: history index {index} asked, the agent input has {len(agent_input.lidars)} frames"
+                )
+            lidar = agent_input.lidars[index]
+            if lidar is None:
+                raise ValueError(f"{self.name}: the LiDAR is not loaded at history index {index}")
+            pc = lidar.lidar_pc  # (6, P)
+            z = pc[LidarIndex.Z]
+            keep = z <= self.max_height
+            xy = np.stack([pc[LidarIndex.X][keep], pc[LidarIndex.Y][keep]], axis=1).astype(np.float64)
+            channel = np.where(z[keep] < self.split_height, LidarBevChannel.BELOW, LidarBevChannel.ABOVE)
+            i, j, inside = grid.cell_indices(xy)
+            flat = (channel[inside] * grid.height + i[inside]) * grid.width + j[inside]
+            counts = np.bincount(flat, minlength=len(LidarBevChannel) * grid.height * grid.width)
+            out[t] = counts.reshape(len(LidarBevChannel), grid.height, grid.width)
+        np.minimum(out, self.max_per_cell, out=out)
+        out /= self.max_per_cell
+        return {"lidar_bev": torch.from_numpy(out)}

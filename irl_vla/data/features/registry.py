@@ -1,0 +1,52 @@
+"""Builders by name, and building them from a config (``{name: {parameter: value}}``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from irl_vla.common.config import to_dataclass
+from irl_vla.data.features.bev_semantic import BevSemanticTargetBuilder
+from irl_vla.data.features.builder import Builder, FeatureBuilder, TargetBuilder
+from irl_vla.data.features.cameras import CameraBuilder
+from irl_vla.data.features.ego import DrivingCommandBuilder, EgoStatusBuilder
+from irl_vla.data.features.instruction import InstructionTokensBuilder
+from irl_vla.data.features.lidar import LidarBevBuilder
+from irl_vla.data.features.targets import AgentTargetBuilder, MetaActionTargetBuilder, TrajectoryTargetBuilder
+
+#: Feature builders (policy inputs) by name.
+FEATURE_BUILDERS: dict[str, type[FeatureBuilder]] = {
+    cls.name: cls
+    for cls in (EgoStatusBuilder, DrivingCommandBuilder, CameraBuilder, LidarBevBuilder, InstructionTokensBuilder)
+}
+
+#: Target builders (supervision) by name.
+TARGET_BUILDERS: dict[str, type[TargetBuilder]] = {
+    cls.name: cls
+    for cls in (TrajectoryTargetBuilder, AgentTargetBuilder, BevSemanticTargetBuilder, MetaActionTargetBuilder)
+}
+
+B = TypeVar("B", bound=Builder)
+
+
+def _build(config: Mapping[str, Any] | None, registry: dict[str, type[B]], where: str) -> list[B]:
+    out = []
+    for name, params in (config or {}).items():
+        if name not in registry:
+            raise ValueError(f"{where}: unknown builder {name!r}; available: {sorted(registry)}")
+        out.append(to_dataclass(dict(params or {}), registry[name], where=f"{where}.{name}"))
+    return out
+
+
+def build_feature_builders(config: Mapping[str, Any] | None, where: str = "features") -> list[FeatureBuilder]:
+    """Feature builders of a config mapping builder names to their parameters (in the mapping's order).
+
+    Raises:
+        ValueError: naming ``where`` and the builder on an unknown name or a bad parameter.
+    """
+    return _build(config, FEATURE_BUILDERS, where)
+
+
+def build_target_builders(config: Mapping[str, Any] | None, where: str = "targets") -> list[TargetBuilder]:
+    """Target builders of a config mapping builder names to their parameters (see ``build_feature_builders``)."""
+    return _build(config, TARGET_BUILDERS, where)

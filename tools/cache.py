@@ -1,0 +1,26 @@
+"""``irl-vla cache [overrides]``: build (or complete) the feature cache of a split, with a progress bar."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from irl_vla.common.config import to_dataclass
+from irl_vla.data.features.caching import CacheConfig, run_cache
+from tools.sources import scene_sources
+
+
+@hydra.main(version_base="1.3", config_path="pkg://configs", config_name="cache")
+def main(cfg: DictConfig) -> None:
+    """Cache every configured builder's outputs of every scene; print what was done and where."""
+    config = to_dataclass(OmegaConf.to_container(cfg.cache, resolve=True), CacheConfig, where="cache")
+    sources = scene_sources(
+        config.source, config.data_root, config.split, config.navsim_root, config.maps_root, config.split_file
+    )
+    report = run_cache(config, sources.split)
+    print(report.summary())
+    for path in report.repaired:
+        print(f"rebuilt corrupt entry {path}")
+    if report.tokenizer is not None:
+        print(f"tokenizer {report.tokenizer}")
+    print(f"wrote {report.cache_dir}")
