@@ -7,7 +7,9 @@ Same semantics as ``ReferenceScorer``, computed in bulk:
   enough to touch; the front-bumper test is the same test with the bumper as a degenerate box;
 - the stateful "judge each object once" rules of NC and TTC become "look at each object's first contact";
 - red lights: shapely ``intersects`` between the lane-connector polygons and only the footprints in their box;
-- lane keeping and progress: point-to-polyline distance and projection in numpy.
+- lane keeping and progress: point-to-polyline distance and projection in numpy;
+- objects are one set for all candidates (log replay) or one per candidate (reactive traffic); both are arrays
+  with a leading batch axis of 1 or K.
 """
 
 from __future__ import annotations
@@ -20,15 +22,50 @@ import shapely
 from irl_vla.data.vehicle import PACIFICA
 from irl_vla.scoring.collision import bearing_angle, classify_collision, collision_penalty, is_at_fault
 from irl_vla.scoring.containment import PolygonGrid
-from irl_vla.scoring.scene_cache import DRIVABLE_KINDS, LANE_KINDS, PolygonKind, SceneCache
+from irl_vla.scoring.reactive_traffic import TrafficBatch
+from irl_vla.scoring.scene_cache import DRIVABLE_KINDS, LANE_KINDS, PolygonKind, SceneCache, Tracks
 from irl_vla.scoring.scorer import Geometric, Scorer
 from irl_vla.scoring.states import CORNERS, CornerIndex, FloatArray, StateIndex, footprint, speed
 
 S = StateIndex
 
 
+class _Objects:
+    """Other objects as arrays with a leading batch axis B: 1 (shared by all candidates) or K (one per candidate)."""
+
+    def __init__(
+        self, poses: FloatArray, velocities: FloatArray, valid: np.ndarray, sizes: FloatArray, is_agent: np.ndarray
+    ) -> None:
+        self.center = poses[..., :2]  # (B, T, N, 2)
+        self.heading = poses[..., S.HEADING]  # (B, T, N)
+        self.half = sizes / 2  # (N, 2) half length, half width
+        self.radius = np.hypot(self.half[:, 0], self.half[:, 1])  # (N,)
+        self.speed = np.hypot(velocities[..., 0], velocities[..., 1])  # (B, T, N)
+        self.valid = valid  # (B, T, N)
+        self.agent = is_agent  # (N,)
+        self.batched = poses.shape[0] > 1
+
+    @classmethod
+    def of_tracks(cls, tracks: Tracks) -> _Objects:
+        """One set of objects for every candidate."""
+        return cls(tracks.poses[None], tracks.velocities[None], tracks.valid[None], tracks.sizes, tracks.is_agent)
+
+    @classmethod
+    def of_traffic(cls, traffic: TrafficBatch) -> _Objects:
+        """One set of objects per candidate."""
+        tracks = traffic.candidate(0)
+        return cls(traffic.poses, traffic.velocities, traffic.valid, traffic.sizes, tracks.is_agent)
+
+    def batch(self, k: np.ndarray) -> np.ndarray:
+        """Batch index of candidates ``k``."""
+        return k if self.batched else np.zeros_like(k)
+
+    def __len__(self) -> int:
+        return self.center.shape[2]
+
+
 class _Prepared:
-    """Per-scene structures: prepared map polygons with boxes, object boxes, centerline segments and their grid."""
+    """Per-scene structures: prepared map polygons with boxes, log-replay objects, centerline segments and grid."""
 
     def __init__(self, cache: SceneCache, lane_keeping_limit: float) -> None:
         self.grids = [PolygonGrid(p) for p in cache.polygons]
@@ -37,14 +74,7 @@ class _Prepared:
         self.is_drivable = np.isin(kinds, list(DRIVABLE_KINDS))
         self.is_route_lane = cache.on_route
         self.is_intersection = kinds == PolygonKind.INTERSECTION
-        tracks = cache.tracks
-        self.obj_center = tracks.poses[..., :2]  # (T, N, 2)
-        self.obj_heading = tracks.poses[..., S.HEADING]  # (T, N)
-        self.obj_half = tracks.sizes / 2  # (N, 2) half length, half width
-        self.obj_radius = np.hypot(self.obj_half[:, 0], self.obj_half[:, 1])  # (N,)
-        self.obj_speed = np.hypot(tracks.velocities[..., 0], tracks.velocities[..., 1])  # (T, N)
-        self.obj_valid = tracks.valid
-        self.obj_agent = tracks.is_agent
+        self.replay = _Objects.of_tracks(cache.tracks)
         self.red_polygons = list(cache.red_light_polygons)
         for p in self.red_polygons:
             shapely.prepare(p)
@@ -124,21 +154,24 @@ class FastScorer(Scorer):
 
     name = "fast"
 
-    def geometric_metrics(self, cache: SceneCache, states: FloatArray) -> FloatArray:
+    def geometric_metrics(
+        self, cache: SceneCache, states: FloatArray, traffic: TrafficBatch | None = None
+    ) -> FloatArray:
         """Inherited, see superclass."""
         key = f"fast_world/{self.config.lane_keeping_deviation_limit}"
         prep = cache._derived.get(key)
         if prep is None:
             prep = cache._derived[key] = _Prepared(cache, self.config.lane_keeping_deviation_limit)
+        objects = prep.replay if traffic is None else _Objects.of_traffic(traffic)
         coords = footprint(states)  # (K, T, 5, 2)
         multiple, non_drivable, oncoming, center_junction, axle_junction = self._ego_area(prep, coords, states)
         off_lane = multiple | non_drivable
         out = np.zeros((len(states), len(Geometric)))
-        out[:, Geometric.NC] = self._no_at_fault_collision(prep, states, off_lane)
+        out[:, Geometric.NC] = self._no_at_fault_collision(objects, states, off_lane)
         out[:, Geometric.DAC] = np.where(non_drivable.any(axis=1), 0.0, 1.0)
         out[:, Geometric.DDC] = self._driving_direction(coords, oncoming & ~center_junction)
         out[:, Geometric.TLC] = self._traffic_lights(prep, coords)
-        out[:, Geometric.TTC] = self._time_to_collision(prep, states, off_lane | axle_junction)
+        out[:, Geometric.TTC] = self._time_to_collision(objects, states, off_lane | axle_junction)
         out[:, Geometric.LK] = self._lane_keeping(prep, coords, center_junction)
         centers = coords[:, [0, -1], CornerIndex.CENTER]  # (K, 2, 2)
         proj = self._project(prep, centers.reshape(-1, 2)).reshape(-1, 2)
@@ -168,7 +201,7 @@ class FastScorer(Scorer):
     # ---------------------------------------------------------------------------------------------- contacts
     @staticmethod
     def _contacts(
-        prep: _Prepared, centers: FloatArray, headings: FloatArray, obj_steps: np.ndarray
+        objs: _Objects, centers: FloatArray, headings: FloatArray, obj_steps: np.ndarray
     ) -> tuple[np.ndarray, ...]:
         """Ego boxes (centres ``(K, E, 2)``, headings ``(K, E)``) against the objects of steps ``obj_steps (E,)``.
 
@@ -176,14 +209,15 @@ class FastScorer(Scorer):
         """
         half_ego = np.array([PACIFICA.length / 2, PACIFICA.width / 2])
         ego_radius = float(np.hypot(*half_ego))
-        oc = prep.obj_center[obj_steps]  # (E, N, 2)
-        dist = np.linalg.norm(centers[:, :, None] - oc[None], axis=-1)  # (K, E, N)
-        near = (dist <= ego_radius + prep.obj_radius + 1e-6) & prep.obj_valid[obj_steps][None]
+        oc = objs.center[:, obj_steps]  # (B, E, N, 2)
+        dist = np.linalg.norm(centers[:, :, None] - oc, axis=-1)  # (K, E, N)
+        near = (dist <= ego_radius + objs.radius + 1e-6) & objs.valid[:, obj_steps]
         k, e, j = np.nonzero(near)
         if len(k) == 0:
             return k, e, j
+        b = objs.batch(k)
         hit = _boxes_overlap(
-            centers[k, e], headings[k, e], half_ego, oc[e, j], prep.obj_heading[obj_steps[e], j], prep.obj_half[j]
+            centers[k, e], headings[k, e], half_ego, oc[b, e, j], objs.heading[b, obj_steps[e], j], objs.half[j]
         )
         return k[hit], e[hit], j[hit]
 
@@ -196,45 +230,46 @@ class FastScorer(Scorer):
         first[1:] = (k[1:] != k[:-1]) | (j[1:] != j[:-1])
         return k[first], e[first], j[first]
 
-    def _no_at_fault_collision(self, prep: _Prepared, states: FloatArray, off_lane: np.ndarray) -> FloatArray:
+    def _no_at_fault_collision(self, objs: _Objects, states: FloatArray, off_lane: np.ndarray) -> FloatArray:
         cfg = self.config
         num_k, num_t = states.shape[:2]
         nc = np.ones(num_k)
-        if prep.obj_center.shape[1] == 0:
+        if len(objs) == 0:
             return nc
         heading = states[..., S.HEADING]
         ego_center = states[..., : S.HEADING] + PACIFICA.rear_axle_to_center * np.stack(
             [np.cos(heading), np.sin(heading)], -1
         )
-        k, t, j = self._contacts(prep, ego_center, heading, np.arange(num_t))
+        k, t, j = self._contacts(objs, ego_center, heading, np.arange(num_t))
         k, t, j = self._first_contacts(k, t, j)
         if len(k) == 0:
             return nc
+        b = objs.batch(k)
         bumper_center = states[k, t, : S.HEADING] + PACIFICA.front_length * np.stack(
             [np.cos(heading[k, t]), np.sin(heading[k, t])], -1
         )
         bumper_half = np.array([0.0, PACIFICA.width / 2])
         front = _boxes_overlap(
-            bumper_center, heading[k, t], bumper_half, prep.obj_center[t, j], prep.obj_heading[t, j], prep.obj_half[j]
+            bumper_center, heading[k, t], bumper_half, objs.center[b, t, j], objs.heading[b, t, j], objs.half[j]
         )
         kind = classify_collision(
             ego_speed=speed(states[k, t]),
-            object_is_agent=prep.obj_agent[j],
-            object_speed=prep.obj_speed[t, j],
-            object_bearing=bearing_angle(heading[k, t], states[k, t, : S.HEADING], prep.obj_center[t, j]),
+            object_is_agent=objs.agent[j],
+            object_speed=objs.speed[b, t, j],
+            object_bearing=bearing_angle(heading[k, t], states[k, t, : S.HEADING], objs.center[b, t, j]),
             touches_front_bumper=front,
             stopped_speed=cfg.collision_stopped_speed,
             behind_angle=cfg.behind_angle,
         )
         fault = is_at_fault(kind, off_lane[k, t])
-        np.minimum.at(nc, k[fault], collision_penalty(prep.obj_agent[j[fault]]))
+        np.minimum.at(nc, k[fault], collision_penalty(objs.agent[j[fault]]))
         return nc
 
-    def _time_to_collision(self, prep: _Prepared, states: FloatArray, exposed: np.ndarray) -> FloatArray:
+    def _time_to_collision(self, objs: _Objects, states: FloatArray, exposed: np.ndarray) -> FloatArray:
         cfg, dt = self.config, self.simulation.dt
         num_k, num_t = states.shape[:2]
         ttc = np.ones(num_k)
-        if prep.obj_center.shape[1] == 0:
+        if len(objs) == 0:
             return ttc
         offsets = cfg.ttc_offsets(dt)
         steps = np.arange(num_t - int(offsets[-1]))
@@ -249,14 +284,14 @@ class FastScorer(Scorer):
         ev_centers = shifted.reshape(num_k, -1, 2)
         ev_heading = np.repeat(heading, len(offsets), axis=1)
         ev_obj_step = (steps[:, None] + offsets[None]).reshape(-1)
-        k, e, j = self._contacts(prep, ev_centers, ev_heading, ev_obj_step)
+        k, e, j = self._contacts(objs, ev_centers, ev_heading, ev_obj_step)
         moving = v.reshape(num_k, -1)[:, :, None].repeat(len(offsets), axis=2).reshape(num_k, -1)
         keep = moving[k, e] >= cfg.stopped_speed_threshold
         k, e, j = self._first_contacts(k[keep], e[keep], j[keep])
         if len(k) == 0:
             return ttc
         t = e // len(offsets)
-        angle = bearing_angle(heading[k, t], states[k, t, : S.HEADING], prep.obj_center[ev_obj_step[e], j])
+        angle = bearing_angle(heading[k, t], states[k, t, : S.HEADING], objs.center[objs.batch(k), ev_obj_step[e], j])
         infraction = (angle < cfg.ahead_angle) | (exposed[k, t] & (angle <= cfg.behind_angle))
         ttc[k[infraction]] = 0.0
         return ttc

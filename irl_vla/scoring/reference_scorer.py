@@ -14,13 +14,25 @@ from shapely.geometry import LineString, Point, Polygon
 from shapely.strtree import STRtree
 
 from irl_vla.scoring.collision import bearing_angle, classify_collision, collision_penalty, is_at_fault
-from irl_vla.scoring.scene_cache import DRIVABLE_KINDS, LANE_KINDS, PolygonKind, SceneCache
+from irl_vla.scoring.reactive_traffic import TrafficBatch
+from irl_vla.scoring.scene_cache import DRIVABLE_KINDS, LANE_KINDS, PolygonKind, SceneCache, Tracks
 from irl_vla.scoring.scorer import Geometric, Scorer
 from irl_vla.scoring.states import CORNERS, CornerIndex, FloatArray, StateIndex, footprint, speed
 
 
+class _Objects:
+    """Shapely view of tracks: the polygons of the objects present at each step."""
+
+    def __init__(self, tracks: Tracks) -> None:
+        self.tracks = tracks
+        corners = tracks.corners()  # (T, N, 4, 2)
+        self.at: list[list[tuple[int, Polygon]]] = [
+            [(j, Polygon(corners[t, j])) for j in np.flatnonzero(tracks.valid[t])] for t in range(len(corners))
+        ]
+
+
 class _World:
-    """Shapely view of a cache: map polygons, object polygons per step, red lights per step, centerline."""
+    """Shapely view of a cache: map polygons, log-replay objects, red lights per step, centerline."""
 
     def __init__(self, cache: SceneCache) -> None:
         self.cache = cache
@@ -30,10 +42,7 @@ class _World:
         self.is_drivable = np.isin(cache.polygon_kinds, list(DRIVABLE_KINDS))
         self.is_route_lane = on_route
         self.is_intersection = cache.polygon_kinds == PolygonKind.INTERSECTION
-        corners = cache.tracks.corners()  # (T, N, 4, 2)
-        self.objects: list[list[tuple[int, Polygon]]] = [
-            [(j, Polygon(corners[t, j])) for j in np.flatnonzero(cache.tracks.valid[t])] for t in range(len(corners))
-        ]
+        self.replay = _Objects(cache.tracks)
         self.centerline = LineString(cache.centerline[:, :2])
 
     def containing(self, xy: FloatArray) -> set[int]:
@@ -46,18 +55,21 @@ class ReferenceScorer(Scorer):
 
     name = "reference"
 
-    def geometric_metrics(self, cache: SceneCache, states: FloatArray) -> FloatArray:
+    def geometric_metrics(
+        self, cache: SceneCache, states: FloatArray, traffic: TrafficBatch | None = None
+    ) -> FloatArray:
         """Inherited, see superclass."""
         world = cache._derived.get("reference_world")
         if world is None:
             world = cache._derived["reference_world"] = _World(cache)
         out = np.zeros((len(states), len(Geometric)))
         for k, proposal in enumerate(states):
-            out[k] = self._proposal(world, proposal)
+            objects = world.replay if traffic is None else _Objects(traffic.candidate(k))
+            out[k] = self._proposal(world, objects, proposal)
         return out
 
     # ---------------------------------------------------------------------------------------- one proposal
-    def _proposal(self, world: _World, states: FloatArray) -> FloatArray:
+    def _proposal(self, world: _World, objects: _Objects, states: FloatArray) -> FloatArray:
         coords = footprint(states)  # (T, 5, 2)
         polygons = [Polygon(c[CORNERS]) for c in coords]
         multiple_lanes, non_drivable, oncoming, center_in_junction, axle_in_junction = self._ego_area(
@@ -65,11 +77,11 @@ class ReferenceScorer(Scorer):
         )
         off_lane = multiple_lanes | non_drivable
         out = np.zeros(len(Geometric))
-        out[Geometric.NC] = self._no_at_fault_collision(world, states, coords, polygons, off_lane)
+        out[Geometric.NC] = self._no_at_fault_collision(objects, states, coords, polygons, off_lane)
         out[Geometric.DAC] = 0.0 if non_drivable.any() else 1.0
         out[Geometric.DDC] = self._driving_direction(coords, oncoming, center_in_junction)
         out[Geometric.TLC] = self._traffic_lights(world, polygons)
-        out[Geometric.TTC] = self._time_to_collision(world, states, coords, off_lane | axle_in_junction)
+        out[Geometric.TTC] = self._time_to_collision(objects, states, coords, off_lane | axle_in_junction)
         out[Geometric.LK] = self._lane_keeping(world, coords, center_in_junction)
         start = world.centerline.project(Point(coords[0, CornerIndex.CENTER]))
         end = world.centerline.project(Point(coords[-1, CornerIndex.CENTER]))
@@ -99,14 +111,14 @@ class ReferenceScorer(Scorer):
         return multiple, non_drivable, oncoming, center_junction, axle_junction
 
     def _no_at_fault_collision(
-        self, world: _World, states: FloatArray, coords: FloatArray, polygons: list[Polygon], off_lane: np.ndarray
+        self, objects: _Objects, states: FloatArray, coords: FloatArray, polygons: list[Polygon], off_lane: np.ndarray
     ) -> float:
-        cfg, tracks = self.config, world.cache.tracks
+        cfg, tracks = self.config, objects.tracks
         score = 1.0
         collided: set[int] = set()
         for t, ego in enumerate(polygons):
             bumper = LineString([coords[t, CornerIndex.FRONT_LEFT], coords[t, CornerIndex.FRONT_RIGHT]])
-            for j, obj in world.objects[t]:
+            for j, obj in objects.at[t]:
                 if j in collided or not ego.intersects(obj):
                     continue
                 collided.add(j)  # an object is judged once, at first contact
@@ -144,13 +156,15 @@ class ReferenceScorer(Scorer):
                     return 0.0
         return 1.0
 
-    def _time_to_collision(self, world: _World, states: FloatArray, coords: FloatArray, exposed: np.ndarray) -> float:
+    def _time_to_collision(
+        self, objects: _Objects, states: FloatArray, coords: FloatArray, exposed: np.ndarray
+    ) -> float:
         """TTC: the ego projected at constant velocity 0 / 0.3 / 0.6 / 0.9 s ahead.
 
         ``exposed`` marks steps where the ego straddles lanes, is off the drivable area or has its rear axle in a
         junction.
         """
-        cfg, dt, tracks = self.config, self.simulation.dt, world.cache.tracks
+        cfg, dt, tracks = self.config, self.simulation.dt, objects.tracks
         offsets = cfg.ttc_offsets(dt)
         last = len(states) - 1 - int(offsets[-1])
         ignored: set[int] = set()
@@ -162,7 +176,7 @@ class ReferenceScorer(Scorer):
             direction = np.array([math.cos(heading), math.sin(heading)])
             for step in offsets:
                 shifted = Polygon(coords[t, CORNERS] + v * direction * step * dt)
-                for j, obj in world.objects[t + step]:
+                for j, obj in objects.at[t + step]:
                     if j in ignored or not shifted.intersects(obj):
                         continue
                     angle = bearing_angle(heading, states[t, :2], tracks.poses[t + step, j, :2])
