@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from shapely.geometry import Polygon, box
+from shapely.geometry import box
 
 from irl_vla.data.enums import DrivingCommand
 from irl_vla.data.map import (
@@ -20,7 +20,6 @@ from irl_vla.data.map import (
 )
 from irl_vla.data.map.map_builder import bezier_path, lane_geometry, straight_path, union_polygon
 from irl_vla.data.scene import Annotations, EgoStatus, Frame, Scene, SceneMetadata, one_hot_command
-from sim_bridges.embedded.audit import footprint as audit_footprint
 
 W = 3.5  # lane width [m]
 PI = np.pi
@@ -121,7 +120,3 @@ def build_straight_scene(num_history: int = 4, num_future: int = 10, speed: floa
     meta = SceneMetadata("log_a", "scene_a", "t_junction", frames[num_history - 1].token, num_history, num_future)
     return Scene(meta, frames)
 
-
-def footprint(agent) -> Polygon:
-    """Box polygon of an embedded-world agent (the audit's footprint)."""
-    return audit_footprint(agent)

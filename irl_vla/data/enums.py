@@ -17,13 +17,6 @@ class SE2Index(IntEnum):
     HEADING = 2
 
 
-class Point2DIndex(IntEnum):
-    """Columns of a 2-D point ``(x [m], y [m])``."""
-
-    X = 0
-    Y = 1
-
-
 class BoundingBoxIndex(IntEnum):
     """Columns of an annotation box ``(x, y, z, length, width, height [m], heading [rad])`` (NAVSIM order)."""
 

@@ -71,6 +71,25 @@ def transform_points(points: FloatArray, origin: FloatArray) -> FloatArray:
     return points @ rot.T + origin[[_X, _Y]]
 
 
+def box_corners(poses: npt.ArrayLike, length: npt.ArrayLike, width: npt.ArrayLike) -> FloatArray:
+    """Corners ``(..., 4, 2)`` [m] (front left, rear left, rear right, front right) of boxes.
+
+    Args:
+        poses: box-centre poses ``(..., 3)`` (x [m], y [m], heading [rad]).
+        length: box length [m], broadcastable to ``poses[..., 0]``.
+        width: box width [m], broadcastable to ``poses[..., 0]``.
+    """
+    poses = np.asarray(poses, dtype=np.float64)
+    half_l = np.asarray(length, dtype=np.float64)[..., None] / 2
+    half_w = np.asarray(width, dtype=np.float64)[..., None] / 2
+    lon = half_l * np.array([1.0, -1.0, -1.0, 1.0])  # (..., 4)
+    lat = half_w * np.array([1.0, 1.0, -1.0, -1.0])
+    cos, sin = np.cos(poses[..., _H])[..., None], np.sin(poses[..., _H])[..., None]
+    x = poses[..., _X][..., None] + lon * cos - lat * sin
+    y = poses[..., _Y][..., None] + lon * sin + lat * cos
+    return np.stack([x, y], axis=-1)
+
+
 def points_to_local(points: FloatArray, origin: FloatArray) -> FloatArray:
     """Express global 2-D points ``(..., 2)`` in the frame of ``origin`` ``(3,)``."""
     points = np.asarray(points, dtype=np.float64)

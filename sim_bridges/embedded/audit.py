@@ -13,22 +13,32 @@ import shapely
 from shapely.geometry import Polygon
 from shapely.prepared import prep
 
+from irl_vla.data.geometry import box_corners
 from irl_vla.data.map.map_objects import DRIVABLE_LAYERS
-from sim_bridges.embedded.agents import Agent
+from sim_bridges.embedded.road_users import RoadUser
 from sim_bridges.embedded.traffic_lights import LightState
 from sim_bridges.embedded.world import DT, World
 
-#: Comfort bounds of the expert (NAVSIM's history-comfort bounds) [m/s^2], [m/s^2], [m/s^3].
+#: Comfort bounds of the expert (NAVSIM's history-comfort bounds) [m/s^2], [m/s^2], [m/s^2], [m/s^3].
 MAX_DECEL, MAX_ACCEL, MAX_LAT_ACCEL, MAX_JERK = 4.05, 2.40, 4.89, 4.13
+#: Steps of the window over which longitudinal jerk is measured (NAVSIM's Savitzky-Golay window at 10 Hz).
+JERK_WINDOW = 15
 
 
-def footprint(agent: Agent) -> Polygon:
-    """Box polygon of an agent at its current pose."""
-    x, y, h = agent.pose
-    c, s = np.cos(h), np.sin(h)
-    hl, hw = agent.length / 2, agent.width / 2
-    corners = [(hl, hw), (-hl, hw), (-hl, -hw), (hl, -hw)]
-    return Polygon([(x + c * a - s * b, y + s * a + c * b) for a, b in corners])
+def window_jerk(accels: list[float] | np.ndarray, dt: float = DT) -> float:
+    """Longitudinal jerk [m/s^3] at the centre of an odd window of accelerations [m/s^2] sampled every ``dt``.
+
+    The least-squares slope over the window, which is the Savitzky-Golay first derivative of a quadratic (or
+    linear) fit at the window's centre, as NAVSIM's comfort check smooths it.
+    """
+    a = np.asarray(accels, dtype=np.float64)
+    k = np.arange(len(a)) - (len(a) - 1) / 2
+    return float(k @ a / (k @ k) / dt)
+
+
+def footprint(user: RoadUser) -> Polygon:
+    """Box polygon of a road user at its current pose."""
+    return Polygon(box_corners(user.pose, user.length, user.width))
 
 
 @dataclass
@@ -64,16 +74,15 @@ class Auditor:
         drivable = shapely.union_all([o.polygon for layer in DRIVABLE_LAYERS for o in world.map.objects(layer)])
         self._drivable = prep(drivable.buffer(0.05))
         self.report = AuditReport()
-        self._prev_accel: float | None = None
         self._start_s = world.ego.s
-        self._stops_passed = 0
+        self._accels: list[float] = []  # the ego's last JERK_WINDOW longitudinal accelerations [m/s^2]
 
     def check(self) -> None:
         """Record violations of the current state."""
         world, ego, rep = self.world, self.world.ego, self.report
         t = world.time
         box = footprint(ego)
-        for other in world.agents:
+        for other in world.road_users:
             if np.hypot(*(other.pose[:2] - ego.pose[:2])) < 12.0 and box.intersects(footprint(other)):
                 rep.collisions.append((t, other.track_token))
         if not self._drivable.contains(box):
@@ -90,6 +99,11 @@ class Auditor:
             rep.comfort.append((t, "accel", ego.accel))
         if abs(lat) > MAX_LAT_ACCEL:
             rep.comfort.append((t, "lat_accel", lat))
+        self._accels = [*self._accels[-(JERK_WINDOW - 1) :], ego.accel]
+        if len(self._accels) == JERK_WINDOW:
+            jerk = window_jerk(self._accels)
+            if abs(jerk) > MAX_JERK:
+                rep.comfort.append((t - DT * (JERK_WINDOW // 2), "jerk", jerk))
         rep.progress = ego.s - self._start_s
 
 

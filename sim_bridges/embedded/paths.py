@@ -1,4 +1,4 @@
-"""``Path``: a polyline driven by arc length; agents and the expert move along paths."""
+"""``Path``: a polyline driven by arc length; road users and the expert move along paths."""
 
 from __future__ import annotations
 

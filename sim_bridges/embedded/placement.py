@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from irl_vla.data.enums import AgentClass
 from irl_vla.data.map import LaneConnector, MapLayer, StopLine, StopLineType
-from sim_bridges.embedded.agents import Agent, StopPoint
 from sim_bridges.embedded.idm import IDMParams
 from sim_bridges.embedded.road_network import RoadNetwork
+from sim_bridges.embedded.road_users import RoadUser, StopPoint
 
 #: (length, width, height) [m] per class.
 DIMENSIONS: dict[AgentClass, tuple[float, float, float]] = {
@@ -47,10 +47,10 @@ def make_road_user(
     idm: IDMParams | None = None,
     lateral: float = 0.0,
     dimensions: tuple[float, float, float] | None = None,
-) -> Agent:
+) -> RoadUser:
     """A vehicle or cyclist following ``lane_ids`` from arc length ``s`` [m] at ``speed`` [m/s]."""
     length, width, height = dimensions or DIMENSIONS[agent_class]
-    return Agent(
+    return RoadUser(
         track_token=token,
         agent_class=agent_class,
         length=length,

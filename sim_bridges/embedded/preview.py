@@ -20,7 +20,7 @@ from PIL import Image
 
 from irl_vla.common.io import replacing
 from irl_vla.data.enums import BoundingBoxIndex, SE2Index
-from irl_vla.data.geometry import points_to_local
+from irl_vla.data.geometry import box_corners, points_to_local
 from irl_vla.data.map import MapLayer
 from irl_vla.data.scene import Scene
 from irl_vla.data.vehicle import PACIFICA
@@ -28,12 +28,6 @@ from sim_bridges.embedded.render.camera import object_colour
 from sim_bridges.embedded.render.sensors import SensorRenderer
 
 BEV_RANGE = (-20.0, 60.0, -35.0, 35.0)  # x_min, x_max, y_min, y_max in the ego frame [m]
-
-
-def _box_corners(x: float, y: float, h: float, length: float, width: float) -> np.ndarray:
-    c, s = np.cos(h), np.sin(h)
-    local = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]]) * [length / 2, width / 2]
-    return local @ np.array([[c, s], [-s, c]]) + [x, y]
 
 
 def _plot(ax: plt.Axes, xy: np.ndarray, **kw: object) -> None:
@@ -80,10 +74,8 @@ def bev_figure(scene: Scene, title: str = "") -> plt.Figure:
             pass
     ann = frame.annotations
     for k, box in enumerate(ann.boxes):
-        corners = _box_corners(
-            box[BoundingBoxIndex.X],
-            box[BoundingBoxIndex.Y],
-            box[BoundingBoxIndex.HEADING],
+        corners = box_corners(
+            box[[BoundingBoxIndex.X, BoundingBoxIndex.Y, BoundingBoxIndex.HEADING]],
             box[BoundingBoxIndex.LENGTH],
             box[BoundingBoxIndex.WIDTH],
         )
@@ -93,7 +85,7 @@ def bev_figure(scene: Scene, title: str = "") -> plt.Figure:
         if np.hypot(*v) > 0.5:
             start = box[[BoundingBoxIndex.X, BoundingBoxIndex.Y]]
             _plot(ax, np.stack([start, start + v]), color="black", lw=0.8)
-    ego_box = _box_corners(PACIFICA.rear_axle_to_center, 0.0, 0.0, PACIFICA.length, PACIFICA.width)
+    ego_box = box_corners([PACIFICA.rear_axle_to_center, 0.0, 0.0], PACIFICA.length, PACIFICA.width)
     _fill(ax, ego_box, fc="white", ec="black", lw=1.0)
     history = scene.get_history_trajectory().poses[:, : SE2Index.HEADING]
     _plot(ax, history, color="orange", lw=1.5, marker="o", ms=3, label="history")

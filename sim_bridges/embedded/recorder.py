@@ -32,25 +32,25 @@ def frame_token(log_name: str, index: int, length: int = REAL_TOKEN_LENGTH) -> s
 def _annotations(world: World) -> Annotations:
     ego_pose = PACIFICA.rear_axle_from_center(world.ego.pose)
     rows, names, vels, tokens = [], [], [], []
-    for agent in world.agents:
-        pose = agent.pose
+    for user in world.road_users:
+        pose = user.pose
         if np.hypot(*(pose[:2] - ego_pose[:2])) > ANNOTATION_RADIUS:
             continue
         rel = absolute_to_relative(pose, ego_pose)
         box = np.zeros(len(BoundingBoxIndex))
         box[[BoundingBoxIndex.X, BoundingBoxIndex.Y]] = rel[:2]
-        box[BoundingBoxIndex.Z] = agent.height / 2
+        box[BoundingBoxIndex.Z] = user.height / 2
         box[[BoundingBoxIndex.LENGTH, BoundingBoxIndex.WIDTH, BoundingBoxIndex.HEIGHT]] = (
-            agent.length,
-            agent.width,
-            agent.height,
+            user.length,
+            user.width,
+            user.height,
         )
         box[BoundingBoxIndex.HEADING] = rel[SE2Index.HEADING]
-        v = agent.speed * np.array([np.cos(rel[SE2Index.HEADING]), np.sin(rel[SE2Index.HEADING]), 0.0])
+        v = user.speed * np.array([np.cos(rel[SE2Index.HEADING]), np.sin(rel[SE2Index.HEADING]), 0.0])
         rows.append(box)
-        names.append(agent.agent_class.value)
+        names.append(user.agent_class.value)
         vels.append(v)
-        tokens.append(agent.track_token)
+        tokens.append(user.track_token)
     if not rows:
         return Annotations.empty()
     return Annotations(np.stack(rows), names, np.stack(vels), list(tokens), list(tokens))

@@ -16,11 +16,11 @@ from irl_vla.common.io import DataFormatError
 from irl_vla.data.enums import AgentClass
 from irl_vla.data.vehicle import PACIFICA
 from scenarios.registry import ScenarioFamily
-from sim_bridges.embedded.agents import Agent, StopPoint
 from sim_bridges.embedded.idm import IDMParams
 from sim_bridges.embedded.paths import Path
 from sim_bridges.embedded.placement import DIMENSIONS, make_road_user
 from sim_bridges.embedded.road_network import ARM_ANGLES, RoadNetwork, build_corridor, build_intersection
+from sim_bridges.embedded.road_users import RoadUser, StopPoint
 from sim_bridges.embedded.traffic_lights import SignalTiming, TrafficLightProgramme
 from sim_bridges.embedded.world import World
 
@@ -106,7 +106,7 @@ def _range(value: Any) -> tuple[float, float]:
 
 
 class _Builder:
-    """Shared state while populating one scenario (network, ego lanes, rng, agents)."""
+    """Shared state while populating one scenario (network, ego lanes, rng, road users)."""
 
     def __init__(self, family: ScenarioFamily, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
@@ -114,7 +114,7 @@ class _Builder:
         _check_keys(family, self.params)
         self.road, self.ego_p, self.traffic = self.params["road"], self.params["ego"], self.params["traffic"]
         self.limit = float(self.road["speed_limit"])
-        self.agents: list[Agent] = []
+        self.road_users: list[RoadUser] = []
         self.lights: list[TrafficLightProgramme] = []
         self.priority: set[str] = set()
 
@@ -197,7 +197,7 @@ class _Builder:
         self.change_before = self.net.paths[self.route_lanes[0]].length - 8.0
         self.nudge_room = (IN_LANE_ROOM, IN_LANE_ROOM)
 
-    def make_ego(self) -> Agent:
+    def make_ego(self) -> RoadUser:
         ego = make_road_user(
             self.net,
             self.route_lanes,
@@ -217,10 +217,10 @@ class _Builder:
         return ego
 
     # ------------------------------------------------------------------ traffic
-    def on_route(self, token: str, s: float, speed: float, *, lateral: float = 0.0, **kw: Any) -> Agent:
-        agent = make_road_user(self.net, self.route_lanes, token=token, s=s, speed=speed, lateral=lateral, **kw)
-        self.agents.append(agent)
-        return agent
+    def on_route(self, token: str, s: float, speed: float, *, lateral: float = 0.0, **kw: Any) -> RoadUser:
+        user = make_road_user(self.net, self.route_lanes, token=token, s=s, speed=speed, lateral=lateral, **kw)
+        self.road_users.append(user)
+        return user
 
     def add_leads(self) -> None:
         s = self.ego.s
@@ -252,8 +252,8 @@ class _Builder:
             lane = str(self.rng.choice(self.net.arms["oncoming"].in_lanes))
             v = self.limit * float(self.rng.uniform(0.7, 0.95))
             s = float(40 + 90 * k + self.rng.uniform(0, 40))
-            agent = make_road_user(self.net, [lane], token=f"oncoming_{k}", s=s, speed=v, target_speed=v)
-            self.agents.append(agent)
+            user = make_road_user(self.net, [lane], token=f"oncoming_{k}", s=s, speed=v, target_speed=v)
+            self.road_users.append(user)
 
     def add_cut_in(self) -> None:
         """A vehicle in the neighbouring lane that moves into the ego's lane ahead of it."""
@@ -264,10 +264,10 @@ class _Builder:
             side = sides[int(self.rng.integers(len(sides)))]
             v = self.ego.speed * float(self.rng.uniform(0.95, 1.15))
             s = self.ego.s + self.uniform("cut_in_gap", [12.0, 25.0]) + self.ego.length
-            agent = self.on_route(f"cut_in_{k}", s, v, lateral=side, target_speed=v, idm=expert_idm(self.rng))
-            agent.home_lateral = side
-            agent.lane_change_at = self.uniform("cut_in_time", [1.0, 4.0])
-            agent.lane_change_to = 0.0
+            user = self.on_route(f"cut_in_{k}", s, v, lateral=side, target_speed=v, idm=expert_idm(self.rng))
+            user.home_lateral = side
+            user.lane_change_at = self.uniform("cut_in_time", [1.0, 4.0])
+            user.lane_change_to = 0.0
 
     def add_parked(self) -> None:
         """Cars parked along the right kerb of the ego's road, some sticking into the lane."""
@@ -359,20 +359,20 @@ class _Builder:
         if self.road["type"] != "intersection":
             return
         cross = _cross_traffic(self.net, self.route_lanes, self.t("cross_traffic"), self.limit, self.rng)
-        self.agents.extend(agent for agent, _ in cross)
+        self.road_users.extend(user for user, _ in cross)
         if not self.road.get("signalised", True):
             # Main-road traffic has priority; yield lines already sit on the minor arm's connectors.
-            self.priority = {agent.track_token for agent, arm in cross if arm in ("east", "west")}
+            self.priority = {user.track_token for user, arm in cross if arm in ("east", "west")}
         elif not self.road.get("protected_left", True):
             # Unprotected lefts give way to straight and right-turning traffic.
-            movers = [self.ego, *self.agents]
+            movers = [self.ego, *self.road_users]
             self.priority = {a.track_token for a in movers if not _turns_left(a, self.net)}
             for a in movers:
                 if _turns_left(a, self.net):
                     a.stops = [*a.stops, *[StopPoint(st.s, st.connector_id, "yield") for st in a.stops]]
         for k in range(self.t("pedestrians")):
             delay = self.uniform("pedestrian_delay", 0.0)
-            self.agents.append(_pedestrian(self.net, self.route_lanes, k, delay, self.rng))
+            self.road_users.append(_pedestrian(self.net, self.route_lanes, k, delay, self.rng))
 
 
 def build_scenario(family: ScenarioFamily, seed: int) -> ScenarioInstance:
@@ -393,7 +393,7 @@ def build_scenario(family: ScenarioFamily, seed: int) -> ScenarioInstance:
     b.add_cyclists()
     b.add_junction_traffic()
     world = World(
-        b.net.map, b.agents, ego, b.lights, junction_half_size=b.net.junction_half_size, priority_tokens=b.priority
+        b.net.map, b.road_users, ego, b.lights, junction_half_size=b.net.junction_half_size, priority_tokens=b.priority
     )
     route = b.net.route_ids(b.route_lanes)
     centerline = b.net.map.route_centerline(route, ego.pose)
@@ -409,16 +409,16 @@ def _turn_lanes(net: RoadNetwork, src: str, turn: str, rng: np.random.Generator)
     return [lane, conn, net.map.get_lane(conn).outgoing_ids[0]]
 
 
-def _turns_left(agent: Agent, net: RoadNetwork) -> bool:
-    return any(net.map.get_lane(st.connector_id).turn == "left" for st in agent.stops)
+def _turns_left(user: RoadUser, net: RoadNetwork) -> bool:
+    return any(net.map.get_lane(st.connector_id).turn == "left" for st in user.stops)
 
 
 def _cross_traffic(
     net: RoadNetwork, ego_lanes: list[str], count: int, limit: float, rng: np.random.Generator
-) -> list[tuple[Agent, str]]:
+) -> list[tuple[RoadUser, str]]:
     """Vehicles on the other arms going straight or right, each with the arm it comes from."""
     ego_arm = next(name for name, arm in net.arms.items() if ego_lanes[0] in arm.in_lanes)
-    agents: list[tuple[Agent, str]] = []
+    users: list[tuple[RoadUser, str]] = []
     used: dict[str, float] = {}
     for k in range(count):
         arm = str(rng.choice([a for a in net.arms if a != ego_arm]))
@@ -431,11 +431,11 @@ def _cross_traffic(
         vehicle = make_road_user(
             net, lanes, token=f"cross_{k}", s=s + 120.0, speed=v, target_speed=v, idm=expert_idm(rng)
         )
-        agents.append((vehicle, arm))
-    return agents
+        users.append((vehicle, arm))
+    return users
 
 
-def _pedestrian(net: RoadNetwork, ego_lanes: list[str], k: int, delay: float, rng: np.random.Generator) -> Agent:
+def _pedestrian(net: RoadNetwork, ego_lanes: list[str], k: int, delay: float, rng: np.random.Generator) -> RoadUser:
     """A pedestrian crossing the crosswalk of the arm the ego drives into."""
     exit_lane = ego_lanes[-1]
     arm_name = next(name for name, arm in net.arms.items() if exit_lane in arm.out_lanes)
@@ -451,7 +451,7 @@ def _pedestrian(net: RoadNetwork, ego_lanes: list[str], k: int, delay: float, rn
     )
     length, width, height = DIMENSIONS[AgentClass.PEDESTRIAN]
     speed = float(rng.uniform(1.1, 1.6))
-    return Agent(
+    return RoadUser(
         f"pedestrian_{k}",
         AgentClass.PEDESTRIAN,
         length,

@@ -18,8 +18,9 @@ one log per pair with 17-hex-character frame tokens and ``meta.corresponding_ori
 ``two_stage.json``, whose groups also list ``offsets_m``: how far each "now" start lies from the expert's
 endpoint [m].
 
-Work is one task per source log, run in parallel processes; a task's results (its logs, then a small JSON under
-``groups/``) are written atomically, so an interrupted run resumes where it stopped.
+Work is one task per source log, run on the parallel executor (``irl_vla.common.parallel``); a task's results (its
+logs, then a small JSON under ``groups/``) are written atomically, so an interrupted run resumes where it stopped,
+and a task whose source log or settings changed is redone.
 """
 
 from __future__ import annotations
@@ -28,14 +29,13 @@ import copy
 import hashlib
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from irl_vla.common import parallel
 from irl_vla.common.config import require_at_least
 from irl_vla.common.io import DataFormatError, atomic_open, read_json, write_json
 from irl_vla.data.log_io import LOG_SUFFIX, LogRecord, log_to_bytes
@@ -105,10 +105,10 @@ def _draw_seed(spec: TwoStageSpec, log_name: str, current: int, pair: int, attem
 
 
 def _copy_world(world: World) -> World:
-    """A copy of ``world`` whose mutable state (agents, time) is independent; map and paths are shared."""
+    """A copy of ``world`` whose mutable state (road users, time) is independent; map and paths are shared."""
     memo: dict[int, Any] = {id(world.map): world.map}
-    for agent in world.all_agents:
-        memo[id(agent.path)] = agent.path
+    for user in world.road_users_and_ego:
+        memo[id(user.path)] = user.path
     return copy.deepcopy(world, memo)
 
 
@@ -269,39 +269,37 @@ def generate_two_stage(
     spec: TwoStageSpec,
     *,
     workers: int = 2,
+    executor: parallel.ExecutorConfig | None = None,
     families_dir: str = str(FAMILIES_DIR),
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Generate (or complete) the stage-2 scenes of the split in ``split_dir``; returns counts.
 
     Writes ``manifest.json`` and ``two_stage.json`` last, so a split with both files is complete.
+
+    Args:
+        split_dir: the stage-1 split.
+        spec: how stage-2 starts are drawn.
+        workers: processes, when no ``executor`` is given.
+        executor: where tasks run.
+        families_dir: the scenario families.
+        progress: ``(done, total)`` callback.
+
+    Raises:
+        TaskError: naming every source log whose stage-2 scenes could not be generated.
     """
     split_dir = Path(split_dir)
     source = SplitManifest.read(split_dir)
     out_dir = two_stage_dir(split_dir)
-    tasks: dict[str, dict[str, Any]] = {}
-    todo = []
-    for entry in source.logs:
-        done = _done(out_dir, entry, spec)
-        if done is None:
-            todo.append(entry.log_name)
-        else:
-            tasks[entry.log_name] = done
-    if progress is not None:
-        progress(len(tasks), len(source.logs))
-    args = (str(split_dir),)
-    if todo and workers <= 1:
-        for name in todo:
-            tasks[name] = _run_log(*args, name, spec, families_dir, str(out_dir))
-            if progress is not None:
-                progress(len(tasks), len(source.logs))
-    elif todo:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_run_log, *args, n, spec, families_dir, str(out_dir)): n for n in todo}
-            for future in as_completed(futures):
-                tasks[futures[future]] = future.result()
-                if progress is not None:
-                    progress(len(tasks), len(source.logs))
+    executor = executor or parallel.ExecutorConfig(workers=workers)
+    entries_of = {e.log_name: e for e in source.logs}
+    jobs = [
+        parallel.Task(e.log_name, (str(split_dir), e.log_name, spec, families_dir, str(out_dir))) for e in source.logs
+    ]
+    outcome = parallel.run_tasks(
+        _run_log, jobs, executor, done=lambda job: _done(out_dir, entries_of[job.name], spec), progress=progress
+    )
+    tasks = outcome.raise_failures(f"stage-2 scenes of {source.split}").results
     ordered = [tasks[e.log_name] for e in source.logs]
     entries = [LogEntry(**e) for t in ordered for e in t["entries"]]
     groups = [g for t in ordered for g in t["groups"]]

@@ -1,6 +1,6 @@
 """``World``: the embedded world stepped at 10 Hz: IDM traffic on paths, lights, yielding, and the ego.
 
-Every moving agent (the ego expert included) looks ahead along its own path: other objects whose centre
+Every moving road user (the ego expert included) looks ahead along its own path: other objects whose centre
 projects onto the path within a corridor are leaders; red lights, ambers it can still stop for, and yield
 lines with priority traffic in or near the junction are virtual stopped leaders at the stop line.
 """
@@ -14,9 +14,9 @@ import numpy as np
 from irl_vla.data.enums import AgentClass, SE2Index
 from irl_vla.data.geometry import points_to_local
 from irl_vla.data.map import Map
-from sim_bridges.embedded.agents import Agent
 from sim_bridges.embedded.expert import plan_lateral
 from sim_bridges.embedded.idm import acc_acceleration
+from sim_bridges.embedded.road_users import RoadUser
 from sim_bridges.embedded.traffic_lights import LightState, TrafficLightProgramme
 
 DT = 0.1  # [s] simulation step
@@ -29,12 +29,12 @@ LATERAL_ACCEL_COMFORT = 2.0  # [m/s^2] drivers slow for curves to keep lateral a
 CURVE_PREVIEW = np.arange(0.0, 60.0, 2.0)  # [m] distances ahead checked for curvature
 
 
-def curve_speed(agent: Agent) -> float:
-    """Highest speed [m/s] from which ``agent`` can slow comfortably to every curve speed ahead on its path."""
-    kappa = np.abs(agent.path.curvature_at(agent.s + CURVE_PREVIEW))  # (P,)
+def curve_speed(user: RoadUser) -> float:
+    """Highest speed [m/s] from which ``user`` can slow comfortably to every curve speed ahead on its path."""
+    kappa = np.abs(user.path.curvature_at(user.s + CURVE_PREVIEW))  # (P,)
     v_curve = np.sqrt(LATERAL_ACCEL_COMFORT / np.maximum(kappa, 1e-4))
     # Plan with half the comfortable deceleration: the IDM tracks a falling desired speed with some lag.
-    reachable = np.sqrt(v_curve**2 + agent.idm.decel_comfort * np.maximum(CURVE_PREVIEW - agent.length / 2, 0))
+    reachable = np.sqrt(v_curve**2 + user.idm.decel_comfort * np.maximum(CURVE_PREVIEW - user.length / 2, 0))
     return float(reachable.min())
 
 
@@ -44,17 +44,17 @@ class World:
 
     Attributes:
         map: the road network's map.
-        agents: every other object.
+        road_users: every other road user and object.
         ego: the ego vehicle (driven by the expert policy or, in closed loop, by a planner).
         lights: traffic-light programmes.
         junction_half_size: half size of the (single) junction box centred at the origin [m]; 0 = none.
-        priority_tokens: tokens of agents with right of way at the unsignalised junction.
+        priority_tokens: tokens of road users with right of way at the unsignalised junction.
         time: simulation time [s].
     """
 
     map: Map
-    agents: list[Agent]
-    ego: Agent
+    road_users: list[RoadUser]
+    ego: RoadUser
     lights: list[TrafficLightProgramme] = field(default_factory=list)
     junction_half_size: float = 0.0
     priority_tokens: set[str] = field(default_factory=set)
@@ -72,51 +72,51 @@ class World:
         return [(cid, st is LightState.RED) for prog in self.lights for cid, st in prog.states(self.time).items()]
 
     @property
-    def all_agents(self) -> list[Agent]:
+    def road_users_and_ego(self) -> list[RoadUser]:
         """The ego first, then the others."""
-        return [self.ego, *self.agents]
+        return [self.ego, *self.road_users]
 
-    # ------------------------------------------------------------------ perception of one agent
+    # ------------------------------------------------------------------ perception of one user
     def _leader_gap(
-        self, agent: Agent, poses: np.ndarray, others: list[int], everyone: list[Agent]
+        self, user: RoadUser, poses: np.ndarray, others: list[int], everyone: list[RoadUser]
     ) -> tuple[float, float, float]:
-        """Bumper gap [m], speed [m/s] and acceleration [m/s^2] of the nearest object ahead on ``agent``'s path."""
+        """Bumper gap [m], speed [m/s] and acceleration [m/s^2] of the nearest object ahead on ``user``'s path."""
         if not others:
             return np.inf, 0.0, 0.0
-        best_gap, best_speed, best_accel = self._crossing_gap(agent, [everyone[i] for i in others]), 0.0, 0.0
+        best_gap, best_speed, best_accel = self._crossing_gap(user, [everyone[i] for i in others]), 0.0, 0.0
         centres = poses[others, : SE2Index.HEADING]
-        s, lat = agent.path.project(centres)
+        s, lat = user.path.project(centres)
         for k, idx in enumerate(others):
             other = everyone[idx]
-            ds = s[k] - agent.s
+            ds = s[k] - user.s
             if ds <= 0.0 or ds > LOOK_AHEAD:
                 continue
             vulnerable = other.agent_class in (AgentClass.PEDESTRIAN, AgentClass.BICYCLE)
             margin = 1.2 if vulnerable else 0.3  # anticipate people stepping into the lane
-            # Where the agent will be laterally when its front reaches the other's rear (its planned manoeuvre).
+            # Where the user will be laterally when its front reaches the other's rear (its planned manoeuvre).
             own = (
-                agent.lateral
-                if agent.manoeuvre is None
-                else agent.manoeuvre.offset(agent.s + max(ds - other.length / 2, 0.0))
+                user.lateral
+                if user.manoeuvre is None
+                else user.manoeuvre.offset(user.s + max(ds - other.length / 2, 0.0))
             )
-            lo, hi = min(agent.lateral, own), max(agent.lateral, own)
-            if agent.manoeuvre is not None and ds - (agent.length + other.length) / 2 > 0.5:
+            lo, hi = min(user.lateral, own), max(user.lateral, own)
+            if user.manoeuvre is not None and ds - (user.length + other.length) / 2 > 0.5:
                 lo = hi = own  # not alongside yet: only the planned position counts
             shift = (other.manoeuvre.end - other.lateral) if other.manoeuvre is not None else 0.0
             o_lo, o_hi = min(lat[k], lat[k] + shift), max(lat[k], lat[k] + shift)
-            half = (agent.width + other.width) / 2 + margin
+            half = (user.width + other.width) / 2 + margin
             if o_hi < lo - half or o_lo > hi + half:
                 continue
-            gap = ds - (agent.length + other.length) / 2
+            gap = ds - (user.length + other.length) / 2
             if gap < best_gap:
-                heading_diff = poses[idx, SE2Index.HEADING] - agent.pose[SE2Index.HEADING]
+                heading_diff = poses[idx, SE2Index.HEADING] - user.pose[SE2Index.HEADING]
                 along = float(np.cos(heading_diff))
                 best_gap, best_speed = gap, max(0.0, other.speed * along)
                 best_accel = other.accel * along if best_speed > 0 else 0.0
         return best_gap, best_speed, best_accel
 
-    def _crossing_gap(self, agent: Agent, others: list[Agent]) -> float:
-        """Gap [m] to where a pedestrian or cyclist walking its own path enters this agent's lane in 4 s."""
+    def _crossing_gap(self, user: RoadUser, others: list[RoadUser]) -> float:
+        """Gap [m] to where a pedestrian or cyclist walking its own path enters this user's lane in 4 s."""
         best = np.inf
         horizon = np.arange(0.0, PREDICTION_HORIZON + 1e-9, 0.5)  # (T,) [s]
         for other in others:
@@ -124,20 +124,20 @@ class World:
                 continue
             moving = np.maximum(0.0, horizon - max(0.0, other.start_time - self.time))
             future = other.path.pose_at(other.s + other.speed * moving)[:, : SE2Index.HEADING]  # (T, 2)
-            s, lat = agent.path.project(future)
-            inside = (np.abs(lat - np.clip(lat, *agent.lateral_span())) < (agent.width + other.width) / 2 + 1.0) & (
-                s > agent.s
+            s, lat = user.path.project(future)
+            inside = (np.abs(lat - np.clip(lat, *user.lateral_span())) < (user.width + other.width) / 2 + 1.0) & (
+                s > user.s
             )
             if inside.any():
-                best = min(best, float(s[inside].min()) - agent.s - (agent.length + other.length) / 2)
+                best = min(best, float(s[inside].min()) - user.s - (user.length + other.length) / 2)
         return best
 
-    def _stop_gap(self, agent: Agent) -> float:
+    def _stop_gap(self, user: RoadUser) -> float:
         """Gap [m] to the first stop line ahead that must be respected now (inf if none)."""
-        front = agent.s + agent.length / 2
-        if agent.hold_s < np.inf:
-            return max(agent.hold_s - front, 0.0)
-        for stop in agent.stops:
+        front = user.s + user.length / 2
+        if user.hold_s < np.inf:
+            return max(user.hold_s - front, 0.0)
+        for stop in user.stops:
             dist = stop.s - front
             if dist < -0.5:
                 continue  # already past the line
@@ -146,27 +146,27 @@ class World:
                 if state is LightState.RED:
                     return max(dist, 0.0)
                 if state is LightState.AMBER:
-                    braking = agent.speed**2 / (2 * agent.idm.decel_comfort)
+                    braking = user.speed**2 / (2 * user.idm.decel_comfort)
                     if dist > braking:  # can stop comfortably: do
                         return max(dist, 0.0)
-            elif stop.kind == "yield" and dist < 40.0 and self._junction_busy(agent, dist):
+            elif stop.kind == "yield" and dist < 40.0 and self._junction_busy(user, dist):
                 return max(dist, 0.0)
-        if agent.manoeuvre is None and abs(agent.lateral - agent.home_lateral) > 1.0:
+        if user.manoeuvre is None and abs(user.lateral - user.home_lateral) > 1.0:
             # Still outside its lane (a merge or a lane change the route needs): the lane ends or turns away
             # at ``lane_change_before``; wait there for a gap rather than go on.
-            return max(agent.lane_change_before - LANE_END_ROOM - front, 0.0)
+            return max(user.lane_change_before - LANE_END_ROOM - front, 0.0)
         return np.inf
 
-    def _junction_busy(self, agent: Agent, dist: float) -> bool:
-        """Whether a priority road user is in the junction or reaches it before ``agent`` could clear it.
+    def _junction_busy(self, user: RoadUser, dist: float) -> bool:
+        """Whether a priority road user is in the junction or reaches it before ``user`` could clear it.
 
-        ``dist`` [m] is the agent's distance to its yield line; clearing means crossing the junction box and
-        the agent's length at its current speed (at least 2.5 m/s), plus 1.5 s.
+        ``dist`` [m] is the user's distance to its yield line; clearing means crossing the junction box and
+        the user's length at its current speed (at least 2.5 m/s), plus 1.5 s.
         """
         h = self.junction_half_size
-        horizon = max(4.0, (max(dist, 0.0) + 2 * h + agent.length) / max(agent.speed, 2.5) + 1.5)
-        for other in self.all_agents:
-            if other is agent or other.track_token not in self.priority_tokens or other.speed < 0.5:
+        horizon = max(4.0, (max(dist, 0.0) + 2 * h + user.length) / max(user.speed, 2.5) + 1.5)
+        for other in self.road_users_and_ego:
+            if other is user or other.track_token not in self.priority_tokens or other.speed < 0.5:
                 continue
             x, y, _ = other.pose
             gap = max(abs(x), abs(y)) - h
@@ -181,70 +181,70 @@ class World:
 
     # ------------------------------------------------------------------ stepping
     def accelerations(self, skip_ego: bool = False) -> np.ndarray:
-        """IDM accelerations [m/s^2] of every agent (ego first) at the current state."""
-        everyone = self.all_agents
+        """IDM accelerations [m/s^2] of every road user (ego first) at the current state."""
+        everyone = self.road_users_and_ego
         poses = np.stack([a.pose for a in everyone])  # (N, 3)
         acc = np.zeros(len(everyone))
-        for i, agent in enumerate(everyone):
-            if agent.is_static or (skip_ego and i == 0):
+        for i, user in enumerate(everyone):
+            if user.is_static or (skip_ego and i == 0):
                 continue
-            if self.time < agent.start_time:
+            if self.time < user.start_time:
                 continue
-            if not agent.reactive:
+            if not user.reactive:
                 acc[i] = 0.0
                 continue
             near = np.linalg.norm(poses[:, :2] - poses[i, :2], axis=1) < LOOK_AHEAD + 10
             others = [j for j in np.flatnonzero(near) if j != i]
-            gap, lead_speed, lead_accel = self._leader_gap(agent, poses, others, everyone)
-            stop_gap = self._stop_gap(agent)
+            gap, lead_speed, lead_accel = self._leader_gap(user, poses, others, everyone)
+            stop_gap = self._stop_gap(user)
             if stop_gap < gap:
                 gap, lead_speed, lead_accel = stop_gap, 0.0, 0.0
-            v0 = min(agent.target_speed, curve_speed(agent))
-            acc[i] = acc_acceleration(agent.speed, v0, gap, lead_speed, lead_accel, agent.idm)
+            v0 = min(user.target_speed, curve_speed(user))
+            acc[i] = acc_acceleration(user.speed, v0, gap, lead_speed, lead_accel, user.idm)
         return acc
 
-    def _people_wait(self, person: Agent, poses: np.ndarray) -> bool:
+    def _people_wait(self, person: RoadUser, poses: np.ndarray) -> bool:
         """Whether a pedestrian or cyclist crossing on its own path must wait: a vehicle is in its next 2 m."""
         ahead = person.path.pose_at(person.s + np.array([0.6, 1.2, 2.0]))[:, : SE2Index.HEADING]  # (3, 2)
-        for agent, pose in zip(self.all_agents, poses, strict=True):
-            if agent is person or agent.agent_class is not AgentClass.VEHICLE:
+        for user, pose in zip(self.road_users_and_ego, poses, strict=True):
+            if user is person or user.agent_class is not AgentClass.VEHICLE:
                 continue
             along, across = points_to_local(ahead, pose).T
-            if np.any((np.abs(along) < agent.length / 2 + 1.0) & (np.abs(across) < agent.width / 2 + 1.0)):
+            if np.any((np.abs(along) < user.length / 2 + 1.0) & (np.abs(across) < user.width / 2 + 1.0)):
                 return True
         return False
 
     def step(self, ego_accel: float | None = None) -> None:
         """Advance 0.1 s. ``ego_accel`` [m/s^2] overrides the ego's own IDM (closed-loop control)."""
-        for agent in self.all_agents:
-            while agent.speed_schedule and agent.speed_schedule[0][0] <= self.time:
-                speed = agent.speed_schedule.pop(0)[1]
+        for user in self.road_users_and_ego:
+            while user.speed_schedule and user.speed_schedule[0][0] <= self.time:
+                speed = user.speed_schedule.pop(0)[1]
                 if speed > 0.0:
-                    agent.target_speed, agent.hold_s = speed, np.inf
+                    user.target_speed, user.hold_s = speed, np.inf
                 else:  # come to a comfortable stop, then wait
-                    braking = agent.speed**2 / (2.0 * 0.7 * agent.idm.decel_comfort)
-                    agent.hold_s = agent.s + agent.length / 2 + braking + agent.idm.min_gap
-            if agent.lane_change_at is not None and self.time >= agent.lane_change_at and agent.manoeuvre is None:
-                agent.home_lateral = agent.lane_change_to
-                agent.start_manoeuvre(agent.lane_change_to, brisk=True)
-                agent.lane_change_at = None
+                    braking = user.speed**2 / (2.0 * 0.7 * user.idm.decel_comfort)
+                    user.hold_s = user.s + user.length / 2 + braking + user.idm.min_gap
+            if user.lane_change_at is not None and self.time >= user.lane_change_at and user.manoeuvre is None:
+                user.home_lateral = user.lane_change_to
+                user.start_manoeuvre(user.lane_change_to, brisk=True)
+                user.lane_change_at = None
         if ego_accel is None and self.ego.expert and round(self.time / DT) % 5 == 0:
             plan_lateral(self, self.ego)
         acc = self.accelerations(skip_ego=ego_accel is not None)
         if ego_accel is not None:
             acc[0] = ego_accel
-        poses = np.stack([a.pose for a in self.all_agents])  # (N, 3)
-        for a, agent in zip(acc, self.all_agents, strict=True):
-            if agent.is_static or self.time < agent.start_time:
-                agent.accel = 0.0
+        poses = np.stack([a.pose for a in self.road_users_and_ego])  # (N, 3)
+        for a, user in zip(acc, self.road_users_and_ego, strict=True):
+            if user.is_static or self.time < user.start_time:
+                user.accel = 0.0
                 continue
-            if not agent.reactive:
+            if not user.reactive:
                 # People crossing keep their pace but do not walk into a vehicle in front of them.
-                new_speed = 0.0 if self._people_wait(agent, poses) else agent.target_speed
+                new_speed = 0.0 if self._people_wait(user, poses) else user.target_speed
             else:
-                new_speed = max(0.0, agent.speed + a * DT)
-            agent.s += 0.5 * (agent.speed + new_speed) * DT
-            agent.accel = (new_speed - agent.speed) / DT
-            agent.speed = new_speed
-            agent.advance_lateral()
+                new_speed = max(0.0, user.speed + a * DT)
+            user.s += 0.5 * (user.speed + new_speed) * DT
+            user.accel = (new_speed - user.speed) / DT
+            user.speed = new_speed
+            user.advance_lateral()
         self.time = round(self.time + DT, 9)

@@ -111,3 +111,12 @@ def test_interpolation_batched_and_clipped() -> None:
 def test_headings_from_path() -> None:
     h = headings_from_path(np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]))
     np.testing.assert_allclose(h, [0.0, np.pi / 2, np.pi / 2])
+
+
+def test_box_corners_order_and_broadcasting() -> None:
+    from irl_vla.data.geometry import box_corners
+
+    corners = box_corners(np.array([1.0, 2.0, np.pi / 2]), 4.0, 2.0)  # facing +y: front is +y, left is -x
+    assert np.allclose(corners, [[0.0, 4.0], [0.0, 0.0], [2.0, 0.0], [2.0, 4.0]])
+    many = box_corners(np.zeros((5, 3)), np.arange(1.0, 6.0), 1.0)  # (N, 4, 2)
+    assert many.shape == (5, 4, 2) and np.allclose(many[:, 0, 0], np.arange(1.0, 6.0) / 2)

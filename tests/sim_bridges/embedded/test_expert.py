@@ -66,11 +66,11 @@ def _corridor_with_cone(oncoming_s: float | None) -> World:
     cone = make_road_user(
         net, lane, token="cone", s=100.0, speed=0.0, target_speed=0.0, lateral=-1.0, agent_class=AgentClass.BARRIER
     )
-    agents = [cone]
+    users = [cone]
     if oncoming_s is not None:
         back = net.arms["oncoming"].in_lanes
-        agents.append(make_road_user(net, back, token="oncoming", s=oncoming_s, speed=10.0, target_speed=10.0))
-    return World(net.map, agents, ego)
+        users.append(make_road_user(net, back, token="oncoming", s=oncoming_s, speed=10.0, target_speed=10.0))
+    return World(net.map, users, ego)
 
 
 def test_expert_nudges_round_a_barrier_when_the_oncoming_lane_is_free() -> None:
@@ -86,7 +86,7 @@ def test_expert_waits_behind_the_barrier_for_oncoming_traffic() -> None:
     laterals, s_at_pass = [], None
     for _ in range(250):
         world.step()
-        oncoming = world.agents[1]
+        oncoming = world.road_users[1]
         if s_at_pass is None and world.ego.path.project(oncoming.pose[None, :2])[0][0] < world.ego.s:
             s_at_pass = world.ego.s
         laterals.append(world.ego.lateral)
@@ -98,7 +98,7 @@ def test_cut_in_vehicle_ends_ahead_in_the_ego_lane_with_a_safe_gap() -> None:
     for seed in range(4):
         inst = build_scenario(FAMILIES["cut_in"], seed)
         world = inst.world
-        cutter = next(a for a in world.agents if a.track_token.startswith("cut_in"))
+        cutter = next(a for a in world.road_users if a.track_token.startswith("cut_in"))
         gaps = []
         for _ in range(120):
             world.step()

@@ -7,13 +7,13 @@ import pytest
 
 from irl_vla.data.enums import AgentClass, DrivingCommand
 from irl_vla.data.scene_filter import SceneFilter
+from sim_bridges.embedded.audit import footprint
 from sim_bridges.embedded.idm import IDMParams
 from sim_bridges.embedded.placement import make_road_user
 from sim_bridges.embedded.recorder import cut_scenes, record_log
 from sim_bridges.embedded.road_network import RoadNetwork, build_intersection
 from sim_bridges.embedded.traffic_lights import LightState, SignalTiming, TrafficLightProgramme
 from sim_bridges.embedded.world import World
-from tests.fixtures import footprint
 
 
 def junction_world(
@@ -51,18 +51,18 @@ def test_nobody_collides_and_red_light_holds_traffic() -> None:
     crossed_on_red = False
     for _ in range(650):  # the cycle is 4 x 13 s; west-east turns green again at t = 39 s
         world.step()
-        everyone = world.all_agents
+        everyone = world.road_users_and_ego
         boxes = [footprint(a) for a in everyone]
         for i in range(len(boxes)):
             for j in range(i + 1, len(boxes)):
                 assert not boxes[i].intersects(boxes[j]), (everyone[i].track_token, everyone[j].track_token, world.time)
-        for agent in everyone:
-            if agent.stops:
-                front = agent.s + agent.length / 2
-                first = agent.stops[0]
+        for user in everyone:
+            if user.stops:
+                front = user.s + user.length / 2
+                first = user.stops[0]
                 # A front bumper that moves past the line while red is a violation.
                 if world.light_state(first.connector_id) is LightState.RED and first.s - 0.1 < front < first.s + 0.5:
-                    crossed_on_red |= agent.speed > 2.0
+                    crossed_on_red |= user.speed > 2.0
     assert not crossed_on_red
     assert world.ego.s > world.ego.stops[0].s + 20  # it went on after the light turned green
 
@@ -72,7 +72,7 @@ def test_leader_following_keeps_a_safe_gap() -> None:
     gaps = []
     for _ in range(100):
         world.step()
-        lead = world.agents[0]
+        lead = world.road_users[0]
         gaps.append(lead.s - world.ego.s - (lead.length + world.ego.length) / 2)
     assert min(gaps) > 2.0
 
@@ -104,9 +104,9 @@ def test_recorded_scenes_are_valid_and_deterministic() -> None:
 @pytest.mark.parametrize("agent_class", [AgentClass.PEDESTRIAN, AgentClass.TRAFFIC_CONE])
 def test_ego_stops_for_an_object_in_its_lane(agent_class: AgentClass) -> None:
     world, net, lanes = junction_world(offset=0.0)
-    world.agents = []
+    world.road_users = []
     blocker = make_road_user(net, lanes, token="obj", s=80.0, speed=0.0, target_speed=0.0, agent_class=agent_class)
-    world.agents.append(blocker)
+    world.road_users.append(blocker)
     for _ in range(200):
         world.step()
         assert not footprint(world.ego).intersects(footprint(blocker))

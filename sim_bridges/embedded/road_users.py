@@ -1,4 +1,7 @@
-"""Agents of the embedded world: road users and static objects that move along ``Path``s."""
+"""Road users of the embedded world: vehicles, cyclists, pedestrians and static objects, each on a ``Path``.
+
+The word "agent" is kept for driving policies (``irl_vla.agents``); what moves in the world is a road user.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +17,10 @@ from sim_bridges.embedded.paths import Path
 
 @dataclass
 class StopPoint:
-    """A place on an agent's path where it may have to stop.
+    """A place on a road user's path where it may have to stop.
 
     Attributes:
-        s: arc length of the stop line on the agent's path [m].
+        s: arc length of the stop line on the user's path [m].
         connector_id: lane connector entered after it (its light decides for signalised stops).
         kind: ``"light"`` (obey the light) or ``"yield"`` (give way to priority traffic in the junction).
     """
@@ -71,7 +74,7 @@ def manoeuvre_length(speed: float, shift: float, *, brisk: bool = False) -> floa
 
 
 @dataclass
-class Agent:
+class RoadUser:
     """A road user or object.
 
     Attributes:
@@ -87,12 +90,12 @@ class Agent:
         idm: longitudinal parameters.
         lateral: offset to the left of the path [m] (parked cars, nudges).
         stops: stop lines on the path, in order.
-        start_time: the agent stands still before this time [s] (pedestrians waiting to cross).
+        start_time: the user stands still before this time [s] (pedestrians waiting to cross).
         reactive: whether it drives by IDM among others (False: a person crossing at its own pace along its
             path, who only waits while a vehicle stands in the way).
         accel: last longitudinal acceleration [m/s^2].
         manoeuvre: lateral manoeuvre under way, if any.
-        home_lateral: lateral offset of the lane the agent belongs in (the route lane for the expert) [m].
+        home_lateral: lateral offset of the lane the user belongs in (the route lane for the expert) [m].
         lane_offsets: lateral offsets of same-direction lane centres it may change into [m].
         lane_change_before: no lateral manoeuvre starts at or beyond this arc length (junction entry) [m].
         lane_change_at: scripted lane change: time [s] at which it starts towards ``lane_change_to`` [m].
@@ -100,7 +103,7 @@ class Agent:
         nudge_room: how far right and left of ``home_lateral`` a nudge may go [m] (own lane by default).
         expert: the lateral decisions (nudges, lane changes) are the expert's (``expert.plan_lateral``).
         speed_schedule: ``(time [s], target speed [m/s])`` changes in time order (stop-and-go traffic); a
-            target of 0 brings the agent to a comfortable stop at ``hold_s`` until the next positive target.
+            target of 0 brings the user to a comfortable stop at ``hold_s`` until the next positive target.
         hold_s: arc length of the front bumper's current hold point [m] (inf: none).
     """
 
@@ -144,7 +147,7 @@ class Agent:
         return pose
 
     def lateral_span(self) -> tuple[float, float]:
-        """Range of lateral offsets [m] the agent occupies or is moving into (current and manoeuvre target)."""
+        """Range of lateral offsets [m] the user occupies or is moving into (current and manoeuvre target)."""
         end = self.manoeuvre.end if self.manoeuvre is not None else self.lateral
         return min(self.lateral, end), max(self.lateral, end)
 
