@@ -4,6 +4,13 @@ Longitudinal and lateral control are decoupled. Each is a one-step LQR over the 
 held constant for ``tracking_horizon`` steps (zero-order hold), the Euler-discretised dynamics are lifted over
 the horizon, and the input minimising ``x_N^T Q x_N + u^T R u`` is applied. Reference speed and curvature
 profiles are fitted once per reference by regularised least squares.
+
+The speed fit penalises the accelerations through a "jerk" matrix. navsim, as its leaderboard runs, builds that
+matrix so that it is not a difference matrix (``jerk_penalty_matrix``): for ``m`` rows it is ``m x (m + 1)``
+with -1 on the whole main diagonal and +1 only in the last row's last column, so all but the last row penalise
+the accelerations themselves. That is the default here; ``"difference"`` selects the true difference matrix
+(nuPlan's tracker). The curvature fit adds navsim's tiny penalty on the initial curvature, which keeps it unique
+when the fitted speeds are all zero.
 """
 
 from __future__ import annotations
@@ -18,6 +25,11 @@ from irl_vla.data.vehicle import PACIFICA, VehicleParameters
 from irl_vla.scoring.states import FloatArray, StateIndex
 
 S = StateIndex
+
+#: Forms of the speed fit's jerk-penalty matrix: navsim's (the leaderboard's) and the true difference (nuPlan's).
+JERK_PENALTY_MATRICES = ("navsim", "difference")
+#: Penalty on the initial curvature of the curvature fit (navsim's and nuPlan's value).
+INITIAL_CURVATURE_PENALTY = 1e-10
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,8 @@ class TrackerConfig:
         curvature_rate_penalty: regulariser of the curvature-profile fit.
         stopping_proportional_gain: gain of the stopping P-controller [1/s].
         stopping_velocity: below this reference and current speed the stopping controller takes over [m/s].
+        jerk_penalty_matrix: ``"navsim"`` (default, as the leaderboard runs) or ``"difference"`` (see the module
+            docstring and ``jerk_matrix``).
     """
 
     q_longitudinal: float = 10.0
@@ -47,6 +61,13 @@ class TrackerConfig:
     curvature_rate_penalty: float = 1e-2
     stopping_proportional_gain: float = 0.5
     stopping_velocity: float = 0.2
+    jerk_penalty_matrix: str = "navsim"
+
+    def __post_init__(self) -> None:
+        if self.jerk_penalty_matrix not in JERK_PENALTY_MATRICES:
+            raise ValueError(
+                f"TrackerConfig.jerk_penalty_matrix: {self.jerk_penalty_matrix!r} is not one of {JERK_PENALTY_MATRICES}"
+            )
 
 
 def _integration_matrix(n: int, dt: float) -> FloatArray:
@@ -57,27 +78,31 @@ def _integration_matrix(n: int, dt: float) -> FloatArray:
     return c
 
 
-def _least_squares(a: FloatArray, y: FloatArray, penalty: float, r: FloatArray) -> FloatArray:
-    """Batched ``argmin ||y - A x||^2 + penalty ||R x||^2`` (the pseudo-inverse solution where singular)."""
-    at = a.transpose(0, 2, 1)
-    lhs = at @ a + penalty * (r.T @ r)[None]  # (K, M, M)
-    rhs = (at @ y[..., None])[..., 0]  # (K, M)
-    diag = np.abs(np.diagonal(lhs, axis1=1, axis2=2))
-    singular = diag.min(axis=1) <= 1e-12 * np.maximum(diag.max(axis=1), 1e-300)
-    x = np.empty_like(rhs)
-    if (~singular).any():
-        x[~singular] = np.linalg.solve(lhs[~singular], rhs[~singular][..., None])[..., 0]
-    if singular.any():
-        x[singular] = (np.linalg.pinv(lhs[singular]) @ rhs[singular][..., None])[..., 0]
-    return x
+def jerk_matrix(n: int, form: str = "navsim") -> FloatArray:
+    """Penalty matrix ``(n - 2, n)`` of the speed fit's unknowns ``(v_0, a_0 .. a_{n-2})``.
+
+    Column 0 (the initial speed) is never penalised. ``"difference"``: row ``i`` is ``a_{i+1} - a_i``.
+    ``"navsim"``: row ``i`` is ``-a_i``, except the last row, ``a_{n-2} - a_{n-3}``.
+    """
+    if form not in JERK_PENALTY_MATRICES:
+        raise ValueError(f"jerk_matrix: form {form!r} is not one of {JERK_PENALTY_MATRICES}")
+    rows = np.arange(n - 2)
+    out = np.zeros((n - 2, n))
+    out[rows, rows + 1] = -1.0
+    if form == "difference":
+        out[rows, rows + 2] = 1.0
+    elif n > 2:
+        out[-1, -1] = 1.0
+    return out
 
 
 def fit_speed_and_curvature(poses: FloatArray, dt: float, config: TrackerConfig) -> tuple[FloatArray, FloatArray]:
     """Reference speed and curvature profiles of reference poses ``(K, N + 1, 3)``; each ``(K, N)``.
 
     Speed: displacements ``d_k = dt * v_k * (cos h_k, sin h_k)`` with ``v_k = v_0 + dt * sum_{j<k} a_j``,
-    penalising differences of ``a`` (jerk). Curvature: heading changes ``dh_k = dt * v_k * kappa_k`` with
-    ``kappa_k = kappa_0 + dt * sum_{j<k} kappa_rate_j``, penalising ``kappa_rate``.
+    penalising ``jerk_matrix(n, config.jerk_penalty_matrix)`` times the unknowns. Curvature: heading changes
+    ``dh_k = dt * v_k * kappa_k`` with ``kappa_k = kappa_0 + dt * sum_{j<k} kappa_rate_j``, penalising
+    ``kappa_rate`` (and ``kappa_0`` by ``INITIAL_CURVATURE_PENALTY``).
     """
     n = poses.shape[1] - 1
     xy_disp = np.diff(poses[..., : SE2Index.HEADING], axis=1)  # (K, N, 2)
@@ -86,19 +111,18 @@ def fit_speed_and_curvature(poses: FloatArray, dt: float, config: TrackerConfig)
     c = _integration_matrix(n, dt)
     # The x and y rows of each displacement carry cos h_k and sin h_k, so A^T A = dt^2 C^T C is the same for
     # every candidate and A^T y = dt C^T (displacements projected on the headings).
-    jerk = np.zeros((n - 2, n))
-    jerk[np.arange(n - 2), np.arange(1, n - 1)] = -1.0
-    jerk[np.arange(n - 2), np.arange(2, n)] = 1.0
+    jerk = jerk_matrix(n, config.jerk_penalty_matrix)
     lhs = dt**2 * c.T @ c + config.jerk_penalty * jerk.T @ jerk
     along = np.cos(heading) * xy_disp[..., 0] + np.sin(heading) * xy_disp[..., 1]  # (K, N)
     x = (dt * along @ c) @ np.linalg.pinv(lhs).T
     speed = x @ c.T  # (K, N)
 
     dh = wrap_angle(np.diff(poses[..., SE2Index.HEADING], axis=1))  # (K, N)
-    rate = np.zeros((n - 1, n))
-    rate[np.arange(n - 1), np.arange(1, n)] = 1.0
     b = (speed * dt)[..., None] * c[None]  # (K, N, N)
-    z = _least_squares(b, dh, config.curvature_rate_penalty, rate)
+    regulariser = np.diag(np.r_[INITIAL_CURVATURE_PENALTY, np.full(n - 1, config.curvature_rate_penalty)])
+    bt = b.transpose(0, 2, 1)
+    lhs_k = bt @ b + regulariser[None]  # (K, N, N), positive definite
+    z = np.linalg.solve(lhs_k, (bt @ dh[..., None]))[..., 0]
     curvature = z @ c.T
     return speed, curvature
 
