@@ -17,6 +17,8 @@ from irl_vla.scoring.states import FloatArray, StateIndex
 
 S = StateIndex
 _DECIMALS = 8
+#: EC compares two frames started less than this apart [s] (navsim asserts 0 < dt < 0.55).
+EC_MAX_OFFSET = 0.55
 
 
 @dataclass(frozen=True)
@@ -145,15 +147,19 @@ def extended_comfort(
     Args:
         current: simulated states of the current frame's plan ``(..., 41, 11)``.
         previous: simulated states of the previous frame's plan ``(..., 41, 11)``.
-        time_offset: start of the current plan minus start of the previous one [s], in (0, 0.55].
+        time_offset: start of the current plan minus start of the previous one [s], in (0, 0.55) (navsim's
+            bound, open at both ends).
         dt: state spacing [s].
         bounds: RMS bounds.
 
     Raises:
-        ValueError: if the offset is outside (0, 0.55] s.
+        ValueError: if the offset is outside (0, 0.55) s.
     """
-    if not 0.0 < time_offset <= 0.55:
-        raise ValueError(f"extended_comfort: frames must be 0-0.55 s apart, got {time_offset:.3f} s")
+    if not 0.0 < time_offset < EC_MAX_OFFSET:
+        raise ValueError(
+            f"extended_comfort: frames must be more than 0 and less than {EC_MAX_OFFSET} s apart, "
+            f"got {time_offset:.3f} s"
+        )
     overlap = round(time_offset / dt)
     n = current.shape[-2]
     cur = _two_frame_signals(current[..., : n - overlap, :], dt)

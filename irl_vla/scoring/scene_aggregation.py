@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from irl_vla.scoring.states import FloatArray
-from irl_vla.scoring.sub_scores import SubScore
+from irl_vla.scoring.sub_scores import NUM_SUB_SCORES, SubScore
 
 #: Sub-scores the human false-positive filter may forgive (not EC).
 FILTERED = (
@@ -66,3 +68,12 @@ def group_score(
 ) -> float:
     """Two-stage score of a group: ``1/2 [S1(orig) sum_j w_j S2(now_j) + S1(prev) sum_j w_j S2(prev_j)]``."""
     return 0.5 * (orig * float(np.dot(w_now, now_scores)) + prev * float(np.dot(w_prev, prev_scores)))
+
+
+def mean_defined(rows: list[FloatArray], width: int = NUM_SUB_SCORES) -> FloatArray:
+    """Column means of ``rows`` (each ``(width,)``) over their defined (non-NaN) entries; NaN where none is."""
+    if not rows:
+        return np.full(width, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column (an EC no scene defines) stays NaN
+        return np.nanmean(np.stack(rows), axis=0)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from irl_vla.scoring.aggregation import EPDMS, aggregate
+from irl_vla.scoring.comfort import extended_comfort
 from irl_vla.scoring.scene_aggregation import group_score, human_filter, proximity_weights
+from irl_vla.scoring.states import StateIndex
 from irl_vla.scoring.sub_scores import SubScore
 
 
@@ -46,3 +49,13 @@ def test_group_score_weights_each_side_by_its_stage_one_score() -> None:
         w_prev=np.array([0.25, 0.75]),
     )
     assert np.isclose(score, 0.5 * (0.8 * 0.75 + 0.6 * 0.75))
+
+
+def test_extended_comfort_pairs_frames_strictly_between_0_and_0_55_s() -> None:
+    states = np.zeros((41, len(StateIndex)))
+    states[:, StateIndex.VELOCITY_X] = 5.0  # constant speed: both frames agree
+    assert extended_comfort(states, states, 0.5, 0.1) == 1.0
+    assert extended_comfort(states, states, 0.549, 0.1) == 1.0
+    for offset in (0.55, 0.0, -0.5):  # navsim asserts 0 < dt < 0.55, open at 0.55
+        with pytest.raises(ValueError, match="less than 0.55 s apart"):
+            extended_comfort(states, states, offset, 0.1)
