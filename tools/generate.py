@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> None:
                 counts = generate_two_stage(
                     Path(gen.data_root) / name,
                     gen.two_stage,
-                    workers=gen.workers,
+                    executor=gen.executor(),
                     families_dir=gen.families_dir,
                     progress=bar,
                 )

@@ -84,11 +84,24 @@ class TaskFailure:
         name: the task's name.
         error: ``"<ExceptionType>: <message>"``.
         details: the traceback, as text (the worker's, for remote tasks).
+        bad_input: the exception says the task's input is wrong (``BAD_INPUT``), not the code.
     """
 
     name: str
     error: str
     details: str = ""
+    bad_input: bool = False
+
+
+#: Exceptions that mean a task's input (data, file, setting) is wrong.
+BAD_INPUT: tuple[type[Exception], ...] = (ValueError, KeyError, OSError)
+
+
+class RemoteTraceback(Exception):
+    """The tracebacks of failed tasks, as text: the cause of a ``TaskError``, shown with the error's traceback."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class TaskError(RuntimeError):
@@ -99,6 +112,10 @@ class TaskError(RuntimeError):
         listed = "; ".join(f"{f.name}: {f.error}" for f in failures[:LISTED_FAILURES])
         more = f"; and {len(failures) - LISTED_FAILURES} more" if len(failures) > LISTED_FAILURES else ""
         super().__init__(f"{what}: {len(failures)} of {total} tasks failed: {listed}{more}")
+
+
+class TaskInputError(TaskError, ValueError):
+    """A ``TaskError`` where every failure is bad input (a command reports it as such)."""
 
 
 @dataclass
@@ -123,7 +140,10 @@ class Outcome(Generic[R]):
     def raise_failures(self, what: str) -> Outcome[R]:
         """Raise ``TaskError`` naming every failed task (``what``: the job, for the message); else return self."""
         if self.failures:
-            raise TaskError(what, self.failures, self.total)
+            kind = TaskInputError if all(f.bad_input for f in self.failures) else TaskError
+            shown = self.failures[:LISTED_FAILURES]
+            cause = RemoteTraceback("".join(f"\n--- task {f.name}\n{f.details}" for f in shown))
+            raise kind(what, self.failures, self.total) from cause
         return self
 
 
@@ -162,7 +182,7 @@ def _init_worker(parent_pid: int) -> None:
 
 
 def _call(fn: Callable[..., Any], key: str, setup: Callable[[], Any] | None, args: tuple[Any, ...]) -> tuple:
-    """Run one task where it landed; returns ``(True, result)`` or ``(False, error, traceback)``.
+    """Run one task where it landed; returns ``(True, result)`` or ``(False, error, traceback, bad_input)``.
 
     Exceptions are caught here so that the failure reaches the parent as text, named, even when the exception
     object itself could not be pickled.
@@ -175,7 +195,7 @@ def _call(fn: Callable[..., Any], key: str, setup: Callable[[], Any] | None, arg
             _state[key] = setup()
         return True, fn(_state[key], *args)
     except Exception as e:
-        return False, f"{type(e).__name__}: {e}", traceback.format_exc()
+        return False, f"{type(e).__name__}: {e}", traceback.format_exc(), isinstance(e, BAD_INPUT)
 
 
 # ---------------------------------------------------------------------------------------------- the job
@@ -230,16 +250,14 @@ def run_tasks(
             if on_result is not None:
                 on_result(task.name, reply[1])
         else:
-            failed[task.name] = TaskFailure(task.name, reply[1], reply[2])
+            failed[task.name] = TaskFailure(task.name, *reply[1:])
         if progress is not None:
             progress(len(finished) + len(failed), len(tasks))
 
     with closing(_replies(fn, todo, config, uuid.uuid4().hex, setup)) as replies:
         for task, reply in replies:
             record(task, reply)
-    return Outcome(
-        {n: finished[n] for n in names if n in finished}, [failed[n] for n in names if n in failed], skipped
-    )
+    return Outcome({n: finished[n] for n in names if n in finished}, [failed[n] for n in names if n in failed], skipped)
 
 
 def _replies(

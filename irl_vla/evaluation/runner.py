@@ -10,6 +10,7 @@ from typing import Any
 
 from irl_vla.agents.agent import AgentConfig, AgentContext
 from irl_vla.agents.registry import AGENTS, make_agent, resolve_agent
+from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.common.progress import ProgressBar
 from irl_vla.data.source import SceneSources, SourceFactory, check_source
 from irl_vla.data.split import embedded_sources
@@ -36,6 +37,8 @@ class EvalConfig:
     mode: str = "auto"
     max_scenes: int | None = None
     workers: int = 2
+    backend: str = "process"
+    ray_address: str | None = None
     human_penalty_filter: bool = True
     output_dir: str = "outputs/eval/synth_navtest"
     progress: bool = True
@@ -70,7 +73,7 @@ def _cached(
     """The store of ``tokens`` (and their previous-frame windows if ``previous``), building what is missing."""
     keys = [(t, False) for t in tokens] + ([(t, True) for t in tokens] if previous else [])
     bar = ProgressBar(f"metric cache {root.name}", cfg.progress, unit="scene", leave=False)
-    build_metric_cache(source, root, keys, cfg.workers, bar)
+    build_metric_cache(source, root, keys, ExecutorConfig(cfg.backend, cfg.workers, cfg.ray_address), bar)
     bar.close()
     return MetricCacheStore(root)
 

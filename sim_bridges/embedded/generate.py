@@ -1,25 +1,31 @@
 """Generating the embedded splits: scenario families x seeds -> audited expert logs -> log records + manifest.
 
-Each log is one task (family, index), independent of the others, so tasks run in parallel processes and a
-re-run only does the tasks whose log file is missing or unreadable. A task's seed derives from the base seed,
-the split, the family and the index; when the expert's rollout fails its audit (collision, off-road, red
-light, comfort) the task moves on to the next attempt's seed, and the manifest counts these rejections.
+Each log is one task (family, index), independent of the others, so tasks run on the parallel executor
+(``irl_vla.common.parallel``) and a re-run only does the tasks whose log is missing, unreadable, or no longer the
+one the manifest recorded (edited since). A task's seed derives from the base seed, the split, the family and the
+index; when the expert's rollout fails its audit (collision, off-road, red light, comfort) the task moves on to the
+next attempt's seed, and the manifest counts these rejections: per log, the attempt its seed came from, so the
+count is the same whether a split was generated in one run or resumed.
+
+Each log records the settings it was generated with (``LOG_SETTINGS``). Re-running with other settings over
+existing logs is refused with a message saying how to regenerate (``generate.regenerate=true`` regenerates the
+logs made with other settings), so a manifest never describes logs that its settings did not make.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from irl_vla.common.io import DataFormatError, atomic_open, write_json
+from irl_vla.common import parallel
+from irl_vla.common.io import DataFormatError, atomic_open, file_sha256, write_json
 from irl_vla.data.log_io import LOG_SUFFIX, LogRecord, log_to_bytes, read_log
 from irl_vla.data.scene_filter import SceneFilter
 from irl_vla.data.split import MANIFEST, LogEntry, SplitManifest
@@ -31,6 +37,10 @@ from sim_bridges.embedded.two_stage import TwoStageSpec
 
 MAX_ATTEMPTS = 8
 SPLIT_IDS = {"synth_navtrain": 1, "synth_navtest": 2, "synth_navhard": 3}
+#: The settings that shape a log's content, recorded in each log's meta and in the manifest.
+LOG_SETTINGS = ("base_seed", "num_log_frames", "num_history_frames", "num_future_frames", "frame_interval")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,8 +74,23 @@ class GenerateConfig:
     num_history_frames: int = 4
     num_future_frames: int = 10
     workers: int = 2
+    backend: str = "process"  # sequential | process | ray
+    ray_address: str | None = None  # backend=ray: None starts a local Ray instance
+    regenerate: bool = False  # regenerate logs made with other settings instead of refusing
     progress: bool = True
     two_stage: TwoStageSpec = field(default_factory=TwoStageSpec)  # how stage-2 starts are drawn
+
+    def __post_init__(self) -> None:
+        self.executor()  # validates backend, workers and ray_address
+
+    def executor(self) -> parallel.ExecutorConfig:
+        """Where tasks run."""
+        return parallel.ExecutorConfig(self.backend, self.workers, self.ray_address)
+
+    def log_settings(self, spec: SplitSpec) -> dict[str, int]:
+        """The values of ``LOG_SETTINGS`` for a split."""
+        values = {**asdict(self), "frame_interval": spec.frame_interval}
+        return {k: int(values[k]) for k in LOG_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -137,6 +162,7 @@ def _run_task(task: Task, cfg: GenerateConfig, frame_interval: int, path: str) -
     """Worker: generate and write one log; returns its manifest entry and rejection count."""
     families = load_families(cfg.families_dir)
     record, seed, rejected = generate_log(task, families[task.family], cfg, frame_interval)
+    record.meta["settings"] = cfg.log_settings(SplitSpec(frame_interval=frame_interval))
     data = log_to_bytes(record)
     out = Path(path)
     with atomic_open(out, "wb") as f:  # a killed run leaves no partial log behind
@@ -153,26 +179,85 @@ def _run_task(task: Task, cfg: GenerateConfig, frame_interval: int, path: str) -
     return {"entry": entry.to_dict(), "rejected": rejected}
 
 
-def _existing(task: Task, path: Path) -> dict[str, Any] | None:
-    """Manifest entry of an already written, readable log (resume), else None."""
+def attempt_of(base_seed: int, task: Task, seed: int) -> int | None:
+    """The attempt whose seed is ``seed`` (= the audit rejections before it), or None if none under ``base_seed``."""
+    return next((a for a in range(MAX_ATTEMPTS) if task_seed(base_seed, task, a) == seed), None)
+
+
+@dataclass
+class _Existing:
+    """What a log file on disk is worth to this run.
+
+    Attributes:
+        result: its manifest entry and rejection count when it can be kept.
+        made_with: the settings it was generated with, when they differ from this run's.
+    """
+
+    result: dict[str, Any] | None = None
+    made_with: dict[str, Any] | None = None
+
+
+def _manifest_settings(manifest: SplitManifest | None) -> dict[str, Any] | None:
+    """``LOG_SETTINGS`` of a previous manifest (older manifests keep ``frame_interval`` in ``split_spec``)."""
+    if manifest is None:
+        return None
+    flat = {**manifest.settings, **manifest.settings.get("split_spec", {})}
+    return {k: flat.get(k) for k in LOG_SETTINGS}
+
+
+def _existing(task: Task, path: Path, settings: dict[str, int], previous: SplitManifest | None) -> _Existing:
+    """Whether the log of ``task`` at ``path`` can be kept (resume), is stale (other settings), or is redone.
+
+    A log is kept when it is the one the previous manifest recorded (same SHA-256) under this run's settings,
+    or, without such a record, when it reads back and its meta says it was made with this run's settings. A log
+    whose bytes differ from the manifest's under unchanged settings was edited: it is regenerated.
+    """
     if not path.is_file():
-        return None
-    try:
-        record = read_log(path)
-    except (DataFormatError, FileNotFoundError):
-        return None  # corrupt or partial: regenerate
-    if record.log_name != task.log_name:
-        return None
-    entry = LogEntry(
-        task.log_name,
-        f"logs/{path.name}",
-        task.family,
-        int(record.meta.get("seed", -1)),
-        hashlib.sha256(path.read_bytes()).hexdigest(),
-        [tok for tok, _ in record.scenes],
-        task.hard,
+        return _Existing()
+    entry = next((e for e in previous.logs if e.log_name == task.log_name), None) if previous else None
+    recorded = _manifest_settings(previous)
+    sha = file_sha256(path)
+    if entry is not None and entry.sha256 == sha and recorded is not None:
+        made_with, seed, tokens = recorded, entry.seed, entry.scene_tokens
+    else:
+        if entry is not None and recorded == settings:
+            log.warning("%s: differs from the manifest's SHA-256 (edited?): regenerating it", path)
+            return _Existing()
+        try:
+            record = read_log(path)
+        except (DataFormatError, FileNotFoundError):
+            return _Existing()  # corrupt or partial: regenerate
+        if record.log_name != task.log_name:
+            return _Existing()
+        made_with = record.meta.get("settings", {k: None for k in LOG_SETTINGS})
+        seed, tokens = int(record.meta.get("seed", -1)), [tok for tok, _ in record.scenes]
+    attempt = attempt_of(settings["base_seed"], task, seed)
+    if made_with != settings or attempt is None:
+        return _Existing(made_with=made_with)
+    entry = LogEntry(task.log_name, f"logs/{path.name}", task.family, seed, sha, tokens, task.hard)
+    return _Existing(result={"entry": entry.to_dict(), "rejected": attempt})
+
+
+def _shown(value: Any) -> str:
+    return "unknown" if value is None else str(value)
+
+
+def _refuse_other_settings(split_dir: Path, stale: dict[str, dict[str, Any]], settings: dict[str, int]) -> None:
+    """Raise a ``ValueError`` saying which settings differ and how to regenerate."""
+    changes = sorted(
+        {
+            f"{k}: {_shown(made.get(k))} -> {v}"
+            for made in stale.values()
+            for k, v in settings.items()
+            if made.get(k) != v
+        }
     )
-    return {"entry": entry.to_dict(), "rejected": 0}
+    raise ValueError(
+        f"{split_dir}: {len(stale)} existing logs were generated with other settings ({'; '.join(changes)}), e.g. "
+        f"{next(iter(stale))}. To regenerate them with these settings, re-run with generate.regenerate=true (metric "
+        f"caches built from them are rebuilt on the next eval); or delete {split_dir}, or generate into another "
+        f"paths.data_root"
+    )
 
 
 def plan_tasks(split: str, spec: SplitSpec, families: dict[str, ScenarioFamily], only: list[str] | None) -> list[Task]:
@@ -191,58 +276,46 @@ def generate_split(
     cfg: GenerateConfig,
     progress: Callable[[int, int], None] | None = None,
 ) -> SplitManifest:
-    """Generate (or complete) one split under ``cfg.data_root`` and write its manifest last."""
+    """Generate (or complete) one split under ``cfg.data_root`` and write its manifest last.
+
+    Raises:
+        ValueError: when existing logs were generated with other settings (unless ``cfg.regenerate``).
+        TaskError: naming every log that could not be generated (the others are kept for a re-run).
+    """
     families = load_families(cfg.families_dir)
     tasks = plan_tasks(split, spec, families, cfg.families)
     split_dir = Path(cfg.data_root) / split
     logs_dir = split_dir / "logs"
-    results: dict[str, dict[str, Any]] = {}
-    todo = []
-    for task in tasks:
-        done = _existing(task, logs_dir / f"{task.log_name}{LOG_SUFFIX}")
-        if done is not None:
-            results[task.log_name] = done
-        else:
-            todo.append(task)
-    if progress is not None:
-        progress(len(results), len(tasks))
-    if todo:
-        if cfg.workers <= 1:
-            for task in todo:
-                results[task.log_name] = _run_task(
-                    task, cfg, spec.frame_interval, str(logs_dir / f"{task.log_name}{LOG_SUFFIX}")
-                )
-                if progress is not None:
-                    progress(len(results), len(tasks))
-        else:
-            with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn")) as pool:
-                futures = {
-                    pool.submit(_run_task, t, cfg, spec.frame_interval, str(logs_dir / f"{t.log_name}{LOG_SUFFIX}")): t
-                    for t in todo
-                }
-                for future in as_completed(futures):
-                    results[futures[future].log_name] = future.result()
-                    if progress is not None:
-                        progress(len(results), len(tasks))
+    settings = cfg.log_settings(spec)
+    previous = _previous_manifest(split_dir)
+    existing = {t.log_name: _existing(t, logs_dir / f"{t.log_name}{LOG_SUFFIX}", settings, previous) for t in tasks}
+    stale = {name: e.made_with for name, e in existing.items() if e.made_with is not None}
+    if stale and not cfg.regenerate:
+        _refuse_other_settings(split_dir, stale, settings)
+    jobs = [
+        parallel.Task(t.log_name, (t, cfg, spec.frame_interval, str(logs_dir / f"{t.log_name}{LOG_SUFFIX}")))
+        for t in tasks
+    ]
+    outcome = parallel.run_tasks(
+        _run_task, jobs, cfg.executor(), done=lambda job: existing[job.name].result, progress=progress
+    )
+    outcome.raise_failures(f"generate {split}")
+    results = outcome.results
     entries = [LogEntry(**results[t.log_name]["entry"]) for t in tasks]
-    settings = {
+    manifest_settings = {
         "generator": "embedded",
-        "base_seed": cfg.base_seed,
-        "num_log_frames": cfg.num_log_frames,
-        "num_history_frames": cfg.num_history_frames,
-        "num_future_frames": cfg.num_future_frames,
+        **{k: v for k, v in settings.items() if k != "frame_interval"},
         "split_spec": asdict(spec),
         "families": sorted({t.family for t in tasks}),
     }
-    previous_rejected = _previous_rejected(split_dir)
-    rejected = previous_rejected + sum(int(r["rejected"]) for r in results.values())
-    manifest = SplitManifest(split, entries, settings, rejected)
+    rejected = sum(int(r["rejected"]) for r in results.values())
+    manifest = SplitManifest(split, entries, manifest_settings, rejected)
     write_json(split_dir / MANIFEST, manifest.to_dict())
     return manifest
 
 
-def _previous_rejected(split_dir: Path) -> int:
+def _previous_manifest(split_dir: Path) -> SplitManifest | None:
     try:
-        return SplitManifest.read(split_dir).rejected
+        return SplitManifest.read(split_dir)
     except (FileNotFoundError, DataFormatError):
-        return 0
+        return None

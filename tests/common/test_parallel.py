@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from irl_vla.common.parallel import ExecutorConfig, Outcome, Task, TaskError, run_tasks
+from irl_vla.common.parallel import ExecutorConfig, Outcome, Task, TaskError, TaskFailure, TaskInputError, run_tasks
 
 
 def square_or_fail(offset: int, x: int) -> int:
@@ -39,8 +39,9 @@ def _check(outcome: Outcome[int]) -> None:
     assert [f.name for f in outcome.failures] == ["item-3"]
     assert outcome.failures[0].error == "ValueError: three is not allowed (task 3)"
     assert "square_or_fail" in outcome.failures[0].details  # the worker's traceback
-    with pytest.raises(TaskError, match=r"make squares: 1 of 6 tasks failed: item-3: ValueError: three"):
-        outcome.raise_failures("make squares")
+    with pytest.raises(TaskInputError, match=r"make squares: 1 of 6 tasks failed: item-3: ValueError: three") as e:
+        outcome.raise_failures("make squares")  # a ValueError in a task is bad input, as the command reports it
+    assert isinstance(e.value, ValueError) and "square_or_fail" in str(e.value.__cause__)  # the worker's traceback
 
 
 @pytest.mark.parametrize("backend", ["sequential", "process"])
@@ -69,6 +70,13 @@ def test_done_tasks_are_skipped_and_results_arrive_in_task_order() -> None:
     assert outcome.skipped == ["t0", "t2", "t4"] and recorded == {"t1": 1, "t3": 9}
     assert list(outcome.results.items()) == [("t0", -1), ("t1", 1), ("t2", -1), ("t3", 9), ("t4", -1)]
     assert run_tasks(plain_square, [], ExecutorConfig()).results == {}
+
+
+def test_a_failure_that_is_not_bad_input_is_a_plain_task_error() -> None:
+    failures = [TaskFailure("a", "ValueError: x", bad_input=True), TaskFailure("b", "RuntimeError: y")]
+    with pytest.raises(TaskError, match="2 of 3 tasks failed: a: ValueError: x; b: RuntimeError: y") as e:
+        Outcome({"c": 1}, failures).raise_failures("job")
+    assert not isinstance(e.value, ValueError)
 
 
 def test_bad_settings_and_repeated_names_are_refused() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from irl_vla.common.io import DataFormatError, write_json
+from irl_vla.common.parallel import TaskError
 from irl_vla.data.split import MANIFEST, SceneLoader
 from irl_vla.data.two_stage import TWO_STAGE_FILE, read_groups, two_stage_dir
 from sim_bridges.embedded.generate import GenerateConfig, SplitSpec, generate_split
@@ -89,7 +90,9 @@ def test_a_log_the_world_does_not_retrace_is_refused(split_dir: Path, tmp_path: 
     manifest = json.loads((split_dir / MANIFEST).read_text())
     manifest["logs"][0]["seed"] += 1  # the manifest no longer names the seed the log was driven with
     write_json(work / MANIFEST, manifest)
-    with pytest.raises(DataFormatError, match="does not retrace the logged ego"):
+    with pytest.raises(
+        TaskError, match="synth_navhard-cut_in-00000: DataFormatError: .* does not retrace the logged ego"
+    ):
         generate_two_stage(work, STILL, workers=1)
 
 
