@@ -4,8 +4,10 @@ One-stage (``synth_navtest``): every scene is scored; EC pairs each scene with t
 (0.5 s) earlier in the same log; the human filter forgives what the logged expert also fails; the split score is
 the plain mean. Two-stage (``synth_navhard`` with its re-simulated stage-2 scenes): groups of a real scene, its
 predecessor and stage-2 (now, previous) pairs started around the expert's endpoint, combined with Gaussian
-proximity weights (``reference/navsim.md`` §1.10). A scene that fails is reported with ``valid = false`` and its
-error, never dropped silently.
+proximity weights (NAVSIM's pseudo-simulation aggregation). A scene that fails (the agent raises, or returns a
+non-finite or implausibly large plan) is reported with ``valid = false`` and its error, and scores
+``FAILED_SCORE`` (0) in the split's EPDMS, so failing never raises a score; summaries also report the mean
+over the valid scenes, labelled as such.
 """
 
 from __future__ import annotations
@@ -22,12 +24,20 @@ from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory
 from irl_vla.data.two_stage import Group
 from irl_vla.scoring.aggregation import aggregate
 from irl_vla.scoring.comfort import extended_comfort
-from irl_vla.scoring.scene_aggregation import group_score, human_filter, proximity_weights
+from irl_vla.scoring.metric_cache import MetricCacheError
+from irl_vla.scoring.scene_aggregation import group_score, human_filter, mean_defined, proximity_weights
 from irl_vla.scoring.scene_cache import SceneCache
 from irl_vla.scoring.scorer import Scorer
 from irl_vla.scoring.simulation import simulate_plans
 from irl_vla.scoring.states import POSE, initial_state
 from irl_vla.scoring.sub_scores import NUM_SUB_SCORES, SubScore
+
+#: What a failed scene scores in the split's EPDMS.
+FAILED_SCORE = 0.0
+
+
+class AgentError(RuntimeError):
+    """The agent raised while planning a scene (wraps its exception, naming the agent and the token)."""
 
 
 @dataclass
@@ -38,9 +48,10 @@ class SceneResult:
         token: scene token.
         valid: whether scoring succeeded.
         sub_scores: ``(9,)`` after the human filter (NaN when invalid).
-        score: EPDMS of the scene (NaN when invalid).
+        score: EPDMS of the scene (NaN when invalid; ``split_score`` is what it counts for).
         endpoint: global (x, y) of the plan's last pose (two-stage weights).
         error: why it failed.
+        start: global (x, y) of the scene's initial rear axle, once its cache is read (two-stage weights).
     """
 
     token: str
@@ -49,6 +60,17 @@ class SceneResult:
     score: float = float("nan")
     endpoint: np.ndarray = field(default_factory=lambda: np.full(2, np.nan))
     error: str = ""
+    start: np.ndarray = field(default_factory=lambda: np.full(2, np.nan))
+
+    @property
+    def split_score(self) -> float:
+        """The scene's EPDMS in split averages: ``FAILED_SCORE`` when it failed."""
+        return self.score if self.valid else FAILED_SCORE
+
+    def fail(self, error: str) -> None:
+        """Mark the scene failed with ``error`` (its sub-scores and score become undefined)."""
+        self.valid, self.error = False, error
+        self.sub_scores[:], self.score = np.nan, float("nan")
 
 
 class AgentEvaluator:
@@ -66,8 +88,17 @@ class AgentEvaluator:
         self.cache_of = cache_of
 
     def plan(self, scene: Scene) -> Trajectory:
-        """The agent's plan in ``scene``."""
-        return self.agent.compute_trajectory(scene.get_agent_input(), scene if self.agent.requires_scene else None)
+        """The agent's plan in ``scene``.
+
+        Raises:
+            AgentError: whatever the agent raised, naming the agent and the scene token.
+        """
+        try:
+            return self.agent.compute_trajectory(scene.get_agent_input(), scene if self.agent.requires_scene else None)
+        except MetricCacheError:
+            raise  # the suite's data (a privileged agent reads the metric cache), not the agent, failed: stop
+        except Exception as e:  # an agent's failure on a scene is a result (it scores 0), not a crash
+            raise AgentError(f"agent {self.agent.name()} failed on scene {scene.token}: {type(e).__name__}: {e}") from e
 
     def score_pair(
         self, scene: Scene, previous: Scene | None, *, score_previous: bool = True
@@ -77,28 +108,28 @@ class AgentEvaluator:
         EC of the scene is the two-frame comfort between the two plans' simulated states; without ``previous``
         it is NaN (its weight is then dropped). With ``score_previous`` the previous scene is scored as a scene
         of its own (two-stage groups) and gets the same EC; otherwise its plan is only simulated from its logged
-        ego state (one-stage EC) and no result is returned for it.
+        ego state (one-stage EC) and no result is returned for it; if the agent fails there, the scene fails.
+        When either scene of a scored pair fails, the other keeps an undefined EC.
         """
         first, states = self._score(scene)
-        if previous is None or states is None:
+        if previous is None:
             return first, None
         second: SceneResult | None = None
         try:
             if score_previous:
                 second, prev_states = self._score(previous)
-                if prev_states is None:
-                    return first, second
             else:
-                prev_states = self._simulate(previous, self.plan(previous))
+                prev_states = None if states is None else self._simulate(previous, self.plan(previous))
+            if states is None or prev_states is None:
+                return first, second
             dt = (scene.current_frame.timestamp - previous.current_frame.timestamp) / 1e6
             ec = float(
                 extended_comfort(
                     states, prev_states, dt, self.scorer.simulation.dt, self.scorer.config.extended_comfort
                 )
             )
-        except (ValueError, KeyError) as e:
-            first.valid, first.error = False, f"previous frame {previous.token}: {type(e).__name__}: {e}"
-            first.sub_scores[:], first.score = np.nan, float("nan")
+        except (AgentError, ValueError, KeyError) as e:
+            first.fail(f"previous frame {previous.token}: {type(e).__name__}: {e}")
             return first, second
         for result in (first, second):
             if result is not None:
@@ -120,8 +151,10 @@ class AgentEvaluator:
     def _score(self, scene: Scene) -> tuple[SceneResult, np.ndarray | None]:
         """The scene's result and the simulated states of the agent's plan ``(41, 11)`` (None on failure)."""
         token = scene.token
+        start = np.full(2, np.nan)
         try:
             cache = self.cache_of(token)
+            start = cache.initial_state[:2].copy()
             plan = self.plan(scene)
             result = self.scorer.score(cache, plan.poses[None], plan.trajectory_sampling)
             sub = result.sub_scores[0].copy()
@@ -131,9 +164,9 @@ class AgentEvaluator:
                 )
                 sub = human_filter(sub, human.sub_scores[0])
             end = relative_to_absolute(plan.poses[-1].astype(np.float64), cache.initial_state[POSE])[:2]
-            return SceneResult(token, True, sub, self._aggregate(sub), end), result.states[0]
-        except (ValueError, KeyError, FileNotFoundError) as e:
-            return SceneResult(token, False, error=f"{type(e).__name__}: {e}"), None
+            return SceneResult(token, True, sub, self._aggregate(sub), end, start=start), result.states[0]
+        except (AgentError, ValueError, KeyError, FileNotFoundError) as e:
+            return SceneResult(token, False, error=f"{type(e).__name__}: {e}", start=start), None
 
 
 # ---------------------------------------------------------------------------------------------- one stage
@@ -143,13 +176,22 @@ def evaluate_one_stage(
     previous_of: Callable[[str], Scene | None],
     evaluator: AgentEvaluator,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    pair_listed_only: bool = False,
 ) -> list[SceneResult]:
-    """Score every token (EC against the previous frame where the log has one)."""
+    """Score every token (EC against the previous frame where the log has one).
+
+    With ``pair_listed_only`` (NAVSIM splits), EC pairs a token with the previous frame only when that frame is
+    itself among ``tokens``, as navsim's one-stage script does; otherwise EC is undefined there.
+    """
+    listed = set(tokens) if pair_listed_only else None
     results = []
     for i, token in enumerate(tokens):
         try:
             scene = scene_of(token)
             previous = previous_of(token)
+            if listed is not None and previous is not None and previous.token not in listed:
+                previous = None
         except (KeyError, ValueError, FileNotFoundError) as e:
             results.append(SceneResult(token, False, error=f"{type(e).__name__}: {e}"))
             continue
@@ -165,13 +207,19 @@ def evaluate_one_stage(
 class GroupResult:
     """Scores of one group.
 
+    Failed scenes count as ``FAILED_SCORE`` in the three scores; the sub-score columns are means over the valid
+    scenes (NaN where none is).
+
     Attributes:
         token: the real scene's token.
         valid: whether every scene of the group was scored.
         stage_one: sub-scores of stage 1, mean of the real scene and its predecessor ``(9,)``.
         stage_two: proximity-weighted stage-2 sub-scores, mean of the now and previous sides ``(9,)``.
-        score: the group's two-stage EPDMS.
-        scenes: the per-scene results.
+        score: the group's two-stage EPDMS ``1/2 [S1(orig) sum_j w_j S2(now_j) + S1(prev) sum_j w_j S2(prev_j)]``.
+        stage_one_scenes: results of the real scene and its predecessor (what of them was scored).
+        stage_two_scenes: results of the stage-2 scenes, the "now" sides then the "previous" sides.
+        stage_one_score: mean EPDMS of the two stage-1 scenes.
+        stage_two_score: mean over the two sides of the proximity-weighted stage-2 EPDMS.
     """
 
     token: str
@@ -179,7 +227,52 @@ class GroupResult:
     stage_one: np.ndarray
     stage_two: np.ndarray
     score: float
-    scenes: list[SceneResult]
+    stage_one_scenes: list[SceneResult]
+    stage_two_scenes: list[SceneResult]
+    stage_one_score: float
+    stage_two_score: float
+
+    @property
+    def scenes(self) -> list[SceneResult]:
+        """Every scene's result, stage 1 first."""
+        return self.stage_one_scenes + self.stage_two_scenes
+
+
+def _valid_mean(results: list[SceneResult], weights: np.ndarray | None = None) -> np.ndarray:
+    """Sub-scores ``(9,)`` averaged over the valid results (weights renormalised over them); NaN if none."""
+    w = np.ones(len(results)) if weights is None else np.asarray(weights, dtype=np.float64)
+    ok = np.array([r.valid for r in results], dtype=bool)
+    if not ok.any() or w[ok].sum() <= 0.0:
+        return np.full(NUM_SUB_SCORES, np.nan)
+    sub = np.stack([r.sub_scores for r in results])[ok]
+    return (w[ok] / w[ok].sum()) @ sub
+
+
+def _group_result(
+    token: str, orig: SceneResult, prev: SceneResult, now_results: list[SceneResult], prev_results: list[SceneResult]
+) -> GroupResult:
+    """Aggregate one group's scene results (NAVSIM's proximity weights; failed scenes score 0)."""
+    # a failed stage-1 plan has no endpoint: its weights are uniform, as NAVSIM's NaN fallback gives
+    w_now = proximity_weights(orig.endpoint, np.stack([r.start for r in now_results]))
+    w_prev = proximity_weights(prev.endpoint, np.stack([r.start for r in prev_results]))
+    s_now = np.array([r.split_score for r in now_results])
+    s_prev = np.array([r.split_score for r in prev_results])
+    stage_one = mean_defined([_valid_mean([orig]), _valid_mean([prev])])
+    stage_two = mean_defined([_valid_mean(now_results, w_now), _valid_mean(prev_results, w_prev)])
+    score = group_score(orig.split_score, prev.split_score, s_now, s_prev, w_now, w_prev)
+    scenes_two = now_results + prev_results
+    valid = all(r.valid for r in [orig, prev, *scenes_two])
+    return GroupResult(
+        token,
+        valid,
+        stage_one,
+        stage_two,
+        score,
+        [orig, prev],
+        scenes_two,
+        0.5 * (orig.split_score + prev.split_score),
+        0.5 * (float(w_now @ s_now) + float(w_prev @ s_prev)),
+    )
 
 
 def evaluate_two_stage(
@@ -189,52 +282,32 @@ def evaluate_two_stage(
     evaluator: AgentEvaluator,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[GroupResult]:
-    """Score every group; a group with any failed scene is invalid (its score NaN) but still reported."""
+    """Score every group; a failed scene scores 0 in its group, and the group is reported invalid.
+
+    A group whose scenes cannot be read at all scores 0 in every stage.
+    """
     scene_of, previous_of = stage_one
     out = []
     for i, group in enumerate(groups):
-        scenes: list[SceneResult] = []
         try:
             previous = previous_of(group.orig)
             if previous is None or previous.token != group.prev:
                 raise KeyError(f"group {group.orig}: previous frame {group.prev} not found")
             orig, prev = evaluator.score_pair(scene_of(group.orig), previous)
             assert prev is not None
-            scenes += [orig, prev]
             now_results, prev_results = [], []
             for now_token, prev_token in group.pairs:
                 a, b = evaluator.score_pair(stage_two_scene_of(now_token), stage_two_scene_of(prev_token))
                 assert b is not None
                 now_results.append(a)
                 prev_results.append(b)
-            scenes += now_results + prev_results
+            out.append(_group_result(group.orig, orig, prev, now_results, prev_results))
         except (KeyError, ValueError, FileNotFoundError) as e:
-            scenes.append(SceneResult(group.orig, False, error=f"{type(e).__name__}: {e}"))
-        if not all(s.valid for s in scenes):
+            failed = SceneResult(group.orig, False, error=f"{type(e).__name__}: {e}")
             nan = np.full(NUM_SUB_SCORES, np.nan)
-            out.append(GroupResult(group.orig, False, nan, nan.copy(), float("nan"), scenes))
-        else:
-            cache_of = evaluator.cache_of
-            w_now = proximity_weights(
-                orig.endpoint, np.stack([cache_of(r.token).initial_state[:2] for r in now_results])
+            out.append(
+                GroupResult(group.orig, False, nan, nan.copy(), FAILED_SCORE, [failed], [], FAILED_SCORE, FAILED_SCORE)
             )
-            w_prev = proximity_weights(
-                prev.endpoint, np.stack([cache_of(r.token).initial_state[:2] for r in prev_results])
-            )
-            now_sub = np.stack([r.sub_scores for r in now_results])
-            prev_sub = np.stack([r.sub_scores for r in prev_results])
-            stage_two = 0.5 * (w_now @ now_sub + w_prev @ prev_sub)
-            stage_one = 0.5 * (orig.sub_scores + prev.sub_scores)
-            score = group_score(
-                orig.score,
-                prev.score,
-                np.array([r.score for r in now_results]),
-                np.array([r.score for r in prev_results]),
-                w_now,
-                w_prev,
-            )
-            out.append(GroupResult(group.orig, True, stage_one, stage_two, score, scenes))
         if progress:
             progress(i + 1, len(groups))
     return out
-
