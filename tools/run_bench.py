@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,14 @@ from irl_vla.benchmarks.timing import emit, machine_info
 from irl_vla.common.config import to_dataclass
 from sim_bridges.embedded import world_bench
 from sim_bridges.navsim import navsim_bench
+from tools.sources import navsim_renderer
 
 #: suite -> (config dataclass, runner)
 SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] = {
     "core": (core_bench.CoreBenchConfig, core_bench.run),
     "world": (world_bench.WorldBenchConfig, world_bench.run),
     "scorer": (scorer_bench.ScorerBenchConfig, scorer_bench.run),
-    "navsim": (navsim_bench.NavsimBenchConfig, navsim_bench.run),
+    "navsim": (navsim_bench.NavsimBenchConfig, partial(navsim_bench.run, renderer=navsim_renderer())),
 }
 
 
@@ -55,3 +57,4 @@ def main(cfg: DictConfig) -> None:
         with out.open("a") as f:
             f.writelines(json.dumps(r) + "\n" for r in records)
         print(f"appended {len(records)} records to {out}")
+

@@ -7,7 +7,9 @@ bridge and no bridge imports another, so the choice (and the renderer) is passed
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -15,9 +17,34 @@ from irl_vla.data.rendered_sensors import RenderedSensors
 from irl_vla.data.source import SceneSources
 from irl_vla.data.split import embedded_sources
 from sim_bridges.embedded import render
-from sim_bridges.embedded.render.rig import LidarConfig, RigConfig
+from sim_bridges.embedded.render.rig import CameraSpec, LidarConfig, RigConfig
 from sim_bridges.embedded.render.sensors import SensorRenderer
 from sim_bridges.navsim.openscene import navsim_split
+
+#: NAVSIM's cameras beyond the default rig's front three (cam_l0, cam_f0, cam_r0), mounted around the car.
+OTHER_NAVSIM_CAMERAS: tuple[CameraSpec, ...] = (
+    CameraSpec("cam_l1", 110.0, x=1.0, y=0.9),
+    CameraSpec("cam_l2", 155.0, x=0.0, y=0.9),
+    CameraSpec("cam_r1", -110.0, x=1.0, y=-0.9),
+    CameraSpec("cam_r2", -155.0, x=0.0, y=-0.9),
+    CameraSpec("cam_b0", 180.0, x=-1.0),
+)
+
+
+def navsim_rig(image_width: int | None = None) -> RigConfig:
+    """The default rig with all eight NAVSIM cameras (its front three unchanged), ``image_width`` wide if given."""
+    base = RigConfig()
+    names = {c.name for c in base.cameras}
+    cameras = base.cameras + tuple(c for c in OTHER_NAVSIM_CAMERAS if c.name not in names)
+    if image_width is None:
+        return dataclasses.replace(base, cameras=cameras)
+    height = max(8, round(image_width * base.height / base.width))
+    return dataclasses.replace(base, cameras=cameras, width=image_width, height=height)
+
+
+def navsim_renderer(image_width: int | None = None) -> Callable[[], SensorRenderer]:
+    """A picklable factory of the embedded renderer on ``navsim_rig`` (what ``navsim-export`` draws with)."""
+    return partial(SensorRenderer, navsim_rig(image_width), LidarConfig())
 
 
 def renderer_fingerprint(rig: RigConfig, lidar: LidarConfig) -> str:
@@ -31,8 +58,11 @@ def renderer_fingerprint(rig: RigConfig, lidar: LidarConfig) -> str:
 def embedded_renderer(
     sensor_cache: str | None = None, rig: RigConfig | None = None, lidar: LidarConfig | None = None
 ) -> RenderedSensors:
-    """The embedded world's sensor renderer (default rig and LiDAR), caching under ``sensor_cache`` if given."""
-    rig, lidar = rig or RigConfig(), lidar or LidarConfig()
+    """The embedded world's sensor renderer (``navsim_rig`` and the default LiDAR), caching under ``sensor_cache``.
+
+    Every NAVSIM camera an agent may ask for is on the rig; only those asked for are drawn.
+    """
+    rig, lidar = rig or navsim_rig(), lidar or LidarConfig()
     return RenderedSensors(partial(SensorRenderer, rig, lidar), sensor_cache, renderer_fingerprint(rig, lidar))
 
 

@@ -14,9 +14,10 @@ exporter therefore lays the logs' maps side by side as tiles of one map installe
 traffic-light ids with it. Annotations are ego-relative and need no change. Scoring is translation-invariant,
 so a split scores the same before and after export (``irl-vla eval`` on both, tested).
 
-Sensors are rendered from the embedded world (``SensorRenderer``) for the cameras in ``cameras`` and the LiDAR;
-every frame dict still lists all eight NAVSIM cameras (navsim requires the keys), with the image path a
-rendered camera would have.
+Sensors are rendered by the renderer the command passes in (``irl-vla navsim-export`` gives the embedded world's,
+with all eight NAVSIM cameras on its rig; the bridge never imports another bridge) for the cameras in
+``cameras`` and the LiDAR; every frame dict still lists all eight NAVSIM cameras (navsim requires the keys),
+with the calibration of the renderer's rig and the image path a rendered camera would have.
 """
 
 from __future__ import annotations
@@ -40,24 +41,12 @@ from irl_vla.data.enums import SE2Index
 from irl_vla.data.map import Map, MapObject
 from irl_vla.data.scene import EgoStatus, Frame
 from irl_vla.data.sensors import NAVSIM_CAMERA_NAMES
+from irl_vla.data.source import FrameRenderer
 from irl_vla.data.split import SceneLoader, SplitManifest
-from sim_bridges.embedded.render.rig import CameraSpec, LidarConfig, RigConfig
-from sim_bridges.embedded.render.sensors import SensorRenderer
 from sim_bridges.navsim.nuplan_map import DEFAULT_EPSG, DEFAULT_LOCATION, MAP_LOCATIONS, write_map_root
 from sim_bridges.navsim.openscene import LIDAR_FOLDER, LOG_SUFFIX, FrameContext, frame_to_dict, write_log_pickle
 from sim_bridges.navsim.pcd import write_pcd
 
-#: The eight NAVSIM cameras on the embedded rig (the default rig's three keep their mounting).
-NAVSIM_RIG: tuple[CameraSpec, ...] = (
-    CameraSpec("cam_f0", 0.0),
-    CameraSpec("cam_l0", 55.0),
-    CameraSpec("cam_l1", 110.0, x=1.0, y=0.9),
-    CameraSpec("cam_l2", 155.0, x=0.0, y=0.9),
-    CameraSpec("cam_r0", -55.0),
-    CameraSpec("cam_r1", -110.0, x=1.0, y=-0.9),
-    CameraSpec("cam_r2", -155.0, x=0.0, y=-0.9),
-    CameraSpec("cam_b0", 180.0, x=-1.0),
-)
 # id-bearing fields of map objects (single ids and lists of ids)
 _ID_FIELDS = {"id", "roadblock_id", "intersection_id"}
 _ID_LIST_FIELDS = {"incoming_ids", "outgoing_ids", "lane_ids", "stop_line_ids", "lane_connector_ids"}
@@ -79,7 +68,7 @@ class ExportConfig:
         id_stride: map-id shift between consecutive logs.
         cameras: cameras rendered (all eight NAVSIM names by default).
         lidar: render the merged LiDAR point cloud.
-        image_width: rendered image width [px] (height keeps the rig's 16:9).
+        image_width: rendered image width [px] (the command builds the rig; its height keeps the rig's aspect).
         jpeg_quality: JPEG quality of the images.
         workers: processes.
         progress: show a progress bar.
@@ -108,10 +97,6 @@ class ExportConfig:
             raise ValueError(f"ExportConfig.cameras: unknown cameras {unknown}; NAVSIM has {list(NAVSIM_CAMERA_NAMES)}")
         if self.tile_spacing <= 0 or self.tiles_per_row < 1 or self.id_stride < 1:
             raise ValueError("ExportConfig: tile_spacing, tiles_per_row and id_stride must be positive")
-
-    def rig(self) -> RigConfig:
-        """The eight-camera rig (its image size from ``image_width``)."""
-        return RigConfig(cameras=NAVSIM_RIG, width=self.image_width, height=max(8, round(self.image_width * 9 / 16)))
 
 
 @dataclass(frozen=True)
@@ -176,21 +161,29 @@ def _lidar_path(log_name: str, token: str) -> str:
     return f"{log_name}/{LIDAR_FOLDER}/{token}.pcd"
 
 
-def export_log(split_dir: str, log_name: str, index: int, cfg: ExportConfig) -> dict[str, Any]:
-    """Write one log's pickle and sensors; returns its tile and tokens."""
+def export_log(
+    split_dir: str, log_name: str, index: int, cfg: ExportConfig, renderer: Callable[[], FrameRenderer]
+) -> dict[str, Any]:
+    """Write one log's pickle and sensors (drawn by the renderer ``renderer`` builds); returns its tile and tokens.
+
+    Raises:
+        ValueError: when the renderer's rig lacks one of the eight NAVSIM cameras (naming them).
+    """
     loader = SceneLoader(split_dir)
     entry = next(e for e in loader.manifest.logs if e.log_name == log_name)
     record = loader.log(entry)
     tile = tile_of(index, cfg)
     out = Path(cfg.out_root)
     sensor_dir = out / "sensor_blobs" / cfg.split
-    rig = cfg.rig()
-    renderer = SensorRenderer(rig, LidarConfig())
-    calibrations = rig.calibrations()
+    sensors = renderer()
+    calibrations = sensors.calibrations
+    missing = [n for n in NAVSIM_CAMERA_NAMES if n not in calibrations]
+    if missing:
+        raise ValueError(f"export: the renderer's rig lacks NAVSIM cameras {missing} (navsim needs all eight)")
     lidar_origin = (0.0, 0.0, 0.0)  # the embedded LiDAR frame is the ego frame
     dicts = []
     for i, frame in enumerate(record.frames):
-        for name, camera in renderer.render_cameras(frame, record.map, cfg.cameras).items():
+        for name, camera in sensors.render_cameras(frame, record.map, cfg.cameras).items():
             buffer = io.BytesIO()
             assert camera.image is not None
             Image.fromarray(camera.image).save(buffer, format="JPEG", quality=cfg.jpeg_quality)
@@ -198,7 +191,7 @@ def export_log(split_dir: str, log_name: str, index: int, cfg: ExportConfig) -> 
                 f.write(buffer.getvalue())
         if cfg.lidar:
             write_pcd(
-                sensor_dir / _lidar_path(log_name, frame.token), renderer.render_lidar(frame, record.map).lidar_pc
+                sensor_dir / _lidar_path(log_name, frame.token), sensors.render_lidar(frame, record.map).lidar_pc
             )
         ctx = FrameContext(
             log_name=log_name,
@@ -245,8 +238,16 @@ def split_filter_yaml(manifest: SplitManifest, settings: dict[str, Any]) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(doc))
 
 
-def export_split(cfg: ExportConfig, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Export ``cfg.split`` to ``cfg.out_root``; returns counts and paths (also written to ``export.json``)."""
+def export_split(
+    cfg: ExportConfig,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    renderer: Callable[[], FrameRenderer],
+) -> dict[str, Any]:
+    """Export ``cfg.split`` to ``cfg.out_root``; returns counts and paths (also written to ``export.json``).
+
+    ``renderer`` is a picklable factory of the renderer drawing the sensors (each worker builds its own).
+    """
     split_dir = Path(cfg.data_root) / cfg.split
     loader = SceneLoader(split_dir)
     manifest = loader.manifest
@@ -258,12 +259,12 @@ def export_split(cfg: ExportConfig, progress: Callable[[int, int], None] | None 
         progress(0, len(logs))
     if cfg.workers <= 1:
         for k, name in enumerate(logs):
-            results[name] = export_log(str(split_dir), name, k, cfg)
+            results[name] = export_log(str(split_dir), name, k, cfg, renderer)
             if progress:
                 progress(len(results), len(logs))
     else:
         with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(export_log, str(split_dir), n, k, cfg): n for k, n in enumerate(logs)}
+            futures = {pool.submit(export_log, str(split_dir), n, k, cfg, renderer): n for k, n in enumerate(logs)}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 if progress:
@@ -291,3 +292,4 @@ def export_split(cfg: ExportConfig, progress: Callable[[int, int], None] | None 
     }
     write_json(out / "export.json", summary)
     return summary
+

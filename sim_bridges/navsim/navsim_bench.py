@@ -20,6 +20,7 @@ from irl_vla.benchmarks.timing import median_seconds, record
 from irl_vla.common.config import require_at_least
 from irl_vla.data.map import MapLayer
 from irl_vla.data.sensors import SensorConfig
+from irl_vla.data.source import FrameRenderer
 from irl_vla.data.split import SceneLoader
 from sim_bridges.navsim.export import ExportConfig, export_log, merged_map
 from sim_bridges.navsim.nuplan_map import read_map, write_map_root
@@ -44,8 +45,8 @@ class NavsimBenchConfig:
         require_at_least(self, ("num_logs",), 1)
 
 
-def run(cfg: NavsimBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
-    """Yield one record per measurement."""
+def run(cfg: NavsimBenchConfig, repeats: int, renderer: Callable[[], FrameRenderer]) -> Iterator[dict[str, Any]]:
+    """Yield one record per measurement (sensors drawn by the renderer ``renderer`` builds; the command gives it)."""
     split_dir = Path(cfg.split_dir)
     if not (split_dir / "manifest.json").is_file():
         raise FileNotFoundError(f"{split_dir}: no split to benchmark on; run `irl-vla generate` first")
@@ -59,7 +60,7 @@ def run(cfg: NavsimBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
         tokens = [t for e in entries for t in e.scene_tokens]
         for name, export in (("export_log_pickle_only", bare), ("export_log_with_sensors", base)):
             seconds, _ = median_seconds(
-                lambda export=export: [export_log(str(split_dir), n, k, export) for k, n in enumerate(logs)],
+                lambda export=export: [export_log(str(split_dir), n, k, export, renderer) for k, n in enumerate(logs)],
                 repeats=repeats,
             )
             yield record(

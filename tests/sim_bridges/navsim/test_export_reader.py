@@ -17,7 +17,6 @@ from irl_vla.data.source import SceneSources
 from irl_vla.data.split import SceneLoader
 from irl_vla.evaluation.runner import EvalConfig, run_eval
 from sim_bridges.embedded.generate import GenerateConfig, SplitSpec, generate_split
-from sim_bridges.embedded.render.sensors import SensorRenderer
 from sim_bridges.navsim.export import ExportConfig, export_split, shift_frame, shift_object, tile_of
 from sim_bridges.navsim.openscene import (
     filter_from_yaml,
@@ -29,6 +28,7 @@ from sim_bridges.navsim.openscene import (
 from sim_bridges.navsim.pickles import dumps
 from sim_bridges.navsim.submission import SubmitConfig
 from tools.cli import main
+from tools.sources import navsim_renderer
 
 SPLIT = "synth_navtest"
 
@@ -55,7 +55,7 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, ExportC
     generate_split(SPLIT, SplitSpec(logs_per_family=1, frame_interval=6), cfg)
     out = tmp_path_factory.mktemp("navsim")
     export = ExportConfig(data_root=str(data), split=SPLIT, out_root=str(out), workers=1, progress=False)
-    export_split(export)
+    export_split(export, renderer=navsim_renderer(export.image_width))
     return data, out, export
 
 
@@ -97,7 +97,7 @@ def test_exported_sensors_match_the_rendered_ones(roots: tuple[Path, Path, Expor
     token = embedded.tokens[0]
     sensors = SensorConfig(cameras={"cam_f0": [3], "cam_b0": [3]}, lidar_pc=[3])
     read = navsim.get_scene(token, sensors)
-    rendered = SensorRenderer(export.rig()).attach(embedded.get_scene(token), sensors)
+    rendered = navsim_renderer(export.image_width)().attach(embedded.get_scene(token), sensors)
     for name in ("cam_f0", "cam_b0"):
         a, b = read.frames[3].cameras[name], rendered.frames[3].cameras[name]
         assert a.image is not None and b.image is not None and a.image.shape == b.image.shape
@@ -187,4 +187,5 @@ def test_bad_settings_and_missing_inputs_are_named(tmp_path: Path) -> None:
     split_file.write_text("scene_filter: {num_history_frames: many}\n")
     with pytest.raises(DataFormatError, match="split.yaml: bad scene_filter"):
         filter_from_yaml(split_file)
+
 

@@ -29,6 +29,7 @@ from sim_bridges.navsim.submission import (
 )
 from tests.sim_bridges.navsim.standins import navsim_modules
 from tools.cli import main
+from tools.sources import navsim_renderer
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,8 @@ def test_submit_command_writes_and_checks(data: Path, capsys: pytest.CaptureFixt
 
 def test_the_navsim_agent_plans_like_the_suite_agent_on_reader_inputs(data: Path, tmp_path: Path) -> None:
     export_split(
-        ExportConfig(data_root=str(data), out_root=str(tmp_path), cameras=["cam_f0"], workers=1, progress=False)
+        ExportConfig(data_root=str(data), out_root=str(tmp_path), cameras=["cam_f0"], workers=1, progress=False),
+        renderer=navsim_renderer(),
     )
     loader = open_navsim_split(str(tmp_path), "synth_navtest")
     token = loader.tokens[-1]
