@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,8 @@ import shapely
 from omegaconf import OmegaConf
 from PIL import Image
 
-from irl_vla.common.io import atomic_open, write_json
+from irl_vla.common import parallel
+from irl_vla.common.io import DataFormatError, atomic_open, read_json, write_json
 from irl_vla.data.enums import SE2Index
 from irl_vla.data.map import Map, MapObject
 from irl_vla.data.scene import EgoStatus, Frame
@@ -70,7 +70,9 @@ class ExportConfig:
         lidar: render the merged LiDAR point cloud.
         image_width: rendered image width [px] (the command builds the rig; its height keeps the rig's aspect).
         jpeg_quality: JPEG quality of the images.
-        workers: processes.
+        workers: processes (or local Ray CPUs).
+        backend: where logs are exported: ``sequential`` | ``process`` | ``ray``.
+        ray_address: with ``backend=ray``, a running cluster's address (``None``: a local Ray instance).
         progress: show a progress bar.
     """
 
@@ -87,6 +89,8 @@ class ExportConfig:
     image_width: int = 256
     jpeg_quality: int = 95
     workers: int = 2
+    backend: str = "process"
+    ray_address: str | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -97,6 +101,11 @@ class ExportConfig:
             raise ValueError(f"ExportConfig.cameras: unknown cameras {unknown}; NAVSIM has {list(NAVSIM_CAMERA_NAMES)}")
         if self.tile_spacing <= 0 or self.tiles_per_row < 1 or self.id_stride < 1:
             raise ValueError("ExportConfig: tile_spacing, tiles_per_row and id_stride must be positive")
+        self.executor()  # validates backend, workers and ray_address
+
+    def executor(self) -> parallel.ExecutorConfig:
+        """Where logs are exported."""
+        return parallel.ExecutorConfig(self.backend, self.workers, self.ray_address)
 
 
 @dataclass(frozen=True)
@@ -209,6 +218,51 @@ def export_log(
     return {"log_name": log_name, "tile": dataclasses.asdict(tile), "tokens": list(entry.scene_tokens)}
 
 
+# ---------------------------------------------------------------------------------------------- resuming
+#: Bumped when the same settings would export different files; older records are redone.
+EXPORT_VERSION = 1
+#: ``ExportConfig`` fields that do not change what is written.
+_RUN_FIELDS = ("workers", "backend", "ray_address", "progress")
+
+
+def _record_path(cfg: ExportConfig, log_name: str) -> Path:
+    """Where a log's export is recorded as done (written after its pickle, so a killed log is redone)."""
+    return Path(cfg.out_root) / "export_records" / cfg.split / f"{log_name}.json"
+
+
+def _record_key(cfg: ExportConfig, renderer: Callable[[], FrameRenderer], sha: str, index: int) -> dict[str, Any]:
+    """What an exported log depends on: its source log, tile, settings and renderer (by its factory's repr)."""
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _RUN_FIELDS}
+    drawn_by = re.sub(r" at 0x[0-9a-f]+", "", repr(renderer))
+    return {"version": EXPORT_VERSION, "source_sha256": sha, "index": index, "settings": settings, "renderer": drawn_by}
+
+
+def _export_task(
+    split_dir: str, log_name: str, index: int, cfg: ExportConfig, renderer: Callable[[], FrameRenderer], sha: str
+) -> dict[str, Any]:
+    """Executor task: export one log, then record it as done (``sha``: the SHA-256 of its source log)."""
+    result = export_log(split_dir, log_name, index, cfg, renderer)
+    write_json(_record_path(cfg, log_name), {**_record_key(cfg, renderer, sha, index), "result": result})
+    return result
+
+
+def _exported(job: parallel.Task, cfg: ExportConfig) -> dict[str, Any] | None:
+    """The result of a log exported before from the same log with the same settings, else None (redo)."""
+    path = _record_path(cfg, job.name)
+    pickle = Path(cfg.out_root) / "navsim_logs" / cfg.split / f"{job.name}{LOG_SUFFIX}"
+    if not path.is_file() or not pickle.is_file():
+        return None
+    try:
+        record = read_json(path)
+    except DataFormatError:
+        return None
+    _, _, index, _, renderer, sha = job.args
+    expected = _record_key(cfg, renderer, sha, index)
+    if not isinstance(record, dict) or any(record.get(k) != v for k, v in expected.items()):
+        return None
+    return record.get("result")
+
+
 # ---------------------------------------------------------------------------------------------- a split
 def merged_map(loader: SceneLoader, cfg: ExportConfig) -> Map:
     """One map holding every log's map as a tile."""
@@ -254,21 +308,14 @@ def export_split(
     out = Path(cfg.out_root)
     map_file = write_map_root(out / "maps", merged_map(loader, cfg), cfg.location, cfg.epsg)
     logs = [e.log_name for e in manifest.logs]
-    results: dict[str, dict[str, Any]] = {}
-    if progress:
-        progress(0, len(logs))
-    if cfg.workers <= 1:
-        for k, name in enumerate(logs):
-            results[name] = export_log(str(split_dir), name, k, cfg, renderer)
-            if progress:
-                progress(len(results), len(logs))
-    else:
-        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(export_log, str(split_dir), n, k, cfg, renderer): n for k, n in enumerate(logs)}
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                if progress:
-                    progress(len(results), len(logs))
+    jobs = [
+        parallel.Task(e.log_name, (str(split_dir), e.log_name, k, cfg, renderer, e.sha256))
+        for k, e in enumerate(manifest.logs)
+    ]
+    outcome = parallel.run_tasks(
+        _export_task, jobs, cfg.executor(), done=lambda job: _exported(job, cfg), progress=progress
+    )
+    results = outcome.raise_failures(f"export {cfg.split}").results
     split_file = out / "train_test_split" / f"{cfg.split}.yaml"
     with atomic_open(split_file, "w") as f:
         f.write(split_filter_yaml(manifest, manifest.settings))
