@@ -5,6 +5,11 @@
 (§1.7 EP), adds history comfort and aggregates with the one aggregation function. Two implementations share
 this class: ``ReferenceScorer`` (shapely, step by step, as the spec reads) and ``FastScorer`` (vectorised).
 EC needs two consecutive frames and is filled in by ``scene_aggregation``; here it is NaN.
+
+Traffic (``ScorerConfig.traffic``): ``non_reactive`` scores against the cached log replay; ``reactive``
+(``reactive_traffic``) rolls the scene's vehicles out as IDM agents against each plan's simulated ego, and
+scores that plan, and the PDM-Closed plan that normalises its EP, against that rollout (navsim's two-stage
+rule: PDM-Closed sees the traffic reacting to the agent's plan, never to its own).
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ import numpy as np
 from irl_vla.data.trajectory import TrajectorySampling
 from irl_vla.scoring.aggregation import AggregationConfig, aggregate
 from irl_vla.scoring.comfort import ComfortBounds, ExtendedComfortBounds, history_comfort
+from irl_vla.scoring.reactive_traffic import (
+    ReactiveTrafficConfig,
+    TrafficBatch,
+    TrafficMode,
+    simulate_reactive_traffic,
+)
 from irl_vla.scoring.scene_cache import SceneCache
 from irl_vla.scoring.simulation import SimulationConfig, simulate_plans
 from irl_vla.scoring.states import FloatArray
@@ -60,6 +71,8 @@ class ScorerConfig:
         behind_angle: an object beyond this angle of the ego heading is behind [deg].
         comfort: history comfort bounds.
         extended_comfort: two-frame comfort bounds.
+        traffic: ``non_reactive`` (log replay) or ``reactive`` (IDM vehicles reacting to each plan).
+        reactive: constants of reactive traffic.
     """
 
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
@@ -78,6 +91,15 @@ class ScorerConfig:
     behind_angle: float = 150.0
     comfort: ComfortBounds = field(default_factory=ComfortBounds)
     extended_comfort: ExtendedComfortBounds = field(default_factory=ExtendedComfortBounds)
+    traffic: TrafficMode = TrafficMode.NON_REACTIVE
+    reactive: ReactiveTrafficConfig = field(default_factory=ReactiveTrafficConfig)
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "traffic", TrafficMode(self.traffic))
+        except ValueError:
+            modes = [m.value for m in TrafficMode]
+            raise ValueError(f"ScorerConfig.traffic: {self.traffic!r} is not one of {modes}") from None
 
     def ttc_offsets(self, dt: float) -> np.ndarray:
         """TTC look-ahead offsets in steps, e.g. (0, 3, 6, 9)."""
@@ -93,12 +115,14 @@ class ScoreResult:
         raw_progress: progress along the centerline [m] ``(K,)``.
         states: simulated states ``(K, 41, 11)``.
         aggregation: how ``score`` aggregates.
+        traffic: the traffic each plan was scored against, with reactive traffic; ``None`` for log replay.
     """
 
     sub_scores: FloatArray
     raw_progress: FloatArray
     states: FloatArray
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
+    traffic: TrafficBatch | None = None
 
     @property
     def score(self) -> FloatArray:
@@ -127,23 +151,54 @@ class Scorer(ABC):
 
     # -------------------------------------------------------------- implementation hook
     @abstractmethod
-    def geometric_metrics(self, cache: SceneCache, states: FloatArray) -> FloatArray:
-        """NC, DAC, DDC, TLC, TTC, LK and raw progress ``(K, 7)`` (``Geometric``) of states ``(K, 41, 11)``."""
+    def geometric_metrics(
+        self, cache: SceneCache, states: FloatArray, traffic: TrafficBatch | None = None
+    ) -> FloatArray:
+        """NC, DAC, DDC, TLC, TTC, LK and raw progress ``(K, 7)`` (``Geometric``) of states ``(K, 41, 11)``.
+
+        Objects come from ``traffic`` (one rollout per plan) when given, else from the cache's log replay.
+        """
 
     # -------------------------------------------------------------- public API
-    def simulate(self, cache: SceneCache, plans: FloatArray, sampling: TrajectorySampling) -> FloatArray:
-        """Simulated states ``(K, 41, 11)`` of relative plans ``(K, T, 3)``; errors name the scene token."""
-        return simulate_plans(plans, sampling, cache.initial_state, self.simulation, where=f"scene {cache.token}")
+    def simulate(
+        self, cache: SceneCache, plans: FloatArray, sampling: TrajectorySampling, start: FloatArray | None = None
+    ) -> FloatArray:
+        """Simulated states ``(K, 41, 11)`` of relative plans ``(K, T, 3)``; errors name the scene token.
 
-    def reference_metrics(self, cache: SceneCache) -> FloatArray:
-        """Geometric metrics ``(1, 7)`` of the PDM-Closed plan (cached per scene and scorer)."""
-        key = f"pdm_metrics/{self.name}"
+        The reference starts at the relative pose ``start`` ``(3,)`` at t = 0 if given, else at the ego's pose.
+        """
+        return simulate_plans(
+            plans, sampling, cache.initial_state, self.simulation, where=f"scene {cache.token}", start=start
+        )
+
+    def reference_states(self, cache: SceneCache) -> FloatArray:
+        """Simulated states ``(1, 41, 11)`` of the PDM-Closed plan (cached per scene and scorer)."""
+        key = f"pdm_states/{self.name}"
         if key not in cache._derived:
             if cache.pdm_plan is None:
                 raise ValueError(f"scene {cache.token}: the metric cache has no PDM-Closed plan")
-            states = self.simulate(cache, cache.pdm_plan[None], PDM_SAMPLING)
-            cache._derived[key] = self.geometric_metrics(cache, states)
+            cache._derived[key] = self.simulate(cache, cache.pdm_plan[None], PDM_SAMPLING, start=cache.pdm_start)
         return cache._derived[key]
+
+    def reference_metrics(self, cache: SceneCache, traffic: TrafficBatch | None = None) -> FloatArray:
+        """Geometric metrics of the PDM-Closed plan against log replay or each rollout of ``traffic``.
+
+        Returns:
+            ``(1, 7)`` against log replay (cached per scene and scorer), ``(K, 7)`` against ``K`` rollouts.
+        """
+        if traffic is not None:
+            states = np.repeat(self.reference_states(cache), len(traffic), axis=0)
+            return self.geometric_metrics(cache, states, traffic)
+        key = f"pdm_metrics/{self.name}"
+        if key not in cache._derived:
+            cache._derived[key] = self.geometric_metrics(cache, self.reference_states(cache))
+        return cache._derived[key]
+
+    def traffic(self, cache: SceneCache, states: FloatArray) -> TrafficBatch | None:
+        """The traffic simulated ego states ``(K, 41, 11)`` are scored against; ``None`` for log replay."""
+        if self.config.traffic == TrafficMode.REACTIVE:
+            return simulate_reactive_traffic(cache, states, self.config.reactive)
+        return None
 
     def score(
         self,
@@ -166,7 +221,8 @@ class Scorer(ABC):
             with_history: prepend the logged history for HC (the human reference is scored without).
         """
         states = self.simulate(cache, plans, sampling)
-        geo = self.geometric_metrics(cache, states)
+        traffic = self.traffic(cache, states)
+        geo = self.geometric_metrics(cache, states, traffic)
         sub = np.full((len(plans), NUM_SUB_SCORES), np.nan)
         for name in ("NC", "DAC", "DDC", "TLC", "TTC", "LK"):
             sub[:, SubScore[name]] = geo[:, Geometric[name]]
@@ -174,8 +230,8 @@ class Scorer(ABC):
         raw = geo[:, Geometric.PROGRESS]
         masked = raw * np.prod(geo[:, mult_idx], axis=1)
         if normalizer == "pdm":
-            ref = self.reference_metrics(cache)
-            ref_masked = ref[0, Geometric.PROGRESS] * np.prod(ref[0, mult_idx])
+            ref = self.reference_metrics(cache, traffic)  # PDM-Closed against the traffic of each plan
+            ref_masked = ref[:, Geometric.PROGRESS] * np.prod(ref[:, mult_idx], axis=1)
             norm = np.maximum(masked, ref_masked)
         elif normalizer == "batch":
             norm = np.full(len(plans), masked.max())
@@ -185,4 +241,4 @@ class Scorer(ABC):
         sub[:, SubScore.EP] = np.where(gate, np.clip(raw / np.where(gate, norm, 1.0), 0.0, 1.0), 1.0)
         history = cache.history_states if with_history else None
         sub[:, SubScore.HC] = history_comfort(states, history, self.simulation.dt, self.config.comfort)
-        return ScoreResult(sub, raw, states, self.config.aggregation)
+        return ScoreResult(sub, raw, states, self.config.aggregation, traffic)
