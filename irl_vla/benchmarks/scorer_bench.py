@@ -23,7 +23,7 @@ from irl_vla.data.split import SceneLoader
 from irl_vla.data.trajectory import DEFAULT_SAMPLING
 from irl_vla.scoring.containment import PolygonGrid
 from irl_vla.scoring.fast_scorer import FastScorer
-from irl_vla.scoring.pdm_closed import PDMClosedPlanner
+from irl_vla.scoring.pdm_closed import PDMClosedPlanner, plan_scene
 from irl_vla.scoring.reference_scorer import ReferenceScorer
 from irl_vla.scoring.scene_cache import SceneCache, build_scene_cache
 
@@ -73,7 +73,7 @@ def _caches(cfg: ScorerBenchConfig) -> tuple[list[SceneCache], float]:
     caches = []
     for token in tokens:
         cache = build_scene_cache(loader.get_scene(token))
-        cache.pdm_plan = planner.plan(cache)
+        plan_scene(cache, planner)
         caches.append(cache)
     return caches, time.perf_counter() - start
 

@@ -1,6 +1,7 @@
 """Intelligent Driver Model (Treiber, Hennecke and Helbing, 2000).
 
-One longitudinal model for the embedded world's traffic and expert and for the PDM-Closed reference planner.
+The longitudinal model of the embedded world's traffic and expert. ``IDMParams`` also holds the constants of
+PDM-Closed's proposals, whose IDM follows navsim's batch form (``scoring.pdm_proposals.proposal_acceleration``).
 
 a = a_max * (1 - (v / v0)^delta - (s* / s)^2),   s* = s0 + v T + v (v - v_lead) / (2 sqrt(a_max b))
 """

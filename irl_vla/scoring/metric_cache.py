@@ -35,7 +35,7 @@ from irl_vla.common.parallel import ExecutorConfig, Task, run_tasks
 from irl_vla.data.source import SceneSource, SourceFactory
 from irl_vla.data.split import SceneLoader
 from irl_vla.scoring.fast_scorer import FastScorer
-from irl_vla.scoring.pdm_closed import PDMClosedPlanner
+from irl_vla.scoring.pdm_closed import PDMClosedPlanner, plan_scene
 from irl_vla.scoring.scene_cache import (
     CACHE_FORMAT,
     CACHE_SUFFIX,
@@ -118,7 +118,7 @@ def build_one(loader: SceneSource, key: SceneKey, root: Path) -> str:
     if scene is None:
         raise KeyError(f"scene {token} has no previous frame in its log")
     cache = build_scene_cache(scene)
-    cache.pdm_plan = PDMClosedPlanner(FastScorer()).plan(cache)
+    plan_scene(cache, PDMClosedPlanner(FastScorer()))
     save_scene_cache(cache, root / f"{cache.token}{CACHE_SUFFIX}")
     return cache.token
 

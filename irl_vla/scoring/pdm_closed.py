@@ -1,70 +1,125 @@
 """PDM-Closed: the privileged rule-based reference planner of NAVSIM's metric cache (``reference/navsim.md`` §1.13).
 
-Fifteen proposals: three lateral paths (the route centerline shifted by -1, 0 and +1 m) times five IDM target
-speeds (fractions of the lane speed limit). Other objects are forecast at constant velocity from the current
-detections; red lights stop the ego where its path enters a red lane connector. Each proposal is simulated with
-the LQR tracker and bicycle model and scored by the suite's scorer against the forecast; the best is the plan
-(5 s at 0.1 s). It is EP's normaliser and a baseline agent.
+Fifteen proposals: the route centerline and two parallel paths (-1 m, +1 m) times five IDM target speeds
+(fractions of the lane speed limit), each unrolled behind its leading object (``pdm_proposals``). What the
+planner sees is navsim's forecast of the current detections: the nearest 50 vehicles, 25 pedestrians,
+10 cyclists and 50 static objects within 100 m, road users moving at their speed along their heading, sampled
+every 0.2 s and held in between, and the route lane connectors that are red now. Each proposal's path poses
+(from the ego projected on its path at t = 0) are tracked by the LQR and bicycle model and scored against that
+forecast with NAVSIM's planner weighting (EP over the batch, no history comfort, no EC); the best proposal is
+unrolled on to 5 s and is the plan. It is EP's normaliser and a baseline agent.
+
+``PDMClosedPlanner.plan(cache, tracks, red)`` plans against any given object tracks and red-light states (the
+forecast when omitted), so the same planner runs against other traffic.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import shapely
 
-from irl_vla.common.idm import IDMParams, idm_acceleration
+from irl_vla.common.idm import IDMParams
 from irl_vla.data.enums import SE2Index
-from irl_vla.data.geometry import absolute_to_relative, path_arc_length, wrap_angle
+from irl_vla.data.geometry import absolute_to_relative
 from irl_vla.data.vehicle import PACIFICA
-from irl_vla.scoring.scene_cache import NUM_STEPS, STEP, SceneCache, Tracks
-from irl_vla.scoring.scorer import PDM_SAMPLING, Scorer
-from irl_vla.scoring.states import FloatArray
+from irl_vla.scoring.aggregation import EPDMS, aggregate
+from irl_vla.scoring.pdm_proposals import PROPOSAL_IDM, LeaderSearch, LeaderWorld, PlanPath, unroll
+from irl_vla.scoring.scene_cache import STEP, SceneCache, Tracks
+from irl_vla.scoring.scorer import PDM_SAMPLING, Geometric, Scorer
+from irl_vla.scoring.simulation import simulate
+from irl_vla.scoring.states import POSE, FloatArray, StateIndex, footprint
+from irl_vla.scoring.sub_scores import NUM_SUB_SCORES, SubScore
 
 
 @dataclass(frozen=True)
 class PDMClosedConfig:
-    """Constants of PDM-Closed.
+    """Constants of PDM-Closed (navsim's metric-cache planner).
 
     Attributes:
-        lateral_offsets: path offsets from the centerline [m], left positive.
+        lateral_offsets: offsets [m] (left positive) of the paths added after the centerline, in proposal order.
         speed_fractions: IDM target speeds as fractions of the speed limit.
-        fallback_speed_limit: speed limit when the map has none [m/s].
-        idm: IDM of the proposals: gap 1 m, headway 1.5 s, a 1.5 m/s^2, b 3 m/s^2; braking capped at 6 m/s^2
-            (the tracker follows what it can).
+        fallback_speed_limit: speed limit when the map has none (or 0) [m/s].
+        idm: IDM of the proposals (navsim's form, ``pdm_proposals.proposal_acceleration``).
+        leader_update_rate: the leader is searched every this many steps and held in between.
+        forecast_hold: the forecast is sampled every this many steps and held in between.
+        map_radius: objects farther from the ego's centre are not seen [m].
+        max_objects: nearest objects seen per road-user class (``AgentClass`` value).
+        max_static_objects: nearest static objects seen.
     """
 
-    lateral_offsets: tuple[float, ...] = (-1.0, 0.0, 1.0)
+    lateral_offsets: tuple[float, ...] = (-1.0, 1.0)
     speed_fractions: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
     fallback_speed_limit: float = 15.0
-    idm: IDMParams = field(
-        default_factory=lambda: IDMParams(
-            min_gap=1.0, headway=1.5, accel_max=1.5, decel_comfort=3.0, delta=4.0, decel_max=6.0
-        )
-    )
+    idm: IDMParams = PROPOSAL_IDM
+    leader_update_rate: int = 2
+    forecast_hold: int = 2
+    map_radius: float = 100.0
+    max_objects: tuple[tuple[str, int], ...] = (("vehicle", 50), ("pedestrian", 25), ("bicycle", 10))
+    max_static_objects: int = 50
 
 
-def forecast_tracks(tracks: Tracks, num_steps: int = NUM_STEPS, dt: float = STEP) -> Tracks:
-    """Objects detected at the current step moved at constant velocity and heading over ``num_steps``."""
-    detected = tracks.valid[0]
-    now = tracks.select(detected)
-    t = np.arange(num_steps) * dt
+@dataclass
+class PDMClosedPlan:
+    """The chosen proposal.
+
+    Attributes:
+        poses: relative poses ``(51, 3)`` at 0.1 s from t = 0 (the ego projected on the chosen path) to 5 s.
+        proposal: index of the chosen proposal (paths outer, speeds inner).
+        scores: planner score of every proposal ``(P,)``.
+    """
+
+    poses: FloatArray
+    proposal: int
+    scores: FloatArray
+
+
+def forecast_tracks(
+    tracks: Tracks, ego_center: FloatArray, num_steps: int, config: PDMClosedConfig = PDMClosedConfig()
+) -> Tracks:
+    """The forecast navsim's PDM-Closed makes of the objects detected at step 0, over ``num_steps`` steps of 0.1 s.
+
+    Objects within ``map_radius`` of ``ego_center`` ``(2,)``, nearest first per class and capped, ordered static,
+    vehicles, pedestrians, cyclists. Road users move at their speed along their heading (reversed when they
+    drive backwards); the forecast is sampled every ``forecast_hold`` steps and held in between.
+    """
+    now = tracks.select(tracks.valid[0])
+    centre = now.poses[0, :, : SE2Index.HEADING]  # (N, 2)
+    distance = np.sum((centre - ego_center) ** 2, axis=-1) ** 0.5
+    names = np.array(now.names, dtype=object)
+    near = distance <= config.map_radius
+    order: list[int] = []
+    groups = [(~now.is_agent, config.max_static_objects)]
+    groups += [(names == name, cap) for name, cap in config.max_objects]
+    for members, cap in groups:
+        idx = np.flatnonzero(members & near)
+        order.extend(idx[np.argsort(distance[idx])][:cap].tolist())
+    now = now.select(np.asarray(order, dtype=int))
+    heading = now.poses[0, :, SE2Index.HEADING]
+    speed = np.where(now.is_agent, np.hypot(*now.velocities[0].T), 0.0)
+    course = np.arctan2(now.velocities[0, :, 1], now.velocities[0, :, 0])
+    backwards = np.abs(np.arctan2(np.sin(heading - course), np.cos(heading - course))) >= np.pi / 2
+    direction = np.where(backwards, heading + np.pi, heading)
+    dxy = np.stack([np.cos(direction) * speed, np.sin(direction) * speed], axis=-1)  # (N, 2)
+    sample_time = (np.arange(num_steps) // config.forecast_hold) * config.forecast_hold * STEP  # (T,)
     poses = np.repeat(now.poses[:1], num_steps, axis=0)
-    poses[..., : SE2Index.HEADING] += t[:, None, None] * now.velocities[0][None]
-    velocities = np.repeat(now.velocities[:1], num_steps, axis=0)
+    poses[..., : SE2Index.HEADING] += sample_time[:, None, None] * dxy[None]
+    velocities = np.repeat(dxy[None], num_steps, axis=0)
     valid = np.ones((num_steps, len(now)), dtype=bool)
     return Tracks(poses, velocities, now.sizes, valid, now.names, now.tokens)
 
 
-def _offset_path(centerline: FloatArray, offset: float) -> FloatArray:
-    """The centerline shifted sideways by ``offset`` [m] (left positive) ``(M, 3)``."""
-    h = centerline[:, SE2Index.HEADING]
-    out = centerline.copy()
-    out[:, SE2Index.X] -= offset * np.sin(h)
-    out[:, SE2Index.Y] += offset * np.cos(h)
-    return out
+def _steps(tracks: Tracks, num_steps: int) -> Tracks:
+    """The first ``num_steps`` steps of ``tracks``."""
+    return Tracks(
+        tracks.poses[:num_steps],
+        tracks.velocities[:num_steps],
+        tracks.sizes,
+        tracks.valid[:num_steps],
+        tracks.names,
+        tracks.tokens,
+    )
 
 
 class PDMClosedPlanner:
@@ -79,91 +134,120 @@ class PDMClosedPlanner:
         self.scorer = scorer
         self.config = PDMClosedConfig() if config is None else config
 
-    def proposals(self, cache: SceneCache) -> FloatArray:
-        """All proposals as relative plans at 0.1 s over 5 s ``(P, 50, 3)``, paths outer, speeds inner."""
-        cfg = self.config
+    def target_speeds(self, cache: SceneCache) -> FloatArray:
+        """IDM target speeds [m/s] ``(S,)`` (fractions of the lane limit, the fallback without one)."""
+        limit = cache.speed_limit or self.config.fallback_speed_limit
+        return np.asarray(self.config.speed_fractions, dtype=np.float64) * limit
+
+    def paths(self, cache: SceneCache) -> list[PlanPath]:
+        """The lateral paths: the centerline, then its parallels at ``lateral_offsets``."""
+        center = PlanPath(cache.centerline)
+        return [center, *(center.offset(d) for d in self.config.lateral_offsets)]
+
+    def forecast(self, cache: SceneCache) -> tuple[Tracks, np.ndarray]:
+        """What the planner sees by default: forecast tracks and red states ``(51, C)`` (red now, held)."""
+        num_steps = self._num_output_steps + 1
+        centre = footprint(cache.initial_state[POSE])[4]
+        tracks = forecast_tracks(cache.tracks, centre, num_steps, self.config)
+        red = np.repeat(cache.red[:1], num_steps, axis=0)
+        return tracks, red
+
+    @property
+    def _num_output_steps(self) -> int:
         assert PDM_SAMPLING.num_poses is not None
-        num_steps = PDM_SAMPLING.num_poses + 1
-        dt = PDM_SAMPLING.interval_length or STEP
-        limit = cache.speed_limit or cfg.fallback_speed_limit
-        ego = cache.initial_state
-        origin = ego[: SE2Index.HEADING + 1]
-        forecast = forecast_tracks(cache.tracks, num_steps, dt)
-        plans = []
-        for offset in cfg.lateral_offsets:
-            path = _offset_path(cache.centerline, offset)
-            arc = path_arc_length(path[:, : SE2Index.HEADING])
-            line = shapely.LineString(path[:, : SE2Index.HEADING])
-            s0 = float(line.project(shapely.Point(origin[:2])))
-            obstacles = self._obstacles(cache, forecast, line, path, arc)  # (T, J, 2): arc position, speed
-            for fraction in cfg.speed_fractions:
-                s = self._idm(s0, float(np.hypot(*ego[3:5])), fraction * limit, obstacles, dt, num_steps)
-                xs = np.interp(s, arc, path[:, SE2Index.X])
-                ys = np.interp(s, arc, path[:, SE2Index.Y])
-                hs = np.interp(s, arc, np.unwrap(path[:, SE2Index.HEADING]))
-                poses = np.stack([xs, ys, wrap_angle(hs)], axis=1)[1:]
-                plans.append(absolute_to_relative(poses, origin))
-        return np.stack(plans)
+        return PDM_SAMPLING.num_poses
 
-    def _obstacles(
-        self, cache: SceneCache, forecast: Tracks, line: shapely.LineString, path: FloatArray, arc: FloatArray
-    ) -> FloatArray:
-        """Obstacles on the path per step: (arc position of their rear [m], speed along the path [m/s])."""
-        half_width = PACIFICA.width / 2
-        num_steps = forecast.poses.shape[0]
-        rows = []
-        if len(forecast):
-            centers = forecast.poses[..., : SE2Index.HEADING].reshape(-1, 2)
-            pts = shapely.points(centers)
-            s_obj = shapely.line_locate_point(line, pts).reshape(num_steps, -1)
-            lateral = shapely.distance(line, pts).reshape(num_steps, -1)
-            path_heading = np.interp(s_obj, arc, np.unwrap(path[:, SE2Index.HEADING]))
-            vel = forecast.velocities
-            along = vel[..., 0] * np.cos(path_heading) + vel[..., 1] * np.sin(path_heading)
-            reach = half_width + np.hypot(forecast.sizes[:, 0], forecast.sizes[:, 1])[None] / 2
-            on_path = lateral < reach
-            rear = s_obj - forecast.sizes[:, 0][None] / 2
-            rows.append(np.where(on_path, rear, np.inf))
-            rows.append(np.where(on_path, np.maximum(along, 0.0), 0.0))
-        positions = [rows[0]] if rows else []
-        speeds = [rows[1]] if rows else []
-        for c, polygon in enumerate(cache.red_light_polygons):
-            if not cache.red[0, c]:
-                continue
-            crossing = line.intersection(polygon)
-            if crossing.is_empty:
-                continue
-            coords = shapely.get_coordinates(crossing)
-            stop = float(np.min(shapely.line_locate_point(line, shapely.points(coords))))
-            positions.append(np.full((num_steps, 1), stop))
-            speeds.append(np.zeros((num_steps, 1)))
-        if not positions:
-            return np.zeros((num_steps, 0, 2))
-        return np.stack([np.concatenate(positions, 1), np.concatenate(speeds, 1)], axis=-1)
-
-    def _idm(self, s0: float, v0: float, target: float, obstacles: FloatArray, dt: float, num_steps: int) -> FloatArray:
-        """Arc positions of the ego's rear axle over ``num_steps`` under IDM behind the nearest obstacle."""
+    def unroll(self, cache: SceneCache, world: LeaderWorld) -> tuple[list[PlanPath], FloatArray, FloatArray]:
+        """Paths and the progress and speed ``(P, 51)`` of every proposal (paths outer, speeds inner)."""
         cfg = self.config
-        s = np.zeros(num_steps)
-        s[0], v = s0, v0
-        front = PACIFICA.front_length
-        for i in range(1, num_steps):
-            gap, lead_speed = np.inf, 0.0
-            if obstacles.shape[1]:
-                pos, speed = obstacles[i - 1, :, 0], obstacles[i - 1, :, 1]
-                gaps = pos - (s[i - 1] + front)
-                ahead = gaps > -front  # obstacles whose rear is past our rear axle
-                if ahead.any():
-                    j = int(np.argmin(np.where(ahead, gaps, np.inf)))
-                    gap, lead_speed = float(gaps[j]), float(speed[j])
-            accel = float(idm_acceleration(v, target, gap, lead_speed, cfg.idm))
-            v = max(0.0, v + accel * dt)
-            s[i] = s[i - 1] + v * dt
-        return s
+        dt = PDM_SAMPLING.interval_length or STEP
+        targets = self.target_speeds(cache)
+        ego = cache.initial_state
+        horizon = float(np.max(np.abs(targets))) * self._num_output_steps * dt
+        paths = self.paths(cache)
+        progress, speed = [], []
+        for path in paths:
+            s0 = float(path.project(ego[: SE2Index.HEADING]))
+            corridor = path.corridor(s0, s0 + horizon, PACIFICA.width / 2)
+            search = LeaderSearch(world, path, corridor, PACIFICA)
+            s, v = unroll(
+                path,
+                s0,
+                float(ego[StateIndex.VELOCITY_X]),
+                targets,
+                search,
+                cfg.idm,
+                self._num_output_steps,
+                dt,
+                cfg.leader_update_rate,
+            )
+            progress.append(s)
+            speed.append(v)
+        return paths, np.concatenate(progress), np.concatenate(speed)
 
-    def plan(self, cache: SceneCache) -> FloatArray:
-        """The best proposal ``(50, 3)``, scored against the constant-velocity forecast."""
-        proposals = self.proposals(cache)
-        forecast = dataclasses.replace(cache, tracks=forecast_tracks(cache.tracks), _derived={})
-        result = self.scorer.score(forecast, proposals, PDM_SAMPLING, normalizer="batch")
-        return proposals[int(np.argmax(result.score))]  # EC is undefined here: its weight is dropped
+    def plan(self, cache: SceneCache, tracks: Tracks | None = None, red: np.ndarray | None = None) -> PDMClosedPlan:
+        """Plan against given objects and red lights, by default the forecast of the current detections.
+
+        Args:
+            cache: the scene (ego state, route centerline, speed limit, map, red-light polygons).
+            tracks: objects over at least 51 steps of 0.1 s from t = 0; default ``forecast``.
+            red: which of the cache's red-light polygons are red per step ``(>= 51, C)``; default ``forecast``.
+
+        Raises:
+            ValueError: naming the scene on tracks or red states that cover too few steps or the wrong lights.
+        """
+        if tracks is None or red is None:
+            default_tracks, default_red = self.forecast(cache)
+            tracks = default_tracks if tracks is None else tracks
+            red = default_red if red is None else red
+        need = self._num_output_steps + 1
+        if tracks.poses.shape[0] < need or red.shape[0] < need or red.shape[1] != len(cache.red_light_polygons):
+            raise ValueError(
+                f"scene {cache.token}: PDM-Closed needs tracks over {need} steps and red states "
+                f"({need}, {len(cache.red_light_polygons)}), got {tracks.poses.shape[0]} steps and {red.shape}"
+            )
+        ego = cache.initial_state
+        world = LeaderWorld.build(_steps(tracks, need), cache.red_light_polygons, red[:need], ego[POSE])
+        paths, progress, _ = self.unroll(cache, world)
+        per_path = len(self.config.speed_fractions)
+        poses = np.stack([paths[p // per_path].interpolate(progress[p]) for p in range(len(progress))])  # (P, 51, 3)
+        scores = self.score(cache, world, poses)
+        best = int(np.argmax(scores))
+        relative = absolute_to_relative(poses[best], ego[POSE])
+        return PDMClosedPlan(relative, best, scores)
+
+    def score(self, cache: SceneCache, world: LeaderWorld, poses: FloatArray) -> FloatArray:
+        """Planner scores ``(P,)`` of proposals with global path poses ``(P, >= 41, 3)``.
+
+        The path poses from t = 0 are the tracker's reference; objects the ego overlaps at t = 0 are not scored
+        against. EP is the masked progress over the batch's best (1, or 0 where a multiplier is 0, when that best
+        is within the progress threshold); HC is 1 (the planner has no history) and EC is left out.
+        """
+        num_states = self.scorer.simulation.num_states
+        states = simulate(poses[:, :num_states], cache.initial_state, self.scorer.simulation)
+        seen = _steps(world.tracks, num_states).select(~world.ignored)
+        view = dataclasses.replace(cache, tracks=seen, red=world.red[:num_states], _derived={})
+        geo = self.scorer.geometric_metrics(view, states)
+        sub = np.full((len(poses), NUM_SUB_SCORES), np.nan)
+        for name in ("NC", "DAC", "DDC", "TLC", "TTC", "LK"):
+            sub[:, SubScore[name]] = geo[:, Geometric[name]]
+        multiplier = np.prod(sub[:, EPDMS.multiplicative_indices], axis=1)
+        masked = geo[:, Geometric.PROGRESS] * multiplier
+        best = masked.max()
+        if best > self.scorer.config.progress_distance_threshold:
+            sub[:, SubScore.EP] = masked / best
+        else:
+            sub[:, SubScore.EP] = np.where(multiplier == 0.0, 0.0, 1.0)
+        sub[:, SubScore.HC] = 1.0
+        return aggregate(sub, EPDMS)  # EC is NaN: its weight is dropped
+
+
+def plan_scene(cache: SceneCache, planner: PDMClosedPlanner) -> SceneCache:
+    """Fill the cache's PDM-Closed plan: ``pdm_start`` (t = 0) and ``pdm_plan`` (0.1 ... 5 s); returns the cache."""
+    result = planner.plan(cache)
+    cache.pdm_start = result.poses[0]
+    cache.pdm_plan = result.poses[1:]
+    return cache
+
+
+__all__ = ["PDMClosedConfig", "PDMClosedPlan", "PDMClosedPlanner", "forecast_tracks", "plan_scene"]

@@ -28,7 +28,7 @@ from irl_vla.data.scene import LOG_INTERVAL, Scene
 from irl_vla.scoring.states import FloatArray, footprint, initial_state
 
 CACHE_FORMAT = "irl_vla.metric_cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: PDM-Closed with navsim's leading-object rule, and its start pose (pdm_start)
 CACHE_SUFFIX = ".npz"
 
 #: Scoring horizon [s] and step [s].
@@ -98,8 +98,9 @@ class Tracks:
         return out
 
     def select(self, keep: np.ndarray) -> Tracks:
-        """Only the objects where ``keep`` ``(N,)`` is true."""
-        idx = np.flatnonzero(keep)
+        """Only the objects where the mask ``keep`` ``(N,)`` is true, or the objects at indices ``keep``, in order."""
+        keep = np.asarray(keep)
+        idx = np.flatnonzero(keep) if keep.dtype == bool else keep.astype(int)
         return Tracks(
             self.poses[:, idx],
             self.velocities[:, idx],
@@ -133,6 +134,8 @@ class SceneCache:
         centerline: route centerline (x, y, heading) ``(M, 3)``.
         speed_limit: speed limit of the ego's route lane [m/s], ``None`` when the map has none.
         pdm_plan: PDM-Closed plan at 0.1 s in the current ego frame ``(50, 3)``, once planned.
+        pdm_start: PDM-Closed's pose at t = 0 (the ego projected on its path) in the current ego frame ``(3,)``;
+            the tracker's first reference pose. ``None``: the ego's own pose.
     """
 
     token: str
@@ -153,6 +156,7 @@ class SceneCache:
     centerline: FloatArray
     speed_limit: float | None = None
     pdm_plan: FloatArray | None = None
+    pdm_start: FloatArray | None = None
     _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -368,6 +372,8 @@ def save_scene_cache(cache: SceneCache, path: str | os.PathLike[str]) -> None:
         arrays["human_plan"] = cache.human_plan
     if cache.pdm_plan is not None:
         arrays["pdm_plan"] = cache.pdm_plan
+    if cache.pdm_start is not None:
+        arrays["pdm_start"] = cache.pdm_start
     with replacing(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
@@ -421,6 +427,7 @@ def load_scene_cache(path: str | os.PathLike[str]) -> SceneCache:
             centerline=arrays["centerline"],
             speed_limit=header["speed_limit"],
             pdm_plan=arrays.get("pdm_plan"),
+            pdm_start=arrays.get("pdm_start"),
         )
     except DataFormatError:
         raise

@@ -63,12 +63,21 @@ def check_plans(poses: FloatArray, sampling: TrajectorySampling, where: str) -> 
 
 
 def plans_to_reference(
-    poses: FloatArray, sampling: TrajectorySampling, origin: FloatArray, config: SimulationConfig = SimulationConfig()
+    poses: FloatArray,
+    sampling: TrajectorySampling,
+    origin: FloatArray,
+    config: SimulationConfig = SimulationConfig(),
+    start: FloatArray | None = None,
 ) -> FloatArray:
-    """Global reference poses ``(K, 41, 3)`` of relative plans ``(K, T, 3)`` started at rear-axle ``origin``."""
+    """Global reference poses ``(K, 41, 3)`` of relative plans ``(K, T, 3)`` started at rear-axle ``origin``.
+
+    ``start`` ``(3,)``, relative like the plans, replaces ``origin`` as the pose at t = 0 (PDM-Closed's plan starts
+    at the ego projected on its path).
+    """
     k = len(poses)
     absolute = relative_to_absolute(poses, origin[None, None])  # (K, T, 3)
-    with_start = np.concatenate([np.broadcast_to(origin, (k, 1, 3)), absolute], axis=1)  # (K, T+1, 3)
+    first = origin if start is None else relative_to_absolute(np.asarray(start, dtype=np.float64), origin)
+    with_start = np.concatenate([np.broadcast_to(first, (k, 1, 3)), absolute], axis=1)  # (K, T+1, 3)
     times = np.concatenate([[0.0], sampling.times])
     query = np.arange(config.num_states) * config.dt
     return interpolate_poses(times, with_start, query)
@@ -98,11 +107,20 @@ def simulate_plans(
     config: SimulationConfig = SimulationConfig(),
     *,
     where: str = "plans",
+    start: FloatArray | None = None,
 ) -> FloatArray:
     """Validate, resample and simulate relative plans ``(K, T, 3)`` from the initial state ``(11,)``.
+
+    Args:
+        poses: relative plans ``(K, T, 3)``.
+        sampling: their time sampling.
+        initial: the ego's initial state ``(11,)``.
+        config: simulation constants.
+        where: what error messages name (e.g. the scene token).
+        start: the plans' relative pose at t = 0 ``(3,)`` when it is not the ego's (``plans_to_reference``).
 
     Returns:
         Simulated states ``(K, 41, 11)``.
     """
     poses = check_plans(poses, sampling, where)
-    return simulate(plans_to_reference(poses, sampling, initial[POSE], config), initial, config)
+    return simulate(plans_to_reference(poses, sampling, initial[POSE], config, start), initial, config)

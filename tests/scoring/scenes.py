@@ -11,7 +11,7 @@ from irl_vla.data.geometry import absolute_to_relative
 from irl_vla.data.scene import Annotations, EgoStatus, Frame, Scene, SceneMetadata, one_hot_command
 from irl_vla.data.trajectory import DEFAULT_SAMPLING
 from irl_vla.scoring.fast_scorer import FastScorer
-from irl_vla.scoring.pdm_closed import PDMClosedPlanner
+from irl_vla.scoring.pdm_closed import PDMClosedPlanner, plan_scene
 from irl_vla.scoring.scene_cache import SceneCache, build_scene_cache
 from tests.fixtures import build_t_junction
 
@@ -78,7 +78,7 @@ def make_scene(
 def make_cache(**kwargs: object) -> SceneCache:
     """``make_scene`` turned into a metric cache with its PDM-Closed plan."""
     cache = build_scene_cache(make_scene(**kwargs))  # type: ignore[arg-type]
-    cache.pdm_plan = PDMClosedPlanner(FastScorer()).plan(cache)
+    plan_scene(cache, PDMClosedPlanner(FastScorer()))
     return cache
 
 
