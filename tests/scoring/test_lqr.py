@@ -63,3 +63,39 @@ def test_the_option_switches_the_tracked_states() -> None:
     fit_difference, _ = fit_speed_and_curvature(reference, dt, TrackerConfig(jerk_penalty_matrix="difference"))
     np.testing.assert_allclose(fit_difference[0], speeds, atol=1e-6)
     assert not np.allclose(fit_navsim[0], speeds, atol=1e-3)
+
+
+def _fit_row_by_row(poses: np.ndarray, dt: float, config: TrackerConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The same fit written out as the spec states it: one row per x and y displacement, pseudo-inverses."""
+    speeds, curvatures = [], []
+    for p in poses:
+        m = len(p) - 1
+        disp, h = np.diff(p[:, :2], axis=0), p[:-1, 2]
+        a = np.zeros((2 * m, m))
+        for k in range(m):
+            for col, trig in ((0, np.cos(h[k])), (1, np.sin(h[k]))):
+                a[2 * k + col, 0] = trig * dt
+                a[2 * k + col, 1 : k + 1] = trig * dt**2
+        r = jerk_matrix(m, config.jerk_penalty_matrix)
+        x = np.linalg.pinv(a.T @ a + config.jerk_penalty * r.T @ r) @ a.T @ disp.reshape(-1)
+        v = x[0] + np.concatenate([[0.0], np.cumsum(x[1:] * dt)])
+        b = np.tril(np.ones((m, m))) * (v * dt**2)[:, None]
+        b[:, 0] = v * dt
+        q = np.diag(np.r_[1e-10, np.full(m - 1, config.curvature_rate_penalty)])
+        dh = np.angle(np.exp(1j * np.diff(p[:, 2])))
+        z = np.linalg.pinv(b.T @ b + q) @ b.T @ dh
+        speeds.append(v)
+        curvatures.append(z[0] + np.concatenate([[0.0], np.cumsum(z[1:] * dt)]))
+    return np.array(speeds), np.array(curvatures)
+
+
+@pytest.mark.parametrize("form", ["navsim", "difference"])
+def test_the_batched_fit_equals_the_fit_written_row_by_row(form: str) -> None:
+    rng = np.random.default_rng(3)
+    steps = rng.uniform(0.0, 1.5, (6, 40, 3)) * [1.0, 0.2, 0.02] + [0.2, -0.1, -0.01]
+    poses = np.cumsum(np.concatenate([np.zeros((6, 1, 3)), steps], axis=1), axis=1)
+    config = TrackerConfig(jerk_penalty_matrix=form)
+    speed, curvature = fit_speed_and_curvature(poses, 0.1, config)
+    want_speed, want_curvature = _fit_row_by_row(poses, 0.1, config)
+    np.testing.assert_allclose(speed, want_speed, rtol=1e-7, atol=1e-7)
+    np.testing.assert_allclose(curvature, want_curvature, rtol=1e-6, atol=1e-7)
