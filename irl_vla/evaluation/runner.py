@@ -18,10 +18,13 @@ from irl_vla.data.two_stage import TWO_STAGE_FILE, read_groups, two_stage_dir
 from irl_vla.evaluation.open_loop import AgentEvaluator, evaluate_one_stage, evaluate_two_stage
 from irl_vla.evaluation.report import format_table, write_one_stage, write_two_stage
 from irl_vla.scoring.fast_scorer import FastScorer
+from irl_vla.scoring.lqr import JERK_PENALTY_MATRICES, TrackerConfig
 from irl_vla.scoring.metric_cache import MetricCacheStore, build_metric_cache
+from irl_vla.scoring.reactive_traffic import TrafficMode
 from irl_vla.scoring.reference_scorer import ReferenceScorer
 from irl_vla.scoring.scene_cache import SceneCache
 from irl_vla.scoring.scorer import Scorer, ScorerConfig
+from irl_vla.scoring.simulation import SimulationConfig
 
 SCORERS: dict[str, type[Scorer]] = {"fast": FastScorer, "reference": ReferenceScorer}
 
@@ -32,7 +35,8 @@ class EvalConfig:
 
     data_root: str = "data"
     split: str = "synth_navtest"
-    agents: list[str] = field(default_factory=lambda: ["constant_velocity", "human", "pdm_closed"])
+    agents: Any = field(default_factory=lambda: ["constant_velocity", "human", "pdm_closed"])  # list[str]; one
+    # name without brackets (eval.agents=constant_velocity) is read as a one-element list
     scorer: str = "fast"
     mode: str = "auto"
     max_scenes: int | None = None
@@ -40,6 +44,8 @@ class EvalConfig:
     backend: str = "process"
     ray_address: str | None = None
     human_penalty_filter: bool = True
+    jerk_penalty_matrix: str = "navsim"
+    traffic: str = "reactive"
     output_dir: str = "outputs/eval/synth_navtest"
     progress: bool = True
     source: str = "embedded"
@@ -49,6 +55,19 @@ class EvalConfig:
     sensor_cache: str | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.agents, str):
+            self.agents = [self.agents]
+        if not isinstance(self.agents, list | tuple) or not all(isinstance(a, str) and a for a in self.agents):
+            raise ValueError(f"EvalConfig.agents: expected a list of agent names, got {self.agents!r}")
+        if not self.agents:
+            raise ValueError("EvalConfig.agents: empty; name at least one agent, e.g. eval.agents=[constant_velocity]")
+        self.agents = list(self.agents)
+        if self.jerk_penalty_matrix not in JERK_PENALTY_MATRICES:
+            raise ValueError(
+                f"EvalConfig.jerk_penalty_matrix: {self.jerk_penalty_matrix!r} is not one of {JERK_PENALTY_MATRICES}"
+            )
+        if self.traffic not in [m.value for m in TrafficMode]:
+            raise ValueError(f"EvalConfig.traffic: {self.traffic!r} is not one of {[m.value for m in TrafficMode]}")
         check_source("EvalConfig", self.source, self.navsim_root)
         if self.source == "navsim" and self.mode == "two_stage":
             raise ValueError("EvalConfig.mode: two-stage scoring reads embedded stage-2 scenes; use source=embedded")
@@ -60,11 +79,17 @@ class EvalConfig:
             raise ValueError(f"EvalConfig.max_scenes: expected >= 1, got {self.max_scenes}")
 
 
-def make_scorer(name: str, human_penalty_filter: bool = True) -> Scorer:
-    """The scorer implementation called ``name``."""
+def make_scorer(
+    name: str, human_penalty_filter: bool = True, jerk_penalty_matrix: str = "navsim", traffic: str = "non_reactive"
+) -> Scorer:
+    """The scorer implementation called ``name``.
+
+    ``jerk_penalty_matrix`` is the tracker's (``lqr.TrackerConfig``); ``traffic`` is ``non_reactive`` or ``reactive``.
+    """
     if name not in SCORERS:
         raise ValueError(f"unknown scorer {name!r}; available: {sorted(SCORERS)}")
-    return SCORERS[name](ScorerConfig(human_penalty_filter=human_penalty_filter))
+    simulation = SimulationConfig(tracker=TrackerConfig(jerk_penalty_matrix=jerk_penalty_matrix))
+    return SCORERS[name](ScorerConfig(human_penalty_filter=human_penalty_filter, traffic=traffic), simulation)
 
 
 def _cached(
@@ -110,7 +135,9 @@ def run_eval(
     configs = [resolve_agent(a) for a in (cfg.agents if agents is None else agents)]
     factory: SourceFactory = sources.split
     loader = factory()
-    scorer = make_scorer(cfg.scorer, cfg.human_penalty_filter)
+    # navsim: two-stage scoring with reactive traffic (eval.traffic), one-stage with log replay
+    traffic = cfg.traffic if mode == "two_stage" else TrafficMode.NON_REACTIVE.value
+    scorer = make_scorer(cfg.scorer, cfg.human_penalty_filter, cfg.jerk_penalty_matrix, traffic)
     cache_root = data / "metric_cache"
     if mode == "one_stage":
         tokens = loader.tokens[: cfg.max_scenes]
@@ -144,16 +171,17 @@ def run_eval(
         scene_of = partial(loader.get_scene, sensors=sensors)
         previous_of = partial(loader.get_previous_scene, sensors=sensors)
         out = Path(cfg.output_dir) / name
-        meta = {"agent": name, "split": cfg.split, "scorer": cfg.scorer}
+        meta = {"agent": name, "split": cfg.split, "scorer": cfg.scorer, "traffic": traffic}
         bar = ProgressBar(f"eval {name}", cfg.progress, leave=False)
         if mode == "one_stage":
-            results = evaluate_one_stage(tokens, scene_of, previous_of, evaluator, bar)
+            # NAVSIM splits pair EC frames as navsim does: only with a previous frame that is itself listed
+            listed_only = cfg.source == "navsim"
+            results = evaluate_one_stage(tokens, scene_of, previous_of, evaluator, bar, pair_listed_only=listed_only)
             summaries.append(write_one_stage(results, out, meta))
         else:
             stage_two_of = partial(stage_two.get_scene, sensors=sensors)
             group_results = evaluate_two_stage(groups, (scene_of, previous_of), stage_two_of, evaluator, bar)
             summaries.append(write_two_stage(group_results, out, meta))
         bar.close()
-        paths += [out / "scores.csv", out / "summary.json"]
+        paths += [out / "scores.csv", *([out / "groups.csv"] if mode == "two_stage" else []), out / "summary.json"]
     return format_table(summaries), paths
-

@@ -117,8 +117,7 @@ def build_one(loader: SceneSource, key: SceneKey, root: Path) -> str:
     scene = loader.get_previous_scene(token) if previous else loader.get_scene(token)
     if scene is None:
         raise KeyError(f"scene {token} has no previous frame in its log")
-    cache = build_scene_cache(scene)
-    plan_scene(cache, PDMClosedPlanner(FastScorer()))
+    cache = plan_scene(build_scene_cache(scene), PDMClosedPlanner(FastScorer()))
     save_scene_cache(cache, root / f"{cache.token}{CACHE_SUFFIX}")
     return cache.token
 
@@ -217,7 +216,8 @@ def build_metric_cache(
     tokens = [_key_token(loader, k) for k in keys]
     # checks every log against its split's manifest: an edited log stops the build here, named
     hashes = {t: loader.log_hash(k[0]) for k, t in zip(keys, tokens, strict=True) if t is not None}
-    tasks = [Task(t, (k, str(root))) for k, t in zip(keys, tokens, strict=True) if t is not None]
+    # one task per scene: a previous-frame window may itself be a listed scene (keys (s, True) and (p, False))
+    tasks = list({t: Task(t, (k, str(root))) for k, t in zip(keys, tokens, strict=True) if t is not None}.values())
     damaged: list[str] = []
 
     def done(task: Task) -> str | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
@@ -27,8 +28,13 @@ from irl_vla.data.map.map_objects import MapLayer
 from irl_vla.data.scene import LOG_INTERVAL, Scene
 from irl_vla.scoring.states import FloatArray, footprint, initial_state
 
+if TYPE_CHECKING:
+    from irl_vla.scoring.traffic_seed import TrafficSeed
+
 CACHE_FORMAT = "irl_vla.metric_cache"
-CACHE_VERSION = 2  # 2: PDM-Closed with navsim's leading-object rule, and its start pose (pdm_start)
+CACHE_VERSION = 4  # 2: log replay drops only tracks under the ego box at t = 0; navsim's tracker fit
+#                    3: reactive traffic inputs (t = 0 vehicles on their lane segments, unfiltered replay)
+#                    4: PDM-Closed with navsim's leading-object rule, and its start pose (pdm_start)
 CACHE_SUFFIX = ".npz"
 
 #: Scoring horizon [s] and step [s].
@@ -136,6 +142,8 @@ class SceneCache:
         pdm_plan: PDM-Closed plan at 0.1 s in the current ego frame ``(50, 3)``, once planned.
         pdm_start: PDM-Closed's pose at t = 0 (the ego projected on its path) in the current ego frame ``(3,)``;
             the tracker's first reference pose. ``None``: the ego's own pose.
+        traffic: inputs of reactive traffic (``traffic_seed``): t = 0 vehicles on their lane segments and the
+            unfiltered non-vehicle tracks.
     """
 
     token: str
@@ -157,6 +165,7 @@ class SceneCache:
     speed_limit: float | None = None
     pdm_plan: FloatArray | None = None
     pdm_start: FloatArray | None = None
+    traffic: TrafficSeed | None = None
     _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -228,6 +237,19 @@ def _tracks(scene: Scene, num_frames: int) -> Tracks:
     return Tracks(poses, vels, sizes, valid, names, tokens)
 
 
+def overlapping_at_start(tracks: Tracks, ego_pose: FloatArray) -> np.ndarray:
+    """Which tracks ``(N,)`` the log-replay policy drops: those whose box intersects the ego's box at t = 0.
+
+    Only the current frame counts (navsim's rule): an object that reaches the ego's initial footprint later
+    stays, and a collision with it is scored.
+    """
+    if not len(tracks):
+        return np.zeros(0, dtype=bool)
+    ego_box = shapely.polygons(footprint(ego_pose)[:4])
+    boxes = shapely.polygons(tracks.corners()[0])  # (N,) at t = 0
+    return shapely.intersects(boxes, ego_box) & tracks.valid[0]
+
+
 def _polygons_near(scene: Scene, center: FloatArray) -> tuple[list[int], list[str], list[Polygon]]:
     assert scene.map_api is not None
     near = scene.map_api.query_radius(
@@ -277,13 +299,11 @@ def build_scene_cache(scene: Scene) -> SceneCache:
         raise ValueError(f"scene {token}: the current frame has no route (roadblock_ids)")
     ego = current.ego_status
     state0 = initial_state(ego.ego_pose, ego.ego_velocity, ego.ego_acceleration)
+    from irl_vla.scoring.traffic_seed import build_traffic_seed  # it builds on Tracks
+
     tracks = _tracks(scene, future_frames + 1)
-    ego_box = shapely.polygons(footprint(ego.ego_pose)[:4])
-    overlapping = np.zeros(len(tracks), dtype=bool)
-    if len(tracks):
-        boxes = shapely.polygons(tracks.corners())  # (T, N)
-        overlapping = (shapely.intersects(boxes, ego_box) & tracks.valid).any(axis=0)
-    tracks = tracks.select(~overlapping)  # the log-replay policy drops objects under the initial ego box
+    traffic = build_traffic_seed(scene, tracks)  # reactive traffic replays what log replay removes below
+    tracks = tracks.select(~overlapping_at_start(tracks, ego.ego_pose))
 
     amap = scene.map_api
     route_lanes = amap.route_lanes(route)
@@ -319,6 +339,7 @@ def build_scene_cache(scene: Scene) -> SceneCache:
         route_lane_ids=[lane.id for lane in route_lanes],
         centerline=amap.route_centerline(route, ego.ego_pose),
         speed_limit=amap.get_lane(amap.route_lane_sequence(route, ego.ego_pose)[0]).speed_limit,
+        traffic=traffic,
     )
 
 
@@ -374,6 +395,13 @@ def save_scene_cache(cache: SceneCache, path: str | os.PathLike[str]) -> None:
         arrays["pdm_plan"] = cache.pdm_plan
     if cache.pdm_start is not None:
         arrays["pdm_start"] = cache.pdm_start
+    if cache.traffic is not None:
+        from irl_vla.scoring.traffic_seed import seed_to_arrays
+
+        traffic_header, traffic_arrays = seed_to_arrays(cache.traffic)
+        header.update(traffic_header)
+        arrays.update(traffic_arrays)
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     with replacing(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
@@ -408,6 +436,11 @@ def load_scene_cache(path: str | os.PathLike[str]) -> SceneCache:
             list(header["names"]),
             list(header["tokens"]),
         )
+        traffic = None
+        if "traffic_vehicle_tokens" in header:
+            from irl_vla.scoring.traffic_seed import seed_from_arrays
+
+            traffic = seed_from_arrays(header, arrays)
         return SceneCache(
             token=header["token"],
             log_name=header["log_name"],
@@ -428,6 +461,7 @@ def load_scene_cache(path: str | os.PathLike[str]) -> SceneCache:
             speed_limit=header["speed_limit"],
             pdm_plan=arrays.get("pdm_plan"),
             pdm_start=arrays.get("pdm_start"),
+            traffic=traffic,
         )
     except DataFormatError:
         raise

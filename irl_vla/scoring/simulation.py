@@ -21,6 +21,10 @@ from irl_vla.scoring.states import POSE, FloatArray
 
 #: The scoring sampling: 40 steps of 0.1 s after the initial state (41 states).
 SCORING_SAMPLING = TrajectorySampling(num_poses=40, interval_length=0.1)
+#: Plans are refused beyond this distance [m] and heading [rad] from the current ego pose: huge finite values
+#: (1e30) are as invalid as NaN.
+MAX_PLAN_DISTANCE = 1e4
+MAX_PLAN_HEADING = 1e3
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,8 @@ def check_plans(poses: FloatArray, sampling: TrajectorySampling, where: str) -> 
     """Validate relative plan poses ``(K, T, 3)`` against their sampling.
 
     Raises:
-        ValueError: naming ``where`` (e.g. the scene token) on a wrong shape or non-finite values.
+        ValueError: naming ``where`` (e.g. the scene token) on a wrong shape, non-finite values or values beyond
+            ``MAX_PLAN_DISTANCE`` / ``MAX_PLAN_HEADING``.
     """
     poses = np.asarray(poses, dtype=np.float64)
     if poses.ndim != 3 or poses.shape[1:] != (sampling.num_poses, len(SE2Index)):
@@ -59,6 +64,15 @@ def check_plans(poses: FloatArray, sampling: TrajectorySampling, where: str) -> 
     if bad.any():
         k, t, c = np.argwhere(bad)[0]
         raise ValueError(f"{where}: plan {k} pose {t} has a non-finite {SE2Index(c).name.lower()} ({poses[k, t, c]})")
+    limits = np.array([MAX_PLAN_DISTANCE, MAX_PLAN_DISTANCE, MAX_PLAN_HEADING])  # by SE2Index
+    huge = np.abs(poses) > limits
+    if huge.any():
+        k, t, c = np.argwhere(huge)[0]
+        unit = "rad" if c == SE2Index.HEADING else "m"
+        raise ValueError(
+            f"{where}: plan {k} pose {t} has an implausible {SE2Index(c).name.lower()} ({poses[k, t, c]:g}; "
+            f"beyond +-{limits[c]:g} {unit} of the current ego pose)"
+        )
     return poses
 
 

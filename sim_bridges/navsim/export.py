@@ -5,7 +5,8 @@ Layout under ``out_root`` (``reference/nuplan_openscene_formats.md`` §3.4)::
     maps/                          NUPLAN_MAPS_ROOT: nuplan-maps-v1.0.json, <location>/<version>/map.gpkg (+ stubs)
     navsim_logs/<split>/<log>.pkl  one OpenScene log pickle per log
     sensor_blobs/<split>/<log>/CAM_F0/<token>.jpg ... MergedPointCloud/<token>.pcd
-    train_test_split/<split>.yaml  the split's scene filter for navsim (tokens, log names, window sizes)
+    train_test_split/<split>.yaml  the split's scene filter for navsim (tokens, log names, window sizes); its
+                                   tokens are the split's scenes and each one's predecessor (0.5 s earlier)
     export.json                    where each log's map tile went (offset [m], id shift), counts
 
 NAVSIM knows four map locations and each log names one, but every embedded log has its own road network. The
@@ -273,8 +274,30 @@ def merged_map(loader: SceneLoader, cfg: ExportConfig) -> Map:
     return Map(cfg.location, objects)
 
 
-def split_filter_yaml(manifest: SplitManifest, settings: dict[str, Any]) -> str:
-    """Navsim's ``train_test_split`` config selecting exactly the split's scenes."""
+def predecessor_tokens(loader: SceneLoader) -> dict[str, str]:
+    """Each scene's predecessor: the scene one frame (0.5 s) earlier in its log, where the log has one with a route.
+
+    navsim's one-stage scoring pairs a scene with the scene 0.5 s before it for two-frame comfort (EC) only when
+    both are scored, so the exported split lists the predecessors too.
+    """
+    out = {}
+    for token in loader.tokens:
+        previous = loader.get_previous_scene(token)
+        if previous is not None and previous.current_frame.roadblock_ids:
+            out[token] = previous.token
+    return out
+
+
+def split_filter_yaml(
+    manifest: SplitManifest, settings: dict[str, Any], predecessors: dict[str, str] | None = None
+) -> str:
+    """Navsim's ``train_test_split`` config selecting the split's scenes and their ``predecessors``."""
+    predecessors = predecessors or {}
+    listed: dict[str, None] = {}  # in log order, each scene after its predecessor, no token twice
+    for token in manifest.tokens:
+        if token in predecessors:
+            listed[predecessors[token]] = None
+        listed[token] = None
     doc = {
         "data_split": manifest.split,
         "scene_filter": {
@@ -286,7 +309,7 @@ def split_filter_yaml(manifest: SplitManifest, settings: dict[str, Any]) -> str:
             "has_route": True,
             "max_scenes": None,
             "log_names": [e.log_name for e in manifest.logs],
-            "tokens": manifest.tokens,
+            "tokens": list(listed),
         },
     }
     return OmegaConf.to_yaml(OmegaConf.create(doc))
@@ -307,6 +330,7 @@ def export_split(
     manifest = loader.manifest
     out = Path(cfg.out_root)
     map_file = write_map_root(out / "maps", merged_map(loader, cfg), cfg.location, cfg.epsg)
+    predecessors = predecessor_tokens(loader)
     logs = [e.log_name for e in manifest.logs]
     jobs = [
         parallel.Task(e.log_name, (str(split_dir), e.log_name, k, cfg, renderer, e.sha256))
@@ -318,7 +342,7 @@ def export_split(
     results = outcome.raise_failures(f"export {cfg.split}").results
     split_file = out / "train_test_split" / f"{cfg.split}.yaml"
     with atomic_open(split_file, "w") as f:
-        f.write(split_filter_yaml(manifest, manifest.settings))
+        f.write(split_filter_yaml(manifest, manifest.settings, predecessors))
     summary = {
         "format": "irl_vla.navsim_export",
         "version": 1,
@@ -329,6 +353,7 @@ def export_split(
         "logs": [results[n] for n in logs],
         "num_logs": len(logs),
         "num_scenes": len(manifest.tokens),
+        "num_predecessors": len(predecessors),
         "paths": {
             "maps_root": str(out / "maps"),
             "map": str(map_file),
@@ -339,4 +364,3 @@ def export_split(
     }
     write_json(out / "export.json", summary)
     return summary
-
