@@ -57,4 +57,3 @@ def main(cfg: DictConfig) -> None:
         with out.open("a") as f:
             f.writelines(json.dumps(r) + "\n" for r in records)
         print(f"appended {len(records)} records to {out}")
-
