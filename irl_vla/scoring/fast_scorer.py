@@ -23,7 +23,7 @@ from irl_vla.data.vehicle import PACIFICA
 from irl_vla.scoring.collision import bearing_angle, classify_collision, collision_penalty, is_at_fault
 from irl_vla.scoring.containment import PolygonGrid
 from irl_vla.scoring.reactive_traffic import TrafficBatch
-from irl_vla.scoring.scene_cache import DRIVABLE_KINDS, LANE_KINDS, PolygonKind, SceneCache, Tracks
+from irl_vla.scoring.scene_cache import DRIVABLE_KINDS, LANE_KINDS, PolygonKind, SceneCache, Tracks, first_valid_speeds
 from irl_vla.scoring.scorer import Geometric, Scorer
 from irl_vla.scoring.states import CORNERS, CornerIndex, FloatArray, StateIndex, footprint, speed
 
@@ -40,7 +40,7 @@ class _Objects:
         self.heading = poses[..., S.HEADING]  # (B, T, N)
         self.half = sizes / 2  # (N, 2) half length, half width
         self.radius = np.hypot(self.half[:, 0], self.half[:, 1])  # (N,)
-        self.speed = np.hypot(velocities[..., 0], velocities[..., 1])  # (B, T, N)
+        self.first_speed = first_valid_speeds(velocities, valid)  # (B, N) collision typing: as first seen
         self.valid = valid  # (B, T, N)
         self.agent = is_agent  # (N,)
         self.batched = poses.shape[0] > 1
@@ -255,7 +255,7 @@ class FastScorer(Scorer):
         kind = classify_collision(
             ego_speed=speed(states[k, t]),
             object_is_agent=objs.agent[j],
-            object_speed=objs.speed[b, t, j],
+            object_speed=objs.first_speed[b, j],
             object_bearing=bearing_angle(heading[k, t], states[k, t, : S.HEADING], objs.center[b, t, j]),
             touches_front_bumper=front,
             stopped_speed=cfg.collision_stopped_speed,

@@ -115,6 +115,7 @@ class ReferenceScorer(Scorer):
     ) -> float:
         cfg, tracks = self.config, objects.tracks
         score = 1.0
+        first_speeds = tracks.first_speeds()  # navsim types a collision with the object as first seen
         collided: set[int] = set()
         for t, ego in enumerate(polygons):
             bumper = LineString([coords[t, CornerIndex.FRONT_LEFT], coords[t, CornerIndex.FRONT_RIGHT]])
@@ -125,7 +126,7 @@ class ReferenceScorer(Scorer):
                 kind = classify_collision(
                     ego_speed=speed(states[t]),
                     object_is_agent=tracks.is_agent[j],
-                    object_speed=float(np.hypot(*tracks.velocities[t, j])),
+                    object_speed=float(first_speeds[j]),
                     object_bearing=bearing_angle(states[t, StateIndex.HEADING], states[t, :2], tracks.poses[t, j, :2]),
                     touches_front_bumper=obj.intersects(bumper),
                     stopped_speed=cfg.collision_stopped_speed,

@@ -63,6 +63,19 @@ DRIVABLE_KINDS = (PolygonKind.ROADBLOCK, PolygonKind.INTERSECTION, PolygonKind.C
 LANE_KINDS = (PolygonKind.LANE, PolygonKind.LANE_CONNECTOR)
 
 
+def first_valid_speeds(velocities: FloatArray, valid: np.ndarray) -> FloatArray:
+    """Speed [m/s] at each object's first valid step: velocities ``(B, T, N, 2)``, valid ``(B, T, N)`` -> ``(B, N)``.
+
+    navsim's observation keeps the first occurrence of each track token in the window ("unique objects") and its
+    collision typing asks whether *that* object is stopped, so a car that starts moving later still counts as
+    stopped (and one that stops later as moving). Objects never present get 0.
+    """
+    first = np.argmax(valid, axis=1)  # (B, N) index of the first True (0 where none)
+    b, n = np.meshgrid(np.arange(valid.shape[0]), np.arange(valid.shape[2]), indexing="ij")
+    v = velocities[b, first, n]  # (B, N, 2)
+    return np.where(valid.any(axis=1), np.hypot(v[..., 0], v[..., 1]), 0.0)
+
+
 @dataclass
 class Tracks:
     """Other objects at 10 Hz over the scoring horizon, global frame.
@@ -90,6 +103,14 @@ class Tracks:
     def is_agent(self) -> np.ndarray:
         """Whether each object is a road user (vehicle, pedestrian, bicycle) ``(N,)``."""
         return np.array([AgentClass(n).is_agent for n in self.names], dtype=bool)
+
+    def first_speeds(self) -> FloatArray:
+        """Speed [m/s] of each object at its first valid step ``(N,)`` (0 for an object never present).
+
+        navsim types a collision (is the object stopped?) with the object as first seen in the scoring window,
+        not as it is at the moment of contact (see ``first_valid_speeds``).
+        """
+        return first_valid_speeds(self.velocities[None], self.valid[None])[0]
 
     def corners(self) -> FloatArray:
         """Box corners ``(T, N, 4, 2)`` in the ego footprint's order (FL, RL, RR, FR)."""

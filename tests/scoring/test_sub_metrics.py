@@ -103,3 +103,15 @@ def test_off_centre_for_two_seconds_gives_lk_0_but_not_in_a_junction(scorer: Sco
     # inside the junction box (x in [-10, 10]) the deviation does not count
     junction = make_cache(ego_x=-9.0, ego_speed=3.0)
     assert _score(scorer, junction, shifted_plan(3.0, 1.5))[SubScore.LK] == 1.0
+
+
+def test_collisions_are_typed_with_the_object_as_first_seen(scorer: Scorer) -> None:
+    # navsim keeps each track's first occurrence in the window and asks whether *that* object is stopped: a car
+    # logged at rest at t = 0 that then runs into the ego from behind is a "stopped track" (at fault, NC = 0) ...
+    cache = make_cache(ego_speed=2.0, objects=(Obj("vehicle", -40.0 - 12.0, -1.75, speed=12.0),))
+    cache.tracks.velocities[0] = 0.0
+    assert _score(scorer, cache, straight_plan(2.0))[SubScore.NC] == 0.0
+    # ... while one first seen moving stays an active rear-ender whatever its speed at contact
+    cache = make_cache(ego_speed=2.0, objects=(Obj("vehicle", -40.0 - 12.0, -1.75, speed=12.0),))
+    cache.tracks.velocities[1:] = 0.0
+    assert _score(scorer, cache, straight_plan(2.0))[SubScore.NC] == 1.0
