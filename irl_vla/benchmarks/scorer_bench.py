@@ -4,7 +4,8 @@ Measures: metric-cache build (scene cache + PDM-Closed) in scenes/s; the per-sce
 map polygons (built once per scene by ``fast``) in polygons/s; ``fast`` candidates/s at several batch
 sizes K (all sub-metrics: simulation, geometry, comfort, aggregation); ``fast`` against ``reference`` on the same
 scenes and plans in the same run (whole score call and geometric part alone); peak memory of one call at the
-largest K.
+largest K; ``fast`` with log replay against reactive traffic (one IDM rollout per candidate) on the same scenes
+and plans, side by side.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from irl_vla.scoring.fast_scorer import FastScorer
 from irl_vla.scoring.pdm_closed import PDMClosedPlanner, plan_scene
 from irl_vla.scoring.reference_scorer import ReferenceScorer
 from irl_vla.scoring.scene_cache import SceneCache, build_scene_cache
+from irl_vla.scoring.scorer import ScorerConfig
 
 SUITE = "scorer"
 
@@ -39,6 +41,7 @@ class ScorerBenchConfig:
         num_scenes: scenes used, spread over the split.
         batch_sizes: candidates per call K.
         reference_batch: K of the fast/reference comparison.
+        reactive_batch_sizes: K of the non-reactive/reactive comparison.
         seed: seed of the candidate perturbations.
     """
 
@@ -46,6 +49,7 @@ class ScorerBenchConfig:
     num_scenes: int = 8
     batch_sizes: list[int] = field(default_factory=lambda: [1, 16, 256, 1024])
     reference_batch: int = 64
+    reactive_batch_sizes: list[int] = field(default_factory=lambda: [1, 16, 64])
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -128,6 +132,8 @@ def run(cfg: ScorerBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
         k=k,
     )
 
+    yield from _traffic_side_by_side(cfg, caches, rng, repeats)
+
     k = max(cfg.batch_sizes)
     p = candidates(caches[0], k, rng)
     fast.score(caches[0], p, DEFAULT_SAMPLING)
@@ -136,3 +142,30 @@ def run(cfg: ScorerBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     yield record(SUITE, f"fast_K{k}_peak_memory", items=k, seconds=1.0, unit="candidates", peak_mib=peak / 2**20, k=k)
+
+
+def _traffic_side_by_side(
+    cfg: ScorerBenchConfig, caches: list[SceneCache], rng: np.random.Generator, repeats: int
+) -> Iterator[dict[str, Any]]:
+    """``fast`` against log replay and against reactive traffic on the same scenes and plans, in the same run."""
+    vehicles = [len(c.traffic) if c.traffic is not None else 0 for c in caches]
+    for k in cfg.reactive_batch_sizes:
+        plans = [candidates(c, k, rng) for c in caches]
+        for traffic in ("non_reactive", "reactive"):
+            scorer = FastScorer(ScorerConfig(traffic=traffic))
+
+            def score_all(scorer: FastScorer = scorer, plans: list[np.ndarray] = plans) -> None:
+                for cache, p in zip(caches, plans, strict=True):
+                    scorer.score(cache, p, DEFAULT_SAMPLING)
+
+            t, _ = median_seconds(score_all, repeats=max(1, min(repeats, 3)))
+            yield record(
+                SUITE,
+                f"fast_{traffic}_K{k}",
+                items=k * len(caches),
+                seconds=t,
+                unit="candidates",
+                k=k,
+                traffic=traffic,
+                vehicles_per_scene=float(np.mean(vehicles)),
+            )
