@@ -28,6 +28,7 @@ from irl_vla.scoring.scene_aggregation import group_score, proximity_weights
 from irl_vla.scoring.scene_cache import SceneCache, build_scene_cache
 from irl_vla.scoring.sub_scores import SubScore
 from tests.scoring.scenes import make_scene, straight_plan
+from tools.cli import main
 
 
 class Flaky(Agent):
@@ -212,3 +213,11 @@ def test_eval_agents_list_validation() -> None:
         to_dataclass({"agents": []}, EvalConfig, where="eval")
     with pytest.raises(ValueError, match="EvalConfig.jerk_penalty_matrix: 'jerky'"):
         EvalConfig(jerk_penalty_matrix="jerky")
+
+
+def test_eval_command_reads_one_agent_name_and_refuses_none(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = [f"paths.data_root={tmp_path}", f"paths.output_root={tmp_path / 'out'}", "eval.progress=false"]
+    assert main(["eval", *base, "eval.agents=constant_velocity"]) == 2
+    assert "manifest.json does not exist" in capsys.readouterr().err  # past the agents: the split is missing
+    assert main(["eval", *base, "eval.agents=[]"]) == 2
+    assert "EvalConfig.agents: empty" in capsys.readouterr().err
