@@ -2,12 +2,14 @@
 
 Format ``irl_vla.log`` (version ``LOG_FORMAT_VERSION``)::
 
-    {"format": "irl_vla.log", "version": 1, "log_name": ..., "map": <irl_vla.map dict>,
+    {"format": "irl_vla.log", "version": 2, "log_name": ..., "map": <irl_vla.map dict>,
      "frames": [<frame>, ...], "scenes": [{"token": ..., "start": <frame index>}, ...], "meta": {...}}
 
 Floats are written with Python's shortest round-trip repr, so reading gives bit-identical arrays; the gzip
 header carries no timestamp, so the same log always gives the same bytes. Sensors are not stored (they are
 rendered at load time). Any malformed content raises ``DataFormatError`` naming the file and the field.
+Version 2 splits a frame's language into ``instruction`` (navigation only, an agent input) and
+``scene_description`` (a target); a version-1 log mixes them and is refused with a message to regenerate it.
 
 A split's manifest records each log's SHA-256; ``read_log(path, sha256=...)`` and ``verify_log`` refuse a file
 whose bytes differ (``LogChangedError``, naming the file), so a log edited in place is never trusted. Hashing costs
@@ -35,7 +37,7 @@ from irl_vla.data.map.map_io import map_from_dict, map_to_dict
 from irl_vla.data.scene import Annotations, EgoStatus, Frame, Scene, SceneMetadata
 
 LOG_FORMAT = "irl_vla.log"
-LOG_FORMAT_VERSION = 1
+LOG_FORMAT_VERSION = 2
 LOG_SUFFIX = ".log.json.gz"
 #: How to repair a log that no longer matches its manifest (shown in ``LogChangedError``).
 REGENERATE_HINT = "re-run `irl-vla generate` with the same settings to regenerate it"
@@ -149,6 +151,7 @@ def _frame_to_dict(frame: Frame) -> dict[str, Any]:
             "driving_command": ego.driving_command.tolist(),
         },
         "instruction": frame.instruction,
+        "scene_description": frame.scene_description,
         "meta_action": None if frame.meta_action is None else frame.meta_action.value,
     }
 
@@ -175,7 +178,8 @@ def _frame_from_dict(d: dict[str, Any]) -> Frame:
             driving_command=np.array(ego["driving_command"], dtype=np.int64),
             in_global_frame=True,
         ),
-        instruction=str(d.get("instruction", "")),
+        instruction=str(d["instruction"]),
+        scene_description=str(d["scene_description"]),
         meta_action=None if d.get("meta_action") is None else MetaAction(d["meta_action"]),
     )
 
@@ -229,7 +233,10 @@ def read_log(path: str | os.PathLike[str], sha256: str | None = None) -> LogReco
     if not isinstance(doc, dict) or doc.get("format") != LOG_FORMAT:
         raise DataFormatError(f"{path}: not an {LOG_FORMAT} file")
     if doc.get("version") != LOG_FORMAT_VERSION:
-        raise DataFormatError(f"{path}: {LOG_FORMAT} version {doc.get('version')}, expected {LOG_FORMAT_VERSION}")
+        raise DataFormatError(
+            f"{path}: {LOG_FORMAT} version {doc.get('version')}, expected {LOG_FORMAT_VERSION}; the log was written "
+            "by an older suite: regenerate the split (irl-vla generate)"
+        )
     field_name = "log_name"
     try:
         log_name = str(doc["log_name"])

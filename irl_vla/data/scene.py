@@ -117,8 +117,11 @@ class Frame:
         ego_status: ego state with a global pose.
         lidar: LiDAR point cloud, if loaded.
         cameras: camera images by name, if loaded.
-        instruction: navigation instruction and scene facts in text.
-        meta_action: high-level decision label at this frame, if known.
+        instruction: navigation instruction (``irl_vla.data.instruction``): the route's next manoeuvre and its
+            distance, what a navigation system knows; the only language an agent reads.
+        scene_description: what is on the road (lights, road users, obstacles, speed limit) in text; a
+            supervision target of the language branch, never an agent input.
+        meta_action: high-level decision label at this frame, if known (a supervision target).
     """
 
     token: str
@@ -130,6 +133,7 @@ class Frame:
     lidar: Lidar | None = None
     cameras: Cameras = field(default_factory=dict)
     instruction: str = ""
+    scene_description: str = ""
     meta_action: MetaAction | None = None
 
     def __post_init__(self) -> None:
@@ -168,7 +172,10 @@ class SceneMetadata:
 class AgentInput:
     """What an agent sees: history frames oldest first, the last is the current frame.
 
-    Ego poses are relative to the current frame (the current pose is the origin).
+    Ego poses are relative to the current frame (the current pose is the origin). ``instruction`` is the
+    current frame's navigation instruction. Nothing here is a fact about the scene (no annotations, light
+    states, map, scene description or meta-action): those are targets or privileged inputs, read from the
+    ``Scene``.
     """
 
     ego_statuses: list[EgoStatus]

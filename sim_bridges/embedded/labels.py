@@ -1,8 +1,12 @@
-"""Language-side labels of logged frames: a navigation instruction with scene facts, and a meta-action.
+"""Language-side labels of logged frames: a navigation instruction, a scene description and a meta-action.
 
-The instruction is what a passenger giving directions would say plus what a driver sees (speed limit, the
-light ahead, the nearest road user in the lane, people and construction nearby); the meta-action names the
-expert's decision over the next ``HORIZON`` seconds, read from what it actually did.
+* the navigation instruction (an agent input) is what a navigation system knows: the route's next manoeuvre
+  and its distance, or the lane the route needs (``irl_vla.data.instruction``); it never depends on other
+  road users, lights or obstacles;
+* the scene description (a supervision target) is what a driver sees: the speed limit, the light or give-way
+  line ahead, the nearest road user in the lane, people, cyclists and road works nearby;
+* the meta-action (a supervision target) names the expert's decision over the next ``HORIZON`` seconds, read
+  from what it actually did.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from irl_vla.data.enums import AgentClass, BoundingBoxIndex, MetaAction
+from irl_vla.data.instruction import FOLLOW_ROAD, junction_instruction, lane_instruction
 from irl_vla.data.map import LaneConnector
 from irl_vla.data.scene import Annotations
 from sim_bridges.embedded.world import World
@@ -70,30 +75,21 @@ def meta_action(steps: list[EgoTrace], now: float) -> MetaAction:
     return MetaAction.KEEP_LANE
 
 
-def _navigation(world: World) -> str:
+def navigation_instruction(world: World) -> str:
+    """The ego's navigation instruction now, from its route alone (where it is on it and in which lane)."""
     ego = world.ego
     front = ego.s + ego.length / 2
-    if abs(ego.lateral - ego.home_lateral) > 1.0:
-        side = "left" if ego.home_lateral > ego.lateral else "right"
-        ahead = ego.lane_change_before - front
-        if np.isfinite(ahead):
-            return f"Move into the {side} lane within {ahead:.0f} m to follow the route."
-        return f"Pass the obstruction, then return to the {side} lane."
+    if np.isfinite(ego.lane_change_before) and abs(ego.lateral - ego.home_lateral) > LANE_CHANGE_SHIFT / 2:
+        # Outside the route lane where the route needs it (its own lane ends or cannot make the turn).
+        return lane_instruction("left" if ego.home_lateral > ego.lateral else "right", ego.lane_change_before - front)
     for stop in ego.stops:
         conn = world.map.get_lane(stop.connector_id)
-        turn = conn.turn if isinstance(conn, LaneConnector) else "straight"
         dist = stop.s - front
         if dist < -conn.length:
-            continue
-        if turn in ("left", "right"):
-            return (
-                f"Turn {turn} at the intersection."
-                if dist <= 0
-                else f"In {dist:.0f} m, turn {turn} at the intersection."
-            )
-        if dist > 0:
-            return f"In {dist:.0f} m, go straight through the intersection."
-    return "Follow the road."
+            continue  # through this junction already
+        turn = conn.turn if isinstance(conn, LaneConnector) and conn.turn in ("left", "right") else "straight"
+        return junction_instruction(turn, dist)
+    return FOLLOW_ROAD
 
 
 def _facts(world: World, annotations: Annotations) -> list[str]:
@@ -136,6 +132,6 @@ def _facts(world: World, annotations: Annotations) -> list[str]:
     return facts
 
 
-def instruction(world: World, annotations: Annotations) -> str:
-    """Navigation instruction followed by scene facts, for the current world state."""
-    return " ".join([_navigation(world), *_facts(world, annotations)])
+def scene_description(world: World, annotations: Annotations) -> str:
+    """What is on the road now (from the world and the frame's ``annotations``): a supervision target."""
+    return " ".join(_facts(world, annotations))

@@ -2,7 +2,7 @@
 
 The BEV (ego frame, x up) shows the map (lanes, connectors, crosswalks), traffic-light states on the
 signalised connectors (red/green), the annotated objects, the ego, its route centreline, history and the
-expert's future, with the instruction and meta-action as the title.
+expert's future, with the meta-action, navigation instruction and scene description as the title.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def bev_figure(scene: Scene, title: str = "") -> plt.Figure:
     ax.set_ylabel("x [m] (forward)")
     ax.legend(loc="lower left", fontsize=7)
     label = frame.meta_action.value if frame.meta_action is not None else "-"
-    wrapped = "\n".join(textwrap.wrap(f"[{label}] {frame.instruction}", 80))
+    text = f"[{label}] {frame.instruction} | {frame.scene_description}"
+    wrapped = "\n".join(textwrap.wrap(text, 80))
     ax.set_title(f"{title}\n{wrapped}" if title else wrapped, fontsize=7, loc="left")
     fig.tight_layout()
     return fig

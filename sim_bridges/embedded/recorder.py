@@ -13,7 +13,7 @@ from irl_vla.data.geometry import absolute_to_relative
 from irl_vla.data.scene import Annotations, EgoStatus, Frame, Scene, SceneMetadata, one_hot_command
 from irl_vla.data.scene_filter import SceneFilter
 from irl_vla.data.vehicle import PACIFICA
-from sim_bridges.embedded.labels import HORIZON, instruction, meta_action, trace
+from sim_bridges.embedded.labels import HORIZON, meta_action, navigation_instruction, scene_description, trace
 from sim_bridges.embedded.world import DT, World
 
 RECORD_EVERY = 5  # simulation steps per logged frame (10 Hz -> 2 Hz)
@@ -68,7 +68,7 @@ def record_log(
 ) -> list[Frame]:
     """Step ``world`` and record ``num_frames`` frames at 2 Hz (the first before any step).
 
-    Each frame carries an instruction with scene facts; its meta-action is read from the expert's next
+    Each frame carries a navigation instruction and a scene description; its meta-action is read from the expert's next
     ``labels.HORIZON`` seconds, simulated past the last frame. ``on_step`` runs after every world step
     (an ``audit.Auditor``'s ``check``). Re-simulated (stage-2) logs use ``SYNTHETIC_TOKEN_LENGTH`` tokens.
     """
@@ -100,7 +100,8 @@ def record_log(
                 traffic_lights=world.red_connectors(),
                 annotations=annotations,
                 ego_status=status,
-                instruction=instruction(world, annotations),
+                instruction=navigation_instruction(world),
+                scene_description=scene_description(world, annotations),
             )
         )
     # Look ahead past the last frame so that its label sees a full horizon too.

@@ -9,7 +9,7 @@ the suite imports without navsim. navsim's scripts select it with the agent conf
 Conversion: navsim's ``EgoStatus`` fields match the suite's (poses relative to the current frame); its
 ``Cameras`` object has one attribute per camera, each with ``image`` (``None`` when not loaded) and the
 calibration; ``Lidar.lidar_pc`` is the ``(6, N)`` cloud. navsim gives no instruction text, so the suite agent
-reads one made from the driving command (``command_instruction``).
+reads one made from the driving command (``irl_vla.data.instruction.command_instruction``).
 """
 
 from __future__ import annotations
@@ -20,21 +20,9 @@ import numpy as np
 
 from irl_vla.agents.agent import Agent
 from irl_vla.agents.registry import agent_yaml, submittable_agent
-from irl_vla.data.enums import DrivingCommand
+from irl_vla.data.instruction import command_instruction
 from irl_vla.data.scene import AgentInput, EgoStatus
 from irl_vla.data.sensors import NAVSIM_CAMERA_NAMES, Camera, CameraCalibration, Lidar, SensorConfig
-
-_COMMAND_TEXT = {
-    DrivingCommand.LEFT: "Turn left ahead, following the route.",
-    DrivingCommand.STRAIGHT: "Go straight ahead, following the route.",
-    DrivingCommand.RIGHT: "Turn right ahead, following the route.",
-    DrivingCommand.UNKNOWN: "Drive on safely.",
-}
-
-
-def command_instruction(status: EgoStatus) -> str:
-    """The instruction a navsim frame supports: its driving command in words."""
-    return _COMMAND_TEXT[status.command]
 
 
 def _float(value: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -72,7 +60,7 @@ def agent_input_from_navsim(navsim_input: Any) -> AgentInput:
     for lidar in navsim_input.lidars:
         pc = getattr(lidar, "lidar_pc", None)
         lidars.append(None if pc is None else Lidar(np.asarray(pc, dtype=np.float32)))
-    return AgentInput(statuses, cameras, lidars, command_instruction(statuses[-1]))
+    return AgentInput(statuses, cameras, lidars, command_instruction(statuses[-1].command))
 
 
 def navsim_sensor_config(config: SensorConfig, sensor_config_cls: type) -> Any:

@@ -6,7 +6,8 @@ the rear axle's: ``ego2global_translation`` (x, y, z) and ``ego2global_rotation`
 ``(x, y, z, l, w, h, yaw)``, class names, ego-frame velocities and tokens; ``traffic_lights`` pairs integer
 lane-connector ids with "is red"; ``cams`` has the eight cameras' relative image paths and calibrations and
 ``lidar_path`` the merged point cloud, both relative to the split's sensor-blob folder. The suite adds one key
-navsim ignores, ``irl_vla`` (instruction text and meta-action label), so an exported log reads back whole.
+navsim ignores, ``irl_vla`` (navigation instruction, scene description and meta-action label), so an exported log
+reads back whole. A frame without it (real OpenScene data) gets the navigation instruction of its driving command.
 
 ``OpenSceneLoader`` serves a NAVSIM split (a folder of log pickles plus a nuPlan map root and the sensor blobs)
 with the interface of the suite's ``SceneLoader``: tokens, scenes by token, the previous frame's scene, and
@@ -30,6 +31,7 @@ from PIL import Image
 
 from irl_vla.common.io import DataFormatError, atomic_open
 from irl_vla.data.enums import MetaAction
+from irl_vla.data.instruction import command_instruction
 from irl_vla.data.map import Map
 from irl_vla.data.scene import Annotations, EgoStatus, Frame, Scene, SceneMetadata
 from irl_vla.data.sensors import NAVSIM_CAMERA_NAMES, Camera, CameraCalibration, Lidar, SensorConfig
@@ -135,6 +137,7 @@ def frame_to_dict(frame: Frame, ctx: FrameContext) -> dict[str, Any]:
         "sample_next": ctx.sample_next,
         SUITE_KEY: {
             "instruction": frame.instruction,
+            "scene_description": frame.scene_description,
             "meta_action": None if frame.meta_action is None else frame.meta_action.value,
         },
     }
@@ -194,6 +197,13 @@ def frame_from_dict(d: dict[str, Any], where: str) -> Frame:
         velocity = _array(anns, "gt_velocity_3d", (None, 3), f"{where} anns")
         extra = d.get(SUITE_KEY) or {}
         meta_action = extra.get("meta_action")
+        status = EgoStatus(
+            ego_pose=np.array([translation[0], translation[1], quaternion_yaw(rotation)]),
+            ego_velocity=dynamic[:2].copy(),
+            ego_acceleration=dynamic[2:].copy(),
+            driving_command=command,
+            in_global_frame=True,
+        )
         return Frame(
             token=token,
             timestamp=int(d["timestamp"]),
@@ -206,14 +216,9 @@ def frame_from_dict(d: dict[str, Any], where: str) -> Frame:
                 [str(t) for t in anns["instance_tokens"]],
                 [str(t) for t in anns["track_tokens"]],
             ),
-            ego_status=EgoStatus(
-                ego_pose=np.array([translation[0], translation[1], quaternion_yaw(rotation)]),
-                ego_velocity=dynamic[:2].copy(),
-                ego_acceleration=dynamic[2:].copy(),
-                driving_command=command,
-                in_global_frame=True,
-            ),
-            instruction=str(extra.get("instruction", "")),
+            ego_status=status,
+            instruction=str(extra["instruction"]) if "instruction" in extra else command_instruction(status.command),
+            scene_description=str(extra.get("scene_description", "")),
             meta_action=None if meta_action is None else MetaAction(meta_action),
         )
     except DataFormatError:

@@ -29,6 +29,7 @@ def test_round_trip_is_exact_and_bytes_are_deterministic(tmp_path: Path, record:
     assert back.map == record.map and back.scenes == record.scenes and back.meta == {"seed": 1}
     for fa, fb in zip(record.frames, back.frames, strict=True):
         assert fa.token == fb.token and fa.instruction == fb.instruction and fa.meta_action is fb.meta_action
+        assert fa.scene_description == fb.scene_description and fa.scene_description
         assert np.array_equal(fa.ego_status.ego_pose, fb.ego_status.ego_pose)
         assert np.array_equal(fa.annotations.boxes, fb.annotations.boxes)
         assert fa.traffic_lights == fb.traffic_lights
@@ -64,3 +65,17 @@ def test_sensors_attached_to_a_scene_stay_out_of_the_log(record: LogRecord) -> N
     again = record.scene(token)
     assert again.current_frame.lidar is None and again.current_frame.token == token
     assert all(f.lidar is None for f in record.frames)
+
+
+def test_a_log_of_the_previous_version_asks_for_regeneration(tmp_path: Path, record: LogRecord) -> None:
+    """Version 1 mixed scene facts into the instruction; such a log is refused, naming the file and the fix."""
+    import json
+
+    doc = json.loads(gzip.decompress(log_to_bytes(record)))
+    doc["version"] = 1
+    for frame in doc["frames"]:
+        frame["instruction"] += " " + frame.pop("scene_description")
+    path = tmp_path / "old.log.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(doc).encode()))
+    with pytest.raises(DataFormatError, match=r"old.log.json.gz: irl_vla.log version 1, expected 2.*regenerate"):
+        read_log(path)
