@@ -1,1 +1,1 @@
-"""Evaluation: agents, open-loop (NAVSIM-style) scoring of splits, reports."""
+"""Evaluation: running agents on splits, open-loop (NAVSIM-style) scoring, reports."""
