@@ -1,0 +1,1 @@
+"""Learned models: the VLA policy (``vla``) and, later, the reward world model."""

@@ -1,0 +1,6 @@
+"""The VLA policy: vision, 3D reasoning, semantic reasoning (a causal LM) and an anchored diffusion planner.
+
+One concept a module: ``config`` (sizes and input keys), ``vision``, ``reasoning3d``, ``language``,
+``tokenizer``, ``anchors``, ``normalization``, ``planner``, ``model`` (``VLAModel``), ``loss``, ``summary``
+(parameter counts). Import from the modules; this package imports nothing heavy on its own.
+"""

@@ -1,0 +1,378 @@
+"""The VLA policy's configuration: one dataclass per part, sizes ``tiny``/``default``/``base`` in ``configs/model/``.
+
+The dataclass defaults are the ``default`` size; ``configs/model/<size>.yaml`` states every field of a size (a
+test checks that ``default.yaml`` equals the defaults). ``InputSpec`` and the two key enums are the one place
+where the model's expected input tensors are named and sized, aligned with the feature and target builders of
+``irl_vla.data.features``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+import configs
+from irl_vla.common.config import require_at_least, to_dataclass
+
+#: Sizes shipped in ``configs/model/``.
+MODEL_SIZES: tuple[str, ...] = ("tiny", "default", "base")
+
+
+class FeatureKey(str, Enum):
+    """Policy inputs (non-privileged: sensors, ego status, driving command, navigation instruction).
+
+    Shapes without the batch axis; letters as in ``irl_vla.data.features.builder``.
+    """
+
+    EGO_STATUS = "ego_status"  # (T, D) float: EgoStatusIndex columns per history frame, oldest first
+    DRIVING_COMMAND = "driving_command"  # (D,) float: one-hot in DrivingCommand order
+    CAMERA_IMAGES = "camera_images"  # (T, N, C, H, W) uint8 RGB
+    CAMERA_INTRINSICS = "camera_intrinsics"  # (N, 3, 3) float [px]
+    CAMERA_TO_LIDAR = "camera_to_lidar"  # (N, 4, 4) float: homogeneous camera (OpenCV axes) -> ego/LiDAR
+    LIDAR_BEV = "lidar_bev"  # (T, C, H, W) float in [0, 1] (read when vision.use_lidar)
+    INSTRUCTION_TOKENS = "instruction_tokens"  # (L,) int64: [BOS] ... [EOS] then [PAD]
+    INSTRUCTION_MASK = "instruction_mask"  # (L,) bool: true on real tokens
+
+
+class TargetKey(str, Enum):
+    """Supervision (privileged; read only by the loss and the language model's teacher forcing)."""
+
+    TRAJECTORY = "trajectory"  # (T, 3) float: expert poses by SE2Index [m, m, rad]
+    AGENT_STATES = "agent_states"  # (A, D) float: boxes by AgentStateIndex, zero on padding
+    AGENT_CLASSES = "agent_classes"  # (A,) int64: AgentClass positions, IGNORE_INDEX on padding
+    AGENT_MASK = "agent_mask"  # (A,) bool
+    BEV_SEMANTIC_MAP = "bev_semantic_map"  # (H, W) int64: BevSemanticClass per cell
+    META_ACTION = "meta_action"  # () int64: MetaAction position, IGNORE_INDEX when unlabelled
+    LM_TARGET_TOKENS = "lm_target_tokens"  # (L,) int64: scene description then meta-action, as text tokens
+    LM_TARGET_MASK = "lm_target_mask"  # (L,) bool: true on real tokens
+
+
+@dataclass
+class InputSpec:
+    """Sizes of the input tensors the model is built for (checked on every forward).
+
+    Attributes:
+        num_cameras: cameras of the rig (N).
+        camera_frames: history frames of camera images (T of ``camera_images``).
+        image_height: image height [px].
+        image_width: image width [px].
+        history_frames: ego-status history frames (T of ``ego_status``).
+        lidar_frames: LiDAR BEV frames (T of ``lidar_bev``).
+        lidar_channels: LiDAR BEV channels (C of ``lidar_bev``).
+        bev_range: ``[x_min, x_max, y_min, y_max]`` [m] of the BEV grid (LiDAR BEV, semantic map, BEV tokens),
+            ego rear-axle frame, first grid axis forward.
+        bev_height: cells along x of ``lidar_bev`` and ``bev_semantic_map``.
+        bev_width: cells along y.
+        max_instruction_tokens: tokens of the navigation instruction (L).
+        num_poses: poses of a plan (T), at 0.5 s.
+        max_agents: annotated boxes of the agent targets (A).
+    """
+
+    num_cameras: int = 3
+    camera_frames: int = 1
+    image_height: int = 144
+    image_width: int = 256
+    history_frames: int = 4
+    lidar_frames: int = 1
+    lidar_channels: int = 2
+    bev_range: list[float] = field(default_factory=lambda: [-32.0, 32.0, -32.0, 32.0])
+    bev_height: int = 128
+    bev_width: int = 128
+    max_instruction_tokens: int = 48
+    num_poses: int = 8
+    max_agents: int = 30
+
+    def __post_init__(self) -> None:
+        require_at_least(self, ("num_cameras", "camera_frames", "history_frames", "lidar_frames"), 1)
+        require_at_least(self, ("lidar_channels", "max_instruction_tokens", "num_poses", "max_agents"), 1)
+        require_at_least(self, ("image_height", "image_width", "bev_height", "bev_width"), 8)
+        if len(self.bev_range) != 4 or not (
+            self.bev_range[1] > self.bev_range[0] and self.bev_range[3] > self.bev_range[2]
+        ):
+            raise ValueError(f"InputSpec.bev_range: expected [x_min, x_max, y_min, y_max] [m], got {self.bev_range}")
+
+
+@dataclass
+class VisionConfig:
+    """Camera-rig encoder, optional LiDAR-BEV branch and BEV adaptor.
+
+    Attributes:
+        backend: ``conv`` (our small strided CNN) or ``transformers`` (a vision tower from ``hf_config`` or
+            ``pretrained_path``).
+        conv_channels: channels of the CNN: a stride-4 patchifying stem, then stages halving the resolution
+            (``conv``).
+        hf_config: ``transformers`` vision config fields (``model_type`` plus sizes, e.g. a ViT), ``transformers``.
+        pretrained_path: local directory of a pretrained vision tower (``save_pretrained`` layout); never
+            downloaded.
+        freeze_tower: keep the vision tower's weights fixed.
+        token_grid: ``[rows, columns]`` of visual tokens per camera image (pooled feature map).
+        use_lidar: add the LiDAR-BEV branch to the BEV tokens.
+        lidar_channels: channels of the LiDAR CNN (stride-4 stem, then halving stages), pooled to the BEV
+            token grid.
+        bev_grid: ``[rows (x), columns (y)]`` of BEV tokens over ``InputSpec.bev_range``.
+        bev_layers: layers of the BEV adaptor (BEV queries cross-attending to visual tokens).
+    """
+
+    backend: str = "conv"
+    conv_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    hf_config: dict[str, Any] | None = None
+    pretrained_path: str | None = None
+    freeze_tower: bool = False
+    token_grid: list[int] = field(default_factory=lambda: [3, 8])
+    use_lidar: bool = True
+    lidar_channels: list[int] = field(default_factory=lambda: [32, 64])
+    bev_grid: list[int] = field(default_factory=lambda: [16, 16])
+    bev_layers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("conv", "transformers"):
+            raise ValueError(f"VisionConfig.backend: expected conv or transformers, got {self.backend!r}")
+        if self.backend == "transformers" and not (self.hf_config or self.pretrained_path):
+            raise ValueError("VisionConfig: backend transformers needs hf_config or pretrained_path")
+        for name in ("conv_channels", "lidar_channels"):
+            if not getattr(self, name) or min(getattr(self, name)) < 1:
+                raise ValueError(f"VisionConfig.{name}: expected at least one stage of >= 1 channels")
+        for name in ("token_grid", "bev_grid"):
+            grid = getattr(self, name)
+            if len(grid) != 2 or min(grid) < 1:
+                raise ValueError(f"VisionConfig.{name}: expected [rows, columns] >= 1, got {grid}")
+        require_at_least(self, ("bev_layers",), 1)
+
+
+@dataclass
+class Reasoning3DConfig:
+    """3D reasoning: object tokens (agent box queries) and map tokens from the BEV tokens.
+
+    Attributes:
+        num_object_queries: object tokens (Q), one box hypothesis each.
+        map_grid: ``[rows (x), columns (y)]`` of map tokens over the BEV range.
+        layers: decoder layers of each token set.
+        semantic_stride: the BEV semantic map is predicted at ``bev_height / semantic_stride`` cells (targets
+            pooled to match, higher class wins).
+        semantic_channels: channels of the semantic decoder's upsampling stages.
+    """
+
+    num_object_queries: int = 16
+    map_grid: list[int] = field(default_factory=lambda: [8, 8])
+    layers: int = 1
+    semantic_stride: int = 2
+    semantic_channels: int = 32
+
+    def __post_init__(self) -> None:
+        require_at_least(self, ("num_object_queries", "layers", "semantic_stride", "semantic_channels"), 1)
+        if len(self.map_grid) != 2 or min(self.map_grid) < 1:
+            raise ValueError(f"Reasoning3DConfig.map_grid: expected [rows, columns] >= 1, got {self.map_grid}")
+
+
+@dataclass
+class LanguageConfig:
+    """Semantic reasoning: a causal language model built from a ``transformers`` config.
+
+    Attributes:
+        enabled: build the language model (false: the planner reads no meta tokens, an ablation).
+        family: ``qwen2`` or ``llama`` (the ``transformers`` architecture).
+        vocab_size: token ids the embedding and LM head cover (at least the tokenizer's vocabulary).
+        hidden_size: width of the language model.
+        num_layers: decoder layers.
+        num_heads: attention heads.
+        num_kv_heads: key/value heads (grouped-query attention).
+        intermediate_size: MLP width.
+        max_positions: longest sequence (visual + ego + instruction + meta + target tokens).
+        rope_theta: rotary embedding base.
+        num_visual_tokens: tokens the vision adaptor gives the language model.
+        num_meta_tokens: meta queries appended after the instruction; their last hidden states are the meta
+            tokens the planner reads.
+        max_target_tokens: tokens of the LM target text (scene description and meta-action).
+        tokenizer: ``bpe`` (byte-level BPE trained offline on the instruction corpus), ``byte`` (byte-level
+            fallback, no training) or ``pretrained`` (``tokenizer.json`` of ``pretrained_path``).
+        pretrained_path: local directory of a pretrained causal LM (``save_pretrained`` layout, with its
+            ``tokenizer.json``); never downloaded.
+        freeze_lm: keep the language model's weights fixed.
+    """
+
+    enabled: bool = True
+    family: str = "qwen2"
+    vocab_size: int = 1024
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 256
+    max_positions: int = 256
+    rope_theta: float = 10000.0
+    num_visual_tokens: int = 16
+    num_meta_tokens: int = 4
+    max_target_tokens: int = 48
+    tokenizer: str = "bpe"
+    pretrained_path: str | None = None
+    freeze_lm: bool = False
+
+    def __post_init__(self) -> None:
+        if self.family not in ("qwen2", "llama"):
+            raise ValueError(f"LanguageConfig.family: expected qwen2 or llama, got {self.family!r}")
+        if self.tokenizer not in ("bpe", "byte", "pretrained"):
+            raise ValueError(f"LanguageConfig.tokenizer: expected bpe, byte or pretrained, got {self.tokenizer!r}")
+        if self.tokenizer == "pretrained" and not self.pretrained_path:
+            raise ValueError("LanguageConfig.tokenizer: pretrained needs pretrained_path")
+        names = ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size")
+        require_at_least(self, (*names, "max_positions", "num_visual_tokens", "num_meta_tokens"), 1)
+        require_at_least(self, ("max_target_tokens",), 2)
+        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"LanguageConfig: hidden_size {self.hidden_size} must divide by num_heads {self.num_heads}, "
+                f"and num_heads by num_kv_heads {self.num_kv_heads}"
+            )
+
+
+@dataclass
+class PlannerConfig:
+    """Anchored truncated diffusion over K anchor trajectories.
+
+    The denoising timesteps are the last ``num_denoising_steps`` of a DDIM schedule with ``denoising_stride``
+    between timesteps: ``stride * (S - 1), ..., stride, 0``; anchors are noised to the first of them.
+
+    Attributes:
+        num_anchors: anchors and modes (K).
+        num_blocks: denoiser blocks (each: self-attention over modes, cross-attention to meta, BEV, map and
+            object tokens in turn, feed-forward).
+        num_train_timesteps: length of the diffusion schedule.
+        beta_schedule: ``diffusers`` beta schedule name.
+        beta_start: first beta.
+        beta_end: last beta.
+        train_max_timestep: training noises anchors to a timestep drawn uniformly from ``[0, this)``.
+        denoising_stride: timesteps between denoising steps.
+        num_denoising_steps: denoising steps (S).
+        eta: DDIM stochasticity of sampled chains (0 = deterministic DDIM mean, 1 = DDPM-like variance).
+        std_min: floor of the per-step standard deviation of sampled chains (normalised trajectory units).
+    """
+
+    num_anchors: int = 20
+    num_blocks: int = 2
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "scaled_linear"
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    train_max_timestep: int = 50
+    denoising_stride: int = 8
+    num_denoising_steps: int = 2
+    eta: float = 1.0
+    std_min: float = 0.1
+
+    def __post_init__(self) -> None:
+        require_at_least(self, ("num_anchors", "num_blocks", "num_denoising_steps", "denoising_stride"), 1)
+        if self.num_train_timesteps % self.denoising_stride:
+            raise ValueError(
+                f"PlannerConfig.denoising_stride: {self.denoising_stride} must divide num_train_timesteps "
+                f"{self.num_train_timesteps}"
+            )
+        if not self.start_timestep < self.train_max_timestep <= self.num_train_timesteps:
+            raise ValueError(
+                f"PlannerConfig.train_max_timestep: expected in ({self.start_timestep}, {self.num_train_timesteps}] "
+                f"(training must cover the start timestep stride * (steps - 1)), got {self.train_max_timestep}"
+            )
+        if self.eta < 0 or not self.std_min > 0:
+            raise ValueError(f"PlannerConfig: expected eta >= 0 and std_min > 0, got {self.eta}, {self.std_min}")
+
+    @property
+    def start_timestep(self) -> int:
+        """The timestep anchors are noised to before denoising."""
+        return self.denoising_stride * (self.num_denoising_steps - 1)
+
+
+@dataclass
+class LossConfig:
+    """Weights of the imitation loss terms (a weight of 0 drops the term and its targets).
+
+    Attributes:
+        trajectory_cls: per-anchor focal classification (the anchor nearest the expert is positive).
+        trajectory_reg: L1 regression of the winning mode to the expert [m, m, rad].
+        focal_gamma: focusing exponent of the classification.
+        focal_alpha: weight of positives in the classification.
+        agent_class: classification of object tokens (matched boxes by class, others as no-object).
+        agent_box: L1 on the matched boxes' states.
+        no_object_weight: class weight of the no-object class.
+        bev_semantic: cross-entropy of the BEV semantic map.
+        meta_action: cross-entropy of the meta-action from the meta tokens.
+        lm: next-token cross-entropy of the LM target text (scene description and meta-action).
+    """
+
+    trajectory_cls: float = 10.0
+    trajectory_reg: float = 8.0
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.25
+    agent_class: float = 2.0
+    agent_box: float = 0.5
+    no_object_weight: float = 0.1
+    bev_semantic: float = 5.0
+    meta_action: float = 1.0
+    lm: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not value >= 0:
+                raise ValueError(f"LossConfig.{name}: expected >= 0, got {value}")
+
+
+@dataclass
+class VLAConfig:
+    """The whole policy.
+
+    Attributes:
+        size: name of the size (``tiny``, ``default``, ``base`` or a user's).
+        d_model: width of scene tokens (visual, BEV, object, map, meta after projection) and of the planner.
+        num_heads: attention heads of our own attention layers.
+        ffn_mult: feed-forward width as a multiple of ``d_model``.
+        inputs: the input tensors' sizes.
+        vision: vision encoder and BEV adaptor.
+        reasoning: 3D reasoning (object and map tokens).
+        language: the language model.
+        planner: the diffusion planner.
+        loss: loss weights.
+    """
+
+    size: str = "default"
+    d_model: int = 128
+    num_heads: int = 4
+    ffn_mult: int = 2
+    inputs: InputSpec = field(default_factory=InputSpec)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    reasoning: Reasoning3DConfig = field(default_factory=Reasoning3DConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        require_at_least(self, ("d_model", "num_heads", "ffn_mult"), 1)
+        if self.d_model % self.num_heads:
+            raise ValueError(f"VLAConfig: d_model {self.d_model} must divide by num_heads {self.num_heads}")
+        stride = self.reasoning.semantic_stride
+        if self.inputs.bev_height % stride or self.inputs.bev_width % stride:
+            raise ValueError(
+                f"VLAConfig: reasoning.semantic_stride {stride} must divide the BEV grid "
+                f"{self.inputs.bev_height} x {self.inputs.bev_width}"
+            )
+
+
+def model_config_path(size: str) -> Path:
+    """``configs/model/<size>.yaml``."""
+    return Path(configs.__file__).parent / "model" / f"{size}.yaml"
+
+
+def load_model_config(size_or_path: str, overrides: dict[str, Any] | None = None) -> VLAConfig:
+    """The config of a shipped size (``tiny``, ``default``, ``base``) or of a yaml file, with ``overrides``.
+
+    Raises:
+        FileNotFoundError: naming the file.
+        ValueError: naming the key of an unknown or invalid field.
+    """
+    path = model_config_path(size_or_path) if size_or_path in MODEL_SIZES else Path(size_or_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no model config (sizes: {', '.join(MODEL_SIZES)})")
+    cfg = OmegaConf.load(path)
+    if overrides:
+        cfg = OmegaConf.merge(cfg, OmegaConf.create(overrides))
+    return to_dataclass(cfg, VLAConfig, where=f"model ({path})")

@@ -1,0 +1,216 @@
+"""The VLA policy: vision, 3D reasoning, semantic reasoning (language model) and the diffusion planner.
+
+``forward(features, targets=None) -> predictions``. The model reads only non-privileged features (cameras,
+LiDAR BEV, ego status, driving command, navigation instruction; ``FeatureKey``); ``targets`` are read only for
+the language model's teacher forcing (its LM loss), never by the planner's path. Predictions:
+
+- ``trajectory`` ``(B, T, 3)``: the mode of highest confidence [m, m, rad];
+- ``modes`` ``(B, K, T, 3)`` and ``mode_logits`` ``(B, K)``: in training one denoising pass from noised
+  anchors (what the imitation loss supervises), otherwise the denoised modes;
+- auxiliary outputs (training or ``with_aux``): ``agent_states``, ``agent_class_logits``,
+  ``bev_semantic_logits``, ``meta_action_logits`` and, with LM targets, ``lm_logits``;
+- sampled chains (``stochastic=True``): ``chain``, ``chain_log_probs`` ``(B, K, S)`` and ``chain_stds``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from irl_vla.data.enums import DrivingCommand, MetaAction
+from irl_vla.data.features.ego import EgoStatusIndex
+from irl_vla.models.vla.config import FeatureKey, TargetKey, VLAConfig
+from irl_vla.models.vla.language import LanguageReasoner
+from irl_vla.models.vla.layers import mlp
+from irl_vla.models.vla.loss import compute_loss
+from irl_vla.models.vla.normalization import NormalizationStats, Standardizer
+from irl_vla.models.vla.planner import CONTEXT_SOURCES, DiffusionPlanner, PlannerContext
+from irl_vla.models.vla.reasoning3d import Reasoning3D
+from irl_vla.models.vla.vision import VisionEncoder
+
+
+class VLAModel(nn.Module):
+    """The policy network (see the module docstring)."""
+
+    def __init__(self, cfg: VLAConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d, heads, mult, inputs = cfg.d_model, cfg.num_heads, cfg.ffn_mult, cfg.inputs
+        self.ego_norm = Standardizer("ego_status", (inputs.history_frames, len(EgoStatusIndex)))
+        self.image_norm = Standardizer("camera_images", (3, 1, 1))
+        self.ego_encoder = mlp(inputs.history_frames * len(EgoStatusIndex) + len(DrivingCommand), d, d)
+        self.vision = VisionEncoder(cfg.vision, inputs, d, heads, mult)
+        self.reasoning = Reasoning3D(cfg.reasoning, inputs, d, heads, mult)
+        self.language = LanguageReasoner(cfg.language, d, heads, mult) if cfg.language.enabled else None
+        self.meta_action_head = mlp(d, d, len(MetaAction)) if self.language is not None else None
+        sources = CONTEXT_SOURCES if self.language is not None else tuple(s for s in CONTEXT_SOURCES if s != "meta")
+        self.planner = DiffusionPlanner(cfg.planner, inputs.num_poses, d, heads, mult, sources)
+
+    # ----------------------------------------------------------------------------------------------------- setup
+    def set_normalization(self, stats: NormalizationStats) -> None:
+        """Set the statistics computed from training data (``compute_normalization``)."""
+        self.ego_norm.set(stats.ego_mean, stats.ego_std)
+        self.image_norm.set(stats.image_mean.view(-1, 1, 1), stats.image_std.view(-1, 1, 1))
+        self.planner.trajectory_norm.set(stats.trajectory_mean, stats.trajectory_std)
+
+    def set_anchors(self, anchors: Tensor) -> None:
+        """Set the planner's K anchors ``(K, T, 3)`` (``compute_anchors`` of the training split)."""
+        self.planner.set_anchors(anchors)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters per part (and ``total``)."""
+        def count(module: nn.Module | None, skip: str = "") -> int:
+            if module is None:
+                return 0
+            return sum(p.numel() for n, p in module.named_parameters() if not (skip and n.startswith(skip)))
+
+        counts = {
+            "vision": count(self.vision),
+            "reasoning3d": count(self.reasoning),
+            "language_model": count(None if self.language is None else self.language.lm),
+            "language_adaptors": count(self.language, skip="lm."),
+            "planner": count(self.planner),
+            "ego_and_meta_heads": count(self.ego_encoder) + count(self.meta_action_head),
+        }
+        counts["total"] = sum(p.numel() for p in self.parameters())
+        return counts
+
+    # --------------------------------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        features: Mapping[str, Tensor],
+        targets: Mapping[str, Tensor] | None = None,
+        *,
+        stochastic: bool = False,
+        with_aux: bool | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Plan (see the module docstring for the keys).
+
+        Args:
+            features: batched ``FeatureKey`` tensors.
+            targets: batched targets; only the LM target text is read (teacher forcing), when present.
+            stochastic: sample the denoising chain and return its log-probability (eval mode only).
+            with_aux: run the auxiliary heads (default: in training).
+            generator: random source of the training noise or of sampled chains.
+
+        Raises:
+            ValueError: naming a missing or misshapen feature key.
+        """
+        with_aux = self.training if with_aux is None else with_aux
+        ctx, out = self.encode(features, targets, with_aux=with_aux)
+        if self.training and not stochastic:
+            modes, logits = self.planner.forward_train(ctx, generator)
+        else:
+            sampled = self.planner.sample(ctx, stochastic=stochastic, generator=generator)
+            modes, logits = sampled.modes, sampled.logits
+            if stochastic:
+                out.update(chain=sampled.chain, chain_log_probs=sampled.log_probs, chain_stds=sampled.stds)
+        best = logits.argmax(dim=-1)  # (B,)
+        out.update(
+            modes=modes,
+            mode_logits=logits,
+            trajectory=modes[torch.arange(modes.shape[0], device=modes.device), best],  # (B, T, 3)
+        )
+        return out
+
+    def compute_loss(self, predictions: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The imitation loss of training-mode ``predictions`` (``loss.compute_loss``)."""
+        return compute_loss(
+            predictions, targets, self.planner.anchors, self.cfg.loss, language=self.language is not None
+        )
+
+    def chain_log_prob(self, features: Mapping[str, Tensor], chain: Tensor) -> Tensor:
+        """Log-probabilities ``(B, K, S)`` of a sampled ``chain`` ``(B, K, S + 1, T, 3)`` under the current
+        parameters (differentiable; PPO's ratio).
+        """
+        ctx, _ = self.encode(features, None, with_aux=False)
+        return self.planner.chain_log_prob(ctx, chain)
+
+    def encode(
+        self, features: Mapping[str, Tensor], targets: Mapping[str, Tensor] | None, *, with_aux: bool
+    ) -> tuple[PlannerContext, dict[str, Tensor]]:
+        """Scene tokens for the planner, and the auxiliary predictions."""
+        self.check_features(features)
+        f = {k: features[k.value] for k in FeatureKey if k.value in features}
+        b = f[FeatureKey.EGO_STATUS].shape[0]
+        ego_vec = torch.cat(
+            [self.ego_norm(f[FeatureKey.EGO_STATUS].float()).reshape(b, -1), f[FeatureKey.DRIVING_COMMAND].float()], -1
+        )
+        ego = self.ego_encoder(ego_vec)  # (B, D)
+        images = self.image_norm(f[FeatureKey.CAMERA_IMAGES].float() / 255.0)  # (B, T, N, C, H, W)
+        visual, bev = self.vision(
+            images, f[FeatureKey.CAMERA_INTRINSICS], f[FeatureKey.CAMERA_TO_LIDAR], f.get(FeatureKey.LIDAR_BEV)
+        )
+        reasoned = self.reasoning(bev, with_aux=with_aux)
+        tokens = {"bev": bev, "map": reasoned.pop("map_tokens"), "objects": reasoned.pop("object_tokens")}
+        out: dict[str, Tensor] = dict(reasoned)
+        if self.language is not None:
+            target = mask = None
+            if targets is not None and TargetKey.LM_TARGET_TOKENS.value in targets:
+                target = targets[TargetKey.LM_TARGET_TOKENS.value]
+                mask = targets.get(TargetKey.LM_TARGET_MASK.value)
+            meta, lm_logits = self.language(
+                visual, ego, f[FeatureKey.INSTRUCTION_TOKENS], f[FeatureKey.INSTRUCTION_MASK], target, mask
+            )
+            tokens["meta"] = meta
+            if with_aux and self.meta_action_head is not None:
+                out["meta_action_logits"] = self.meta_action_head(meta.mean(dim=1))
+            if lm_logits is not None:
+                out["lm_logits"] = lm_logits
+        return PlannerContext(ego=ego, tokens=tokens), out
+
+    def required_features(self) -> tuple[FeatureKey, ...]:
+        """The feature keys this configuration reads."""
+        keys = [FeatureKey.EGO_STATUS, FeatureKey.DRIVING_COMMAND, FeatureKey.CAMERA_IMAGES]
+        keys += [FeatureKey.CAMERA_INTRINSICS, FeatureKey.CAMERA_TO_LIDAR]
+        if self.cfg.vision.use_lidar:
+            keys.append(FeatureKey.LIDAR_BEV)
+        if self.language is not None:
+            keys += [FeatureKey.INSTRUCTION_TOKENS, FeatureKey.INSTRUCTION_MASK]
+        return tuple(keys)
+
+    def check_features(self, features: Mapping[str, Tensor]) -> None:
+        """Check the batched features against ``cfg.inputs``.
+
+        Raises:
+            ValueError: naming the key and the expected shape (letters as in ``FeatureKey``).
+        """
+        s = self.cfg.inputs
+        expected: dict[FeatureKey, tuple[int | None, ...]] = {
+            FeatureKey.EGO_STATUS: (s.history_frames, len(EgoStatusIndex)),
+            FeatureKey.DRIVING_COMMAND: (len(DrivingCommand),),
+            FeatureKey.CAMERA_IMAGES: (s.camera_frames, s.num_cameras, 3, s.image_height, s.image_width),
+            FeatureKey.CAMERA_INTRINSICS: (s.num_cameras, 3, 3),
+            FeatureKey.CAMERA_TO_LIDAR: (s.num_cameras, 4, 4),
+            FeatureKey.LIDAR_BEV: (s.lidar_frames, s.lidar_channels, s.bev_height, s.bev_width),
+            FeatureKey.INSTRUCTION_TOKENS: (None,),
+            FeatureKey.INSTRUCTION_MASK: (None,),
+        }
+        batch: int | None = None
+        for key in self.required_features():
+            if key.value not in features:
+                raise ValueError(f"features: missing {key.value!r} (the model reads {[k.value for k in self.required_features()]})")
+            value = features[key.value]
+            want = expected[key]
+            shape = tuple(value.shape)
+            ok = len(shape) == len(want) + 1 and all(w is None or g == w for g, w in zip(shape[1:], want, strict=True))
+            if batch is not None and shape[:1] != (batch,):
+                ok = False
+            if not ok:
+                shown = ("B", *("*" if w is None else w for w in want))
+                raise ValueError(f"features: {key.value!r} has shape {shape}, expected {shown}")
+            batch = shape[0]
+        if self.language is not None:
+            tokens = features[FeatureKey.INSTRUCTION_TOKENS.value]
+            mask = features[FeatureKey.INSTRUCTION_MASK.value]
+            if tokens.shape != mask.shape or tokens.dtype != torch.int64 or mask.dtype != torch.bool:
+                raise ValueError(
+                    f"features: instruction_tokens {tuple(tokens.shape)} {tokens.dtype} and instruction_mask "
+                    f"{tuple(mask.shape)} {mask.dtype} must be int64 and bool of one shape"
+                )
+        if features[FeatureKey.CAMERA_IMAGES.value].dtype != torch.uint8:
+            raise ValueError(f"features: camera_images must be uint8, got {features[FeatureKey.CAMERA_IMAGES.value].dtype}")
+

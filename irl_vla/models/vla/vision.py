@@ -1,0 +1,186 @@
+"""Vision: camera-rig encoder (our CNN or a ``transformers`` vision tower), LiDAR-BEV branch, BEV adaptor.
+
+Each camera image becomes a feature map pooled to ``token_grid`` visual tokens. A visual token carries, besides
+its appearance, the ego-frame viewing direction of its pixel centre (from the camera's intrinsics and
+camera-to-ego rotation), and each BEV query the direction of its cell: the BEV adaptor's cross-attention can
+so learn where in the images a cell is seen. The LiDAR-BEV histogram, when used, is encoded by a small CNN down
+to the BEV token grid and added to the BEV queries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from irl_vla.models.vla.config import InputSpec, VisionConfig
+from irl_vla.models.vla.layers import DecoderLayer, direction_features, grid_cell_centres, mlp
+
+#: Stride of the patchifying first layer of our CNNs (a k x k convolution with stride k).
+STEM_STRIDE = 4
+
+
+def conv_stage(c_in: int, c_out: int, stride: int = 2, kernel: int = 3) -> nn.Sequential:
+    """Convolution (``stride`` 2 halves the resolution), group norm, ReLU."""
+    groups = 8 if c_out % 8 == 0 else 1
+    padding = (kernel - 1) // 2 if stride < kernel else 0
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False), nn.GroupNorm(groups, c_out), nn.ReLU()
+    )
+
+
+class ConvTower(nn.Module):
+    """Our small CNN: a patchifying stem (stride ``STEM_STRIDE``), stages halving the resolution, one last
+    3x3 layer: ``(B, C, H, W)`` -> ``(B, C', H / (4 * 2^(n-1)), W / (4 * 2^(n-1)))`` for n channel entries.
+    """
+
+    def __init__(self, in_channels: int, channels: list[int]) -> None:
+        super().__init__()
+        stages = [conv_stage(in_channels, channels[0], stride=STEM_STRIDE, kernel=STEM_STRIDE)]
+        stages += [conv_stage(c_in, c_out) for c_in, c_out in zip(channels[:-1], channels[1:], strict=True)]
+        stages.append(conv_stage(channels[-1], channels[-1], stride=1))
+        self.stages = nn.Sequential(*stages)
+        self.out_channels = channels[-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Feature map of ``x``."""
+        return self.stages(x)
+
+
+class TransformersTower(nn.Module):
+    """A ``transformers`` vision model (ViT-like: patch tokens on a grid) as a feature-map tower.
+
+    Built from ``hf_config`` (``model_type`` plus sizes) or loaded from a local ``pretrained_path``; images are
+    resized to the tower's ``image_size``.
+    """
+
+    def __init__(self, cfg: VisionConfig) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        if cfg.pretrained_path:
+            path = Path(cfg.pretrained_path)
+            if not path.is_dir():
+                raise FileNotFoundError(f"vision.pretrained_path: {path} is not a directory")
+            self.model = AutoModel.from_pretrained(path, local_files_only=True)
+        else:
+            hf = dict(cfg.hf_config or {})
+            model_type = hf.pop("model_type", None)
+            if not model_type:
+                raise ValueError("vision.hf_config: needs a model_type (e.g. vit)")
+            self.model = AutoModel.from_config(AutoConfig.for_model(model_type, **hf))
+        config = self.model.config
+        size = config.image_size
+        self.image_size = (size, size) if isinstance(size, int) else tuple(size)
+        patch = config.patch_size
+        patch_hw = (patch, patch) if isinstance(patch, int) else tuple(patch)
+        self.grid = (self.image_size[0] // patch_hw[0], self.image_size[1] // patch_hw[1])
+        self.out_channels = int(config.hidden_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Patch-token feature map ``(B, D, gh, gw)`` of images ``(B, 3, H, W)``."""
+        x = F.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False)
+        hidden = self.model(pixel_values=x).last_hidden_state  # (B, P (+1), D)
+        patches = hidden[:, -self.grid[0] * self.grid[1] :]  # drop a class token if there is one
+        return patches.transpose(1, 2).reshape(x.shape[0], -1, *self.grid)
+
+
+class VisionEncoder(nn.Module):
+    """Camera images (and LiDAR BEV) -> visual tokens ``(B, V, D)`` and BEV tokens ``(B, G, D)``.
+
+    V = camera frames x cameras x token rows x token columns; G = BEV rows x BEV columns (row-major, rows
+    along x).
+    """
+
+    def __init__(self, cfg: VisionConfig, inputs: InputSpec, d_model: int, num_heads: int, ffn_mult: int) -> None:
+        super().__init__()
+        self.cfg, self.inputs = cfg, inputs
+        self.tower: nn.Module
+        if cfg.backend == "conv":
+            self.tower = ConvTower(3, cfg.conv_channels)
+        else:
+            self.tower = TransformersTower(cfg)
+            if cfg.freeze_tower:
+                self.tower.requires_grad_(False)
+        self.token_proj = nn.Linear(self.tower.out_channels, d_model)
+        self.camera_embedding = nn.Parameter(torch.zeros(inputs.camera_frames, inputs.num_cameras, d_model))
+        self.direction_proj = mlp(3, d_model, d_model)
+        rows, cols = cfg.bev_grid
+        self.register_buffer("bev_centres", grid_cell_centres(inputs.bev_range, rows, cols), persistent=False)
+        half_extent = torch.tensor(
+            [(inputs.bev_range[1] - inputs.bev_range[0]) / 2, (inputs.bev_range[3] - inputs.bev_range[2]) / 2]
+        )
+        self.register_buffer("bev_half_extent", half_extent, persistent=False)
+        self.bev_queries = nn.Parameter(torch.randn(rows * cols, d_model) * 0.02)
+        self.bev_position = mlp(5, d_model, d_model)
+        self.bev_layers = nn.ModuleList(DecoderLayer(d_model, num_heads, ffn_mult) for _ in range(cfg.bev_layers))
+        self.lidar: nn.Module | None = None
+        if cfg.use_lidar:
+            self.lidar = LidarEncoder(inputs, cfg.lidar_channels, (rows, cols), d_model)
+        self.bev_norm = nn.LayerNorm(d_model)
+        self.visual_norm = nn.LayerNorm(d_model)
+
+    def forward(
+        self, images: Tensor, intrinsics: Tensor, camera_to_ego: Tensor, lidar_bev: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """Encode.
+
+        Args:
+            images: ``(B, T, N, C, H, W)`` standardised images.
+            intrinsics: ``(B, N, 3, 3)`` [px].
+            camera_to_ego: ``(B, N, 4, 4)``.
+            lidar_bev: ``(B, T, C, H, W)`` or ``None`` (when the LiDAR branch is off).
+
+        Returns:
+            Visual tokens ``(B, V, D)`` and BEV tokens ``(B, G, D)``.
+        """
+        b, t, n, c, h, w = images.shape
+        features = self.tower(images.reshape(b * t * n, c, h, w))  # (B T N, C', h', w')
+        rows, cols = self.cfg.token_grid
+        pooled = F.adaptive_avg_pool2d(features, (rows, cols))  # (B T N, C', r, c)
+        tokens = self.token_proj(pooled.flatten(2).transpose(1, 2))  # (B T N, r c, D)
+        tokens = tokens.reshape(b, t, n, rows * cols, -1)
+        directions = self._token_directions(intrinsics, camera_to_ego, h, w)  # (B, N, r c, 3)
+        tokens = tokens + self.direction_proj(directions)[:, None] + self.camera_embedding[None, :, :, None]
+        visual = self.visual_norm(tokens.reshape(b, t * n * rows * cols, -1))  # (B, V, D)
+
+        centres = self.bev_centres / self.bev_half_extent  # (G, 2) in [-1, 1]
+        cell = torch.cat([direction_features(self.bev_centres), centres], dim=-1)  # (G, 5)
+        queries = (self.bev_queries + self.bev_position(cell)).unsqueeze(0).expand(b, -1, -1)  # (B, G, D)
+        if self.lidar is not None:
+            if lidar_bev is None:
+                raise ValueError("vision.use_lidar is set but no lidar_bev was given")
+            queries = queries + self.lidar(lidar_bev)
+        for layer in self.bev_layers:
+            queries = layer(queries, visual)
+        return visual, self.bev_norm(queries)
+
+    def _token_directions(self, intrinsics: Tensor, camera_to_ego: Tensor, height: int, width: int) -> Tensor:
+        """Ego-frame viewing directions ``(B, N, r c, 3)`` of the token cells' centre pixels."""
+        rows, cols = self.cfg.token_grid
+        v = (torch.arange(rows, device=intrinsics.device, dtype=torch.float32) + 0.5) * height / rows
+        u = (torch.arange(cols, device=intrinsics.device, dtype=torch.float32) + 0.5) * width / cols
+        gv, gu = torch.meshgrid(v, u, indexing="ij")  # (r, c)
+        pixels = torch.stack([gu.reshape(-1), gv.reshape(-1), torch.ones(rows * cols, device=u.device)], -1)
+        rays = torch.einsum("bnij,pj->bnpi", torch.linalg.inv(intrinsics.float()), pixels)  # (B, N, r c, 3) camera
+        rays = torch.einsum("bnij,bnpj->bnpi", camera_to_ego[:, :, :3, :3].float(), rays)  # (B, N, r c, 3) ego
+        return direction_features(rays[..., :2], rays[..., 2])
+
+
+class LidarEncoder(nn.Module):
+    """LiDAR BEV ``(B, T, C, H, W)`` -> BEV-token features ``(B, G, D)`` (strided CNN, pooled to the grid)."""
+
+    def __init__(self, inputs: InputSpec, channels: list[int], grid: tuple[int, int], d_model: int) -> None:
+        super().__init__()
+        self.grid = grid
+        self.tower = ConvTower(inputs.lidar_frames * inputs.lidar_channels, channels)
+        self.proj = nn.Linear(self.tower.out_channels, d_model)
+
+    def forward(self, lidar_bev: Tensor) -> Tensor:
+        """Encode the histogram."""
+        b, t, c, h, w = lidar_bev.shape
+        x = self.tower(lidar_bev.reshape(b, t * c, h, w))
+        x = F.adaptive_avg_pool2d(x, self.grid)  # (B, C', rows, cols)
+        return self.proj(x.flatten(2).transpose(1, 2))  # (B, G, D)
