@@ -128,6 +128,7 @@ class LeaderWorld:
         red_ignored: red connectors whose polygon contains the ego's footprint at t = 0 ``(C,)``.
         lead_speed_abs: speed [m/s] ``(N,)`` of each object when first seen, 0 for static objects.
         lead_heading: heading [rad] ``(N,)`` of each object when first seen.
+        corners: object box corners ``(T, N, 4, 2)``.
     """
 
     tracks: Tracks
@@ -137,6 +138,7 @@ class LeaderWorld:
     red_ignored: np.ndarray
     lead_speed_abs: FloatArray
     lead_heading: FloatArray
+    corners: FloatArray
 
     @classmethod
     def build(cls, tracks: Tracks, red_polygons: list[Polygon], red: np.ndarray, ego_pose: FloatArray) -> LeaderWorld:
@@ -145,22 +147,13 @@ class LeaderWorld:
         if red.shape != (num_steps, len(red_polygons)):
             raise ValueError(f"LeaderWorld: red must be ({num_steps}, {len(red_polygons)}), got {red.shape}")
         ego_box = shapely.polygons(footprint(ego_pose)[CORNERS])
-        ignored = np.zeros(len(tracks), dtype=bool)
-        if len(tracks):
-            boxes0 = shapely.polygons(tracks.corners()[0])
-            ignored = tracks.valid[0] & shapely.intersects(boxes0, ego_box)
+        corners = tracks.corners()  # (T, N, 4, 2)
+        ignored = tracks.valid[0] & shapely.intersects(shapely.polygons(corners[0]), ego_box)
         red_ignored = np.array([ego_box.within(p) for p in red_polygons], dtype=bool)
-        first = np.argmax(tracks.valid, axis=0) if len(tracks) else np.zeros(0, dtype=int)
-        cols = np.arange(len(tracks))
-        speed = np.hypot(*tracks.velocities[first, cols].T) if len(tracks) else np.zeros(0)
-        speed = np.where(tracks.is_agent, speed, 0.0) if len(tracks) else speed
-        heading = tracks.poses[first, cols, SE2Index.HEADING] if len(tracks) else np.zeros(0)
-        return cls(tracks, list(red_polygons), red.astype(bool), ignored, red_ignored, speed, heading)
-
-    @property
-    def num_steps(self) -> int:
-        """Steps of 0.1 s covered, t = 0 included."""
-        return self.tracks.poses.shape[0]
+        first, cols = np.argmax(tracks.valid, axis=0), np.arange(len(tracks))  # the step each is first seen
+        speed = np.where(tracks.is_agent, np.hypot(*tracks.velocities[first, cols].T), 0.0)
+        heading = tracks.poses[first, cols, SE2Index.HEADING]
+        return cls(tracks, list(red_polygons), red.astype(bool), ignored, red_ignored, speed, heading, corners)
 
 
 class LeaderSearch:
@@ -175,24 +168,21 @@ class LeaderSearch:
 
     def __init__(self, world: LeaderWorld, path: PlanPath, corridor: Polygon, vehicle: VehicleParameters) -> None:
         self.world, self.path, self.corridor, self.vehicle = world, path, corridor, vehicle
-        self._corners = world.tracks.corners() if len(world.tracks) else None  # (T, N, 4, 2)
         self._candidates: dict[int, tuple[np.ndarray, np.ndarray, FloatArray]] = {}
 
     def candidates(self, step: int) -> tuple[np.ndarray, np.ndarray, FloatArray]:
-        """Polygons ``(J,)`` intersecting the corridor at ``step``, their centroid progress and lead speeds.
+        """The candidates at ``step``: polygons ``(J,)`` intersecting the corridor, minus the ignored ones.
 
         Returns:
-            ``(polygons, object index or -1 for a red light, progress [m])``, in the order of an STR-tree query
-            over the objects then the red lights (navsim's occupancy-map order).
+            ``(polygons, owner, progress)``: owner is the object index, or ``-1 - c`` for red connector ``c``;
+            progress [m] is the centroid's projection on the path. In the order of an STR-tree query over the
+            objects then the red lights (navsim's occupancy-map order).
         """
         if step in self._candidates:
             return self._candidates[step]
         w = self.world
-        polys, owner = [], []
-        if self._corners is not None:
-            present = np.flatnonzero(w.tracks.valid[step])
-            polys.extend(shapely.polygons(self._corners[step, present]))
-            owner.extend(present.tolist())
+        present = np.flatnonzero(w.tracks.valid[step])
+        polys, owner = list(shapely.polygons(w.corners[step, present])), present.tolist()
         for c in np.flatnonzero(w.red[step]):
             polys.append(w.red_polygons[c])
             owner.append(-1 - c)
