@@ -12,12 +12,19 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from irl_vla.benchmarks import core_bench, scorer_bench
+from irl_vla.benchmarks import core_bench, data_bench, scorer_bench
 from irl_vla.benchmarks.timing import emit, machine_info
 from irl_vla.common.config import to_dataclass
+from irl_vla.data.split import embedded_sources
 from sim_bridges.embedded import world_bench
 from sim_bridges.navsim import navsim_bench
-from tools.sources import navsim_renderer
+from tools.sources import embedded_renderer, navsim_renderer
+
+
+def _data_bench(cfg: data_bench.DataBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
+    """The data suite on the embedded split ``cfg.split_dir``, sensors drawn by the embedded renderer."""
+    return data_bench.run(cfg, repeats, embedded_sources(cfg.split_dir, embedded_renderer()).split)
+
 
 #: suite -> (config dataclass, runner)
 SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] = {
@@ -25,6 +32,7 @@ SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] =
     "world": (world_bench.WorldBenchConfig, world_bench.run),
     "scorer": (scorer_bench.ScorerBenchConfig, scorer_bench.run),
     "navsim": (navsim_bench.NavsimBenchConfig, partial(navsim_bench.run, renderer=navsim_renderer())),
+    "data": (data_bench.DataBenchConfig, _data_bench),
 }
 
 

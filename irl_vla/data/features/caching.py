@@ -8,6 +8,7 @@ killed build resumes where it stopped; corrupt entries are rebuilt and named in 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -18,7 +19,11 @@ from tokenizers import Tokenizer
 from irl_vla.common.parallel import ExecutorConfig, Task, run_tasks
 from irl_vla.common.progress import ProgressBar
 from irl_vla.data.features.dataset import FeatureDataset, LoadStatus
-from irl_vla.data.features.instruction import InstructionTokensBuilder, navigation_instruction
+from irl_vla.data.features.instruction import (
+    InstructionTokensBuilder,
+    SceneDescriptionTargetBuilder,
+    navigation_instruction,
+)
 from irl_vla.data.features.registry import build_feature_builders, build_target_builders
 from irl_vla.data.features.tokenizer import build_tokenizer, save_tokenizer
 from irl_vla.data.source import SceneSource, SourceFactory, check_source
@@ -33,7 +38,16 @@ DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
     "lidar_bev": {},
     "navigation_instruction": {},
 }
-DEFAULT_TARGETS: dict[str, dict[str, Any]] = {"trajectory": {}, "agents": {}, "bev_semantic_map": {}, "meta_action": {}}
+DEFAULT_TARGETS: dict[str, dict[str, Any]] = {
+    "trajectory": {},
+    "agents": {},
+    "bev_semantic_map": {},
+    "meta_action": {},
+    "scene_description": {},
+}
+
+#: Builders that read the tokenizer (its path is filled in by ``dataset_for``).
+TOKENIZED = (InstructionTokensBuilder.name, SceneDescriptionTargetBuilder.name)
 
 
 @dataclass
@@ -82,12 +96,12 @@ class CacheReport:
 
 
 def resolve_tokenizer(cfg: CacheConfig, source: SourceFactory, tokens: list[str]) -> Path | None:
-    """The tokenizer file of the instruction builder (``None`` if it is not configured).
+    """The tokenizer file of the text builders (``None`` if none is configured).
 
     ``cfg.tokenizer`` if set (e.g. the training split's, for a test split), else ``<cache_dir>/tokenizer.json``,
     built from the navigation instructions of ``tokens`` when it does not exist yet (a resumed build reuses it).
     """
-    if InstructionTokensBuilder.name not in cfg.features:
+    if not any(name in {**cfg.features, **cfg.targets} for name in TOKENIZED):
         return None
     if cfg.tokenizer:
         return Path(cfg.tokenizer)
@@ -98,19 +112,29 @@ def resolve_tokenizer(cfg: CacheConfig, source: SourceFactory, tokens: list[str]
 
 
 def split_tokenizer(scenes: SceneSource, tokens: list[str]) -> Tokenizer:
-    """A tokenizer built from the navigation instructions of the scenes ``tokens`` (no sensors loaded)."""
-    return build_tokenizer(navigation_instruction(scenes.get_scene(t).get_agent_input()) for t in tokens)
+    """A tokenizer built from the navigation instructions and scene descriptions of the scenes ``tokens``."""
+
+    def texts() -> Iterator[str]:
+        for token in tokens:
+            scene = scenes.get_scene(token)
+            yield navigation_instruction(scene.get_agent_input())
+            yield scene.current_frame.scene_description
+
+    return build_tokenizer(texts())
 
 
 def dataset_for(cfg: CacheConfig, source: SourceFactory, tokens: list[str], tokenizer: Path | None) -> FeatureDataset:
-    """The dataset a cache config describes (the instruction builder pointed at ``tokenizer``)."""
+    """The dataset a cache config describes (the text builders pointed at ``tokenizer``)."""
     features = {k: dict(v or {}) for k, v in cfg.features.items()}
-    if tokenizer is not None:
-        features[InstructionTokensBuilder.name]["tokenizer"] = str(tokenizer)
+    targets = {k: dict(v or {}) for k, v in cfg.targets.items()}
+    for group in (features, targets):
+        for name in TOKENIZED:
+            if name in group and tokenizer is not None:
+                group[name]["tokenizer"] = str(tokenizer)
     return FeatureDataset(
         source,
         build_feature_builders(features, "cache.features"),
-        build_target_builders(cfg.targets, "cache.targets"),
+        build_target_builders(targets, "cache.targets"),
         tokens=tokens,
         cache_dir=cfg.cache_dir,
         repair_corrupt=True,

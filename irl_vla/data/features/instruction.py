@@ -1,4 +1,4 @@
-"""Navigation-instruction tokens: the text a navigation system gives, as ids of the instruction tokenizer."""
+"""Text as tokens: the navigation instruction (a policy input) and the scene description (a language target)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from irl_vla.data.features.builder import FeatureBuilder, TensorSpec
+from irl_vla.data.features.builder import FeatureBuilder, TargetBuilder, TensorSpec
 from irl_vla.data.features.tokenizer import SpecialToken, load_tokenizer, tokenizer_hash
-from irl_vla.data.scene import AgentInput
+from irl_vla.data.scene import AgentInput, Scene
 
 
 def navigation_instruction(agent_input: AgentInput) -> str:
@@ -57,19 +57,12 @@ class TextTokens:
         return {"tokenizer_sha256": tokenizer_hash(self.tokenizer), "max_tokens": self.max_tokens}
 
 
-@dataclass
-class InstructionTokensBuilder(FeatureBuilder):
-    """The navigation instruction as token ids and a mask.
+class _TokensBuilder:
+    """What the text builders share: ``<prefix>_tokens`` and ``<prefix>_mask``, both ``(L,)``."""
 
-    Attributes:
-        tokenizer: path of the ``tokenizer.json``.
-        max_tokens: tokens per instruction (L).
-    """
-
-    name: ClassVar[str] = "navigation_instruction"
-    version: ClassVar[int] = 1
-    tokenizer: str = ""
-    max_tokens: int = 48
+    prefix: ClassVar[str]
+    tokenizer: str
+    max_tokens: int
 
     def __post_init__(self) -> None:
         self._text = TextTokens(self.tokenizer, self.max_tokens)
@@ -79,17 +72,57 @@ class InstructionTokensBuilder(FeatureBuilder):
         return self._text.fingerprint_params()
 
     def specs(self) -> dict[str, TensorSpec]:
-        """``instruction_tokens`` ``(L,)`` and ``instruction_mask`` ``(L,)``."""
+        """``<prefix>_tokens`` ``(L,)`` and ``<prefix>_mask`` ``(L,)``."""
         return {
-            "instruction_tokens": TensorSpec(("L",), torch.int64, "token ids, [BOS] ... [EOS] then [PAD]"),
-            "instruction_mask": TensorSpec(("L",), torch.bool, "true on real tokens"),
+            f"{self.prefix}_tokens": TensorSpec(("L",), torch.int64, "token ids, [BOS] ... [EOS] then [PAD]"),
+            f"{self.prefix}_mask": TensorSpec(("L",), torch.bool, "true on real tokens"),
         }
 
     def dims(self) -> dict[str, int]:
         """L tokens."""
         return {"L": self.max_tokens}
 
+    def encode(self, text: str) -> dict[str, torch.Tensor]:
+        """The outputs for ``text``."""
+        ids, mask = self._text.encode(text)
+        return {f"{self.prefix}_tokens": ids, f"{self.prefix}_mask": mask}
+
+
+@dataclass
+class InstructionTokensBuilder(_TokensBuilder, FeatureBuilder):
+    """The navigation instruction as token ids and a mask.
+
+    Attributes:
+        tokenizer: path of the ``tokenizer.json``.
+        max_tokens: tokens per instruction (L).
+    """
+
+    name: ClassVar[str] = "navigation_instruction"
+    version: ClassVar[int] = 1
+    prefix: ClassVar[str] = "instruction"
+    tokenizer: str = ""
+    max_tokens: int = 48
+
     def compute(self, agent_input: AgentInput) -> dict[str, torch.Tensor]:
         """Tokenise the instruction."""
-        ids, mask = self._text.encode(navigation_instruction(agent_input))
-        return {"instruction_tokens": ids, "instruction_mask": mask}
+        return self.encode(navigation_instruction(agent_input))
+
+
+@dataclass
+class SceneDescriptionTargetBuilder(_TokensBuilder, TargetBuilder):
+    """The current frame's scene description (lights, road users, obstacles) as token ids: a language target.
+
+    Attributes:
+        tokenizer: path of the ``tokenizer.json`` (the instruction tokenizer: one vocabulary).
+        max_tokens: tokens per description (L).
+    """
+
+    name: ClassVar[str] = "scene_description"
+    version: ClassVar[int] = 1
+    prefix: ClassVar[str] = "scene_description"
+    tokenizer: str = ""
+    max_tokens: int = 64
+
+    def compute(self, scene: Scene) -> dict[str, torch.Tensor]:
+        """Tokenise the description (empty where the source has none: NAVSIM logs)."""
+        return self.encode(scene.current_frame.scene_description)

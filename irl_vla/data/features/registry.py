@@ -10,7 +10,7 @@ from irl_vla.data.features.bev_semantic import BevSemanticTargetBuilder
 from irl_vla.data.features.builder import Builder, FeatureBuilder, TargetBuilder
 from irl_vla.data.features.cameras import CameraBuilder
 from irl_vla.data.features.ego import DrivingCommandBuilder, EgoStatusBuilder
-from irl_vla.data.features.instruction import InstructionTokensBuilder
+from irl_vla.data.features.instruction import InstructionTokensBuilder, SceneDescriptionTargetBuilder
 from irl_vla.data.features.lidar import LidarBevBuilder
 from irl_vla.data.features.targets import AgentTargetBuilder, MetaActionTargetBuilder, TrajectoryTargetBuilder
 
@@ -23,7 +23,13 @@ FEATURE_BUILDERS: dict[str, type[FeatureBuilder]] = {
 #: Target builders (supervision) by name.
 TARGET_BUILDERS: dict[str, type[TargetBuilder]] = {
     cls.name: cls
-    for cls in (TrajectoryTargetBuilder, AgentTargetBuilder, BevSemanticTargetBuilder, MetaActionTargetBuilder)
+    for cls in (
+        TrajectoryTargetBuilder,
+        AgentTargetBuilder,
+        BevSemanticTargetBuilder,
+        MetaActionTargetBuilder,
+        SceneDescriptionTargetBuilder,
+    )
 }
 
 B = TypeVar("B", bound=Builder)

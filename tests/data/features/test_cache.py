@@ -150,7 +150,7 @@ def test_the_cache_command_runs_from_the_cli(split_dir: Path, tmp_path: Path, ca
         warnings.simplefilter("ignore", DeprecationWarning)
         assert cli.main(args) == 0
     out = capsys.readouterr().out
-    assert f"2 scenes in {cache}: entries 0 cached, 18 built" in out
-    assert len(list(cache.glob("*/*/*.safetensors"))) == 18
+    assert f"2 scenes in {cache}: entries 0 cached, 20 built" in out
+    assert len(list(cache.glob("*/*/*.safetensors"))) == 20
     assert cli.main([*args, "cache.features.cameras.frames=[9]"]) == 2  # history index 9 does not exist
     assert "history index 9" in capsys.readouterr().err

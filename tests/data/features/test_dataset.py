@@ -33,14 +33,17 @@ EXPECTED = {
     "agent_mask": ((30,), torch.bool),
     "bev_semantic_map": ((128, 128), torch.int64),
     "meta_action": ((), torch.int64),
+    "scene_description_tokens": ((64,), torch.int64),
+    "scene_description_mask": ((64,), torch.bool),
 }
 FEATURES = {"ego_status": {}, "driving_command": {}, "cameras": {}, "lidar_bev": {}, "navigation_instruction": {}}
-TARGETS = {"trajectory": {}, "agents": {}, "bev_semantic_map": {}, "meta_action": {}}
+TARGETS = {"trajectory": {}, "agents": {}, "bev_semantic_map": {}, "meta_action": {}, "scene_description": {}}
 
 
 def make_dataset(source: partial[SceneLoader], tokenizer: Path, **kwargs: object) -> FeatureDataset:
     features = {**FEATURES, "navigation_instruction": {"tokenizer": str(tokenizer)}}
-    return FeatureDataset(source, build_feature_builders(features), build_target_builders(TARGETS), **kwargs)
+    targets = {**TARGETS, "scene_description": {"tokenizer": str(tokenizer)}}
+    return FeatureDataset(source, build_feature_builders(features), build_target_builders(targets), **kwargs)
 
 
 def test_samples_have_the_contract_shapes_and_batches_add_b(source: partial[SceneLoader], tokenizer_path: Path) -> None:
@@ -52,6 +55,8 @@ def test_samples_have_the_contract_shapes_and_batches_add_b(source: partial[Scen
                                     "camera_to_lidar", "lidar_bev", "instruction_tokens", "instruction_mask"}
     assert sample.features["camera_images"].float().std() > 5  # rendered pictures
     assert sample.features["instruction_mask"].sum() > 3  # a tokenised sentence
+    assert sample.targets["scene_description_mask"].sum() > 3
+    assert not torch.equal(sample.features["instruction_tokens"][:8], sample.targets["scene_description_tokens"][:8])
     assert torch.count_nonzero(sample.targets["bev_semantic_map"]) > 100  # the road at least
     assert torch.allclose(sample.features["ego_status"][-1, :3], torch.zeros(3))  # the current pose is the origin
     batch = collate([dataset[0], dataset[1]])
@@ -103,3 +108,14 @@ def test_builders_refuse_bad_settings_and_clashing_keys(source: partial[SceneLoa
         TensorSpec(("B", "T"), torch.float32)
     merged = merge_sensor_configs([SensorConfig(cameras={"cam_f0": [3]}), SensorConfig({"cam_f0": [1]}, lidar_pc=[3])])
     assert merged.cameras == {"cam_f0": [1, 3]} and merged.lidar_pc == [3]
+
+
+def test_the_data_bench_times_every_mode(source: partial[SceneLoader]) -> None:
+    from irl_vla.benchmarks.data_bench import DataBenchConfig, run
+
+    records = list(run(DataBenchConfig(num_samples=2, batch_size=2, workers=[0]), 1, source))
+    assert [r["name"] for r in records] == ["dataset_cold_workers_0", "dataset_cached_workers_0"]
+    assert all(r["items"] == 2 and r["samples_per_s"] > 0 for r in records)
+    assert records[1]["cache_bytes_per_sample"] > 500_000  # the rig's images dominate
+    with pytest.raises(ValueError, match="DataBenchConfig.workers"):
+        DataBenchConfig(workers=[-1])
