@@ -57,8 +57,9 @@ def build_causal_lm(cfg: LanguageConfig) -> nn.Module:
 
 
 class VisionAdaptor(nn.Module):
-    """Visual tokens ``(B, V, D)`` -> ``P`` language-model embeddings ``(B, P, H)`` (learned queries, one
-    cross-attention, feed-forward, projection).
+    """Visual tokens ``(B, V, D)`` -> ``P`` language-model embeddings ``(B, P, H)``.
+
+    Learned queries, one cross-attention, a feed-forward layer and a projection to the LM width.
     """
 
     def __init__(self, num_tokens: int, d_model: int, hidden_size: int, num_heads: int, ffn_mult: int) -> None:

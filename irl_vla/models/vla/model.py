@@ -61,6 +61,7 @@ class VLAModel(nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per part (and ``total``)."""
+
         def count(module: nn.Module | None, skip: str = "") -> int:
             if module is None:
                 return 0
@@ -123,8 +124,9 @@ class VLAModel(nn.Module):
         )
 
     def chain_log_prob(self, features: Mapping[str, Tensor], chain: Tensor) -> Tensor:
-        """Log-probabilities ``(B, K, S)`` of a sampled ``chain`` ``(B, K, S + 1, T, 3)`` under the current
-        parameters (differentiable; PPO's ratio).
+        """Log-probabilities ``(B, K, S)`` of a sampled ``chain`` ``(B, K, S + 1, T, 3)``.
+
+        Evaluated under the current parameters, differentiably (PPO's ratio).
         """
         ctx, _ = self.encode(features, None, with_aux=False)
         return self.planner.chain_log_prob(ctx, chain)
@@ -192,7 +194,8 @@ class VLAModel(nn.Module):
         batch: int | None = None
         for key in self.required_features():
             if key.value not in features:
-                raise ValueError(f"features: missing {key.value!r} (the model reads {[k.value for k in self.required_features()]})")
+                names = [k.value for k in self.required_features()]
+                raise ValueError(f"features: missing {key.value!r} (the model reads {names})")
             value = features[key.value]
             want = expected[key]
             shape = tuple(value.shape)
@@ -212,5 +215,5 @@ class VLAModel(nn.Module):
                     f"{tuple(mask.shape)} {mask.dtype} must be int64 and bool of one shape"
                 )
         if features[FeatureKey.CAMERA_IMAGES.value].dtype != torch.uint8:
-            raise ValueError(f"features: camera_images must be uint8, got {features[FeatureKey.CAMERA_IMAGES.value].dtype}")
-
+            dtype = features[FeatureKey.CAMERA_IMAGES.value].dtype
+            raise ValueError(f"features: camera_images must be uint8, got {dtype}")

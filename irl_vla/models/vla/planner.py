@@ -245,8 +245,9 @@ class DiffusionPlanner(nn.Module):
         )
 
     def chain_log_prob(self, ctx: PlannerContext, chain: Tensor) -> Tensor:
-        """Per-step log-probabilities ``(B, K, S)`` of a sampled ``chain`` ``(B, K, S + 1, T, 3)`` under the
-        current parameters (differentiable).
+        """Per-step log-probabilities ``(B, K, S)`` of a sampled ``chain`` ``(B, K, S + 1, T, 3)``.
+
+        Evaluated under the current parameters, differentiably.
 
         Raises:
             ValueError: when the chain has another number of steps or shape.

@@ -32,7 +32,9 @@ class Reasoning3D(nn.Module):
     def __init__(self, cfg: Reasoning3DConfig, inputs: InputSpec, d_model: int, num_heads: int, ffn_mult: int):
         super().__init__()
         self.cfg, self.inputs = cfg, inputs
-        self.objects = QueryDecoder(cfg.num_object_queries, d_model, num_heads, ffn_mult, cfg.layers, self_attention=True)
+        self.objects = QueryDecoder(
+            cfg.num_object_queries, d_model, num_heads, ffn_mult, cfg.layers, self_attention=True
+        )
         rows, cols = cfg.map_grid
         self.map = QueryDecoder(rows * cols, d_model, num_heads, ffn_mult, cfg.layers, self_attention=False)
         centres = grid_cell_centres(inputs.bev_range, rows, cols)  # (M, 2)
@@ -97,7 +99,10 @@ class SemanticDecoder(nn.Module):
         stages = max(0, math.ceil(math.log2(max(size[0] / grid[0], size[1] / grid[1]))))
         layers: list[nn.Module] = [conv_stage(d_model, channels, stride=1)]
         for _ in range(stages):
-            layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), conv_stage(channels, channels, 1)]
+            layers += [
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                conv_stage(channels, channels, stride=1),
+            ]
         self.stages = nn.Sequential(*layers)
         self.classifier = nn.Conv2d(channels, classes, 1)
 

@@ -9,6 +9,7 @@ to the BEV token grid and added to the BEV queries.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import torch
@@ -32,14 +33,15 @@ def conv_stage(c_in: int, c_out: int, stride: int = 2, kernel: int = 3) -> nn.Se
 
 
 class ConvTower(nn.Module):
-    """Our small CNN: a patchifying stem (stride ``STEM_STRIDE``), stages halving the resolution, one last
-    3x3 layer: ``(B, C, H, W)`` -> ``(B, C', H / (4 * 2^(n-1)), W / (4 * 2^(n-1)))`` for n channel entries.
+    """Our small CNN: a patchifying stem (stride ``STEM_STRIDE``), stages halving the resolution, a last 3x3 layer.
+
+    ``(B, C, H, W)`` -> ``(B, C', H / (4 * 2^(n-1)), W / (4 * 2^(n-1)))`` for n channel entries.
     """
 
     def __init__(self, in_channels: int, channels: list[int]) -> None:
         super().__init__()
         stages = [conv_stage(in_channels, channels[0], stride=STEM_STRIDE, kernel=STEM_STRIDE)]
-        stages += [conv_stage(c_in, c_out) for c_in, c_out in zip(channels[:-1], channels[1:], strict=True)]
+        stages += [conv_stage(c_in, c_out) for c_in, c_out in itertools.pairwise(channels)]
         stages.append(conv_stage(channels[-1], channels[-1], stride=1))
         self.stages = nn.Sequential(*stages)
         self.out_channels = channels[-1]

@@ -54,8 +54,9 @@ def synthetic_batch(cfg: VLAConfig, batch: int, seed: int) -> tuple[dict[str, to
     features = {
         "ego_status": ego,
         "driving_command": torch.nn.functional.one_hot(command, len(DrivingCommand)).float(),
-        "camera_images": torch.randint(0, 256, (batch, s.camera_frames, n, 3, s.image_height, s.image_width),
-                                       generator=g, dtype=torch.uint8),
+        "camera_images": torch.randint(
+            0, 256, (batch, s.camera_frames, n, 3, s.image_height, s.image_width), generator=g, dtype=torch.uint8
+        ),
         "camera_intrinsics": intrinsics.expand(batch, n, 3, 3).clone(),
         "camera_to_lidar": to_ego.expand(batch, n, 4, 4).clone(),
         "lidar_bev": torch.rand(batch, s.lidar_frames, s.lidar_channels, s.bev_height, s.bev_width, generator=g),

@@ -5,7 +5,7 @@ from irl_vla.data.enums import MetaAction
 from irl_vla.data.features.bev_semantic import BevSemanticClass
 from irl_vla.models.vla.model import VLAModel
 from irl_vla.models.vla.reasoning3d import NUM_OBJECT_CLASSES
-from tests.models.vla.helpers import synthetic_batch, tiny_config, ready_model
+from tests.models.vla.helpers import ready_model, synthetic_batch, tiny_config
 
 B = 3
 
@@ -37,7 +37,7 @@ def test_training_outputs_have_the_documented_shapes(setup):
 
 
 def test_eval_outputs_and_determinism(setup):
-    cfg, batches, model = setup
+    _cfg, batches, model = setup
     f, _ = batches[0]
     model.eval()
     with torch.no_grad():
@@ -111,8 +111,15 @@ def test_without_language_model_the_planner_reads_no_meta_tokens():
 
 
 def test_llama_family_and_transformers_vision_tower():
-    vit = {"model_type": "vit", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-           "intermediate_size": 64, "image_size": [32, 64], "patch_size": 16}
+    vit = {
+        "model_type": "vit",
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "image_size": [32, 64],
+        "patch_size": 16,
+    }
     cfg = tiny_config(language={"family": "llama"}, vision={"backend": "transformers", "hf_config": vit})
     batches = [synthetic_batch(cfg, B, seed) for seed in range(2)]
     model = ready_model(cfg, batches).train()
