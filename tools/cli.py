@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "submit": ("tools.submit", "a NAVSIM submission pickle of an agent on a split (or check=<file>)"),
     "navsim-export": ("tools.navsim_export", "an embedded split as a NAVSIM data root (logs, sensors, nuPlan maps)"),
     "cache": ("tools.cache", "the feature cache of a split (features and targets per scene, safetensors)"),
-    "bench": ("tools.run_bench", "benchmarks, one JSON line per measurement (suites: core, world, scorer, data)"),
+    "bench": ("tools.run_bench", "benchmarks, one JSON line per measurement (suites: core, world, scorer, data, policy)"),
 }
 
 

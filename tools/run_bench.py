@@ -12,7 +12,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from irl_vla.benchmarks import core_bench, data_bench, scorer_bench
+from irl_vla.benchmarks import core_bench, data_bench, policy_bench, scorer_bench
 from irl_vla.benchmarks.timing import emit, machine_info
 from irl_vla.common.config import to_dataclass
 from irl_vla.data.split import embedded_sources
@@ -33,6 +33,7 @@ SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] =
     "scorer": (scorer_bench.ScorerBenchConfig, scorer_bench.run),
     "navsim": (navsim_bench.NavsimBenchConfig, partial(navsim_bench.run, renderer=navsim_renderer())),
     "data": (data_bench.DataBenchConfig, _data_bench),
+    "policy": (policy_bench.PolicyBenchConfig, policy_bench.run),
 }
 
 

@@ -33,7 +33,7 @@ def conv_stage(c_in: int, c_out: int, stride: int = 2, kernel: int = 3) -> nn.Se
 
 
 class ConvTower(nn.Module):
-    """Our small CNN: a patchifying stem (stride ``STEM_STRIDE``), stages halving the resolution, a last 3x3 layer.
+    """Our small CNN: a patchifying stem (stride ``STEM_STRIDE``), then 3x3 stages halving the resolution.
 
     ``(B, C, H, W)`` -> ``(B, C', H / (4 * 2^(n-1)), W / (4 * 2^(n-1)))`` for n channel entries.
     """
@@ -42,7 +42,6 @@ class ConvTower(nn.Module):
         super().__init__()
         stages = [conv_stage(in_channels, channels[0], stride=STEM_STRIDE, kernel=STEM_STRIDE)]
         stages += [conv_stage(c_in, c_out) for c_in, c_out in itertools.pairwise(channels)]
-        stages.append(conv_stage(channels[-1], channels[-1], stride=1))
         self.stages = nn.Sequential(*stages)
         self.out_channels = channels[-1]
 
