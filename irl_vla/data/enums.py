@@ -17,6 +17,11 @@ class SE2Index(IntEnum):
     HEADING = 2
 
 
+#: The position columns ``(x, y)`` of an SE(2) pose (and of any array whose first columns are x, y), usable
+#: as ``poses[..., XY]``.
+XY = slice(SE2Index.X, SE2Index.Y + 1)
+
+
 class BoundingBoxIndex(IntEnum):
     """Columns of an annotation box ``(x, y, z, length, width, height [m], heading [rad])`` (NAVSIM order)."""
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from irl_vla.agents.agent import Agent
+from irl_vla.data.enums import XY
 from irl_vla.data.geometry import relative_to_absolute
 from irl_vla.data.scene import Scene
 from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory
@@ -47,7 +48,7 @@ class SceneResult:
     Attributes:
         token: scene token.
         valid: whether scoring succeeded.
-        sub_scores: ``(9,)`` after the human filter (NaN when invalid).
+        sub_scores: ``(n_sub,)`` after the human filter (NaN when invalid).
         score: EPDMS of the scene (NaN when invalid; ``split_score`` is what it counts for).
         endpoint: global (x, y) of the plan's last pose (two-stage weights).
         error: why it failed.
@@ -138,7 +139,7 @@ class AgentEvaluator:
         return first, second
 
     def _simulate(self, scene: Scene, plan: Trajectory) -> np.ndarray:
-        """Simulated states ``(41, 11)`` of a plan from the scene's logged current ego state."""
+        """Simulated states ``(T, n_state)`` of a plan from the scene's logged current ego state."""
         ego = scene.current_frame.ego_status
         start = initial_state(ego.ego_pose, ego.ego_velocity, ego.ego_acceleration)
         return simulate_plans(
@@ -149,12 +150,12 @@ class AgentEvaluator:
         return float(aggregate(sub_scores[None], self.scorer.config.aggregation)[0])
 
     def _score(self, scene: Scene) -> tuple[SceneResult, np.ndarray | None]:
-        """The scene's result and the simulated states of the agent's plan ``(41, 11)`` (None on failure)."""
+        """The scene's result and the simulated states of the agent's plan ``(T, n_state)`` (None on failure)."""
         token = scene.token
         start = np.full(2, np.nan)
         try:
             cache = self.cache_of(token)
-            start = cache.initial_state[:2].copy()
+            start = cache.initial_state[XY].copy()
             plan = self.plan(scene)
             result = self.scorer.score(cache, plan.poses[None], plan.trajectory_sampling)
             sub = result.sub_scores[0].copy()
@@ -163,7 +164,7 @@ class AgentEvaluator:
                     cache, cache.human_plan[None], DEFAULT_SAMPLING, normalizer="batch", with_history=False
                 )
                 sub = human_filter(sub, human.sub_scores[0])
-            end = relative_to_absolute(plan.poses[-1].astype(np.float64), cache.initial_state[POSE])[:2]
+            end = relative_to_absolute(plan.poses[-1].astype(np.float64), cache.initial_state[POSE])[XY]
             return SceneResult(token, True, sub, self._aggregate(sub), end, start=start), result.states[0]
         except (AgentError, ValueError, KeyError, FileNotFoundError) as e:
             return SceneResult(token, False, error=f"{type(e).__name__}: {e}", start=start), None
@@ -213,8 +214,8 @@ class GroupResult:
     Attributes:
         token: the real scene's token.
         valid: whether every scene of the group was scored.
-        stage_one: sub-scores of stage 1, mean of the real scene and its predecessor ``(9,)``.
-        stage_two: proximity-weighted stage-2 sub-scores, mean of the now and previous sides ``(9,)``.
+        stage_one: sub-scores of stage 1, mean of the real scene and its predecessor ``(n_sub,)``.
+        stage_two: proximity-weighted stage-2 sub-scores, mean of the now and previous sides ``(n_sub,)``.
         score: the group's two-stage EPDMS ``1/2 [S1(orig) sum_j w_j S2(now_j) + S1(prev) sum_j w_j S2(prev_j)]``.
         stage_one_scenes: results of the real scene and its predecessor (what of them was scored).
         stage_two_scenes: results of the stage-2 scenes, the "now" sides then the "previous" sides.
@@ -239,7 +240,7 @@ class GroupResult:
 
 
 def _valid_mean(results: list[SceneResult], weights: np.ndarray | None = None) -> np.ndarray:
-    """Sub-scores ``(9,)`` averaged over the valid results (weights renormalised over them); NaN if none."""
+    """Sub-scores ``(n_sub,)`` averaged over the valid results (weights renormalised over them); NaN if none."""
     w = np.ones(len(results)) if weights is None else np.asarray(weights, dtype=np.float64)
     ok = np.array([r.valid for r in results], dtype=bool)
     if not ok.any() or w[ok].sum() <= 0.0:

@@ -39,7 +39,7 @@ def propagate(
     vehicle: VehicleParameters = PACIFICA,
     config: BicycleConfig = BicycleConfig(),
 ) -> FloatArray:
-    """One step of ``dt`` [s] for states ``(K, 11)`` under commands ``(K,)``; returns the next states ``(K, 11)``."""
+    """One step of ``dt`` [s] for states ``(K, n_state)`` under commands ``(K,)``; returns the next states."""
     accel = states[:, S.ACCELERATION_X] + dt / (dt + config.accel_time_constant) * (
         accel_cmd - states[:, S.ACCELERATION_X]
     )

@@ -78,7 +78,7 @@ def _round(x: FloatArray) -> FloatArray:
 
 
 def comfort_signals(states: FloatArray, dt: float, vehicle: VehicleParameters = PACIFICA) -> dict[str, FloatArray]:
-    """The seven comfort signals of states ``(..., T, 11)``, each ``(..., T)``."""
+    """The seven comfort signals of states ``(..., T, n_state)``, each ``(..., T)``."""
     lon, lat = _center_acceleration(states, vehicle)
     lon = _savgol(lon, 8, 2)
     lat = _savgol(lat, 8, 2)
@@ -97,7 +97,7 @@ def comfort_signals(states: FloatArray, dt: float, vehicle: VehicleParameters = 
 def is_comfortable(
     states: FloatArray, dt: float, bounds: ComfortBounds = ComfortBounds(), vehicle: VehicleParameters = PACIFICA
 ) -> FloatArray:
-    """1.0 where every comfort signal of states ``(..., T, 11)`` is inside its bounds at every time, else 0.0."""
+    """1.0 where every comfort signal of states ``(..., T, n_state)`` is inside its bounds at every time, else 0.0."""
     sig = comfort_signals(states, dt, vehicle)
     ok = (
         (sig["lon_accel"] > bounds.min_lon_accel)
@@ -114,7 +114,7 @@ def is_comfortable(
 def history_comfort(
     states: FloatArray, history: FloatArray | None, dt: float, bounds: ComfortBounds = ComfortBounds()
 ) -> FloatArray:
-    """HC of simulated states ``(K, 41, 11)`` preceded by the logged history states ``(H, 11)`` -> ``(K,)``.
+    """HC of simulated states ``(K, T, n_state)`` preceded by the logged history states ``(H, n_state)`` -> ``(K,)``.
 
     The history and the plan are concatenated and treated as evenly spaced at ``dt``. Without history HC is 1.
     """
@@ -145,8 +145,8 @@ def extended_comfort(
     """EC of the current plan's simulated states against the previous frame's.
 
     Args:
-        current: simulated states of the current frame's plan ``(..., 41, 11)``.
-        previous: simulated states of the previous frame's plan ``(..., 41, 11)``.
+        current: simulated states of the current frame's plan ``(..., T, n_state)``.
+        previous: simulated states of the previous frame's plan ``(..., T, n_state)``.
         time_offset: start of the current plan minus start of the previous one [s], in (0, 0.55) (navsim's
             bound, open at both ends).
         dt: state spacing [s].

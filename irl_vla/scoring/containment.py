@@ -13,6 +13,7 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon
 
+from irl_vla.data.enums import XY
 from irl_vla.scoring.states import FloatArray
 
 _OUTSIDE, _BOUNDARY, _INSIDE = 0, 1, 2
@@ -42,7 +43,7 @@ class PolygonGrid:
         touched = np.zeros(self.shape, dtype=bool)
         reach = 0.375 * cell
         for ring in (polygon.exterior, *polygon.interiors):
-            xy = np.asarray(ring.coords)[:, :2]
+            xy = np.asarray(ring.coords)[:, XY]
             seg = np.diff(xy, axis=0)
             steps = np.maximum(np.ceil(np.hypot(seg[:, 0], seg[:, 1]) / (0.5 * cell)).astype(np.int64), 1)
             owner = np.repeat(np.arange(len(seg)), steps)

@@ -19,6 +19,7 @@ import math
 import numpy as np
 import shapely
 
+from irl_vla.data.enums import XY
 from irl_vla.data.vehicle import PACIFICA
 from irl_vla.scoring.collision import bearing_angle, classify_collision, collision_penalty, is_at_fault
 from irl_vla.scoring.containment import PolygonGrid
@@ -36,7 +37,7 @@ class _Objects:
     def __init__(
         self, poses: FloatArray, velocities: FloatArray, valid: np.ndarray, sizes: FloatArray, is_agent: np.ndarray
     ) -> None:
-        self.center = poses[..., :2]  # (B, T, N, 2)
+        self.center = poses[..., XY]  # (B, T, N, 2)
         self.heading = poses[..., S.HEADING]  # (B, T, N)
         self.half = sizes / 2  # (N, 2) half length, half width
         self.radius = np.hypot(self.half[:, 0], self.half[:, 1])  # (N,)
@@ -80,7 +81,7 @@ class _Prepared:
             shapely.prepare(p)
         self.red_bounds = shapely.bounds(self.red_polygons) if self.red_polygons else np.zeros((0, 4))
         self.red = cache.red
-        line = cache.centerline[:, :2]
+        line = cache.centerline[:, XY]
         self.seg_start = line[:-1]
         self.seg_vec = np.diff(line, axis=0)
         self.seg_len2 = np.einsum("ij,ij->i", self.seg_vec, self.seg_vec)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from irl_vla.data.enums import SE2Index
+from irl_vla.data.enums import XY, SE2Index
 from irl_vla.scoring.states import FloatArray
 
 #: Cap and join styles of nuPlan's corridor and footprint buffers (flat ends, round joins, 16 segments per
@@ -100,7 +100,7 @@ class LanePath:
         first = np.searchsorted(self.progress, s, side="right")  # first vertex strictly ahead
         first = np.minimum(first, len(self.xy) - 2)  # at the end: the last two vertices
         lo, hi = self._suffix_min[first], self._suffix_max[first]  # (..., 2)
-        here = self.pose_at(s)[..., :2]
+        here = self.pose_at(s)[..., XY]
         return np.concatenate([np.minimum(lo, here), np.maximum(hi, here)], axis=-1)
 
 

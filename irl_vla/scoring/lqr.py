@@ -145,7 +145,7 @@ class BatchLQRTracker:
         self.speed, self.curvature = fit_speed_and_curvature(reference, config.discretization_time, config)
 
     def __call__(self, iteration: int, states: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Commands (acceleration ``(K,)``, steering rate ``(K,)``) at step ``iteration`` for states ``(K, 11)``."""
+        """Commands (acceleration, steering rate, each ``(K,)``) at step ``iteration`` for states ``(K, n_state)``."""
         cfg, dt, horizon = self.config, self.config.discretization_time, self.config.tracking_horizon
         n = self.speed.shape[1]
         ref_pose = self.reference[:, iteration]  # (K, 3)

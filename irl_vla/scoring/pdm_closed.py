@@ -217,7 +217,7 @@ class PDMClosedPlanner:
         return PDMClosedPlan(relative, best, scores)
 
     def score(self, cache: SceneCache, world: LeaderWorld, poses: FloatArray) -> FloatArray:
-        """Planner scores ``(P,)`` of proposals with global path poses ``(P, >= 41, 3)``.
+        """Planner scores ``(P,)`` of proposals with global path poses ``(P, >= NUM_STEPS, 3)``.
 
         The path poses from t = 0 are the tracker's reference; objects the ego overlaps at t = 0 are not scored
         against. EP is the masked progress over the batch's best (1, or 0 where a multiplier is 0, when that best

@@ -251,7 +251,7 @@ class _Rollout:
 
     def __init__(self, cache: SceneCache, agents: _Agents, ego_states: FloatArray, cfg: ReactiveTrafficConfig):
         self.cache, self.ag, self.cfg = cache, agents, cfg
-        self.ego = ego_states  # (K, T, 11)
+        self.ego = ego_states  # (K, T, n_state)
         self.k, self.t = ego_states.shape[:2]
         a = len(agents.paths)
         self.p = np.tile(agents.progress, (self.k, 1))  # (K, A) progress at the start of the step
@@ -318,7 +318,7 @@ class _Rollout:
         """Advance every agent by one step against ego state ``step - 1``; returns the new (p, v) ``(K, A)``."""
         ag, cfg = self.ag, self.cfg
         num_agents = len(ag.paths)
-        ego = self.ego[:, step - 1]  # (K, 11)
+        ego = self.ego[:, step - 1]  # (K, n_state)
         ego_speed = speed(ego)
         ego_heading = ego[:, StateIndex.HEADING]
         # the ego as navsim shows it to the agents: its box centred on the rear axle
@@ -460,7 +460,7 @@ class _Rollout:
 def simulate_reactive_traffic(
     cache: SceneCache, ego_states: FloatArray, config: ReactiveTrafficConfig | None = None
 ) -> TrafficBatch:
-    """Traffic reacting to each of ``K`` simulated ego rollouts ``(K, T, 11)`` in a cached scene.
+    """Traffic reacting to each of ``K`` simulated ego rollouts ``(K, T, n_state)`` in a cached scene.
 
     Raises:
         ValueError: naming the scene when its cache has no traffic inputs, or where navsim fails the token (a

@@ -13,6 +13,7 @@ import numpy as np
 from shapely.geometry import LineString, Point, Polygon
 from shapely.strtree import STRtree
 
+from irl_vla.data.enums import XY
 from irl_vla.scoring.collision import bearing_angle, classify_collision, collision_penalty, is_at_fault
 from irl_vla.scoring.reactive_traffic import TrafficBatch
 from irl_vla.scoring.scene_cache import DRIVABLE_KINDS, LANE_KINDS, PolygonKind, SceneCache, Tracks
@@ -43,7 +44,7 @@ class _World:
         self.is_route_lane = on_route
         self.is_intersection = cache.polygon_kinds == PolygonKind.INTERSECTION
         self.replay = _Objects(cache.tracks)
-        self.centerline = LineString(cache.centerline[:, :2])
+        self.centerline = LineString(cache.centerline[:, XY])
 
     def containing(self, xy: FloatArray) -> set[int]:
         """Indices of the map polygons that strictly contain the point."""

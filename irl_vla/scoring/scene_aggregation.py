@@ -31,11 +31,11 @@ def human_filter(agent: FloatArray, human: FloatArray) -> FloatArray:
     """Set the agent's sub-score to 1 wherever the human's is exactly 0 (v2.2 semantics).
 
     Args:
-        agent: agent sub-scores ``(..., 9)``.
-        human: the human's sub-scores in the same scene ``(9,)``.
+        agent: agent sub-scores ``(..., n_sub)``.
+        human: the human's sub-scores in the same scene ``(n_sub,)``.
 
     Returns:
-        Filtered sub-scores ``(..., 9)``; aggregate them again for the filtered score (the v2.2 fix).
+        Filtered sub-scores ``(..., n_sub)``; aggregate them again for the filtered score (the v2.2 fix).
     """
     out = np.array(agent, dtype=np.float64, copy=True)
     for sub in FILTERED:

@@ -22,11 +22,11 @@ import shapely
 from shapely.geometry import Polygon
 
 from irl_vla.common.io import DataFormatError, replacing
-from irl_vla.data.enums import AgentClass, BoundingBoxIndex, SE2Index
+from irl_vla.data.enums import XY, AgentClass, BoundingBoxIndex, SE2Index
 from irl_vla.data.geometry import interpolate_poses, relative_to_absolute, wrap_angle
 from irl_vla.data.map.map_objects import MapLayer
 from irl_vla.data.scene import LOG_INTERVAL, Scene
-from irl_vla.scoring.states import FloatArray, footprint, initial_state
+from irl_vla.scoring.states import FloatArray, StateIndex, footprint, initial_state
 
 if TYPE_CHECKING:
     from irl_vla.scoring.traffic_seed import TrafficSeed
@@ -147,8 +147,8 @@ class SceneCache:
         log_name: log of the scene.
         timestamp: current frame time [us].
         synthetic: whether the scene is a re-simulated (stage-2) scene; no human filter then.
-        initial_state: ego state at the current frame ``(11,)`` (``StateIndex``).
-        history_states: logged ego states at 0.1 s from -1.5 s to -0.2 s ``(14, 11)``; empty without history.
+        initial_state: ego state at the current frame ``(n_state,)`` (``StateIndex``).
+        history_states: logged ego states at 0.1 s from -1.5 s to -0.2 s ``(H, n_state)``; empty without history.
         human_plan: logged future ``(8, 3)`` at 0.5 s in the current ego frame; ``None`` for synthetic scenes.
         tracks: other objects at 10 Hz.
         red_light_ids: route lane connectors with a traffic light that is red at some step.
@@ -203,12 +203,16 @@ def _history_states(scene: Scene) -> FloatArray:
     frames = scene.frames[: scene.current_index + 1]
     times = np.array([(f.timestamp - scene.current_frame.timestamp) / 1e6 for f in frames])
     if times[0] > -HISTORY_SPAN + 1e-6:
-        return np.zeros((0, 11))
+        return np.zeros((0, len(StateIndex)))
     query = np.arange(-HISTORY_SPAN, 0.0, STEP)[:-1]
     poses = interpolate_poses(times, np.stack([f.ego_status.ego_pose for f in frames]), query)
-    dyn = np.stack([np.concatenate([f.ego_status.ego_velocity, f.ego_status.ego_acceleration]) for f in frames])
-    dyn_q = np.stack([np.interp(query, times, dyn[:, i]) for i in range(4)], axis=1)
-    return np.stack([initial_state(p, d[:2], d[2:]) for p, d in zip(poses, dyn_q, strict=True)])
+
+    def interpolated(values: FloatArray) -> FloatArray:  # (F, 2) at the frames -> (H, 2) at the query times
+        return np.stack([np.interp(query, times, column) for column in values.T], axis=1)
+
+    velocity = interpolated(np.stack([f.ego_status.ego_velocity for f in frames]))  # (H, 2) [m/s]
+    acceleration = interpolated(np.stack([f.ego_status.ego_acceleration for f in frames]))  # (H, 2) [m/s^2]
+    return np.stack([initial_state(*state) for state in zip(poses, velocity, acceleration, strict=True)])
 
 
 def _tracks(scene: Scene, num_frames: int) -> Tracks:
@@ -225,7 +229,7 @@ def _tracks(scene: Scene, num_frames: int) -> Tracks:
         b = BoundingBoxIndex
         pose = relative_to_absolute(ann.boxes[:, [b.X, b.Y, b.HEADING]], ego)  # (n, 3)
         c, s = np.cos(ego[SE2Index.HEADING]), np.sin(ego[SE2Index.HEADING])
-        vel = ann.velocity_3d[:, :2] @ np.array([[c, s], [-s, c]])  # ego frame -> global
+        vel = ann.velocity_3d[:, XY] @ np.array([[c, s], [-s, c]])  # ego frame -> global
         for i, token in enumerate(ann.track_tokens):
             per_track.setdefault(token, []).append(
                 (float(t), pose[i], vel[i], ann.boxes[i, [b.LENGTH, b.WIDTH]], ann.names[i])

@@ -39,7 +39,7 @@ PDM_SAMPLING = TrajectorySampling(num_poses=50, interval_length=0.1)
 
 
 class Geometric(IntEnum):
-    """Columns of the geometric metrics an implementation returns ``(K, 7)``."""
+    """Columns of the geometric metrics an implementation returns ``(K, len(Geometric))``."""
 
     NC = 0
     DAC = 1
@@ -111,9 +111,9 @@ class ScoreResult:
     """Scores of ``K`` plans in one scene.
 
     Attributes:
-        sub_scores: ``(K, 9)`` by ``SubScore``; EC is NaN until paired with the previous frame.
+        sub_scores: ``(K, n_sub)`` by ``SubScore``; EC is NaN until paired with the previous frame.
         raw_progress: progress along the centerline [m] ``(K,)``.
-        states: simulated states ``(K, 41, 11)``.
+        states: simulated states ``(K, T, n_state)`` (``StateIndex``, 0.1 s apart).
         aggregation: how ``score`` aggregates.
         traffic: the traffic each plan was scored against, with reactive traffic; ``None`` for log replay.
     """
@@ -154,7 +154,7 @@ class Scorer(ABC):
     def geometric_metrics(
         self, cache: SceneCache, states: FloatArray, traffic: TrafficBatch | None = None
     ) -> FloatArray:
-        """NC, DAC, DDC, TLC, TTC, LK and raw progress ``(K, 7)`` (``Geometric``) of states ``(K, 41, 11)``.
+        """NC, DAC, DDC, TLC, TTC, LK and raw progress ``(K, len(Geometric))`` of states ``(K, T, n_state)``.
 
         Objects come from ``traffic`` (one rollout per plan) when given, else from the cache's log replay.
         """
@@ -163,7 +163,7 @@ class Scorer(ABC):
     def simulate(
         self, cache: SceneCache, plans: FloatArray, sampling: TrajectorySampling, start: FloatArray | None = None
     ) -> FloatArray:
-        """Simulated states ``(K, 41, 11)`` of relative plans ``(K, T, 3)``; errors name the scene token.
+        """Simulated states ``(K, NUM_STEPS, n_state)`` of relative plans ``(K, T, 3)``; errors name the scene token.
 
         The reference starts at the relative pose ``start`` ``(3,)`` at t = 0 if given, else at the ego's pose.
         """
@@ -172,7 +172,7 @@ class Scorer(ABC):
         )
 
     def reference_states(self, cache: SceneCache) -> FloatArray:
-        """Simulated states ``(1, 41, 11)`` of the PDM-Closed plan (cached per scene and scorer)."""
+        """Simulated states ``(1, T, n_state)`` of the PDM-Closed plan (cached per scene and scorer)."""
         key = f"pdm_states/{self.name}"
         if key not in cache._derived:
             if cache.pdm_plan is None:
@@ -184,7 +184,8 @@ class Scorer(ABC):
         """Geometric metrics of the PDM-Closed plan against log replay or each rollout of ``traffic``.
 
         Returns:
-            ``(1, 7)`` against log replay (cached per scene and scorer), ``(K, 7)`` against ``K`` rollouts.
+            ``(1, len(Geometric))`` against log replay (cached per scene and scorer), ``(K, len(Geometric))``
+            against ``K`` rollouts.
         """
         if traffic is not None:
             states = np.repeat(self.reference_states(cache), len(traffic), axis=0)
@@ -195,7 +196,7 @@ class Scorer(ABC):
         return cache._derived[key]
 
     def traffic(self, cache: SceneCache, states: FloatArray) -> TrafficBatch | None:
-        """The traffic simulated ego states ``(K, 41, 11)`` are scored against; ``None`` for log replay."""
+        """The traffic simulated ego states ``(K, T, n_state)`` are scored against; ``None`` for log replay."""
         if self.config.traffic == TrafficMode.REACTIVE:
             return simulate_reactive_traffic(cache, states, self.config.reactive)
         return None

@@ -83,7 +83,7 @@ def plans_to_reference(
     config: SimulationConfig = SimulationConfig(),
     start: FloatArray | None = None,
 ) -> FloatArray:
-    """Global reference poses ``(K, 41, 3)`` of relative plans ``(K, T, 3)`` started at rear-axle ``origin``.
+    """Global reference poses ``(K, NUM_STEPS, 3)`` of relative plans ``(K, T, 3)`` started at rear-axle ``origin``.
 
     ``start`` ``(3,)``, relative like the plans, replaces ``origin`` as the pose at t = 0 (PDM-Closed's plan starts
     at the ego projected on its path).
@@ -103,7 +103,7 @@ def simulate(
     config: SimulationConfig = SimulationConfig(),
     vehicle: VehicleParameters = PACIFICA,
 ) -> FloatArray:
-    """Track references ``(K, 41, 3)`` from the initial state ``(11,)``; returns states ``(K, 41, 11)``."""
+    """Track references ``(K, T, 3)`` from the initial state ``(n_state,)``; returns states ``(K, T, n_state)``."""
     k, n, _ = reference.shape
     tracker = BatchLQRTracker(reference, config.tracker, vehicle)
     states = np.zeros((k, n, len(initial)))
@@ -123,18 +123,18 @@ def simulate_plans(
     where: str = "plans",
     start: FloatArray | None = None,
 ) -> FloatArray:
-    """Validate, resample and simulate relative plans ``(K, T, 3)`` from the initial state ``(11,)``.
+    """Validate, resample and simulate relative plans ``(K, T, 3)`` from the initial state ``(n_state,)``.
 
     Args:
         poses: relative plans ``(K, T, 3)``.
         sampling: their time sampling.
-        initial: the ego's initial state ``(11,)``.
+        initial: the ego's initial state ``(n_state,)``.
         config: simulation constants.
         where: what error messages name (e.g. the scene token).
         start: the plans' relative pose at t = 0 ``(3,)`` when it is not the ego's (``plans_to_reference``).
 
     Returns:
-        Simulated states ``(K, 41, 11)``.
+        Simulated states ``(K, NUM_STEPS, n_state)``.
     """
     poses = check_plans(poses, sampling, where)
     return simulate(plans_to_reference(poses, sampling, initial[POSE], config, start), initial, config)

@@ -19,7 +19,7 @@ FloatArray = npt.NDArray[np.float64]
 
 
 class StateIndex(IntEnum):
-    """Columns of a simulated ego state ``(..., 11)`` (rear-axle reference, ego-frame dynamics)."""
+    """Columns of a simulated ego state ``(..., n_state)``, ``n_state = len(StateIndex)`` (rear-axle reference)."""
 
     X = 0  # [m]
     Y = 1  # [m]
@@ -53,7 +53,7 @@ CORNERS = slice(CornerIndex.FRONT_LEFT, CornerIndex.FRONT_RIGHT + 1)
 
 
 def initial_state(pose: npt.ArrayLike, velocity: npt.ArrayLike, acceleration: npt.ArrayLike) -> FloatArray:
-    """State ``(11,)`` of a logged ego status: pose, ego-frame velocity and acceleration; steering and yaw 0."""
+    """State ``(n_state,)`` of a logged ego status: pose, ego-frame velocity and acceleration; steering and yaw 0."""
     state = np.zeros(len(StateIndex))
     state[POSE] = np.asarray(pose, dtype=np.float64)
     state[[StateIndex.VELOCITY_X, StateIndex.VELOCITY_Y]] = np.asarray(velocity, dtype=np.float64)
@@ -62,7 +62,7 @@ def initial_state(pose: npt.ArrayLike, velocity: npt.ArrayLike, acceleration: np
 
 
 def speed(states: FloatArray) -> FloatArray:
-    """Speed [m/s] ``(...)`` of states ``(..., 11)``."""
+    """Speed [m/s] ``(...)`` of states ``(..., n_state)``."""
     return np.hypot(states[..., StateIndex.VELOCITY_X], states[..., StateIndex.VELOCITY_Y])
 
 
