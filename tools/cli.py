@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "submit": ("tools.submit", "a NAVSIM submission pickle of an agent on a split (or check=<file>)"),
     "navsim-export": ("tools.navsim_export", "an embedded split as a NAVSIM data root (logs, sensors, nuPlan maps)"),
     "cache": ("tools.cache", "the feature cache of a split (features and targets per scene, safetensors)"),
+    "train": ("tools.train", "train a policy: stage=il (imitation), model=<tiny|default|base|ego_mlp>; torchrun DDP"),
     "bench": ("tools.run_bench", "benchmarks, one JSON line per measurement (suites: core, world, scorer, data, policy)"),
 }
 
@@ -108,6 +109,7 @@ RESUME_HINTS: dict[str, str] = {
     "eval": "Metric caches already built are kept; rerun the same command to resume (scores are recomputed).",
     "navsim-export": "Files already exported are kept; rerun the same command to export the rest.",
     "cache": "Feature-cache entries already written are kept; rerun the same command to build the rest.",
+    "train": "Checkpoints already written are kept; rerun the same command to resume from the newest.",
 }
 
 

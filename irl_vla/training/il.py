@@ -1,0 +1,289 @@
+"""Stage 1, imitation (``irl-vla train stage=il``): a policy learns the expert's plans of a training split.
+
+Before the first step, on the training split (rank 0; the other processes receive the results):
+
+- the **tokenizer** of the VLA's language model (``language.tokenizer``; ``bpe`` is trained on the split's
+  navigation instructions and LM target texts), saved as ``tokenizer.json`` with every checkpoint;
+- the **anchors** of the VLA's planner: K-means of the split's expert trajectories (``compute_anchors``, seeded),
+  saved with every checkpoint (``anchors.safetensors``, and as the planner's buffers);
+- the **normalisation statistics** of the inputs and targets, from the samples of ``stats_scenes`` scenes spread
+  over the split, saved with every checkpoint (``normalization.safetensors``, and as buffers).
+
+A resumed run takes all three from its checkpoint. The features and targets come from the builders the model
+config implies (``policy.builder_params``), through the feature cache; the shared trainer does the rest, and
+its validation hook scores the policy, run as its agent, on the first ``val_max_scenes`` scenes of
+``val_split`` with the EPDMS scorer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from irl_vla.agents.ego_mlp import EgoMLPAgent
+from irl_vla.agents.vla import PolicyAgent, VLAAgent
+from irl_vla.common.checkpoint import Checkpoint
+from irl_vla.common.io import atomic_open
+from irl_vla.common.parallel import ExecutorConfig
+from irl_vla.data.features.cameras import DEFAULT_CAMERAS
+from irl_vla.data.features.dataset import FeatureDataset, collate
+from irl_vla.data.features.instruction import navigation_instruction
+from irl_vla.data.features.targets import TrajectoryTargetBuilder
+from irl_vla.data.source import SourceFactory, check_source
+from irl_vla.models.ego_mlp import EgoMLPConfig, compute_ego_mlp_stats
+from irl_vla.models.vla.anchors import compute_anchors
+from irl_vla.models.vla.config import VLAConfig
+from irl_vla.models.vla.normalization import compute_normalization
+from irl_vla.training.language_targets import lm_target_text, model_tokenizer
+from irl_vla.training.policy import (
+    ANCHORS_ARTEFACT,
+    TOKENIZER_ARTEFACT,
+    ModelConfig,
+    Policy,
+    architecture_of,
+    build_model,
+    builder_params,
+    make_builders,
+    model_config,
+    model_record,
+    set_normalization,
+)
+from irl_vla.training.trainer import Processes, Trainer, TrainerConfig, find_resume, init_processes, resolve_device
+from irl_vla.training.validation import Validator
+
+#: Where a run keeps the artefacts its builders read (copied into every checkpoint).
+ARTEFACTS_DIR = "artefacts"
+#: Features and targets the normalisation statistics read, per architecture.
+STATS_KEYS = {"vla": ("ego_status", "cameras", "trajectory"), "ego_mlp": ("ego_status", "trajectory")}
+
+
+@dataclass
+class ILConfig(TrainerConfig):
+    """``configs/train/il.yaml``: the trainer's settings and stage 1's (see the comments there)."""
+
+    stage: str = "il"
+    data_root: str = "data"
+    split: str = "synth_navtrain"
+    source: str = "embedded"
+    navsim_root: str | None = None
+    maps_root: str | None = None
+    split_file: str | None = None
+    max_scenes: int | None = None
+    cache_dir: str | None = "data/features/synth_navtrain"
+    cameras: list[str] = field(default_factory=lambda: list(DEFAULT_CAMERAS))
+    stats_scenes: int = 256
+    anchor_iterations: int = 100
+    val_split: str | None = "synth_navtest"
+    val_max_scenes: int | None = 16
+    workers: int = 2
+    sensor_cache: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.stage != "il":
+            raise ValueError(f"ILConfig.stage: expected il, got {self.stage!r}")
+        check_source("ILConfig", self.source, self.navsim_root)
+        for name in ("max_scenes", "val_max_scenes"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"ILConfig.{name}: expected >= 1 or null, got {value}")
+        if self.stats_scenes < 2 or self.anchor_iterations < 1 or self.workers < 1:
+            raise ValueError(
+                f"ILConfig: expected stats_scenes >= 2, anchor_iterations >= 1, workers >= 1; got {self.stats_scenes}, "
+                f"{self.anchor_iterations}, {self.workers}"
+            )
+
+    def record(self) -> dict[str, Any]:
+        """Settings that change the trained weights (the trainer's plus the data's)."""
+        data = {k: getattr(self, k) for k in ("split", "max_scenes", "stats_scenes", "anchor_iterations")}
+        return {**super().record(), **data, "cameras": list(self.cameras)}
+
+
+@dataclass
+class Prepared:
+    """What a fresh run computes from the training split before its first step.
+
+    Attributes:
+        normalization: statistics by name.
+        artefacts: file name -> bytes (``tokenizer.json``, ``anchors.safetensors``).
+    """
+
+    normalization: dict[str, Tensor]
+    artefacts: dict[str, bytes]
+
+
+def il_record(cfg: ILConfig, model_cfg: ModelConfig, features: dict, targets: dict, world_size: int) -> dict:
+    """The config stored in (and compared with) every checkpoint of a stage-1 run."""
+    return {
+        "stage": "il",
+        "model": model_record(model_cfg),
+        "features": features,
+        "targets": targets,
+        "train": cfg.record(),
+        "world_size": world_size,
+    }
+
+
+def spread(tokens: list[str], count: int) -> list[str]:
+    """At most ``count`` tokens evenly spread over ``tokens`` (the first and the last included)."""
+    if len(tokens) <= count:
+        return list(tokens)
+    return [tokens[i] for i in np.linspace(0, len(tokens) - 1, count).round().astype(int)]
+
+
+def _split_pass(source: SourceFactory, tokens: list[str], num_poses: int, progress: bool) -> tuple[list[str], Tensor]:
+    """Texts (instructions, LM targets) and expert trajectories ``(N, T, 3)`` of the split (no sensors read)."""
+    loader = source()
+    builder = TrajectoryTargetBuilder(num_poses=num_poses)
+    texts, trajectories = [], []
+    for token in tqdm(tokens, desc="prepare: texts and expert trajectories", unit="scene", disable=not progress):
+        scene = loader.get_scene(token)
+        texts += [navigation_instruction(scene.get_agent_input()), lm_target_text(scene)]
+        trajectories.append(builder.compute(scene)["trajectory"])
+    return texts, torch.stack(trajectories)
+
+
+def _stat_batches(dataset: FeatureDataset, cfg: ILConfig) -> Iterator[dict[str, Tensor]]:
+    loader = DataLoader(dataset, batch_size=16, collate_fn=collate, num_workers=cfg.num_workers)
+    for batch in tqdm(loader, desc="prepare: normalisation statistics", unit="batch", disable=not cfg.progress):
+        yield {**batch.features, **batch.targets}
+
+
+def prepare(
+    cfg: ILConfig,
+    model_cfg: ModelConfig,
+    source: SourceFactory,
+    tokens: list[str],
+    features: dict[str, Any],
+    targets: dict[str, Any],
+    artefacts_dir: Path,
+) -> Prepared:
+    """Tokenizer, anchors and normalisation statistics of the training split (see the module docstring)."""
+    artefacts: dict[str, bytes] = {}
+    tokenizer: Path | None = None
+    if isinstance(model_cfg, VLAConfig):
+        texts, trajectories = _split_pass(source, tokens, model_cfg.inputs.num_poses, cfg.progress)
+        if model_cfg.language.enabled:
+            artefacts[TOKENIZER_ARTEFACT] = model_tokenizer(model_cfg.language, texts).to_str().encode()
+            tokenizer = write_artefacts(artefacts_dir, artefacts)[TOKENIZER_ARTEFACT]
+        anchors = compute_anchors(
+            trajectories, model_cfg.planner.num_anchors, iterations=cfg.anchor_iterations, seed=cfg.seed
+        )
+        artefacts[ANCHORS_ARTEFACT] = save_safetensors({"anchors": anchors})
+    keep = STATS_KEYS[architecture_of(model_cfg)]
+    stats_features = {k: v for k, v in features.items() if k in keep}
+    stats_targets = {k: v for k, v in targets.items() if k in keep}
+    feature_builders, target_builders = make_builders(stats_features, stats_targets, tokenizer)
+    dataset = FeatureDataset(
+        source, feature_builders, target_builders, tokens=spread(tokens, cfg.stats_scenes), cache_dir=cfg.cache_dir
+    )
+    batches = _stat_batches(dataset, cfg)
+    stats = compute_ego_mlp_stats(batches) if isinstance(model_cfg, EgoMLPConfig) else compute_normalization(batches)
+    return Prepared(stats.to_tensors(), artefacts)
+
+
+def write_artefacts(directory: Path, artefacts: dict[str, bytes]) -> dict[str, Path]:
+    """Write ``artefacts`` into ``directory`` atomically (every process may: the bytes are the same)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, content in artefacts.items():
+        with atomic_open(directory / name, "wb") as f:
+            f.write(content)
+        paths[name] = directory / name
+    return paths
+
+
+def _from_checkpoint(ck: Checkpoint) -> Prepared:
+    return Prepared(dict(ck.normalization), {name: path.read_bytes() for name, path in ck.artefacts.items()})
+
+
+def _agent_class(model_cfg: ModelConfig) -> type[PolicyAgent]:
+    return EgoMLPAgent if isinstance(model_cfg, EgoMLPConfig) else VLAAgent
+
+
+def _parameter_line(model: nn.Module) -> str:
+    counts = getattr(model, "parameter_counts", None)
+    parts = counts() if callable(counts) else {"total": sum(p.numel() for p in model.parameters())}
+    return "parameters: " + ", ".join(f"{k} {v:,}" for k, v in parts.items())
+
+
+def run_il(
+    cfg: ILConfig,
+    model_doc: dict[str, Any],
+    source: SourceFactory,
+    val_source: SourceFactory | None = None,
+) -> Path:
+    """Train a policy by imitation; returns the directory of its last checkpoint.
+
+    Args:
+        cfg: the stage's settings.
+        model_doc: the model config (``configs/model/<name>.yaml``, resolved).
+        source: opens the training split (with a renderer when the model reads sensors).
+        val_source: opens the held-out split of the validation hook (``None``: no validation).
+
+    Raises:
+        ValueError: naming a bad setting, or the step whose loss was not finite.
+        ConfigMismatchError: naming every key where a resumed run's settings differ from its checkpoint's.
+    """
+    device = resolve_device(cfg.device)
+    processes: Processes = init_processes(device, cfg.threads)
+    model_cfg = model_config(model_doc)
+    features, targets = builder_params(model_cfg, cfg.cameras)
+    record = il_record(cfg, model_cfg, features, targets, processes.world_size)
+    resume = find_resume(cfg, record)
+    tokens = list(source().tokens)[: cfg.max_scenes]
+    if not tokens:
+        raise ValueError(f"train.split {cfg.split}: no scenes")
+    out = Path(cfg.output_dir)
+    if resume is not None:
+        prepared = _from_checkpoint(resume)
+    else:
+        made = None
+        if processes.is_main:
+            made = prepare(cfg, model_cfg, source, tokens, features, targets, out / ARTEFACTS_DIR)
+        prepared = processes.broadcast(made)
+    paths = write_artefacts(out / ARTEFACTS_DIR, prepared.artefacts)
+    feature_builders, target_builders = make_builders(features, targets, paths.get(TOKENIZER_ARTEFACT))
+    torch.manual_seed(cfg.seed)  # the initial weights
+    model = build_model(model_cfg)
+    set_normalization(model, prepared.normalization)
+    if isinstance(model_cfg, VLAConfig):
+        model.set_anchors(load_safetensors(prepared.artefacts[ANCHORS_ARTEFACT])["anchors"])
+    dataset = FeatureDataset(source, feature_builders, target_builders, tokens=tokens, cache_dir=cfg.cache_dir)
+    validate = None
+    if val_source is not None and processes.is_main:
+        cache_root = Path(cfg.data_root) / "metric_cache" / str(cfg.val_split)
+        executor = ExecutorConfig(workers=cfg.workers)
+        validator = Validator(val_source, cache_root, cfg.val_max_scenes, executor, cfg.progress)
+        agent_class = _agent_class(model_cfg)
+
+        def validate(network: nn.Module) -> dict[str, float]:
+            return validator(agent_class(Policy(network, feature_builders)))
+
+    if processes.is_main:
+        tqdm.write(f"train: {architecture_of(model_cfg)} {getattr(model_cfg, 'size', '')}, {len(tokens)} scenes, "
+                   f"{processes.world_size} process(es) on {device}; {_parameter_line(model)}")
+    trainer = Trainer(
+        cfg,
+        model,
+        dataset,
+        record=record,
+        normalization=prepared.normalization,
+        artefacts=prepared.artefacts,
+        validate=validate,
+        resume_from=resume,
+        processes=processes,
+        device=device,
+    )
+    return trainer.fit()
+
