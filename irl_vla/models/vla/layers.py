@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -20,7 +21,7 @@ def sinusoidal_embedding(values: Tensor, dim: int, max_period: float = 10000.0) 
     angles = values.float()[..., None] * freqs  # (..., dim / 2)
     emb = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
     if dim % 2:
-        emb = torch.nn.functional.pad(emb, (0, 1))
+        emb = F.pad(emb, (0, 1))
     return emb
 
 
@@ -38,40 +39,63 @@ class FeedForward(nn.Module):
 
 
 class Attention(nn.Module):
-    """``x + MultiheadAttention(LayerNorm(x), memory)``; self-attention when no memory is given.
+    """``x + Attention(LayerNorm(x), memory)``: multi-head scaled dot-product attention, pre-norm, residual.
 
-    Attributes:
-        norm: norm of the queries.
-        memory_norm: norm of the memory (cross-attention).
+    Self-attention when built with ``cross=False``. For cross-attention the keys and values of a memory can be
+    projected once (``project_memory``) and reused for several query sets (the planner's denoising steps).
     """
 
     def __init__(self, d_model: int, num_heads: int, *, cross: bool) -> None:
         super().__init__()
+        self.num_heads = num_heads
         self.norm = nn.LayerNorm(d_model)
         self.memory_norm = nn.LayerNorm(d_model) if cross else None
-        self.attn = nn.MultiheadAttention(d_model, num_heads, batch_first=True)
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.kv_proj = nn.Linear(d_model, 2 * d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
 
-    def forward(self, x: Tensor, memory: Tensor | None = None, memory_mask: Tensor | None = None) -> Tensor:
+    def _heads(self, x: Tensor) -> Tensor:
+        b, n, d = x.shape
+        return x.view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2)  # (B, h, N, D / h)
+
+    def project_memory(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values ``(B, h, M, D / h)`` of a cross-attention memory ``(B, M, D)``."""
+        if self.memory_norm is None:
+            raise ValueError("project_memory called on a self-attention layer")
+        k, v = self.kv_proj(self.memory_norm(memory)).chunk(2, dim=-1)
+        return self._heads(k), self._heads(v)
+
+    def forward(
+        self,
+        x: Tensor,
+        memory: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        *,
+        memory_kv: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
         """Attend.
 
         Args:
             x: queries ``(B, L, D)``.
-            memory: keys and values ``(B, M, D)`` (cross-attention only).
+            memory: keys and values ``(B, M, D)`` (cross-attention, unless ``memory_kv`` is given).
             memory_mask: ``(B, M)`` bool, true on real memory tokens.
+            memory_kv: keys and values from ``project_memory``.
 
         Returns:
             ``(B, L, D)``.
         """
-        q = self.norm(x)
+        q_in = self.norm(x)
         if self.memory_norm is None:
-            kv = q
+            k, v = (self._heads(t) for t in self.kv_proj(q_in).chunk(2, dim=-1))
+        elif memory_kv is not None:
+            k, v = memory_kv
+        elif memory is not None:
+            k, v = self.project_memory(memory)
         else:
-            if memory is None:
-                raise ValueError("cross-attention called without memory")
-            kv = self.memory_norm(memory)
-        padding = None if memory_mask is None else ~memory_mask
-        out, _ = self.attn(q, kv, kv, key_padding_mask=padding, need_weights=False)
-        return x + out
+            raise ValueError("cross-attention called without memory")
+        mask = None if memory_mask is None else memory_mask[:, None, None, :]  # (B, 1, 1, M)
+        out = F.scaled_dot_product_attention(self._heads(self.q_proj(q_in)), k, v, attn_mask=mask)  # (B, h, L, D/h)
+        return x + self.out_proj(out.transpose(1, 2).reshape(x.shape))
 
 
 class DecoderLayer(nn.Module):

@@ -19,6 +19,7 @@ modulated by the timestep and ego embedding.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -101,12 +102,16 @@ class DenoiserBlock(nn.Module):
         self.norm = nn.LayerNorm(d_model, elementwise_affine=False)
         self.mlp = mlp(d_model, d_model * ffn_mult, d_model)
 
-    def forward(self, q: Tensor, cond: Tensor, tokens: dict[str, Tensor]) -> Tensor:
-        """Queries ``(B, K, D)``, condition ``(B, D)`` -> ``(B, K, D)``."""
+    def project_context(self, tokens: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+        """Keys and values of each context source this block reads (computed once per scene)."""
+        return {s: attn.project_memory(tokens[s]) for s, attn in self.cross.items() if s in tokens}
+
+    def forward(self, q: Tensor, cond: Tensor, context: dict[str, tuple[Tensor, Tensor]]) -> Tensor:
+        """Queries ``(B, K, D)``, condition ``(B, D)``, projected context -> ``(B, K, D)``."""
         q = self.self_attn(q)
         for source, attn in self.cross.items():
-            if source in tokens:
-                q = attn(q, tokens[source])
+            if source in context:
+                q = attn(q, memory_kv=context[source])
         scale, shift = self.film(cond).unsqueeze(1).chunk(2, dim=-1)  # (B, 1, D) each
         return q + self.mlp(self.norm(q) * (1 + scale) + shift)
 
@@ -133,6 +138,8 @@ class DiffusionPlanner(nn.Module):
         self.out_norm = nn.LayerNorm(d_model)
         self.offset_head = mlp(d_model, d_model, pose_dim)
         self.score_head = mlp(d_model, d_model, 1)
+        with torch.no_grad():  # start every mode at the prior 1 / K (focal-loss practice)
+            self.score_head[-1].bias.fill_(-math.log(cfg.num_anchors - 1) if cfg.num_anchors > 1 else 0.0)
         alphas = self.scheduler.alphas_cumprod.double()
         final = float(self.scheduler.final_alpha_cumprod)
         stds = []
@@ -163,22 +170,34 @@ class DiffusionPlanner(nn.Module):
             )
         return self.trajectory_norm(self.anchors).unsqueeze(0).expand(batch, -1, -1, -1)  # (B, K, T, 3)
 
-    def denoise(self, x_t: Tensor, timesteps: Tensor, ctx: PlannerContext) -> tuple[Tensor, Tensor]:
+    def project_context(self, ctx: PlannerContext) -> list[dict[str, tuple[Tensor, Tensor]]]:
+        """Per block, the keys and values of the context sources (shared by all denoising steps)."""
+        return [block.project_context(ctx.tokens) for block in self.blocks]
+
+    def denoise(
+        self,
+        x_t: Tensor,
+        timesteps: Tensor,
+        ctx: PlannerContext,
+        projected: list[dict[str, tuple[Tensor, Tensor]]] | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """Predict the clean trajectories and confidence of every mode.
 
         Args:
             x_t: noisy normalised trajectories ``(B, K, T, 3)``.
             timesteps: ``(B,)`` diffusion timesteps.
             ctx: the conditioning.
+            projected: ``project_context(ctx)``, when already computed.
 
         Returns:
             Clean normalised trajectories ``(B, K, T, 3)`` and logits ``(B, K)``.
         """
         b, k = x_t.shape[:2]
+        projected = self.project_context(ctx) if projected is None else projected
         cond = self.time_mlp(sinusoidal_embedding(timesteps, ctx.ego.shape[-1])) + ctx.ego  # (B, D)
         q = self.encode(x_t.flatten(2)) + self.mode_embedding + cond.unsqueeze(1)  # (B, K, D)
-        for block in self.blocks:
-            q = block(q, cond, ctx.tokens)
+        for block, context in zip(self.blocks, projected, strict=True):
+            q = block(q, cond, context)
         q = self.out_norm(q)
         x0 = x_t + self.offset_head(q).view(b, k, self.num_poses, len(SE2Index))  # (B, K, T, 3)
         return x0, self.score_head(q).squeeze(-1)
@@ -198,10 +217,12 @@ class DiffusionPlanner(nn.Module):
         x0, logits = self.denoise(x_t, t, ctx)
         return self.trajectory_norm.inverse(x0), logits
 
-    def _step(self, x: Tensor, step: int, ctx: PlannerContext, eta: float) -> tuple[Tensor, Tensor]:
+    def _step(
+        self, x: Tensor, step: int, ctx: PlannerContext, projected: list[dict[str, tuple[Tensor, Tensor]]], eta: float
+    ) -> tuple[Tensor, Tensor]:
         """Denoise at step ``step`` of ``timesteps``: the DDIM mean ``(B, K, T, 3)`` and logits ``(B, K)``."""
         t = self.timesteps[step]
-        x0, logits = self.denoise(x, torch.full((x.shape[0],), t, device=x.device), ctx)
+        x0, logits = self.denoise(x, torch.full((x.shape[0],), t, device=x.device), ctx, projected)
         mean = self.scheduler.step(x0, t, x, eta=eta, variance_noise=torch.zeros_like(x)).prev_sample
         return mean, logits
 
@@ -225,8 +246,9 @@ class DiffusionPlanner(nn.Module):
         stds = self.step_stds() if stochastic else torch.zeros_like(self.ddim_stds)
         chain, means, log_probs = [x], [], []
         logits = anchors.new_zeros(anchors.shape[:2])
+        projected = self.project_context(ctx)
         for step in range(len(self.timesteps)):
-            mean, logits = self._step(x, step, ctx, self.cfg.eta if stochastic else 0.0)
+            mean, logits = self._step(x, step, ctx, projected, self.cfg.eta if stochastic else 0.0)
             if stochastic:
                 x = mean + stds[step] * torch.randn(mean.shape, generator=generator, device=mean.device)
                 log_probs.append(gaussian_log_prob(x, mean, stds[step]))
@@ -257,9 +279,10 @@ class DiffusionPlanner(nn.Module):
         if tuple(chain.shape) != want:
             raise ValueError(f"chain: expected shape {want}, got {tuple(chain.shape)}")
         stds = self.step_stds()
+        projected = self.project_context(ctx)
         out = []
         for step in range(len(self.timesteps)):
-            mean, _ = self._step(chain[:, :, step], step, ctx, self.cfg.eta)
+            mean, _ = self._step(chain[:, :, step], step, ctx, projected, self.cfg.eta)
             out.append(gaussian_log_prob(chain[:, :, step + 1], mean, stds[step]))
         return torch.stack(out, dim=2)
 
