@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import hydra
@@ -35,6 +36,8 @@ def main(cfg: DictConfig) -> None:
     if config.val_split is not None:
         val = scene_sources(config.source, config.data_root, config.val_split, *roots, config.sensor_cache).split
     path = run_il(config, model, train.split, val)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 wrote the outputs and says so
+        return
     out = Path(config.output_dir)
     print(f"wrote {path}")
     print(f"tensorboard --logdir {out / 'tensorboard'}")

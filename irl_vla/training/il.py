@@ -284,6 +284,7 @@ def run_il(
         resume_from=resume,
         processes=processes,
         device=device,
+        find_unused_parameters=isinstance(model_cfg, VLAConfig),  # heads of loss terms weighted 0 go unused
     )
     return trainer.fit()
 

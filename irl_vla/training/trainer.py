@@ -333,6 +333,8 @@ class Trainer:
         resume_from: the checkpoint to continue from (``find_resume``).
         processes: this process's place (``init_processes``).
         device: where to train.
+        find_unused_parameters: DDP checks for parameters without a gradient each step (needed when a model's
+            heads may go unused, e.g. loss terms weighted 0).
     """
 
     def __init__(
@@ -348,6 +350,7 @@ class Trainer:
         resume_from: Checkpoint | None = None,
         processes: Processes | None = None,
         device: torch.device | None = None,
+        find_unused_parameters: bool = True,
     ) -> None:
         self.cfg = cfg
         self.processes = processes or Processes()
@@ -368,9 +371,11 @@ class Trainer:
         if resume_from is not None:
             self._restore(resume_from)
         self.network: nn.Module = self.model
-        if self.processes.distributed:  # heads of loss terms weighted 0 get no gradient: allow unused parameters
+        if self.processes.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.network = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
+            self.network = DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=find_unused_parameters
+            )
         self.sampler = ResumableSampler(dataset, self.processes, cfg.seed)
         self.steps_per_epoch = len(self.sampler) // cfg.batch_size
         if self.steps_per_epoch < 1:
@@ -498,8 +503,8 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ outputs
     def _save(self) -> None:
         """Write this step's checkpoint (rank 0) and drop the oldest beyond ``keep_checkpoints``."""
+        path = self.output / CHECKPOINTS_DIR / f"{STEP_PREFIX}{self.step:07d}"
         if self.processes.is_main:
-            path = self.output / CHECKPOINTS_DIR / f"{STEP_PREFIX}{self.step:07d}"
             resume = ResumeState(
                 self.step, self.optimizer.state_dict(), self.scheduler.state_dict(), capture_rng_state()
             )
@@ -513,7 +518,7 @@ class Trainer:
             )
             for old in checkpoint_dirs(self.output)[: -self.cfg.keep_checkpoints]:
                 shutil.rmtree(old)
-            self.last_checkpoint = path
+        self.last_checkpoint = path
         self.processes.barrier()
 
     def _validate(self, bar: tqdm) -> None:
