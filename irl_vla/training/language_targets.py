@@ -17,15 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from tokenizers import Tokenizer
 
-from irl_vla.data.features.builder import TargetBuilder, TensorSpec
-from irl_vla.data.features.instruction import TextTokens
+from irl_vla.data.features.instruction import SceneDescriptionTargetBuilder
 from irl_vla.data.scene import Scene
-from irl_vla.models.vla.config import LanguageConfig, TargetKey
+from irl_vla.models.vla.config import LanguageConfig
 from irl_vla.models.vla.tokenizer import (
     byte_level_tokenizer,
     check_vocabulary,
@@ -44,8 +43,10 @@ def lm_target_text(scene: Scene) -> str:
 
 
 @dataclass
-class LanguageTargetBuilder(TargetBuilder):
+class LanguageTargetBuilder(SceneDescriptionTargetBuilder):
     """``lm_target_tokens`` and ``lm_target_mask`` ``(L,)``: ``lm_target_text`` in the model's tokenizer.
+
+    The scene-description builder with the meta-action appended to the text.
 
     Attributes:
         tokenizer: path of the model's ``tokenizer.json``.
@@ -54,31 +55,12 @@ class LanguageTargetBuilder(TargetBuilder):
 
     name: ClassVar[str] = "lm_target"
     version: ClassVar[int] = 1
-    tokenizer: str = ""
+    prefix: ClassVar[str] = "lm_target"  # keys lm_target_tokens, lm_target_mask (TargetKey.LM_TARGET_*)
     max_tokens: int = 48
-
-    def __post_init__(self) -> None:
-        self._text = TextTokens(self.tokenizer, self.max_tokens)
-
-    def params(self) -> dict[str, Any]:
-        """Tokenizer content hash and length (a new tokenizer makes cached tokens stale)."""
-        return self._text.fingerprint_params()
-
-    def specs(self) -> dict[str, TensorSpec]:
-        """``lm_target_tokens`` ``(L,)`` and ``lm_target_mask`` ``(L,)``."""
-        return {
-            TargetKey.LM_TARGET_TOKENS.value: TensorSpec(("L",), torch.int64, "[BOS] description action [EOS] [PAD]"),
-            TargetKey.LM_TARGET_MASK.value: TensorSpec(("L",), torch.bool, "true on real tokens"),
-        }
-
-    def dims(self) -> dict[str, int]:
-        """L tokens."""
-        return {"L": self.max_tokens}
 
     def compute(self, scene: Scene) -> dict[str, torch.Tensor]:
         """Tokenise the scene's LM target text."""
-        ids, mask = self._text.encode(lm_target_text(scene))
-        return {TargetKey.LM_TARGET_TOKENS.value: ids, TargetKey.LM_TARGET_MASK.value: mask}
+        return self.encode(lm_target_text(scene))
 
 
 def model_tokenizer(cfg: LanguageConfig, texts: Iterable[str]) -> Tokenizer:
