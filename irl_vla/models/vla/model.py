@@ -5,8 +5,9 @@ LiDAR BEV, ego status, driving command, navigation instruction; ``FeatureKey``);
 the language model's teacher forcing (its LM loss), never by the planner's path. Predictions:
 
 - ``trajectory`` ``(B, T, 3)``: the mode of highest confidence [m, m, rad];
-- ``modes`` ``(B, K, T, 3)`` and ``mode_logits`` ``(B, K)``: in training one denoising pass from noised
-  anchors (what the imitation loss supervises), otherwise the denoised modes;
+- ``modes`` ``(B, K, T, 3)``, ``mode_logits`` ``(B, K)`` and ``mode_confidences`` ``(B, K)`` (their sigmoid): in
+  training one denoising pass from noised anchors (what the imitation loss supervises), otherwise the denoised
+  modes;
 - auxiliary outputs (training or ``with_aux``): ``agent_states``, ``agent_class_logits``,
   ``bev_semantic_logits``, ``meta_action_logits`` and, with LM targets, ``lm_logits``;
 - sampled chains (``stochastic=True``): ``chain``, ``chain_log_probs`` ``(B, K, S)`` and ``chain_stds``.
@@ -113,6 +114,7 @@ class VLAModel(nn.Module):
         out.update(
             modes=modes,
             mode_logits=logits,
+            mode_confidences=torch.sigmoid(logits),  # (B, K) per-anchor probabilities of being the expert's
             trajectory=modes[torch.arange(modes.shape[0], device=modes.device), best],  # (B, T, 3)
         )
         return out
