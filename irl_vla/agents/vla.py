@@ -42,40 +42,61 @@ class PolicyAgentConfig(AgentConfig):
 class PolicyAgent(Agent):
     """Plans with a trained ``Policy`` (its own feature builders turn each ``AgentInput`` into tensors).
 
+    Built from settings, it loads its checkpoint in ``initialize`` (or on first use).
+
     Args:
-        policy: the network and its feature builders.
+        policy: the network and its feature builders (``None``: loaded from ``checkpoint``).
         trajectory_sampling: the plan's sampling (the network's poses are re-sampled when it differs).
         name: the agent's name in reports.
+        checkpoint: a checkpoint or run directory (when ``policy`` is ``None``).
+        device: where the loaded network runs.
     """
 
     #: The architecture the agent's checkpoints must hold.
     architecture: ClassVar[str] = ""
 
     def __init__(
-        self, policy: Policy, trajectory_sampling: TrajectorySampling = DEFAULT_SAMPLING, name: str = ""
+        self,
+        policy: Policy | None = None,
+        trajectory_sampling: TrajectorySampling = DEFAULT_SAMPLING,
+        name: str = "",
+        *,
+        checkpoint: str | None = None,
+        device: str = "cpu",
     ) -> None:
         super().__init__(trajectory_sampling)
-        self.policy = policy
+        self._policy = policy
         self._name = name or self.architecture
+        self.checkpoint, self.device = checkpoint, device
 
     @classmethod
     def from_config(cls, config: AgentConfig, context: AgentContext) -> PolicyAgent:
-        """Load ``config.checkpoint``.
+        """The agent of ``config.checkpoint`` (loaded by ``initialize``)."""
+        assert isinstance(config, PolicyAgentConfig)
+        return cls(None, config.trajectory_sampling, config.name, checkpoint=config.checkpoint, device=config.device)
+
+    def initialize(self) -> None:
+        """Load the checkpoint (see ``policy``)."""
+        self.policy  # noqa: B018 - loads it now
+
+    @property
+    def policy(self) -> Policy:
+        """The policy, loaded from the checkpoint on first use.
 
         Raises:
             ValueError: when no checkpoint is named, or it holds another architecture.
             FileNotFoundError, DataFormatError: naming a missing or damaged checkpoint file.
         """
-        from irl_vla.training.policy import load_policy  # torch and the models load only when an agent is built
+        if self._policy is None:
+            from irl_vla.training.policy import load_policy  # torch and the models load only when one is used
 
-        assert isinstance(config, PolicyAgentConfig)
-        if not config.checkpoint:
-            raise ValueError(
-                f"agent {config.name} runs a trained policy: name it with agent.checkpoint=<checkpoint or run dir> "
-                "(irl-vla train stage=il writes one)"
-            )
-        policy, _ = load_policy(config.checkpoint, architecture=cls.architecture, device=config.device)
-        return cls(policy, config.trajectory_sampling, config.name)
+            if not self.checkpoint:
+                raise ValueError(
+                    f"agent {self._name} runs a trained policy: name it with agent.checkpoint=<checkpoint or run "
+                    "dir> (irl-vla train stage=il writes one)"
+                )
+            self._policy, _ = load_policy(self.checkpoint, architecture=self.architecture, device=self.device)
+        return self._policy
 
     def name(self) -> str:
         """Inherited, see superclass."""

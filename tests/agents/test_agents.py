@@ -39,7 +39,8 @@ def test_every_registry_entry_has_a_yaml_with_exactly_its_settings() -> None:
 
 
 def test_unknown_agents_and_bad_settings_are_named() -> None:
-    with pytest.raises(ValueError, match=r"unknown agent 'nobody'; available: \['constant_velocity', 'human'"):
+    known = r"available: \['constant_velocity', 'ego_mlp', 'human'"
+    with pytest.raises(ValueError, match=rf"unknown agent 'nobody'; {known}"):
         make_agent("nobody")
     with pytest.raises(ValueError, match="agent human: Key 'speed' not in 'AgentConfig'"):
         make_agent({**agent_yaml("human"), "speed": 3})

@@ -49,11 +49,11 @@ def test_vla_agent_plans_batches_and_modes_from_sensors_only(vla_run: Path, sour
 
 def test_agents_refuse_missing_or_foreign_checkpoints(vla_run: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"agent\.checkpoint="):
-        make_agent("vla")
+        make_agent("vla").initialize()
     with pytest.raises(ValueError, match="holds an vla policy, not ego_mlp"):
-        make_agent({"name": "ego_mlp", "checkpoint": str(vla_run)})
+        make_agent({"name": "ego_mlp", "checkpoint": str(vla_run)}).initialize()
     with pytest.raises(FileNotFoundError, match="neither a checkpoint"):
-        make_agent({"name": "vla", "checkpoint": str(tmp_path)})
+        make_agent({"name": "vla", "checkpoint": str(tmp_path)}).get_sensor_config()
 
 
 def _written(printed: str, suffix: str) -> Path:
