@@ -1,13 +1,16 @@
 """Scenario families (yaml under ``scenarios/families``) and seeded sampling of their parameters.
 
 A family file has ``name``, ``hard`` (belongs to the hard split) and three parameter groups, ``road``,
-``ego`` and ``traffic``. A parameter is a constant, a range ``[lo, hi]`` (integers: inclusive random
-integer; floats: uniform), or a list of choices (strings, booleans, or more than two numbers).
+``ego`` and ``traffic``, plus an optional ``background`` group (the life around the scenario: parked cars,
+flows, people on the pavements; defaults apply to what it leaves out). A parameter is a constant, a range
+``[lo, hi]`` (integers: inclusive random integer; floats: uniform), or a list of choices (strings, booleans,
+or more than two numbers). The background is drawn from its own random stream, so tuning it never changes
+the scenario itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from irl_vla.common.io import DataFormatError
 
 FAMILIES_DIR = Path(__file__).resolve().parent / "families"
 GROUPS = ("road", "ego", "traffic")
+OPTIONAL_GROUPS = ("background",)
 
 
 @dataclass(frozen=True)
@@ -30,10 +34,15 @@ class ScenarioFamily:
     ego: dict[str, Any]
     traffic: dict[str, Any]
     source: str = ""
+    background: dict[str, Any] = field(default_factory=dict)
 
     def sample(self, rng: np.random.Generator) -> dict[str, dict[str, Any]]:
         """Draw one parameter set: ``{"road": {...}, "ego": {...}, "traffic": {...}}``."""
         return {group: {k: sample_value(v, rng) for k, v in getattr(self, group).items()} for group in GROUPS}
+
+    def sample_background(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Draw the ``background`` group's values (keys it does not set are left to the builder's defaults)."""
+        return {k: sample_value(v, rng) for k, v in self.background.items()}
 
 
 def sample_value(spec: Any, rng: np.random.Generator) -> Any:
@@ -66,13 +75,14 @@ def load_family(path: str | Path) -> ScenarioFamily:
         raise DataFormatError(f"{path}: not valid yaml ({e})") from e
     if not isinstance(data, dict):
         raise DataFormatError(f"{path}: expected a mapping")
-    unknown = sorted(set(data) - {"name", "hard", *GROUPS})
+    unknown = sorted(set(data) - {"name", "hard", *GROUPS, *OPTIONAL_GROUPS})
     if unknown:
         raise DataFormatError(f"{path}: unknown keys {unknown}")
     for key in ("name", "hard", *GROUPS):
         if key not in data:
             raise DataFormatError(f"{path}: missing key {key!r}")
-    for group in GROUPS:
+    data.setdefault("background", {})
+    for group in (*GROUPS, *OPTIONAL_GROUPS):
         if not isinstance(data[group], dict):
             raise DataFormatError(f"{path}: {group!r} must be a mapping")
         for k, v in data[group].items():
@@ -81,7 +91,13 @@ def load_family(path: str | Path) -> ScenarioFamily:
             except ValueError as e:
                 raise DataFormatError(f"{path}: {group}.{k}: {e}") from None
     family = ScenarioFamily(
-        str(data["name"]), bool(data["hard"]), data["road"], data["ego"], data["traffic"], source=str(path)
+        str(data["name"]),
+        bool(data["hard"]),
+        data["road"],
+        data["ego"],
+        data["traffic"],
+        source=str(path),
+        background=data["background"],
     )
     if family.road.get("type") not in ("corridor", "intersection"):
         raise DataFormatError(

@@ -82,8 +82,11 @@ class Auditor:
         world, ego, rep = self.world, self.world.ego, self.report
         t = world.time
         box = footprint(ego)
-        for other in world.road_users:
-            if np.hypot(*(other.pose[:2] - ego.pose[:2])) < 12.0 and box.intersects(footprint(other)):
+        poses = world.poses()  # (N, 3) the ego first
+        near = np.flatnonzero(np.hypot(*(poses[1:, :2] - poses[0, :2]).T) < 12.0)
+        for k in near:
+            other = world.road_users[k]
+            if box.intersects(footprint(other)):
                 rep.collisions.append((t, other.track_token))
         if not self._drivable.contains(box):
             rep.off_road.append(t)

@@ -87,7 +87,9 @@ def plan_lateral(world: World, user: RoadUser) -> None:
     """Start a lateral manoeuvre for ``user`` (the expert) if one is needed and safe now."""
     if user.manoeuvre is not None or user.s + user.length / 2 >= user.lane_change_before:
         return
-    others = [o for o in world.road_users if np.hypot(*(o.pose[:2] - user.pose[:2])) < ONCOMING_RANGE]
+    others = [
+        o for o in world.road_users if not o.background and np.hypot(*(o.pose[:2] - user.pose[:2])) < ONCOMING_RANGE
+    ]
     if others:
         ds, lat, cos = _projected(user, others)
     else:

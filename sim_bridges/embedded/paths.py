@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -9,6 +12,15 @@ from irl_vla.data.enums import SE2Index
 from irl_vla.data.geometry import path_arc_length, wrap_angle
 
 FloatArray = npt.NDArray[np.float64]
+
+
+CURVATURE_STEP = 0.5  # [m] grid of the curvature table
+CURVATURE_MARGIN = 80.0  # [m] the table reaches this far beyond both ends (curve look-ahead)
+
+
+def _wrap(angle: float) -> float:
+    """``wrap_angle`` of one float: into [-pi, pi)."""
+    return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
 class Path:
@@ -34,6 +46,12 @@ class Path:
         seg = np.diff(self.xy, axis=0)
         self._seg_heading = np.arctan2(seg[:, 1], seg[:, 0])  # (N-1,)
         self._seg_len = np.diff(self.s)
+        self._seg_d, self._seg_len2 = seg, self._seg_len**2
+        # Plain-float copies for the scalar path.
+        self._s_list = self.s.tolist()
+        self._x_list, self._y_list = self.xy[:, 0].tolist(), self.xy[:, 1].tolist()
+        self._heading_list, self._len_list = self._seg_heading.tolist(), self._seg_len.tolist()
+        self._curvature_table: tuple[FloatArray, FloatArray] | None = None
 
     @property
     def length(self) -> float:
@@ -45,6 +63,8 @@ class Path:
 
         Beyond the ends the path is extended straight along its end headings.
         """
+        if np.ndim(s) == 0 and np.ndim(lateral) == 0:
+            return self._pose_at_scalar(float(s), float(lateral))
         s = np.asarray(s, dtype=np.float64)
         i = np.clip(np.searchsorted(self.s, s, side="right") - 1, 0, len(self._seg_len) - 1)
         heading = self._seg_heading[i]
@@ -55,6 +75,28 @@ class Path:
         lat = np.asarray(lateral, dtype=np.float64)
         xy = xy + lat[..., None] * np.stack([-np.sin(h), np.cos(h)], axis=-1)
         return np.concatenate([xy, h[..., None]], axis=-1)
+
+    def _pose_at_scalar(self, s: float, lateral: float) -> FloatArray:
+        """``pose_at`` of one arc length, in plain floats (the hot path of the simulation)."""
+        n = len(self._seg_len)
+        i = min(max(bisect.bisect_right(self._s_list, s) - 1, 0), n - 1)
+        cur = self._heading_list[i]
+        along = s - self._s_list[i]
+        x = self._x_list[i] + along * math.cos(cur)
+        y = self._y_list[i] + along * math.sin(cur)
+        h_start = cur + 0.5 * _wrap(self._heading_list[i - 1] - cur) if i > 0 else cur
+        h_end = cur + 0.5 * _wrap(self._heading_list[i + 1] - cur) if i < n - 1 else cur
+        alpha = min(max(along / self._len_list[i], 0.0), 1.0)
+        h = _wrap(h_start + alpha * _wrap(h_end - h_start))
+        return np.array([x - lateral * math.sin(h), y + lateral * math.cos(h), h])
+
+    def curvature_ahead(self, s: npt.ArrayLike) -> FloatArray:
+        """``curvature_at(s)`` (2 m window) read from a table on a ``CURVATURE_STEP`` grid (cheap, approximate)."""
+        if self._curvature_table is None:
+            grid = np.arange(-CURVATURE_MARGIN, self.length + CURVATURE_MARGIN, CURVATURE_STEP)
+            self._curvature_table = (grid, self.curvature_at(grid))
+        grid, kappa = self._curvature_table
+        return np.interp(s, grid, kappa)
 
     def _smooth_heading(self, s: FloatArray, i: npt.NDArray[np.intp]) -> FloatArray:
         # Linear interpolation of vertex headings (mean of adjacent segments) along each segment.
@@ -67,26 +109,37 @@ class Path:
         alpha = np.clip((s - self.s[i]) / self._seg_len[i], 0.0, 1.0)
         return wrap_angle(h_start + alpha * wrap_angle(h_end - h_start))
 
-    def project(self, points: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-        """Arc length [m] and signed lateral offset [m] (left positive) of points ``(..., 2)`` on the path."""
+    def project(
+        self, points: npt.ArrayLike, around: tuple[float, float] | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """Arc length [m] and signed lateral offset [m] (left positive) of points ``(..., 2)`` on the path.
+
+        ``around`` (lo, hi) [m] restricts the search to the segments of that arc-length range (what a road user
+        looks at ahead of itself; points beyond it project onto its ends). Beyond the ends of the path, points
+        project onto the extension of the end segments.
+        """
         p = np.asarray(points, dtype=np.float64)
         flat = p.reshape(-1, 2)
-        a = self.xy[:-1]  # (S, 2)
-        d = np.diff(self.xy, axis=0)
+        k0, k1 = 0, len(self._seg_len)
+        if around is not None:
+            k0 = min(max(int(np.searchsorted(self.s, around[0], side="right")) - 1, 0), k1 - 1)
+            k1 = max(min(int(np.searchsorted(self.s, around[1], side="left")) + 1, k1), k0 + 1)
+        a, d = self.xy[k0:k1], self._seg_d[k0:k1]  # (S, 2)
         rel = flat[:, None, :] - a[None]  # (M, S, 2)
-        t = np.clip(np.sum(rel * d[None], axis=-1) / (self._seg_len**2)[None], 0.0, 1.0)  # (M, S)
-        closest = a[None] + t[..., None] * d[None]
-        dist = np.linalg.norm(flat[:, None, :] - closest, axis=-1)
-        j = np.argmin(dist, axis=1)  # (M,)
+        raw = (rel[..., 0] * d[:, 0] + rel[..., 1] * d[:, 1]) / self._seg_len2[k0:k1]  # (M, S)
+        t = np.clip(raw, 0.0, 1.0)
+        ex, ey = rel[..., 0] - t * d[:, 0], rel[..., 1] - t * d[:, 1]
+        dist2 = ex * ex + ey * ey  # (M, S)
+        jl = np.argmin(dist2, axis=1)  # (M,)
         rows = np.arange(len(flat))
-        s = self.s[j] + t[rows, j] * self._seg_len[j]
-        cross = d[j, 0] * rel[rows, j, 1] - d[j, 1] * rel[rows, j, 0]
-        lat = np.sign(cross) * dist[rows, j]
+        j = jl + k0
+        s = self.s[j] + t[rows, jl] * self._seg_len[j]
+        cross = d[jl, 0] * rel[rows, jl, 1] - d[jl, 1] * rel[rows, jl, 0]
+        lat = np.sign(cross) * np.sqrt(dist2[rows, jl])
         # Points beyond the ends: extend along the end segments.
-        first, last = j == 0, j == len(d) - 1
-        raw_t = np.sum(rel[rows, j] * d[j], axis=-1) / self._seg_len[j] ** 2
-        s = np.where(first & (raw_t < 0), raw_t * self._seg_len[0], s)
-        s = np.where(last & (raw_t > 1), self.s[-2] + raw_t * self._seg_len[-1], s)
+        raw_t = raw[rows, jl]
+        s = np.where((j == 0) & (raw_t < 0), raw_t * self._seg_len[0], s)
+        s = np.where((j == len(self._seg_len) - 1) & (raw_t > 1), self.s[-2] + raw_t * self._seg_len[-1], s)
         return s.reshape(p.shape[:-1]), lat.reshape(p.shape[:-1])
 
     def curvature_at(self, s: npt.ArrayLike, window: float = 2.0) -> FloatArray:

@@ -24,8 +24,8 @@ from irl_vla.data.geometry import box_corners, points_to_local
 from irl_vla.data.map import MapLayer
 from irl_vla.data.scene import Scene
 from irl_vla.data.vehicle import PACIFICA
-from sim_bridges.embedded.render.camera import object_colour
 from sim_bridges.embedded.render.sensors import SensorRenderer
+from sim_bridges.embedded.render.shapes import object_colour
 
 BEV_RANGE = (-20.0, 60.0, -35.0, 35.0)  # x_min, x_max, y_min, y_max in the ego frame [m]
 

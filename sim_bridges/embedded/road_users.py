@@ -105,6 +105,8 @@ class RoadUser:
         speed_schedule: ``(time [s], target speed [m/s])`` changes in time order (stop-and-go traffic); a
             target of 0 brings the user to a comfortable stop at ``hold_s`` until the next positive target.
         hold_s: arc length of the front bumper's current hold point [m] (inf: none).
+        background: background life (parked off the road, walking or riding beside it): never enters a lane,
+            so no one else reacts to it and it reacts to no one; it only keeps to its own path.
     """
 
     track_token: str
@@ -132,6 +134,9 @@ class RoadUser:
     expert: bool = False
     speed_schedule: list[tuple[float, float]] = field(default_factory=list)
     hold_s: float = np.inf
+    background: bool = False
+    _pose: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(3), repr=False, compare=False)
+    _pose_key: tuple[float, float, int, int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_static(self) -> bool:
@@ -140,11 +145,17 @@ class RoadUser:
 
     @property
     def pose(self) -> npt.NDArray[np.float64]:
-        """(x, y, heading) of the box centre [m, rad]; heading includes the lateral manoeuvre's slope."""
-        pose = self.path.pose_at(self.s, self.lateral)
-        if self.manoeuvre is not None:
-            pose[2] += float(np.arctan(self.manoeuvre.slope(self.s)))
-        return pose
+        """(x, y, heading) of the box centre [m, rad]; heading includes the lateral manoeuvre's slope.
+
+        Computed once per state: cached until ``s``, ``lateral``, ``manoeuvre`` or ``path`` change.
+        """
+        key = (self.s, self.lateral, id(self.manoeuvre), id(self.path))
+        if self._pose_key != key:
+            pose = self.path.pose_at(self.s, self.lateral)
+            if self.manoeuvre is not None:
+                pose[2] += float(np.arctan(self.manoeuvre.slope(self.s)))
+            self._pose, self._pose_key = pose, key
+        return self._pose.copy()
 
     def lateral_span(self) -> tuple[float, float]:
         """Range of lateral offsets [m] the user occupies or is moving into (current and manoeuvre target)."""

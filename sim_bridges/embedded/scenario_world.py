@@ -16,6 +16,8 @@ from irl_vla.common.io import DataFormatError
 from irl_vla.data.enums import AgentClass
 from irl_vla.data.vehicle import PACIFICA
 from scenarios.registry import ScenarioFamily
+from sim_bridges.embedded.background import KNOWN_KEYS as BACKGROUND_KEYS
+from sim_bridges.embedded.background import Background
 from sim_bridges.embedded.idm import IDMParams
 from sim_bridges.embedded.paths import Path
 from sim_bridges.embedded.placement import DIMENSIONS, make_road_user
@@ -27,6 +29,8 @@ from sim_bridges.embedded.world import World
 LANE_WIDTH = 3.5  # [m]
 CORRIDOR_LENGTH = 450.0  # [m]
 IN_LANE_ROOM = (LANE_WIDTH - PACIFICA.width) / 2 + 0.1  # [m] a nudge within the lane may reach 0.1 m over the line
+
+BACKGROUND_STREAM = 1  # second entropy word of the background's random stream
 
 KNOWN_KEYS: dict[str, set[str]] = {
     "road": {
@@ -95,7 +99,7 @@ def expert_idm(rng: np.random.Generator) -> IDMParams:
 
 
 def _check_keys(family: ScenarioFamily, params: dict[str, dict[str, Any]]) -> None:
-    for group, keys in KNOWN_KEYS.items():
+    for group, keys in {**KNOWN_KEYS, "background": BACKGROUND_KEYS}.items():
         unknown = sorted(set(params[group]) - keys)
         if unknown:
             raise DataFormatError(f"{family.source or family.name}: unknown {group} keys {unknown}")
@@ -111,6 +115,9 @@ class _Builder:
     def __init__(self, family: ScenarioFamily, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
         self.params = family.sample(self.rng)
+        # The background draws from its own stream: tuning it leaves the scenario itself unchanged.
+        self.background_rng = np.random.default_rng([seed, BACKGROUND_STREAM])
+        self.params["background"] = family.sample_background(self.background_rng)
         _check_keys(family, self.params)
         self.road, self.ego_p, self.traffic = self.params["road"], self.params["ego"], self.params["traffic"]
         self.limit = float(self.road["speed_limit"])
@@ -391,6 +398,7 @@ def build_scenario(family: ScenarioFamily, seed: int) -> ScenarioInstance:
     b.add_parked()
     b.add_obstacle()
     b.add_cyclists()
+    Background(b, b.params["background"], b.background_rng).add()
     b.add_junction_traffic()
     world = World(
         b.net.map, b.road_users, ego, b.lights, junction_half_size=b.net.junction_half_size, priority_tokens=b.priority

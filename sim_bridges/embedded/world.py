@@ -21,6 +21,7 @@ from sim_bridges.embedded.traffic_lights import LightState, TrafficLightProgramm
 
 DT = 0.1  # [s] simulation step
 LOOK_AHEAD = 80.0  # [m] leader search range
+SEARCH_BEHIND = 20.0  # [m] the leader search also looks this far behind a road user's centre (long neighbours)
 PREDICTION_HORIZON = 4.0  # [s] look-ahead for people about to cross
 LANE_END_ROOM = 25.0  # [m] a vehicle waiting to merge stops this far before its lane ends, to steer out from rest
 
@@ -31,7 +32,7 @@ CURVE_PREVIEW = np.arange(0.0, 60.0, 2.0)  # [m] distances ahead checked for cur
 
 def curve_speed(user: RoadUser) -> float:
     """Highest speed [m/s] from which ``user`` can slow comfortably to every curve speed ahead on its path."""
-    kappa = np.abs(user.path.curvature_at(user.s + CURVE_PREVIEW))  # (P,)
+    kappa = np.abs(user.path.curvature_ahead(user.s + CURVE_PREVIEW))  # (P,)
     v_curve = np.sqrt(LATERAL_ACCEL_COMFORT / np.maximum(kappa, 1e-4))
     # Plan with half the comfortable deceleration: the IDM tracks a falling desired speed with some lag.
     reachable = np.sqrt(v_curve**2 + user.idm.decel_comfort * np.maximum(CURVE_PREVIEW - user.length / 2, 0))
@@ -85,7 +86,7 @@ class World:
             return np.inf, 0.0, 0.0
         best_gap, best_speed, best_accel = self._crossing_gap(user, [everyone[i] for i in others]), 0.0, 0.0
         centres = poses[others, : SE2Index.HEADING]
-        s, lat = user.path.project(centres)
+        s, lat = user.path.project(centres, around=(user.s - SEARCH_BEHIND, user.s + LOOK_AHEAD + SEARCH_BEHIND))
         for k, idx in enumerate(others):
             other = everyone[idx]
             ds = s[k] - user.s
@@ -124,7 +125,7 @@ class World:
                 continue
             moving = np.maximum(0.0, horizon - max(0.0, other.start_time - self.time))
             future = other.path.pose_at(other.s + other.speed * moving)[:, : SE2Index.HEADING]  # (T, 2)
-            s, lat = user.path.project(future)
+            s, lat = user.path.project(future, around=(user.s - SEARCH_BEHIND, user.s + LOOK_AHEAD + SEARCH_BEHIND))
             inside = (np.abs(lat - np.clip(lat, *user.lateral_span())) < (user.width + other.width) / 2 + 1.0) & (
                 s > user.s
             )
@@ -180,10 +181,18 @@ class World:
         return False
 
     # ------------------------------------------------------------------ stepping
-    def accelerations(self, skip_ego: bool = False) -> np.ndarray:
-        """IDM accelerations [m/s^2] of every road user (ego first) at the current state."""
+    def poses(self) -> np.ndarray:
+        """Box-centre poses ``(N, 3)`` of everyone, the ego first."""
+        return np.stack([a.pose for a in self.road_users_and_ego])
+
+    def accelerations(self, skip_ego: bool = False, poses: np.ndarray | None = None) -> np.ndarray:
+        """IDM accelerations [m/s^2] of every road user (ego first) at the current state.
+
+        ``poses`` ``(N, 3)``: ``poses()`` of the current state, if the caller has them.
+        """
         everyone = self.road_users_and_ego
-        poses = np.stack([a.pose for a in everyone])  # (N, 3)
+        poses = self.poses() if poses is None else poses  # (N, 3)
+        interacting = np.array([not a.background for a in everyone])  # (N,) background life is off the road
         acc = np.zeros(len(everyone))
         for i, user in enumerate(everyone):
             if user.is_static or (skip_ego and i == 0):
@@ -193,7 +202,11 @@ class World:
             if not user.reactive:
                 acc[i] = 0.0
                 continue
-            near = np.linalg.norm(poses[:, :2] - poses[i, :2], axis=1) < LOOK_AHEAD + 10
+            rel = poses[:, :2] - poses[i, :2]  # (N, 2)
+            heading = poses[i, SE2Index.HEADING]
+            along = rel[:, 0] * np.cos(heading) + rel[:, 1] * np.sin(heading)
+            # Near and not behind: paths turn by at most a right angle, so what is behind is never ahead on them.
+            near = interacting & (np.einsum("nk,nk->n", rel, rel) < (LOOK_AHEAD + 10) ** 2) & (along > -SEARCH_BEHIND)
             others = [j for j in np.flatnonzero(near) if j != i]
             gap, lead_speed, lead_accel = self._leader_gap(user, poses, others, everyone)
             stop_gap = self._stop_gap(user)
@@ -207,7 +220,7 @@ class World:
         """Whether a pedestrian or cyclist crossing on its own path must wait: a vehicle is in its next 2 m."""
         ahead = person.path.pose_at(person.s + np.array([0.6, 1.2, 2.0]))[:, : SE2Index.HEADING]  # (3, 2)
         for user, pose in zip(self.road_users_and_ego, poses, strict=True):
-            if user is person or user.agent_class is not AgentClass.VEHICLE:
+            if user is person or user.agent_class is not AgentClass.VEHICLE or user.background:
                 continue
             along, across = points_to_local(ahead, pose).T
             if np.any((np.abs(along) < user.length / 2 + 1.0) & (np.abs(across) < user.width / 2 + 1.0)):
@@ -230,15 +243,20 @@ class World:
                 user.lane_change_at = None
         if ego_accel is None and self.ego.expert and round(self.time / DT) % 5 == 0:
             plan_lateral(self, self.ego)
-        acc = self.accelerations(skip_ego=ego_accel is not None)
+        poses = self.poses()  # (N, 3)
+        acc = self.accelerations(skip_ego=ego_accel is not None, poses=poses)
         if ego_accel is not None:
             acc[0] = ego_accel
-        poses = np.stack([a.pose for a in self.road_users_and_ego])  # (N, 3)
         for a, user in zip(acc, self.road_users_and_ego, strict=True):
             if user.is_static or self.time < user.start_time:
                 user.accel = 0.0
                 continue
-            if not user.reactive:
+            if user.background:
+                # Life beside the road keeps its pace to the end of its path, then stays there.
+                if user.s >= user.path.length:
+                    user.target_speed = 0.0
+                new_speed = user.target_speed
+            elif not user.reactive:
                 # People crossing keep their pace but do not walk into a vehicle in front of them.
                 new_speed = 0.0 if self._people_wait(user, poses) else user.target_speed
             else:

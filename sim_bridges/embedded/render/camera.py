@@ -1,42 +1,33 @@
-"""Pinhole camera rendering of a logged frame: textured ground plane, then boxes far to near.
+"""Pinhole camera rendering of a logged frame: textured ground plane, then boxes far to near, then lamps.
 
 Per camera, the ground point hit by every pixel's ray is fixed in the ego frame (the camera is rigidly
 mounted and the ground is flat), so it is computed once; a frame then costs one rigid transform and one
-raster look-up per ground pixel, plus a PIL polygon fill per visible box face.
+raster look-up per ground pixel, plus a PIL polygon fill per visible box face, drawn straight into the
+image's own memory. A lit lamp is a disc at least ``MIN_LAMP_RADIUS`` pixels wide, as a bright lamp glows on a
+real sensor, so a signal's colour shows at a distance even at low resolution.
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
 
-from irl_vla.data.enums import AgentClass
-from irl_vla.data.geometry import transform_points
 from irl_vla.data.sensors import CameraCalibration
 from sim_bridges.embedded.render.ground import PALETTE, GroundTexture
+from sim_bridges.embedded.render.shapes import BoxSet
 
 SKY_TOP, SKY_HORIZON = np.array([110, 150, 205]), np.array([185, 205, 225])
 HAZE = np.array([170, 185, 200])
 NEAR = 0.2  # [m] near clipping plane
 HAZE_LEVELS = 32
 
-CAR_COLOURS = np.array(
-    [(180, 30, 30), (30, 60, 150), (200, 200, 205), (40, 40, 45), (120, 125, 130), (20, 100, 60), (230, 230, 235)]
-)
-CLASS_COLOURS: dict[str, tuple[int, int, int]] = {
-    AgentClass.PEDESTRIAN.value: (200, 120, 60),
-    AgentClass.BICYCLE.value: (40, 160, 200),
-    AgentClass.TRAFFIC_CONE.value: (255, 110, 0),
-    AgentClass.BARRIER.value: (210, 40, 40),
-    AgentClass.CZONE_SIGN.value: (255, 170, 0),
-    AgentClass.GENERIC_OBJECT.value: (130, 100, 70),
-}
-LIGHT_COLOURS = {True: (255, 20, 20), False: (20, 230, 60)}  # is_red -> lit lamp colour
-HOUSING = (35, 35, 35)
+LIGHT_COLOURS = {True: (255, 30, 30), False: (40, 240, 90)}  # is_red -> lit lamp colour
+HOUSING = (30, 30, 32)
+LAMP_RADIUS = 0.15  # [m] of a signal lamp
+MIN_LAMP_RADIUS = 1.6  # [px] a lit lamp glows at least this wide
 
 # Box faces as corner indices (corners: bit 0 = +x, bit 1 = +y, bit 2 = +z half extents), outward normals.
 FACES = (
@@ -47,35 +38,23 @@ FACES = (
     ((4, 5, 7, 6), (0.0, 0.0, 1.0)),
 )
 SHADE = np.array([0.95, 0.6, 0.8, 0.75, 1.1])  # per face: light from the front-left and above
-CORNER_SIGNS = np.array([[(i & 1) * 2 - 1, (i >> 1 & 1) * 2 - 1, (i >> 2 & 1) * 2 - 1] for i in range(8)], float)
 
 
 @dataclass
 class Box3D:
-    """A box to draw, in the ego frame: centre ``(3,)`` [m], size (length, width, height) [m], heading [rad].
+    """One box in the ego frame: what the LiDAR casts against (one per annotated object).
 
-    ``front_colour`` overrides the colour of the +x face (a traffic light's lamp).
+    Attributes:
+        centre: ``(3,)`` [m].
+        size: (length, width, height) [m].
+        heading: [rad].
+        colour: RGB (reflective colours return brightly).
     """
 
     centre: npt.NDArray[np.float64]
     size: npt.NDArray[np.float64]
     heading: float
     colour: tuple[int, int, int]
-    front_colour: tuple[int, int, int] | None = None
-
-    def corners(self) -> npt.NDArray[np.float64]:
-        """Corners ``(8, 3)`` in the ego frame."""
-        local = CORNER_SIGNS * (self.size / 2)
-        c, s = np.cos(self.heading), np.sin(self.heading)
-        rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-        return local @ rot.T + self.centre
-
-
-def object_colour(name: str, track_token: str) -> tuple[int, int, int]:
-    """Colour of an annotated object: by class, vehicles by a stable hash of their track token."""
-    if name == AgentClass.VEHICLE.value:
-        return tuple(int(v) for v in CAR_COLOURS[zlib.crc32(track_token.encode()) % len(CAR_COLOURS)])  # type: ignore[return-value]
-    return CLASS_COLOURS.get(name, (128, 128, 128))
 
 
 class CameraRenderer:
@@ -95,6 +74,8 @@ class CameraRenderer:
         dist = lam * np.linalg.norm(rays, axis=1)
         self._ground_idx = np.flatnonzero(dist < max_range)
         self._ground_xy = ground[self._ground_idx, :2]  # (G, 2) ego frame
+        self._ground_x32 = self._ground_xy[:, 0].astype(np.float32)
+        self._ground_y32 = self._ground_xy[:, 1].astype(np.float32)
         haze = np.clip(dist[self._ground_idx] / max_range, 0.0, 1.0) ** 1.5
         # Haze quantised to HAZE_LEVELS steps: colour = table[level * 256 + ground class], one gather per pixel.
         level = np.round(haze * (HAZE_LEVELS - 1)).astype(np.int64)
@@ -106,7 +87,8 @@ class CameraRenderer:
         t = np.clip(elevation / 0.5, 0.0, 1.0)[:, None]
         sky = (SKY_HORIZON * (1 - t) + SKY_TOP * t).astype(np.uint8)
         sky[~(rays[:, 2] > -1e-6)] = HAZE.astype(np.uint8)
-        self._background = sky.reshape(height, width, 3)
+        self._background = _rgba32(sky)  # (P,) packed RGBA
+        self._hazed_palette32 = _rgba32(self._hazed_palette)
 
     def project(self, points_ego: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Pixel coordinates ``(N, 2)`` and depth ``(N,)`` [m] of ego-frame points ``(N, 3)``."""
@@ -117,31 +99,37 @@ class CameraRenderer:
             uv = uvw[:, :2] / uvw[:, 2:3]
         return uv, depth
 
-    def render(self, ground: GroundTexture, ego_pose: npt.NDArray[np.float64], boxes: list[Box3D]) -> np.ndarray:
+    def render(self, ground: GroundTexture, ego_pose: npt.NDArray[np.float64], boxes: BoxSet) -> np.ndarray:
         """Image ``(H, W, 3)`` uint8 of the scene seen from the ego at global rear-axle pose ``ego_pose``."""
-        image = self._background.reshape(-1, 3).copy()
-        classes = ground.lookup(transform_points(self._ground_xy, ego_pose))
-        image[self._ground_idx] = self._hazed_palette[self._haze_offset + classes]
-        pil = Image.fromarray(image.reshape(self.height, self.width, 3))
-        self.draw_boxes(ImageDraw.Draw(pil), boxes)
-        return np.asarray(pil)
+        # One packed RGBA word per pixel: whole-pixel copies and gathers, and PIL can draw in place.
+        packed = self._background.copy()  # (P,) uint32
+        classes = ground.lookup_local(self._ground_x32, self._ground_y32, ego_pose)
+        packed[self._ground_idx] = self._hazed_palette32[self._haze_offset + classes]
+        # PIL draws into the array's memory (no copy into PIL) and packs RGB out of it in C.
+        pil = Image.frombuffer("RGBA", (self.width, self.height), packed, "raw", "RGBA", 0, 1)
+        pil.readonly = False
+        if len(boxes):
+            self.draw_boxes(ImageDraw.Draw(pil), boxes)
+        rgb = np.frombuffer(bytearray(pil.tobytes("raw", "RGB")), dtype=np.uint8)
+        return rgb.reshape(self.height, self.width, 3)
 
-    def draw_boxes(self, draw: ImageDraw.ImageDraw, boxes: list[Box3D]) -> None:
-        """Paint visible faces of ``boxes``, farthest first (visibility and culling vectorised over boxes)."""
-        if not boxes:
-            return
-        corners = np.stack([b.corners() for b in boxes])  # (B, 8, 3) ego frame
+    def draw_boxes(self, draw: ImageDraw.ImageDraw, boxes: BoxSet) -> None:
+        """Paint visible faces of ``boxes``, objects farthest first, then each lit lamp on its box's front."""
+        corners = boxes.corners()  # (B, 8, 3) ego frame
         cam = (corners - self.origin) @ self.rotation  # (B, 8, 3) camera frame
         depth = cam[..., 2]
         uvw = cam @ self.intrinsics.T
         with np.errstate(divide="ignore", invalid="ignore"):
             u = uvw[..., 0] / uvw[..., 2]
+            v = uvw[..., 1] / uvw[..., 2]
         in_front = depth >= NEAR
-        # Cull boxes wholly behind the camera, or in front but wholly left or right of the image.
-        off_side = np.all(in_front, axis=1) & ((np.max(u, axis=1) < 0) | (np.min(u, axis=1) > self.width))
-        keep = np.any(in_front, axis=1) & ~off_side
-        headings = np.array([b.heading for b in boxes])
-        c, s = np.cos(headings), np.sin(headings)  # (B,)
+        # Cull boxes wholly behind the camera, or in front but wholly left, right or above the image.
+        all_front = np.all(in_front, axis=1)
+        off = all_front & ((np.max(u, axis=1) < 0) | (np.min(u, axis=1) > self.width) | (np.max(v, axis=1) < 0))
+        keep = np.any(in_front, axis=1) & ~off
+        if not keep.any():
+            return
+        c, s = np.cos(boxes.heading), np.sin(boxes.heading)  # (B,)
         normals = np.array([n for _, n in FACES])  # (F, 3)
         world_n = np.stack(
             [
@@ -154,25 +142,50 @@ class CameraRenderer:
         face_idx = np.array([idx for idx, _ in FACES])  # (F, 4)
         centres = corners[:, face_idx].mean(axis=2)  # (B, F, 3)
         visible = np.einsum("bfk,bfk->bf", world_n, centres - self.origin) < 0  # (B, F)
-        dist = np.linalg.norm(corners.mean(axis=1) - self.origin, axis=1)
-        for b in np.argsort(-dist):
-            if not keep[b]:
-                continue
-            box = boxes[b]
-            for k in np.flatnonzero(visible[b]):
-                idx = face_idx[k]
-                if in_front[b, idx].all():
-                    pts = uvw[b, idx]
-                    uv = pts[:, :2] / pts[:, 2:3]
-                else:
-                    poly = _clip_near(cam[b, idx])
-                    if len(poly) < 3:
-                        continue
+        dist = np.linalg.norm(boxes.centre - self.origin, axis=1)  # (B,)
+        group_dist = np.full(int(boxes.group.max()) + 1, -np.inf)
+        np.maximum.at(group_dist, boxes.group, dist)
+        order = np.lexsort((-dist, -group_dist[boxes.group]))
+        order = order[keep[order]]  # (K,) the boxes this camera draws, in drawing order
+        # Plain lists for the drawing loop (per-element numpy indexing is the slow part of it).
+        shaded = np.minimum(255, boxes.colour[order, None, :] * SHADE[None, :, None]).astype(np.int64)  # (K, F, 3)
+        fills = [[tuple(face) for face in box] for box in shaded.tolist()]
+        uv = np.stack([u[order], v[order]], axis=-1)  # (K, 8, 2)
+        uv_faces = uv[:, face_idx].reshape(len(order), len(FACES), -1).tolist()  # (K, F, 8)
+        visible_l, all_front_l = visible[order].tolist(), all_front[order].tolist()
+        lamps = (~np.isnan(boxes.lamp_z[order])).tolist()
+        for i, b in enumerate(order.tolist()):
+            faces = visible_l[i]
+            for k in range(len(FACES)):
+                if not faces[k]:
+                    continue
+                if all_front_l[i]:
+                    draw.polygon(uv_faces[i][k], fill=fills[i][k])
+                    continue
+                poly = _clip_near(cam[b, face_idx[k]])
+                if len(poly) >= 3:
                     pts = poly @ self.intrinsics.T
-                    uv = pts[:, :2] / pts[:, 2:3]
-                colour = box.front_colour if (k == 0 and box.front_colour is not None) else box.colour
-                shaded = tuple(int(min(255, v * SHADE[k])) for v in colour)
-                draw.polygon(uv.ravel().tolist(), fill=shaded)
+                    draw.polygon((pts[:, :2] / pts[:, 2:3]).ravel().tolist(), fill=fills[i][k])
+            if lamps[i] and faces[0]:
+                self._lamp(draw, boxes, b)
+
+    def _lamp(self, draw: ImageDraw.ImageDraw, boxes: BoxSet, b: int) -> None:
+        h = boxes.heading[b]
+        front = boxes.centre[b] + np.array([np.cos(h), np.sin(h), 0.0]) * (boxes.size[b, 0] / 2 + 0.01)
+        front[2] += boxes.lamp_z[b]
+        uv, depth = self.project(front[None])
+        if depth[0] < NEAR:
+            return
+        r = max(LAMP_RADIUS * self.intrinsics[0, 0] / depth[0], MIN_LAMP_RADIUS)
+        x, y = uv[0]
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=tuple(int(v) for v in boxes.lamp_colour[b]))
+
+
+def _rgba32(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
+    """Opaque RGBA pixels packed as one ``uint32`` each (bytes R, G, B, A in memory) of ``(N, 3)`` colours."""
+    rgba = np.empty((len(rgb), 4), dtype=np.uint8)
+    rgba[:, :3], rgba[:, 3] = rgb, 255
+    return rgba.view(np.uint32).reshape(-1)
 
 
 def _clip_near(poly: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

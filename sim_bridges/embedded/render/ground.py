@@ -67,6 +67,10 @@ class GroundTexture:
                 self._polygon(draw, obj.polygon, GroundClass.STOP_LINE)
         self._lane_lines(draw, map_api)
         self.classes = np.asarray(image, dtype=np.uint8)  # (H, W)
+        # The raster framed by one off-road pixel, flat: clamped indices then need no bounds mask.
+        framed = np.full((self.height + 2, self.width + 2), int(GroundClass.OFF_ROAD), dtype=np.uint8)
+        framed[1:-1, 1:-1] = self.classes
+        self._framed = framed.ravel()
 
     # ------------------------------------------------------------------ drawing
     def _px(self, xy: npt.ArrayLike) -> list[tuple[float, float]]:
@@ -134,6 +138,23 @@ class GroundTexture:
         )
 
     # ------------------------------------------------------------------ lookup
+    def lookup_local(
+        self, x: npt.NDArray[np.float32], y: npt.NDArray[np.float32], pose: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.uint8]:
+        """Ground class at points ``x``, ``y`` ``(N,)`` [m] given in the frame of the global ``pose`` (fast path).
+
+        One affine map to raster cells in float32 (cells are 0.1 m; float32 keeps far better than that over
+        any map) and one gather; outside the raster is off-road.
+        """
+        c, s, r = np.cos(pose[2]), np.sin(pose[2]), self.resolution
+        f = np.float32
+        # Truncation maps (-1, 0) to 0 instead of -1: the raster's off-road margin, so no matter.
+        col = (x * f(c / r) - y * f(s / r) + f((pose[0] - self.x0) / r)).astype(np.int32)
+        row = (-(x * f(s / r)) - y * f(c / r) + f((self.y1 - pose[1]) / r)).astype(np.int32)
+        np.clip(col, -1, self.width, out=col)
+        np.clip(row, -1, self.height, out=row)
+        return self._framed[(row + 1) * (self.width + 2) + (col + 1)]
+
     def lookup(self, xy: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
         """Ground class at world points ``(..., 2)`` [m] (off-road outside the raster)."""
         cols = np.floor((xy[..., 0] - self.x0) / self.resolution).astype(np.int64)

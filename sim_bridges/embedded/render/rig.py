@@ -38,16 +38,20 @@ class CameraSpec:
 
 @dataclass(frozen=True)
 class RigConfig:
-    """The camera rig: cameras plus one image size and horizontal field of view for all of them."""
+    """The camera rig: cameras plus one image size and horizontal field of view for all of them.
+
+    The default front cameras share one mounting point and their yaws step by the field of view, so the
+    strip ``cam_l0 | cam_f0 | cam_r0`` covers 180 degrees with neither gap nor overlap at its joins.
+    """
 
     cameras: tuple[CameraSpec, ...] = (
-        CameraSpec("cam_l0", 55.0),
+        CameraSpec("cam_l0", 60.0),
         CameraSpec("cam_f0", 0.0),
-        CameraSpec("cam_r0", -55.0),
+        CameraSpec("cam_r0", -60.0),
     )
     width: int = 256  # [px]
     height: int = 144  # [px]
-    fov_deg: float = 70.0  # horizontal field of view [deg]
+    fov_deg: float = 60.0  # horizontal field of view [deg]: the front cameras' yaws step by it, so they meet
     max_range: float = 120.0  # [m] ground and objects farther than this fade into haze
 
     def __post_init__(self) -> None:
