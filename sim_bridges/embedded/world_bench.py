@@ -1,7 +1,8 @@
 """``irl-vla bench world``: embedded-world throughput: scene generation, sensor rendering, training-time loading.
 
 * generation: build, roll out (10 Hz, with the audit), label and cut logs of every family, no sensors;
-  scenes/s counts the scenes the split settings cut from those logs;
+  scenes/s counts the scenes the split settings cut from those logs; the record also gives the median (and
+  10th percentile) number of road users (vehicles, people, cyclists) annotated within 60 m per frame;
 * rendering: the default rig (3 cameras) and the LiDAR on frames of every family, rig frames/s;
 * loading: scene from a log file on disk (decode cached per log, as in training) + default rig at the current
   frame + the tensors a policy reads (stacked images, ego history, command), samples/s.
@@ -20,6 +21,7 @@ import torch
 
 from irl_vla.benchmarks.timing import median_seconds, record
 from irl_vla.common.config import require_at_least
+from irl_vla.data.enums import AgentClass
 from irl_vla.data.sensors import SensorConfig
 from irl_vla.data.split import SceneLoader
 from scenarios.registry import load_families
@@ -27,6 +29,8 @@ from sim_bridges.embedded.generate import GenerateConfig, SplitSpec, Task, gener
 from sim_bridges.embedded.render.sensors import SensorRenderer
 
 SUITE = "world"
+#: Annotated classes counted as road users (vehicles, people, cyclists; not cones, barriers or signs).
+ROAD_USER_CLASSES = frozenset({AgentClass.VEHICLE.value, AgentClass.PEDESTRIAN.value, AgentClass.BICYCLE.value})
 
 
 @dataclass
@@ -74,15 +78,27 @@ def run(cfg: WorldBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
     gen_cfg = GenerateConfig(num_log_frames=cfg.num_log_frames, workers=1, progress=False)
     tasks = [Task("bench", name, i, fam.hard) for name, fam in families.items() for i in range(cfg.logs_per_family)]
     scenes: list[int] = []
+    users: list[int] = []  # road users within the annotation radius (60 m), per logged frame
 
     def generate() -> None:
         scenes.clear()
+        users.clear()
         for task in tasks:
             rec, _, _ = generate_log(task, families[task.family], gen_cfg, cfg.frame_interval)
             scenes.append(len(rec.scenes))
+            users.extend(sum(n in ROAD_USER_CLASSES for n in f.annotations.names) for f in rec.frames)
 
     t, _ = median_seconds(generate, repeats=repeats, warmup=0)
-    yield record(SUITE, "generate_scenes", items=sum(scenes), seconds=t, unit="scenes", logs=len(tasks))
+    yield record(
+        SUITE,
+        "generate_scenes",
+        items=sum(scenes),
+        seconds=t,
+        unit="scenes",
+        logs=len(tasks),
+        median_road_users_60m=float(np.median(users)),
+        p10_road_users_60m=float(np.percentile(users, 10)),
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         spec = SplitSpec(logs_per_family=1, frame_interval=5)
