@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from irl_vla.common.config import to_dataclass
+from irl_vla.common.command import Command
 from irl_vla.data.features.caching import CacheConfig, run_cache
 from tools.sources import scene_sources
+
+COMMAND = Command(
+    "cache",
+    CacheConfig,
+    key="cache",
+    split_key="split",
+    summary="Build (or complete) the feature cache of a split: every configured feature and target builder's "
+    "tensors per scene, as safetensors, with a progress bar; a rerun builds only what is missing or stale.",
+)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://configs", config_name="cache")
 def main(cfg: DictConfig) -> None:
     """Cache every configured builder's outputs of every scene; print what was done and where."""
-    config = to_dataclass(OmegaConf.to_container(cfg.cache, resolve=True), CacheConfig, where="cache")
+    config = COMMAND.load(cfg)
+    run = COMMAND.start(cfg, config)
     sources = scene_sources(
         config.source, config.data_root, config.split, config.navsim_root, config.maps_root, config.split_file
     )
@@ -23,4 +33,4 @@ def main(cfg: DictConfig) -> None:
         print(f"rebuilt corrupt entry {path}")
     if report.tokenizer is not None:
         print(f"tokenizer {report.tokenizer}")
-    print(f"wrote {report.cache_dir}")
+    run.finish([report.cache_dir])

@@ -1,7 +1,8 @@
 """``irl-vla``: one console script; each subcommand is a hydra app taking ``key=value`` overrides.
 
 Only commands whose stage exists are listed. ``irl-vla <command> --cfg job`` prints the resolved config,
-``irl-vla <command> --help`` the hydra help of that command.
+``irl-vla <command> --help`` what the command does, its config groups and its keys with their defaults (from the
+command's ``COMMAND``, ``irl_vla.common.command``); ``--hydra-help`` hydra's own help.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "navsim-export": ("tools.navsim_export", "an embedded split as a NAVSIM data root (logs, sensors, nuPlan maps)"),
     "cache": ("tools.cache", "the feature cache of a split (features and targets per scene, safetensors)"),
     "train": ("tools.train", "train a policy: stage=il (imitation), model=<tiny|default|base|ego_mlp>; torchrun DDP"),
-    "bench": ("tools.run_bench", "benchmarks, one JSON line per measurement (suites: core, world, scorer, data, policy)"),
+    "bench": (
+        "tools.run_bench",
+        "benchmarks, one JSON line per measurement (suites: core, world, scorer, navsim, data, policy)",
+    ),
 }
 
 
@@ -73,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         print(usage(), file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[command][0])
+    if any(a in ("-h", "--help") for a in rest) and hasattr(module, "COMMAND"):
+        print(module.COMMAND.help())  # its own groups and keys (hydra's help: --hydra-help)
+        return 0
     debug = any(os.environ.get(v, "") not in ("", "0") for v in DEBUG_VARIABLES)
     rest = getattr(module, "rewrite_args", lambda a: a)(rest)
     if any(a in ("--cfg", "-c") for a in rest) and "--resolve" not in rest:

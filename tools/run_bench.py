@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from irl_vla.benchmarks import core_bench, data_bench, policy_bench, scorer_bench
 from irl_vla.benchmarks.timing import emit, machine_info
+from irl_vla.common.command import Command, register_group
 from irl_vla.common.config import to_dataclass
+from irl_vla.common.io import atomic_open
 from irl_vla.data.split import embedded_sources
 from sim_bridges.embedded import world_bench
 from sim_bridges.navsim import navsim_bench
@@ -37,6 +40,38 @@ SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] =
 }
 
 
+register_group("bench", {f"{suite}_schema": schema for suite, (schema, _) in SUITES.items()})
+
+
+@dataclass
+class BenchConfig:
+    """Settings of ``irl-vla bench`` (top-level keys; the suite's sizes are ``bench.<key>=...``).
+
+    Attributes:
+        repeats: timed runs per measurement (the median is reported).
+        threads: torch and BLAS threads (1 = one core, as the targets are stated).
+        output: also append the JSON lines to this file (the run directory always holds ``bench.jsonl``).
+    """
+
+    repeats: int = 5
+    threads: int = 1
+    output: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1:
+            raise ValueError(f"bench.repeats: expected >= 1, got {self.repeats}")
+        if self.threads < 1:
+            raise ValueError(f"bench.threads: expected >= 1, got {self.threads}")
+
+
+COMMAND = Command(
+    "bench",
+    BenchConfig,
+    summary=f"Run a benchmark suite ({', '.join(SUITES)}; `irl-vla bench <suite>` is short for bench=<suite>) and "
+    "print one JSON line per measurement, also kept in the run directory's bench.jsonl.",
+)
+
+
 def rewrite_args(args: list[str]) -> list[str]:
     """Turn a leading bare suite name (``irl-vla bench core``) into the override ``bench=core``."""
     if args and "=" not in args[0] and not args[0].startswith("-"):
@@ -52,17 +87,21 @@ def main(cfg: DictConfig) -> None:
         raise ValueError(f"bench: unknown suite {suite!r}; available: {sorted(SUITES)}")
     schema, runner = SUITES[suite]
     suite_cfg = to_dataclass(OmegaConf.to_container(cfg.bench, resolve=True), schema, where=f"bench/{suite}")
-    if cfg.repeats < 1:
-        raise ValueError(f"bench.repeats: expected >= 1, got {cfg.repeats}")
-    torch.set_num_threads(int(cfg.threads))
-    out = Path(cfg.output) if cfg.output else None
+    config = COMMAND.load(cfg)
+    torch.set_num_threads(config.threads)
+    run = COMMAND.start(cfg, config)
     records = [machine_info()]
     emit(records[0])
-    for rec in runner(suite_cfg, int(cfg.repeats)):
+    for rec in runner(suite_cfg, config.repeats):
         emit(rec)
         records.append(rec)
-    if out is not None:
+    lines = [json.dumps(r) + "\n" for r in records]
+    with atomic_open(run.dir / "bench.jsonl") as f:
+        f.writelines(lines)
+    if config.output:
+        out = Path(config.output)
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in records)
+            f.writelines(lines)
         print(f"appended {len(records)} records to {out}")
+    run.finish([run.dir / "bench.jsonl"])

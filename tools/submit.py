@@ -8,9 +8,18 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from irl_vla.common.config import to_dataclass
+from irl_vla.common.command import Command
 from sim_bridges.navsim.submission import SubmitConfig, check_submission, run_submit, tokens_to_check
 from tools.sources import scene_sources
+
+COMMAND = Command(
+    "submit",
+    SubmitConfig,
+    key="submit",
+    split_key="split",
+    summary="Write a NAVSIM leaderboard submission of an agent's plans on a split into the run directory and check "
+    "it; `check=<file>` validates an existing submission against the split's tokens instead.",
+)
 
 
 def rewrite_args(args: list[str]) -> list[str]:
@@ -37,7 +46,7 @@ def check(config: SubmitConfig) -> int:
 @hydra.main(version_base="1.3", config_path="pkg://configs", config_name="submit")
 def main(cfg: DictConfig) -> None:
     """Write and check a submission, or check an existing one (exit status 1 when it is not valid)."""
-    config = to_dataclass(OmegaConf.to_container(cfg.submit, resolve=True), SubmitConfig, where="submit")
+    config = COMMAND.load(cfg)
     if config.check is not None:
         status = check(config)
         if status:
@@ -54,6 +63,9 @@ def main(cfg: DictConfig) -> None:
         config.split_file,
         config.sensor_cache,
     )
+    run = COMMAND.start(cfg, config)
+    if config.output is None:
+        config.output = str(run.dir / "submission.pkl")
     path, summary = run_submit(config, sources, agent)
     print(json.dumps(summary))
-    print(f"wrote {path}")
+    run.finish([path])

@@ -1,7 +1,13 @@
-"""Typed views of hydra configs: every yaml group is mirrored by a dataclass that validates its values."""
+"""Typed views of hydra configs: dataclasses that hold every default and validate the values.
+
+Each command's settings and each config group are a dataclass; ``irl_vla.common.command`` registers them as
+hydra's schemas, so a default is written once, in the dataclass.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,11 +18,14 @@ from omegaconf.errors import OmegaConfBaseException
 T = TypeVar("T")
 
 
-def to_dataclass(cfg: DictConfig | dict[str, Any], cls: type[T], *, where: str = "") -> T:
-    """Merge ``cfg`` into the structured schema of ``cls`` and build the dataclass (running its validation).
+def to_dataclass(cfg: DictConfig | Mapping[str, Any], cls: type[T], *, where: str = "") -> T:
+    """Build the dataclass ``cls`` from the values of ``cfg`` over its defaults (running its validation).
+
+    A value replaces the default: a mapping given for a dict field (e.g. aggregation weights) is that dict,
+    not its union with the default's keys; nested dataclasses take their given keys the same way.
 
     Args:
-        cfg: config node (or plain dict) for this group.
+        cfg: config node (or plain mapping) for this group; keys left out keep the dataclass's defaults.
         cls: the dataclass mirroring the group.
         where: name of the group, used in error messages.
 
@@ -24,12 +33,29 @@ def to_dataclass(cfg: DictConfig | dict[str, Any], cls: type[T], *, where: str =
         ValueError: on unknown keys, wrong types or invalid values, naming the group and key.
     """
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(cls), cfg)
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
-    except OmegaConfBaseException as e:
+        node = OmegaConf.structured(cls)
+        values = OmegaConf.to_container(cfg) if isinstance(cfg, DictConfig) else cfg
+        _assign(node, values)
+        return OmegaConf.to_object(node)  # type: ignore[return-value]
+    except (OmegaConfBaseException, ValueError) as e:
         raise ValueError(f"config {where or cls.__name__}: {e}") from None
-    except ValueError as e:
-        raise ValueError(f"config {where or cls.__name__}: {e}") from None
+
+
+def _assign(node: DictConfig, values: Mapping[str, Any]) -> None:
+    """Set each of ``values`` on the structured ``node``: nested dataclasses key by key, anything else whole."""
+    for key, value in values.items():
+        current = node.get(key) if key in node else None
+        if (
+            isinstance(value, Mapping)
+            and isinstance(current, DictConfig)
+            and dataclasses.is_dataclass(OmegaConf.get_type(current))
+        ):
+            _assign(current, value)
+        elif isinstance(value, Mapping) and isinstance(current, DictConfig):
+            node[key] = {}  # the dict is the given one (typed values get their own defaults)
+            node[key] = OmegaConf.merge(node[key], value)
+        else:
+            node[key] = value
 
 
 @dataclass
@@ -58,6 +84,26 @@ class PathsConfig:
     def outputs(self) -> Path:
         """``output_root`` as a path."""
         return Path(self.output_root)
+
+
+@dataclass
+class RunConfig:
+    """Settings every command shares (``run.<key>=...``); a command's key of the same name follows them.
+
+    Attributes:
+        seed: base seed of what a command draws at random (``generate.base_seed`` follows it).
+        progress: show progress bars.
+        backend: where a command's parallel tasks run: ``sequential``, ``process`` or ``ray`` (``irl-vla[dist]``).
+        workers: processes (``process``), or CPUs of a local Ray instance (``ray``).
+        ray_address: with ``backend=ray``: ``None`` starts a local Ray instance; ``auto`` or
+            ``ray://<head>:10001`` joins a running cluster.
+    """
+
+    seed: int = 0
+    progress: bool = True
+    backend: str = "process"
+    workers: int = 2
+    ray_address: str | None = None
 
 
 def require_at_least(obj: object, names: tuple[str, ...], minimum: float) -> None:

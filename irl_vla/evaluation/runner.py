@@ -17,6 +17,7 @@ from irl_vla.data.split import embedded_sources
 from irl_vla.data.two_stage import TWO_STAGE_FILE, read_groups, two_stage_dir
 from irl_vla.evaluation.open_loop import AgentEvaluator, evaluate_one_stage, evaluate_two_stage
 from irl_vla.evaluation.report import format_table, write_one_stage, write_two_stage
+from irl_vla.scoring.aggregation import AggregationConfig
 from irl_vla.scoring.fast_scorer import FastScorer
 from irl_vla.scoring.lqr import JERK_PENALTY_MATRICES, TrackerConfig
 from irl_vla.scoring.metric_cache import MetricCacheStore, build_metric_cache
@@ -31,7 +32,35 @@ SCORERS: dict[str, type[Scorer]] = {"fast": FastScorer, "reference": ReferenceSc
 
 @dataclass
 class EvalConfig:
-    """``configs/eval.yaml``: see the comments there."""
+    """Settings of ``irl-vla eval`` (``eval.<key>=...``; ``irl-vla eval --help`` lists them with their defaults).
+
+    Attributes:
+        data_root: root of the generated splits and metric caches (follows ``paths.data_root``).
+        split: the split to score: ``synth_navtest`` (one stage) or ``synth_navhard`` (two stage).
+        agents: agents by name (``configs/agent``), each with its yaml's settings; ``agent=<name>`` instead
+            evaluates that one agent with its settings overridable as ``agent.<key>=...``.
+        scorer: ``fast`` | ``reference`` (identical scores; the reference is slower).
+        mode: ``auto`` (two-stage where ``<split>_two_stage`` exists), ``one_stage`` or ``two_stage``.
+        max_scenes: score only the first N tokens (or groups); ``None``: all.
+        workers: processes building metric caches, or CPUs of a local Ray instance (follows ``run.workers``).
+        backend: where metric caches are built: ``sequential`` | ``process`` | ``ray`` (follows ``run.backend``).
+        ray_address: with ``backend=ray``: ``None`` starts a local Ray instance, else a running cluster's address.
+        human_penalty_filter: forgive sub-scores the logged human also fails (NAVSIM's filter).
+        jerk_penalty_matrix: the tracker's speed fit: ``navsim`` (as the leaderboard runs it) or ``difference``
+            (nuPlan's true jerk); metric caches always use ``navsim``.
+        traffic: two-stage scoring: ``reactive`` (vehicles react to the plan, navsim's two-stage script) or
+            ``non_reactive`` (log replay); one-stage scoring is always log replay.
+        aggregation: how sub-scores become a score (the ``aggregation`` group: ``epdms`` or ``pdms``).
+        output_dir: where the reports go; ``None``: the run directory
+            ``<output_root>/eval/<split>/<timestamp>/`` (one folder per agent inside).
+        progress: show progress bars (follows ``run.progress``).
+        source: ``embedded`` or ``navsim`` (read ``<split>`` from a NAVSIM data root, one stage).
+        navsim_root: with ``source=navsim``: the NAVSIM data root (``OPENSCENE_DATA_ROOT``).
+        maps_root: the nuPlan maps root (``NUPLAN_MAPS_ROOT``; default ``<navsim_root>/maps``).
+        split_file: a navsim ``train_test_split`` yaml choosing the scenes (default
+            ``<navsim_root>/train_test_split/<split>.yaml`` if it exists, else every window).
+        sensor_cache: embedded splits: keep the sensors rendered for agents here; ``None`` renders on every load.
+    """
 
     data_root: str = "data"
     split: str = "synth_navtest"
@@ -46,7 +75,8 @@ class EvalConfig:
     human_penalty_filter: bool = True
     jerk_penalty_matrix: str = "navsim"
     traffic: str = "reactive"
-    output_dir: str = "outputs/eval/synth_navtest"
+    aggregation: AggregationConfig = field(default_factory=AggregationConfig)
+    output_dir: str | None = None
     progress: bool = True
     source: str = "embedded"
     navsim_root: str | None = None
@@ -80,16 +110,24 @@ class EvalConfig:
 
 
 def make_scorer(
-    name: str, human_penalty_filter: bool = True, jerk_penalty_matrix: str = "navsim", traffic: str = "non_reactive"
+    name: str,
+    human_penalty_filter: bool = True,
+    jerk_penalty_matrix: str = "navsim",
+    traffic: str = "non_reactive",
+    aggregation: AggregationConfig | None = None,
 ) -> Scorer:
     """The scorer implementation called ``name``.
 
-    ``jerk_penalty_matrix`` is the tracker's (``lqr.TrackerConfig``); ``traffic`` is ``non_reactive`` or ``reactive``.
+    ``jerk_penalty_matrix`` is the tracker's (``lqr.TrackerConfig``); ``traffic`` is ``non_reactive`` or ``reactive``;
+    ``aggregation`` turns sub-scores into the score (default EPDMS).
     """
     if name not in SCORERS:
         raise ValueError(f"unknown scorer {name!r}; available: {sorted(SCORERS)}")
     simulation = SimulationConfig(tracker=TrackerConfig(jerk_penalty_matrix=jerk_penalty_matrix))
-    return SCORERS[name](ScorerConfig(human_penalty_filter=human_penalty_filter, traffic=traffic), simulation)
+    config = ScorerConfig(
+        human_penalty_filter=human_penalty_filter, traffic=traffic, aggregation=aggregation or AggregationConfig()
+    )
+    return SCORERS[name](config, simulation)
 
 
 def _cached(
@@ -119,6 +157,8 @@ def run_eval(
             without a renderer (agents that read sensors are then refused).
         agents: the agents, by name or settings (``configs/agent``); ``None``: the names in ``cfg.agents``.
     """
+    if cfg.output_dir is None:
+        raise ValueError("EvalConfig.output_dir: not set (irl-vla eval sets it to the run directory)")
     data = Path(cfg.data_root)
     split_dir = data / cfg.split
     stage_two_dir = two_stage_dir(split_dir)
@@ -137,7 +177,7 @@ def run_eval(
     loader = factory()
     # navsim: two-stage scoring with reactive traffic (eval.traffic), one-stage with log replay
     traffic = cfg.traffic if mode == "two_stage" else TrafficMode.NON_REACTIVE.value
-    scorer = make_scorer(cfg.scorer, cfg.human_penalty_filter, cfg.jerk_penalty_matrix, traffic)
+    scorer = make_scorer(cfg.scorer, cfg.human_penalty_filter, cfg.jerk_penalty_matrix, traffic, cfg.aggregation)
     cache_root = data / "metric_cache"
     if mode == "one_stage":
         tokens = loader.tokens[: cfg.max_scenes]
@@ -171,7 +211,13 @@ def run_eval(
         scene_of = partial(loader.get_scene, sensors=sensors)
         previous_of = partial(loader.get_previous_scene, sensors=sensors)
         out = Path(cfg.output_dir) / name
-        meta = {"agent": name, "split": cfg.split, "scorer": cfg.scorer, "traffic": traffic}
+        meta = {
+            "agent": name,
+            "split": cfg.split,
+            "scorer": cfg.scorer,
+            "traffic": traffic,
+            "aggregation": cfg.aggregation.name,
+        }
         bar = ProgressBar(f"eval {name}", cfg.progress, leave=False)
         if mode == "one_stage":
             # NAVSIM splits pair EC frames as navsim does: only with a previous frame that is itself listed

@@ -21,7 +21,7 @@ ArrayT = TypeVar("ArrayT")
 
 @dataclass
 class AggregationConfig:
-    """Which sub-scores multiply and which are weighted (``configs/aggregation/*.yaml``).
+    """Which sub-scores multiply and which are weighted (the ``aggregation`` group of ``irl-vla eval``).
 
     Attributes:
         name: metric name (``epdms`` or ``pdms``).
@@ -69,9 +69,15 @@ class AggregationConfig:
         return w
 
 
+#: NAVSIM v2 EPDMS (the ``aggregation=epdms`` option of ``irl-vla eval``; the dataclass defaults).
 EPDMS = AggregationConfig()
+#: NAVSIM v1 PDMS = NC * DAC * (5 TTC + 5 EP + 2 C) / 12, C in the HC column (``aggregation=pdms``). Every EPDMS
+#: weight it does not use is listed as 0, so the option replaces each of them when hydra merges it over EPDMS.
 PDMS = AggregationConfig(
-    name="pdms", multiplicative=["NC", "DAC"], weights={"EP": 5.0, "TTC": 5.0, "HC": 2.0, "DDC": 0.0}, optional=[]
+    name="pdms",
+    multiplicative=["NC", "DAC"],
+    weights={"EP": 5.0, "TTC": 5.0, "HC": 2.0, "LK": 0.0, "EC": 0.0, "DDC": 0.0},
+    optional=[],
 )
 
 

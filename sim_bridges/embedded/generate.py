@@ -60,25 +60,54 @@ class SplitSpec:
     two_stage: bool = False
 
 
+def default_splits() -> dict[str, SplitSpec]:
+    """The embedded splits: navtrain (all families, a window every second), navtest and the two-stage navhard."""
+    return {
+        "synth_navtrain": SplitSpec(logs_per_family=40, frame_interval=2),
+        "synth_navtest": SplitSpec(logs_per_family=8, frame_interval=5),
+        "synth_navhard": SplitSpec(logs_per_family=10, hard_only=True, frame_interval=5, two_stage=True),
+    }
+
+
 @dataclass
 class GenerateConfig:
-    """Settings of ``irl-vla generate`` (``configs/generate.yaml``)."""
+    """Settings of ``irl-vla generate`` (``generate.<key>=...``; ``irl-vla generate --help`` lists the defaults).
+
+    Attributes:
+        data_root: where the splits go, one directory each (follows ``paths.data_root``).
+        splits: split name -> its size and windowing (``SplitSpec``), e.g.
+            ``generate.splits.synth_navtest.logs_per_family=2``.
+        only: generate only these splits (e.g. ``[synth_navtest]``); ``None``: all.
+        families: only these scenario families (e.g. ``[merge, cut_in]``); ``None``: all.
+        families_dir: the folder of the scenario families' yaml files.
+        base_seed: seed of every log (follows ``run.seed``).
+        num_log_frames: 2 Hz frames per log (40: 20 s).
+        num_history_frames: frames of a scene window's history, the current one included.
+        num_future_frames: frames of a scene window's future (10: 5 s).
+        workers: processes, or CPUs of a local Ray instance (follows ``run.workers``).
+        backend: ``sequential`` | ``process`` | ``ray`` (follows ``run.backend``).
+        ray_address: with ``backend=ray``: ``None`` starts a local Ray instance, else a cluster's address.
+        regenerate: regenerate logs made with other settings (``base_seed``, ``num_log_frames``, ...) instead of
+            refusing to mix them with this run's.
+        progress: show progress bars (follows ``run.progress``).
+        two_stage: how the stage-2 start states of two-stage splits are drawn (``TwoStageSpec``).
+    """
 
     data_root: str = "data"
-    splits: dict[str, SplitSpec] = field(default_factory=dict)
-    only: list[str] | None = None  # generate only these splits
-    families: list[str] | None = None  # restrict to these families
+    splits: dict[str, SplitSpec] = field(default_factory=default_splits)
+    only: list[str] | None = None
+    families: list[str] | None = None
     families_dir: str = str(FAMILIES_DIR)
     base_seed: int = 0
-    num_log_frames: int = 40  # 2 Hz frames per log
+    num_log_frames: int = 40
     num_history_frames: int = 4
     num_future_frames: int = 10
     workers: int = 2
-    backend: str = "process"  # sequential | process | ray
-    ray_address: str | None = None  # backend=ray: None starts a local Ray instance
-    regenerate: bool = False  # regenerate logs made with other settings instead of refusing
+    backend: str = "process"
+    ray_address: str | None = None
+    regenerate: bool = False
     progress: bool = True
-    two_stage: TwoStageSpec = field(default_factory=TwoStageSpec)  # how stage-2 starts are drawn
+    two_stage: TwoStageSpec = field(default_factory=TwoStageSpec)
 
     def __post_init__(self) -> None:
         self.executor()  # validates backend, workers and ray_address

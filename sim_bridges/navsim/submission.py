@@ -73,7 +73,7 @@ SUBMISSION_GLOBALS: dict[tuple[str, str], Any] = {
 
 @dataclass
 class TeamInfo:
-    """The metadata of a submission (``configs/submit.yaml``)."""
+    """The metadata of a submission (``submit.team.<key>=...``): the leaderboard shows it."""
 
     team_name: str = "irl-vla"
     authors: list[str] = field(default_factory=lambda: ["anonymous"])
@@ -303,7 +303,27 @@ def split_file_tokens(path: str | os.PathLike[str]) -> dict[str, list[str]]:
 # ---------------------------------------------------------------------------------------------- the command
 @dataclass
 class SubmitConfig:
-    """Settings of ``irl-vla submit`` (``configs/submit.yaml``): see the comments there."""
+    """Settings of ``irl-vla submit`` (``submit.<key>=...``; ``irl-vla submit --help`` lists them with defaults).
+
+    Attributes:
+        data_root: root of the generated splits (follows ``paths.data_root``).
+        split: the split to submit; with ``check=<file>``, the split whose tokens the file must hold (``None``:
+            check the format only, and say that completeness was not checked).
+        version: ``v1`` (navtest: ``predictions``), ``v2`` (two-stage: first and second stage predictions) or
+            ``auto`` (``v2`` where ``<split>_two_stage`` exists, else ``v1``).
+        agent: the agent by name (``configs/agent``); privileged agents (human, pdm_closed) are refused.
+            ``agent=<name>`` selects one with its settings instead.
+        source: ``embedded`` or ``navsim`` (a NAVSIM data root; see ``eval``).
+        navsim_root: with ``source=navsim``: the NAVSIM data root (``OPENSCENE_DATA_ROOT``).
+        maps_root: the nuPlan maps root (``NUPLAN_MAPS_ROOT``; default ``<navsim_root>/maps``).
+        split_file: a navsim ``train_test_split`` yaml (with ``check=``: its tokens, or its two-stage mapping).
+        team: the leaderboard's metadata (``TeamInfo``).
+        output: the submission file; ``None``: ``submission.pkl`` in the run directory
+            ``<output_root>/submit/<split>/<timestamp>/``.
+        check: path of a submission to validate instead of writing one (``irl-vla submit check=<file>``).
+        progress: show a progress bar (follows ``run.progress``).
+        sensor_cache: embedded splits: keep the sensors rendered for the agent here; ``None`` renders on every load.
+    """
 
     data_root: str = "data"
     split: str | None = "synth_navtest"
@@ -314,7 +334,7 @@ class SubmitConfig:
     maps_root: str | None = None
     split_file: str | None = None
     team: TeamInfo = field(default_factory=TeamInfo)
-    output: str = "outputs/submissions/synth_navtest/submission.pkl"
+    output: str | None = None
     check: str | None = None
     progress: bool = True
     sensor_cache: str | None = None
@@ -394,6 +414,8 @@ def run_submit(
     Raises:
         ValueError: for a privileged agent, a failing token (named), or a written file that fails its check.
     """
+    if cfg.output is None:
+        raise ValueError("SubmitConfig.output: not set (irl-vla submit writes into its run directory)")
     agent = submittable_agent(cfg.agent if agent_spec is None else agent_spec)
     agent.initialize()
     if sources is None:

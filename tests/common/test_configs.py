@@ -1,19 +1,23 @@
-"""Every yaml under configs/ composes, matches its dataclass, and holds no absolute paths."""
+"""One source of defaults: every command's ``--cfg job`` shows its dataclass's defaults; groups, shared keys, loader."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from irl_vla.common.config import PathsConfig, to_dataclass
-from irl_vla.scoring.aggregation import AggregationConfig
+from irl_vla.common.command import Command
+from irl_vla.common.config import PathsConfig, RunConfig, to_dataclass
+from irl_vla.scoring.aggregation import EPDMS, PDMS, AggregationConfig, aggregate
+from irl_vla.scoring.sub_scores import NUM_SUB_SCORES, SubScore
+from tools.cli import COMMANDS, main
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-GROUP_SCHEMAS = {"aggregation": AggregationConfig, "paths": PathsConfig}
 
 
 def _walk(node: object):
@@ -27,6 +31,28 @@ def _walk(node: object):
         yield node
 
 
+def _command(name: str) -> Command:
+    module = importlib.import_module(COMMANDS[name][0])
+    assert hasattr(module, "COMMAND"), f"{module.__name__}: declares no COMMAND (irl_vla.common.command.Command)"
+    return module.COMMAND
+
+
+def _defaults(schema: type) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(schema))  # type: ignore[return-value]
+
+
+def _cfg_job(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    assert main([*args, "--cfg", "job"]) == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+@pytest.fixture
+def no_root_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The roots at their defaults (the test session points them at temporary folders)."""
+    monkeypatch.delenv("IRL_VLA_DATA_ROOT", raising=False)
+    monkeypatch.delenv("IRL_VLA_OUTPUT_ROOT", raising=False)
+
+
 @pytest.mark.parametrize("path", sorted(CONFIG_DIR.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIG_DIR)))
 def test_no_absolute_paths(path: Path) -> None:
     data = yaml.safe_load(path.read_text())
@@ -35,13 +61,49 @@ def test_no_absolute_paths(path: Path) -> None:
             assert not value.startswith(("/", "~")), f"{path}: absolute path {value!r}"
 
 
-@pytest.mark.parametrize(("group", "schema"), GROUP_SCHEMAS.items())
-def test_group_options_match_their_dataclass(group: str, schema: type) -> None:
-    options = sorted((CONFIG_DIR / group).glob("*.yaml"))
-    assert options
-    for option in options:
-        cfg = OmegaConf.load(option)
-        to_dataclass(cfg, schema, where=f"{group}/{option.stem}")
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_cfg_job_shows_the_dataclass_defaults(
+    command: str, capsys: pytest.CaptureFixture[str], no_root_variables: None
+) -> None:
+    spec = _command(command)
+    cfg = _cfg_job(capsys, command)
+    assert cfg["paths"] == _defaults(PathsConfig) and cfg["run"] == _defaults(RunConfig)
+    shown = cfg[spec.key] if spec.key else {k: cfg[k] for k in _defaults(spec.schema)}
+    assert shown == _defaults(spec.schema)
+
+
+def test_bench_suites_show_their_dataclass_defaults(
+    capsys: pytest.CaptureFixture[str], no_root_variables: None
+) -> None:
+    from tools.run_bench import SUITES
+
+    assert sorted(p.stem for p in (CONFIG_DIR / "bench").glob("*.yaml")) == sorted(SUITES)
+    for suite, (schema, _) in SUITES.items():
+        assert _cfg_job(capsys, "bench", suite)["bench"] == _defaults(schema), suite
+
+
+def test_shared_run_keys_reach_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    shared = ["run.workers=7", "run.backend=sequential", "run.seed=11", "run.progress=false", "paths.data_root=here"]
+    cfg = _cfg_job(capsys, "eval", *shared)["eval"]
+    assert (cfg["workers"], cfg["backend"], cfg["progress"], cfg["data_root"]) == (7, "sequential", False, "here")
+    cfg = _cfg_job(capsys, "generate", *shared)["generate"]
+    assert cfg["base_seed"] == 11 and cfg["two_stage"]["base_seed"] == 11 and cfg["workers"] == 7
+    assert _cfg_job(capsys, "cache", *shared)["cache"]["executor"] == {
+        "backend": "sequential",
+        "workers": 7,
+        "ray_address": None,
+    }
+    assert _cfg_job(capsys, "eval", *shared, "eval.workers=3")["eval"]["workers"] == 3  # its own key still wins
+
+
+def test_a_bad_value_is_refused_when_composing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "eval.workers=many", "--cfg", "job"]) == 2
+    assert "eval.workers" in capsys.readouterr().err
+
+
+def test_paths_group_matches_its_dataclass() -> None:
+    for option in sorted((CONFIG_DIR / "paths").glob("*.yaml")):
+        to_dataclass(OmegaConf.to_container(OmegaConf.load(option), resolve=True), PathsConfig, where=option.stem)
 
 
 def test_unknown_key_and_bad_value_name_the_group() -> None:
@@ -51,7 +113,33 @@ def test_unknown_key_and_bad_value_name_the_group() -> None:
         to_dataclass({"multiplicative": ["QQ"]}, AggregationConfig, where="aggregation")
 
 
+def test_a_given_dict_replaces_the_default_dict() -> None:
+    """A mapping for a dict field is the dict (the union with the default's keys would keep unwanted weights)."""
+    assert to_dataclass({"weights": {"EP": 1.0}, "optional": []}, AggregationConfig).weights == {"EP": 1.0}
+    nested = to_dataclass({"aggregation": {"weights": {"EP": 1.0}, "optional": []}}, _evaluation_config())
+    assert nested.aggregation.weights == {"EP": 1.0} and nested.aggregation.multiplicative == EPDMS.multiplicative
+
+
+def _evaluation_config() -> type:
+    from irl_vla.evaluation.runner import EvalConfig
+
+    return EvalConfig
+
+
+def test_aggregation_group_is_what_eval_scores_with(capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _command("eval")
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        default, pdms = (spec.load(compose("eval", overrides=o)) for o in ([], ["aggregation=pdms"]))
+    assert default.aggregation == EPDMS
+    rows = np.random.default_rng(0).uniform(size=(16, NUM_SUB_SCORES))
+    s = {name: rows[:, SubScore.from_name(name)] for name in ("NC", "DAC", "TTC", "EP", "HC")}
+    v1 = s["NC"] * s["DAC"] * (5 * s["TTC"] + 5 * s["EP"] + 2 * s["HC"]) / 12
+    np.testing.assert_allclose(aggregate(rows, pdms.aggregation), v1)
+    np.testing.assert_allclose(aggregate(rows, PDMS), v1)
+
+
 def test_struct_mode_rejects_unknown_override() -> None:
+    _command("bench")
     with initialize_config_module(config_module="configs", version_base="1.3"):
         cfg = compose("bench")
         assert OmegaConf.is_struct(cfg)
@@ -59,22 +147,6 @@ def test_struct_mode_rejects_unknown_override() -> None:
             compose("bench", overrides=["nonexistent=1"])
 
 
-@pytest.mark.parametrize(
-    ("name", "key", "schema"),
-    [
-        ("eval", "eval", "irl_vla.evaluation.runner.EvalConfig"),
-        ("generate", "generate", "sim_bridges.embedded.generate.GenerateConfig"),
-        ("submit", "submit", "sim_bridges.navsim.submission.SubmitConfig"),
-        ("navsim_export", "navsim_export", "sim_bridges.navsim.export.ExportConfig"),
-        ("cache", "cache", "irl_vla.data.features.caching.CacheConfig"),
-    ],
-)
-def test_command_configs_compose_into_their_dataclass(name: str, key: str, schema: str) -> None:
-    import importlib
-
-    module, cls = schema.rsplit(".", 1)
-    with initialize_config_module(config_module="configs", version_base="1.3"):
-        cfg = compose(name)
-    to_dataclass(
-        OmegaConf.to_container(cfg[key], resolve=True), getattr(importlib.import_module(module), cls), where=key
-    )
+def test_the_groups_of_the_learning_stages_exist() -> None:
+    for group in ("agent", "model", "train", "sim"):
+        assert sorted((CONFIG_DIR / group).glob("*.yaml")), f"configs/{group}/ has no option"

@@ -110,7 +110,7 @@ def test_agent_selects_one_agent_and_its_settings(roots: tuple[Path, Path], tmp_
     data, _ = roots
     assert main(["eval", f"paths.data_root={data}", f"paths.output_root={tmp_path}", "eval.workers=1",
                  "eval.progress=false", "agent=constant_velocity", "agent.num_poses=4"]) == 0  # fmt: skip
-    written = sorted(p.name for p in (tmp_path / "eval" / "synth_navtest").iterdir() if p.is_dir())
+    written = sorted(p.name for p in (tmp_path / "eval" / "synth_navtest" / "latest").iterdir() if p.is_dir())
     assert written == ["constant_velocity"] and not _seen()  # instead of eval.agents; the probe never ran
     assert main(["eval", f"paths.data_root={data}", "agent=constant_velocity", "agent.speed=3"]) != 0
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -94,3 +97,47 @@ def test_generate_then_preview_through_the_cli(tmp_path, capsys) -> None:
     pngs = sorted(p.name for p in (tmp_path / "png").glob("*.png"))
     assert len(pngs) == 5 and any(p.endswith("_bev.png") for p in pngs)
     assert main(["generate", f"paths.data_root={tmp_path}", "generate.only=[synth_navbad]"]) != 0
+
+
+def _suites(text: str, where: str) -> list[str]:
+    match = re.search(r"suites: ([a-z, \n]+?)\)", text)
+    assert match, f"{where}: no '(... suites: a, b, ...)' list"
+    return [s.strip() for s in match.group(1).replace("\n", " ").split(",")]
+
+
+def test_bench_suites_are_listed_alike_in_readme_cli_and_docs() -> None:
+    from tools.run_bench import SUITES
+
+    readme = next(ln for ln in (REPO / "README.md").read_text().splitlines() if ln.startswith("irl-vla bench core "))
+    listed = {
+        "README": _suites(readme, "README.md"),
+        "cli": _suites(COMMANDS["bench"][1], "tools/cli.py"),
+        "docs/benchmarks.md": _suites((REPO / "docs" / "benchmarks.md").read_text(), "docs/benchmarks.md"),
+        "docs/cli.md": _suites((REPO / "docs" / "cli.md").read_text(), "docs/cli.md"),
+    }
+    assert all(suites == list(SUITES) for suites in listed.values()), listed
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_lists_only_the_commands_groups_and_explains_its_keys(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    spec = importlib.import_module(COMMANDS[command][0]).COMMAND
+    groups = out.split("Config groups (group=option):")[1].split("\n\n")[0] if "Config groups" in out else ""
+    shown = {line.split(":")[0].strip() for line in groups.splitlines() if line.strip()}
+    assert shown == set(spec.groups())  # its own, as its yaml composes them
+    assert shown <= {"paths", "agent", "aggregation", "bench", "model", "train", "sim"}
+    prefix = f"{spec.key}." if spec.key else ""
+    for field in dataclasses.fields(spec.schema):
+        assert f"  {prefix}{field.name} = " in out  # every key with its default ...
+    described = [line for line in out.splitlines() if line.startswith("      ")]
+    assert len(described) >= len(dataclasses.fields(spec.schema))  # ... and what it means
+
+
+def test_help_of_eval_names_its_groups_not_others(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "aggregation: epdms | pdms" in out and "agent: " in out and "eval.split = synth_navtest" in out
+    assert "bench:" not in out and "model:" not in out

@@ -30,7 +30,7 @@ from irl_vla.data.source import SceneSource, SourceFactory, check_source
 
 TOKENIZER_FILE = "tokenizer.json"
 
-#: The builders ``configs/cache.yaml`` lists, each with its default parameters.
+#: The builders ``irl-vla cache`` builds by default, each with its default parameters.
 DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
     "ego_status": {},
     "driving_command": {},
@@ -52,7 +52,26 @@ TOKENIZED = (InstructionTokensBuilder.name, SceneDescriptionTargetBuilder.name)
 
 @dataclass
 class CacheConfig:
-    """``configs/cache.yaml``: see the comments there."""
+    """Settings of ``irl-vla cache`` (``cache.<key>=...``; ``irl-vla cache --help`` lists them with defaults).
+
+    Attributes:
+        data_root: root of the generated splits (follows ``paths.data_root``).
+        split: the split whose scenes are cached.
+        source: ``embedded`` or ``navsim`` (read ``<split>`` from a NAVSIM data root).
+        navsim_root: with ``source=navsim``: the NAVSIM data root (``OPENSCENE_DATA_ROOT``).
+        maps_root: the nuPlan maps root (``NUPLAN_MAPS_ROOT``; default ``<navsim_root>/maps``).
+        split_file: a navsim ``train_test_split`` yaml choosing the scenes.
+        cache_dir: where the entries go (``irl-vla cache``: ``<data_root>/features/<split>``).
+        tokenizer: ``tokenizer.json`` of the text builders; ``None``: ``<cache_dir>/tokenizer.json``, built from
+            this split's texts if missing (give a test split the training split's).
+        features: feature builders (policy inputs, from the ``AgentInput`` only) -> their parameters (``{}``:
+            the builder's defaults).
+        targets: target builders (supervision, from the scene) -> their parameters.
+        max_scenes: cache only the first N scenes; ``None``: all.
+        chunk_size: consecutive scenes per task (mostly one log, so each worker decodes a log once).
+        executor: where tasks run (``backend``, ``workers``, ``ray_address``; they follow ``run.*``).
+        progress: show a progress bar (follows ``run.progress``).
+    """
 
     data_root: str = "data"
     split: str = "synth_navtrain"
