@@ -52,7 +52,7 @@ class Geometric(IntEnum):
 
 @dataclass(frozen=True)
 class ScorerConfig:
-    """Thresholds and weights of the scorer (NAVSIM v2 defaults, ``configs/scorer/default.yaml``).
+    """Thresholds and weights of the scorer (NAVSIM v2 defaults; ``irl-vla eval`` sets ``aggregation`` and ``traffic``).
 
     Attributes:
         aggregation: multiplicative sub-scores and weights.
