@@ -15,7 +15,7 @@ from irl_vla.data.map import MapLayer
 from irl_vla.data.scene import Annotations, EgoStatus, Frame
 from irl_vla.data.vehicle import PACIFICA
 from sim_bridges.embedded.placement import DIMENSIONS
-from sim_bridges.embedded.render.camera import LIGHT_COLOURS
+from sim_bridges.embedded.render.camera import LIGHT_COLOURS, Box3D
 from sim_bridges.embedded.render.rig import CameraSpec, LidarConfig, RigConfig
 from sim_bridges.embedded.render.sensors import LAMP_OFFSET, LIGHT_HEIGHT, SensorRenderer, signal_heads, signals
 from sim_bridges.embedded.road_network import build_corridor, build_intersection
@@ -190,3 +190,25 @@ def test_rendering_is_deterministic_and_rig_is_configurable() -> None:
     with pytest.raises(KeyError, match="cam_x"):
         SensorRenderer(rig).render_cameras(frame, net.map, ["cam_x"])
     assert PACIFICA.length == pytest.approx(5.176)
+
+
+def test_lidar_casting_only_towards_each_box_gives_the_full_cloud() -> None:
+    net = build_corridor(lanes_forward=2, lanes_backward=1)
+    renderer = SensorRenderer(lidar=LidarConfig(beams=8, azimuths=720))
+    rng = np.random.default_rng(0)
+    boxes = [
+        Box3D(
+            np.array([*rng.uniform(-50, 50, 2), 0.8]), np.array([4.6, 1.9, 1.6]), float(rng.uniform(-3, 3)), (1, 2, 3)
+        )
+        for _ in range(30)
+    ]
+    boxes += [
+        Box3D(np.array([1.0, 0.0, 0.8]), np.array([4.6, 1.9, 1.6]), 0.3, (1, 2, 3)),  # around the sensor
+        Box3D(np.array([-20.0, 0.01, 0.8]), np.array([4.6, 1.9, 1.6]), 0.3, (1, 2, 3)),  # behind: azimuths wrap
+    ]
+    ground, _ = renderer._map_assets(net.map)
+    ego = np.array([100.0, -1.75, 0.0])
+    culled = renderer.lidar.render(ground, ego, boxes)
+    every_ray = np.arange(len(renderer.lidar.directions))
+    renderer.lidar._rays_towards = lambda box: every_ray  # type: ignore[method-assign]
+    np.testing.assert_array_equal(culled, renderer.lidar.render(ground, ego, boxes))
