@@ -28,7 +28,7 @@ import numpy.typing as npt
 from irl_vla.data.enums import AgentClass
 from irl_vla.data.map import Lane, MapLayer, Roadblock
 from irl_vla.data.map.map_builder import offset_polyline
-from sim_bridges.embedded.idm import IDMParams
+from sim_bridges.embedded.idm import IDMParams, driver_style
 from sim_bridges.embedded.paths import Path
 from sim_bridges.embedded.placement import DIMENSIONS, make_road_user
 from sim_bridges.embedded.road_network import RoadNetwork
@@ -307,10 +307,5 @@ class Background:
 
 
 def _idm(rng: np.random.Generator) -> IDMParams:
-    """A background driver's style (ordinary headway and comfort)."""
-    return IDMParams(
-        min_gap=float(rng.uniform(2.0, 3.0)),
-        headway=float(rng.uniform(1.2, 1.8)),
-        accel_max=float(rng.uniform(1.0, 1.6)),
-        decel_comfort=float(rng.uniform(1.5, 2.5)),
-    )
+    """A background driver's style (a little shorter headway and gentler acceleration than the scenario's)."""
+    return driver_style(rng, headway=(1.2, 1.8), accel_max=(1.0, 1.6))

@@ -11,9 +11,23 @@ import numpy as np
 
 from irl_vla.common.idm import IDMParams, equilibrium_gap, idm_acceleration
 
-__all__ = ["ACC_COOLNESS", "IDMParams", "acc_acceleration", "equilibrium_gap", "idm_acceleration"]
+__all__ = ["ACC_COOLNESS", "IDMParams", "acc_acceleration", "driver_style", "equilibrium_gap", "idm_acceleration"]
 
 ACC_COOLNESS = 0.99  # c of the ACC model: weight of the constant-acceleration heuristic
+
+
+def driver_style(
+    rng: np.random.Generator,
+    headway: tuple[float, float] = (1.3, 2.0),
+    accel_max: tuple[float, float] = (1.0, 1.8),
+) -> IDMParams:
+    """A human-like driving style drawn from ``rng``: minimum gap, headway [s], comfortable acceleration and braking."""
+    return IDMParams(
+        min_gap=float(rng.uniform(2.0, 3.0)),
+        headway=float(rng.uniform(*headway)),
+        accel_max=float(rng.uniform(*accel_max)),
+        decel_comfort=float(rng.uniform(1.5, 2.5)),
+    )
 
 
 def acc_acceleration(

@@ -18,7 +18,7 @@ from irl_vla.data.vehicle import PACIFICA
 from scenarios.registry import ScenarioFamily
 from sim_bridges.embedded.background import KNOWN_KEYS as BACKGROUND_KEYS
 from sim_bridges.embedded.background import Background
-from sim_bridges.embedded.idm import IDMParams
+from sim_bridges.embedded.idm import IDMParams, driver_style
 from sim_bridges.embedded.paths import Path
 from sim_bridges.embedded.placement import DIMENSIONS, make_road_user
 from sim_bridges.embedded.road_network import ARM_ANGLES, RoadNetwork, build_corridor, build_intersection
@@ -90,12 +90,7 @@ class ScenarioInstance:
 
 def expert_idm(rng: np.random.Generator) -> IDMParams:
     """A human-like driving style: headway, comfortable acceleration and braking."""
-    return IDMParams(
-        min_gap=float(rng.uniform(2.0, 3.0)),
-        headway=float(rng.uniform(1.3, 2.0)),
-        accel_max=float(rng.uniform(1.0, 1.8)),
-        decel_comfort=float(rng.uniform(1.5, 2.5)),
-    )
+    return driver_style(rng)
 
 
 def _check_keys(family: ScenarioFamily, params: dict[str, dict[str, Any]]) -> None:
