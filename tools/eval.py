@@ -5,12 +5,14 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from irl_vla.agents.registry import register_agent_group
 from irl_vla.common.command import Command, register_group
 from irl_vla.evaluation.runner import EvalConfig, run_eval
 from irl_vla.scoring.aggregation import EPDMS, PDMS
 from tools.sources import scene_sources
 
 register_group("aggregation", {"epdms": EPDMS, "pdms": PDMS}, package="eval.aggregation")
+register_agent_group()
 COMMAND = Command(
     "eval",
     EvalConfig,

@@ -8,10 +8,12 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from irl_vla.agents.registry import register_agent_group
 from irl_vla.common.command import Command
 from sim_bridges.navsim.submission import SubmitConfig, check_submission, run_submit, tokens_to_check
 from tools.sources import scene_sources
 
+register_agent_group()
 COMMAND = Command(
     "submit",
     SubmitConfig,

@@ -24,6 +24,7 @@ from irl_vla.agents.ego_mlp import EgoMLPAgent
 from irl_vla.agents.human import HumanAgent
 from irl_vla.agents.pdm_closed import PDMClosedAgent
 from irl_vla.agents.vla import PolicyAgentConfig, VLAAgent
+from irl_vla.common.command import register_group
 from irl_vla.common.config import to_dataclass
 
 #: The package and folder holding the ``agent`` config group.
@@ -63,8 +64,17 @@ AGENTS: dict[str, AgentEntry] = {
 }
 
 
+def register_agent_group() -> None:
+    """Register each agent's settings as hydra's schema ``agent/<name>_schema``.
+
+    ``configs/agent/<name>.yaml`` lists it first and holds only what differs from the entry's dataclass, so
+    ``agent=<name>`` shows every key with its default (``--cfg job``) and checks its type while composing.
+    """
+    register_group(CONFIG_GROUP, {f"{name}_schema": entry.config(name=name) for name, entry in AGENTS.items()})
+
+
 def agent_yaml(name: str) -> dict[str, Any]:
-    """The settings of agent ``name`` as its yaml gives them (an entry without a yaml: its dataclass defaults).
+    """The settings of agent ``name`` as its yaml gives them (defaults: its dataclass's, as its schema).
 
     Raises:
         ValueError: for an unknown agent (naming the known ones).
@@ -76,7 +86,7 @@ def agent_yaml(name: str) -> dict[str, Any]:
         return {"name": name}
     doc = OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=True)
     assert isinstance(doc, dict)
-    return {str(k): v for k, v in doc.items()}
+    return {str(k): v for k, v in doc.items() if k != "defaults"}  # the schema it lists is the entry's dataclass
 
 
 def resolve_agent(spec: str | Mapping[str, Any] | AgentConfig) -> AgentConfig:

@@ -150,3 +150,18 @@ def test_struct_mode_rejects_unknown_override() -> None:
 def test_the_groups_of_the_learning_stages_exist() -> None:
     for group in ("agent", "model", "train", "sim"):
         assert sorted((CONFIG_DIR / group).glob("*.yaml")), f"configs/{group}/ has no option"
+
+
+@pytest.mark.parametrize("command", ["eval", "submit"])
+def test_agent_options_show_their_dataclass_defaults(
+    command: str, capsys: pytest.CaptureFixture[str], no_root_variables: None
+) -> None:
+    from irl_vla.agents.registry import AGENTS, agent_yaml, resolve_agent
+
+    _command(command)
+    assert sorted(p.stem for p in (CONFIG_DIR / "agent").glob("*.yaml")) == sorted(AGENTS)
+    for name, entry in AGENTS.items():
+        shown = _cfg_job(capsys, command, f"agent={name}")["agent"]
+        assert shown == _defaults(entry.config) | {"name": name}, name
+        assert resolve_agent(agent_yaml(name)) == entry.config(name=name)  # eval.agents=[<name>] reads the same
+    assert _cfg_job(capsys, command, "agent=constant_velocity", "agent.num_poses=4")["agent"]["num_poses"] == 4

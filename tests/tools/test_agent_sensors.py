@@ -131,6 +131,18 @@ def test_submit_delivers_the_agents_cameras_from_either_source(roots: tuple[Path
     assert len(_seen()) == 2 + 2 * 2  # both v2 stages see cameras
 
 
+def test_submit_writes_into_its_own_run_directory(
+    roots: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, _ = roots
+    args = ["submit", f"paths.data_root={data}", f"paths.output_root={tmp_path}", "submit.progress=false"]
+    assert main(args) == 0 and main(args) == 0
+    runs = sorted(p for p in (tmp_path / "submit" / "synth_navtest").iterdir() if p.name != "latest")
+    assert len(runs) == 2 and all((r / "submission.pkl").is_file() and (r / "config.yaml").is_file() for r in runs)
+    assert (tmp_path / "submit" / "synth_navtest" / "latest").resolve() == runs[1].resolve()
+    assert f"wrote {runs[1] / 'submission.pkl'}" in capsys.readouterr().out
+
+
 def test_an_agent_asking_for_a_camera_no_source_has_fails_naming_it(
     roots: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
