@@ -150,15 +150,15 @@ class PathTable:
         first = np.minimum((self.progress <= s[..., None]).sum(axis=-1), self.count - 2)[..., None, None]
         lo = np.take_along_axis(np.broadcast_to(self.suffix_min, (*s.shape, *self.suffix_min.shape[-2:])), first, -2)
         hi = np.take_along_axis(np.broadcast_to(self.suffix_max, (*s.shape, *self.suffix_max.shape[-2:])), first, -2)
-        here = self.pose_at(s)[..., : SE2Index.HEADING]
+        here = self.pose_at(s)[..., XY]
         return np.concatenate([np.minimum(lo[..., 0, :], here), np.maximum(hi[..., 0, :], here)], axis=-1)
 
     def stretch_bounds(self, start: FloatArray, end: FloatArray) -> FloatArray:
         """Bounds ``(..., A, 4)`` of each path between (bounded) progress ``start`` and ``end`` ``(..., A)``."""
         a, b = self.clamp(start), self.clamp(end)
         inside = (self.progress > a[..., None]) & (self.progress < b[..., None])  # (..., A, M)
-        xy = self.values[: SE2Index.HEADING]  # (2, A, M)
+        xy = self.values[XY]  # (2, A, M)
         lo = np.stack([np.where(inside, xy[c], np.inf).min(axis=-1) for c in range(2)], axis=-1)
         hi = np.stack([np.where(inside, xy[c], -np.inf).max(axis=-1) for c in range(2)], axis=-1)
-        ends = np.stack([self.pose_at(a), self.pose_at(b)])[..., : SE2Index.HEADING]
+        ends = np.stack([self.pose_at(a), self.pose_at(b)])[..., XY]
         return np.concatenate([np.minimum(lo, ends.min(axis=0)), np.maximum(hi, ends.max(axis=0))], axis=-1)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from irl_vla.data.enums import SE2Index
+from irl_vla.data.enums import XY, SE2Index
 from irl_vla.data.geometry import wrap_angle
 from irl_vla.data.vehicle import PACIFICA, VehicleParameters
 from irl_vla.scoring.states import FloatArray, StateIndex
@@ -105,7 +105,7 @@ def fit_speed_and_curvature(poses: FloatArray, dt: float, config: TrackerConfig)
     ``kappa_rate`` (and ``kappa_0`` by ``INITIAL_CURVATURE_PENALTY``).
     """
     n = poses.shape[1] - 1
-    xy_disp = np.diff(poses[..., : SE2Index.HEADING], axis=1)  # (K, N, 2)
+    xy_disp = np.diff(poses[..., XY], axis=1)  # (K, N, 2)
     heading = poses[:, :-1, SE2Index.HEADING]  # (K, N)
     # v = C x with x = (v_0, a_0 .. a_{N-2}); C = [1 | dt * lower-triangular] maps x to speeds (N, N)
     c = _integration_matrix(n, dt)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from irl_vla.common.idm import IDMParams
-from irl_vla.data.enums import SE2Index
+from irl_vla.data.enums import XY, SE2Index
 from irl_vla.data.geometry import absolute_to_relative
 from irl_vla.data.vehicle import PACIFICA
 from irl_vla.scoring.aggregation import EPDMS, aggregate
@@ -85,7 +85,7 @@ def forecast_tracks(
     drive backwards); the forecast is sampled every ``forecast_hold`` steps and held in between.
     """
     now = tracks.select(tracks.valid[0])
-    centre = now.poses[0, :, : SE2Index.HEADING]  # (N, 2)
+    centre = now.poses[0, :, XY]  # (N, 2)
     distance = np.sum((centre - ego_center) ** 2, axis=-1) ** 0.5
     names = np.array(now.names, dtype=object)
     near = distance <= config.map_radius
@@ -104,7 +104,7 @@ def forecast_tracks(
     dxy = np.stack([np.cos(direction) * speed, np.sin(direction) * speed], axis=-1)  # (N, 2)
     sample_time = (np.arange(num_steps) // config.forecast_hold) * config.forecast_hold * STEP  # (T,)
     poses = np.repeat(now.poses[:1], num_steps, axis=0)
-    poses[..., : SE2Index.HEADING] += sample_time[:, None, None] * dxy[None]
+    poses[..., XY] += sample_time[:, None, None] * dxy[None]
     velocities = np.repeat(dxy[None], num_steps, axis=0)
     valid = np.ones((num_steps, len(now)), dtype=bool)
     return Tracks(poses, velocities, now.sizes, valid, now.names, now.tokens)
@@ -167,7 +167,7 @@ class PDMClosedPlanner:
         paths = self.paths(cache)
         progress, speed = [], []
         for path in paths:
-            s0 = float(path.project(ego[: SE2Index.HEADING]))
+            s0 = float(path.project(ego[XY]))
             corridor = path.corridor(s0, s0 + horizon, PACIFICA.width / 2)
             search = LeaderSearch(world, path, corridor, PACIFICA)
             s, v = unroll(

@@ -22,7 +22,7 @@ import shapely.ops
 from shapely.geometry import LineString, Polygon
 
 from irl_vla.common.idm import IDMParams
-from irl_vla.data.enums import SE2Index
+from irl_vla.data.enums import XY, SE2Index
 from irl_vla.data.vehicle import VehicleParameters
 from irl_vla.scoring.scene_cache import Tracks
 from irl_vla.scoring.states import CORNERS, FloatArray, footprint
@@ -73,9 +73,9 @@ class PlanPath:
             raise ValueError(f"PlanPath: expected poses of shape (M >= 2, 3), got {poses.shape}")
         poses[:, SE2Index.HEADING] = np.unwrap(poses[:, SE2Index.HEADING])
         self.poses = poses
-        steps = np.linalg.norm(np.diff(poses[:, : SE2Index.HEADING], axis=0), axis=1)
+        steps = np.linalg.norm(np.diff(poses[:, XY], axis=0), axis=1)
         self.progress = np.concatenate([[0.0], np.cumsum(steps)])  # (M,)
-        self.line = LineString(poses[:, : SE2Index.HEADING])
+        self.line = LineString(poses[:, XY])
 
     @property
     def length(self) -> float:
@@ -109,10 +109,7 @@ class PlanPath:
         """
         start, end = (float(np.clip(v, 0.0, self.length)) for v in (start, end))
         inside = (self.progress >= start) & (self.progress <= end)
-        if inside.sum() > 1:
-            line = LineString(self.poses[inside, : SE2Index.HEADING])
-        else:
-            line = shapely.ops.substring(self.line, start, end)
+        line = LineString(self.poses[inside, XY]) if inside.sum() > 1 else shapely.ops.substring(self.line, start, end)
         return line.buffer(half_width, cap_style="square")
 
 

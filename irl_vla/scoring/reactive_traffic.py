@@ -40,11 +40,11 @@ from enum import Enum
 import numpy as np
 import shapely
 
-from irl_vla.data.enums import SE2Index
+from irl_vla.data.enums import XY, SE2Index
 from irl_vla.data.vehicle import PACIFICA
 from irl_vla.scoring.lane_path import BUFFER_STYLE, LanePath, PathTable, wrap_to_pi
 from irl_vla.scoring.scene_cache import STEP, SceneCache, Tracks
-from irl_vla.scoring.states import FloatArray, StateIndex, footprint, speed
+from irl_vla.scoring.states import POSE, FloatArray, StateIndex, footprint, speed
 from irl_vla.scoring.traffic_seed import TrafficSeed
 
 
@@ -322,12 +322,12 @@ class _Rollout:
         ego_speed = speed(ego)
         ego_heading = ego[:, StateIndex.HEADING]
         # the ego as navsim shows it to the agents: its box centred on the rear axle
-        ego_corners = _boxes(ego[:, : StateIndex.HEADING + 1], np.broadcast_to(self.ego_size, (self.k, 2)))
+        ego_corners = _boxes(ego[:, POSE], np.broadcast_to(self.ego_size, (self.k, 2)))
         bounded = self.table.clamp(self.p)  # (K, A)
         now = self.table.pose_at(bounded)  # (K, A, 3)
         heading = now[..., SE2Index.HEADING]
-        gap = now[..., : SE2Index.HEADING] - ego[:, None, : StateIndex.HEADING]
-        self.alive &= np.hypot(gap[..., 0], gap[..., 1]) <= cfg.radius
+        gap = now[..., XY] - ego[:, None, XY]
+        self.alive &= np.hypot(gap[..., SE2Index.X], gap[..., SE2Index.Y]) <= cfg.radius
 
         corridor = self.table.bounds_ahead(bounded)  # (K, A, 4)
         corridor[..., :2] -= ag.width[:, None] / 2
@@ -392,7 +392,7 @@ class _Rollout:
         geoms = [self._occupancy(step, k, int(o), p_new, v_new, updated=bool(o < a)) for o in others]
         ids = [int(o) for o in others]
         if with_ego:
-            corners = _boxes(self.ego[k, step - 1, : StateIndex.HEADING + 1], self.ego_size)
+            corners = _boxes(self.ego[k, step - 1, POSE], self.ego_size)
             geoms.append(shapely.polygons(corners))
             ids.append(-1)
         if not geoms:

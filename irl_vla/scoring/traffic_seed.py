@@ -18,7 +18,7 @@ from itertools import pairwise
 import numpy as np
 import shapely
 
-from irl_vla.data.enums import AgentClass, SE2Index
+from irl_vla.data.enums import XY, AgentClass, SE2Index
 from irl_vla.data.map.map_api import LaneLike, Map
 from irl_vla.data.map.map_objects import MapLayer
 from irl_vla.data.scene import Scene
@@ -84,13 +84,13 @@ def nearest_baseline_pose(baseline: shapely.LineString, point: FloatArray) -> tu
 
 def starting_segment(amap: Map, pose: FloatArray) -> LaneLike | None:
     """The lane segment a vehicle at box-centre ``pose`` ``(3,)`` starts on, ``None`` if it is on none."""
-    xy = pose[: SE2Index.HEADING]
+    xy = pose[XY]
     candidates: list = amap.objects_containing(xy, MapLayer.LANE)
     if not candidates and amap.is_in_layer(xy, MapLayer.INTERSECTION):
         candidates = amap.objects_containing(xy, MapLayer.LANE_CONNECTOR)
     best, best_error = None, np.inf
     for lane in candidates:
-        line = shapely.LineString(lane.centerline[:, : SE2Index.HEADING])
+        line = shapely.LineString(lane.centerline[:, XY])
         near, _ = nearest_baseline_pose(line, xy)
         error = abs(near[SE2Index.HEADING] - pose[SE2Index.HEADING])  # raw difference, no wrapping (navsim)
         if error < best_error:
@@ -122,18 +122,18 @@ def build_traffic_seed(scene: Scene, tracks: Tracks) -> TrafficSeed:
     baselines: list[FloatArray] = []
     limits: list[float] = []
     for i, pose in enumerate(poses):
-        xy = pose[: SE2Index.HEADING]
+        xy = pose[XY]
         in_lanes[i] = amap.is_in_layer(xy, MapLayer.LANE) or amap.is_in_layer(xy, MapLayer.INTERSECTION)
         lane = starting_segment(amap, pose)
         if lane is None:
             continue
         if lane.id not in seg_index:
             seg_index[lane.id] = len(baselines)
-            baselines.append(np.asarray(lane.centerline[:, : SE2Index.HEADING], dtype=np.float64))
+            baselines.append(np.asarray(lane.centerline[:, XY], dtype=np.float64))
             limits.append(np.nan if lane.speed_limit is None else float(lane.speed_limit))
         segment[i] = seg_index[lane.id]
         snapped[i], progress[i] = nearest_baseline_pose(shapely.LineString(baselines[segment[i]]), xy)
-        deviation[i] = float(np.hypot(*(snapped[i, : SE2Index.HEADING] - xy)))
+        deviation[i] = float(np.hypot(*(snapped[i, XY] - xy)))
     return TrafficSeed(
         vehicle_tokens=list(vehicles.tokens),
         vehicle_poses=poses,
