@@ -8,12 +8,20 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from irl_vla.common.config import to_dataclass
+from irl_vla.common.command import Command
 from irl_vla.training.il import ILConfig, run_il
 from tools.sources import scene_sources
 
 #: Stages ``irl-vla train`` runs (``configs/train/<stage>.yaml``).
 STAGES = ("il",)
+COMMAND = Command(
+    "train",
+    ILConfig,
+    key="train",
+    summary="Train a policy: stage=il imitates the expert (model=tiny|default|base VLA, or ego_mlp). Checkpoints, "
+    "TensorBoard logs and metrics.jsonl go to train.output_dir (default <paths.output_root>/train/<stage>/<model "
+    "size>); a rerun with the same settings resumes there. Runs with DDP under torchrun.",
+)
 
 
 def rewrite_args(args: list[str]) -> list[str]:
@@ -27,9 +35,11 @@ def main(cfg: DictConfig) -> None:
     stage = cfg.train.get("stage")
     if stage not in STAGES:
         raise ValueError(f"train: stage {stage!r} is not one of {list(STAGES)}")
-    config = to_dataclass(OmegaConf.to_container(cfg.train, resolve=True), ILConfig, where="train")
+    config = COMMAND.load(cfg)
     model = OmegaConf.to_container(cfg.model, resolve=True)
     assert isinstance(model, dict)
+    if config.output_dir is None:  # one run directory per stage and model, so that a rerun resumes it
+        config.output_dir = str(Path(str(cfg.paths.output_root)) / "train" / stage / str(model.get("size", "model")))
     roots = (config.navsim_root, config.maps_root, config.split_file)
     train = scene_sources(config.source, config.data_root, config.split, *roots)
     val = None

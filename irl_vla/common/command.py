@@ -217,7 +217,9 @@ def _indent(block: str) -> int:
 
 def _key_lines(schema: type, prefix: str) -> list[str]:
     """Per field: ``<prefix><name> = <default>``, then its description (wrapped, indented) where there is one."""
-    docs = attribute_docs(schema)
+    docs: dict[str, str] = {}
+    for cls in reversed(schema.__mro__):  # a subclass's description of a field wins over its base's
+        docs.update(attribute_docs(cls))
     defaults = OmegaConf.to_container(OmegaConf.structured(schema))
     assert isinstance(defaults, dict)
     lines = []

@@ -69,7 +69,29 @@ STATS_KEYS = {"vla": ("ego_status", "cameras", "trajectory"), "ego_mlp": ("ego_s
 
 @dataclass
 class ILConfig(TrainerConfig):
-    """``configs/train/il.yaml``: the trainer's settings and stage 1's (see the comments there)."""
+    """Stage 1 (imitation): the trainer's settings (``TrainerConfig``) and these.
+
+    Attributes:
+        stage: the stage these settings are for (``il``).
+        data_root: root of the embedded splits.
+        split: the training split.
+        source: ``embedded`` | ``navsim`` (read ``split`` from a NAVSIM data root).
+        navsim_root: with ``source=navsim``: the OPENSCENE_DATA_ROOT.
+        maps_root: NUPLAN_MAPS_ROOT (default ``<navsim_root>/maps``).
+        split_file: a navsim train_test_split yaml choosing the scenes.
+        max_scenes: train on the first N scenes only (``None``: all).
+        cache_dir: the feature cache (shared with ``irl-vla cache``); ``None``: none.
+        cameras: the VLA's cameras, in order (``model.inputs.num_cameras`` of them).
+        stats_scenes: scenes (spread over the split) whose samples give the normalisation statistics.
+        anchor_iterations: K-means iterations of the planner's anchors.
+        val_split: held-out split scored by the validation hook (``None``: no validation).
+        val_max_scenes: its first N scenes.
+        val_every: steps between validations (0: only at the end).
+        workers: processes building the validation split's metric caches.
+        sensor_cache: embedded splits: keep the sensors rendered for validation here.
+        output_dir: the run's directory (checkpoints, TensorBoard, metrics); ``None``:
+            ``<paths.output_root>/train/il/<model size>``. A rerun with the same settings resumes it.
+    """
 
     stage: str = "il"
     data_root: str = "data"
@@ -87,6 +109,8 @@ class ILConfig(TrainerConfig):
     val_max_scenes: int | None = 16
     workers: int = 2
     sensor_cache: str | None = None
+    val_every: int = 500
+    output_dir: str | None = None  # type: ignore[assignment]  # None: decided by the command (model size)
 
     def __post_init__(self) -> None:
         super().__post_init__()

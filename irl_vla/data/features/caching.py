@@ -24,26 +24,27 @@ from irl_vla.data.features.instruction import (
     SceneDescriptionTargetBuilder,
     navigation_instruction,
 )
-from irl_vla.data.features.registry import build_feature_builders, build_target_builders
+from irl_vla.data.features.registry import (
+    FEATURE_BUILDERS,
+    TARGET_BUILDERS,
+    build_feature_builders,
+    build_target_builders,
+    builder_parameters,
+)
 from irl_vla.data.features.tokenizer import build_tokenizer, save_tokenizer
 from irl_vla.data.source import SceneSource, SourceFactory, check_source
 
 TOKENIZER_FILE = "tokenizer.json"
 
-#: The builders ``irl-vla cache`` builds by default, each with its default parameters.
+#: The builders ``irl-vla cache`` builds by default, each with its default parameters (listed, so that any one can
+#: be overridden: ``cache.features.cameras.height=288``).
 DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
-    "ego_status": {},
-    "driving_command": {},
-    "cameras": {},
-    "lidar_bev": {},
-    "navigation_instruction": {},
+    name: builder_parameters(FEATURE_BUILDERS[name])
+    for name in ("ego_status", "driving_command", "cameras", "lidar_bev", "navigation_instruction")
 }
 DEFAULT_TARGETS: dict[str, dict[str, Any]] = {
-    "trajectory": {},
-    "agents": {},
-    "bev_semantic_map": {},
-    "meta_action": {},
-    "scene_description": {},
+    name: builder_parameters(TARGET_BUILDERS[name])
+    for name in ("trajectory", "agents", "bev_semantic_map", "meta_action", "scene_description")
 }
 
 #: Builders that read the tokenizer (its path is filled in by ``dataset_for``).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -33,6 +34,27 @@ TARGET_BUILDERS: dict[str, type[TargetBuilder]] = {
 }
 
 B = TypeVar("B", bound=Builder)
+
+#: Builder fields a command fills in (never a user setting): the tokenizer file, found or built by the cache.
+FILLED_IN = ("tokenizer",)
+
+
+def builder_parameters(cls: type[Builder]) -> dict[str, Any]:
+    """A builder's parameters with their defaults, as plain data (what a config lists so each can be overridden)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in FILLED_IN or not f.init:
+            continue
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            continue
+        out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        if isinstance(out[f.name], tuple):
+            out[f.name] = list(out[f.name])
+    return out
 
 
 def _build(config: Mapping[str, Any] | None, registry: dict[str, type[B]], where: str) -> list[B]:
