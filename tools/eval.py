@@ -9,7 +9,7 @@ from irl_vla.agents.registry import register_agent_group
 from irl_vla.common.command import Command, register_group
 from irl_vla.evaluation.runner import EvalConfig, run_eval
 from irl_vla.scoring.aggregation import EPDMS, PDMS
-from tools.sources import scene_sources
+from tools.sources import config_sources
 
 register_group("aggregation", {"epdms": EPDMS, "pdms": PDMS}, package="eval.aggregation")
 register_agent_group()
@@ -28,15 +28,7 @@ def main(cfg: DictConfig) -> None:
     """Score the selected agent (``agent=<name>``) or every agent of ``eval.agents``; print the table and paths."""
     config = COMMAND.load(cfg)
     agents = None if cfg.get("agent") is None else [OmegaConf.to_container(cfg.agent, resolve=True)]
-    sources = scene_sources(
-        config.source,
-        config.data_root,
-        config.split,
-        config.navsim_root,
-        config.maps_root,
-        config.split_file,
-        config.sensor_cache,
-    )
+    sources = config_sources(config)
     run = COMMAND.start(cfg, config)
     if config.output_dir is None:
         config.output_dir = str(run.dir)

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from irl_vla.data.rendered_sensors import RenderedSensors
 from irl_vla.data.source import SceneSources
@@ -87,3 +88,19 @@ def scene_sources(
             raise ValueError("source=navsim needs navsim_root")
         return SceneSources(navsim_split(navsim_root, split, maps_root, split_file))
     raise ValueError(f"unknown scene source {source!r}: embedded or navsim")
+
+
+def config_sources(config: Any) -> SceneSources:
+    """``scene_sources`` of a command config with the usual fields.
+
+    Those are source, data_root, split, navsim_root, maps_root, split_file and sensor_cache (eval, submit).
+    """
+    return scene_sources(
+        config.source,
+        config.data_root,
+        config.split,
+        config.navsim_root,
+        config.maps_root,
+        config.split_file,
+        config.sensor_cache,
+    )

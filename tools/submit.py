@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from irl_vla.agents.registry import register_agent_group
 from irl_vla.common.command import Command
 from sim_bridges.navsim.submission import SubmitConfig, check_submission, run_submit, tokens_to_check
-from tools.sources import scene_sources
+from tools.sources import config_sources
 
 register_agent_group()
 COMMAND = Command(
@@ -56,15 +56,7 @@ def main(cfg: DictConfig) -> None:
         return
     assert config.split is not None
     agent = None if cfg.get("agent") is None else OmegaConf.to_container(cfg.agent, resolve=True)
-    sources = scene_sources(
-        config.source,
-        config.data_root,
-        config.split,
-        config.navsim_root,
-        config.maps_root,
-        config.split_file,
-        config.sensor_cache,
-    )
+    sources = config_sources(config)
     run = COMMAND.start(cfg, config)
     if config.output is None:
         config.output = str(run.dir / "submission.pkl")
