@@ -23,6 +23,18 @@ SMALL_INPUTS = {
 }
 
 
+#: A tiny transformers ViT vision-tower config (built locally, never downloaded).
+TINY_VIT = {
+    "model_type": "vit",
+    "hidden_size": 32,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "image_size": [32, 64],
+    "patch_size": 16,
+}
+
+
 def tiny_config(**overrides: object) -> VLAConfig:
     """The shipped ``tiny`` size on small inputs (and any further overrides, nested dicts)."""
     merged: dict = {"inputs": SMALL_INPUTS, "language": {"max_target_tokens": 10}, "planner": {"num_anchors": 4}}

@@ -5,7 +5,7 @@ from irl_vla.data.enums import MetaAction
 from irl_vla.data.features.bev_semantic import BevSemanticClass
 from irl_vla.models.vla.model import VLAModel
 from irl_vla.models.vla.reasoning3d import NUM_OBJECT_CLASSES
-from tests.models.vla.helpers import ready_model, synthetic_batch, tiny_config
+from tests.models.vla.helpers import TINY_VIT, ready_model, synthetic_batch, tiny_config
 
 B = 3
 
@@ -112,16 +112,7 @@ def test_without_language_model_the_planner_reads_no_meta_tokens():
 
 
 def test_llama_family_and_transformers_vision_tower():
-    vit = {
-        "model_type": "vit",
-        "hidden_size": 32,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
-        "image_size": [32, 64],
-        "patch_size": 16,
-    }
-    cfg = tiny_config(language={"family": "llama"}, vision={"backend": "transformers", "hf_config": vit})
+    cfg = tiny_config(language={"family": "llama"}, vision={"backend": "transformers", "hf_config": TINY_VIT})
     batches = [synthetic_batch(cfg, B, seed) for seed in range(2)]
     model = ready_model(cfg, batches).train()
     assert type(model.language.lm).__name__ == "LlamaForCausalLM"

@@ -7,17 +7,7 @@ import torch
 
 from irl_vla.data.features.tokenizer import save_tokenizer
 from irl_vla.models.vla.tokenizer import load_pretrained_tokenizer, train_bpe_tokenizer
-from tests.models.vla.helpers import ready_model, synthetic_batch, tiny_config
-
-VIT = {
-    "model_type": "vit",
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "image_size": [32, 64],
-    "patch_size": 16,
-}
+from tests.models.vla.helpers import TINY_VIT, ready_model, synthetic_batch, tiny_config
 
 
 class NetworkAttempt(AssertionError):
@@ -49,7 +39,7 @@ def test_blocking_works(no_sockets):
 def test_build_train_and_plan_without_network(no_sockets, tmp_path):
     tokenizer = train_bpe_tokenizer(["turn left at the next intersection in 35 m"] * 5, vocab_size=300)
     save_tokenizer(tokenizer, tmp_path / "tokenizer.json")
-    cfg = tiny_config(language={"vocab_size": 300}, vision={"backend": "transformers", "hf_config": VIT})
+    cfg = tiny_config(language={"vocab_size": 300}, vision={"backend": "transformers", "hf_config": TINY_VIT})
     batches = [synthetic_batch(cfg, 2, seed) for seed in range(2)]
     model = ready_model(cfg, batches).train()
     out = model(*batches[0])
@@ -61,7 +51,7 @@ def test_build_train_and_plan_without_network(no_sockets, tmp_path):
 
 def test_pretrained_language_model_tokenizer_and_vision_tower_load_from_local_paths(no_sockets, tmp_path):
     # Make "pretrained" weights locally (random), as a user's downloaded checkpoint would be laid out.
-    cfg = tiny_config(language={"vocab_size": 300}, vision={"backend": "transformers", "hf_config": VIT})
+    cfg = tiny_config(language={"vocab_size": 300}, vision={"backend": "transformers", "hf_config": TINY_VIT})
     source = ready_model(cfg, [synthetic_batch(cfg, 2, s) for s in range(2)])
     lm_dir, vit_dir = tmp_path / "lm", tmp_path / "vit"
     source.language.lm.save_pretrained(lm_dir)
