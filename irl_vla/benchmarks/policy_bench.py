@@ -94,9 +94,9 @@ def _run_size(size: str, cfg: PolicyBenchConfig, repeats: int, device: torch.dev
     mcfg = load_model_config(size)
     torch.manual_seed(cfg.seed)
     model = VLAModel(mcfg)
-    stats_batch = synthetic_batch(mcfg, max(4 * mcfg.planner.num_anchors, cfg.train_batch), cfg.seed)
+    stats_batch = synthetic_batch(mcfg, max(4 * mcfg.planner.num_modes, cfg.train_batch), cfg.seed)
     model.set_normalization(compute_normalization([{**stats_batch[0], **stats_batch[1]}]))
-    model.set_anchors(compute_anchors(stats_batch[1]["trajectory"], mcfg.planner.num_anchors, seed=cfg.seed))
+    model.set_anchors(compute_anchors(stats_batch[1]["trajectory"], mcfg.planner.num_modes, seed=cfg.seed))
     model.to(device)
     counts = model.parameter_counts()
     yield {"suite": SUITE, "name": f"parameters_{size}", **counts}

@@ -201,7 +201,7 @@ def prepare(
             artefacts[TOKENIZER_ARTEFACT] = model_tokenizer(model_cfg.language, texts).to_str().encode()
             tokenizer = write_artefacts(artefacts_dir, artefacts)[TOKENIZER_ARTEFACT]
         anchors = compute_anchors(
-            trajectories, model_cfg.planner.num_anchors, iterations=cfg.anchor_iterations, seed=cfg.seed
+            trajectories, model_cfg.planner.num_modes, iterations=cfg.anchor_iterations, seed=cfg.seed
         )
         artefacts[ANCHORS_ARTEFACT] = save_safetensors({"anchors": anchors})
     keep = STATS_KEYS[architecture_of(model_cfg)]

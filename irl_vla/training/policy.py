@@ -108,7 +108,7 @@ def builder_params(cfg: ModelConfig, cameras: Sequence[str]) -> tuple[dict[str, 
     """Feature and target builders (name -> parameters) whose tensors have the sizes ``cfg`` is built for.
 
     Text builders name the tokenizer as ``TOKENIZER_ARTEFACT``; ``make_builders`` points them at the file.
-    Target builders of loss terms whose weight is 0 are left out.
+    Target builders of loss terms whose weight is 0, or whose heads the model does not have, are left out.
 
     Args:
         cfg: the model config.
@@ -142,9 +142,10 @@ def builder_params(cfg: ModelConfig, cameras: Sequence[str]) -> tuple[dict[str, 
     if cfg.language.enabled:
         features["navigation_instruction"] = {"tokenizer": TOKENIZER_ARTEFACT, "max_tokens": s.max_instruction_tokens}
     targets: dict[str, Any] = {"trajectory": {"num_poses": s.num_poses}}
-    if loss.agent_class > 0 or loss.agent_box > 0:
+    aux3d = cfg.reasoning.aux_heads
+    if aux3d and (loss.agent_class > 0 or loss.agent_box > 0):
         targets["agents"] = {"max_agents": s.max_agents, "grid": grid}
-    if loss.bev_semantic > 0:
+    if aux3d and loss.bev_semantic > 0:
         targets["bev_semantic_map"] = {"grid": grid}
     if cfg.language.enabled and loss.meta_action > 0:
         targets["meta_action"] = {}

@@ -20,6 +20,8 @@ from irl_vla.common.config import require_at_least, to_dataclass
 
 #: Sizes shipped in ``configs/model/``.
 MODEL_SIZES: tuple[str, ...] = ("tiny", "default", "base")
+#: Planner heads (``planner.head``): the anchored diffusion planner, or a one-mode regression (an ablation).
+PLANNER_HEADS: tuple[str, ...] = ("diffusion", "regression")
 
 
 class FeatureKey(str, Enum):
@@ -154,6 +156,9 @@ class Reasoning3DConfig:
         semantic_stride: the BEV semantic map is predicted at ``bev_height / semantic_stride`` cells (targets
             pooled to match, higher class wins).
         semantic_channels: channels of the semantic decoder's upsampling stages.
+        aux_heads: build the auxiliary heads (boxes, classes, BEV semantic map) that supervise the object and map
+            tokens (false: the tokens are learned from the planning loss alone, an ablation; their loss terms
+            and targets are dropped).
     """
 
     num_object_queries: int = 16
@@ -161,6 +166,7 @@ class Reasoning3DConfig:
     layers: int = 1
     semantic_stride: int = 2
     semantic_channels: int = 32
+    aux_heads: bool = True
 
     def __post_init__(self) -> None:
         require_at_least(self, ("num_object_queries", "layers", "semantic_stride", "semantic_channels"), 1)
@@ -230,13 +236,16 @@ class LanguageConfig:
 
 @dataclass
 class PlannerConfig:
-    """Anchored truncated diffusion over K anchor trajectories.
+    """Anchored truncated diffusion over K anchor trajectories (or, as an ablation, one regressed trajectory).
 
     The denoising timesteps are the last ``num_denoising_steps`` of a DDIM schedule with ``denoising_stride``
     between timesteps: ``stride * (S - 1), ..., stride, 0``; anchors are noised to the first of them.
 
     Attributes:
-        num_anchors: anchors and modes (K).
+        head: ``diffusion`` (K anchors denoised into K scored modes) or ``regression`` (an ablation: one mode
+            regressed in one pass of the same denoiser from the mean expert trajectory, no noise; no sampled
+            chains, so no RL).
+        num_anchors: anchors and modes (K) of the diffusion head.
         num_blocks: denoiser blocks (each: self-attention over modes, cross-attention to meta, BEV, map and
             object tokens in turn, feed-forward).
         num_train_timesteps: length of the diffusion schedule.
@@ -250,6 +259,7 @@ class PlannerConfig:
         std_min: floor of the per-step standard deviation of sampled chains (normalised trajectory units).
     """
 
+    head: str = "diffusion"
     num_anchors: int = 20
     num_blocks: int = 2
     num_train_timesteps: int = 1000
@@ -263,6 +273,8 @@ class PlannerConfig:
     std_min: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.head not in PLANNER_HEADS:
+            raise ValueError(f"PlannerConfig.head: expected one of {list(PLANNER_HEADS)}, got {self.head!r}")
         require_at_least(self, ("num_anchors", "num_blocks", "num_denoising_steps", "denoising_stride"), 1)
         if self.num_train_timesteps % self.denoising_stride:
             raise ValueError(
@@ -276,6 +288,11 @@ class PlannerConfig:
             )
         if self.eta < 0 or not self.std_min > 0:
             raise ValueError(f"PlannerConfig: expected eta >= 0 and std_min > 0, got {self.eta}, {self.std_min}")
+
+    @property
+    def num_modes(self) -> int:
+        """Modes the planner outputs (K): ``num_anchors``, or 1 for the regression head."""
+        return 1 if self.head == "regression" else self.num_anchors
 
     @property
     def start_timestep(self) -> int:

@@ -149,6 +149,7 @@ def compute_loss(
     cfg: LossConfig,
     *,
     language: bool = True,
+    aux3d: bool = True,
 ) -> dict[str, Tensor]:
     """The imitation loss (see the module docstring).
 
@@ -158,6 +159,8 @@ def compute_loss(
         anchors: the planner's anchors ``(K, T, 3)`` [m, m, rad].
         cfg: the weights.
         language: whether the model has its language branch (its terms are skipped without it).
+        aux3d: whether the model has its auxiliary 3D heads (the agent and BEV semantic terms are skipped without
+            them).
 
     Returns:
         Each computed term, unweighted, and ``loss``, the weighted sum.
@@ -168,16 +171,16 @@ def compute_loss(
     terms: dict[str, Tensor] = {}
     expert = _require(targets, TargetKey.TRAJECTORY.value, "targets", "trajectory_reg")  # (B, T, 3)
     winner = winning_anchor(anchors, expert)  # (B,)
-    if cfg.trajectory_cls > 0:
+    if cfg.trajectory_cls > 0 and anchors.shape[0] > 1:  # one mode (regression head): nothing to classify
         positives = F.one_hot(winner, anchors.shape[0]).float()  # (B, K)
         terms["trajectory_cls"] = focal_loss(predictions["mode_logits"], positives, cfg.focal_gamma, cfg.focal_alpha)
     if cfg.trajectory_reg > 0:
         modes = predictions["modes"]  # (B, K, T, 3)
         chosen = modes[torch.arange(modes.shape[0], device=modes.device), winner]  # (B, T, 3)
         terms["trajectory_reg"] = pose_l1(chosen, expert)
-    if cfg.agent_class > 0 or cfg.agent_box > 0:
+    if aux3d and (cfg.agent_class > 0 or cfg.agent_box > 0):
         terms["agent_class"], terms["agent_box"] = _agent_terms(predictions, targets, cfg)
-    if cfg.bev_semantic > 0:
+    if aux3d and cfg.bev_semantic > 0:
         terms["bev_semantic"] = _semantic_term(predictions, targets)
     if language and cfg.meta_action > 0:
         labels = _require(targets, TargetKey.META_ACTION.value, "targets", "meta_action")

@@ -29,6 +29,7 @@ from irl_vla.models.vla.loss import compute_loss
 from irl_vla.models.vla.normalization import NormalizationStats, Standardizer
 from irl_vla.models.vla.planner import CONTEXT_SOURCES, DiffusionPlanner, PlannerContext
 from irl_vla.models.vla.reasoning3d import Reasoning3D
+from irl_vla.models.vla.regression import RegressionPlanner
 from irl_vla.models.vla.vision import VisionEncoder
 
 
@@ -47,7 +48,8 @@ class VLAModel(nn.Module):
         self.language = LanguageReasoner(cfg.language, d, heads, mult) if cfg.language.enabled else None
         self.meta_action_head = mlp(d, d, len(MetaAction)) if self.language is not None else None
         sources = CONTEXT_SOURCES if self.language is not None else tuple(s for s in CONTEXT_SOURCES if s != "meta")
-        self.planner = DiffusionPlanner(cfg.planner, inputs.num_poses, d, heads, mult, sources)
+        planner = RegressionPlanner if cfg.planner.head == "regression" else DiffusionPlanner
+        self.planner = planner(cfg.planner, inputs.num_poses, d, heads, mult, sources)
 
     # ----------------------------------------------------------------------------------------------------- setup
     def set_normalization(self, stats: NormalizationStats) -> None:
@@ -122,7 +124,12 @@ class VLAModel(nn.Module):
     def compute_loss(self, predictions: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """The imitation loss of training-mode ``predictions`` (``loss.compute_loss``)."""
         return compute_loss(
-            predictions, targets, self.planner.anchors, self.cfg.loss, language=self.language is not None
+            predictions,
+            targets,
+            self.planner.anchors,
+            self.cfg.loss,
+            language=self.language is not None,
+            aux3d=self.cfg.reasoning.aux_heads,
         )
 
     def chain_log_prob(self, features: Mapping[str, Tensor], chain: Tensor) -> Tensor:

@@ -128,18 +128,18 @@ class DiffusionPlanner(nn.Module):
         pose_dim = num_poses * len(SE2Index)
         self.scheduler = build_scheduler(cfg)
         self.timesteps = [int(t) for t in self.scheduler.timesteps[-cfg.num_denoising_steps :]]
-        self.register_buffer("anchors", torch.zeros(cfg.num_anchors, num_poses, len(SE2Index)))
+        self.register_buffer("anchors", torch.zeros(cfg.num_modes, num_poses, len(SE2Index)))
         self.register_buffer("anchors_set", torch.tensor(False))
         self.trajectory_norm = Standardizer("trajectory", (num_poses, len(SE2Index)))
         self.encode = mlp(pose_dim, d_model, d_model)
-        self.mode_embedding = nn.Parameter(torch.randn(cfg.num_anchors, d_model) * 0.02)
+        self.mode_embedding = nn.Parameter(torch.randn(cfg.num_modes, d_model) * 0.02)
         self.time_mlp = mlp(d_model, d_model, d_model)
         self.blocks = nn.ModuleList(DenoiserBlock(d_model, num_heads, ffn_mult, sources) for _ in range(cfg.num_blocks))
         self.out_norm = nn.LayerNorm(d_model)
         self.offset_head = mlp(d_model, d_model, pose_dim)
         self.score_head = mlp(d_model, d_model, 1)
         with torch.no_grad():  # start every mode at the prior 1 / K (focal-loss practice)
-            self.score_head[-1].bias.fill_(-math.log(cfg.num_anchors - 1) if cfg.num_anchors > 1 else 0.0)
+            self.score_head[-1].bias.fill_(-math.log(cfg.num_modes - 1) if cfg.num_modes > 1 else 0.0)
         alphas = self.scheduler.alphas_cumprod.double()
         final = float(self.scheduler.final_alpha_cumprod)
         stds = []
@@ -226,24 +226,33 @@ class DiffusionPlanner(nn.Module):
         mean = self.scheduler.step(x0, t, x, eta=eta, variance_noise=torch.zeros_like(x)).prev_sample
         return mean, logits
 
-    def step_stds(self) -> Tensor:
-        """Per-step standard deviations ``(S,)`` of sampled chains: ``max(eta * sigma_DDIM, std_min)``."""
-        return (self.cfg.eta * self.ddim_stds).clamp_min(self.cfg.std_min)
+    def step_stds(self, std_min: float | None = None) -> Tensor:
+        """Per-step standard deviations ``(S,)`` of sampled chains: ``max(eta * sigma_DDIM, std_min)``.
+
+        ``std_min`` overrides the config's floor (PPO samples and evaluates log-probabilities with floors of its own).
+        """
+        return (self.cfg.eta * self.ddim_stds).clamp_min(self.cfg.std_min if std_min is None else std_min)
 
     def sample(
-        self, ctx: PlannerContext, *, stochastic: bool = False, generator: torch.Generator | None = None
+        self,
+        ctx: PlannerContext,
+        *,
+        stochastic: bool = False,
+        generator: torch.Generator | None = None,
+        std_min: float | None = None,
     ) -> PlannerOutput:
         """Denoise the anchors.
 
         Deterministic (default): anchors scaled to the start timestep without noise, then DDIM at ``eta = 0``.
-        Stochastic: anchors noised with random noise, then each step sampled around the DDIM mean at ``eta``.
+        Stochastic: anchors noised with random noise, then each step sampled around the DDIM mean at ``eta``, with
+        the standard deviations ``step_stds(std_min)``.
         """
         b = ctx.ego.shape[0]
         anchors = self._normalised_anchors(b)
         start = torch.full((b,), self.timesteps[0], device=anchors.device)
         noise = torch.randn(anchors.shape, generator=generator, device=anchors.device) if stochastic else None
         x = self.scheduler.add_noise(anchors, torch.zeros_like(anchors) if noise is None else noise, start)
-        stds = self.step_stds() if stochastic else torch.zeros_like(self.ddim_stds)
+        stds = self.step_stds(std_min) if stochastic else torch.zeros_like(self.ddim_stds)
         chain, means, log_probs = [x], [], []
         logits = anchors.new_zeros(anchors.shape[:2])
         projected = self.project_context(ctx)
@@ -274,17 +283,32 @@ class DiffusionPlanner(nn.Module):
         Raises:
             ValueError: when the chain has another number of steps or shape.
         """
-        b, k = ctx.ego.shape[0], self.cfg.num_anchors
+        means = self.chain_means(ctx, chain)  # (B, K, S, T, 3)
+        stds = self.step_stds()
+        out = [gaussian_log_prob(chain[:, :, step + 1], means[:, :, step], stds[step]) for step in range(len(stds))]
+        return torch.stack(out, dim=2)
+
+    def chain_means(self, ctx: PlannerContext, chain: Tensor, first_step: int = 0) -> Tensor:
+        """Gaussian means ``(B, K, S - first_step, T, 3)`` of the steps ``first_step, ..., S - 1`` of ``chain``.
+
+        Each step's mean depends only on the chain's state before it, so only the requested steps are run
+        (PPO fine-tuning the last steps alone); differentiable under the current parameters.
+
+        Raises:
+            ValueError: when the chain has another number of steps or shape, or ``first_step`` is out of range.
+        """
+        b, k = ctx.ego.shape[0], self.cfg.num_modes
         want = (b, k, len(self.timesteps) + 1, self.num_poses, len(SE2Index))
         if tuple(chain.shape) != want:
             raise ValueError(f"chain: expected shape {want}, got {tuple(chain.shape)}")
-        stds = self.step_stds()
+        if not 0 <= first_step < len(self.timesteps):
+            raise ValueError(f"chain_means: first_step {first_step} is not in [0, {len(self.timesteps)})")
         projected = self.project_context(ctx)
-        out = []
-        for step in range(len(self.timesteps)):
-            mean, _ = self._step(chain[:, :, step], step, ctx, projected, self.cfg.eta)
-            out.append(gaussian_log_prob(chain[:, :, step + 1], mean, stds[step]))
-        return torch.stack(out, dim=2)
+        means = [
+            self._step(chain[:, :, step], step, ctx, projected, self.cfg.eta)[0]
+            for step in range(first_step, len(self.timesteps))
+        ]
+        return torch.stack(means, dim=2)
 
 
 def gaussian_log_prob(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:

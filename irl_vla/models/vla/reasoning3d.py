@@ -47,11 +47,15 @@ class Reasoning3D(nn.Module):
             "map_cells", torch.cat([direction_features(centres), (centres - offset) / half], -1), persistent=False
         )
         self.map_position = mlp(5, d_model, d_model)
-        self.box_head = mlp(d_model, d_model, len(AgentStateIndex))
-        self.class_head = nn.Linear(d_model, NUM_OBJECT_CLASSES)
-        self.semantic = SemanticDecoder(
-            d_model, cfg.semantic_channels, (rows, cols), self.semantic_size, len(BevSemanticClass)
-        )
+        self.box_head: nn.Module | None = None
+        self.class_head: nn.Module | None = None
+        self.semantic: SemanticDecoder | None = None
+        if cfg.aux_heads:  # without them (an ablation) the tokens learn from the planning loss alone
+            self.box_head = mlp(d_model, d_model, len(AgentStateIndex))
+            self.class_head = nn.Linear(d_model, NUM_OBJECT_CLASSES)
+            self.semantic = SemanticDecoder(
+                d_model, cfg.semantic_channels, (rows, cols), self.semantic_size, len(BevSemanticClass)
+            )
 
     @property
     def semantic_size(self) -> tuple[int, int]:
@@ -64,7 +68,7 @@ class Reasoning3D(nn.Module):
 
         Args:
             bev_tokens: ``(B, G, D)``.
-            with_aux: also run the auxiliary heads.
+            with_aux: also run the auxiliary heads (when ``cfg.aux_heads`` built them).
 
         Returns:
             ``object_tokens`` ``(B, Q, D)``, ``map_tokens`` ``(B, M, D)``; with ``with_aux`` also
@@ -74,7 +78,7 @@ class Reasoning3D(nn.Module):
         objects = self.objects(bev_tokens)  # (B, Q, D)
         map_tokens = self.map(bev_tokens, self.map_position(self.map_cells))  # (B, M, D)
         out = {"object_tokens": objects, "map_tokens": map_tokens}
-        if with_aux:
+        if with_aux and self.box_head is not None and self.class_head is not None and self.semantic is not None:
             out["agent_states"] = self.decode_boxes(self.box_head(objects))
             out["agent_class_logits"] = self.class_head(objects)
             out["bev_semantic_logits"] = self.semantic(map_tokens)

@@ -49,5 +49,5 @@ def ready_model(cfg: VLAConfig, batches: list[tuple[dict, dict]], seed: int = 0)
     model = VLAModel(cfg)
     model.set_normalization(compute_normalization({**f, **t} for f, t in batches))
     trajectories = torch.cat([t["trajectory"] for _, t in batches])
-    model.set_anchors(compute_anchors(trajectories, cfg.planner.num_anchors, seed=seed))
+    model.set_anchors(compute_anchors(trajectories, cfg.planner.num_modes, seed=seed))
     return model
