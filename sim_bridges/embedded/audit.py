@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 from shapely.geometry import Polygon
-from shapely.prepared import prep
+from shapely.prepared import PreparedGeometry, prep
 
 from irl_vla.data.geometry import box_corners
+from irl_vla.data.map import Map
 from irl_vla.data.map.map_objects import DRIVABLE_LAYERS
 from sim_bridges.embedded.road_users import RoadUser
 from sim_bridges.embedded.traffic_lights import LightState
@@ -34,6 +35,12 @@ def window_jerk(accels: list[float] | np.ndarray, dt: float = DT) -> float:
     a = np.asarray(accels, dtype=np.float64)
     k = np.arange(len(a)) - (len(a) - 1) / 2
     return float(k @ a / (k @ k) / dt)
+
+
+def drivable_area(map_api: Map, margin: float = 0.05) -> PreparedGeometry:
+    """The union of the map's drivable layers, grown by ``margin`` [m], prepared for containment tests."""
+    drivable = shapely.union_all([o.polygon for layer in DRIVABLE_LAYERS for o in map_api.objects(layer)])
+    return prep(drivable.buffer(margin))
 
 
 def footprint(user: RoadUser) -> Polygon:
@@ -71,8 +78,7 @@ class Auditor:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        drivable = shapely.union_all([o.polygon for layer in DRIVABLE_LAYERS for o in world.map.objects(layer)])
-        self._drivable = prep(drivable.buffer(0.05))
+        self._drivable = drivable_area(world.map)
         self.report = AuditReport()
         self._start_s = world.ego.s
         self._accels: list[float] = []  # the ego's last JERK_WINDOW longitudinal accelerations [m/s^2]
@@ -95,7 +101,7 @@ class Auditor:
             at_line = stop.kind == "light" and stop.s - 0.1 < front < stop.s + 0.6
             if at_line and world.light_state(stop.connector_id) is LightState.RED and ego.speed > 1.0:
                 rep.red_light.append(t)
-        lat = ego.speed**2 * float(ego.path.curvature_at(ego.s))
+        lat = ego.speed**2 * ego.curvature()
         if ego.accel < -MAX_DECEL:
             rep.comfort.append((t, "decel", ego.accel))
         if ego.accel > MAX_ACCEL:

@@ -56,6 +56,41 @@ def _annotations(world: World) -> Annotations:
     return Annotations(np.stack(rows), names, np.stack(vels), list(tokens), list(tokens))
 
 
+def observe(
+    world: World,
+    route_ids: list[str],
+    route_centerline: np.ndarray,
+    token: str,
+    *,
+    describe: bool = True,
+) -> Frame:
+    """The world now as a logged ``Frame``: the ego's status, the objects around it, lights and language.
+
+    The recorder (expert logs) and the closed-loop env (a free ego) build their frames here. ``describe``: also
+    write the scene description (a supervision target; the env may skip it for speed).
+    """
+    ego = world.ego
+    pose = PACIFICA.rear_axle_from_center(ego.pose)  # the ego's pose is its rear axle's
+    status = EgoStatus(
+        ego_pose=pose,
+        ego_velocity=np.array([ego.speed, 0.0]),
+        ego_acceleration=np.array([ego.accel, ego.speed**2 * ego.curvature()]),
+        driving_command=one_hot_command(compute_driving_command(route_centerline, pose[: SE2Index.HEADING])),
+        in_global_frame=True,
+    )
+    annotations = _annotations(world)
+    return Frame(
+        token=token,
+        timestamp=round(world.time / DT) * 100_000,
+        roadblock_ids=list(route_ids),
+        traffic_lights=world.red_connectors(),
+        annotations=annotations,
+        ego_status=status,
+        instruction=navigation_instruction(world),
+        scene_description=scene_description(world, annotations) if describe else "",
+    )
+
+
 def record_log(
     world: World,
     route_ids: list[str],
@@ -81,29 +116,7 @@ def record_log(
                 steps.append(trace(world))
                 if on_step is not None:
                     on_step()
-        ego = world.ego
-        pose = PACIFICA.rear_axle_from_center(ego.pose)  # the ego's pose is its rear axle's
-        curvature = float(ego.path.curvature_at(ego.s))
-        status = EgoStatus(
-            ego_pose=pose,
-            ego_velocity=np.array([ego.speed, 0.0]),
-            ego_acceleration=np.array([ego.accel, ego.speed**2 * curvature]),
-            driving_command=one_hot_command(compute_driving_command(route_centerline, pose[: SE2Index.HEADING])),
-            in_global_frame=True,
-        )
-        annotations = _annotations(world)
-        frames.append(
-            Frame(
-                token=frame_token(log_name, index, token_length),
-                timestamp=round(world.time / DT) * 100_000,
-                roadblock_ids=list(route_ids),
-                traffic_lights=world.red_connectors(),
-                annotations=annotations,
-                ego_status=status,
-                instruction=navigation_instruction(world),
-                scene_description=scene_description(world, annotations),
-            )
-        )
+        frames.append(observe(world, route_ids, route_centerline, frame_token(log_name, index, token_length)))
     # Look ahead past the last frame so that its label sees a full horizon too.
     for _ in range(round(HORIZON / DT)):
         world.step()

@@ -157,6 +157,10 @@ class RoadUser:
             self._pose, self._pose_key = pose, key
         return self._pose.copy()
 
+    def curvature(self) -> float:
+        """Curvature [1/m] of the user's motion now: its path's at ``s`` (a free ego's from its steering)."""
+        return float(self.path.curvature_at(self.s))
+
     def lateral_span(self) -> tuple[float, float]:
         """Range of lateral offsets [m] the user occupies or is moving into (current and manoeuvre target)."""
         end = self.manoeuvre.end if self.manoeuvre is not None else self.lateral

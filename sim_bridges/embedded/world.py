@@ -7,6 +7,7 @@ lines with priority traffic in or near the junction are virtual stopped leaders 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +52,9 @@ class World:
         junction_half_size: half size of the (single) junction box centred at the origin [m]; 0 = none.
         priority_tokens: tokens of road users with right of way at the unsignalised junction.
         time: simulation time [s].
+        ego_controller: closed loop: advances the (free) ego by ``DT`` [s] after the others' accelerations are
+            read from the state at the start of the step (``ego_control.FreeEgo.advance``); ``None``: the ego is
+            the expert (IDM and ``expert.plan_lateral``) or follows ``step``'s ``ego_accel``.
     """
 
     map: Map
@@ -60,6 +64,7 @@ class World:
     junction_half_size: float = 0.0
     priority_tokens: set[str] = field(default_factory=set)
     time: float = 0.0
+    ego_controller: Callable[[float], None] | None = None
 
     def light_state(self, connector_id: str) -> LightState | None:
         """State of the light governing ``connector_id`` now, or None if unsignalised."""
@@ -228,7 +233,12 @@ class World:
         return False
 
     def step(self, ego_accel: float | None = None) -> None:
-        """Advance 0.1 s. ``ego_accel`` [m/s^2] overrides the ego's own IDM (closed-loop control)."""
+        """Advance 0.1 s. ``ego_accel`` [m/s^2] overrides the ego's own IDM; an ``ego_controller`` drives it instead.
+
+        Everyone reacts to the state at the start of the step (the ego included, whoever drives it), then all
+        move together.
+        """
+        free = self.ego_controller is not None
         for user in self.road_users_and_ego:
             while user.speed_schedule and user.speed_schedule[0][0] <= self.time:
                 speed = user.speed_schedule.pop(0)[1]
@@ -241,13 +251,15 @@ class World:
                 user.home_lateral = user.lane_change_to
                 user.start_manoeuvre(user.lane_change_to, brisk=True)
                 user.lane_change_at = None
-        if ego_accel is None and self.ego.expert and round(self.time / DT) % 5 == 0:
+        if ego_accel is None and not free and self.ego.expert and round(self.time / DT) % 5 == 0:
             plan_lateral(self, self.ego)
         poses = self.poses()  # (N, 3)
-        acc = self.accelerations(skip_ego=ego_accel is not None, poses=poses)
+        acc = self.accelerations(skip_ego=ego_accel is not None or free, poses=poses)
         if ego_accel is not None:
             acc[0] = ego_accel
         for a, user in zip(acc, self.road_users_and_ego, strict=True):
+            if free and user is self.ego:
+                continue
             if user.is_static or self.time < user.start_time:
                 user.accel = 0.0
                 continue
@@ -265,4 +277,6 @@ class World:
             user.accel = (new_speed - user.speed) / DT
             user.speed = new_speed
             user.advance_lateral()
+        if self.ego_controller is not None:
+            self.ego_controller(DT)
         self.time = round(self.time + DT, 9)

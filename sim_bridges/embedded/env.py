@@ -1,0 +1,458 @@
+"""``EmbeddedEnv``: the embedded world as a closed-loop simulator (``irl_vla.envs.ClosedLoopEnv``).
+
+An episode is one scenario of a family (route ``<family>/<seed>``, built as ``irl-vla generate`` builds its logs):
+the expert drives the first ``warmup`` seconds (the observation's history), then a ``FreeEgo`` takes over, a
+kinematic bicycle whose LQR controller tracks the agent's plan at 10 Hz while the agent replans every
+``replan_interval`` seconds. Traffic, people and lights react to the free ego as they react to the expert.
+
+* observation: the agent's ``AgentInput`` (ego history relative to the current pose at 2 Hz, the sensors its
+  ``SensorConfig`` asks for, rendered by the embedded renderer, the navigation instruction);
+* action: a ``Trajectory`` in the current ego frame, or ``Controls`` (``EmbeddedEnvConfig.action``);
+* the episode ends at route completion (``irl_vla.envs.RouteProgress``), at a collision
+  (``terminate_on_collision``), or at ``time_limit`` (truncation);
+* reward: the route completion gained in the step [fraction of the route], minus 1 at a collision;
+* infractions: collisions (the scorer's box-overlap test, the class of the other object decides the kind),
+  running a red light (crossing a red stop line) and driving outside the drivable area (its distance).
+
+Frames are built by ``recorder.observe``, the function that records the logs.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from irl_vla.common.config import require_at_least
+from irl_vla.data.enums import AgentClass, SE2Index
+from irl_vla.data.geometry import absolute_to_relative
+from irl_vla.data.scene import AgentInput, Scene, SceneMetadata
+from irl_vla.data.sensors import SensorConfig
+from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory
+from irl_vla.data.vehicle import PACIFICA
+from irl_vla.envs.env import ActionKind, Controls, ResetOption, TerminationReason
+from irl_vla.envs.info import InfoKey
+from irl_vla.envs.infractions import Infraction, InfractionKind
+from irl_vla.envs.route import Route, RouteProgress
+from irl_vla.envs.trace import TraceIndex
+from irl_vla.scoring.fast_scorer import _boxes_overlap as boxes_overlap
+from irl_vla.scoring.simulation import SimulationConfig
+from irl_vla.scoring.states import StateIndex
+from scenarios.registry import FAMILIES_DIR, ScenarioFamily, load_families
+from sim_bridges.embedded.audit import drivable_area, footprint
+from sim_bridges.embedded.ego_control import FreeEgo, plan_steps
+from sim_bridges.embedded.recorder import RECORD_EVERY, frame_token, observe
+from sim_bridges.embedded.render.sensors import SensorRenderer
+from sim_bridges.embedded.road_users import RoadUser
+from sim_bridges.embedded.scenario_world import ScenarioInstance, build_scenario
+from sim_bridges.embedded.traffic_lights import LightState
+from sim_bridges.embedded.world import DT, World
+
+#: Spacing of a route's dense poses [m] (``RouteProgress`` looks two points ahead per 10 Hz tick).
+ROUTE_SPACING = 2.0
+#: The route ends this far before the end of the ego's path [m].
+ROUTE_END_MARGIN = 10.0
+#: Collisions are tested against objects whose centres are within this distance of the ego's centre [m].
+COLLISION_RANGE = 12.0
+#: Traffic within this distance [m] makes ``InfoKey.TRAFFIC_SPEED``.
+TRAFFIC_RANGE = 50.0
+COLLISION_KINDS = {
+    AgentClass.VEHICLE: InfractionKind.COLLISION_VEHICLE,
+    AgentClass.PEDESTRIAN: InfractionKind.COLLISION_PEDESTRIAN,
+    AgentClass.BICYCLE: InfractionKind.COLLISION_PEDESTRIAN,
+}
+
+
+@dataclass
+class EmbeddedEnvConfig:
+    """Settings of the embedded closed-loop env (``configs/sim/embedded.yaml``, ``sim.<key>=...``).
+
+    Attributes:
+        families: scenario families episodes are drawn from (``None``: all), unless the reset names a route.
+        families_dir: the folder of the families' yaml files.
+        action: ``trajectory`` (a plan tracked by the LQR controller) or ``controls``.
+        replan_interval: simulated time per ``step`` [s]: the agent replans this often (0.5 s: 2 Hz); a multiple
+            of 0.5 s, or 0.1 s or 0.5 s's divisors at the 10 Hz simulation step, and at most a plan's 4 s.
+        route_length: route length from the take-over point [m] (shorter where the ego's path ends).
+        time_limit: episode length [s] after which it is truncated.
+        warmup: the expert drives this long before the agent takes over [s] (the first observation's history).
+        num_history_frames: 2 Hz frames in an observation, the current one included.
+        terminate_on_collision: end the episode at the first collision.
+        describe: write scene descriptions into the frames (a supervision target; off saves time).
+    """
+
+    families: list[str] | None = None
+    families_dir: str = str(FAMILIES_DIR)
+    action: str = ActionKind.TRAJECTORY.value
+    replan_interval: float = 0.5
+    route_length: float = 150.0
+    time_limit: float = 60.0
+    warmup: float = 1.5
+    num_history_frames: int = 4
+    terminate_on_collision: bool = True
+    describe: bool = False
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+
+    def __post_init__(self) -> None:
+        ActionKind(self.action)
+        require_at_least(self, ("num_history_frames",), 1)
+        steps = self.replan_steps
+        fits = RECORD_EVERY % steps == 0 or steps % RECORD_EVERY == 0
+        if abs(steps * DT - self.replan_interval) > 1e-9 or not fits:
+            raise ValueError(
+                f"EmbeddedEnvConfig.replan_interval: {self.replan_interval} s is not a multiple of 0.5 s nor one of "
+                f"0.1 s and 0.5 s at the {DT} s simulation step"
+            )
+        if not 1 <= steps <= plan_steps(self.simulation):
+            raise ValueError(
+                f"EmbeddedEnvConfig.replan_interval: {self.replan_interval} s is outside 0.1 .. "
+                f"{plan_steps(self.simulation) * DT:g} s (a plan covers 4 s)"
+            )
+        warm = round(self.warmup / DT)
+        if warm % RECORD_EVERY or warm < (self.num_history_frames - 1) * RECORD_EVERY:
+            raise ValueError(
+                f"EmbeddedEnvConfig.warmup: {self.warmup} s must be a multiple of 0.5 s covering the "
+                f"{self.num_history_frames} history frames"
+            )
+        for name in ("route_length", "time_limit"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"EmbeddedEnvConfig.{name}: expected > 0, got {getattr(self, name)}")
+
+    @property
+    def replan_steps(self) -> int:
+        """Simulation steps per ``step``."""
+        return max(1, round(self.replan_interval / DT))
+
+
+def route_of(instance: ScenarioInstance, route_id: str, length: float) -> Route:
+    """The route ahead of the ego: its path from the rear axle, ``length`` [m] long, every ``ROUTE_SPACING``."""
+    ego = instance.world.ego
+    start = ego.s - PACIFICA.rear_axle_to_center
+    end = min(start + length, ego.path.length - ROUTE_END_MARGIN)
+    if end - start < 2 * ROUTE_SPACING:
+        raise ValueError(f"route {route_id}: the ego's path ends {end - start:.1f} m after the take-over point")
+    s = np.linspace(start, end, max(2, int(np.ceil((end - start) / ROUTE_SPACING)) + 1))
+    return Route(route_id, ego.path.pose_at(s, ego.home_lateral), list(instance.route_ids), instance.world.map.name)
+
+
+def fork_expert(world: World) -> World:
+    """A copy of ``world`` (sharing the map and the paths) whose ego is the expert again, where the free ego is."""
+    memo: dict[int, Any] = {id(world.map): world.map}
+    for user in world.road_users_and_ego:
+        memo[id(user.path)] = user.path
+    fork = copy.deepcopy(world, memo)
+    free = fork.ego
+    fields = {name: getattr(free, name) for name in RoadUser.__dataclass_fields__ if not name.startswith("_")}
+    fork.ego = RoadUser(**{**fields, "expert": True, "manoeuvre": None})
+    fork.ego_controller = None
+    return fork
+
+
+class EmbeddedEnv:
+    """The embedded world as a ``ClosedLoopEnv``.
+
+    Args:
+        config: the env's settings.
+        families: the scenario families by name (default: loaded from ``config.families_dir``).
+        renderer: the sensor renderer (default: the embedded rig and LiDAR, made when a sensor is first asked for).
+    """
+
+    def __init__(
+        self,
+        config: EmbeddedEnvConfig | None = None,
+        families: dict[str, ScenarioFamily] | None = None,
+        renderer: SensorRenderer | None = None,
+    ) -> None:
+        self.config = config or EmbeddedEnvConfig()
+        all_families = families if families is not None else load_families(self.config.families_dir)
+        names = self.config.families if self.config.families is not None else sorted(all_families)
+        unknown = sorted(set(names) - set(all_families))
+        if unknown or not names:
+            raise ValueError(f"EmbeddedEnvConfig.families: unknown {unknown or names}; known: {sorted(all_families)}")
+        self.families = {name: all_families[name] for name in names}
+        self.all_families = all_families
+        self.action_kind = ActionKind(self.config.action)
+        self.step_interval = self.config.replan_steps * DT
+        self.renderer = renderer
+        self.sensor_config = SensorConfig.build_no_sensors()
+        self._rng = np.random.default_rng()
+        self._world: World | None = None
+
+    # ------------------------------------------------------------------ episode state
+    @property
+    def world(self) -> World:
+        """The world of the current episode.
+
+        Raises:
+            RuntimeError: before the first ``reset``.
+        """
+        if self._world is None:
+            raise RuntimeError("EmbeddedEnv: call reset() before stepping or reading the world")
+        return self._world
+
+    @property
+    def ego(self) -> FreeEgo:
+        """The free ego of the current episode."""
+        ego = self.world.ego
+        assert isinstance(ego, FreeEgo)
+        return ego
+
+    @property
+    def time(self) -> float:
+        """Simulated time since the reset [s]."""
+        return round(self.world.time - self._t0, 9)
+
+    def route_ids(self, seeds: range | list[int]) -> list[str]:
+        """Route ids ``<family>/<seed>`` of every drawn family for ``seeds``."""
+        return [f"{name}/{seed}" for name in self.families for seed in seeds]
+
+    def _parse_route(self, route_id: str) -> tuple[ScenarioFamily, int]:
+        family, _, seed = route_id.rpartition("/")
+        if family not in self.all_families or not seed.lstrip("-").isdigit():
+            raise ValueError(
+                f"EmbeddedEnv: no route {route_id!r}; routes are <family>/<seed> with a family of "
+                f"{sorted(self.all_families)}"
+            )
+        return self.all_families[family], int(seed)
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[AgentInput, dict[str, Any]]:
+        """Build the route's scenario, let the expert drive ``warmup`` seconds, hand the ego to the agent.
+
+        Without ``options[ResetOption.ROUTE]`` the family and the scenario seed are drawn from ``seed``'s stream.
+
+        Raises:
+            ValueError: naming the route when it is not ``<family>/<seed>`` of a known family.
+        """
+        options = dict(options or {})
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        route_id = options.get(ResetOption.ROUTE, options.get(ResetOption.ROUTE.value))
+        if route_id is None:
+            names = list(self.families)
+            route_id = f"{names[int(self._rng.integers(len(names)))]}/{int(self._rng.integers(2**31 - 1))}"
+        family, scenario_seed = self._parse_route(str(route_id))
+        sensor_config = options.get(ResetOption.SENSOR_CONFIG, options.get(ResetOption.SENSOR_CONFIG.value))
+        self.sensor_config = sensor_config if sensor_config is not None else SensorConfig.build_no_sensors()
+        if self.sensor_config.needs_any and self.renderer is None:
+            self.renderer = SensorRenderer()
+
+        instance = build_scenario(family, scenario_seed)
+        self.instance, self.route_id = instance, str(route_id)
+        world = instance.world
+        self._world, self._step_index, self._frames = world, 0, {}
+        self._add_frame()
+        for _ in range(round(self.config.warmup / DT)):
+            world.step()
+            self._step_index += 1
+            if self._step_index % RECORD_EVERY == 0:
+                self._add_frame()
+        ego = FreeEgo.take_over(world.ego, self.config.simulation)
+        world.ego, world.ego_controller = ego, ego.advance
+        self._t0 = world.time
+        self.route = route_of(instance, self.route_id, self.config.route_length)
+        self.progress = RouteProgress(self.route)
+        self._drivable = drivable_area(world.map)
+        self._collided: set[str] = set()
+        self._red_crossed: set[int] = set()
+        self._plan: Trajectory | None = None
+        self._done = False
+        self.speed_limit = float(instance.params["road"]["speed_limit"])
+        info = {
+            InfoKey.ROUTE: self.route,
+            InfoKey.MAP: world.map,
+            InfoKey.FRAME: self._frames[self._step_index],
+            InfoKey.TIME: 0.0,
+        }
+        return self._agent_input(), info
+
+    def step(self, action: Trajectory | Controls) -> tuple[AgentInput, float, bool, bool, dict[str, Any]]:
+        """Track ``action`` for ``step_interval`` seconds at 10 Hz; ``(obs, reward, terminated, truncated, info)``.
+
+        Raises:
+            RuntimeError: before ``reset`` or after the episode ended.
+            TypeError: on an action of the other kind.
+            ValueError: on a plan with non-finite or implausible poses (naming the route and time).
+        """
+        world, ego = self.world, self.ego
+        if self._done:
+            raise RuntimeError(f"EmbeddedEnv ({self.route_id}): the episode has ended; call reset()")
+        where = f"route {self.route_id} at t={self.time:.1f} s"
+        if self.action_kind is ActionKind.TRAJECTORY:
+            if not isinstance(action, Trajectory):
+                raise TypeError(f"EmbeddedEnv ({where}): expected a Trajectory, got {type(action).__name__}")
+            ego.follow(action, where)
+            self._plan = action
+        else:
+            if not isinstance(action, Controls):
+                raise TypeError(f"EmbeddedEnv ({where}): expected Controls, got {type(action).__name__}")
+            ego.hold(action.acceleration, action.steering_angle)
+        completion_before = self.progress.completion
+        trace = np.zeros((self.config.replan_steps, len(TraceIndex)))
+        infractions: list[Infraction] = []
+        off_road = 0.0
+        for k in range(self.config.replan_steps):
+            front_before = ego.s + ego.length / 2
+            world.step()
+            self._step_index += 1
+            trace[k] = self._trace_row()
+            self.progress.update(ego.rear_axle[: SE2Index.HEADING])
+            infractions += self._collisions() + self._red_lights(front_before)
+            if not self._drivable.contains(footprint(ego)):
+                off_road += ego.speed * DT
+            if any(i.kind.is_collision for i in infractions) and self.config.terminate_on_collision:
+                trace = trace[: k + 1]
+                break
+        if off_road > 0:
+            infractions.append(self._infraction(InfractionKind.OFF_ROAD, value=off_road))
+        self._add_frame()
+        collided = any(i.kind.is_collision for i in infractions)
+        reward = (self.progress.completion - completion_before) / 100.0 - float(collided)
+        info: dict[str, Any] = {
+            InfoKey.FRAME: self._frames[self._step_index],
+            InfoKey.TIME: self.time,
+            InfoKey.EGO_TRACE: trace,
+            InfoKey.INFRACTIONS: infractions,
+            InfoKey.ROUTE_COMPLETION: self.progress.completion,
+            InfoKey.SPEED_LIMIT: self.speed_limit,
+            InfoKey.TRAFFIC_SPEED: self._traffic_speed(),
+            InfoKey.PLAN: self._plan,
+        }
+        terminated = truncated = False
+        if collided and self.config.terminate_on_collision:
+            terminated, info[InfoKey.TERMINATION] = True, TerminationReason.COLLISION
+        elif self.progress.completed:
+            terminated, info[InfoKey.TERMINATION] = True, TerminationReason.ROUTE_COMPLETED
+        elif self.time >= self.config.time_limit - 1e-9:
+            truncated, info[InfoKey.TERMINATION] = True, TerminationReason.TIME_LIMIT
+        self._done = terminated or truncated
+        return self._agent_input(), reward, terminated, truncated, info
+
+    def close(self) -> None:
+        """Drop the episode (nothing else is held)."""
+        self._world = None
+
+    # ------------------------------------------------------------------ privileged
+    def expert_plan(self) -> Trajectory:
+        """The expert's plan from the free ego's state now (privileged): a copy of the world, the expert driving it.
+
+        The copy's expert starts where the free ego is (its arc length, lateral offset and speed on the route path)
+        and drives 4 s; its rear-axle poses every 0.5 s, relative to the free ego's, make the plan.
+        """
+        fork = fork_expert(self.world)
+        sampling = DEFAULT_SAMPLING
+        assert sampling.num_poses is not None and sampling.interval_length is not None
+        every = round(sampling.interval_length / DT)
+        poses = []
+        for _ in range(sampling.num_poses):
+            for _ in range(every):
+                fork.step()
+            poses.append(PACIFICA.rear_axle_from_center(fork.ego.pose))
+        rel = absolute_to_relative(np.stack(poses), self.ego.rear_axle)
+        return Trajectory(rel.astype(np.float32), sampling)
+
+    # ------------------------------------------------------------------ internals
+    def _add_frame(self) -> None:
+        """Record the frame of the current simulation step (the observation's history keeps the last ones)."""
+        world = self.world
+        token = frame_token(self.route_id, self._step_index)
+        self._frames[self._step_index] = observe(
+            world, self.instance.route_ids, self.instance.route_centerline, token, describe=self.config.describe
+        )
+        keep = self._step_index - (self.config.num_history_frames - 1) * RECORD_EVERY
+        for index in [i for i in self._frames if i < keep]:
+            del self._frames[index]
+
+    def _agent_input(self) -> AgentInput:
+        """The observation: the history frames (2 Hz) with the sensors the agent asked for."""
+        n = self.config.num_history_frames
+        frames = [self._frames[self._step_index - (n - 1 - i) * RECORD_EVERY] for i in range(n)]
+        current = frames[-1]
+        meta = SceneMetadata(self.route_id, current.token, self.world.map.name, current.token, n, 0)
+        scene = Scene(meta, frames, self.world.map)
+        if self.sensor_config.needs_any:
+            assert self.renderer is not None
+            for index, frame in enumerate(frames):
+                names = [c for c in self.sensor_config.cameras_at(index) if c not in frame.cameras]
+                if names:
+                    frame.cameras = {**frame.cameras, **self.renderer.render_cameras(frame, self.world.map, names)}
+                if self.sensor_config.lidar_at(index) and frame.lidar is None:
+                    frame.lidar = self.renderer.render_lidar(frame, self.world.map)
+        return scene.get_agent_input()
+
+    def _trace_row(self) -> np.ndarray:
+        state = self.ego.state
+        row = np.zeros(len(TraceIndex))
+        row[TraceIndex.TIME] = self.time
+        row[[TraceIndex.X, TraceIndex.Y, TraceIndex.HEADING]] = state[[StateIndex.X, StateIndex.Y, StateIndex.HEADING]]
+        row[TraceIndex.VELOCITY_X] = state[StateIndex.VELOCITY_X]
+        row[TraceIndex.ACCELERATION_X] = state[StateIndex.ACCELERATION_X]
+        row[TraceIndex.ACCELERATION_Y] = state[StateIndex.VELOCITY_X] ** 2 * self.ego.curvature()
+        row[TraceIndex.YAW_RATE] = state[StateIndex.ANGULAR_VELOCITY]
+        return row
+
+    def _infraction(self, kind: InfractionKind, other_id: str = "", value: float | None = None) -> Infraction:
+        return Infraction(kind, self.time, self.ego.rear_axle[: SE2Index.HEADING], other_id, value)
+
+    def _collisions(self) -> list[Infraction]:
+        """New collisions of this simulation step (each other object counts once per episode)."""
+        world, ego = self.world, self.ego
+        others = world.road_users
+        poses = np.stack([u.pose for u in others])  # (N, 3)
+        centre = ego.pose
+        near = np.flatnonzero(np.hypot(*(poses[:, :2] - centre[:2]).T) < COLLISION_RANGE)
+        if not len(near):
+            return []
+        half = np.array([[others[k].length / 2, others[k].width / 2] for k in near])  # (M, 2)
+        hit = boxes_overlap(
+            centre[None, :2],
+            centre[None, SE2Index.HEADING],
+            np.array([[ego.length / 2, ego.width / 2]]),
+            poses[near, :2],
+            poses[near, SE2Index.HEADING],
+            half,
+        )
+        out = []
+        for k in near[hit]:
+            other = others[k]
+            if other.track_token in self._collided:
+                continue
+            self._collided.add(other.track_token)
+            kind = COLLISION_KINDS.get(other.agent_class, InfractionKind.COLLISION_STATIC)
+            out.append(self._infraction(kind, other.track_token))
+        return out
+
+    def _red_lights(self, front_before: float) -> list[Infraction]:
+        """A red-light infraction when the ego's front crossed a red stop line in this simulation step."""
+        ego, out = self.ego, []
+        front = ego.s + ego.length / 2
+        for index, stop in enumerate(ego.stops):
+            if stop.kind != "light" or index in self._red_crossed or not front_before < stop.s <= front:
+                continue
+            on_route_lane = abs(ego.lateral - ego.home_lateral) < 3.0
+            if on_route_lane and self.world.light_state(stop.connector_id) is LightState.RED:
+                self._red_crossed.add(index)
+                out.append(self._infraction(InfractionKind.RED_LIGHT, stop.connector_id))
+        return out
+
+    def _traffic_speed(self) -> float | None:
+        """Mean speed [m/s] of the moving-traffic vehicles within ``TRAFFIC_RANGE`` of the ego, None with none."""
+        centre = self.ego.pose[:2]
+        speeds = [
+            u.speed
+            for u in self.world.road_users
+            if u.agent_class is AgentClass.VEHICLE
+            and not u.background
+            and not u.is_static
+            and np.hypot(*(u.pose[:2] - centre)) < TRAFFIC_RANGE
+        ]
+        return float(np.mean(speeds)) if speeds else None
+
+
+def make_env(**settings: Any) -> EmbeddedEnv:
+    """The env of ``configs/sim/embedded.yaml`` (hydra's ``_target_``): ``EmbeddedEnvConfig`` keys as keywords."""
+    return EmbeddedEnv(EmbeddedEnvConfig(**settings))
