@@ -1,0 +1,100 @@
+"""Off-road and wrong-way driving: the leaderboard's "outside route lanes", split into its two causes.
+
+Off-road: the ego's box centre is farther than ``off_road_margin`` from every lane, lane connector and car-park
+area. Wrong way: the centre lies in lanes or connectors, and every one of them runs more than
+``wrong_way_angle`` away from the ego's heading (at its nearest centerline pose). While either holds, the route
+distance newly covered is added to the stretch (off-road first when both hold); a stretch that covered route
+distance becomes one infraction, with that distance as its value, when it ends (or at ``finish``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from shapely.geometry import Point
+
+from irl_vla.data.enums import XY, SE2Index
+from irl_vla.data.geometry import wrap_angle
+from irl_vla.data.map.map_api import Map
+from irl_vla.data.map.map_objects import LANE_LAYERS, MapLayer
+from irl_vla.envs.infractions import Infraction, InfractionKind
+from irl_vla.envs.tick import Tick
+
+
+@dataclass
+class _Stretch:
+    start_time: float
+    position: np.ndarray
+    distance: float = 0.0
+
+
+@dataclass
+class LaneDetector:
+    """Tracks off-road and wrong-way stretches.
+
+    Attributes:
+        map_api: the location's map.
+        off_road_margin: the ego's centre may be this far outside the lane polygons [m].
+        wrong_way_angle: heading difference to every containing lane that counts as wrong way [rad].
+    """
+
+    map_api: Map
+    off_road_margin: float = 0.5
+    wrong_way_angle: float = float(np.radians(120.0))
+
+    def __post_init__(self) -> None:
+        self._open: dict[InfractionKind, _Stretch] = {}
+
+    def state(self, tick: Tick) -> InfractionKind | None:
+        """``OFF_ROAD``, ``WRONG_WAY`` or None for the ego at this tick."""
+        center = tick.ego_center
+        xy = center[XY]
+        layers = (*LANE_LAYERS, MapLayer.CARPARK_AREA)
+        near = self.map_api.query_radius(xy, self.off_road_margin, layers)
+        if not any(near.values()):
+            return InfractionKind.OFF_ROAD
+        lanes = [lane for layer in LANE_LAYERS for lane in near[layer] if lane.polygon.contains(Point(*xy))]
+        if not lanes:
+            return None  # on a car park, or within the margin of a lane
+        heading = center[SE2Index.HEADING]
+        for lane in lanes:
+            line = lane.centerline  # type: ignore[attr-defined]
+            i = int(np.argmin(np.linalg.norm(line[:, XY] - xy, axis=1)))
+            if abs(float(wrap_angle(line[i, SE2Index.HEADING] - heading))) <= self.wrong_way_angle:
+                return None
+        return InfractionKind.WRONG_WAY
+
+    def _close(self, kind: InfractionKind) -> list[Infraction]:
+        stretch = self._open.pop(kind)
+        if stretch.distance <= 0:
+            return []
+        what = "drove off the road" if kind is InfractionKind.OFF_ROAD else "drove against the lane direction"
+        return [
+            Infraction(
+                kind,
+                stretch.start_time,
+                stretch.position,
+                value=stretch.distance,
+                message=f"Agent {what} for {stretch.distance:.1f} m of the route from t={stretch.start_time:.1f} s",
+            )
+        ]
+
+    def update(self, tick: Tick, route_distance: float) -> list[Infraction]:
+        """Stretches ending at this tick; ``route_distance`` is the route distance newly covered [m]."""
+        now = self.state(tick)
+        events = []
+        for kind in list(self._open):
+            if kind is not now:
+                events += self._close(kind)
+        if now is not None:
+            stretch = self._open.setdefault(now, _Stretch(tick.time, tick.ego_xy.copy()))
+            stretch.distance += route_distance
+        return events
+
+    def finish(self) -> list[Infraction]:
+        """Close the stretches still open at the end of the episode."""
+        events = []
+        for kind in list(self._open):
+            events += self._close(kind)
+        return events
