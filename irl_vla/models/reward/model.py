@@ -1,0 +1,243 @@
+"""``RewardWorldModel``: predicts, for candidate trajectories in a scene, the sub-scores the simulator would give.
+
+A trajectory-query decoder, as in IRL-VLA's figure: the scene is encoded once (``encode_scene``: meta, BEV, map
+and object tokens); each candidate becomes one query (its normalised poses, plus the BEV stem's features sampled
+at points of the vehicle's outline along its poses), which attends in turn to the meta, BEV, map and object
+tokens (feed-forward between, ``num_blocks`` times); one head per sub-score follows (``heads``). Candidates never
+attend to each other, so a candidate's prediction does not depend on which others are scored with it.
+
+The reward is the EPDMS of the expected sub-scores through the suite's one aggregation function
+(``irl_vla.scoring.aggregation.aggregate``), differentiable.
+
+    model = RewardWorldModel(load_reward_config("tiny"))
+    model.set_normalization(compute_reward_normalization(ego_status, candidates))
+    scene = model.encode_scene(features)                     # once per scene
+    out = model.score_candidates(scene, trajectories)        # (B, K, T, 3) -> sub_scores (B, K, S), reward (B, K)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from irl_vla.data.enums import SE2Index
+from irl_vla.data.features.ego import EgoStatusIndex
+from irl_vla.labeling.store import CandidateSource
+from irl_vla.models.reward.config import RewardModelConfig
+from irl_vla.models.reward.heads import HeadKey, SubScoreHeads
+from irl_vla.models.reward.loss import RewardKey, RewardTarget, reward_loss
+from irl_vla.models.reward.scene_encoder import RewardFeature, RewardSceneEncoder, SceneTokens
+from irl_vla.models.vla.layers import Attention, FeedForward, mlp
+from irl_vla.scoring.aggregation import aggregate
+
+#: Normalisation statistics a reward model holds (``set_normalization``), with their shapes.
+NORMALIZATION_KEYS = ("ego_mean", "ego_std", "trajectory_mean", "trajectory_std")
+
+
+def compute_reward_normalization(ego_status: Tensor, candidates: Tensor, floor: float = 1e-3) -> dict[str, Tensor]:
+    """Means and standard deviations of the ego history ``(N, T, D)`` and of candidates ``(N, K, T, 3)``.
+
+    Standard deviations are floored at ``floor`` times the largest of their statistic (constant columns).
+    """
+    ego = ego_status.double()
+    traj = candidates.double().flatten(0, 1)  # (N K, T, 3)
+
+    def std(x: Tensor) -> Tensor:
+        s = x.std(dim=0, unbiased=False)
+        return s.clamp_min(float(s.max()) * floor + 1e-12)
+
+    return {
+        "ego_mean": ego.mean(0).float(),
+        "ego_std": std(ego).float(),
+        "trajectory_mean": traj.mean(0).float(),
+        "trajectory_std": std(traj).float(),
+    }
+
+
+class CandidateBlock(nn.Module):
+    """Cross-attention to the meta, BEV, map and object tokens in turn, a feed-forward layer after each."""
+
+    def __init__(self, d_model: int, num_heads: int, ffn_mult: int) -> None:
+        super().__init__()
+        self.attn = nn.ModuleList(Attention(d_model, num_heads, cross=True) for _ in range(4))
+        self.ffn = nn.ModuleList(FeedForward(d_model, ffn_mult) for _ in range(4))
+
+    def forward(self, x: Tensor, scene: SceneTokens) -> Tensor:
+        """Candidate queries ``(B, K, D)`` -> ``(B, K, D)``."""
+        memories = ((scene.meta, None), (scene.bev, None), (scene.map, None), (scene.objects, scene.object_mask))
+        for attn, ffn, (memory, mask) in zip(self.attn, self.ffn, memories, strict=True):
+            x = ffn(attn(x, memory, mask))
+        return x
+
+
+class RewardWorldModel(nn.Module):
+    """The reward world model (see the module docstring).
+
+    Args:
+        cfg: sizes, inputs, heads and loss weights.
+    """
+
+    def __init__(self, cfg: RewardModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        inp = cfg.inputs
+        d = cfg.d_model
+        self.scene_encoder = RewardSceneEncoder(cfg)
+        stem_channels = cfg.bev_channels[0]
+        num_points = len(cfg.pose_points)
+        pose_in = inp.num_poses * (len(SE2Index) + 2)  # normalised x, y, heading, then cos and sin of heading
+        sample_in = inp.num_poses * num_points * stem_channels
+        self.candidate_embed = mlp(pose_in + sample_in, 2 * d, d)
+        self.blocks = nn.ModuleList(CandidateBlock(d, cfg.num_heads, cfg.ffn_mult) for _ in range(cfg.num_blocks))
+        self.norm = nn.LayerNorm(d)
+        self.heads = SubScoreHeads(d, cfg.head_hidden, predict_ec=cfg.predict_ec)
+        self.register_buffer("pose_points", torch.tensor(cfg.pose_points, dtype=torch.float32), persistent=False)
+        t = inp.num_poses
+        nan = float("nan")
+        self.register_buffer("ego_mean", torch.full((inp.history_frames, len(EgoStatusIndex)), nan))
+        self.register_buffer("ego_std", torch.full((inp.history_frames, len(EgoStatusIndex)), nan))
+        self.register_buffer("trajectory_mean", torch.full((t, len(SE2Index)), nan))
+        self.register_buffer("trajectory_std", torch.full((t, len(SE2Index)), nan))
+
+    # ------------------------------------------------------------------------------------------ statistics
+    def set_normalization(self, stats: Mapping[str, Tensor]) -> None:
+        """Set the normalisation statistics (``compute_reward_normalization``; a checkpoint's).
+
+        Raises:
+            ValueError: naming a missing, misshapen or non-finite statistic.
+        """
+        for key in NORMALIZATION_KEYS:
+            if key not in stats:
+                raise ValueError(f"reward model normalisation: missing {key!r}")
+            buf = getattr(self, key)
+            value = stats[key].float()
+            if value.shape != buf.shape or not bool(torch.isfinite(value).all()):
+                raise ValueError(
+                    f"reward model normalisation {key!r}: expected finite {tuple(buf.shape)}, got {tuple(value.shape)}"
+                )
+            buf.copy_(value)
+
+    def normalization(self) -> dict[str, Tensor]:
+        """The statistics by name (saved beside the weights)."""
+        return {k: getattr(self, k).detach().clone() for k in NORMALIZATION_KEYS}
+
+    def _require_normalization(self) -> None:
+        if not bool(torch.isfinite(self.trajectory_std).all()):
+            raise ValueError("reward model: normalisation statistics were never set (set_normalization)")
+
+    # ------------------------------------------------------------------------------------------ the network
+    @property
+    def privileged(self) -> bool:
+        """Whether it reads the scene's map raster or annotated boxes (not only sensors and ego status)."""
+        return self.cfg.inputs.privileged
+
+    def input_keys(self) -> list[str]:
+        """The feature keys ``encode_scene`` reads."""
+        inp = self.cfg.inputs
+        keys = [RewardFeature.EGO_STATUS, RewardFeature.DRIVING_COMMAND]
+        if inp.use_lidar:
+            keys.append(RewardFeature.LIDAR_BEV)
+        if inp.use_map:
+            keys.append(RewardFeature.BEV_SEMANTIC_MAP)
+        if inp.use_agents:
+            keys += [RewardFeature.AGENT_STATES, RewardFeature.AGENT_MASK]
+        return keys
+
+    def encode_scene(self, features: Mapping[str, Tensor]) -> SceneTokens:
+        """The scene tokens of a batch of scenes (compute once, score any number of candidates against them).
+
+        Raises:
+            KeyError: naming a missing input.
+        """
+        self._require_normalization()
+        missing = [k for k in self.input_keys() if k not in features]
+        if missing:
+            raise KeyError(f"reward model: missing inputs {missing} (it reads {self.input_keys()})")
+        ego = (features[RewardFeature.EGO_STATUS].float() - self.ego_mean) / self.ego_std  # (B, T, D)
+        command = features[RewardFeature.DRIVING_COMMAND].float()  # (B, 4)
+        return self.scene_encoder(dict(features), torch.cat([ego.flatten(1), command], dim=-1))
+
+    def score_candidates(self, scene: SceneTokens, trajectories: Tensor) -> dict[str, Tensor]:
+        """Predict sub-scores of candidates in encoded scenes.
+
+        Args:
+            scene: ``encode_scene``'s tokens of B scenes.
+            trajectories: ``(B, K, T, 3)`` relative plans by ``SE2Index`` [m, m, rad].
+
+        Returns:
+            ``HeadKey.SUB_SCORES`` ``(B, K, S)`` expected sub-scores in [0, 1] by ``SubScore`` (EC NaN when not
+            predicted), the raw head outputs (``HeadKey``) and ``RewardKey.REWARD`` ``(B, K)``.
+        """
+        self._require_normalization()
+        b, _k, t, c = trajectories.shape
+        if (t, c) != tuple(self.trajectory_mean.shape) or b != scene.meta.shape[0]:
+            raise ValueError(
+                f"reward model: trajectories {tuple(trajectories.shape)} do not match (B={scene.meta.shape[0]}, K, "
+                f"{tuple(self.trajectory_mean.shape)})"
+            )
+        traj = trajectories.float()
+        norm = (traj - self.trajectory_mean) / self.trajectory_std  # (B, K, T, 3)
+        heading = traj[..., SE2Index.HEADING]
+        pose = torch.cat([norm, torch.cos(heading)[..., None], torch.sin(heading)[..., None]], -1)  # (B, K, T, 5)
+        sampled = self._sample_stem(scene.stem, traj)  # (B, K, T P C)
+        x = self.candidate_embed(torch.cat([pose.flatten(2), sampled], dim=-1))  # (B, K, D)
+        for block in self.blocks:
+            x = block(x, scene)
+        out = self.heads(self.norm(x))
+        out[RewardKey.REWARD] = aggregate(out[HeadKey.SUB_SCORES], self.cfg.aggregation)
+        return out
+
+    def predict_sub_scores(self, features: Mapping[str, Tensor], trajectories: Tensor) -> dict[str, Tensor]:
+        """``encode_scene`` then ``score_candidates``: features of B scenes, trajectories ``(B, K, T, 3)``."""
+        return self.score_candidates(self.encode_scene(features), trajectories)
+
+    def reward(self, features: Mapping[str, Tensor], trajectories: Tensor) -> Tensor:
+        """The learned reward (EPDMS of the predicted sub-scores) ``(B, K)``, differentiable."""
+        return self.predict_sub_scores(features, trajectories)[RewardKey.REWARD]
+
+    def _sample_stem(self, stem: Tensor, traj: Tensor) -> Tensor:
+        """Stem features at the outline points of every pose ``(B, K, T P C)`` (zeros outside the raster)."""
+        b, k, _t, _ = traj.shape
+        x, y, h = traj[..., SE2Index.X], traj[..., SE2Index.Y], traj[..., SE2Index.HEADING]  # (B, K, T)
+        fwd, left = self.pose_points[:, 0], self.pose_points[:, 1]  # (P,)
+        cos, sin = torch.cos(h)[..., None], torch.sin(h)[..., None]
+        px = x[..., None] + fwd * cos - left * sin  # (B, K, T, P)
+        py = y[..., None] + fwd * sin + left * cos
+        x0, x1, y0, y1 = self.cfg.inputs.bev_range
+        # grid_sample: the last coordinate indexes the width (our y), the first the height (our x)
+        grid = torch.stack([(py - y0) / (y1 - y0) * 2 - 1, (px - x0) / (x1 - x0) * 2 - 1], dim=-1)
+        feats = F.grid_sample(stem, grid.reshape(b, k, -1, 2), align_corners=False)  # (B, C, K, T P)
+        return feats.permute(0, 2, 3, 1).reshape(b, k, -1)
+
+    # ------------------------------------------------------------------------------------------ training
+    def forward(
+        self, features: Mapping[str, Tensor], targets: Mapping[str, Tensor] | None = None, *, generator=None
+    ) -> dict[str, Tensor]:
+        """Training forward (the shared trainer's call): score the labelled candidates of ``targets``.
+
+        In training mode with ``train_candidates`` set, that many candidates per scene are drawn (from
+        ``generator``), the expert always among them; ``RewardKey.CANDIDATE_INDEX`` says which.
+        """
+        if targets is None or RewardTarget.CANDIDATES not in targets:
+            raise KeyError(f"RewardWorldModel.forward: needs targets[{RewardTarget.CANDIDATES!r}] (B, K, T, 3)")
+        candidates = targets[RewardTarget.CANDIDATES]
+        b, k = candidates.shape[:2]
+        kt = self.cfg.train_candidates
+        if self.training and 0 < kt < k:
+            gen_device = generator.device if generator is not None else candidates.device
+            keys = torch.rand(b, k, generator=generator, device=gen_device).to(candidates.device)
+            keys = keys.masked_fill(targets[RewardTarget.SOURCES] == CandidateSource.EXPERT, -1.0)
+            index = torch.argsort(keys, dim=1)[:, :kt]  # (B, Kt)
+        else:
+            index = torch.arange(k, device=candidates.device).expand(b, k)
+        chosen = torch.gather(candidates, 1, index[..., None, None].expand(-1, -1, *candidates.shape[2:]))
+        out = self.predict_sub_scores(features, chosen)
+        out[RewardKey.CANDIDATE_INDEX] = index
+        return out
+
+    def compute_loss(self, predictions: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Every loss term and their weighted sum ``loss`` (``irl_vla.models.reward.loss``)."""
+        return reward_loss(dict(predictions), dict(targets), self.cfg.loss, self.heads.binary)

@@ -1,0 +1,157 @@
+"""The reward model's own lightweight scene encoder: meta, BEV, map and object tokens, computed once per scene.
+
+- **BEV**: the rasters it reads (LiDAR histogram, and the map/object raster ``bev_semantic_map`` one-hot) are
+  stacked as channels and run through a small CNN (stride-2 stem, stride-2 stages, group norm, ReLU). The stem's
+  feature map (``stem``) is kept for sampling along candidates; the last stage is pooled to ``bev_grid`` tokens
+  plus an embedding of each cell's centre.
+- **Meta**: one token of the normalised ego-status history and the driving command.
+- **Map**: ``map_grid`` queries placed at their cells' centres, attending to the BEV tokens.
+- **Objects**: the annotated boxes embedded one token each (``inputs.use_agents``, privileged) or learned
+  queries over the BEV tokens; a learned "nothing" token is always present, so a scene without objects attends.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from irl_vla.data.enums import DrivingCommand
+from irl_vla.data.features.bev_semantic import BevSemanticClass
+from irl_vla.data.features.ego import EgoStatusIndex
+from irl_vla.data.features.targets import AgentStateIndex
+from irl_vla.models.reward.config import RewardModelConfig
+from irl_vla.models.vla.layers import QueryDecoder, grid_cell_centres, mlp
+
+
+class RewardFeature:
+    """Names of the tensors the reward model reads (shapes without the batch axis)."""
+
+    EGO_STATUS = "ego_status"  # (T, D) EgoStatusIndex columns per history frame, oldest first
+    DRIVING_COMMAND = "driving_command"  # (D,) one-hot DrivingCommand
+    LIDAR_BEV = "lidar_bev"  # (T, C, H, W) in [0, 1]  (inputs.use_lidar)
+    BEV_SEMANTIC_MAP = "bev_semantic_map"  # (H, W) BevSemanticClass  (inputs.use_map, privileged)
+    AGENT_STATES = "agent_states"  # (A, D) AgentStateIndex  (inputs.use_agents, privileged)
+    AGENT_MASK = "agent_mask"  # (A,) bool
+
+
+class SceneTokens(NamedTuple):
+    """A scene's tokens (reused by every candidate).
+
+    Attributes:
+        meta: ``(B, 1, D)`` ego status and driving command.
+        bev: ``(B, L, D)`` BEV tokens.
+        map: ``(B, M, D)`` map tokens.
+        objects: ``(B, O, D)`` object tokens (the first is the learned "nothing" token).
+        object_mask: ``(B, O)`` true on real tokens.
+        stem: ``(B, C, H, W)`` the BEV CNN's stem feature map (sampled along candidates).
+    """
+
+    meta: Tensor
+    bev: Tensor
+    map: Tensor
+    objects: Tensor
+    object_mask: Tensor
+    stem: Tensor
+
+
+def _conv(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(1, c_out), nn.ReLU())
+
+
+class RewardSceneEncoder(nn.Module):
+    """Features of one batch of scenes -> ``SceneTokens``.
+
+    Args:
+        cfg: the model config.
+    """
+
+    def __init__(self, cfg: RewardModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        inp = cfg.inputs
+        d = cfg.d_model
+        self.map_classes = len(BevSemanticClass)
+        channels = (inp.lidar_frames * inp.lidar_channels if inp.use_lidar else 0) + (
+            self.map_classes if inp.use_map else 0
+        )
+        widths = cfg.bev_channels
+        self.stem = _conv(channels, widths[0])
+        self.stages = nn.Sequential(*[_conv(a, b) for a, b in itertools.pairwise(widths)])
+        self.bev_proj = nn.Linear(widths[-1], d)
+        self.register_buffer("bev_centres", self._centres(cfg.bev_grid), persistent=False)
+        self.register_buffer("map_centres", self._centres(cfg.map_grid), persistent=False)
+        self.cell_embed = mlp(2, d, d)
+        ego_in = inp.history_frames * len(EgoStatusIndex) + len(DrivingCommand)
+        self.meta_embed = mlp(ego_in, d, d)
+        self.map_decoder = QueryDecoder(
+            cfg.map_grid[0] * cfg.map_grid[1], d, cfg.num_heads, cfg.ffn_mult, cfg.scene_layers, self_attention=True
+        )
+        self.nothing = nn.Parameter(torch.randn(1, 1, d) * 0.02)
+        if inp.use_agents:
+            self.object_embed = mlp(len(AgentStateIndex) + 1, d, d)  # heading as cos, sin
+        elif cfg.num_object_queries:
+            self.object_decoder = QueryDecoder(
+                cfg.num_object_queries, d, cfg.num_heads, cfg.ffn_mult, cfg.scene_layers, self_attention=True
+            )
+
+    def _centres(self, grid: list[int]) -> Tensor:
+        """Cell centres of a grid over the BEV range, scaled to [-1, 1] ``(rows * cols, 2)``."""
+        inp = self.cfg.inputs
+        centres = grid_cell_centres(inp.bev_range, grid[0], grid[1])
+        x0, x1, y0, y1 = inp.bev_range
+        mid = torch.tensor([(x0 + x1) / 2, (y0 + y1) / 2])
+        half = torch.tensor([(x1 - x0) / 2, (y1 - y0) / 2])
+        return (centres - mid) / half
+
+    def raster(self, features: dict[str, Tensor]) -> Tensor:
+        """The stacked BEV rasters ``(B, C, H, W)``."""
+        inp = self.cfg.inputs
+        parts = []
+        if inp.use_lidar:
+            lidar = features[RewardFeature.LIDAR_BEV].float()  # (B, T, C, H, W)
+            parts.append(lidar.flatten(1, 2))
+        if inp.use_map:
+            sem = features[RewardFeature.BEV_SEMANTIC_MAP].long()  # (B, H, W)
+            parts.append(F.one_hot(sem, self.map_classes).permute(0, 3, 1, 2).float())
+        return torch.cat(parts, dim=1)
+
+    def forward(self, features: dict[str, Tensor], ego: Tensor) -> SceneTokens:
+        """Encode scenes.
+
+        Args:
+            features: the model's input tensors (``RewardFeature``), batch-first.
+            ego: the normalised ego-status history and command ``(B, T D + 4)``.
+        """
+        stem = self.stem(self.raster(features))  # (B, C0, H/2, W/2)
+        deep = self.stages(stem)  # (B, C, h, w)
+        rows, cols = self.cfg.bev_grid
+        pooled = F.adaptive_avg_pool2d(deep, (rows, cols)).flatten(2).transpose(1, 2)  # (B, L, C)
+        bev = self.bev_proj(pooled) + self.cell_embed(self.bev_centres)  # (B, L, D)
+        meta = self.meta_embed(ego)[:, None]  # (B, 1, D)
+        map_tokens = self.map_decoder(bev, self.cell_embed(self.map_centres))  # (B, M, D)
+        b = bev.shape[0]
+        nothing = self.nothing.expand(b, -1, -1)
+        ones = torch.ones(b, 1, dtype=torch.bool, device=bev.device)
+        if self.cfg.inputs.use_agents:
+            objects = self.object_embed(self._boxes(features[RewardFeature.AGENT_STATES].float()))  # (B, A, D)
+            mask = features[RewardFeature.AGENT_MASK].bool()
+            objects, mask = torch.cat([nothing, objects], 1), torch.cat([ones, mask], 1)
+        elif self.cfg.num_object_queries:
+            objects = torch.cat([nothing, self.object_decoder(bev)], 1)
+            mask = torch.ones(objects.shape[:2], dtype=torch.bool, device=bev.device)
+        else:
+            objects, mask = nothing, ones
+        return SceneTokens(meta, bev, map_tokens, objects, mask, stem)
+
+    def _boxes(self, states: Tensor) -> Tensor:
+        """Scaled box features ``(B, A, 8)`` of ``agent_states`` ``(B, A, 7)``."""
+        inp = self.cfg.inputs
+        pos = states[..., [AgentStateIndex.X, AgentStateIndex.Y]] / inp.position_scale
+        heading = states[..., AgentStateIndex.HEADING]
+        size = states[..., [AgentStateIndex.LENGTH, AgentStateIndex.WIDTH]] / inp.size_scale
+        vel = states[..., [AgentStateIndex.VELOCITY_X, AgentStateIndex.VELOCITY_Y]] / inp.speed_scale
+        return torch.cat([pos, torch.cos(heading)[..., None], torch.sin(heading)[..., None], size, vel], dim=-1)

@@ -1,0 +1,179 @@
+"""The reward world model: head shapes, expected sub-scores, the reward through the one aggregation function
+(against hand-computed values), independence of candidates, normalisation and loading."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from irl_vla.labeling.store import CandidateSource
+from irl_vla.models.reward.config import RewardModelConfig, load_reward_config
+from irl_vla.models.reward.heads import BINARY, TERNARY, HeadKey, SubScoreHeads
+from irl_vla.models.reward.loss import RewardKey, RewardTarget
+from irl_vla.models.reward.model import RewardWorldModel, compute_reward_normalization
+from irl_vla.scoring.sub_scores import NUM_SUB_SCORES, SubScore
+
+B, K, T = 2, 5, 8
+
+
+def features(b: int = B, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "ego_status": torch.randn(b, 4, 7, generator=g),
+        "driving_command": torch.eye(4)[:b],
+        "lidar_bev": torch.rand(b, 1, 2, 128, 128, generator=g),
+        "bev_semantic_map": torch.randint(0, 8, (b, 128, 128), generator=g),
+        "agent_states": torch.randn(b, 30, 7, generator=g),
+        "agent_mask": torch.rand(b, 30, generator=g) > 0.5,
+    }
+
+
+def model(**overrides) -> RewardWorldModel:
+    torch.manual_seed(0)
+    m = RewardWorldModel(load_reward_config("tiny", overrides))
+    traj = torch.randn(4, K, T, 3)
+    m.set_normalization(compute_reward_normalization(features(4)["ego_status"], traj))
+    return m.eval()
+
+
+def test_default_yaml_equals_the_dataclass_defaults() -> None:
+    assert load_reward_config("default") == RewardModelConfig()
+
+
+def test_head_shapes_and_expected_sub_scores_in_unit_interval() -> None:
+    m = model()
+    out = m.predict_sub_scores(features(), torch.randn(B, K, T, 3))
+    assert out[HeadKey.SUB_SCORES].shape == (B, K, NUM_SUB_SCORES)
+    assert out[HeadKey.TERNARY_LOGITS].shape == (B, K, len(TERNARY), 3)
+    assert out[HeadKey.BINARY_LOGITS].shape == (B, K, len(BINARY))
+    assert out[HeadKey.EP_LOGIT].shape == (B, K)
+    assert out[RewardKey.REWARD].shape == (B, K)
+    sub = out[HeadKey.SUB_SCORES]
+    assert bool(torch.isfinite(sub).all()) and float(sub.min()) >= 0 and float(sub.max()) <= 1
+
+
+def test_without_an_ec_head_ec_is_nan_and_drops_from_the_reward() -> None:
+    m = model(predict_ec=False)
+    out = m.predict_sub_scores(features(), torch.randn(B, K, T, 3))
+    assert out[HeadKey.BINARY_LOGITS].shape == (B, K, len(BINARY) - 1)
+    assert bool(torch.isnan(out[HeadKey.SUB_SCORES][..., SubScore.EC]).all())
+    assert bool(torch.isfinite(out[RewardKey.REWARD]).all())
+
+
+def test_expected_values_and_reward_against_hand_computed_values() -> None:
+    heads = SubScoreHeads(4, 4, predict_ec=True)
+    # NC: p = (0.2, 0.3, 0.5) -> 0.3 * 0.5 + 0.5 = 0.65 ; DDC: certain 1
+    ternary = torch.log(torch.tensor([[[[0.2, 0.3, 0.5], [1e-9, 1e-9, 1.0]]]]))  # (1, 1, 2, 3)
+    probs = {SubScore.DAC: 0.9, SubScore.TLC: 1.0 - 1e-7, SubScore.TTC: 0.5, SubScore.LK: 0.25, SubScore.HC: 0.75}
+    probs[SubScore.EC] = 0.6
+    binary = torch.logit(torch.tensor([[[probs[s] for s in BINARY]]], dtype=torch.float64)).float()
+    ep = torch.logit(torch.tensor([[0.8]], dtype=torch.float64)).float()
+    sub = heads.expected(ternary, binary, ep)[0, 0]
+    assert float(sub[SubScore.NC]) == pytest.approx(0.65, abs=1e-6)
+    assert float(sub[SubScore.DDC]) == pytest.approx(1.0, abs=1e-6)
+    assert float(sub[SubScore.EP]) == pytest.approx(0.8, abs=1e-6)
+    for s, p in probs.items():
+        assert float(sub[s]) == pytest.approx(p, abs=1e-6)
+    from irl_vla.scoring.aggregation import aggregate
+
+    # EPDMS by hand: NC * DAC * DDC * TLC * (5 EP + 5 TTC + 2 LK + 2 HC + 2 EC) / 16
+    expected = 0.65 * 0.9 * 1.0 * 1.0 * (5 * 0.8 + 5 * 0.5 + 2 * 0.25 + 2 * 0.75 + 2 * 0.6) / 16
+    assert float(aggregate(sub.double())) == pytest.approx(expected, abs=1e-5)
+    sub_no_ec = sub.clone()
+    sub_no_ec[SubScore.EC] = math.nan
+    expected14 = 0.65 * 0.9 * (5 * 0.8 + 5 * 0.5 + 2 * 0.25 + 2 * 0.75) / 14
+    assert float(aggregate(sub_no_ec.double())) == pytest.approx(expected14, abs=1e-5)
+
+
+def test_reward_is_the_aggregation_of_the_predicted_sub_scores_and_differentiable() -> None:
+    from irl_vla.scoring.aggregation import aggregate
+
+    m = model()
+    traj = torch.randn(B, K, T, 3, requires_grad=True)
+    out = m.predict_sub_scores(features(), traj)
+    torch.testing.assert_close(out[RewardKey.REWARD], aggregate(out[HeadKey.SUB_SCORES]))
+    out[RewardKey.REWARD].sum().backward()
+    assert traj.grad is not None and float(traj.grad.abs().sum()) > 0
+
+
+def test_a_candidate_score_does_not_depend_on_the_others_and_the_scene_is_encoded_once() -> None:
+    m = model()
+    f = features()
+    traj = torch.randn(B, K, T, 3)
+    scene = m.encode_scene(f)
+    full = m.score_candidates(scene, traj)[HeadKey.SUB_SCORES]
+    part = m.score_candidates(scene, traj[:, 1:3])[HeadKey.SUB_SCORES]
+    torch.testing.assert_close(full[:, 1:3], part, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(m.predict_sub_scores(f, traj)[HeadKey.SUB_SCORES], full)
+
+
+def test_the_scene_changes_the_prediction() -> None:
+    m = model()
+    traj = torch.randn(1, K, T, 3)
+    a = m.predict_sub_scores(features(1, seed=1), traj)[HeadKey.SUB_SCORES]
+    b = m.predict_sub_scores(features(1, seed=2), traj)[HeadKey.SUB_SCORES]
+    assert not torch.allclose(a, b)
+
+
+def test_refuses_without_statistics_or_inputs() -> None:
+    m = RewardWorldModel(load_reward_config("tiny"))
+    with pytest.raises(ValueError, match="never set"):
+        m.predict_sub_scores(features(), torch.randn(B, K, T, 3))
+    m = model()
+    f = features()
+    del f["bev_semantic_map"]
+    with pytest.raises(KeyError, match="bev_semantic_map"):
+        m.encode_scene(f)
+
+
+def test_training_forward_draws_candidates_with_the_expert_and_the_loss_is_finite() -> None:
+    m = model(train_candidates=3).train()
+    k = 7
+    sources = torch.full((B, k), int(CandidateSource.VOCABULARY))
+    sources[:, 4] = CandidateSource.EXPERT
+    sub = torch.rand(B, k, NUM_SUB_SCORES).round()
+    sub[..., SubScore.EP] = torch.rand(B, k)
+    sub[0, :, SubScore.EC] = math.nan
+    targets = {
+        RewardTarget.CANDIDATES: torch.randn(B, k, T, 3),
+        RewardTarget.SUB_SCORES: sub,
+        RewardTarget.EPDMS: torch.rand(B, k),
+        RewardTarget.SOURCES: sources,
+    }
+    out = m(features(), targets, generator=torch.Generator().manual_seed(3))
+    index = out[RewardKey.CANDIDATE_INDEX]
+    assert index.shape == (B, 3) and bool((index == 4).any(dim=1).all())
+    terms = m.compute_loss(out, targets)
+    for name in ("distillation", "irl", "ep_ranking", "score", "loss", "distill_NC", "distill_EC", "distill_EP"):
+        assert math.isfinite(float(terms[name])), name
+    terms["loss"].backward()
+    m.eval()
+    assert m(features(), targets)[RewardKey.CANDIDATE_INDEX].shape == (B, k)
+
+
+def test_irl_term_is_zero_when_the_expert_outscores_worse_candidates_by_the_margin() -> None:
+    from irl_vla.models.reward.config import RewardLossConfig
+    from irl_vla.models.reward.loss import reward_loss
+
+    cfg = RewardLossConfig(irl_margin=1.0, irl_min_gap=0.05)
+    reward = torch.tensor([[0.9, 0.5, 0.88]])  # expert first
+    epdms = torch.tensor([[0.9, 0.6, 0.89]])  # candidate 1 is worse by 0.3, candidate 2 within min gap
+    preds = {
+        RewardKey.CANDIDATE_INDEX: torch.arange(3)[None],
+        RewardKey.REWARD: reward,
+        HeadKey.SUB_SCORES: torch.full((1, 3, NUM_SUB_SCORES), 0.5),
+        HeadKey.TERNARY_LOGITS: torch.zeros(1, 3, 2, 3),
+        HeadKey.BINARY_LOGITS: torch.zeros(1, 3, len(BINARY)),
+        HeadKey.EP_LOGIT: torch.zeros(1, 3),
+    }
+    targets = {
+        RewardTarget.SUB_SCORES: torch.full((1, 3, NUM_SUB_SCORES), 1.0),
+        RewardTarget.EPDMS: epdms,
+        RewardTarget.SOURCES: torch.tensor([[CandidateSource.EXPERT, CandidateSource.VOCABULARY, 1]]),
+    }
+    # margin 0.3 needed, reward gap 0.4: no loss
+    assert float(reward_loss(preds, targets, cfg, BINARY)["irl"]) == pytest.approx(0.0)
+    preds[RewardKey.REWARD] = torch.tensor([[0.9, 0.8, 0.88]])  # gap 0.1 < 0.3 -> 0.2
+    assert float(reward_loss(preds, targets, cfg, BINARY)["irl"]) == pytest.approx(0.2, abs=1e-6)
