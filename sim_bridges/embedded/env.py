@@ -307,6 +307,8 @@ class EmbeddedEnv:
             if any(i.kind.is_collision for i in infractions) and self.config.terminate_on_collision:
                 trace = trace[: k + 1]
                 break
+            if self._step_index % RECORD_EVERY == 0 and k < self.config.replan_steps - 1:
+                self._add_frame()  # on the 2 Hz grid of the observation's history
         if off_road > 0:
             infractions.append(self._infraction(InfractionKind.OFF_ROAD, value=off_road))
         self._add_frame()
@@ -363,14 +365,16 @@ class EmbeddedEnv:
         self._frames[self._step_index] = observe(
             world, self.instance.route_ids, self.instance.route_centerline, token, describe=self.config.describe
         )
-        keep = self._step_index - (self.config.num_history_frames - 1) * RECORD_EVERY
+        keep = self._step_index - self.config.num_history_frames * RECORD_EVERY
         for index in [i for i in self._frames if i < keep]:
             del self._frames[index]
 
     def _agent_input(self) -> AgentInput:
         """The observation: the history frames (2 Hz) with the sensors the agent asked for."""
         n = self.config.num_history_frames
-        frames = [self._frames[self._step_index - (n - 1 - i) * RECORD_EVERY] for i in range(n)]
+        # Every 0.5 s back from now; an episode cut short by a collision reaches back to the last frame on the grid.
+        indices = [max(i for i in self._frames if i <= self._step_index - k * RECORD_EVERY) for k in range(n)]
+        frames = [self._frames[i] for i in reversed(indices)]
         current = frames[-1]
         meta = SceneMetadata(self.route_id, current.token, self.world.map.name, current.token, n, 0)
         scene = Scene(meta, frames, self.world.map)
