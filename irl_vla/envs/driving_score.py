@@ -42,6 +42,7 @@ _FAILURE: dict[TerminationReason, str] = {
     TerminationReason.ROUTE_TIMEOUT: "Failed - Agent timed out",
     TerminationReason.COLLISION: "Failed - Agent collided",
     TerminationReason.TIME_LIMIT: "Failed - Episode time limit",
+    TerminationReason.USER_STOPPED: "Failed - Stopped by the user",
 }
 
 

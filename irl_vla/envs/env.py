@@ -61,6 +61,7 @@ class TerminationReason(str, Enum):
     BLOCKED = "blocked"  # "Agent got blocked"
     ROUTE_TIMEOUT = "route_timeout"  # "Agent timed out": the route's time budget ran out
     TIME_LIMIT = "time_limit"  # the episode's step limit (gymnasium truncation, not a route failure rule)
+    USER_STOPPED = "user_stopped"  # the viewer's user quit
 
 
 @runtime_checkable
