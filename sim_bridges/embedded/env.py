@@ -71,7 +71,7 @@ class EmbeddedEnvConfig:
 
     Attributes:
         families: scenario families episodes are drawn from (``None``: all), unless the reset names a route.
-        families_dir: the folder of the families' yaml files.
+        families_dir: the folder of the families' yaml files (``None``: ``scenarios/families``).
         action: ``trajectory`` (a plan tracked by the LQR controller) or ``controls``.
         replan_interval: simulated time per ``step`` [s]: the agent replans this often (0.5 s: 2 Hz); a multiple
             of 0.5 s, or 0.1 s or 0.5 s's divisors at the 10 Hz simulation step, and at most a plan's 4 s.
@@ -84,7 +84,7 @@ class EmbeddedEnvConfig:
     """
 
     families: list[str] | None = None
-    families_dir: str = str(FAMILIES_DIR)
+    families_dir: str | None = None
     action: str = ActionKind.TRAJECTORY.value
     replan_interval: float = 0.5
     route_length: float = 150.0
@@ -96,6 +96,8 @@ class EmbeddedEnvConfig:
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
 
     def __post_init__(self) -> None:
+        if self.families is not None:
+            self.families = [str(name) for name in self.families]
         ActionKind(self.action)
         require_at_least(self, ("num_history_frames",), 1)
         steps = self.replan_steps
@@ -166,7 +168,7 @@ class EmbeddedEnv:
         renderer: SensorRenderer | None = None,
     ) -> None:
         self.config = config or EmbeddedEnvConfig()
-        all_families = families if families is not None else load_families(self.config.families_dir)
+        all_families = families if families is not None else load_families(self.config.families_dir or FAMILIES_DIR)
         names = self.config.families if self.config.families is not None else sorted(all_families)
         unknown = sorted(set(names) - set(all_families))
         if unknown or not names:
@@ -457,6 +459,16 @@ class EmbeddedEnv:
         return float(np.mean(speeds)) if speeds else None
 
 
-def make_env(**settings: Any) -> EmbeddedEnv:
-    """The env of ``configs/sim/embedded.yaml`` (hydra's ``_target_``): ``EmbeddedEnvConfig`` keys as keywords."""
+def make_env(name: str = "embedded", **settings: Any) -> EmbeddedEnv:
+    """The env of ``configs/sim/embedded.yaml`` (hydra's ``_target_``): ``EmbeddedEnvConfig`` keys as keywords.
+
+    Raises:
+        ValueError: when ``name`` is not ``embedded`` or on an unknown key (naming it).
+    """
+    if name != "embedded":
+        raise ValueError(f"make_env: sim {name!r} is not the embedded world")
+    unknown = sorted(set(settings) - set(EmbeddedEnvConfig.__dataclass_fields__) - {"simulation"})
+    if unknown:
+        known = sorted(EmbeddedEnvConfig.__dataclass_fields__)
+        raise ValueError(f"sim=embedded: unknown keys {unknown}; known: {known}")
     return EmbeddedEnv(EmbeddedEnvConfig(**settings))

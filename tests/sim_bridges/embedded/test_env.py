@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import fields
+from pathlib import Path as Path_
 
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from irl_vla.data.enums import AgentClass, SE2Index
 from irl_vla.data.geometry import absolute_to_relative
@@ -124,6 +128,18 @@ def test_env_is_a_closed_loop_env(families) -> None:
     assert trace.shape == (5, len(TraceIndex)) and np.allclose(trace[:, TraceIndex.TIME], np.arange(1, 6) * 0.1)
     assert info[InfoKey.TIME] == pytest.approx(0.5) and 0 < info[InfoKey.ROUTE_COMPLETION] < 100
     assert not (terminated or truncated)
+
+
+def test_sim_config_instantiates_the_env_with_the_dataclass_defaults() -> None:
+    cfg = OmegaConf.load(Path_(__file__).parents[3] / "configs" / "sim" / "embedded.yaml")
+    keys = {k: v for k, v in OmegaConf.to_container(cfg).items() if k not in ("_target_", "name")}
+    default = EmbeddedEnvConfig()
+    defaults = {f.name: getattr(default, f.name) for f in fields(EmbeddedEnvConfig) if f.name != "simulation"}
+    assert keys == defaults
+    env = instantiate(cfg, replan_interval=1.0, families=["merge"])
+    assert isinstance(env, EmbeddedEnv) and env.step_interval == pytest.approx(1.0) and list(env.families) == ["merge"]
+    with pytest.raises(Exception, match=r"unknown keys \['replan'\]"):
+        instantiate(cfg, replan=1.0)
 
 
 def test_errors_name_the_route_and_setting(families) -> None:
