@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "navsim-export": ("tools.navsim_export", "an embedded split as a NAVSIM data root (logs, sensors, nuPlan maps)"),
     "cache": ("tools.cache", "the feature cache of a split (features and targets per scene, safetensors)"),
     "train": ("tools.train", "train a policy: stage=il (imitation), model=<tiny|default|base|ego_mlp>; torchrun DDP"),
+    "report": ("tools.report", "a reward model against the simulator on a held-out split: report.html, report.json"),
     "bench": (
         "tools.run_bench",
         "benchmarks, one JSON line per measurement (suites: core, world, scorer, navsim, data, policy)",

@@ -1,0 +1,241 @@
+"""``irl-vla report``: label held-out candidates with the simulator, predict them with the reward model, report.
+
+1. **Held-out candidates**: the expert, a trajectory vocabulary and perturbations of the expert for each of
+   ``max_scenes`` scenes of the held-out split, scored by the fast scorer (``irl_vla.labeling``, the same code
+   that labels the training split; resumable, reused by a rerun with the same settings).
+2. **Predictions** of the reward checkpoint (and of each ``ablation`` checkpoint) for every candidate.
+3. **Distribution shift**: for each ``policies`` checkpoint, its stochastic samples (``policy_draws`` draws of
+   all its modes per scene) labelled the same way and predicted by the reward checkpoint.
+4. ``report.html``, ``report.json`` and ``summary.md`` in the run directory (``writer``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from irl_vla.common.checkpoint import config_differences
+from irl_vla.common.parallel import ExecutorConfig
+from irl_vla.data.source import SourceFactory
+from irl_vla.evaluation.reward_report.agreement import RewardAgreement, evaluate
+from irl_vla.evaluation.reward_report.candidates import ScoredCandidates
+from irl_vla.evaluation.reward_report.predict import predict_candidates
+from irl_vla.evaluation.reward_report.writer import LabelledAgreement, RewardReport, write_report
+from irl_vla.labeling.candidates import PerturbationConfig
+from irl_vla.labeling.pipeline import LabelConfig, run_label
+from irl_vla.labeling.store import CandidateSource, LabelShard, LabelStore, read_label_shards
+from irl_vla.models.reward.checkpoint import load_reward_model
+from irl_vla.scoring.metric_cache import MetricCacheStore
+from irl_vla.training.policy import resolve_checkpoint
+
+
+@dataclass
+class ReportConfig:
+    """Settings of ``irl-vla report``.
+
+    Attributes:
+        reward_checkpoint: the reward model to validate (a checkpoint or a ``train stage=rwm`` run directory).
+        ablation: more reward checkpoints to compare with it on the same candidates (e.g. one trained without
+            the IRL term).
+        policies: policy checkpoints whose samples measure distribution shift.
+        policy_draws: stochastic denoising draws per scene and policy (each gives all of its modes).
+        data_root: root of the splits, metric caches and labels (follows ``paths.data_root``).
+        split: the held-out split.
+        source: ``embedded`` or ``navsim``.
+        navsim_root: with ``source=navsim``: the NAVSIM data root.
+        maps_root: the nuPlan maps root (default ``<navsim_root>/maps``).
+        split_file: a navsim ``train_test_split`` yaml choosing the scenes.
+        sensor_cache: embedded splits: keep rendered sensors here (``None``: render on every load).
+        max_scenes: held-out scenes, spread evenly over the split (``None``: all).
+        labels_dir: where the held-out labels go (``None``: ``<data_root>/labels/<split>_report``); the policies'
+            go beside it (``<labels_dir>_policy_<hash>``).
+        vocabulary: a ``vocabulary.npy`` to draw candidates from (e.g. the training labels'); ``None``: K-means
+            of the held-out split's expert plans (``vocabulary_size`` entries).
+        vocabulary_size: entries of that K-means vocabulary.
+        perturbations: perturbations of the expert per scene.
+        batch_scenes: scenes the reward model encodes per forward pass.
+        n_worst: worst disagreements shown (each with a picture).
+        n_bins: bins of the reliability diagrams.
+        device: where the reward model runs.
+        seed: seeds the vocabulary, the perturbations and the policies' noise (follows ``run.seed``).
+        executor: where candidates are labelled (``process`` by default; ``ray`` when configured).
+        progress: show progress bars (follows ``run.progress``).
+        output_dir: where the report goes (``None``: the run directory).
+        title: the report's title.
+    """
+
+    reward_checkpoint: str | None = None
+    ablation: list[str] = field(default_factory=list)
+    policies: list[str] = field(default_factory=list)
+    policy_draws: int = 2
+    data_root: str = "data"
+    split: str = "synth_navtest"
+    source: str = "embedded"
+    navsim_root: str | None = None
+    maps_root: str | None = None
+    split_file: str | None = None
+    sensor_cache: str | None = None
+    max_scenes: int | None = 128
+    labels_dir: str | None = None
+    vocabulary: str | None = None
+    vocabulary_size: int = 256
+    perturbations: PerturbationConfig = field(default_factory=PerturbationConfig)
+    batch_scenes: int = 4
+    n_worst: int = 8
+    n_bins: int = 10
+    device: str = "cpu"
+    seed: int = 0
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    progress: bool = True
+    output_dir: str | None = None
+    title: str = "Reward model validation"
+
+    def __post_init__(self) -> None:
+        for name in ("policy_draws", "batch_scenes", "n_bins"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"report.{name}: expected >= 1, got {getattr(self, name)}")
+        if self.n_worst < 0:
+            raise ValueError(f"report.n_worst: expected >= 0, got {self.n_worst}")
+        if self.max_scenes is not None and self.max_scenes < 1:
+            raise ValueError(f"report.max_scenes: expected >= 1 or null, got {self.max_scenes}")
+
+    @property
+    def label_dir(self) -> Path:
+        """Where the held-out labels go."""
+        return Path(self.labels_dir) if self.labels_dir else Path(self.data_root) / "labels" / f"{self.split}_report"
+
+    def policy_label_dir(self, policy: str) -> Path:
+        """Where the samples of ``policy`` are labelled (named by a hash of its checkpoint's resolved path)."""
+        digest = hashlib.sha256(str(resolve_checkpoint(policy).resolve()).encode()).hexdigest()[:12]
+        return self.label_dir.with_name(f"{self.label_dir.name}_policy_{digest}")
+
+
+def _label_config(config: ReportConfig, out: Path, policy: str | None) -> LabelConfig:
+    """Labelling settings: held-out candidates (``policy=None``), or the expert and a policy's samples only."""
+    no_perturbations = PerturbationConfig(speed_scales=[], lateral_offsets=[], heading_offsets=[], random=0)
+    return LabelConfig(
+        data_root=config.data_root,
+        split=config.split,
+        source=config.source,
+        navsim_root=config.navsim_root,
+        maps_root=config.maps_root,
+        split_file=config.split_file,
+        max_scenes=config.max_scenes,
+        output_dir=str(out),
+        vocabulary_size=config.vocabulary_size if policy is None else 0,
+        perturbations=config.perturbations if policy is None else no_perturbations,
+        policy_checkpoint=policy,
+        policy_draws=config.policy_draws,
+        seed=config.seed,
+        executor=config.executor,
+        progress=config.progress,
+    )
+
+
+def label(config: ReportConfig, factory: SourceFactory, policy: str | None, log: Callable[[str], None]) -> LabelShard:
+    """Label (or reuse the labels of) the held-out candidates, or of ``policy``'s samples; all scenes in one shard."""
+    out = config.label_dir if policy is None else config.policy_label_dir(policy)
+    if policy is None and config.vocabulary is not None:
+        store = LabelStore(out)
+        if store.read_vocabulary() is None:
+            vocabulary = np.load(config.vocabulary, allow_pickle=False)
+            out.mkdir(parents=True, exist_ok=True)
+            store.write_vocabulary(vocabulary)
+    settings = _label_config(config, out, policy)
+    manifest = LabelStore(out).read_manifest()
+    if (
+        manifest is not None
+        and manifest.get("complete")
+        and not config_differences(manifest.get("settings", {}), settings.record(), ignore=("vocabulary_sha256",))
+    ):
+        log(f"report: labels of {out} are complete; reusing them")
+    else:
+        log(run_label(settings, factory, log=log).summary())
+    return read_label_shards(out)
+
+
+def scored(shard: LabelShard, predicted: np.ndarray, rows: np.ndarray | None = None) -> ScoredCandidates:
+    """Labelled candidates with predictions, flat; only the candidate columns ``rows`` ``(K',)`` when given."""
+    sel = slice(None) if rows is None else rows
+    names = np.vectorize(lambda v: CandidateSource(int(v)).name, otypes=[str])(shard.sources)
+    return ScoredCandidates.from_scenes(
+        shard.tokens,
+        shard.candidates[:, sel],
+        names[:, sel],
+        shard.sub_scores[:, sel],
+        shard.epdms[:, sel],
+        predicted[:, sel],
+    )
+
+
+def _predict(path: str, config: ReportConfig, factory: SourceFactory, shard: LabelShard) -> np.ndarray:
+    reward = load_reward_model(path, device=config.device)
+    return predict_candidates(reward, factory(), shard.tokens, shard.candidates, config.batch_scenes)
+
+
+def run_report(
+    config: ReportConfig, factory: SourceFactory, out_dir: str | Path, *, log: Callable[[str], None] = print
+) -> tuple[RewardReport, list[Path]]:
+    """Build and write the report (see the module docstring); returns it and the paths written.
+
+    Raises:
+        ValueError: when no reward checkpoint is named, or as the labelling and loading steps raise.
+    """
+    if not config.reward_checkpoint:
+        raise ValueError("report.reward_checkpoint: name the reward model to validate (irl-vla train stage=rwm)")
+    started = time.perf_counter()
+    shard = label(config, factory, None, log)
+    labelled = time.perf_counter()
+    predicted = _predict(config.reward_checkpoint, config, factory, shard)
+    predict_s = time.perf_counter() - labelled
+    candidates = scored(shard, predicted)
+    main = evaluate(candidates, config.n_worst, config.n_bins)
+    ablation: list[LabelledAgreement] = []
+    if config.ablation:
+        ablation.append(LabelledAgreement("reward_checkpoint", config.reward_checkpoint, main))
+        for i, path in enumerate(config.ablation):
+            other = evaluate(scored(shard, _predict(path, config, factory, shard)), config.n_worst, config.n_bins)
+            ablation.append(LabelledAgreement(f"ablation[{i}]", path, other))
+    shift = [_policy_shift(config, factory, policy, log) for policy in config.policies]
+    k = shard.num_candidates
+    settings = {
+        "split": config.split,
+        "scenes": len(shard),
+        "candidates per scene": k,
+        "candidates by source": main.sources,
+        "reward_checkpoint": str(resolve_checkpoint(config.reward_checkpoint)),
+        "ablation": [str(resolve_checkpoint(p)) for p in config.ablation],
+        "policies": [str(resolve_checkpoint(p)) for p in config.policies],
+        "policy draws per scene": config.policy_draws,
+        "labels": str(config.label_dir),
+        "vocabulary": config.vocabulary or f"K-means ({config.vocabulary_size}) of the held-out split's expert plans",
+        "scorer": "fast scorer, log replay, human filter, EC from the previous frame's counterpart",
+        "labelling [s]": round(labelled - started, 1),
+        "prediction [s]": round(predict_s, 1),
+        "predicted candidates/s": round(len(candidates) / max(predict_s, 1e-9), 1),
+    }
+    report = RewardReport(config.title, settings, main, candidates, ablation, shift)
+    caches = MetricCacheStore(LabelConfig(data_root=config.data_root, split=config.split).cache_dir)
+    paths = write_report(report, config.output_dir or out_dir, caches.load)
+    return report, paths
+
+
+def _policy_shift(
+    config: ReportConfig, factory: SourceFactory, policy: str, log: Callable[[str], None]
+) -> LabelledAgreement:
+    """The reward checkpoint's agreement on the samples of ``policy`` (its expert candidates left out)."""
+    shard = label(config, factory, policy, log)
+    samples = np.flatnonzero(shard.sources[0] == CandidateSource.POLICY_SAMPLE)
+    if not len(samples) or not (shard.sources[:, samples] == CandidateSource.POLICY_SAMPLE).all():
+        raise ValueError(f"policy {policy}: its labels hold no policy samples in the same columns of every scene")
+    agreement: RewardAgreement = evaluate(
+        scored(shard, _predict(str(config.reward_checkpoint), config, factory, shard), samples),
+        config.n_worst,
+        config.n_bins,
+    )
+    return LabelledAgreement(f"policy {Path(policy).name}", policy, agreement)

@@ -1,0 +1,93 @@
+"""``irl-vla report`` end to end on a tiny split: labels held-out candidates, predicts them, writes every section."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+
+from irl_vla.common.checkpoint import save_checkpoint
+from irl_vla.common.config import to_dataclass
+from irl_vla.data.rendered_sensors import RenderedSensors
+from irl_vla.data.split import SceneLoader
+from irl_vla.evaluation.reward_report.html_check import check_report_html
+from irl_vla.evaluation.reward_report.run import ReportConfig, run_report
+from irl_vla.evaluation.reward_report.writer import SECTIONS
+from irl_vla.models.reward.config import load_reward_config
+from irl_vla.models.reward.inputs import reward_builder_params
+from irl_vla.models.reward.model import RewardWorldModel, compute_reward_normalization
+from sim_bridges.embedded.generate import GenerateConfig, SplitSpec, generate_split
+from sim_bridges.embedded.render.rig import LidarConfig, RigConfig
+from sim_bridges.embedded.render.sensors import SensorRenderer
+
+#: A small raster so that the tiny reward model runs in milliseconds.
+SMALL_INPUTS = {"inputs": {"bev_range": [-16.0, 16.0, -16.0, 16.0], "bev_height": 32, "bev_width": 32}}
+
+
+def save_tiny_reward(path: Path, seed: int) -> Path:
+    """An untrained ``tiny`` reward checkpoint (random weights, statistics of random data) at ``path``."""
+    torch.manual_seed(seed)
+    cfg = load_reward_config("tiny", SMALL_INPUTS)
+    model = RewardWorldModel(cfg)
+    model.set_normalization(compute_reward_normalization(torch.randn(4, 4, 7), torch.randn(4, 6, 8, 3)))
+    features, privileged = reward_builder_params(cfg)
+    doc = {"model": dataclasses.asdict(cfg), "features": features, "privileged": privileged}
+    return save_checkpoint(path, weights=model.state_dict(), config=doc, normalization=model.normalization())
+
+
+@pytest.fixture(scope="module")
+def tiny_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``<root>/synth_navtest``: one stop-and-go log."""
+    root = tmp_path_factory.mktemp("report_split")
+    cfg = GenerateConfig(data_root=str(root), families=["stop_and_go"], num_log_frames=20, workers=1, progress=False)
+    generate_split("synth_navtest", SplitSpec(logs_per_family=1, frame_interval=2), cfg)
+    return root
+
+
+def test_report_end_to_end(tiny_split: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    main, other = save_tiny_reward(tmp_path / "rwm_a", 0), save_tiny_reward(tmp_path / "rwm_b", 1)
+    config = to_dataclass(
+        {
+            "reward_checkpoint": str(main),
+            "ablation": [str(other)],
+            "data_root": str(tiny_split),
+            "max_scenes": 2,
+            "vocabulary_size": 3,
+            "perturbations": {"speed_scales": [0.5], "lateral_offsets": [1.0], "heading_offsets": [], "random": 1},
+            "executor": {"backend": "sequential", "workers": 1},
+            "progress": False,
+            "n_worst": 2,
+        },
+        ReportConfig,
+        where="report",
+    )
+    renderer = RenderedSensors(
+        partial(SensorRenderer, dataclasses.replace(RigConfig(), width=64, height=36), LidarConfig())
+    )
+    factory = partial(SceneLoader, str(tiny_split / "synth_navtest"), renderer=renderer)
+    report, paths = run_report(config, factory, tmp_path / "run", log=lambda _: None)
+    assert [p.name for p in paths] == ["report.html", "report.json", "summary.md"]
+    # 2 scenes x (expert + 3 vocabulary entries + 3 perturbations)
+    assert (report.main.n_scenes, report.main.n_candidates) == (2, 14)
+    assert report.main.sources == {"EXPERT": 2, "PERTURBATION": 6, "VOCABULARY": 6}
+    summary = check_report_html((tmp_path / "run" / "report.html").read_text(), SECTIONS)
+    assert summary.images >= 3 + 2  # reliability, scatter, regret and the two worst disagreements' pictures
+    doc = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert doc["worst"]["missing_pictures"] == []
+    assert [r["source"] for r in doc["ablation"]] == [str(main), str(other)]
+    assert doc["settings"]["candidates per scene"] == 7
+    # the labels are reused by a second report (no relabelling): the store is complete and read back
+    again, _ = run_report(config, factory, tmp_path / "run2", log=lambda _: None)
+    assert again.main.correlations == report.main.correlations
+
+
+def test_command_without_a_reward_checkpoint_names_the_key(capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.cli import main
+
+    assert main(["report"]) == 2
+    assert "report.reward_checkpoint" in capsys.readouterr().err
