@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cache": ("tools.cache", "the feature cache of a split (features and targets per scene, safetensors)"),
     "train": ("tools.train", "train a policy: stage=il (imitation), model=<tiny|default|base|ego_mlp>; torchrun DDP"),
     "report": ("tools.report", "a reward model against the simulator on a held-out split: report.html, report.json"),
+    "rollout": ("tools.rollout", "drive an agent in closed loop (sim=embedded), live view (viz=true), driving score"),
     "bench": (
         "tools.run_bench",
         "benchmarks, one JSON line per measurement (suites: core, world, scorer, navsim, data, policy)",

@@ -145,3 +145,49 @@ def write_statistics(
     document = statistics(results, expected_routes)
     write_json(path, document, indent=2)
     return document
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(results: list[RouteResult], expected_routes: int | None = None) -> str:
+    """The driving-score table: one row per route and a mean row (DS, RC, penalty, infractions, status)."""
+    header = ["route", "rep", "DS", "RC [%]", "penalty", "infractions", "EPDMS", "reward r", "status"]
+    rows = []
+    for r in results:
+        corr = r.extra.get("reward_vs_simulator", {}).get("pearson")
+        epdms = r.extra.get("epdms_mean")
+        rows.append(
+            [
+                r.route_id,
+                str(r.repetition),
+                _fmt(r.driving_score),
+                _fmt(r.route_completion),
+                _fmt(r.penalty, 3),
+                str(len(r.infractions)),
+                _fmt(None if epdms is None else 100 * epdms),
+                _fmt(corr, 2),
+                r.status,
+            ]
+        )
+    score = global_score(results, expected_routes)
+    rows.append(
+        [
+            f"mean of {score.num_routes}",
+            "",
+            _fmt(score.driving_score),
+            _fmt(score.route_completion),
+            _fmt(score.penalty, 3),
+            str(sum(len(r.infractions) for r in results)),
+            "",
+            "",
+            f"success {100 * score.success_rate:.0f} %, efficiency {_fmt(score.efficiency, 0)} %, "
+            f"comfort {100 * score.comfort:.0f} %",
+        ]
+    )
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.insert(len(lines) - 1, lines[1])
+    return "\n".join(lines)
