@@ -44,12 +44,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "submit": ("tools.submit", "a NAVSIM submission pickle of an agent on a split (or check=<file>)"),
     "navsim-export": ("tools.navsim_export", "an embedded split as a NAVSIM data root (logs, sensors, nuPlan maps)"),
     "cache": ("tools.cache", "the feature cache of a split (features and targets per scene, safetensors)"),
-    "train": ("tools.train", "train a policy: stage=il (imitation), model=<tiny|default|base|ego_mlp>; torchrun DDP"),
-    "report": ("tools.report", "a reward model against the simulator on a held-out split: report.html, report.json"),
+    "label": ("tools.label", "candidate trajectories of a split scored by the simulator (the reward model's data)"),
+    "train": (
+        "tools.train",
+        "train a policy: stage=il (imitation, model=<tiny|default|base|ego_mlp>) | ppo (RL on the reward model); DDP",
+    ),
     "rollout": ("tools.rollout", "drive an agent in closed loop (sim=embedded), live view (viz=true), driving score"),
+    "report": ("tools.report", "a reward model against the simulator on a held-out split: report.html, report.json"),
     "bench": (
         "tools.run_bench",
-        "benchmarks, one JSON line per measurement (suites: core, world, scorer, navsim, data, policy)",
+        "benchmarks, one JSON line per measurement (suites: core, world, scorer, navsim, data, policy, viewer)",
     ),
 }
 
@@ -79,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         print(usage(), file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[command][0])
+    rest = getattr(module, "rewrite_args", lambda a: a)(rest)  # may choose the command's schema (train stage=)
     if any(a in ("-h", "--help") for a in rest) and hasattr(module, "COMMAND"):
         print(module.COMMAND.help())  # its own groups and keys (hydra's help: --hydra-help)
         return 0
     debug = any(os.environ.get(v, "") not in ("", "0") for v in DEBUG_VARIABLES)
-    rest = getattr(module, "rewrite_args", lambda a: a)(rest)
     if any(a in ("--cfg", "-c") for a in rest) and "--resolve" not in rest:
         rest.append("--resolve")  # show values, not interpolations
     # hydra's parser wants overrides before flags: `--cfg job key=value` -> `key=value --cfg job`
@@ -119,6 +123,7 @@ RESUME_HINTS: dict[str, str] = {
     "navsim-export": "Files already exported are kept; rerun the same command to export the rest.",
     "cache": "Feature-cache entries already written are kept; rerun the same command to build the rest.",
     "train": "Checkpoints already written are kept; rerun the same command to resume from the newest.",
+    "label": "Label shards already written are kept; rerun the same command to label the rest.",
 }
 
 

@@ -106,6 +106,18 @@ class RunConfig:
     ray_address: str | None = None
 
 
+def require_at_least_or_none(obj: object, names: tuple[str, ...], minimum: float) -> None:
+    """Check ``obj.<name> >= minimum`` for each name whose value is not ``None`` (optional limits).
+
+    Raises:
+        ValueError: ``<Class>.<name>: expected >= <minimum> or null, got <value>`` for the first that is not.
+    """
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and not value >= minimum:
+            raise ValueError(f"{type(obj).__name__}.{name}: expected >= {minimum} or null, got {value}")
+
+
 def require_at_least(obj: object, names: tuple[str, ...], minimum: float) -> None:
     """Check ``obj.<name> >= minimum`` for each name (a config dataclass's ``__post_init__``).
 

@@ -536,7 +536,7 @@ class Trainer:
         self.processes.barrier()
 
     def _log(self, group: str, scalars: Mapping[str, float]) -> None:
-        """TensorBoard scalars ``<group>/<name>`` and a line of ``metrics.jsonl`` (rank 0)."""
+        """TensorBoard scalars ``<group>/<name>`` (``<name>`` for an empty group) and a line of ``metrics.jsonl``."""
         if not self.processes.is_main:
             return
         if self.writer is None:
@@ -544,7 +544,7 @@ class Trainer:
 
             self.writer = SummaryWriter(log_dir=str(self.output / TENSORBOARD_DIR))
         for name, value in scalars.items():
-            self.writer.add_scalar(f"{group}/{name}", value, self.step)
+            self.writer.add_scalar(f"{group}/{name}" if group else name, value, self.step)
         self.writer.flush()
         line = {"step": self.step, "group": group, **{k: (v if math.isfinite(v) else None) for k, v in scalars.items()}}
         with (self.output / METRICS_FILE).open("a") as f:

@@ -1,0 +1,1 @@
+"""Stage 3: PPO on the planner's denoising chain against the learned reward (no simulator in the loop)."""
