@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from irl_vla.agents.agent import Agent, AgentConfig, AgentContext
+from irl_vla.agents.best_of_n import BestOfNAgent, BestOfNAgentConfig
 from irl_vla.agents.constant_velocity import ConstantVelocityAgent
 from irl_vla.agents.ego_mlp import EgoMLPAgent
 from irl_vla.agents.human import HumanAgent
@@ -61,6 +62,11 @@ AGENTS: dict[str, AgentEntry] = {
     ),
     "vla": AgentEntry(VLAAgent, PolicyAgentConfig, "the stage-1 VLA of a checkpoint (agent.checkpoint=<dir>)"),
     "ego_mlp": AgentEntry(EgoMLPAgent, PolicyAgentConfig, "NAVSIM's ego-status MLP of a checkpoint (agent.checkpoint)"),
+    "vla_best_of_n": AgentEntry(
+        BestOfNAgent,
+        BestOfNAgentConfig,
+        "the VLA's sampled candidates picked by a reward model (agent.checkpoint, agent.reward_checkpoint; privileged)",
+    ),
 }
 
 

@@ -1,0 +1,197 @@
+"""Best-of-N with the reward model: the VLA samples N candidates, the learned reward picks one.
+
+Per scene the policy runs ``draws`` stochastic denoising chains (each gives all K of its modes) and, with
+``include_deterministic``, its deterministic modes too: ``N = (draws + 1) * K`` candidates. The reward model
+(``agent.reward_checkpoint``) predicts each candidate's sub-scores and its reward (their EPDMS through the suite's
+one aggregation function); the plan is the candidate of highest reward (the first of equal ones).
+``compute_candidates`` returns all N with their rewards as scores.
+
+The noise of a scene's chains is seeded by ``(seed, scene token)``, so a scene gets the same plan in any order and
+in any worker. The agent reads the scene (``requires_scene``): the reward model's inputs may include the map
+raster and the annotated boxes (privileged), so it is never submittable, even with a sensor-only reward model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import torch
+
+from irl_vla.agents.agent import AgentConfig, AgentContext, Candidates
+from irl_vla.agents.vla import PolicyAgentConfig, VLAAgent
+from irl_vla.data.features.builder import merge_sensor_configs
+from irl_vla.data.scene import AgentInput, Scene
+from irl_vla.data.sensors import SensorConfig
+from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory, TrajectorySampling
+from irl_vla.labeling.candidates import scene_seed
+
+if TYPE_CHECKING:
+    from irl_vla.models.reward.checkpoint import LoadedRewardModel
+    from irl_vla.training.policy import Policy
+
+
+@dataclass
+class BestOfNAgentConfig(PolicyAgentConfig):
+    """Settings of ``agent=vla_best_of_n`` (``configs/agent/vla_best_of_n.yaml``).
+
+    Attributes:
+        reward_checkpoint: the reward model that picks (a checkpoint or a ``train stage=rwm`` run directory).
+        draws: stochastic denoising chains per scene, each giving all of the policy's modes.
+        include_deterministic: also offer the policy's deterministic modes (what ``agent=vla`` chooses from).
+        seed: seeds the chains' noise, with the scene token.
+    """
+
+    reward_checkpoint: str | None = None
+    draws: int = 4
+    include_deterministic: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.draws < 0:
+            raise ValueError(f"agent vla_best_of_n: draws must be >= 0, got {self.draws}")
+        if self.draws == 0 and not self.include_deterministic:
+            raise ValueError("agent vla_best_of_n: no candidates (draws = 0 and include_deterministic = false)")
+
+
+class BestOfNAgent(VLAAgent):
+    """The VLA's candidates picked by a learned reward (see the module docstring).
+
+    Args:
+        policy: the VLA (``None``: loaded from ``checkpoint``).
+        reward: the reward model and its input builders (``None``: loaded from ``reward_checkpoint``).
+        trajectory_sampling: the plan's sampling.
+        name: the agent's name in reports.
+        checkpoint: the policy's checkpoint or run directory.
+        reward_checkpoint: the reward model's checkpoint or run directory.
+        draws: stochastic chains per scene.
+        include_deterministic: also offer the deterministic modes.
+        seed: seeds the chains' noise, with the scene token.
+        device: where both networks run.
+    """
+
+    requires_scene: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        policy: Policy | None = None,
+        reward: LoadedRewardModel | None = None,
+        trajectory_sampling: TrajectorySampling = DEFAULT_SAMPLING,
+        name: str = "vla_best_of_n",
+        *,
+        checkpoint: str | None = None,
+        reward_checkpoint: str | None = None,
+        draws: int = 4,
+        include_deterministic: bool = True,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> None:
+        super().__init__(policy, trajectory_sampling, name, checkpoint=checkpoint, device=device)
+        self._reward = reward
+        self.reward_checkpoint, self.draws, self.include_deterministic, self.seed = (
+            reward_checkpoint,
+            draws,
+            include_deterministic,
+            seed,
+        )
+
+    @classmethod
+    def from_config(cls, config: AgentConfig, context: AgentContext) -> BestOfNAgent:
+        """The agent of ``config``'s checkpoints (loaded by ``initialize``)."""
+        assert isinstance(config, BestOfNAgentConfig)
+        return cls(
+            None,
+            None,
+            config.trajectory_sampling,
+            config.name,
+            checkpoint=config.checkpoint,
+            reward_checkpoint=config.reward_checkpoint,
+            draws=config.draws,
+            include_deterministic=config.include_deterministic,
+            seed=config.seed,
+            device=config.device,
+        )
+
+    def initialize(self) -> None:
+        """Load both checkpoints."""
+        super().initialize()
+        self.reward  # noqa: B018 - loads it now
+
+    @property
+    def reward(self) -> LoadedRewardModel:
+        """The reward model, loaded from ``reward_checkpoint`` on first use.
+
+        Raises:
+            ValueError: when no reward checkpoint is named, or it holds no reward model.
+        """
+        if self._reward is None:
+            from irl_vla.models.reward.checkpoint import load_reward_model
+
+            if not self.reward_checkpoint:
+                raise ValueError(
+                    "agent vla_best_of_n picks by a learned reward: name it with agent.reward_checkpoint=<checkpoint "
+                    "or run dir> (irl-vla train stage=rwm writes one)"
+                )
+            self._reward = load_reward_model(self.reward_checkpoint, device=self.device)
+        return self._reward
+
+    def get_sensor_config(self) -> SensorConfig:
+        """The sensors of the policy's and the reward model's inputs."""
+        return merge_sensor_configs([self.policy.sensor_config(), self.reward.builders.sensor_config()])
+
+    @torch.no_grad()
+    def sample_candidates(self, agent_input: AgentInput, token: str) -> np.ndarray:
+        """The policy's N candidates ``(N, T, 3)`` at its own sampling (``token`` seeds the noise)."""
+        policy = self.policy
+        features = policy.features([agent_input])
+        generator = torch.Generator(device=policy.device).manual_seed(scene_seed(self.seed, token))
+        model = policy.model
+        was_training = model.training
+        model.eval()
+        try:
+            sets = [model(features)["modes"]] if self.include_deterministic else []
+            sets += [model(features, stochastic=True, generator=generator)["modes"] for _ in range(self.draws)]
+        finally:
+            model.train(was_training)
+        return torch.cat(sets, dim=1)[0].float().cpu().numpy()  # (N, T, 3)
+
+    @torch.no_grad()
+    def rewards(self, scene: Scene, candidates: np.ndarray) -> np.ndarray:
+        """The learned reward ``(N,)`` of candidates ``(N, T, 3)`` in ``scene``."""
+        from irl_vla.models.reward.loss import RewardKey
+
+        reward = self.reward
+        device = next(reward.model.parameters()).device
+        features = {k: v.to(device) for k, v in reward.builders.batch([scene]).items()}
+        plans = torch.as_tensor(candidates, dtype=torch.float32, device=device)[None]  # (1, N, T, 3)
+        out = reward.model.score_candidates(reward.model.encode_scene(features), plans)
+        return out[RewardKey.REWARD][0].float().cpu().numpy()
+
+    def compute_candidates(self, agent_input: AgentInput, scene: Scene | None = None) -> Candidates:
+        """All N candidates with their learned rewards as scores.
+
+        Raises:
+            ValueError: without the scene (the reward model reads it).
+        """
+        if scene is None:
+            raise ValueError("agent vla_best_of_n: needs the scene (its reward model reads it); it is privileged")
+        modes = self.sample_candidates(agent_input, scene.token)
+        rewards = self.rewards(scene, modes)
+        if not np.isfinite(rewards).all():
+            raise ValueError(f"agent vla_best_of_n: scene {scene.token}: the reward model gave non-finite rewards")
+        poses = np.stack([self._plan(m).poses for m in modes])
+        return Candidates(poses, rewards.astype(np.float32), self.trajectory_sampling)
+
+    def compute_trajectory(self, agent_input: AgentInput, scene: Scene | None = None) -> Trajectory:
+        """The candidate of highest learned reward."""
+        return self.compute_candidates(agent_input, scene).best()
+
+    def compute_trajectories(
+        self, agent_inputs: list[AgentInput], scenes: list[Scene] | None = None
+    ) -> list[Trajectory]:
+        """One scene after the other (each scene's candidates are scored together)."""
+        if scenes is None or len(scenes) != len(agent_inputs):
+            raise ValueError("agent vla_best_of_n: compute_trajectories needs one scene per input")
+        return [self.compute_trajectory(a, s) for a, s in zip(agent_inputs, scenes, strict=True)]

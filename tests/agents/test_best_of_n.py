@@ -1,0 +1,108 @@
+"""Best-of-N: the agent plans the candidate of highest learned reward among all of the policy's samples."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from irl_vla.agents.best_of_n import BestOfNAgent, BestOfNAgentConfig
+from irl_vla.agents.registry import AGENTS, make_agent
+from irl_vla.data.enums import SE2Index
+from irl_vla.data.sensors import SensorConfig
+from irl_vla.models.reward.loss import RewardKey
+from tests.fixtures import build_straight_scene
+
+K, T = 3, 8
+
+
+class FakePlanner(nn.Module):
+    """K straight modes when deterministic; K random lateral drifts when stochastic (noise from the generator)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cfg = SimpleNamespace(num_poses=T)
+        self.weight = nn.Parameter(torch.zeros(1))  # gives the module a device
+
+    def forward(self, features: dict, stochastic: bool = False, generator: torch.Generator | None = None) -> dict:
+        modes = torch.zeros(1, K, T, 3)
+        modes[..., SE2Index.X] = torch.linspace(1.0, 16.0, T)
+        if stochastic:
+            assert not self.training  # sampled chains run in eval mode
+            drift = torch.randn(1, K, 1, generator=generator) * 2.0
+            modes[..., SE2Index.Y] = drift * torch.linspace(0.1, 1.0, T)
+        else:
+            modes[..., SE2Index.Y] = torch.tensor([0.5, -0.3, 0.8])[None, :, None] * torch.linspace(0.1, 1.0, T)
+        return {"modes": modes}
+
+
+class FakeReward(nn.Module):
+    """Reward = -(final lateral offset - target)^2: the best candidate ends nearest ``target`` [m]."""
+
+    def __init__(self, target: float) -> None:
+        super().__init__()
+        self.target = target
+        self.weight = nn.Parameter(torch.zeros(1))
+        self.seen: list[int] = []
+
+    def encode_scene(self, features: dict) -> Any:
+        return features
+
+    def score_candidates(self, scene: Any, plans: torch.Tensor) -> dict:
+        self.seen.append(plans.shape[1])
+        return {RewardKey.REWARD: -((plans[..., -1, SE2Index.Y] - self.target) ** 2)}
+
+
+def agent(target: float = 0.0, draws: int = 4, seed: int = 0, deterministic: bool = True) -> BestOfNAgent:
+    policy = SimpleNamespace(
+        model=FakePlanner(),
+        features=lambda inputs: {},
+        device=torch.device("cpu"),
+        sensor_config=SensorConfig.build_no_sensors,
+    )
+    builders = SimpleNamespace(batch=lambda scenes: {}, sensor_config=SensorConfig.build_no_sensors)
+    reward = SimpleNamespace(model=FakeReward(target), builders=builders)
+    return BestOfNAgent(policy, reward, draws=draws, include_deterministic=deterministic, seed=seed)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("target", [0.0, 0.8, -2.0])
+def test_picks_the_candidate_of_highest_learned_reward(target: float) -> None:
+    scene = build_straight_scene()
+    a = agent(target)
+    cands = a.compute_candidates(scene.get_agent_input(), scene)
+    assert len(cands) == (4 + 1) * K  # four chains and the deterministic modes
+    expected = -((cands.poses[:, -1, SE2Index.Y] - target) ** 2)
+    np.testing.assert_allclose(cands.scores, expected, rtol=1e-5, atol=1e-6)
+    plan = a.compute_trajectory(scene.get_agent_input(), scene)
+    np.testing.assert_allclose(plan.poses, cands.poses[int(np.argmax(expected))])
+    assert a.reward.model.seen[-1] == len(cands)  # all candidates scored together
+
+
+def test_noise_is_seeded_by_seed_and_scene_token() -> None:
+    scene = build_straight_scene()
+    first = agent(seed=3).compute_candidates(scene.get_agent_input(), scene).poses
+    again = agent(seed=3).compute_candidates(scene.get_agent_input(), scene).poses
+    other = agent(seed=4).compute_candidates(scene.get_agent_input(), scene).poses
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first[K:], other[K:])  # the sampled ones differ, the deterministic modes do not
+    np.testing.assert_array_equal(first[:K], other[:K])
+
+
+def test_needs_the_scene_and_is_privileged() -> None:
+    scene = build_straight_scene()
+    with pytest.raises(ValueError, match="needs the scene"):
+        agent().compute_trajectory(scene.get_agent_input(), None)
+    assert AGENTS["vla_best_of_n"].privileged
+
+
+def test_registry_settings_and_missing_reward_checkpoint() -> None:
+    built = make_agent({"name": "vla_best_of_n", "checkpoint": "ck", "draws": 2, "include_deterministic": False})
+    assert isinstance(built, BestOfNAgent) and (built.draws, built.include_deterministic) == (2, False)
+    with pytest.raises(ValueError, match="agent.reward_checkpoint"):
+        built.reward  # noqa: B018
+    with pytest.raises(ValueError, match="no candidates"):
+        BestOfNAgentConfig(name="vla_best_of_n", draws=0, include_deterministic=False)
