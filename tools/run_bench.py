@@ -19,6 +19,7 @@ from irl_vla.common.command import Command, register_group
 from irl_vla.common.config import to_dataclass
 from irl_vla.common.io import atomic_open
 from irl_vla.data.split import embedded_sources
+from irl_vla.viz import viewer_bench
 from sim_bridges.embedded import world_bench
 from sim_bridges.navsim import navsim_bench
 from tools.sources import embedded_renderer, navsim_renderer
@@ -29,6 +30,11 @@ def _data_bench(cfg: data_bench.DataBenchConfig, repeats: int) -> Iterator[dict[
     return data_bench.run(cfg, repeats, embedded_sources(cfg.split_dir, embedded_renderer()).split)
 
 
+def _viewer_bench(cfg: viewer_bench.ViewerBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
+    """The viewer suite on scenes of the embedded split ``cfg.split_dir``, cameras drawn by the embedded renderer."""
+    return viewer_bench.run(cfg, repeats, embedded_sources(cfg.split_dir, embedded_renderer()).split)
+
+
 #: suite -> (config dataclass, runner)
 SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] = {
     "core": (core_bench.CoreBenchConfig, core_bench.run),
@@ -37,6 +43,7 @@ SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] =
     "navsim": (navsim_bench.NavsimBenchConfig, partial(navsim_bench.run, renderer=navsim_renderer())),
     "data": (data_bench.DataBenchConfig, _data_bench),
     "policy": (policy_bench.PolicyBenchConfig, policy_bench.run),
+    "viewer": (viewer_bench.ViewerBenchConfig, _viewer_bench),
 }
 
 

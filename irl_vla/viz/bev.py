@@ -31,9 +31,9 @@ LIGHT_BAR = 1.5  # half-length of a light's bar across the lane at the stop line
 LIGHT_WIDTH = 0.7  # width of a light's bar and stub [m]
 
 
-def _points(config: BevConfig, local_xy: npt.NDArray[np.float64]) -> list[tuple[float, float]]:
-    """Pixel points of ego-frame points ``(N, 2)`` as PIL wants them."""
-    return [tuple(p) for p in config.to_pixels(local_xy).tolist()]
+def _points(config: BevConfig, local_xy: npt.NDArray[np.float64]) -> list[float]:
+    """Pixel points of ego-frame points ``(N, 2)`` as PIL takes them (flat: column, row, column, row, ...)."""
+    return config.to_pixels(local_xy).ravel().tolist()
 
 
 def _polygon(draw: ImageDraw.ImageDraw, config: BevConfig, ring: npt.ArrayLike, ego: npt.NDArray, **kw: object) -> None:

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from irl_vla.data.sensors import Cameras
 from irl_vla.viz import palette
-from irl_vla.viz.text import font
+from irl_vla.viz.text import draw_text
 
 
 def camera_names(cameras: Cameras) -> list[str]:
@@ -49,7 +49,7 @@ def render_cameras(cameras: Cameras, width: int, height: int, selected: str | No
             raise KeyError(f"camera {selected!r} has no image; cameras with one: {names}")
         names = [selected]
     if not names:
-        draw.text((width / 2, height / 2), "no camera images", fill=palette.TEXT_DIM, font=font(14), anchor="mm")
+        draw_text(panel, (width / 2, height / 2), "no camera images", 14, palette.TEXT_DIM, "mm")
         return np.asarray(panel)
     first = cameras[names[0]].image
     assert first is not None
@@ -64,5 +64,6 @@ def render_cameras(cameras: Cameras, width: int, height: int, selected: str | No
         x = int(off_x + (i % columns) * tile_w)
         y = int(off_y + (i // columns) * tile_h)
         panel.paste(tile, (x, y))
-        draw.text((x + 4, y + 3), name, fill=palette.TEXT, font=font(13), stroke_width=2, stroke_fill=palette.PANEL)
+        draw.rectangle((x, y, x + 8 + 7 * len(name), y + 18), fill=palette.PANEL)
+        draw_text(panel, (x + 4, y + 3), name, 13, palette.TEXT)
     return np.asarray(panel)

@@ -14,7 +14,7 @@ from irl_vla.envs.view import StepView
 from irl_vla.scoring.sub_scores import SubScore
 from irl_vla.viz import palette
 from irl_vla.viz.controls import HELP, ViewerState
-from irl_vla.viz.text import font, wrap
+from irl_vla.viz.text import draw_text, wrap
 
 RECENT = 2.0  # an infraction this recent is marked new [s]
 MAX_INFRACTIONS = 6  # infraction lines shown (newest first)
@@ -41,19 +41,20 @@ def render_hud(view: StepView, width: int, height: int, state: ViewerState | Non
     draw = ImageDraw.Draw(image)
     x, y = 12, 8
     frame = view.frame
-    draw.text((x, y), f"{view.route_id}   t {view.time:5.1f} s   step {view.step}", fill=palette.TEXT, font=font(17))
+    draw_text(image, (x, y), f"{view.route_id}   t {view.time:5.1f} s   step {view.step}", 17, palette.TEXT)
     y += LINE + 6
     kmh = view.speed * 3.6
     meta = view.meta_action.value if view.meta_action is not None else "-"
-    draw.text(
+    draw_text(
+        image,
         (x, y),
         f"speed {view.speed:4.1f} m/s ({kmh:3.0f} km/h)   command {view.command.name.lower()}   meta-action {meta}",
-        fill=palette.TEXT,
-        font=font(SIZE),
+        SIZE,
+        palette.TEXT,
     )
     y += LINE
     for line in wrap(f"instruction: {view.instruction or frame.instruction or '-'}", width - 2 * x, SIZE)[:2]:
-        draw.text((x, y), line, fill=palette.TEXT, font=font(SIZE))
+        draw_text(image, (x, y), line, SIZE, palette.TEXT)
         y += LINE
     y += 4
     # Learned reward beside the simulator's verdicts.
@@ -66,33 +67,33 @@ def render_hud(view: StepView, width: int, height: int, state: ViewerState | Non
     ]
     for label, value, colour in rows:
         v = float("nan") if value is None else float(value)
-        draw.text((x, y), label, fill=palette.TEXT, font=font(SIZE))
+        draw_text(image, (x, y), label, SIZE, palette.TEXT)
         _bar(draw, x + label_w, y + 2, bar_w, LINE - 6, v, colour)
         text = "-" if not np.isfinite(v) else (f"{100 * v:.1f} %" if label == "route completion" else f"{v:.3f}")
-        draw.text((x + label_w + bar_w + 8, y), text, fill=palette.TEXT, font=font(SIZE))
+        draw_text(image, (x + label_w + bar_w + 8, y), text, SIZE, palette.TEXT)
         y += LINE
     y += 4
-    draw.text((x, y), "simulator sub-scores (rolling 4 s)", fill=palette.TEXT_DIM, font=font(13))
+    draw_text(image, (x, y), "simulator sub-scores (rolling 4 s)", 13, palette.TEXT_DIM)
     y += LINE - 2
     scores = np.full(len(SubScore), np.nan) if view.sub_scores is None else np.asarray(view.sub_scores, float)
     cell = (width - 2 * x) / len(SubScore)
     for s in SubScore:
         cx = x + s * cell
         value = float(scores[s])
-        draw.text((cx + cell / 2, y), s.name, fill=palette.TEXT, font=font(13), anchor="mt")
+        draw_text(image, (cx + cell / 2, y), s.name, 13, palette.TEXT, "mt")
         _bar(draw, cx + 4, y + 17, cell - 8, 8, value, _score_colour(value))
         shown = "-" if not np.isfinite(value) else f"{value:.2f}"
-        draw.text((cx + cell / 2, y + 28), shown, fill=_score_colour(value), font=font(13), anchor="mt")
+        draw_text(image, (cx + cell / 2, y + 28), shown, 13, _score_colour(value), "mt")
     y += 50
-    draw.text((x, y), f"infractions ({len(view.infractions)})", fill=palette.TEXT_DIM, font=font(13))
+    draw_text(image, (x, y), f"infractions ({len(view.infractions)})", 13, palette.TEXT_DIM)
     y += LINE - 2
     for event in reversed(view.infractions[-MAX_INFRACTIONS:]):
         new = view.time - event.time <= RECENT
         text = ("NEW  " if new else "     ") + event.describe()
-        draw.text((x, y), text, fill=palette.TEXT_ALERT if new else palette.TEXT, font=font(13))
+        draw_text(image, (x, y), text, 13, palette.TEXT_ALERT if new else palette.TEXT)
         y += LINE - 3
     if not view.infractions:
-        draw.text((x, y), "none", fill=palette.TEXT_OK, font=font(13))
+        draw_text(image, (x, y), "none", 13, palette.TEXT_OK)
     status = []
     if view.termination:
         status.append(f"episode ended: {view.termination}")
@@ -101,7 +102,7 @@ def render_hud(view: StepView, width: int, height: int, state: ViewerState | Non
         status.append("candidates on" if state.show_candidates else "candidates off")
         status.append(HELP)
     if status:
-        draw.text((x, height - LINE), "   ".join(status), fill=palette.TEXT_DIM, font=font(13))
+        draw_text(image, (x, height - LINE), "   ".join(status), 13, palette.TEXT_DIM)
     return np.asarray(image)
 
 
@@ -133,9 +134,9 @@ def render_colour_bar(
     strip = np.repeat(colours[:, None, :], right - left, axis=1)  # (R, W, 3)
     image.paste(Image.fromarray(strip), (left, top))
     for i, line in enumerate(wrap(title, width - 4, 12)[:2]):
-        draw.text((width / 2, 6 + 15 * i), line, fill=palette.TEXT, font=font(12), anchor="mt")
-    draw.text((right + 3, top), f"{high:g}", fill=palette.TEXT, font=font(12), anchor="lm")
-    draw.text((right + 3, bottom), f"{low:g}", fill=palette.TEXT, font=font(12), anchor="lm")
+        draw_text(image, (width / 2, 6 + 15 * i), line, 12, palette.TEXT, "mt")
+    draw_text(image, (right + 3, top), f"{high:g}", 12, palette.TEXT, "lm")
+    draw_text(image, (right + 3, bottom), f"{low:g}", 12, palette.TEXT, "lm")
 
     def row(value: float) -> float:
         return top + (high - float(np.clip(value, low, high))) / (high - low) * (bottom - top - 1)

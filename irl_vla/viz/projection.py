@@ -8,10 +8,10 @@ import numpy as np
 import numpy.typing as npt
 
 from irl_vla.common.config import require_at_least
-from irl_vla.data.enums import SE2Index
+from irl_vla.data.enums import XY, SE2Index
 
 
-@dataclass(frozen=True)
+@dataclass
 class BevConfig:
     """Size and scale of the bird's-eye view.
 
@@ -55,10 +55,12 @@ class BevConfig:
 
     def to_pixels(self, xy: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Pixel coordinates ``(..., 2)`` (column, row) of ego-frame points ``(..., 2)`` [m]."""
-        xy = np.asarray(xy, dtype=np.float64)
-        col = self.width / 2 - xy[..., SE2Index.Y] * self.pixels_per_meter
-        row = self.ahead * self.pixels_per_meter - xy[..., SE2Index.X] * self.pixels_per_meter
-        return np.stack([col, row], axis=-1)
+        xy = np.asarray(xy, dtype=np.float64)[..., XY]
+        # column = width / 2 - y * scale (y left drawn left), row = ahead * scale - x * scale (x forward drawn up)
+        scale = self.pixels_per_meter
+        axes = np.zeros((len(SE2Index) - 1, 2))  # (2, 2): (x, y) -> (column, row)
+        axes[SE2Index.X, 1] = axes[SE2Index.Y, 0] = -scale
+        return xy @ axes + np.array([self.width / 2, self.ahead * scale])
 
     def pixel_of(self, x: float, y: float) -> tuple[int, int]:
         """Integer (row, column) index of the pixel holding ego-frame point ``(x, y)`` [m]."""

@@ -28,7 +28,7 @@ from irl_vla.viz.hud import render_colour_bar, render_hud
 from irl_vla.viz.projection import BevConfig
 
 
-@dataclass(frozen=True)
+@dataclass
 class ViewConfig:
     """Layout of a viewer frame.
 
@@ -56,6 +56,7 @@ class ViewConfig:
         low, high = self.reward_range
         if not high > low:
             raise ValueError(f"ViewConfig.reward_range: expected (low, high) with high > low, got {self.reward_range}")
+        self.reward_range = (float(low), float(high))  # a yaml list becomes the tuple
 
     @property
     def size(self) -> tuple[int, int]:
@@ -81,7 +82,10 @@ def render_view(
     bev_w = config.bev.width
     out[:, :bev_w] = render_bev(view, config.bev, show_candidates=show_candidates, value_range=config.reward_range)
     has_rewards = view.candidate_rewards is not None
-    title = "learned reward" if has_rewards or view.candidates is None else "agent score (rank)"
+    if has_rewards or view.learned_reward is not None:
+        title = "learned reward"
+    else:
+        title = "no reward model" if view.candidates is None else "agent score (rank)"
     marks = view.candidate_rewards if has_rewards and show_candidates else ()
     bar_range = config.reward_range if has_rewards or view.candidates is None else (0.0, 1.0)
     out[:, bev_w : bev_w + config.bar_width] = render_colour_bar(

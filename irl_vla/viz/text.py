@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from PIL import ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 
 @lru_cache(maxsize=8)
@@ -27,3 +27,26 @@ def wrap(text: str, width: float, size: int) -> list[str]:
     if current:
         lines.append(current)
     return lines
+
+
+@lru_cache(maxsize=4096)
+def _mask(text: str, size: int, anchor: str) -> tuple[Image.Image, tuple[int, int]]:
+    """The antialiased coverage of ``text`` and its offset from the anchor point [px] (cached: labels repeat)."""
+    left, top, right, bottom = font(size).getbbox(text, anchor=anchor)
+    mask = Image.new("L", (max(1, int(right - left)), max(1, int(bottom - top))), 0)
+    ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font(size), anchor=anchor)
+    return mask, (int(left), int(top))
+
+
+def draw_text(
+    image: Image.Image, xy: tuple[float, float], text: str, size: int, fill: tuple[int, int, int], anchor: str = "la"
+) -> None:
+    """Draw ``text`` in ``fill`` at ``xy`` (Pillow's anchor codes), from a cache of rendered text.
+
+    Rendering glyphs dominates a frame's cost; the viewer's labels, names and most values repeat from step to
+    step, so each distinct (text, size, anchor) is rendered once.
+    """
+    if not text:
+        return
+    mask, (dx, dy) = _mask(text, size, anchor)
+    image.paste(fill, (round(xy[0]) + dx, round(xy[1]) + dy), mask)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from irl_vla.data.sensors import SensorConfig
 from irl_vla.envs.view import StepView, Viewer
 from irl_vla.viz.cameras import camera_names
 from irl_vla.viz.controls import KEY_BINDINGS, KeyAction, ViewerState, apply, consume_step
@@ -35,6 +36,8 @@ class ViewerConfig:
         min_step_time: show each step at least this long [s] (0: as fast as the run goes).
         pause_poll: how often a paused viewer checks its keys [s].
         title: the window's title.
+        cameras: cameras the viewer asks the run to render into each observation (``sensor_config``), besides
+            those the agent reads; empty: only the agent's.
         layout: the frame's layout.
     """
 
@@ -45,6 +48,7 @@ class ViewerConfig:
     min_step_time: float = 0.0
     pause_poll: float = 0.05
     title: str = "irl-vla rollout"
+    cameras: list[str] = field(default_factory=lambda: ["cam_l0", "cam_f0", "cam_r0"])
     layout: ViewConfig = field(default_factory=ViewConfig)
 
     def __post_init__(self) -> None:
@@ -69,6 +73,11 @@ class RecordingViewer:
         self.recorder = FrameRecorder(self.config.record, self.config.record_fps) if self.config.record else None
         self.frames_shown = 0
         self.last_frame: npt.NDArray[np.uint8] | None = None
+
+    @property
+    def sensor_config(self) -> SensorConfig:
+        """The sensors this viewer shows (``cameras`` at every history frame), for the run to merge with the agent's."""
+        return SensorConfig(cameras={name: True for name in self.config.cameras})
 
     def render(self, view: StepView) -> npt.NDArray[np.uint8]:
         """The frame of ``view`` in the current state."""

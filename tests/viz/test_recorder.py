@@ -93,3 +93,17 @@ def test_headless_viewer_records_one_frame_per_step(tmp_path: Path) -> None:
 def test_headless_viewer_needs_a_recording() -> None:
     with pytest.raises(ValueError, match="record path"):
         make_viewer(ViewerConfig(window=False))
+
+
+def test_viewer_settings_load_from_rollout_overrides() -> None:
+    from irl_vla.common.config import to_dataclass
+
+    settings = {"window": False, "record": "x.gif", "layout": {"bev": {"pixels_per_meter": 10}, "reward_range": [0, 2]}}
+    config = to_dataclass(settings, ViewerConfig, where="rollout.viewer")
+    assert config.layout.bev.pixels_per_meter == 10.0 and config.layout.reward_range == (0.0, 2.0)
+    assert config.layout.bev.width == ViewConfig().bev.width  # the keys not given keep their defaults
+    with pytest.raises(ValueError, match="pixel_per_meter"):
+        to_dataclass({"layout": {"bev": {"pixel_per_meter": 10}}}, ViewerConfig, where="rollout.viewer")
+    with pytest.raises(ValueError, match="camera_height"):
+        to_dataclass({"layout": {"camera_height": 5000}}, ViewerConfig, where="rollout.viewer")
+    assert set(RecordingViewer(config).sensor_config.cameras) == {"cam_l0", "cam_f0", "cam_r0"}
