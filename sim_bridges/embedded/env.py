@@ -81,6 +81,8 @@ class EmbeddedEnvConfig:
         num_history_frames: 2 Hz frames in an observation, the current one included.
         terminate_on_collision: end the episode at the first collision.
         describe: write scene descriptions into the frames (a supervision target; off saves time).
+        vectorised: decide the road users' accelerations in one batch (``vector_update``, equal to the recorder's
+            per-user loop within float tolerance and several times faster).
     """
 
     families: list[str] | None = None
@@ -93,6 +95,7 @@ class EmbeddedEnvConfig:
     num_history_frames: int = 4
     terminate_on_collision: bool = True
     describe: bool = False
+    vectorised: bool = True
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
 
     def __post_init__(self) -> None:
@@ -142,6 +145,9 @@ def route_of(instance: ScenarioInstance, route_id: str, length: float) -> Route:
 def fork_expert(world: World) -> World:
     """A copy of ``world`` (sharing the map and the paths) whose ego is the expert again, where the free ego is."""
     memo: dict[int, Any] = {id(world.map): world.map}
+    table = getattr(world, "_path_table", None)
+    if table is not None:
+        memo[id(table)] = table  # immutable: shared
     for user in world.road_users_and_ego:
         memo[id(user.path)] = user.path
     fork = copy.deepcopy(world, memo)
@@ -246,6 +252,7 @@ class EmbeddedEnv:
         instance = build_scenario(family, scenario_seed)
         self.instance, self.route_id = instance, str(route_id)
         world = instance.world
+        world.vectorised = self.config.vectorised
         self._world, self._step_index, self._frames = world, 0, {}
         self._add_frame()
         for _ in range(round(self.config.warmup / DT)):

@@ -1,0 +1,299 @@
+"""The road users' accelerations of one world step, vectorised over every road user with numpy.
+
+``World.accelerations`` decides each road user's IDM/ACC acceleration in a Python loop: look for the leader on
+its path (every nearby object projected on the path), people about to cross, stop lines, curves. Here the same
+decisions are made for all of them at once, for the closed-loop env (``World.vectorised``):
+
+* the nearby objects of every active road user form a ``(U, N)`` mask (same radius and "not behind" test);
+* every (road user, object) point, the objects' centres and the crossing people's predicted positions, is
+  projected on the road user's path in one batch over the padded segment windows of all paths
+  (``project_batch``: the arithmetic of ``Path.project``, row by row);
+* the leader, crossing and curve rules and the ACC model are evaluated on arrays; only the stop lines (a few per
+  road user, with the junction's give-way logic) stay per road user, calling the world's own ``_stop_gap``.
+
+The recorded logs keep the scalar loop (byte-identical splits); ``tests/sim_bridges/embedded/test_vector_update.py``
+proves both agree within float tolerance on rollouts of every family.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from irl_vla.data.enums import AgentClass, SE2Index
+from sim_bridges.embedded.idm import ACC_COOLNESS
+from sim_bridges.embedded.paths import CURVATURE_MARGIN, CURVATURE_STEP, Path
+
+if TYPE_CHECKING:
+    from sim_bridges.embedded.road_users import RoadUser
+    from sim_bridges.embedded.world import World
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+#: Times [s] at which people about to cross are predicted (``World._crossing_gap``'s horizon).
+CROSSING_TIMES = np.arange(0.0, 4.0 + 1e-9, 0.5)
+
+
+class PathTable:
+    """Every path's segments concatenated, so points on many paths are projected in one batch.
+
+    Args:
+        paths: the paths (each once).
+    """
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.index = {id(p): k for k, p in enumerate(paths)}
+        self.paths = paths
+        counts = np.array([len(p._seg_len) for p in paths])
+        self.offset = np.concatenate([[0], np.cumsum(counts)[:-1]])  # (P,) first segment of each path
+        self.count = counts  # (P,) segments per path
+        self.pad = max(int(counts.max()), 1)  # windows never exceed one path's segments
+        # Segment starts, vectors, squared lengths, lengths and start arc lengths, concatenated and padded so that
+        # any window of ``pad`` segments from a path's first segment is in bounds.
+        pad = np.zeros(self.pad)
+        self.ax = np.concatenate([*(p.xy[:-1, 0] for p in paths), pad])  # (G,)
+        self.ay = np.concatenate([*(p.xy[:-1, 1] for p in paths), pad])
+        self.dx = np.concatenate([*(p._seg_d[:, 0] for p in paths), pad])
+        self.dy = np.concatenate([*(p._seg_d[:, 1] for p in paths), pad])
+        self.len2 = np.concatenate([*(p._seg_len2 for p in paths), pad + 1.0])
+        self.seg_len = np.concatenate([*(p._seg_len for p in paths), pad])
+        self.s0 = np.concatenate([*(p.s[:-1] for p in paths), pad])
+        self.s_before_last = np.array([p.s[-2] for p in paths])  # (P,)
+        for p in paths:
+            p.curvature_ahead(0.0)  # builds the curvature table
+        tables = [p._curvature_table for p in paths]
+        assert all(t is not None for t in tables)
+        self.kappa_offset = np.concatenate([[0], np.cumsum([len(t[1]) for t in tables])[:-1]])  # type: ignore[index]
+        self.kappa_count = np.array([len(t[1]) for t in tables])  # type: ignore[index]
+        self.kappa = np.concatenate([t[1] for t in tables])  # type: ignore[index]
+        self.grid = np.concatenate([t[0] for t in tables])  # type: ignore[index]
+
+    def windows(self, paths: IntArray, lo: FloatArray, hi: FloatArray) -> tuple[IntArray, IntArray]:
+        """Path-local segment range ``[k0, k1)`` of each arc-length window ``[lo, hi]``, as ``Path.project``'s."""
+        k0 = np.empty(len(paths), dtype=np.intp)
+        k1 = np.empty(len(paths), dtype=np.intp)
+        for n, (p, a, b) in enumerate(zip(paths, lo, hi, strict=True)):
+            path = self.paths[p]
+            full = len(path._seg_len)
+            k0[n] = min(max(int(np.searchsorted(path.s, a, side="right")) - 1, 0), full - 1)
+            k1[n] = max(min(int(np.searchsorted(path.s, b, side="left")) + 1, full), k0[n] + 1)
+        return k0, k1
+
+    def project_batch(
+        self, points: FloatArray, paths: IntArray, k0: IntArray, k1: IntArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Arc length [m] and signed lateral offset [m] of points ``(Q, 2)``, each on its path's window.
+
+        ``paths`` ``(Q,)`` indexes the table's paths; ``[k0, k1)`` ``(Q,)`` are the path-local segment windows.
+        Row for row the arithmetic of ``Path.project`` (segments past a window's end are masked out).
+        """
+        if not len(points):
+            return np.zeros(0), np.zeros(0)
+        width = int((k1 - k0).max())
+        start = self.offset[paths] + k0  # (Q,) global index of each window's first segment
+        valid = np.arange(width)[None] < (k1 - k0)[:, None]  # (Q, W)
+
+        def rows(values: FloatArray) -> FloatArray:
+            return np.lib.stride_tricks.sliding_window_view(values, width)[start]  # (Q, W)
+
+        ax, ay, dx, dy = rows(self.ax), rows(self.ay), rows(self.dx), rows(self.dy)
+        rx, ry = points[:, :1] - ax, points[:, 1:] - ay  # (Q, W)
+        raw = (rx * dx + ry * dy) / rows(self.len2)
+        t = np.clip(raw, 0.0, 1.0)
+        ex, ey = rx - t * dx, ry - t * dy
+        dist2 = np.where(valid, ex * ex + ey * ey, np.inf)
+        jl = np.argmin(dist2, axis=1)  # (Q,)
+        q = np.arange(len(points))
+        gj = start + jl
+        j = k0 + jl  # path-local segment index
+        s = self.s0[gj] + t[q, jl] * self.seg_len[gj]
+        cross = dx[q, jl] * ry[q, jl] - dy[q, jl] * rx[q, jl]
+        lat = np.sign(cross) * np.sqrt(dist2[q, jl])
+        raw_t = raw[q, jl]
+        first = self.offset[paths]
+        s = np.where((j == 0) & (raw_t < 0), raw_t * self.seg_len[first], s)
+        last = j == self.count[paths] - 1
+        s = np.where(last & (raw_t > 1), self.s_before_last[paths] + raw_t * self.seg_len[gj], s)
+        return s, lat
+
+    def curvature_ahead(self, paths: IntArray, s: FloatArray) -> FloatArray:
+        """``Path.curvature_ahead`` of arc lengths ``s`` ``(U, P)`` on paths ``(U,)`` (linear interpolation)."""
+        n = self.kappa_count[paths][:, None]
+        x = (s + CURVATURE_MARGIN) / CURVATURE_STEP
+        i = np.clip(np.floor(x).astype(np.intp), 0, n - 2)
+        base = self.kappa_offset[paths][:, None]
+        x0, x1 = self.grid[base + i], self.grid[base + i + 1]
+        f0, f1 = self.kappa[base + i], self.kappa[base + i + 1]
+        value = (f1 - f0) / (x1 - x0) * (s - x0) + f0
+        value = np.where(s <= self.grid[base[:, 0]][:, None], self.kappa[base[:, 0]][:, None], value)
+        end = base[:, 0] + n[:, 0] - 1
+        return np.where(s >= self.grid[end][:, None], self.kappa[end][:, None], value)
+
+
+def path_table(world: World) -> PathTable:
+    """The world's ``PathTable``, built once per set of paths (paths never change; users keep theirs)."""
+    paths = {id(u.path): u.path for u in world.road_users_and_ego}
+    table = getattr(world, "_path_table", None)
+    if table is None or any(k not in table.index for k in paths):
+        table = PathTable(list(paths.values()))
+        world._path_table = table  # type: ignore[attr-defined]
+    return table
+
+
+def acc_batch(
+    speed: FloatArray,
+    target: FloatArray,
+    gap: FloatArray,
+    lead_speed: FloatArray,
+    lead_accel: FloatArray,
+    params: dict[str, FloatArray],
+) -> FloatArray:
+    """``idm.acc_acceleration`` of arrays, each user with its own IDM ``params`` (name -> ``(U,)``)."""
+    s0, headway, a_max, b = params["min_gap"], params["headway"], params["accel_max"], params["decel_comfort"]
+    delta, b_max = params["delta"], params["decel_max"]
+    finite = np.isfinite(gap)
+    v0 = np.maximum(target, 1e-3)
+    s = np.maximum(gap, 1e-3)
+    dv = speed - lead_speed
+    s_star = s0 + np.maximum(0.0, speed * headway + speed * dv / (2.0 * np.sqrt(a_max * b)))
+    interaction = np.where(finite, (s_star / s) ** 2, 0.0)
+    a_idm = np.clip(a_max * (1.0 - (speed / v0) ** delta - interaction), -b_max, a_max)
+    a_lead = np.minimum(lead_accel, a_max)
+    with np.errstate(divide="ignore", invalid="ignore"):  # infinite gaps take the IDM branch below
+        free_case = lead_speed * dv <= -2.0 * s * a_lead
+        denom = lead_speed**2 - 2.0 * s * a_lead
+        cah_free = np.where(denom > 1e-9, speed**2 * a_lead / denom, a_lead)
+    cah = np.where(free_case, cah_free, a_lead - np.where(dv > 0, dv**2, 0.0) / (2.0 * s))
+    blended = (1 - ACC_COOLNESS) * a_idm + ACC_COOLNESS * (cah + b * np.tanh((a_idm - cah) / b))
+    acc = np.where(a_idm >= cah, a_idm, np.clip(blended, -b_max, a_max))
+    return np.where(finite, acc, a_idm)
+
+
+IDM_FIELDS = ("min_gap", "headway", "accel_max", "decel_comfort", "delta", "decel_max")
+
+
+def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray:
+    """``World.accelerations`` for every road user at once (see the module docstring)."""
+    from sim_bridges.embedded.world import LOOK_AHEAD, SEARCH_BEHIND
+
+    everyone = world.road_users_and_ego
+    n = len(everyone)
+    acc = np.zeros(n)
+    active = [
+        i
+        for i, u in enumerate(everyone)
+        if not u.is_static and not (skip_ego and i == 0) and world.time >= u.start_time and u.reactive
+    ]
+    if not active:
+        return acc
+    users = [everyone[i] for i in active]
+    idx = np.array(active)
+    table = path_table(world)
+    path_ids = np.array([table.index[id(u.path)] for u in users])
+    s_user = np.array([u.s for u in users])
+    length = np.array([u.length for u in everyone])
+    width = np.array([u.width for u in everyone])
+    speed_all = np.array([u.speed for u in everyone])
+    accel_all = np.array([u.accel for u in everyone])
+
+    interacting = np.array([not a.background for a in everyone])  # (N,)
+    rel = poses[None, :, :2] - poses[idx, None, :2]  # (U, N, 2)
+    heading = poses[idx, SE2Index.HEADING]
+    along = rel[..., 0] * np.cos(heading)[:, None] + rel[..., 1] * np.sin(heading)[:, None]
+    near = interacting[None] & (np.einsum("unk,unk->un", rel, rel) < (LOOK_AHEAD + 10) ** 2) & (along > -SEARCH_BEHIND)
+    near[np.arange(len(idx)), idx] = False  # (U, N)
+
+    vulnerable = np.array([u.agent_class in (AgentClass.PEDESTRIAN, AgentClass.BICYCLE) for u in everyone])
+    crossing = vulnerable & np.array([not u.reactive for u in everyone])  # people walking their own paths
+    lo_s, hi_s = s_user - SEARCH_BEHIND, s_user + LOOK_AHEAD + SEARCH_BEHIND
+    k0, k1 = table.windows(path_ids, lo_s, hi_s)
+
+    # Points: every near object's centre, and the 9 predicted positions of every near crossing person.
+    pu, pj = np.nonzero(near)  # pairs in (user, object) order, as the scalar loop meets them
+    cu, cj = np.nonzero(near & crossing[None])
+    futures = {}
+    for j in np.unique(cj):
+        other = everyone[j]
+        moving = np.maximum(0.0, CROSSING_TIMES - max(0.0, other.start_time - world.time))
+        futures[j] = other.path.pose_at(other.s + other.speed * moving)[:, : SE2Index.HEADING]  # (T, 2)
+    horizon = len(CROSSING_TIMES)
+    points = [poses[pj, :2]]
+    owner = [pu]
+    if len(cu):
+        points.append(np.concatenate([futures[j] for j in cj]))
+        owner.append(np.repeat(cu, horizon))
+    pts, own_u = np.concatenate(points), np.concatenate(owner)
+    s_all, lat_all = table.project_batch(pts, path_ids[own_u], k0[own_u], k1[own_u])
+
+    # People about to cross: the nearest point of their predicted walk inside the user's lateral span.
+    best_cross = np.full(len(idx), np.inf)
+    if len(cu):
+        s_c = s_all[len(pu) :].reshape(len(cu), horizon)
+        lat_c = lat_all[len(pu) :].reshape(len(cu), horizon)
+        span = np.array([users[u].lateral_span() for u in cu])  # (C, 2)
+        outside = np.abs(lat_c - np.clip(lat_c, span[:, :1], span[:, 1:]))
+        inside = (outside < (width[idx[cu]] + width[cj])[:, None] / 2 + 1.0) & (s_c > s_user[cu][:, None])
+        first = np.where(inside, s_c, np.inf).min(axis=1) - s_user[cu] - (length[idx[cu]] + length[cj]) / 2
+        np.minimum.at(best_cross, cu, np.where(inside.any(axis=1), first, np.inf))
+
+    # Leaders: objects whose lateral span meets the user's (its planned manoeuvre included) ahead on its path.
+    s_p, lat_p = s_all[: len(pu)], lat_all[: len(pu)]
+    ds = s_p - s_user[pu]
+    ahead = (ds > 0.0) & (ds <= LOOK_AHEAD)
+    margin = np.where(vulnerable[pj], 1.2, 0.3)
+    own = _manoeuvre_offset_pairs(users, pu, s_user[pu] + np.maximum(ds - length[pj] / 2, 0.0))
+    lateral_u = np.array([u.lateral for u in users])[pu]
+    lo, hi = np.minimum(lateral_u, own), np.maximum(lateral_u, own)
+    manoeuvring = np.array([u.manoeuvre is not None for u in users])[pu]
+    planned_only = manoeuvring & (ds - (length[idx[pu]] + length[pj]) / 2 > 0.5)
+    lo, hi = np.where(planned_only, own, lo), np.where(planned_only, own, hi)
+    shift_all = np.array([(u.manoeuvre.end - u.lateral) if u.manoeuvre is not None else 0.0 for u in everyone])
+    shift = shift_all[pj]
+    o_lo, o_hi = np.minimum(lat_p, lat_p + shift), np.maximum(lat_p, lat_p + shift)
+    half = (width[idx[pu]] + width[pj]) / 2 + margin
+    overlaps = ~((o_hi < lo - half) | (o_lo > hi + half))
+    gap_p = np.where(ahead & overlaps, ds - (length[idx[pu]] + length[pj]) / 2, np.inf)
+    gaps = np.full(near.shape, np.inf)
+    gaps[pu, pj] = gap_p
+    lead = np.argmin(gaps, axis=1)  # (U,) first nearest, as the loop's strict "<"
+    rows = np.arange(len(idx))
+    gap = gaps[rows, lead]
+    cos = np.cos(poses[lead, SE2Index.HEADING] - heading)
+    lead_speed = np.maximum(0.0, speed_all[lead] * cos)
+    lead_accel = np.where(lead_speed > 0, accel_all[lead] * cos, 0.0)
+    take = gap < best_cross
+    no_others = ~near.any(axis=1)
+    gap = np.where(take, gap, np.where(no_others, np.inf, best_cross))
+    lead_speed = np.where(take, lead_speed, 0.0)
+    lead_accel = np.where(take, lead_accel, 0.0)
+
+    # Stop lines (per user: lights, give-way, lane ends), then curves and the ACC model.
+    stop = np.array([world._stop_gap(u) for u in users])
+    at_stop = stop < gap
+    gap = np.where(at_stop, stop, gap)
+    lead_speed = np.where(at_stop, 0.0, lead_speed)
+    lead_accel = np.where(at_stop, 0.0, lead_accel)
+    decel = np.array([u.idm.decel_comfort for u in users])
+    from sim_bridges.embedded.world import CURVE_PREVIEW, LATERAL_ACCEL_COMFORT
+
+    kappa = np.abs(table.curvature_ahead(path_ids, s_user[:, None] + CURVE_PREVIEW[None]))  # (U, P)
+    v_curve = np.sqrt(LATERAL_ACCEL_COMFORT / np.maximum(kappa, 1e-4))
+    room = np.maximum(CURVE_PREVIEW[None] - length[idx][:, None] / 2, 0)
+    reachable = np.sqrt(v_curve**2 + decel[:, None] * room).min(axis=1)
+    v0 = np.minimum(np.array([u.target_speed for u in users]), reachable)
+    params = {name: np.array([getattr(u.idm, name) for u in users]) for name in IDM_FIELDS}
+    acc[idx] = acc_batch(speed_all[idx], v0, gap, lead_speed, lead_accel, params)
+    return acc
+
+
+def _manoeuvre_offset_pairs(users: list[RoadUser], pu: IntArray, s: FloatArray) -> FloatArray:
+    """``LateralManoeuvre.offset`` of user ``pu``'s manoeuvre at ``s`` per pair; its lateral without one."""
+    s0 = np.array([u.manoeuvre.s0 if u.manoeuvre is not None else 0.0 for u in users])[pu]
+    span = np.array([u.manoeuvre.length if u.manoeuvre is not None else 1.0 for u in users])[pu]
+    start = np.array([u.manoeuvre.start if u.manoeuvre is not None else u.lateral for u in users])[pu]
+    end = np.array([u.manoeuvre.end if u.manoeuvre is not None else u.lateral for u in users])[pu]
+    v = np.clip((s - s0) / span, 0.0, 1.0)
+    return start + (end - start) * 0.5 * (1.0 - np.cos(np.pi * v))
