@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from irl_vla.common.checkpoint import save_checkpoint
 from irl_vla.data.enums import SE2Index
+from irl_vla.models.reward.config import load_reward_config
+from irl_vla.models.reward.inputs import reward_builder_params
+from irl_vla.models.reward.model import RewardWorldModel, compute_reward_normalization
 from irl_vla.models.vla.model import VLAModel
 from irl_vla.scoring.sub_scores import NUM_SUB_SCORES, SubScore
 from irl_vla.training.ppo.config import BCConfig, PPOSettings
@@ -46,3 +52,15 @@ def tiny_module(seed: int = 0, **settings: object) -> tuple[PPOModule, dict[str,
     model, features, targets = tiny_policy(seed)
     torch.manual_seed(seed)
     return PPOModule(model, PPOSettings(**settings), bc), features, targets  # type: ignore[arg-type]
+
+
+def untrained_reward_checkpoint(path: Path, raster_cells: int) -> Path:
+    """A ``tiny`` reward world model with random weights as ``stage=rwm`` saves it, its rasters
+    ``raster_cells`` cells a side over the shipped range (match the policy's so both read one LiDAR tensor)."""
+    torch.manual_seed(0)
+    cfg = load_reward_config("tiny", {"inputs": {"bev_height": raster_cells, "bev_width": raster_cells}})
+    model = RewardWorldModel(cfg)
+    model.set_normalization(compute_reward_normalization(torch.randn(4, 4, 7), torch.randn(4, 6, 8, 3)))
+    features, privileged = reward_builder_params(cfg)
+    config = {"model": dataclasses.asdict(cfg), "features": features, "privileged": privileged}
+    return save_checkpoint(path, weights=model.state_dict(), config=config, normalization=model.normalization())

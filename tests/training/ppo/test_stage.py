@@ -1,0 +1,138 @@
+"""``irl-vla train stage=ppo`` end to end on a tiny split: from a stage-1 checkpoint against a known reward."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from irl_vla.common.config import to_dataclass
+from irl_vla.data.split import SceneLoader
+from irl_vla.scoring.fast_scorer import FastScorer
+from irl_vla.training.il import run_il
+from irl_vla.training.policy import load_policy
+from irl_vla.training.ppo.config import HackingGuardConfig, PPOConfig
+from irl_vla.training.ppo.guard import SimulatorInLoopError
+from irl_vla.training.ppo.stage import POLICY_DIR, HackingMonitor, run_ppo
+from tests.training.conftest import il_config, model_doc
+from tests.training.ppo.helpers import ProgressReward, untrained_reward_checkpoint
+
+
+@pytest.fixture(scope="module")
+def stage1(split_root: Path, source: partial[SceneLoader], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny stage-1 VLA trained for a few steps on the tiny split."""
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("stage1") / "il"
+    return run_il(il_config(split_root, str(out), max_steps=4), model_doc("tiny"), source)
+
+
+def ppo_config(root: Path, init: Path, out: Path, **overrides: Any) -> PPOConfig:
+    """Stage-3 settings for the tiny split: 2 scenes a rollout, no progress bars."""
+    base: dict[str, Any] = {
+        "init_checkpoint": str(init),
+        "reward_checkpoint": "analytic",
+        "data_root": str(root),
+        "cache_dir": str(root / "features"),
+        "batch_size": 2,
+        "max_steps": 3,
+        "checkpoint_every": 3,
+        "log_every": 1,
+        "val_split": None,
+        "progress": False,
+        "workers": 1,
+        "threads": 1,
+        "output_dir": str(out),
+        "ppo": {"samples_per_anchor": 2},
+        "optimizer": {"lr": 1e-3, "warmup_steps": 1},
+    }
+    for key, value in overrides.items():
+        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+    return to_dataclass(base, PPOConfig, where="train")
+
+
+def _lines(run: Path, group: str) -> list[dict]:
+    return [x for x in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if x["group"] == group]
+
+
+def test_ppo_run_logs_cleanrl_names_evaluates_with_the_scorer_and_exports_a_loadable_policy(
+    split_root: Path, source: partial[SceneLoader], stage1: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ppo"
+    cfg = ppo_config(split_root, stage1, out, val_split="synth_navtrain", val_max_scenes=2, val_every=3)
+    exported = run_ppo(cfg, source, source, ProgressReward(), [])
+    assert exported == out / POLICY_DIR
+    train = _lines(out, "")
+    assert len(train) == 3
+    for name in ("losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl", "losses/clipfrac"):
+        assert name in train[-1]
+    assert "charts/learning_rate" in train[-1] and "reward/EP" in train[-1] and "reward/epdms" in train[-1]
+    evals = _lines(out, "eval")
+    assert len(evals) == 1 and 0 <= evals[0]["epdms"] <= 1 and "NC" in evals[0]
+    tags = set()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"losses/policy_loss", "charts/learning_rate", "reward/EP", "eval/epdms", "eval/EP"} <= tags
+
+    before, _ = load_policy(stage1, architecture="vla")
+    after, ck = load_policy(exported, architecture="vla")  # what irl-vla eval agent=vla reads
+    assert ck.config["stage"] == "ppo"
+    planner = [n for n in after.model.state_dict() if n.startswith("planner.") and "norm" not in n]
+    changed = [n for n in planner if not torch.equal(after.model.state_dict()[n], before.model.state_dict()[n])]
+    assert changed
+    encoder = [n for n in after.model.state_dict() if n.startswith("vision.")]
+    assert all(torch.equal(after.model.state_dict()[n], before.model.state_dict()[n]) for n in encoder)
+
+    assert run_ppo(cfg, source, source, ProgressReward(), []) == exported  # a rerun finds it complete
+    assert len(_lines(out, "")) == 3
+
+
+def test_a_reward_model_calling_the_scorer_stops_the_run(
+    split_root: Path, source: partial[SceneLoader], stage1: Path, tmp_path: Path
+) -> None:
+    class Cheating(ProgressReward):
+        def predict_sub_scores(self, features, trajectories):  # type: ignore[no-untyped-def]
+            FastScorer().score(None, trajectories, None)  # type: ignore[arg-type]
+            return super().predict_sub_scores(features, trajectories)
+
+    with pytest.raises(SimulatorInLoopError, match="score"):
+        run_ppo(ppo_config(split_root, stage1, tmp_path / "cheat"), source, None, Cheating(), [])
+
+
+def test_hacking_monitor_stops_when_reward_rises_while_epdms_falls() -> None:
+    monitor = HackingMonitor(HackingGuardConfig(reward_rise=0.01, epdms_drop=0.02, patience=2))
+    assert not monitor.update(reward=0.80, epdms=0.70)  # the best so far
+    assert not monitor.update(reward=0.85, epdms=0.69)  # a small fall: not counted
+    assert not monitor.update(reward=0.86, epdms=0.65)  # first strike
+    assert not monitor.update(reward=0.80, epdms=0.64)  # the reward did not rise: strikes reset
+    assert not monitor.update(reward=0.90, epdms=0.60)
+    assert monitor.update(reward=0.91, epdms=0.60)  # second strike in a row: stop
+    off = HackingMonitor(HackingGuardConfig(enabled=False, patience=1))
+    off.update(0.5, 0.7)
+    assert not off.update(0.9, 0.1)
+
+
+def test_train_stage_ppo_through_the_cli_with_a_reward_checkpoint(
+    split_root: Path, stage1: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tools.cli import main
+
+    reward = untrained_reward_checkpoint(tmp_path / "rwm", raster_cells=32)  # the tiny policy's 2 m cells
+    out = tmp_path / "out"
+    common = [f"paths.data_root={split_root}", f"paths.output_root={out}", f"train.init_checkpoint={stage1}"]
+    args = ["train", "stage=ppo", *common, "train.max_steps=1", "train.batch_size=2", "train.max_scenes=2",
+            "train.val_split=null", "train.progress=false", "train.threads=1", "train.ppo.samples_per_anchor=2"]
+    assert main([*args, f"train.reward_checkpoint={reward}"]) == 0
+    run = tmp_path / "out" / "train" / "ppo" / "tiny"
+    assert f"wrote {run / POLICY_DIR}" in capsys.readouterr().out
+    assert (run / "checkpoints" / "step_0000001").is_dir()
+    assert main([*args, f"train.reward_checkpoint={stage1}", "train.output_dir=" + str(tmp_path / "x")]) == 2
+    assert "holds no reward model" in capsys.readouterr().err
+    assert main(["train", "stage=ppo", "--cfg", "job"]) == 0
+    assert "samples_per_anchor: 4" in capsys.readouterr().out
