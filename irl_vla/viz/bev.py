@@ -1,8 +1,8 @@
 """The bird's-eye view of one closed-loop step, drawn into an RGB array (no window, no pygame).
 
 Layers, bottom to top: ground, drivable area (the route's roadblocks tinted), crosswalks, lane boundaries, stop
-lines, the route's centreline, traffic lights (a bar across the lane at the stop line and a stub along each
-governed connector, red drawn over green), road users by class, the ego, the K candidates (by colour of their
+lines, the route's centreline, traffic lights (a stub along each governed connector and a bar across its lane at
+the stop line, in the route's connector's colour), road users by class, the ego, the K candidates (by colour of their
 reward, best on top), the executed plan.
 """
 
@@ -67,27 +67,41 @@ def draw_map(
 
 
 def draw_lights(
-    draw: ImageDraw.ImageDraw, config: BevConfig, map_api: Map, ego: npt.NDArray, lights: list[tuple[str, bool]]
+    draw: ImageDraw.ImageDraw,
+    config: BevConfig,
+    map_api: Map,
+    ego: npt.NDArray,
+    lights: list[tuple[str, bool]],
+    route_ids: Iterable[str] = (),
 ) -> None:
-    """Each light at the start of its connector (on the stop line): a bar across the lane and a stub along it.
+    """Each light where its connector starts (on the stop line): a stub along the connector, a bar across the lane.
 
-    Red is drawn after green, so a lane whose connectors disagree shows red where they overlap.
+    Connectors leaving one lane start at one point. Their stubs diverge (red drawn over green where they
+    overlap); the bar says what the route's connector shows when one of them is on the route, else red if any of
+    them is red.
     """
     width = max(1, round(LIGHT_WIDTH * config.pixels_per_meter))
-    for connector_id, is_red in sorted(lights, key=lambda light: light[1]):
+    on_route = set(route_ids)
+    entries: dict[tuple[float, float], list[tuple[bool, bool, npt.NDArray[np.float64]]]] = {}
+    for connector_id, is_red in sorted(lights, key=lambda light: light[1]):  # green first
         if not map_api.has(MapLayer.LANE_CONNECTOR, connector_id):
             continue
-        line = map_api.get_lane(connector_id).centerline  # (N, 3) global
-        start, heading = line[0, XY], line[0, SE2Index.HEADING]
-        if np.hypot(*(start - ego[XY])) > config.radius:
+        connector = map_api.get_lane(connector_id)
+        line = connector.centerline  # (N, 3) global
+        if np.hypot(*(line[0, XY] - ego[XY])) > config.radius:
             continue
         along = np.cumsum(np.r_[0.0, np.hypot(*np.diff(line[:, XY], axis=0).T)])  # (N,) [m]
-        stub = points_to_local(line[along <= LIGHT_STUB, XY], ego)
+        colour = palette.LIGHT_RED if is_red else palette.LIGHT_GREEN
+        _line(draw, config, points_to_local(line[along <= LIGHT_STUB, XY], ego), colour, width)
+        key = (round(float(line[0, SE2Index.X]), 1), round(float(line[0, SE2Index.Y]), 1))
+        entries.setdefault(key, []).append((is_red, connector.roadblock_id in on_route, line[0]))
+    for members in entries.values():
+        routed = [m for m in members if m[1]]
+        red = any(m[0] for m in (routed or members))
+        start, heading = members[0][2][XY], members[0][2][SE2Index.HEADING]
         left = np.array([-np.sin(heading), np.cos(heading)])
         bar = points_to_local(np.stack([start + LIGHT_BAR * left, start - LIGHT_BAR * left]), ego)
-        colour = palette.LIGHT_RED if is_red else palette.LIGHT_GREEN
-        _line(draw, config, bar, colour, width)
-        _line(draw, config, stub, colour, width)
+        _line(draw, config, bar, palette.LIGHT_RED if red else palette.LIGHT_GREEN, width)
 
 
 def draw_agents(draw: ImageDraw.ImageDraw, config: BevConfig, annotations: Annotations) -> None:
@@ -181,11 +195,12 @@ def render_bev(
     draw = ImageDraw.Draw(image)
     frame: Frame = view.frame
     ego = frame.ego_status.ego_pose  # (3,) global
+    route_ids = view.route.roadblock_ids or frame.roadblock_ids
     if view.map_api is not None:
-        draw_map(draw, config, view.map_api, ego, view.route.roadblock_ids or frame.roadblock_ids)
+        draw_map(draw, config, view.map_api, ego, route_ids)
     draw_route(draw, config, view, ego)
     if view.map_api is not None:
-        draw_lights(draw, config, view.map_api, ego, frame.traffic_lights)
+        draw_lights(draw, config, view.map_api, ego, frame.traffic_lights, route_ids)
     draw_agents(draw, config, frame.annotations)
     draw_ego(draw, config)
     draw_plans(draw, config, view, show_candidates, value_range)

@@ -76,14 +76,26 @@ def test_red_light_shows_red_at_its_stop_line_and_green_light_green() -> None:
     assert count(image, palette.LIGHT_RED) == 0
 
 
-def test_a_lane_whose_connectors_disagree_shows_red_at_the_stop_line() -> None:
-    # c_w_e_1 (straight) and c_w_s (right) both leave lane w_in_1 at (-10, -5.25)
-    for lights in ([("c_w_e_1", True), ("c_w_s", False)], [("c_w_s", False), ("c_w_e_1", True)]):
-        view = junction_view()
-        image = render_bev(replace(view, frame=replace(view.frame, traffic_lights=lights)), CONFIG)
-        row, col = CONFIG.pixel_of(-10.0 - EGO[0], -5.25 - EGO[1])
-        assert tuple(image[row, col]) == palette.LIGHT_RED
-        assert count(image, palette.LIGHT_GREEN) > 0  # the right turn's stub
+@pytest.mark.parametrize(
+    ("lights", "bar"),
+    [
+        # c_w_e_1 (straight, on the route) and c_w_s (right, off it) both leave lane w_in_1 at (-10, -5.25)
+        ([("c_w_e_1", True), ("c_w_s", False)], palette.LIGHT_RED),
+        ([("c_w_s", True), ("c_w_e_1", False)], palette.LIGHT_GREEN),  # the route's way is green
+        ([("c_w_s", True)], palette.LIGHT_RED),  # no route connector among the lights: red if any is red
+        ([("c_w_s", False), ("c_w_e_1", False)], palette.LIGHT_GREEN),
+    ],
+)
+def test_the_stop_line_bar_shows_the_routes_connector(lights, bar) -> None:
+    view = junction_view()
+    image = render_bev(replace(view, frame=replace(view.frame, traffic_lights=lights)), CONFIG)
+    row, col = CONFIG.pixel_of(-10.0 - EGO[0], -5.25 - 1.2 - EGO[1])  # on the bar, beside the stubs' start
+    assert tuple(image[row, col]) == bar
+    for connector, red in lights:  # each stub keeps its own colour 4 m along its connector
+        line = view.map_api.get_lane(connector).centerline
+        k = int(np.searchsorted(np.cumsum(np.r_[0, np.hypot(*np.diff(line[:, :2], axis=0).T)]), 4.0))
+        x, y = line[k, :2] - EGO[:2]
+        assert near(image, x, y, palette.LIGHT_RED if red else palette.LIGHT_GREEN)
 
 
 def test_projection_puts_x_forward_up_and_y_left_left() -> None:
