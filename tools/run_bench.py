@@ -13,7 +13,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from irl_vla.benchmarks import core_bench, data_bench, policy_bench, scorer_bench
+from irl_vla.benchmarks import core_bench, data_bench, policy_bench, reward_bench, scorer_bench
 from irl_vla.benchmarks.timing import emit, machine_info
 from irl_vla.common.command import Command, register_group
 from irl_vla.common.config import to_dataclass
@@ -35,6 +35,11 @@ def _viewer_bench(cfg: viewer_bench.ViewerBenchConfig, repeats: int) -> Iterator
     return viewer_bench.run(cfg, repeats, embedded_sources(cfg.split_dir, embedded_renderer()).split)
 
 
+def _reward_bench(cfg: reward_bench.RewardBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
+    """The reward suite on the embedded split ``cfg.split_dir``, sensors drawn by the embedded renderer."""
+    return reward_bench.run(cfg, repeats, embedded_sources(cfg.split_dir, embedded_renderer()).split)
+
+
 #: suite -> (config dataclass, runner)
 SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] = {
     "core": (core_bench.CoreBenchConfig, core_bench.run),
@@ -43,6 +48,7 @@ SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] =
     "navsim": (navsim_bench.NavsimBenchConfig, partial(navsim_bench.run, renderer=navsim_renderer())),
     "data": (data_bench.DataBenchConfig, _data_bench),
     "policy": (policy_bench.PolicyBenchConfig, policy_bench.run),
+    "reward": (reward_bench.RewardBenchConfig, _reward_bench),
     "viewer": (viewer_bench.ViewerBenchConfig, _viewer_bench),
 }
 

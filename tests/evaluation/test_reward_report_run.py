@@ -91,3 +91,36 @@ def test_command_without_a_reward_checkpoint_names_the_key(capsys: pytest.Captur
 
     assert main(["report"]) == 2
     assert "report.reward_checkpoint" in capsys.readouterr().err
+
+
+def test_reward_bench_on_the_tiny_split(tiny_split: Path) -> None:
+    from irl_vla.benchmarks.reward_bench import RewardBenchConfig, run
+    from irl_vla.common.parallel import ExecutorConfig
+    from irl_vla.scoring.metric_cache import build_metric_cache
+
+    torch.set_num_threads(1)
+    split = tiny_split / "synth_navtest"
+    factory = partial(
+        SceneLoader, str(split), renderer=RenderedSensors(partial(SensorRenderer, RigConfig(), LidarConfig()))
+    )
+    cfg = RewardBenchConfig(
+        split_dir=str(split),
+        model_size="tiny",
+        num_scenes=2,
+        num_candidates=8,
+        label_scenes=2,
+        label_workers=[1],
+        ray_workers=0,
+        vocabulary_size=4,
+    )
+    tokens = list(factory().tokens)
+    build_metric_cache(factory, cfg.cache_dir, [(t, False) for t in tokens], ExecutorConfig("sequential", 1))
+    records = {r["name"]: r for r in run(cfg, 1, factory)}
+    assert records["fast_scorer_K8"]["items"] == records["reward_model_K8"]["items"] == 16
+    ratio = records["reward_over_fast_scorer"]
+    assert ratio["ratio"] == pytest.approx(
+        records["fast_scorer_K8"]["median_s"] / records["reward_model_K8"]["median_s"], rel=1e-3
+    )  # the records' seconds are rounded
+    label = records["label_process_1"]
+    # 2 scenes x (expert + 4 vocabulary entries + the default 31 perturbations)
+    assert (label["scenes"], label["candidates_per_scene"], label["items"]) == (2, 36, 72)

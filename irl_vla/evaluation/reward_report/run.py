@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from irl_vla.common.checkpoint import config_differences
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.source import SourceFactory
 from irl_vla.evaluation.reward_report.agreement import RewardAgreement, evaluate
@@ -146,16 +145,7 @@ def label(config: ReportConfig, factory: SourceFactory, policy: str | None, log:
             vocabulary = np.load(config.vocabulary, allow_pickle=False)
             out.mkdir(parents=True, exist_ok=True)
             store.write_vocabulary(vocabulary)
-    settings = _label_config(config, out, policy)
-    manifest = LabelStore(out).read_manifest()
-    if (
-        manifest is not None
-        and manifest.get("complete")
-        and not config_differences(manifest.get("settings", {}), settings.record(), ignore=("vocabulary_sha256",))
-    ):
-        log(f"report: labels of {out} are complete; reusing them")
-    else:
-        log(run_label(settings, factory, log=log).summary())
+    log(run_label(_label_config(config, out, policy), factory).summary())
     return read_label_shards(out)
 
 

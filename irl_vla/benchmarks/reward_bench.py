@@ -1,0 +1,212 @@
+"""``irl-vla bench reward``: the reward model against the fast scorer, and labelling throughput.
+
+1. **Reward model vs fast scorer**, one core, same run, same scenes and the same ``num_candidates`` candidates per
+   scene (the expert's plan scaled in speed and drifted sideways, as ``bench scorer`` draws them): candidates/s of
+   the fast scorer given each scene's metric cache, and of the reward model given each scene's input tensors
+   (its scene encoding, once per scene, included), and their ratio. Building the inputs (the metric cache for
+   the scorer; LiDAR, map raster and boxes for the reward model) is once per scene for both and reported apart;
+   so is the reward model's rate with every scene already encoded (the cost per extra candidate).
+   Without ``reward_checkpoint`` an untrained model of ``model_size`` is timed (its cost does not depend on the
+   weights).
+2. **Labelling throughput** (``irl-vla label``'s code on ``label_scenes`` scenes, fresh label directories, the
+   split's metric caches already built): candidates/s with the process pool at each of ``label_workers`` and
+   with Ray at ``ray_workers``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from irl_vla.benchmarks.scorer_bench import candidates
+from irl_vla.benchmarks.timing import median_seconds, record
+from irl_vla.common.config import require_at_least
+from irl_vla.common.parallel import ExecutorConfig
+from irl_vla.data.source import SourceFactory
+from irl_vla.data.trajectory import DEFAULT_SAMPLING
+from irl_vla.labeling.pipeline import LabelConfig, run_label, select_tokens
+from irl_vla.labeling.store import LabelStore
+from irl_vla.models.reward.checkpoint import load_reward_model
+from irl_vla.models.reward.config import load_reward_config
+from irl_vla.models.reward.inputs import RewardInputBuilders, reward_builder_params
+from irl_vla.models.reward.model import RewardWorldModel, compute_reward_normalization
+from irl_vla.models.vla.anchors import compute_anchors
+from irl_vla.scoring.fast_scorer import FastScorer
+from irl_vla.scoring.metric_cache import MetricCacheStore
+
+SUITE = "reward"
+
+
+@dataclass
+class RewardBenchConfig:
+    """Sizes of the reward benchmark (``configs/bench/reward.yaml``).
+
+    Attributes:
+        split_dir: the split whose scenes are used (generated, with its metric caches built by ``irl-vla eval``).
+        metric_cache_dir: its metric caches (``None``: ``<data_root>/metric_cache/<split>`` beside ``split_dir``).
+        reward_checkpoint: the reward model timed (``None``: an untrained one of ``model_size``).
+        model_size: the reward model size without a checkpoint (``tiny`` | ``default``).
+        num_scenes: scenes of the reward-vs-scorer comparison, spread over the split.
+        num_candidates: candidates per scene K.
+        label_scenes: scenes labelled per labelling measurement (0: skip the labelling measurements).
+        label_workers: process-pool sizes of the labelling measurements.
+        ray_workers: Ray CPUs of the labelling measurement with Ray (0: skip it).
+        vocabulary_size: vocabulary entries per labelled scene.
+        seed: seed of the candidates.
+    """
+
+    split_dir: str = "data/synth_navtest"
+    metric_cache_dir: str | None = None
+    reward_checkpoint: str | None = None
+    model_size: str = "default"
+    num_scenes: int = 8
+    num_candidates: int = 256
+    label_scenes: int = 8
+    label_workers: list[int] = field(default_factory=lambda: [1, 2])
+    ray_workers: int = 2
+    vocabulary_size: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_at_least(self, ("num_scenes", "num_candidates"), 1)
+        require_at_least(self, ("label_scenes", "ray_workers", "vocabulary_size"), 0)
+        if any(w < 1 for w in self.label_workers):
+            raise ValueError(f"RewardBenchConfig.label_workers: expected sizes >= 1, got {self.label_workers}")
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where the split's metric caches are."""
+        split = Path(self.split_dir)
+        return Path(self.metric_cache_dir) if self.metric_cache_dir else split.parent / "metric_cache" / split.name
+
+
+def _untrained(
+    cfg: RewardBenchConfig, features: list[dict[str, torch.Tensor]], plans: torch.Tensor
+) -> RewardWorldModel:
+    """An untrained model of ``model_size`` with the statistics of the benched inputs (``plans`` ``(N, T, 3)``)."""
+    torch.manual_seed(cfg.seed)
+    model = RewardWorldModel(load_reward_config(cfg.model_size))
+    ego = torch.cat([f["ego_status"] for f in features])
+    model.set_normalization(compute_reward_normalization(ego, plans[:, None]))
+    return model.eval()
+
+
+def run(cfg: RewardBenchConfig, repeats: int, source: SourceFactory) -> Iterator[dict[str, Any]]:
+    """Yield one record per measurement (``source`` opens ``split_dir`` with its sensors)."""
+    scenes_source = source()
+    tokens = select_tokens(list(scenes_source.tokens), cfg.num_scenes)
+    store = MetricCacheStore(cfg.cache_dir)
+    missing = [t for t in tokens if not store.has(t)]
+    if missing:
+        raise FileNotFoundError(f"{cfg.cache_dir}: no metric cache of {missing[:3]}...; run irl-vla eval on the split")
+    caches = [store.load(t) for t in tokens]
+    rng = np.random.default_rng(cfg.seed)
+    plans = [candidates(c, cfg.num_candidates, rng) for c in caches]  # each (K, T, 3)
+    yield from _reward_vs_scorer(cfg, scenes_source, tokens, caches, plans, repeats)
+    if cfg.label_scenes:
+        yield from _labelling(cfg, source, np.concatenate(plans))
+
+
+def _reward_vs_scorer(
+    cfg: RewardBenchConfig, scenes_source: Any, tokens: list[str], caches: list, plans: list[np.ndarray], repeats: int
+) -> Iterator[dict[str, Any]]:
+    k, n = cfg.num_candidates, len(tokens)
+    fast = FastScorer()
+
+    def score_all() -> None:
+        for cache, p in zip(caches, plans, strict=True):
+            fast.score(cache, p, DEFAULT_SAMPLING)
+
+    fast_s, _ = median_seconds(score_all, repeats=repeats)
+    yield record(SUITE, f"fast_scorer_K{k}", items=k * n, seconds=fast_s, unit="candidates", k=k)
+
+    loaded = load_reward_model(cfg.reward_checkpoint) if cfg.reward_checkpoint else None
+    model_cfg = load_reward_config(cfg.model_size)
+    builders = loaded.builders if loaded else RewardInputBuilders.from_params(*reward_builder_params(model_cfg))
+    start = time.perf_counter()
+    scenes = [scenes_source.get_scene(t, builders.sensor_config()) for t in tokens]
+    features = [builders.batch([s]) for s in scenes]
+    inputs_s = time.perf_counter() - start
+    yield record(SUITE, "reward_inputs_build", items=n, seconds=inputs_s, unit="scenes")
+    tensors = [torch.as_tensor(p, dtype=torch.float32)[None] for p in plans]  # each (1, K, T, 3)
+    model = loaded.model if loaded else _untrained(cfg, features, torch.cat(tensors, dim=1)[0])
+
+    @torch.no_grad()
+    def predict_all() -> None:
+        for f, p in zip(features, tensors, strict=True):
+            model.score_candidates(model.encode_scene(f), p)
+
+    with torch.no_grad():
+        encoded = [model.encode_scene(f) for f in features]
+
+    @torch.no_grad()
+    def score_only() -> None:
+        for scene, p in zip(encoded, tensors, strict=True):
+            model.score_candidates(scene, p)
+
+    reward_s, _ = median_seconds(predict_all, repeats=repeats)
+    score_s, _ = median_seconds(score_only, repeats=repeats)
+    extra = {
+        "k": k,
+        "model": "checkpoint" if cfg.reward_checkpoint else f"untrained {cfg.model_size}",
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+    yield record(SUITE, f"reward_model_K{k}", items=k * n, seconds=reward_s, unit="candidates", **extra)
+    yield record(SUITE, f"reward_model_scenes_encoded_K{k}", items=k * n, seconds=score_s, unit="candidates", **extra)
+    yield record(
+        SUITE,
+        "reward_over_fast_scorer",
+        items=1,
+        seconds=1.0,
+        unit="ratio",
+        ratio=fast_s / reward_s,
+        ratio_scenes_encoded=fast_s / score_s,
+        target=100.0,
+        k=k,
+        threads=torch.get_num_threads(),
+    )
+
+
+def _labelling(cfg: RewardBenchConfig, source: SourceFactory, plans: np.ndarray) -> Iterator[dict[str, Any]]:
+    """``run_label`` on fresh label directories, each backend and size in turn (the vocabulary written first)."""
+    split = Path(cfg.split_dir)
+    vocabulary = compute_anchors(torch.as_tensor(plans, dtype=torch.float32), cfg.vocabulary_size, seed=cfg.seed)
+    runs = [("process", w) for w in cfg.label_workers] + ([("ray", cfg.ray_workers)] if cfg.ray_workers else [])
+    for backend, workers in runs:
+        with tempfile.TemporaryDirectory(prefix="irl_vla_bench_label_") as tmp:
+            out = Path(tmp) / "labels"
+            out.mkdir()
+            LabelStore(out).write_vocabulary(vocabulary.numpy())
+            config = LabelConfig(
+                data_root=str(split.parent),
+                split=split.name,
+                max_scenes=cfg.label_scenes,
+                output_dir=str(out),
+                metric_cache_dir=str(cfg.cache_dir),
+                vocabulary_size=cfg.vocabulary_size,
+                shard_size=max(1, cfg.label_scenes // (2 * workers)),
+                seed=cfg.seed,
+                executor=ExecutorConfig(backend=backend, workers=workers),
+                progress=False,
+            )
+            start = time.perf_counter()
+            report = run_label(config, source)
+            seconds = time.perf_counter() - start
+        yield record(
+            SUITE,
+            f"label_{backend}_{workers}",
+            items=report.scenes * report.candidates,
+            seconds=seconds,
+            unit="candidates",
+            backend=backend,
+            workers=workers,
+            scenes=report.scenes,
+            candidates_per_scene=report.candidates,
+        )
