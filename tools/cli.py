@@ -53,7 +53,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("tools.report", "a reward model against the simulator on a held-out split: report.html, report.json"),
     "bench": (
         "tools.run_bench",
-        "benchmarks, one JSON line per measurement (suites: core, world, scorer, navsim, data, policy, viewer)",
+        "benchmarks, one JSON line per measurement "
+        "(suites: core, world, scorer, navsim, data, policy, reward, viewer, ppo)",
     ),
 }
 

@@ -13,7 +13,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from irl_vla.benchmarks import core_bench, data_bench, policy_bench, reward_bench, scorer_bench
+from irl_vla.benchmarks import core_bench, data_bench, policy_bench, ppo_bench, reward_bench, scorer_bench
 from irl_vla.benchmarks.timing import emit, machine_info
 from irl_vla.common.command import Command, register_group
 from irl_vla.common.config import to_dataclass
@@ -50,6 +50,7 @@ SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] =
     "policy": (policy_bench.PolicyBenchConfig, policy_bench.run),
     "reward": (reward_bench.RewardBenchConfig, _reward_bench),
     "viewer": (viewer_bench.ViewerBenchConfig, _viewer_bench),
+    "ppo": (ppo_bench.PPOBenchConfig, ppo_bench.run),
 }
 
 
