@@ -26,7 +26,7 @@ from scipy.stats import pearsonr, spearmanr
 
 from irl_vla.agents.agent import Agent, Candidates
 from irl_vla.common.io import replacing, write_json
-from irl_vla.data.enums import SE2Index
+from irl_vla.data.enums import MetaAction, SE2Index
 from irl_vla.data.geometry import relative_to_absolute
 from irl_vla.data.scene import LOG_INTERVAL, AgentInput, Annotations, EgoStatus, Frame, Scene, SceneMetadata
 from irl_vla.data.sensors import SensorConfig
@@ -122,6 +122,7 @@ class StepRecord:
     learned_reward: float
     traffic_speed: float
     infractions: list[Infraction] = field(default_factory=list)
+    meta_action: MetaAction | None = None
 
 
 @dataclass
@@ -308,6 +309,7 @@ class ClosedLoopRunner:
             learned, cand_rewards = self._rewards(obs, frame, map_api, action, candidates)
             plan = action.poses if isinstance(action, Trajectory) else None
             ego = frame.ego_status
+            predicted = getattr(self.agent, "predicted_meta_action", None)  # optional hook of language agents
             record = StepRecord(
                 time=sim_time,
                 ego_pose=np.asarray(ego.ego_pose, dtype=np.float64),
@@ -318,6 +320,7 @@ class ClosedLoopRunner:
                 candidate_rewards=cand_rewards,
                 learned_reward=learned,
                 traffic_speed=math.nan,
+                meta_action=predicted() if callable(predicted) else None,
             )
             steps.append(record)
             self._show(
@@ -429,6 +432,7 @@ class ClosedLoopRunner:
             candidate_rewards=record.candidate_rewards,
             learned_reward=None if math.isnan(record.learned_reward) else record.learned_reward,
             sub_scores=sub_scores,
+            meta_action=record.meta_action,
             infractions=list(infractions),
             route_completion=record.route_completion,
             penalty=penalty(infractions, route.length * record.route_completion / 100.0),

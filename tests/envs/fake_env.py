@@ -27,6 +27,19 @@ DT = 0.1
 ROUTE_IDS = ["w_in", "rbc_w_e", "e_out"]
 
 
+def controls_plan(controls: Controls, speed: float, wheel_base: float = 3.0) -> Trajectory:
+    """The relative plan of holding ``controls`` from ``speed`` [m/s] (kinematic bicycle, 0.1 s Euler steps)."""
+    pose, v, poses = np.zeros(3), speed, []
+    for k in range(1, 41):
+        v = max(0.0, v + controls.acceleration * DT)
+        pose = pose + DT * np.array(
+            [v * np.cos(pose[2]), v * np.sin(pose[2]), v / wheel_base * np.tan(controls.steering_angle)]
+        )
+        if k % 5 == 0:
+            poses.append(pose.copy())
+    return Trajectory(np.array(poses, dtype=np.float32))
+
+
 class FakeEnv:
     """Routes ``clear`` (an empty road) and ``parked`` (a car parked in the ego's lane at x = -20 m)."""
 
@@ -106,6 +119,9 @@ class FakeEnv:
         }
 
     def step(self, action: Trajectory | Controls):
+        if self.action_kind is ActionKind.CONTROLS:
+            assert isinstance(action, Controls)
+            action = controls_plan(action, self.v)
         assert isinstance(action, Trajectory)
         origin, start = self.pose.copy(), self.time
         times = np.concatenate([[0.0], action.trajectory_sampling.times])

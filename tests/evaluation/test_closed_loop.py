@@ -9,9 +9,10 @@ import pytest
 
 from irl_vla.agents.constant_velocity import ConstantVelocityAgent
 from irl_vla.agents.human import HumanAgent
+from irl_vla.data.enums import MetaAction
 from irl_vla.data.scene import Scene
 from irl_vla.data.sensors import SensorConfig
-from irl_vla.envs.env import ResetOption, TerminationReason
+from irl_vla.envs.env import ActionKind, Controls, ResetOption, TerminationReason
 from irl_vla.envs.infractions import InfractionKind
 from irl_vla.envs.view import StepView
 from irl_vla.evaluation.closed_loop import ClosedLoopConfig, ClosedLoopRunner, correlation
@@ -134,3 +135,27 @@ def test_privileged_agents_and_unknown_routes_are_refused() -> None:
         ClosedLoopRunner(FakeEnv(), HumanAgent())
     with pytest.raises(ValueError, match="no route 'nowhere'"):
         ClosedLoopRunner(FakeEnv(), ConstantVelocityAgent(), ClosedLoopConfig(sub_scores=False)).run(["nowhere"])
+
+
+class BrakingDriver(ConstantVelocityAgent):
+    """Brakes with controls; says it is stopping (the optional meta-action hook)."""
+
+    def compute_controls(self, agent_input) -> Controls:
+        return Controls(acceleration=-4.0, steering_angle=0.0)
+
+    def predicted_meta_action(self) -> MetaAction:
+        return MetaAction.STOP
+
+
+def test_a_controls_env_is_driven_with_compute_controls_and_the_meta_action_reaches_the_viewer() -> None:
+    env = FakeEnv()
+    env.action_kind = ActionKind.CONTROLS
+    viewer = Recorder()
+    config = ClosedLoopConfig(sub_scores=False)
+    out = ClosedLoopRunner(env, BrakingDriver(), config, viewers=[viewer]).run(["parked"])
+    (result,) = out.results
+    assert result.infractions == []  # braked from 8 m/s in 2 s, long before the parked car
+    assert result.route_completion < 20.0 and result.termination is TerminationReason.TIME_LIMIT
+    assert viewer.views[0].meta_action is MetaAction.STOP and viewer.views[0].plan is None
+    with pytest.raises(ValueError, match="no compute_controls"):
+        ClosedLoopRunner(env, ConstantVelocityAgent())
