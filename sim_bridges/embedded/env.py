@@ -145,9 +145,9 @@ def route_of(instance: ScenarioInstance, route_id: str, length: float) -> Route:
 def fork_expert(world: World) -> World:
     """A copy of ``world`` (sharing the map and the paths) whose ego is the expert again, where the free ego is."""
     memo: dict[int, Any] = {id(world.map): world.map}
-    table = getattr(world, "_path_table", None)
+    table = getattr(world, "_user_table", None)
     if table is not None:
-        memo[id(table)] = table  # immutable: shared
+        memo[id(table)] = table  # never changes: shared (a copy of the users rebuilds it for the copy)
     for user in world.road_users_and_ego:
         memo[id(user.path)] = user.path
     fork = copy.deepcopy(world, memo)
@@ -415,7 +415,7 @@ class EmbeddedEnv:
         """New collisions of this simulation step (each other object counts once per episode)."""
         world, ego = self.world, self.ego
         others = world.road_users
-        poses = np.stack([u.pose for u in others])  # (N, 3)
+        poses = world.poses()[1:]  # (N, 3)
         centre = ego.pose
         near = np.flatnonzero(np.hypot(*(poses[:, :2] - centre[:2]).T) < COLLISION_RANGE)
         if not len(near):
@@ -455,13 +455,14 @@ class EmbeddedEnv:
     def _traffic_speed(self) -> float | None:
         """Mean speed [m/s] of the moving-traffic vehicles within ``TRAFFIC_RANGE`` of the ego, None with none."""
         centre = self.ego.pose[:2]
+        poses = self.world.poses()[1:]  # (N, 3)
         speeds = [
             u.speed
-            for u in self.world.road_users
+            for u, pose in zip(self.world.road_users, poses, strict=True)
             if u.agent_class is AgentClass.VEHICLE
             and not u.background
             and not u.is_static
-            and np.hypot(*(u.pose[:2] - centre)) < TRAFFIC_RANGE
+            and np.hypot(*(pose[:2] - centre)) < TRAFFIC_RANGE
         ]
         return float(np.mean(speeds)) if speeds else None
 

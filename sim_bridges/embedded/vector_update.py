@@ -33,8 +33,15 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
+#: Segments per chunk of the lateral pre-check (``PathTable.distance_bound``).
+CHUNK = 16
+#: Slack [m] of the lateral pre-check against rounding.
+BOUND_SLACK = 1e-6
 #: Times [s] at which people about to cross are predicted (``World._crossing_gap``'s horizon).
 CROSSING_TIMES = np.arange(0.0, 4.0 + 1e-9, 0.5)
+
+
+IDM_FIELDS = ("min_gap", "headway", "accel_max", "decel_comfort", "delta", "decel_max")
 
 
 class PathTable:
@@ -62,6 +69,10 @@ class PathTable:
         self.seg_len = np.concatenate([*(p._seg_len for p in paths), pad])
         self.s0 = np.concatenate([*(p.s[:-1] for p in paths), pad])
         self.s_before_last = np.array([p.s[-2] for p in paths])  # (P,)
+        self._chunks(paths)
+        self.vertex_s = np.full((len(paths), int(counts.max()) + 1), np.inf)  # (P, V) vertex arc lengths
+        for k, p in enumerate(paths):
+            self.vertex_s[k, : len(p.s)] = p.s
         for p in paths:
             p.curvature_ahead(0.0)  # builds the curvature table
         tables = [p._curvature_table for p in paths]
@@ -71,15 +82,52 @@ class PathTable:
         self.kappa = np.concatenate([t[1] for t in tables])  # type: ignore[index]
         self.grid = np.concatenate([t[0] for t in tables])  # type: ignore[index]
 
+    def _chunks(self, paths: list[Path]) -> None:
+        """Chords of every ``CHUNK`` consecutive segments and the farthest the segments stray from them [m]."""
+        cx, cy, cdx, cdy, dev = [], [], [], [], []
+        self.chunk_offset = np.zeros(len(paths), dtype=np.intp)
+        total = 0
+        for k, p in enumerate(paths):
+            self.chunk_offset[k] = total
+            for c in range(0, len(p._seg_len), CHUNK):
+                xy = p.xy[c : min(c + CHUNK, len(p._seg_len)) + 1]  # the chunk's vertices
+                d = xy[-1] - xy[0]
+                dist = _point_segment_distance(xy, xy[0], d)
+                cx.append(xy[0, 0])
+                cy.append(xy[0, 1])
+                cdx.append(d[0])
+                cdy.append(d[1])
+                dev.append(dist.max())
+                total += 1
+        pad = np.zeros(-(-int(self.count.max()) // CHUNK) + 1)
+        self.cx, self.cy = np.concatenate([cx, pad]), np.concatenate([cy, pad])
+        self.cdx, self.cdy = np.concatenate([cdx, pad]), np.concatenate([cdy, pad])
+        self.dev = np.concatenate([dev, pad])
+
+    def distance_bound(self, points: FloatArray, paths: IntArray, k0: IntArray, k1: IntArray) -> FloatArray:
+        """A lower bound [m] of each point's distance to its path's segments ``[k0, k1)`` (``|lateral|``).
+
+        The distance to a chunk's chord minus how far the chunk strays from it, over the chunks the window meets.
+        """
+        c0, c1 = k0 // CHUNK, (k1 - 1) // CHUNK + 1
+        width = int((c1 - c0).max())
+        start = self.chunk_offset[paths] + c0
+        g = start[:, None] + np.arange(width)[None]  # (Q, W) global chunk indices (padded past the end)
+        x, y, dx, dy = self.cx[g], self.cy[g], self.cdx[g], self.cdy[g]
+        rx, ry = points[:, :1] - x, points[:, 1:] - y
+        t = np.clip((rx * dx + ry * dy) / np.maximum(dx * dx + dy * dy, 1e-12), 0.0, 1.0)
+        dist = np.hypot(rx - t * dx, ry - t * dy) - self.dev[g]
+        return np.where(np.arange(width)[None] < (c1 - c0)[:, None], dist, np.inf).min(axis=1)
+
     def windows(self, paths: IntArray, lo: FloatArray, hi: FloatArray) -> tuple[IntArray, IntArray]:
-        """Path-local segment range ``[k0, k1)`` of each arc-length window ``[lo, hi]``, as ``Path.project``'s."""
-        k0 = np.empty(len(paths), dtype=np.intp)
-        k1 = np.empty(len(paths), dtype=np.intp)
-        for n, (p, a, b) in enumerate(zip(paths, lo, hi, strict=True)):
-            path = self.paths[p]
-            full = len(path._seg_len)
-            k0[n] = min(max(int(np.searchsorted(path.s, a, side="right")) - 1, 0), full - 1)
-            k1[n] = max(min(int(np.searchsorted(path.s, b, side="left")) + 1, full), k0[n] + 1)
+        """Path-local segment range ``[k0, k1)`` of each arc-length window ``[lo, hi]``, as ``Path.project``'s.
+
+        ``searchsorted`` of each path's vertex arc lengths, as counts over the padded table (exact).
+        """
+        s = self.vertex_s[paths]  # (U, V), +inf past each path's end
+        full = self.count[paths]
+        k0 = np.minimum(np.maximum((s <= lo[:, None]).sum(axis=1) - 1, 0), full - 1)
+        k1 = np.maximum(np.minimum((s < hi[:, None]).sum(axis=1) + 1, full), k0 + 1)
         return k0, k1
 
     def project_batch(
@@ -96,12 +144,10 @@ class PathTable:
         start = self.offset[paths] + k0  # (Q,) global index of each window's first segment
         valid = np.arange(width)[None] < (k1 - k0)[:, None]  # (Q, W)
 
-        def rows(values: FloatArray) -> FloatArray:
-            return np.lib.stride_tricks.sliding_window_view(values, width)[start]  # (Q, W)
-
-        ax, ay, dx, dy = rows(self.ax), rows(self.ay), rows(self.dx), rows(self.dy)
+        g = start[:, None] + np.arange(width)[None]  # (Q, W) global segment indices (padded past the end)
+        ax, ay, dx, dy = self.ax[g], self.ay[g], self.dx[g], self.dy[g]
         rx, ry = points[:, :1] - ax, points[:, 1:] - ay  # (Q, W)
-        raw = (rx * dx + ry * dy) / rows(self.len2)
+        raw = (rx * dx + ry * dy) / self.len2[g]
         t = np.clip(raw, 0.0, 1.0)
         ex, ey = rx - t * dx, ry - t * dy
         dist2 = np.where(valid, ex * ex + ey * ey, np.inf)
@@ -133,13 +179,49 @@ class PathTable:
         return np.where(s >= self.grid[end][:, None], self.kappa[end][:, None], value)
 
 
-def path_table(world: World) -> PathTable:
-    """The world's ``PathTable``, built once per set of paths (paths never change; users keep theirs)."""
-    paths = {id(u.path): u.path for u in world.road_users_and_ego}
-    table = getattr(world, "_path_table", None)
-    if table is None or any(k not in table.index for k in paths):
-        table = PathTable(list(paths.values()))
-        world._path_table = table  # type: ignore[attr-defined]
+class UserTable:
+    """What never changes about a world's road users (paths, sizes, classes, driving styles), as arrays.
+
+    Args:
+        users: the ego first, then the others (``World.road_users_and_ego``).
+    """
+
+    def __init__(self, users: list[RoadUser]) -> None:
+        self.key = tuple(id(u) for u in users)
+        paths = list({id(u.path): u.path for u in users}.values())
+        self.paths = PathTable(paths)
+        self.path = np.array([self.paths.index[id(u.path)] for u in users])  # (N,)
+        self.length = np.array([u.length for u in users])
+        self.width = np.array([u.width for u in users])
+        self.interacting = np.array([not u.background for u in users])  # background life is off the road
+        self.vulnerable = np.array([u.agent_class in (AgentClass.PEDESTRIAN, AgentClass.BICYCLE) for u in users])
+        self.crossing = self.vulnerable & np.array([not u.reactive for u in users])  # people on their own paths
+        self.idm = {name: np.array([getattr(u.idm, name) for u in users]) for name in IDM_FIELDS}
+        for u in users:
+            if u.path is not self.paths.paths[self.paths.index[id(u.path)]]:
+                raise AssertionError("UserTable: a path changed identity")
+
+
+def _widest_offset(user: RoadUser) -> float:
+    """The largest ``|lateral|`` [m] the user is at or moving through (its manoeuvre's start and end)."""
+    m = user.manoeuvre
+    return abs(user.lateral) if m is None else max(abs(user.lateral), abs(m.start), abs(m.end))
+
+
+def _point_segment_distance(points: FloatArray, start: FloatArray, d: FloatArray) -> FloatArray:
+    """Distances [m] of points ``(M, 2)`` to the segment from ``start`` along ``d`` ``(2,)``."""
+    rel = points - start
+    t = np.clip(rel @ d / max(float(d @ d), 1e-12), 0.0, 1.0)
+    return np.hypot(*(rel - t[:, None] * d).T)
+
+
+def user_table(world: World) -> UserTable:
+    """The world's ``UserTable``, rebuilt when its road users change (paths and sizes never do)."""
+    users = world.road_users_and_ego
+    table = getattr(world, "_user_table", None)
+    if table is None or table.key != tuple(id(u) for u in users):
+        table = UserTable(users)
+        world._user_table = table  # type: ignore[attr-defined]
     return table
 
 
@@ -172,9 +254,6 @@ def acc_batch(
     return np.where(finite, acc, a_idm)
 
 
-IDM_FIELDS = ("min_gap", "headway", "accel_max", "decel_comfort", "delta", "decel_max")
-
-
 def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray:
     """``World.accelerations`` for every road user at once (see the module docstring)."""
     from sim_bridges.embedded.world import LOOK_AHEAD, SEARCH_BEHIND
@@ -191,28 +270,37 @@ def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray
         return acc
     users = [everyone[i] for i in active]
     idx = np.array(active)
-    table = path_table(world)
-    path_ids = np.array([table.index[id(u.path)] for u in users])
+    fixed = user_table(world)
+    table = fixed.paths
+    path_ids = fixed.path[idx]
     s_user = np.array([u.s for u in users])
-    length = np.array([u.length for u in everyone])
-    width = np.array([u.width for u in everyone])
+    length, width, vulnerable, crossing = fixed.length, fixed.width, fixed.vulnerable, fixed.crossing
     speed_all = np.array([u.speed for u in everyone])
     accel_all = np.array([u.accel for u in everyone])
 
-    interacting = np.array([not a.background for a in everyone])  # (N,)
     rel = poses[None, :, :2] - poses[idx, None, :2]  # (U, N, 2)
     heading = poses[idx, SE2Index.HEADING]
     along = rel[..., 0] * np.cos(heading)[:, None] + rel[..., 1] * np.sin(heading)[:, None]
-    near = interacting[None] & (np.einsum("unk,unk->un", rel, rel) < (LOOK_AHEAD + 10) ** 2) & (along > -SEARCH_BEHIND)
+    radius = np.einsum("unk,unk->un", rel, rel) < (LOOK_AHEAD + 10) ** 2
+    near = fixed.interacting[None] & radius & (along > -SEARCH_BEHIND)
     near[np.arange(len(idx)), idx] = False  # (U, N)
 
-    vulnerable = np.array([u.agent_class in (AgentClass.PEDESTRIAN, AgentClass.BICYCLE) for u in everyone])
-    crossing = vulnerable & np.array([not u.reactive for u in everyone])  # people walking their own paths
     lo_s, hi_s = s_user - SEARCH_BEHIND, s_user + LOOK_AHEAD + SEARCH_BEHIND
     k0, k1 = table.windows(path_ids, lo_s, hi_s)
 
     # Points: every near object's centre, and the 9 predicted positions of every near crossing person.
     pu, pj = np.nonzero(near)  # pairs in (user, object) order, as the scalar loop meets them
+    # Only objects that may be laterally within reach are projected: |lateral| must not exceed the user's widest
+    # offset (lateral, manoeuvre start and end), half the two widths, the margin and the object's own shift.
+    shift_all = np.array([(u.manoeuvre.end - u.lateral) if u.manoeuvre is not None else 0.0 for u in everyone])
+    reach_u = np.array([_widest_offset(u) for u in users])
+    reach = reach_u[pu] + (width[idx[pu]] + width[pj]) / 2 + np.where(vulnerable[pj], 1.2, 0.3) + np.abs(shift_all[pj])
+    bound = table.distance_bound(poses[pj, :2], path_ids[pu], k0[pu], k1[pu])
+    # Past a path's ends ``Path.project`` gives a point straight ahead of the end segment a lateral of 0 (its
+    # cross product vanishes): windows that reach an end are always projected.
+    at_end = (k0[pu] == 0) | (k1[pu] == table.count[path_ids[pu]])
+    keep = (bound <= reach + BOUND_SLACK) | at_end
+    pu, pj = pu[keep], pj[keep]
     cu, cj = np.nonzero(near & crossing[None])
     futures = {}
     for j in np.unique(cj):
@@ -250,7 +338,6 @@ def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray
     manoeuvring = np.array([u.manoeuvre is not None for u in users])[pu]
     planned_only = manoeuvring & (ds - (length[idx[pu]] + length[pj]) / 2 > 0.5)
     lo, hi = np.where(planned_only, own, lo), np.where(planned_only, own, hi)
-    shift_all = np.array([(u.manoeuvre.end - u.lateral) if u.manoeuvre is not None else 0.0 for u in everyone])
     shift = shift_all[pj]
     o_lo, o_hi = np.minimum(lat_p, lat_p + shift), np.maximum(lat_p, lat_p + shift)
     half = (width[idx[pu]] + width[pj]) / 2 + margin
@@ -276,7 +363,7 @@ def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray
     gap = np.where(at_stop, stop, gap)
     lead_speed = np.where(at_stop, 0.0, lead_speed)
     lead_accel = np.where(at_stop, 0.0, lead_accel)
-    decel = np.array([u.idm.decel_comfort for u in users])
+    decel = fixed.idm["decel_comfort"][idx]
     from sim_bridges.embedded.world import CURVE_PREVIEW, LATERAL_ACCEL_COMFORT
 
     kappa = np.abs(table.curvature_ahead(path_ids, s_user[:, None] + CURVE_PREVIEW[None]))  # (U, P)
@@ -284,7 +371,7 @@ def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray
     room = np.maximum(CURVE_PREVIEW[None] - length[idx][:, None] / 2, 0)
     reachable = np.sqrt(v_curve**2 + decel[:, None] * room).min(axis=1)
     v0 = np.minimum(np.array([u.target_speed for u in users]), reachable)
-    params = {name: np.array([getattr(u.idm, name) for u in users]) for name in IDM_FIELDS}
+    params = {name: values[idx] for name, values in fixed.idm.items()}
     acc[idx] = acc_batch(speed_all[idx], v0, gap, lead_speed, lead_accel, params)
     return acc
 

@@ -191,8 +191,19 @@ class World:
 
     # ------------------------------------------------------------------ stepping
     def poses(self) -> np.ndarray:
-        """Box-centre poses ``(N, 3)`` of everyone, the ego first."""
-        return np.stack([a.pose for a in self.road_users_and_ego])
+        """Box-centre poses ``(N, 3)`` of everyone, the ego first.
+
+        A vectorised world (the closed-loop env's) keeps them until the time, the ego or the number of road users
+        changes: between steps the env reads what the next step reads again.
+        """
+        if not self.vectorised:
+            return np.stack([a.pose for a in self.road_users_and_ego])
+        key = (self.time, id(self.ego), len(self.road_users))
+        cached = getattr(self, "_poses", None)
+        if cached is None or cached[0] != key:
+            cached = (key, np.stack([a.pose for a in self.road_users_and_ego]))
+            self._poses = cached
+        return cached[1].copy()
 
     def accelerations(self, skip_ego: bool = False, poses: np.ndarray | None = None) -> np.ndarray:
         """IDM accelerations [m/s^2] of every road user (ego first) at the current state.
