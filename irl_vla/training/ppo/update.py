@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -335,6 +336,15 @@ class PPOModule(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- 4. the update
+def _mean_over_processes(value: Tensor) -> float:
+    """``value``'s mean over the training processes (itself in a single process)."""
+    value = value.detach().clone().float()
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(value)
+        value /= dist.get_world_size()
+    return float(value)
+
+
 def ppo_update(
     network: nn.Module,
     module: PPOModule,
@@ -377,8 +387,8 @@ def ppo_update(
                 updates += 1
                 for name, value in {**terms, "charts/grad_norm": grad_norm}.items():
                     sums[name] = sums.get(name, 0.0) + float(value.detach())
-                if s.target_kl > 0 and float(terms["losses/approx_kl"]) > s.target_kl:
-                    stop = True
+                if s.target_kl > 0 and _mean_over_processes(terms["losses/approx_kl"]) > s.target_kl:
+                    stop = True  # every process decides alike (DDP needs the same number of steps in each)
                     break
             if stop:
                 break

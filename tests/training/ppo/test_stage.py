@@ -136,3 +136,26 @@ def test_train_stage_ppo_through_the_cli_with_a_reward_checkpoint(
     assert "holds no reward model" in capsys.readouterr().err
     assert main(["train", "stage=ppo", "--cfg", "job"]) == 0
     assert "samples_per_anchor: 4" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_run_ppo_and_write_one_checkpoint(
+    split_root: Path, stage1: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from irl_vla.common.checkpoint import load_checkpoint
+
+    repo = Path(__file__).resolve().parents[3]
+    reward = untrained_reward_checkpoint(tmp_path / "rwm", raster_cells=32)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "tools.cli",
+           "train", "stage=ppo", f"paths.data_root={split_root}", f"paths.output_root={tmp_path}",
+           f"train.init_checkpoint={stage1}", f"train.reward_checkpoint={reward}", "train.max_steps=2",
+           "train.batch_size=1", "train.max_scenes=2", "train.val_split=null", "train.progress=false",
+           "train.threads=1", "train.ppo.samples_per_anchor=2", "train.ppo.target_kl=0.5"]
+    done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "train" / "ppo" / "tiny"
+    assert load_checkpoint(run / "checkpoints" / "step_0000002").config["world_size"] == 2
+    assert (run / POLICY_DIR).is_dir() and done.stdout.count(f"wrote {run / POLICY_DIR}") == 1
