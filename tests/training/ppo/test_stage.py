@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from irl_vla.common.checkpoint import load_checkpoint
 from irl_vla.common.config import to_dataclass
 from irl_vla.data.split import SceneLoader
 from irl_vla.scoring.fast_scorer import FastScorer
@@ -17,7 +18,7 @@ from irl_vla.training.il import run_il
 from irl_vla.training.policy import load_policy
 from irl_vla.training.ppo.config import HackingGuardConfig, PPOConfig
 from irl_vla.training.ppo.guard import SimulatorInLoopError
-from irl_vla.training.ppo.stage import POLICY_DIR, HackingMonitor, run_ppo
+from irl_vla.training.ppo.stage import POLICY_DIR, HackingMonitor, PPOTrainer, run_ppo
 from tests.training.conftest import il_config, model_doc
 from tests.training.ppo.helpers import ProgressReward, untrained_reward_checkpoint
 
@@ -93,6 +94,33 @@ def test_ppo_run_logs_cleanrl_names_evaluates_with_the_scorer_and_exports_a_load
     assert len(_lines(out, "")) == 3
 
 
+def test_resume_after_a_kill_ends_with_the_uninterrupted_policy(
+    split_root: Path, source: partial[SceneLoader], stage1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = {"max_steps": 4, "checkpoint_every": 2}
+    whole = run_ppo(ppo_config(split_root, stage1, tmp_path / "whole", **settings), source, None, ProgressReward(), [])
+    real = PPOTrainer._train_step
+
+    def dies_at_step_4(self: PPOTrainer, batch: object) -> dict[str, float]:
+        if self.step == 3:
+            raise KeyboardInterrupt  # killed while taking step 4, after the checkpoint of step 2
+        return real(self, batch)  # type: ignore[arg-type]
+
+    killed = ppo_config(split_root, stage1, tmp_path / "killed", **settings)
+    with monkeypatch.context() as m:
+        m.setattr(PPOTrainer, "_train_step", dies_at_step_4)
+        with pytest.raises(KeyboardInterrupt):
+            run_ppo(killed, source, None, ProgressReward(), [])
+    resumed = run_ppo(killed, source, None, ProgressReward(), [])
+    a, b = load_checkpoint(whole).weights, load_checkpoint(resumed).weights
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [m["step"] for m in _lines(tmp_path / "killed", "")] == [1, 2, 3, 4]
+    other = run_ppo(ppo_config(split_root, stage1, tmp_path / "seed1", seed=1, **settings), source, None,
+                    ProgressReward(), [])
+    c = load_checkpoint(other).weights
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # another seed samples other chains
+
+
 def test_a_reward_model_calling_the_scorer_stops_the_run(
     split_root: Path, source: partial[SceneLoader], stage1: Path, tmp_path: Path
 ) -> None:
@@ -144,8 +172,6 @@ def test_two_torchrun_processes_run_ppo_and_write_one_checkpoint(
 ) -> None:
     import subprocess
     import sys
-
-    from irl_vla.common.checkpoint import load_checkpoint
 
     repo = Path(__file__).resolve().parents[3]
     reward = untrained_reward_checkpoint(tmp_path / "rwm", raster_cells=32)
