@@ -3,7 +3,7 @@
 Layers, bottom to top: ground, drivable area (the route's roadblocks tinted), crosswalks, lane boundaries, stop
 lines, the route's centreline, traffic lights (a stub along each governed connector and a bar across its lane at
 the stop line, in the route's connector's colour), road users by class, the ego, the K candidates (by colour of their
-reward, best on top), the executed plan.
+reward, best on top), the executed plan, a cross where each infraction of the episode happened.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ _MAP_LAYERS = (*_DRIVABLE_LAYERS, MapLayer.CROSSWALK, MapLayer.LANE, MapLayer.ST
 LIGHT_STUB = 5.0  # length of a light's stub along its connector [m]
 LIGHT_BAR = 1.5  # half-length of a light's bar across the lane at the stop line [m]
 LIGHT_WIDTH = 0.7  # width of a light's bar and stub [m]
+INFRACTION_MARK = 1.0  # half-size of the cross marking an infraction [m]
 
 
 def _points(config: BevConfig, local_xy: npt.NDArray[np.float64]) -> list[float]:
@@ -124,6 +125,17 @@ def draw_ego(draw: ImageDraw.ImageDraw, config: BevConfig) -> None:
     _line(draw, config, corners[[0, 3]], palette.OUTLINE, 3)
 
 
+def draw_infractions(draw: ImageDraw.ImageDraw, config: BevConfig, view: StepView, ego: npt.NDArray) -> None:
+    """A cross where each infraction of the episode happened (the ego's rear axle at the event)."""
+    if not view.infractions:
+        return
+    where = points_to_local(np.stack([event.position for event in view.infractions]), ego)  # (N, 2)
+    r = INFRACTION_MARK * config.pixels_per_meter
+    for col, row in config.to_pixels(where).tolist():
+        draw.line((col - r, row - r, col + r, row + r), fill=palette.INFRACTION, width=3)
+        draw.line((col - r, row + r, col + r, row - r), fill=palette.INFRACTION, width=3)
+
+
 def _with_origin(poses: npt.NDArray) -> npt.NDArray[np.float64]:
     """Ego-frame positions ``(T + 1, 2)`` of a plan, starting at the rear axle."""
     return np.concatenate([np.zeros((1, 2)), np.asarray(poses, dtype=np.float64)[:, XY]])
@@ -204,4 +216,5 @@ def render_bev(
     draw_agents(draw, config, frame.annotations)
     draw_ego(draw, config)
     draw_plans(draw, config, view, show_candidates, value_range)
+    draw_infractions(draw, config, view, ego)
     return np.asarray(image)  # (H, W, 3)

@@ -30,6 +30,7 @@ PANEL: RGB = (24, 26, 30)
 TEXT: RGB = (232, 232, 232)
 TEXT_DIM: RGB = (150, 150, 155)
 TEXT_ALERT: RGB = (255, 90, 80)
+INFRACTION: RGB = TEXT_ALERT  # where an infraction happened, in the BEV
 TEXT_OK: RGB = (120, 220, 130)
 
 #: Fill colour of each annotation class in the BEV.

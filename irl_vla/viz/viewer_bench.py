@@ -10,21 +10,25 @@ views (median of ``repeats`` passes):
 - ``window``: ``PygameViewer.update`` (render, blit, flip, key poll) with SDL's dummy video driver when the
   machine has no display (``window_driver``).
 
+Beside the wall time, each record gives the CPU time of this process and of the child processes it waited for
+(ffmpeg) as ``cpu_frames_per_s``: on a shared, loaded machine the wall time mostly measures the others' jobs.
 The scene source is given by the command (``tools/run_bench.py``); camera rendering is not timed.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from irl_vla.benchmarks.timing import median_seconds, record
+from irl_vla.benchmarks.timing import record
 from irl_vla.common.config import require_at_least
 from irl_vla.data.sensors import SensorConfig
 from irl_vla.data.source import SourceFactory
@@ -82,6 +86,30 @@ def load_views(cfg: ViewerBenchConfig, source: SourceFactory) -> list[StepView]:
     return views
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its waited-for children [s]."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median wall and median CPU time [s] of ``fn()`` over ``repeats`` runs after one untimed run."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), _cpu_seconds()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(_cpu_seconds() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def _record(name: str, n: int, times: tuple[float, float], **extra: Any) -> dict[str, Any]:
+    wall, cpu = times
+    cpu_rate = round(n / cpu, 2) if cpu > 0 else float("inf")
+    return record(SUITE, name, items=n, seconds=wall, unit="frames", cpu_frames_per_s=cpu_rate, **extra)
+
+
 def run(cfg: ViewerBenchConfig, repeats: int, source: SourceFactory) -> Iterator[dict[str, Any]]:
     """Yield one record per measurement (frames/s)."""
     views = load_views(cfg, source)
@@ -90,10 +118,8 @@ def run(cfg: ViewerBenchConfig, repeats: int, source: SourceFactory) -> Iterator
     users = float(np.mean([len(v.frame.annotations) for v in views]))
     extra = {"views": n, "candidates": cfg.num_candidates, "mean_objects": round(users, 1), "size": layout.size}
 
-    seconds, _ = median_seconds(lambda: [render_bev(v, layout.bev) for v in views], repeats=repeats)
-    yield record(SUITE, "bev", items=n, seconds=seconds, unit="frames", **extra)
-    seconds, _ = median_seconds(lambda: [render_view(v, layout) for v in views], repeats=repeats)
-    yield record(SUITE, "frame", items=n, seconds=seconds, unit="frames", **extra)
+    yield _record("bev", n, timed(lambda: [render_bev(v, layout.bev) for v in views], repeats), **extra)
+    yield _record("frame", n, timed(lambda: [render_view(v, layout) for v in views], repeats), **extra)
 
     frames = [render_view(v, layout) for v in views]
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,9 +131,9 @@ def run(cfg: ViewerBenchConfig, repeats: int, source: SourceFactory) -> Iterator
                     recorder.write(frame)
                 recorder.close()
 
-            seconds, _ = median_seconds(encode, repeats=repeats)
+            times = timed(encode, repeats)
             size = (Path(tmp) / f"bench.{fmt}").stat().st_size
-            yield record(SUITE, f"record_{fmt}", items=n, seconds=seconds, unit="frames", bytes_per_frame=size // n)
+            yield _record(f"record_{fmt}", n, times, bytes_per_frame=size // n)
 
     if cfg.window:
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
@@ -116,8 +142,7 @@ def run(cfg: ViewerBenchConfig, repeats: int, source: SourceFactory) -> Iterator
 
         viewer = PygameViewer(ViewerConfig(layout=layout))
         try:
-            seconds, _ = median_seconds(lambda: [viewer.update(v) for v in views], repeats=repeats)
+            times = timed(lambda: [viewer.update(v) for v in views], repeats)
         finally:
             viewer.close()
-        driver = os.environ.get("SDL_VIDEODRIVER", "default")
-        yield record(SUITE, "window", items=n, seconds=seconds, unit="frames", video_driver=driver, **extra)
+        yield _record("window", n, times, video_driver=os.environ.get("SDL_VIDEODRIVER", "default"), **extra)

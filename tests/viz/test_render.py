@@ -120,6 +120,16 @@ def test_agents_ego_and_map_are_drawn() -> None:
     assert near(image, 42.0, -1.75 - EGO[1], palette.CROSSWALK)  # crosswalk cw_e at x in [10.5, 13.5]
 
 
+def test_infractions_are_marked_where_they_happened() -> None:
+    view = junction_view()  # one red-light infraction at the ego's position 1.2 s into the episode
+    event = view.infractions[0]
+    moved = replace(view.frame.ego_status, ego_pose=EGO + np.array([-15.0, 0.0, 0.0]))  # the ego 15 m further back
+    image = render_bev(replace(view, frame=replace(view.frame, ego_status=moved)), CONFIG)
+    x, y = event.position - moved.ego_pose[:2]
+    assert tuple(image[CONFIG.pixel_of(x, y)]) == palette.INFRACTION
+    assert count(render_bev(replace(view, infractions=[]), CONFIG), palette.INFRACTION) == 0
+
+
 def test_frame_composes_bev_colour_bar_cameras_and_hud() -> None:
     config = ViewConfig()
     view = junction_view()
