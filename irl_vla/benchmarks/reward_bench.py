@@ -5,7 +5,9 @@
    the fast scorer given each scene's metric cache, and of the reward model given each scene's input tensors
    (its scene encoding, once per scene, included), and their ratio. Building the inputs (the metric cache for
    the scorer; LiDAR, map raster and boxes for the reward model) is once per scene for both and reported apart;
-   so is the reward model's rate with every scene already encoded (the cost per extra candidate).
+   so is the reward model's rate with every scene already encoded (the cost per extra candidate). The three are
+   timed in turn, round by round, so that a busy machine loads them alike; each record has the wall-clock and
+   the thread-CPU rate, the ratio record both ratios.
    Without ``reward_checkpoint`` an untrained model of ``model_size`` is timed (its cost does not depend on the
    weights).
 2. **Labelling throughput** (``irl-vla label``'s code on ``label_scenes`` scenes, fresh label directories, the
@@ -15,9 +17,10 @@
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ import numpy as np
 import torch
 
 from irl_vla.benchmarks.scorer_bench import candidates
-from irl_vla.benchmarks.timing import median_seconds, record
+from irl_vla.benchmarks.timing import record
 from irl_vla.common.config import require_at_least
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.source import SourceFactory
@@ -114,60 +117,90 @@ def run(cfg: RewardBenchConfig, repeats: int, source: SourceFactory) -> Iterator
         yield from _labelling(cfg, source, np.concatenate(plans))
 
 
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
+    """Median wall and thread-CPU seconds of each function, timed in turn round by round (one untimed round first).
+
+    Timing the functions alternately exposes them to the same load, so their ratio is steadier on a busy machine
+    than that of medians taken one function after the other; the thread CPU time is less inflated by the load.
+    """
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
+    for round_ in range(repeats + 1):
+        for name, fn in fns.items():
+            w, c = time.perf_counter(), time.thread_time()
+            fn()
+            if round_:
+                wall[name].append(time.perf_counter() - w)
+                cpu[name].append(time.thread_time() - c)
+    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in fns}
+
+
 def _reward_vs_scorer(
     cfg: RewardBenchConfig, scenes_source: Any, tokens: list[str], caches: list, plans: list[np.ndarray], repeats: int
 ) -> Iterator[dict[str, Any]]:
     k, n = cfg.num_candidates, len(tokens)
-    fast = FastScorer()
-
-    def score_all() -> None:
-        for cache, p in zip(caches, plans, strict=True):
-            fast.score(cache, p, DEFAULT_SAMPLING)
-
-    fast_s, _ = median_seconds(score_all, repeats=repeats)
-    yield record(SUITE, f"fast_scorer_K{k}", items=k * n, seconds=fast_s, unit="candidates", k=k)
-
     loaded = load_reward_model(cfg.reward_checkpoint) if cfg.reward_checkpoint else None
     model_cfg = load_reward_config(cfg.model_size)
     builders = loaded.builders if loaded else RewardInputBuilders.from_params(*reward_builder_params(model_cfg))
     start = time.perf_counter()
     scenes = [scenes_source.get_scene(t, builders.sensor_config()) for t in tokens]
     features = [builders.batch([s]) for s in scenes]
-    inputs_s = time.perf_counter() - start
-    yield record(SUITE, "reward_inputs_build", items=n, seconds=inputs_s, unit="scenes")
+    yield record(SUITE, "reward_inputs_build", items=n, seconds=time.perf_counter() - start, unit="scenes")
     tensors = [torch.as_tensor(p, dtype=torch.float32)[None] for p in plans]  # each (1, K, T, 3)
     model = loaded.model if loaded else _untrained(cfg, features, torch.cat(tensors, dim=1)[0])
+    with torch.no_grad():
+        encoded = [model.encode_scene(f) for f in features]
+    fast = FastScorer()
+
+    def fast_scorer() -> None:
+        for cache, p in zip(caches, plans, strict=True):
+            fast.score(cache, p, DEFAULT_SAMPLING)
 
     @torch.no_grad()
-    def predict_all() -> None:
+    def reward_model() -> None:
         for f, p in zip(features, tensors, strict=True):
             model.score_candidates(model.encode_scene(f), p)
 
-    with torch.no_grad():
-        encoded = [model.encode_scene(f) for f in features]
-
     @torch.no_grad()
-    def score_only() -> None:
+    def reward_model_scenes_encoded() -> None:
         for scene, p in zip(encoded, tensors, strict=True):
             model.score_candidates(scene, p)
 
-    reward_s, _ = median_seconds(predict_all, repeats=repeats)
-    score_s, _ = median_seconds(score_only, repeats=repeats)
+    fns = {
+        "fast_scorer": fast_scorer,
+        "reward_model": reward_model,
+        "reward_model_scenes_encoded": reward_model_scenes_encoded,
+    }
+    timed = interleaved_medians(fns, repeats)
     extra = {
-        "k": k,
         "model": "checkpoint" if cfg.reward_checkpoint else f"untrained {cfg.model_size}",
         "params": sum(p.numel() for p in model.parameters()),
     }
-    yield record(SUITE, f"reward_model_K{k}", items=k * n, seconds=reward_s, unit="candidates", **extra)
-    yield record(SUITE, f"reward_model_scenes_encoded_K{k}", items=k * n, seconds=score_s, unit="candidates", **extra)
+    for name, (wall, cpu) in timed.items():
+        more = extra if name != "fast_scorer" else {}
+        cpu_rate = round(k * n / cpu, 2) if cpu > 0 else float("inf")
+        yield record(
+            SUITE,
+            f"{name}_K{k}",
+            items=k * n,
+            seconds=wall,
+            unit="candidates",
+            k=k,
+            **more,
+            cpu_s=round(cpu, 6),
+            cpu_candidates_per_s=cpu_rate,
+        )
+    fast_wall, fast_cpu = timed["fast_scorer"]
     yield record(
         SUITE,
         "reward_over_fast_scorer",
         items=1,
         seconds=1.0,
         unit="ratio",
-        ratio=fast_s / reward_s,
-        ratio_scenes_encoded=fast_s / score_s,
+        ratio=fast_wall / timed["reward_model"][0],
+        ratio_cpu=fast_cpu / timed["reward_model"][1],
+        ratio_scenes_encoded=fast_wall / timed["reward_model_scenes_encoded"][0],
+        ratio_scenes_encoded_cpu=fast_cpu / timed["reward_model_scenes_encoded"][1],
         target=100.0,
         k=k,
         threads=torch.get_num_threads(),

@@ -116,7 +116,7 @@ def test_reward_bench_on_the_tiny_split(tiny_split: Path) -> None:
     tokens = list(factory().tokens)
     build_metric_cache(factory, cfg.cache_dir, [(t, False) for t in tokens], ExecutorConfig("sequential", 1))
     records = {r["name"]: r for r in run(cfg, 1, factory)}
-    assert records["fast_scorer_K8"]["items"] == records["reward_model_K8"]["items"] == 16
+    assert records["fast_scorer_K8"]["items"] == records["reward_model_scenes_encoded_K8"]["items"] == 16
     ratio = records["reward_over_fast_scorer"]
     assert ratio["ratio"] == pytest.approx(
         records["fast_scorer_K8"]["median_s"] / records["reward_model_K8"]["median_s"], rel=1e-3
