@@ -244,6 +244,11 @@ class PPOModule(nn.Module):
 
     def __init__(self, policy: VLAModel, settings: PPOSettings, bc: BCConfig) -> None:
         super().__init__()
+        if not isinstance(policy.planner, DiffusionPlanner):
+            raise ValueError(
+                f"ppo: the policy's planner is a {type(policy.planner).__name__} (planner.head="
+                f"{policy.cfg.planner.head}); PPO fine-tunes the denoising chain of the diffusion planner"
+            )
         self.settings, self.bc = settings, bc
         self.policy = policy
         self.value = ValueHead(policy.cfg.d_model, policy.cfg.planner.num_modes)

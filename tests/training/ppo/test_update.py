@@ -15,7 +15,7 @@ from irl_vla.training.ppo.advantages import EPS
 from irl_vla.training.ppo.config import RewardConfig
 from irl_vla.training.ppo.guard import SimulatorInLoopError, no_simulator
 from irl_vla.training.ppo.reward import RewardFunction
-from irl_vla.training.ppo.update import Rollout, collect_rollout, ppo_update
+from irl_vla.training.ppo.update import PPOModule, Rollout, collect_rollout, ppo_update
 from tests.training.ppo.helpers import ProgressReward, tiny_module
 
 NO_BC = {"coef": 0.0, "coef_no_improvement": 0.0}
@@ -147,3 +147,12 @@ def test_any_scorer_call_raises_during_an_update_and_works_again_after() -> None
     assert "geometric_metrics" in vars(FastScorer) and FastScorer.geometric_metrics.__name__ == "geometric_metrics"
     with pytest.raises(TypeError):  # the real method again: it takes the cache and states
         FastScorer().geometric_metrics()  # type: ignore[call-arg]
+
+
+def test_a_regression_planner_is_refused_naming_the_head() -> None:
+    from irl_vla.models.vla.model import VLAModel
+    from irl_vla.training.ppo.config import BCConfig, PPOSettings
+    from tests.models.vla.helpers import tiny_config
+
+    with pytest.raises(ValueError, match="planner.head=regression"):
+        PPOModule(VLAModel(tiny_config(planner={"head": "regression"})), PPOSettings(), BCConfig())
