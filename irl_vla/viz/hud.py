@@ -11,6 +11,7 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw
 
 from irl_vla.envs.view import StepView
+from irl_vla.scoring.aggregation import aggregate
 from irl_vla.scoring.sub_scores import SubScore
 from irl_vla.viz import palette
 from irl_vla.viz.controls import HELP, ViewerState
@@ -33,6 +34,16 @@ def _score_colour(value: float) -> tuple[int, int, int]:
     if not np.isfinite(value):
         return palette.TEXT_DIM
     return palette.TEXT_OK if value >= 0.999 else (palette.TEXT_ALERT if value <= 0.001 else (240, 200, 80))
+
+
+def window_score(sub_scores: npt.ArrayLike | None) -> float | None:
+    """The simulator's EPDMS of a rolling window's sub-scores (the suite's one aggregation), None before one."""
+    if sub_scores is None:
+        return None
+    try:
+        return float(aggregate(np.asarray(sub_scores, dtype=np.float64)))
+    except ValueError:  # NaN in a required sub-score: no full window yet
+        return None
 
 
 def render_hud(view: StepView, width: int, height: int, state: ViewerState | None = None) -> npt.NDArray[np.uint8]:
@@ -58,10 +69,11 @@ def render_hud(view: StepView, width: int, height: int, state: ViewerState | Non
         y += LINE
     y += 4
     # Learned reward beside the simulator's verdicts.
-    label_w = 150
+    label_w = 170
     bar_w = width - 2 * x - label_w - 60
     rows = [
         ("learned reward", view.learned_reward, palette.PLAN),
+        ("simulator EPDMS (4 s)", window_score(view.sub_scores), palette.TEXT),
         ("route completion", view.route_completion / 100.0, palette.ROUTE_LINE),
         ("infraction penalty", view.penalty, palette.TEXT_OK if view.penalty >= 0.999 else palette.TEXT_ALERT),
     ]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from irl_vla.data.enums import SE2Index
+from irl_vla.scoring.sub_scores import SubScore
 from irl_vla.viz import palette
 from irl_vla.viz.bev import render_bev
 from irl_vla.viz.cameras import render_cameras
@@ -160,6 +161,19 @@ def test_frame_without_map_cameras_or_plans_still_renders() -> None:
     frame = render_view(view)
     assert frame.shape == (*ViewConfig().size[::-1], 3)
     assert count(frame, palette.PLAN) == 0
+
+
+def test_hud_shows_the_simulators_epdms_of_the_window() -> None:
+    from irl_vla.scoring.aggregation import aggregate
+    from irl_vla.viz.hud import window_score
+
+    scores = np.ones(len(SubScore))
+    scores[SubScore.EP] = 0.5
+    assert window_score(scores) == pytest.approx(float(aggregate(scores)))
+    assert window_score(None) is None
+    assert window_score(np.full(len(SubScore), np.nan)) is None  # before the first full window
+    scores[SubScore.NC] = 0.0
+    assert window_score(scores) == 0.0
 
 
 def test_rendering_is_deterministic() -> None:
