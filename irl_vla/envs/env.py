@@ -5,6 +5,10 @@ gymnasium. The observation is the agent's ``AgentInput`` (with the sensors its `
 ``options[ResetOption.SENSOR_CONFIG]``); the action is a ``Trajectory`` in the current ego frame (the backend's
 controller tracks it until the next step) or, for ``ActionKind.CONTROLS``, one ``Controls`` held for the step.
 ``info`` is keyed by ``InfoKey`` (``irl_vla.envs.info``).
+
+Optionally an env lists the infraction kinds it detects and reports itself in ``infraction_kinds`` (``InfractionKind``
+values); the closed-loop runner then detects the others it can from the ego's motion, the map and the route. An env
+without the attribute is taken to report every kind.
 """
 
 from __future__ import annotations

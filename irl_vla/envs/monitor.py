@@ -15,7 +15,7 @@ import numpy as np
 from irl_vla.data.map.map_api import Map
 from irl_vla.envs.collisions import CollisionDetector
 from irl_vla.envs.env import TerminationReason
-from irl_vla.envs.infractions import Infraction, InfractionKind
+from irl_vla.envs.infractions import COLLISIONS, OUTSIDE_LANES, Infraction, InfractionKind
 from irl_vla.envs.lanes import LaneDetector
 from irl_vla.envs.route import Route, RouteProgress
 from irl_vla.envs.route_rules import (
@@ -33,6 +33,8 @@ class MonitorConfig:
     """Detector settings (leaderboard 2.x values by default; ``configs/rollout.yaml`` ``monitor``).
 
     Attributes:
+        kinds: the infraction kinds to detect (``InfractionKind`` values); ``None``: every kind. A backend that
+            reports some kinds itself runs the monitor for the others only.
         terminate_on_collision: end the episode at the first counted collision. The leaderboard drives on after
             collisions; the embedded world has no collision physics, so it ends the episode there by default.
         collision_same_object_time: [s] the same object is not counted again within this time.
@@ -52,6 +54,7 @@ class MonitorConfig:
         min_speed_checkpoints: route parts of the minimum-speed rule (4 in the leaderboard).
     """
 
+    kinds: list[str] | None = None
     terminate_on_collision: bool = True
     collision_same_object_time: float = 5.0
     collision_same_place_distance: float = 5.0
@@ -69,6 +72,19 @@ class MonitorConfig:
     default_speed_limit: float = 13.89
     min_speed_checkpoints: int = 4
 
+    def __post_init__(self) -> None:
+        for kind in self.kinds or []:
+            try:
+                InfractionKind(kind)
+            except ValueError:
+                known = [k.value for k in InfractionKind]
+                raise ValueError(f"MonitorConfig.kinds: unknown kind {kind!r}; known: {known}") from None
+
+    @property
+    def kind_set(self) -> frozenset[InfractionKind]:
+        """The kinds detected."""
+        return frozenset(InfractionKind) if self.kinds is None else frozenset(InfractionKind(k) for k in self.kinds)
+
 
 _ENDING: dict[InfractionKind, TerminationReason] = {
     InfractionKind.ROUTE_DEVIATION: TerminationReason.ROUTE_DEVIATION,
@@ -83,7 +99,8 @@ class InfractionMonitor:
 
     Attributes:
         route: the route being driven.
-        map_api: the location's map (None: only the pose-based rules run).
+        map_api: the location's map (None: the rules that need one, red light, stop sign, off-road and wrong
+            way, do not run).
         config: detector settings.
     """
 
@@ -93,23 +110,37 @@ class InfractionMonitor:
 
     def __post_init__(self) -> None:
         c = self.config
+        kinds = self.kinds = c.kind_set
         self.progress = RouteProgress(self.route)
         self.infractions: list[Infraction] = []
-        self.collisions = CollisionDetector(
-            c.collision_same_object_time, c.collision_same_place_distance, c.stopped_speed
-        )
-        self.red_lights = self.stop_signs = self.lanes = None
-        if self.map_api is not None:
-            roadblocks = frozenset(self.route.roadblock_ids)
-            self.red_lights = RedLightDetector(self.map_api, roadblocks, c.red_light_radius, c.red_light_lateral_factor)
-            self.stop_signs = StopSignDetector(
-                self.map_api, look_ahead=c.stop_look_ahead, stopped_speed=c.stopped_speed
+        self.collisions = self.red_lights = self.stop_signs = self.lanes = None
+        if kinds & COLLISIONS:
+            self.collisions = CollisionDetector(
+                c.collision_same_object_time, c.collision_same_place_distance, c.stopped_speed
             )
-            self.lanes = LaneDetector(self.map_api, c.off_road_margin, float(np.radians(c.wrong_way_angle)))
-        self.deviation = RouteDeviationDetector(deviation_max=c.deviation_max, deviation_fraction=c.deviation_fraction)
-        self.blocked = BlockedDetector(c.blocked_time, c.stopped_speed)
-        self.timeout = RouteTimeoutDetector(c.timeout_initial, c.timeout_speed_fraction, c.default_speed_limit)
-        self.min_speed = MinSpeedDetector(c.min_speed_checkpoints)
+        if self.map_api is not None:
+            if InfractionKind.RED_LIGHT in kinds:
+                roadblocks = frozenset(self.route.roadblock_ids)
+                self.red_lights = RedLightDetector(
+                    self.map_api, roadblocks, c.red_light_radius, c.red_light_lateral_factor
+                )
+            if InfractionKind.STOP_SIGN in kinds:
+                self.stop_signs = StopSignDetector(
+                    self.map_api, look_ahead=c.stop_look_ahead, stopped_speed=c.stopped_speed
+                )
+            if kinds & OUTSIDE_LANES:
+                self.lanes = LaneDetector(self.map_api, c.off_road_margin, float(np.radians(c.wrong_way_angle)))
+        self.deviation = self.blocked = self.timeout = self.min_speed = None
+        if InfractionKind.ROUTE_DEVIATION in kinds:
+            self.deviation = RouteDeviationDetector(
+                deviation_max=c.deviation_max, deviation_fraction=c.deviation_fraction
+            )
+        if InfractionKind.BLOCKED in kinds:
+            self.blocked = BlockedDetector(c.blocked_time, c.stopped_speed)
+        if InfractionKind.ROUTE_TIMEOUT in kinds:
+            self.timeout = RouteTimeoutDetector(c.timeout_initial, c.timeout_speed_fraction, c.default_speed_limit)
+        if InfractionKind.MIN_SPEED in kinds:
+            self.min_speed = MinSpeedDetector(c.min_speed_checkpoints)
         self._last_tick: Tick | None = None
         self.termination: TerminationReason | None = None
 
@@ -124,15 +155,24 @@ class InfractionMonitor:
             raise RuntimeError(f"InfractionMonitor({self.route.route_id}): update after the episode ended")
         self._last_tick = tick
         distance = self.progress.update(tick.ego_xy)
-        events = self.collisions.update(tick)
-        if self.red_lights is not None and self.stop_signs is not None and self.lanes is not None:
+        events = []
+        if self.collisions is not None:
+            events += self.collisions.update(tick)
+        if self.red_lights is not None:
             events += self.red_lights.update(tick)
+        if self.stop_signs is not None:
             events += self.stop_signs.update(tick)
+        if self.lanes is not None:
             events += self.lanes.update(tick, distance)
-        events += self.min_speed.update(tick, self.progress.completion)
-        events += self.deviation.update(tick, self.progress, distance)
-        events += self.blocked.update(tick)
-        events += self.timeout.update(tick, distance)
+        if self.min_speed is not None:
+            events += self.min_speed.update(tick, self.progress.completion)
+        if self.deviation is not None:
+            events += self.deviation.update(tick, self.progress, distance)
+        if self.blocked is not None:
+            events += self.blocked.update(tick)
+        if self.timeout is not None:
+            events += self.timeout.update(tick, distance)
+        events = [e for e in events if e.kind in self.kinds]
         reason = None
         ending = [e for e in events if e.kind.ends_route]
         if ending:
@@ -150,13 +190,15 @@ class InfractionMonitor:
 
     def _finish(self, tick: Tick) -> list[Infraction]:
         events = self.lanes.finish() if self.lanes is not None else []
-        return events + self.min_speed.finish(tick)
+        if self.min_speed is not None:
+            events += self.min_speed.finish(tick)
+        return [e for e in events if e.kind in self.kinds]
 
-    def finish(self) -> list[Infraction]:
-        """Close an episode that ended without a termination (time limit): open stretches, the last checkpoint."""
+    def finish(self, reason: TerminationReason = TerminationReason.TIME_LIMIT) -> list[Infraction]:
+        """Close an episode that ended otherwise (``reason``): open stretches, the last speed checkpoint."""
         if self.termination is not None or self._last_tick is None:
             return []
         events = self._finish(self._last_tick)
-        self.termination = TerminationReason.TIME_LIMIT
+        self.termination = reason
         self.infractions += events
         return events

@@ -12,6 +12,7 @@ The runner knows no backend: it reads the ``InfoKey`` entries the env reports.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -34,11 +35,13 @@ from irl_vla.data.trajectory import Trajectory
 from irl_vla.envs.driving_score import RouteResult, comfort_fraction, penalty, score_route
 from irl_vla.envs.env import ActionKind, ClosedLoopEnv, Controls, ResetOption, TerminationReason
 from irl_vla.envs.info import InfoKey
-from irl_vla.envs.infractions import Infraction
+from irl_vla.envs.infractions import Infraction, InfractionKind
+from irl_vla.envs.monitor import InfractionMonitor, MonitorConfig
 from irl_vla.envs.rolling_scores import RollingScorer
 from irl_vla.envs.route import Route
 from irl_vla.envs.route_rules import checkpoint_speed_ratios
 from irl_vla.envs.statistics import write_statistics
+from irl_vla.envs.tick import Tick
 from irl_vla.envs.trace import TraceIndex
 from irl_vla.envs.view import StepView, Viewer
 from irl_vla.scoring.aggregation import EPDMS, AggregationConfig
@@ -48,6 +51,20 @@ log = logging.getLogger(__name__)
 
 #: Checkpoints of the efficiency measure (Bench2Drive uses 20).
 EFFICIENCY_CHECKPOINTS = 20
+#: Kinds the runner can detect from the ego's motion, the map and the route alone.
+POSE_KINDS: frozenset[InfractionKind] = frozenset(
+    {
+        InfractionKind.STOP_SIGN,
+        InfractionKind.OFF_ROAD,
+        InfractionKind.WRONG_WAY,
+        InfractionKind.ROUTE_DEVIATION,
+        InfractionKind.BLOCKED,
+        InfractionKind.ROUTE_TIMEOUT,
+        InfractionKind.MIN_SPEED,
+    }
+)
+#: The runner's default: all of them but off-road (which an env reports from the ego's true footprint).
+RUNNER_KINDS: tuple[InfractionKind, ...] = tuple(sorted(POSE_KINDS - {InfractionKind.OFF_ROAD}, key=str))
 
 
 class RewardFunction(Protocol):
@@ -85,6 +102,11 @@ class ClosedLoopConfig:
         seed: base seed of the env's resets.
         max_steps: safety cap on steps per episode (the env's own time limit normally ends it first).
         candidates: ask the agent for its K candidate plans every step.
+        detect: infraction kinds the runner detects itself from the env's 10 Hz ego trace, the map and the route
+            (kinds that need only the ego's motion) when the env lists the kinds it reports itself in an
+            ``infraction_kinds`` attribute and these are not among them (an env without one is taken to report
+            every kind). A route-ending one ends the episode.
+        monitor: the settings of those detectors.
         sub_scores: compute NAVSIM sub-scores over rolling 4 s windows of the driven motion.
         sub_score_stride: score every n-th 0.5 s window.
         penalise_min_speed: apply the leaderboard 2.x minimum-speed factor (Bench2Drive does not).
@@ -96,6 +118,8 @@ class ClosedLoopConfig:
     seed: int = 0
     max_steps: int = 10_000
     candidates: bool = True
+    detect: list[str] = field(default_factory=lambda: [k.value for k in RUNNER_KINDS])
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     sub_scores: bool = True
     sub_score_stride: int = 1
     penalise_min_speed: bool = True
@@ -103,6 +127,12 @@ class ClosedLoopConfig:
     aggregation: AggregationConfig = field(default_factory=lambda: EPDMS)
 
     def __post_init__(self) -> None:
+        for kind in self.detect:
+            if kind not in {k.value for k in POSE_KINDS}:
+                raise ValueError(
+                    f"ClosedLoopConfig.detect: {kind!r} is not detectable from the ego's motion alone; "
+                    f"one of {sorted(k.value for k in POSE_KINDS)}"
+                )
         for name in ("episodes", "max_steps", "sub_score_stride", "comfort_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ClosedLoopConfig.{name}: expected >= 1, got {getattr(self, name)}")
@@ -283,6 +313,53 @@ class ClosedLoopRunner:
             if not viewer.update(view):
                 self._stop = True
 
+    def _monitor(self, route: Route, map_api: Any) -> InfractionMonitor | None:
+        """The runner's own detectors for the kinds the env does not report (None: none left).
+
+        An env that does not say which kinds it reports (no ``infraction_kinds``) is taken to report them all.
+        """
+        declared = getattr(self.env, "infraction_kinds", None)
+        if declared is None:
+            return None
+        reported = {InfractionKind(k) for k in declared}
+        kinds = [k for k in self.config.detect if InfractionKind(k) not in reported]
+        if not kinds:
+            return None
+        settings = dataclasses.replace(self.config.monitor, kinds=kinds, terminate_on_collision=False)
+        return InfractionMonitor(route, map_api, settings)
+
+    @staticmethod
+    def _detect(
+        monitor: InfractionMonitor, info: dict[Any, Any], frame: Frame, sim_time: float
+    ) -> tuple[list[Infraction], TerminationReason | None]:
+        """Run the runner's detectors on the step's ego trace (or its frame); a route-ending reason, if any."""
+        trace = info.get(InfoKey.EGO_TRACE)
+        limit, traffic = info.get(InfoKey.SPEED_LIMIT), info.get(InfoKey.TRAFFIC_SPEED)
+        if trace is not None and len(trace):
+            rows = np.asarray(trace, dtype=np.float64)
+            ticks = [
+                Tick(
+                    time=float(row[TraceIndex.TIME]),
+                    ego_pose=row[[TraceIndex.X, TraceIndex.Y, TraceIndex.HEADING]],
+                    ego_speed=float(row[TraceIndex.VELOCITY_X]),
+                    speed_limit=limit,
+                    traffic_speed=traffic,
+                )
+                for row in rows
+            ]
+        else:
+            ego = frame.ego_status
+            ticks = [Tick(sim_time, ego.ego_pose, float(ego.ego_velocity[0]), speed_limit=limit, traffic_speed=traffic)]
+        events: list[Infraction] = []
+        for tick in ticks:
+            if monitor.termination is not None:
+                break
+            new, reason = monitor.update(tick)
+            events += new
+            if reason is not None and reason is not TerminationReason.ROUTE_COMPLETED:
+                return events, reason
+        return events, None
+
     # ------------------------------------------------------------------ one episode
     def run_episode(self, route_id: str, repetition: int = 0) -> EpisodeOutputs:
         """Drive ``route_id`` once; the result and its record files."""
@@ -299,6 +376,7 @@ class ClosedLoopRunner:
         if cfg.sub_scores and map_api is not None:
             rolling = RollingScorer(map_api, route_id, aggregation=cfg.aggregation, stride=cfg.sub_score_stride)
             rolling.add(frame, sim_time)
+        monitor = self._monitor(route, map_api)
         steps: list[StepRecord] = []
         traces: list[npt.NDArray[np.float64]] = []
         infractions: list[Infraction] = []
@@ -329,24 +407,33 @@ class ClosedLoopRunner:
             obs, _reward, terminated, truncated, info = self.env.step(action)
             frame, sim_time = info[InfoKey.FRAME], float(info[InfoKey.TIME])
             new = list(info.get(InfoKey.INFRACTIONS, []))
-            record.infractions, infractions = new, infractions + new
             completion = float(info.get(InfoKey.ROUTE_COMPLETION, completion))
             traffic = info.get(InfoKey.TRAFFIC_SPEED)
             record.traffic_speed = math.nan if traffic is None else float(traffic)
             trace = info.get(InfoKey.EGO_TRACE)
             if trace is not None and len(trace):
                 traces.append(np.asarray(trace, dtype=np.float64))
+            ended = None
+            if monitor is not None:
+                own, ended = self._detect(monitor, info, frame, sim_time)
+                new += own
+            record.infractions, infractions = new, infractions + new
             if rolling is not None:
                 window = rolling.add(frame, sim_time)
                 if window is not None:
                     sub_scores = window.sub_scores
-            if terminated or truncated or self._stop:
-                termination = info.get(InfoKey.TERMINATION)
+            if terminated or truncated or self._stop or ended is not None:
+                termination = info.get(InfoKey.TERMINATION) if (terminated or truncated) else ended
                 if termination is None:
                     termination = TerminationReason.USER_STOPPED if self._stop else TerminationReason.TIME_LIMIT
                 break
         else:
             termination = TerminationReason.TIME_LIMIT
+        if monitor is not None:
+            late = monitor.finish(TerminationReason(termination))  # open stretches, the last speed checkpoint
+            if late and steps:
+                steps[-1].infractions += late
+            infractions += late
         final = StepRecord(
             sim_time,
             frame.ego_status.ego_pose,

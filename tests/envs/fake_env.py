@@ -17,6 +17,7 @@ from irl_vla.data.sensors import SensorConfig
 from irl_vla.data.trajectory import Trajectory
 from irl_vla.envs.env import ActionKind, Controls, ResetOption, TerminationReason
 from irl_vla.envs.info import InfoKey
+from irl_vla.envs.infractions import InfractionKind
 from irl_vla.envs.monitor import InfractionMonitor, MonitorConfig
 from irl_vla.envs.route import Route
 from irl_vla.envs.tick import tick_from_frame
@@ -41,15 +42,20 @@ def controls_plan(controls: Controls, speed: float, wheel_base: float = 3.0) -> 
 
 
 class FakeEnv:
-    """Routes ``clear`` (an empty road) and ``parked`` (a car parked in the ego's lane at x = -20 m)."""
+    """Routes ``clear`` (an empty road) and ``parked`` (a car parked in the ego's lane at x = -20 m).
+
+    ``kinds``: the infraction kinds it detects and reports (``infraction_kinds``); None: all.
+    """
 
     action_kind = ActionKind.TRAJECTORY
     step_interval = 0.5
 
-    def __init__(self, speed: float = 8.0, time_limit: float = 20.0) -> None:
+    def __init__(self, speed: float = 8.0, time_limit: float = 20.0, kinds: list[str] | None = None) -> None:
         self.map = build_t_junction()
         self.speed, self.time_limit = speed, time_limit
         self.resets: list[tuple[int | None, dict[str, Any]]] = []
+        self.kinds = kinds
+        self.infraction_kinds = [k.value for k in InfractionKind] if kinds is None else kinds
 
     def _frame(self) -> Frame:
         boxes = np.array(self.parked, dtype=np.float64).reshape(-1, len(BoundingBoxIndex))
@@ -109,7 +115,7 @@ class FakeEnv:
         self.route = Route(
             self.route_id, np.stack([x, np.full_like(x, -1.75), np.zeros_like(x)], 1), ROUTE_IDS, self.map.name
         )
-        self.monitor = InfractionMonitor(self.route, self.map, MonitorConfig())
+        self.monitor = InfractionMonitor(self.route, self.map, MonitorConfig(kinds=self.kinds))
         self.history = [self._frame()]
         return self._obs(), {
             InfoKey.ROUTE: self.route,

@@ -14,6 +14,7 @@ from irl_vla.data.scene import Scene
 from irl_vla.data.sensors import SensorConfig
 from irl_vla.envs.env import ActionKind, Controls, ResetOption, TerminationReason
 from irl_vla.envs.infractions import InfractionKind
+from irl_vla.envs.monitor import MonitorConfig
 from irl_vla.envs.view import StepView
 from irl_vla.evaluation.closed_loop import ClosedLoopConfig, ClosedLoopRunner, correlation
 from tests.envs.fake_env import FakeEnv
@@ -159,3 +160,19 @@ def test_a_controls_env_is_driven_with_compute_controls_and_the_meta_action_reac
     assert viewer.views[0].meta_action is MetaAction.STOP and viewer.views[0].plan is None
     with pytest.raises(ValueError, match="no compute_controls"):
         ClosedLoopRunner(env, ConstantVelocityAgent())
+
+
+def test_the_runner_detects_what_the_env_does_not_report() -> None:
+    env = FakeEnv(kinds=["collision_vehicle"])  # reports collisions only
+    env.action_kind = ActionKind.CONTROLS
+    config = ClosedLoopConfig(sub_scores=False, monitor=MonitorConfig(blocked_time=3.0))
+    out = ClosedLoopRunner(env, BrakingDriver(), config).run(["clear"])
+    (result,) = out.results
+    assert [i.kind for i in result.infractions] == [InfractionKind.BLOCKED]  # stood still for more than 3 s
+    assert result.termination is TerminationReason.BLOCKED and result.status == "Failed - Agent got blocked"
+    assert 5.0 < result.infractions[0].time < 7.0  # the fake ego is below 0.1 m/s from about 3 s on
+    # an env that reports every kind itself gets no second detection
+    everything = ClosedLoopRunner(FakeEnv(), BrakingDriver(), config)
+    assert everything._monitor(env.route, env.map) is None
+    with pytest.raises(ValueError, match="red_light.*not detectable"):
+        ClosedLoopConfig(detect=["red_light"])
