@@ -244,7 +244,7 @@ class PPOModule(nn.Module):
 
     def __init__(self, policy: VLAModel, settings: PPOSettings, bc: BCConfig) -> None:
         super().__init__()
-        if not isinstance(policy.planner, DiffusionPlanner):
+        if policy.cfg.planner.head != "diffusion":
             raise ValueError(
                 f"ppo: the policy's planner is a {type(policy.planner).__name__} (planner.head="
                 f"{policy.cfg.planner.head}); PPO fine-tunes the denoising chain of the diffusion planner"
