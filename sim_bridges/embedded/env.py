@@ -8,11 +8,12 @@ kinematic bicycle whose LQR controller tracks the agent's plan at 10 Hz while th
 * observation: the agent's ``AgentInput`` (ego history relative to the current pose at 2 Hz, the sensors its
   ``SensorConfig`` asks for, rendered by the embedded renderer, the navigation instruction);
 * action: a ``Trajectory`` in the current ego frame, or ``Controls`` (``EmbeddedEnvConfig.action``);
-* the episode ends at route completion (``irl_vla.envs.RouteProgress``), at a collision
-  (``terminate_on_collision``), or at ``time_limit`` (truncation);
-* reward: the route completion gained in the step [fraction of the route], minus 1 at a collision;
-* infractions: collisions (the scorer's box-overlap test, the class of the other object decides the kind),
-  running a red light (crossing a red stop line) and driving outside the drivable area (its distance).
+* infractions and the end of an episode: the suite's ``irl_vla.envs.InfractionMonitor`` (leaderboard 2.x rules)
+  reads every 10 Hz tick (the ego's rear-axle pose and speed, every road user's box, the lights): collisions,
+  red lights, off-road and wrong-way stretches, route deviation, blocked, route timeout, minimum speed; the
+  episode ends at route completion, a collision (``terminate_on_collision``), a route-ending infraction, or at
+  ``time_limit`` (truncation);
+* reward: the route completion gained in the step [fraction of the route], minus 1 at a collision.
 
 Frames are built by ``recorder.observe``, the function that records the logs.
 """
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from irl_vla.common.config import require_at_least
-from irl_vla.data.enums import AgentClass, SE2Index
+from irl_vla.data.enums import AgentClass, BoundingBoxIndex
 from irl_vla.data.geometry import absolute_to_relative
 from irl_vla.data.scene import AgentInput, Scene, SceneMetadata
 from irl_vla.data.sensors import SensorConfig
@@ -34,37 +35,27 @@ from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory
 from irl_vla.data.vehicle import PACIFICA
 from irl_vla.envs.env import ActionKind, Controls, ResetOption, TerminationReason
 from irl_vla.envs.info import InfoKey
-from irl_vla.envs.infractions import Infraction, InfractionKind
-from irl_vla.envs.route import Route, RouteProgress
+from irl_vla.envs.infractions import Infraction
+from irl_vla.envs.monitor import InfractionMonitor, MonitorConfig
+from irl_vla.envs.route import Route
+from irl_vla.envs.tick import Tick
 from irl_vla.envs.trace import TraceIndex
-from irl_vla.scoring.fast_scorer import _boxes_overlap as boxes_overlap
 from irl_vla.scoring.simulation import SimulationConfig
 from irl_vla.scoring.states import StateIndex
 from scenarios.registry import FAMILIES_DIR, ScenarioFamily, load_families
-from sim_bridges.embedded.audit import drivable_area, footprint
 from sim_bridges.embedded.ego_control import FreeEgo, plan_steps
 from sim_bridges.embedded.recorder import RECORD_EVERY, frame_token, observe
 from sim_bridges.embedded.render.sensors import SensorRenderer
 from sim_bridges.embedded.road_users import RoadUser
 from sim_bridges.embedded.scenario_world import ScenarioInstance, build_scenario
-from sim_bridges.embedded.traffic_lights import LightState
 from sim_bridges.embedded.world import DT, World
 
 #: Spacing of a route's dense poses [m] (``RouteProgress`` looks two points ahead per 10 Hz tick).
 ROUTE_SPACING = 2.0
 #: The route ends this far before the end of the ego's path [m].
 ROUTE_END_MARGIN = 10.0
-#: Collisions are tested against objects whose centres are within this distance of the ego's centre [m].
-COLLISION_RANGE = 12.0
 #: Traffic within this distance [m] makes ``InfoKey.TRAFFIC_SPEED``.
 TRAFFIC_RANGE = 50.0
-COLLISION_KINDS = {
-    AgentClass.VEHICLE: InfractionKind.COLLISION_VEHICLE,
-    AgentClass.PEDESTRIAN: InfractionKind.COLLISION_PEDESTRIAN,
-    AgentClass.BICYCLE: InfractionKind.COLLISION_PEDESTRIAN,
-}
-
-
 @dataclass
 class EmbeddedEnvConfig:
     """Settings of the embedded closed-loop env (``configs/sim/embedded.yaml``, ``sim.<key>=...``).
@@ -264,10 +255,13 @@ class EmbeddedEnv:
         world.ego, world.ego_controller = ego, ego.advance
         self._t0 = world.time
         self.route = route_of(instance, self.route_id, self.config.route_length)
-        self.progress = RouteProgress(self.route)
-        self._drivable = drivable_area(world.map)
-        self._collided: set[str] = set()
-        self._red_crossed: set[int] = set()
+        self._boxes: np.ndarray | None = None
+        self._traffic: np.ndarray | None = None
+        self._names: list[str] = []
+        self._ids: list[str] = []
+        self.monitor = InfractionMonitor(
+            self.route, world.map, MonitorConfig(terminate_on_collision=self.config.terminate_on_collision)
+        )
         self._plan: Trajectory | None = None
         self._done = False
         self.speed_limit = float(instance.params["road"]["speed_limit"])
@@ -300,46 +294,41 @@ class EmbeddedEnv:
             if not isinstance(action, Controls):
                 raise TypeError(f"EmbeddedEnv ({where}): expected Controls, got {type(action).__name__}")
             ego.hold(action.acceleration, action.steering_angle)
-        completion_before = self.progress.completion
+        completion_before = self.monitor.completion
         trace = np.zeros((self.config.replan_steps, len(TraceIndex)))
         infractions: list[Infraction] = []
-        off_road = 0.0
+        reason: TerminationReason | None = None
         for k in range(self.config.replan_steps):
-            front_before = ego.s + ego.length / 2
             world.step()
             self._step_index += 1
             trace[k] = self._trace_row()
-            self.progress.update(ego.rear_axle[: SE2Index.HEADING])
-            infractions += self._collisions() + self._red_lights(front_before)
-            if not self._drivable.contains(footprint(ego)):
-                off_road += ego.speed * DT
-            if any(i.kind.is_collision for i in infractions) and self.config.terminate_on_collision:
+            events, reason = self.monitor.update(self._tick())
+            infractions += events
+            if reason is not None:
                 trace = trace[: k + 1]
                 break
             if self._step_index % RECORD_EVERY == 0 and k < self.config.replan_steps - 1:
                 self._add_frame()  # on the 2 Hz grid of the observation's history
-        if off_road > 0:
-            infractions.append(self._infraction(InfractionKind.OFF_ROAD, value=off_road))
+        truncated = reason is None and self.time >= self.config.time_limit - 1e-9
+        if truncated:
+            reason = TerminationReason.TIME_LIMIT
+            infractions += self.monitor.finish(reason)
         self._add_frame()
         collided = any(i.kind.is_collision for i in infractions)
-        reward = (self.progress.completion - completion_before) / 100.0 - float(collided)
+        reward = (self.monitor.completion - completion_before) / 100.0 - float(collided)
         info: dict[str, Any] = {
             InfoKey.FRAME: self._frames[self._step_index],
             InfoKey.TIME: self.time,
             InfoKey.EGO_TRACE: trace,
             InfoKey.INFRACTIONS: infractions,
-            InfoKey.ROUTE_COMPLETION: self.progress.completion,
+            InfoKey.ROUTE_COMPLETION: self.monitor.completion,
             InfoKey.SPEED_LIMIT: self.speed_limit,
             InfoKey.TRAFFIC_SPEED: self._traffic_speed(),
             InfoKey.PLAN: self._plan,
         }
-        terminated = truncated = False
-        if collided and self.config.terminate_on_collision:
-            terminated, info[InfoKey.TERMINATION] = True, TerminationReason.COLLISION
-        elif self.progress.completed:
-            terminated, info[InfoKey.TERMINATION] = True, TerminationReason.ROUTE_COMPLETED
-        elif self.time >= self.config.time_limit - 1e-9:
-            truncated, info[InfoKey.TERMINATION] = True, TerminationReason.TIME_LIMIT
+        terminated = reason is not None and not truncated
+        if reason is not None:
+            info[InfoKey.TERMINATION] = reason
         self._done = terminated or truncated
         return self._agent_input(), reward, terminated, truncated, info
 
@@ -408,63 +397,46 @@ class EmbeddedEnv:
         row[TraceIndex.YAW_RATE] = state[StateIndex.ANGULAR_VELOCITY]
         return row
 
-    def _infraction(self, kind: InfractionKind, other_id: str = "", value: float | None = None) -> Infraction:
-        return Infraction(kind, self.time, self.ego.rear_axle[: SE2Index.HEADING], other_id, value)
-
-    def _collisions(self) -> list[Infraction]:
-        """New collisions of this simulation step (each other object counts once per episode)."""
+    def _tick(self) -> Tick:
+        """The world now as the infraction monitor reads it: every other object's box in the global frame."""
         world, ego = self.world, self.ego
-        others = world.road_users
-        poses = world.poses()[1:]  # (N, 3)
-        centre = ego.pose
-        near = np.flatnonzero(np.hypot(*(poses[:, :2] - centre[:2]).T) < COLLISION_RANGE)
-        if not len(near):
-            return []
-        half = np.array([[others[k].length / 2, others[k].width / 2] for k in near])  # (M, 2)
-        hit = boxes_overlap(
-            centre[None, :2],
-            centre[None, SE2Index.HEADING],
-            np.array([[ego.length / 2, ego.width / 2]]),
-            poses[near, :2],
-            poses[near, SE2Index.HEADING],
-            half,
+        users = world.road_users
+        if self._boxes is None or len(self._boxes) != len(users):
+            self._boxes = np.zeros((len(users), len(BoundingBoxIndex)))
+            dims = np.array([[u.length, u.width, u.height] for u in users]).reshape(-1, 3)
+            cols = [BoundingBoxIndex.LENGTH, BoundingBoxIndex.WIDTH, BoundingBoxIndex.HEIGHT]
+            self._boxes[:, cols] = dims
+            self._boxes[:, BoundingBoxIndex.Z] = dims[:, 2] / 2
+            self._names = [u.agent_class.value for u in users]
+            self._ids = [u.track_token for u in users]
+        boxes = self._boxes.copy()
+        boxes[:, [BoundingBoxIndex.X, BoundingBoxIndex.Y, BoundingBoxIndex.HEADING]] = world.poses()[1:]
+        lights = world.red_connectors()
+        return Tick(
+            time=self.time,
+            ego_pose=ego.rear_axle,
+            ego_speed=ego.speed,
+            boxes=boxes,
+            names=list(self._names),
+            ids=list(self._ids),
+            speeds=np.array([u.speed for u in users]),
+            red_connectors=frozenset(c for c, red in lights if red),
+            lit_connectors=frozenset(c for c, _ in lights),
+            speed_limit=self.speed_limit,
+            traffic_speed=self._traffic_speed(),
         )
-        out = []
-        for k in near[hit]:
-            other = others[k]
-            if other.track_token in self._collided:
-                continue
-            self._collided.add(other.track_token)
-            kind = COLLISION_KINDS.get(other.agent_class, InfractionKind.COLLISION_STATIC)
-            out.append(self._infraction(kind, other.track_token))
-        return out
-
-    def _red_lights(self, front_before: float) -> list[Infraction]:
-        """A red-light infraction when the ego's front crossed a red stop line in this simulation step."""
-        ego, out = self.ego, []
-        front = ego.s + ego.length / 2
-        for index, stop in enumerate(ego.stops):
-            if stop.kind != "light" or index in self._red_crossed or not front_before < stop.s <= front:
-                continue
-            on_route_lane = abs(ego.lateral - ego.home_lateral) < 3.0
-            if on_route_lane and self.world.light_state(stop.connector_id) is LightState.RED:
-                self._red_crossed.add(index)
-                out.append(self._infraction(InfractionKind.RED_LIGHT, stop.connector_id))
-        return out
 
     def _traffic_speed(self) -> float | None:
         """Mean speed [m/s] of the moving-traffic vehicles within ``TRAFFIC_RANGE`` of the ego, None with none."""
-        centre = self.ego.pose[:2]
+        users = self.world.road_users
+        if self._traffic is None or len(self._traffic) != len(users):
+            self._traffic = np.array([u.agent_class is AgentClass.VEHICLE and not u.background for u in users])
         poses = self.world.poses()[1:]  # (N, 3)
-        speeds = [
-            u.speed
-            for u, pose in zip(self.world.road_users, poses, strict=True)
-            if u.agent_class is AgentClass.VEHICLE
-            and not u.background
-            and not u.is_static
-            and np.hypot(*(pose[:2] - centre)) < TRAFFIC_RANGE
-        ]
-        return float(np.mean(speeds)) if speeds else None
+        speeds = np.array([u.speed for u in users])
+        near = np.hypot(*(poses[:, :2] - self.ego.pose[:2]).T) < TRAFFIC_RANGE
+        moving = np.array([not u.is_static for u in users])
+        chosen = speeds[self._traffic & near & moving] if len(users) else speeds
+        return float(chosen.mean()) if len(chosen) else None
 
 
 def make_env(name: str = "embedded", **settings: Any) -> EmbeddedEnv:
