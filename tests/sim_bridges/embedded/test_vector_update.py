@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scenarios.registry import load_families
-from sim_bridges.embedded import vector_update
+from sim_bridges.embedded import recorder, vector_update
 from sim_bridges.embedded.scenario_world import build_scenario
 
 FAMILIES = sorted(load_families())
@@ -44,3 +44,14 @@ def test_skipping_the_ego_leaves_the_others_unchanged() -> None:
     full = vector_update.accelerations(world, False, poses)
     skipped = vector_update.accelerations(world, True, poses)
     assert skipped[0] == 0.0 and np.array_equal(full[1:], skipped[1:])
+
+
+def test_batched_annotations_equal_the_loop() -> None:
+    world = build_scenario(load_families()["pedestrian_crossing"], 2).world
+    for _ in range(10):
+        world.step()
+    loop = recorder._annotations(world)
+    world.vectorised = True
+    batch = recorder._annotations(world)
+    assert len(loop) > 10 and batch.names == loop.names and batch.track_tokens == loop.track_tokens
+    assert np.allclose(batch.boxes, loop.boxes, atol=1e-12) and np.allclose(batch.velocity_3d, loop.velocity_3d)
