@@ -23,6 +23,9 @@ from irl_vla.viz.controls import KEY_BINDINGS, KeyAction, ViewerState, apply, co
 from irl_vla.viz.recorder import FrameRecorder
 from irl_vla.viz.render import ViewConfig, render_view
 
+#: SDL video drivers that show nothing (no keys can arrive).
+HEADLESS_DRIVERS = frozenset({"dummy", "offscreen"})
+
 
 @dataclass
 class ViewerConfig:
@@ -117,8 +120,21 @@ class PygameViewer(RecordingViewer):
         import pygame
 
         self._pg = pygame
-        pygame.display.init()
-        self._screen = pygame.display.set_mode(self.config.layout.size)
+        try:
+            pygame.display.init()
+            self._screen = pygame.display.set_mode(self.config.layout.size)
+        except pygame.error as e:
+            raise RuntimeError(
+                f"viewer: no window could be opened ({e}); on a machine without a display run with "
+                "SDL_VIDEODRIVER=dummy, or record without a window (viz=false record=<path>)"
+            ) from None
+        driver = pygame.display.get_driver()
+        if self.config.start_paused and driver in HEADLESS_DRIVERS:
+            pygame.display.quit()
+            raise ValueError(
+                f"viewer: start_paused with SDL's {driver!r} video driver would wait forever (no keys reach a "
+                "window nobody sees); drop start_paused or run where there is a display"
+            )
         pygame.display.set_caption(self.config.title)
         self._last_update = 0.0
         self._num_cameras = 0

@@ -106,3 +106,15 @@ def test_only_the_viz_package_imports_pygame() -> None:
         m for m, path in modules if any(n.split(".")[0] == "pygame" for n in imported_modules(path.read_text(), m))
     )
     assert users == ["irl_vla.viz.viewer"]
+
+
+def test_a_window_that_cannot_open_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDL_VIDEODRIVER", "no_such_driver")
+    with pytest.raises(RuntimeError, match="SDL_VIDEODRIVER=dummy"):
+        PygameViewer(ViewerConfig())
+
+
+def test_starting_paused_without_a_display_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    with pytest.raises(ValueError, match="start_paused"):
+        PygameViewer(ViewerConfig(start_paused=True))
