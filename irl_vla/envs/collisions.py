@@ -52,17 +52,25 @@ class CollisionDetector:
 
     def touching(self, tick: Tick) -> np.ndarray:
         """Indices of the boxes the ego's box overlaps ``(M,)``."""
-        if len(tick.boxes) == 0:
+        boxes = tick.boxes
+        if len(boxes) == 0:
             return np.zeros(0, dtype=np.int64)
         center = tick.ego_center
         half_ego = np.array([tick.vehicle.length / 2, tick.vehicle.width / 2])
-        boxes = tick.boxes
-        half = boxes[:, [BoundingBoxIndex.LENGTH, BoundingBoxIndex.WIDTH]] / 2  # (N, 2)
-        other = boxes[:, [BoundingBoxIndex.X, BoundingBoxIndex.Y]]  # (N, 2)
-        near = np.linalg.norm(other - center[XY], axis=1) <= np.hypot(*half_ego) + np.hypot(half[:, 0], half[:, 1])
-        idx = np.nonzero(near)[0]
+        dx = boxes[:, BoundingBoxIndex.X] - center[SE2Index.X]
+        dy = boxes[:, BoundingBoxIndex.Y] - center[SE2Index.Y]
+        half_l, half_w = boxes[:, BoundingBoxIndex.LENGTH] / 2, boxes[:, BoundingBoxIndex.WIDTH] / 2
+        reach = np.hypot(*half_ego) + np.hypot(half_l, half_w)
+        idx = np.flatnonzero(dx * dx + dy * dy <= reach * reach)
+        if len(idx) == 0:
+            return idx
         hit = _boxes_overlap(
-            center[XY], center[SE2Index.HEADING], half_ego, other[idx], boxes[idx, BoundingBoxIndex.HEADING], half[idx]
+            center[XY],
+            center[SE2Index.HEADING],
+            half_ego,
+            np.stack([boxes[idx, BoundingBoxIndex.X], boxes[idx, BoundingBoxIndex.Y]], axis=1),
+            boxes[idx, BoundingBoxIndex.HEADING],
+            np.stack([half_l[idx], half_w[idx]], axis=1),
         )
         return idx[hit]
 

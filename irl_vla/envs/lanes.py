@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from shapely.geometry import Point
+import shapely
 
 from irl_vla.data.enums import XY, SE2Index
 from irl_vla.data.geometry import wrap_angle
@@ -45,22 +45,34 @@ class LaneDetector:
 
     def __post_init__(self) -> None:
         self._open: dict[InfractionKind, _Stretch] = {}
+        layers = (*LANE_LAYERS, MapLayer.CARPARK_AREA)
+        areas = [obj.polygon for layer in layers for obj in self.map_api.objects(layer)]
+        self._road = shapely.union_all(areas).buffer(self.off_road_margin) if areas else shapely.Polygon()
+        shapely.prepare(self._road)
+        self._lanes = [obj for layer in LANE_LAYERS for obj in self.map_api.objects(layer)]
+        # centerlines thinned to about 50 poses: the heading near the ego is all the check needs
+        self._lines = [lane.centerline[:: max(1, len(lane.centerline) // 50)] for lane in self._lanes]  # type: ignore[attr-defined]
+        self._polygons = np.array([lane.polygon for lane in self._lanes], dtype=object)
+        shapely.prepare(self._polygons)
+        self._bounds = shapely.bounds(self._polygons).reshape(-1, 4)  # (L, 4) min x, min y, max x, max y
 
     def state(self, tick: Tick) -> InfractionKind | None:
         """``OFF_ROAD``, ``WRONG_WAY`` or None for the ego at this tick."""
         center = tick.ego_center
-        xy = center[XY]
-        layers = (*LANE_LAYERS, MapLayer.CARPARK_AREA)
-        near = self.map_api.query_radius(xy, self.off_road_margin, layers)
-        if not any(near.values()):
+        x, y = float(center[SE2Index.X]), float(center[SE2Index.Y])
+        if not shapely.contains_xy(self._road, x, y):
             return InfractionKind.OFF_ROAD
-        lanes = [lane for layer in LANE_LAYERS for lane in near[layer] if lane.polygon.contains(Point(*xy))]
-        if not lanes:
+        b = self._bounds
+        candidates = np.flatnonzero((b[:, 0] <= x) & (x <= b[:, 2]) & (b[:, 1] <= y) & (y <= b[:, 3]))
+        inside = candidates[shapely.contains_xy(self._polygons[candidates], x, y)]
+        if len(inside) == 0:
             return None  # on a car park, or within the margin of a lane
         heading = center[SE2Index.HEADING]
-        for lane in lanes:
-            line = lane.centerline  # type: ignore[attr-defined]
-            i = int(np.argmin(np.linalg.norm(line[:, XY] - xy, axis=1)))
+        xy = center[XY]
+        for index in inside:
+            line = self._lines[index]
+            d = line[:, XY] - xy
+            i = int(np.argmin(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]))
             if abs(float(wrap_angle(line[i, SE2Index.HEADING] - heading))) <= self.wrong_way_angle:
                 return None
         return InfractionKind.WRONG_WAY

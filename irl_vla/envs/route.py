@@ -9,6 +9,7 @@ the final point.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +44,18 @@ class Route:
         self.distances = path_arc_length(self.poses[:, XY])  # (N,) [m] from the first pose
         if self.distances[-1] <= 0:
             raise ValueError(f"Route({self.route_id}).poses: the route has zero length")
+        self._percentages = 100.0 * self.distances / self.distances[-1]
+        heading = self.poses[:, SE2Index.HEADING]
+        # plain floats for the per-tick tests: (x, y, forward x, forward y) of each pose
+        self.points: list[tuple[float, float, float, float]] = list(
+            zip(
+                self.poses[:, SE2Index.X].tolist(),
+                self.poses[:, SE2Index.Y].tolist(),
+                np.cos(heading).tolist(),
+                np.sin(heading).tolist(),
+                strict=True,
+            )
+        )
 
     @property
     def length(self) -> float:
@@ -52,7 +65,7 @@ class Route:
     @property
     def percentages(self) -> npt.NDArray[np.float64]:
         """Cumulative completion at each pose [%] ``(N,)``."""
-        return 100.0 * self.distances / self.distances[-1]
+        return self._percentages
 
 
 @dataclass
@@ -88,15 +101,15 @@ class RouteProgress:
         if self.completed:
             return 0.0
         before = self.distance
-        xy = np.asarray(position, dtype=np.float64)
-        poses = self.route.poses
-        stop = min(self.index + 1 + self.window, len(poses) - 1)
+        x, y = float(position[0]), float(position[1])  # type: ignore[index]
+        points = self.route.points
+        stop = min(self.index + 1 + self.window, len(points) - 1)
         for i in range(self.index + 1, stop + 1):
-            heading = poses[i, SE2Index.HEADING]
-            forward = np.array([np.cos(heading), np.sin(heading)])
-            if float(np.dot(xy - poses[i, XY], forward)) > 0:
+            px, py, fx, fy = points[i]
+            if (x - px) * fx + (y - py) * fy > 0:
                 self.index = i
-        near_end = float(np.linalg.norm(xy - poses[-1, XY])) < self.end_distance
+        ex, ey = points[-1][0], points[-1][1]
+        near_end = math.hypot(x - ex, y - ey) < self.end_distance
         if self.route.percentages[self.index] > self.completion_threshold and near_end:
             self.completed = True
         return self.distance - before

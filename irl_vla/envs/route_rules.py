@@ -15,12 +15,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from irl_vla.data.enums import XY
 from irl_vla.envs.infractions import Infraction, InfractionKind
 from irl_vla.envs.route import RouteProgress
 from irl_vla.envs.tick import Tick
@@ -42,9 +42,10 @@ class RouteDeviationDetector:
         """The deviation at this tick, if any (raised once)."""
         if self._raised:
             return []
-        poses = progress.route.poses
-        stop = min(progress.index + self.window + 1, len(poses))
-        gap = float(np.min(np.linalg.norm(poses[progress.index : stop, XY] - tick.ego_xy, axis=1)))
+        points = progress.route.points
+        x, y = float(tick.ego_pose[0]), float(tick.ego_pose[1])
+        stop = min(progress.index + self.window + 1, len(points))
+        gap = min(math.hypot(x - p[0], y - p[1]) for p in points[progress.index : stop])
         if gap >= self.deviation_max / 2:
             self._far_distance += route_distance
         too_far = gap >= self.deviation_max

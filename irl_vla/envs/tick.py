@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -61,10 +63,12 @@ class Tick:
         """Global rear-axle position ``(2,)`` [m]."""
         return self.ego_pose[XY]
 
-    @property
+    @cached_property
     def ego_center(self) -> npt.NDArray[np.float64]:
         """Global pose of the ego's box centre ``(3,)``."""
-        return self.vehicle.center_from_rear_axle(self.ego_pose)
+        x, y, h = self.ego_pose
+        d = self.vehicle.rear_axle_to_center
+        return np.array([x + d * math.cos(h), y + d * math.sin(h), h])
 
 
 def tick_from_frame(

@@ -34,9 +34,7 @@ def box(x: float, y: float, heading: float = 0.0, length: float = 4.5, width: fl
     return [x, y, 0.0, length, width, 1.5, heading]
 
 
-def make_tick(
-    x: float, y: float, heading: float = 0.0, speed: float = 5.0, t: float = 0.0, objects=(), **kw
-) -> Tick:
+def make_tick(x: float, y: float, heading: float = 0.0, speed: float = 5.0, t: float = 0.0, objects=(), **kw) -> Tick:
     """A tick with the ego's rear axle at (x, y) and ``objects`` = [(id, class, box row, speed)]."""
     return Tick(
         time=t,
