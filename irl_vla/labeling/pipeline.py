@@ -69,6 +69,8 @@ class LabelConfig:
         vocabulary_iterations: K-means iterations at most.
         vocabulary_scenes: expert trajectories of this many scenes spread over the split form the vocabulary
             (``None``: every scene).
+        vocabulary_path: a ``vocabulary.npy`` to use instead of computing one (e.g. the training split's, when
+            labelling held-out scenes).
         perturbations: perturbations of the expert per scene.
         policy_checkpoint: a stage-1 VLA checkpoint (or run directory) whose samples join the candidates;
             ``None``: no policy samples.
@@ -92,6 +94,7 @@ class LabelConfig:
     vocabulary_size: int = 256
     vocabulary_iterations: int = 50
     vocabulary_scenes: int | None = 1500
+    vocabulary_path: str | None = None
     perturbations: PerturbationConfig = field(default_factory=PerturbationConfig)
     policy_checkpoint: str | None = None
     policy_draws: int = 1
@@ -302,6 +305,12 @@ def run_label(config: LabelConfig, factory: SourceFactory) -> LabelReport:
     source = factory()
     tokens = select_tokens(list(source.tokens), config.max_scenes)
     vocabulary = store.read_vocabulary()
+    if vocabulary is None and config.vocabulary_path:
+        vocabulary = LabelStore(Path(config.vocabulary_path).parent).read_vocabulary(Path(config.vocabulary_path).name)
+        if vocabulary is None:
+            raise FileNotFoundError(f"label.vocabulary_path {config.vocabulary_path}: no such file")
+        store.root.mkdir(parents=True, exist_ok=True)
+        store.write_vocabulary(vocabulary)
     if vocabulary is None:
         vocabulary = compute_vocabulary(
             source,

@@ -293,13 +293,13 @@ class LabelStore:
         with replacing(self.root / VOCABULARY) as tmp, open(tmp, "wb") as f:
             np.save(f, np.asarray(vocabulary, dtype=np.float32), allow_pickle=False)
 
-    def read_vocabulary(self) -> np.ndarray | None:
-        """The saved vocabulary ``(V, T, 3)``, or ``None``.
+    def read_vocabulary(self, name: str = VOCABULARY) -> np.ndarray | None:
+        """The saved vocabulary ``(V, T, 3)`` (file ``name`` of the directory), or ``None``.
 
         Raises:
             CorruptLabelError: naming the file when it is unreadable.
         """
-        path = self.root / VOCABULARY
+        path = self.root / name
         if not path.is_file():
             return None
         try:

@@ -137,3 +137,13 @@ def test_a_damaged_shard_is_labelled_again(
     assert report.shards_written == 1
     after = read_label_shards(tmp_path / "labels")
     np.testing.assert_array_equal(before.epdms, after.epdms)
+
+
+def test_a_given_vocabulary_is_used(labels_dir: Path, label_root: Path, label_source: partial[SceneLoader]) -> None:
+    cfg = label_config(label_root, "with_vocab", max_scenes=2, vocabulary_size=4, perturbations={"random": 0})
+    cfg.vocabulary_path = str(labels_dir / "vocabulary.npy")
+    run_label(cfg, label_source)
+    given = LabelStore(labels_dir).read_vocabulary()
+    labels = read_label_shards(cfg.label_dir)
+    np.testing.assert_array_equal(LabelStore(cfg.label_dir).read_vocabulary(), given)
+    np.testing.assert_allclose(labels.candidates[0, 1:5], given, atol=1e-6)

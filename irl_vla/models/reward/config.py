@@ -138,7 +138,7 @@ class RewardModelConfig:
         num_heads: attention heads.
         ffn_mult: feed-forward width / ``d_model``.
         inputs: what the scene encoder reads.
-        bev_channels: BEV CNN: a stride-2 stem, then one stride-2 stage per further entry.
+        bev_channels: BEV CNN: a stride-4 patchifying stem, then one stride-2 stage per further entry.
         bev_grid: BEV tokens (rows along x, columns along y), pooled from the CNN's last stage.
         map_grid: map tokens: queries at these cells attending to the BEV tokens.
         num_object_queries: object tokens when ``inputs.use_agents`` is false.
@@ -161,7 +161,7 @@ class RewardModelConfig:
     num_heads: int = 4
     ffn_mult: int = 2
     inputs: RewardInputs = field(default_factory=RewardInputs)
-    bev_channels: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
+    bev_channels: list[int] = field(default_factory=lambda: [16, 32, 64])
     bev_grid: list[int] = field(default_factory=lambda: [8, 8])
     map_grid: list[int] = field(default_factory=lambda: [4, 4])
     num_object_queries: int = 16

@@ -1,10 +1,11 @@
 """``RewardWorldModel``: predicts, for candidate trajectories in a scene, the sub-scores the simulator would give.
 
 A trajectory-query decoder, as in IRL-VLA's figure: the scene is encoded once (``encode_scene``: meta, BEV, map
-and object tokens); each candidate becomes one query (its normalised poses, plus the BEV stem's features sampled
-at points of the vehicle's outline along its poses), which attends in turn to the meta, BEV, map and object
-tokens (feed-forward between, ``num_blocks`` times); one head per sub-score follows (``heads``). Candidates never
-attend to each other, so a candidate's prediction does not depend on which others are scored with it.
+and object tokens); each candidate becomes one query (its normalised poses, plus the input rasters and the BEV
+stem's features sampled at points of the vehicle's outline along its poses), which attends in turn to the meta,
+BEV, map and object tokens (feed-forward between, ``num_blocks`` times); one head per sub-score follows
+(``heads``). Candidates never attend to each other, so a candidate's prediction does not depend on which others
+are scored with it.
 
 The reward is the EPDMS of the expected sub-scores through the suite's one aggregation function
 (``irl_vla.scoring.aggregation.aggregate``), differentiable.
@@ -86,10 +87,10 @@ class RewardWorldModel(nn.Module):
         inp = cfg.inputs
         d = cfg.d_model
         self.scene_encoder = RewardSceneEncoder(cfg)
-        stem_channels = cfg.bev_channels[0]
+        sampled_channels = self.scene_encoder.raster_channels + cfg.bev_channels[0]  # raster and stem features
         num_points = len(cfg.pose_points)
         pose_in = inp.num_poses * (len(SE2Index) + 2)  # normalised x, y, heading, then cos and sin of heading
-        sample_in = inp.num_poses * num_points * stem_channels
+        sample_in = inp.num_poses * num_points * sampled_channels
         self.candidate_embed = mlp(pose_in + sample_in, 2 * d, d)
         self.blocks = nn.ModuleList(CandidateBlock(d, cfg.num_heads, cfg.ffn_mult) for _ in range(cfg.num_blocks))
         self.norm = nn.LayerNorm(d)
@@ -182,7 +183,7 @@ class RewardWorldModel(nn.Module):
         norm = (traj - self.trajectory_mean) / self.trajectory_std  # (B, K, T, 3)
         heading = traj[..., SE2Index.HEADING]
         pose = torch.cat([norm, torch.cos(heading)[..., None], torch.sin(heading)[..., None]], -1)  # (B, K, T, 5)
-        sampled = self._sample_stem(scene.stem, traj)  # (B, K, T P C)
+        sampled = torch.cat([self._sample(scene.raster, traj), self._sample(scene.stem, traj)], -1)  # (B, K, T P C)
         x = self.candidate_embed(torch.cat([pose.flatten(2), sampled], dim=-1))  # (B, K, D)
         for block in self.blocks:
             x = block(x, scene)
@@ -198,8 +199,8 @@ class RewardWorldModel(nn.Module):
         """The learned reward (EPDMS of the predicted sub-scores) ``(B, K)``, differentiable."""
         return self.predict_sub_scores(features, trajectories)[RewardKey.REWARD]
 
-    def _sample_stem(self, stem: Tensor, traj: Tensor) -> Tensor:
-        """Stem features at the outline points of every pose ``(B, K, T P C)`` (zeros outside the raster)."""
+    def _sample(self, grid_map: Tensor, traj: Tensor) -> Tensor:
+        """A BEV map ``(B, C, H, W)`` at the outline points of every pose ``(B, K, T P C)`` (zeros outside it)."""
         b, k, _t, _ = traj.shape
         x, y, h = traj[..., SE2Index.X], traj[..., SE2Index.Y], traj[..., SE2Index.HEADING]  # (B, K, T)
         fwd, left = self.pose_points[:, 0], self.pose_points[:, 1]  # (P,)
@@ -209,7 +210,7 @@ class RewardWorldModel(nn.Module):
         x0, x1, y0, y1 = self.cfg.inputs.bev_range
         # grid_sample: the last coordinate indexes the width (our y), the first the height (our x)
         grid = torch.stack([(py - y0) / (y1 - y0) * 2 - 1, (px - x0) / (x1 - x0) * 2 - 1], dim=-1)
-        feats = F.grid_sample(stem, grid.reshape(b, k, -1, 2), align_corners=False)  # (B, C, K, T P)
+        feats = F.grid_sample(grid_map, grid.reshape(b, k, -1, 2), align_corners=False)  # (B, C, K, T P)
         return feats.permute(0, 2, 3, 1).reshape(b, k, -1)
 
     # ------------------------------------------------------------------------------------------ training

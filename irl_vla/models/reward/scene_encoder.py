@@ -1,9 +1,9 @@
 """The reward model's own lightweight scene encoder: meta, BEV, map and object tokens, computed once per scene.
 
 - **BEV**: the rasters it reads (LiDAR histogram, and the map/object raster ``bev_semantic_map`` one-hot) are
-  stacked as channels and run through a small CNN (stride-2 stem, stride-2 stages, group norm, ReLU). The stem's
-  feature map (``stem``) is kept for sampling along candidates; the last stage is pooled to ``bev_grid`` tokens
-  plus an embedding of each cell's centre.
+  stacked as channels and run through a small CNN (a patchifying stride-4 stem, then stride-2 stages, group norm,
+  ReLU). The raster itself and the stem's feature map are kept for sampling along candidates; the last stage is
+  pooled to ``bev_grid`` tokens plus an embedding of each cell's centre.
 - **Meta**: one token of the normalised ego-status history and the driving command.
 - **Map**: ``map_grid`` queries placed at their cells' centres, attending to the BEV tokens.
 - **Objects**: the annotated boxes embedded one token each (``inputs.use_agents``, privileged) or learned
@@ -47,7 +47,8 @@ class SceneTokens(NamedTuple):
         map: ``(B, M, D)`` map tokens.
         objects: ``(B, O, D)`` object tokens (the first is the learned "nothing" token).
         object_mask: ``(B, O)`` true on real tokens.
-        stem: ``(B, C, H, W)`` the BEV CNN's stem feature map (sampled along candidates).
+        raster: ``(B, C, H, W)`` the input rasters (sampled along candidates).
+        stem: ``(B, C, H / 4, W / 4)`` the BEV CNN's stem feature map (sampled along candidates).
     """
 
     meta: Tensor
@@ -55,11 +56,20 @@ class SceneTokens(NamedTuple):
     map: Tensor
     objects: Tensor
     object_mask: Tensor
+    raster: Tensor
     stem: Tensor
+
+
+#: Stride of the BEV CNN's patchifying stem (cells per stem feature along each axis).
+STEM_STRIDE = 4
 
 
 def _conv(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(1, c_out), nn.ReLU())
+
+
+def _stem(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, STEM_STRIDE, stride=STEM_STRIDE), nn.GroupNorm(1, c_out), nn.ReLU())
 
 
 class RewardSceneEncoder(nn.Module):
@@ -79,7 +89,8 @@ class RewardSceneEncoder(nn.Module):
             self.map_classes if inp.use_map else 0
         )
         widths = cfg.bev_channels
-        self.stem = _conv(channels, widths[0])
+        self.stem = _stem(channels, widths[0])
+        self.raster_channels = channels
         self.stages = nn.Sequential(*[_conv(a, b) for a, b in itertools.pairwise(widths)])
         self.bev_proj = nn.Linear(widths[-1], d)
         self.register_buffer("bev_centres", self._centres(cfg.bev_grid), persistent=False)
@@ -126,7 +137,8 @@ class RewardSceneEncoder(nn.Module):
             features: the model's input tensors (``RewardFeature``), batch-first.
             ego: the normalised ego-status history and command ``(B, T D + 4)``.
         """
-        stem = self.stem(self.raster(features))  # (B, C0, H/2, W/2)
+        raster = self.raster(features)  # (B, C_in, H, W)
+        stem = self.stem(raster)  # (B, C0, H/4, W/4)
         deep = self.stages(stem)  # (B, C, h, w)
         rows, cols = self.cfg.bev_grid
         pooled = F.adaptive_avg_pool2d(deep, (rows, cols)).flatten(2).transpose(1, 2)  # (B, L, C)
@@ -145,7 +157,7 @@ class RewardSceneEncoder(nn.Module):
             mask = torch.ones(objects.shape[:2], dtype=torch.bool, device=bev.device)
         else:
             objects, mask = nothing, ones
-        return SceneTokens(meta, bev, map_tokens, objects, mask, stem)
+        return SceneTokens(meta, bev, map_tokens, objects, mask, raster, stem)
 
     def _boxes(self, states: Tensor) -> Tensor:
         """Scaled box features ``(B, A, 8)`` of ``agent_states`` ``(B, A, 7)``."""
