@@ -23,11 +23,12 @@ import numpy as np
 import numpy.typing as npt
 
 from irl_vla.data.enums import AgentClass, SE2Index
+from irl_vla.data.geometry import wrap_angle
 from sim_bridges.embedded.idm import ACC_COOLNESS
 from sim_bridges.embedded.paths import CURVATURE_MARGIN, CURVATURE_STEP, Path
+from sim_bridges.embedded.road_users import RoadUser
 
 if TYPE_CHECKING:
-    from sim_bridges.embedded.road_users import RoadUser
     from sim_bridges.embedded.world import World
 
 FloatArray = npt.NDArray[np.float64]
@@ -68,6 +69,7 @@ class PathTable:
         self.len2 = np.concatenate([*(p._seg_len2 for p in paths), pad + 1.0])
         self.seg_len = np.concatenate([*(p._seg_len for p in paths), pad])
         self.s0 = np.concatenate([*(p.s[:-1] for p in paths), pad])
+        self.heading = np.concatenate([*(p._seg_heading for p in paths), pad])
         self.s_before_last = np.array([p.s[-2] for p in paths])  # (P,)
         self._chunks(paths)
         self.vertex_s = np.full((len(paths), int(counts.max()) + 1), np.inf)  # (P, V) vertex arc lengths
@@ -129,6 +131,25 @@ class PathTable:
         k0 = np.minimum(np.maximum((s <= lo[:, None]).sum(axis=1) - 1, 0), full - 1)
         k1 = np.maximum(np.minimum((s < hi[:, None]).sum(axis=1) + 1, full), k0 + 1)
         return k0, k1
+
+    def pose_batch(self, paths: IntArray, s: FloatArray, lateral: FloatArray) -> FloatArray:
+        """``Path.pose_at(s, lateral)`` of one arc length per row on paths ``(N,)``: poses ``(N, 3)``.
+
+        The arithmetic of ``Path._pose_at_scalar`` on arrays (segment by ``bisect_right``, headings blended over
+        each segment, extended straight beyond the ends).
+        """
+        n = self.count[paths]
+        i = np.clip((self.vertex_s[paths] <= s[:, None]).sum(axis=1) - 1, 0, n - 1)  # (N,) path-local segment
+        g = self.offset[paths] + i
+        cur = self.heading[g]
+        along = s - self.s0[g]
+        x = self.ax[g] + along * np.cos(cur)
+        y = self.ay[g] + along * np.sin(cur)
+        h_start = np.where(i > 0, cur + 0.5 * wrap_angle(self.heading[np.maximum(g - 1, 0)] - cur), cur)
+        h_end = np.where(i < n - 1, cur + 0.5 * wrap_angle(self.heading[g + 1] - cur), cur)
+        alpha = np.clip(along / self.seg_len[g], 0.0, 1.0)
+        h = wrap_angle(h_start + alpha * wrap_angle(h_end - h_start))
+        return np.column_stack([x - lateral * np.sin(h), y + lateral * np.cos(h), h])
 
     def project_batch(
         self, points: FloatArray, paths: IntArray, k0: IntArray, k1: IntArray
@@ -197,6 +218,8 @@ class UserTable:
         self.vulnerable = np.array([u.agent_class in (AgentClass.PEDESTRIAN, AgentClass.BICYCLE) for u in users])
         self.crossing = self.vulnerable & np.array([not u.reactive for u in users])  # people on their own paths
         self.idm = {name: np.array([getattr(u.idm, name) for u in users]) for name in IDM_FIELDS}
+        # Users whose pose is not their path's at (s, lateral) (``ego_control.FreeEgo``).
+        self.own_pose = np.array([type(u).pose is not RoadUser.pose for u in users])
         for u in users:
             if u.path is not self.paths.paths[self.paths.index[id(u.path)]]:
                 raise AssertionError("UserTable: a path changed identity")
@@ -213,6 +236,21 @@ def _point_segment_distance(points: FloatArray, start: FloatArray, d: FloatArray
     rel = points - start
     t = np.clip(rel @ d / max(float(d @ d), 1e-12), 0.0, 1.0)
     return np.hypot(*(rel - t[:, None] * d).T)
+
+
+def poses(world: World) -> FloatArray:
+    """``World.poses`` of every road user at once ``(N, 3)`` (box centres, lateral manoeuvres' slopes included)."""
+    users = world.road_users_and_ego
+    table = user_table(world)
+    s = np.array([u.s for u in users])
+    lateral = np.array([u.lateral for u in users])
+    out = table.paths.pose_batch(table.path, s, lateral)
+    for k, u in enumerate(users):
+        if u.manoeuvre is not None:
+            out[k, SE2Index.HEADING] += float(np.arctan(u.manoeuvre.slope(u.s)))
+        elif table.own_pose[k]:
+            out[k] = u.pose  # a user with a pose of its own (the free ego)
+    return out
 
 
 def user_table(world: World) -> UserTable:

@@ -201,7 +201,7 @@ class World:
         key = (self.time, id(self.ego), len(self.road_users))
         cached = getattr(self, "_poses", None)
         if cached is None or cached[0] != key:
-            cached = (key, np.stack([a.pose for a in self.road_users_and_ego]))
+            cached = (key, vector_update.poses(self))
             self._poses = cached
         return cached[1].copy()
 

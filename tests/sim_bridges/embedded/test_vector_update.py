@@ -55,3 +55,13 @@ def test_batched_annotations_equal_the_loop() -> None:
     batch = recorder._annotations(world)
     assert len(loop) > 10 and batch.names == loop.names and batch.track_tokens == loop.track_tokens
     assert np.allclose(batch.boxes, loop.boxes, atol=1e-12) and np.allclose(batch.velocity_3d, loop.velocity_3d)
+
+
+def test_batched_poses_equal_each_road_users_own() -> None:
+    world = build_scenario(load_families()["route_lane_change"], 4).world
+    for _ in range(40):
+        world.step()
+    own = np.stack([u.pose for u in world.road_users_and_ego])
+    batch = vector_update.poses(world)
+    assert np.allclose(batch[:, :2], own[:, :2], atol=1e-9)
+    assert np.allclose(np.angle(np.exp(1j * (batch[:, 2] - own[:, 2]))), 0.0, atol=1e-9)
