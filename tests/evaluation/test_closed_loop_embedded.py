@@ -41,3 +41,13 @@ def test_expert_completes_its_route_with_no_infraction(env: EmbeddedEnv) -> None
     assert result.extra["window_errors"] == []
     if result.extra["windows_scored"]:
         assert result.extra["sub_scores_mean"]["NC"] == 1.0
+
+
+def test_a_seeded_episode_is_recorded_identically_twice(env: EmbeddedEnv, tmp_path) -> None:
+    arrays = []
+    for run in ("a", "b"):
+        config = ClosedLoopConfig(sub_scores=False, seed=3)
+        out = ClosedLoopRunner(env, ConstantVelocityAgent(), config, output_dir=tmp_path / run).run(["cut_in/0"])
+        arrays.append(np.load(out.episodes[0].record_arrays, allow_pickle=False))
+    for key in ("time", "ego_pose", "plan", "ego_trace", "route_completion"):
+        np.testing.assert_array_equal(arrays[0][key], arrays[1][key], err_msg=key)
