@@ -17,6 +17,7 @@ proves both agree within float tolerance on rollouts of every family.
 
 from __future__ import annotations
 
+import operator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -208,7 +209,7 @@ class UserTable:
     """
 
     def __init__(self, users: list[RoadUser]) -> None:
-        self.key = tuple(id(u) for u in users)
+        self.users = list(users)
         paths = list({id(u.path): u.path for u in users}.values())
         self.paths = PathTable(paths)
         self.path = np.array([self.paths.index[id(u.path)] for u in users])  # (N,)
@@ -257,7 +258,7 @@ def user_table(world: World) -> UserTable:
     """The world's ``UserTable``, rebuilt when its road users change (paths and sizes never do)."""
     users = world.road_users_and_ego
     table = getattr(world, "_user_table", None)
-    if table is None or table.key != tuple(id(u) for u in users):
+    if table is None or len(table.users) != len(users) or not all(map(operator.is_, table.users, users)):
         table = UserTable(users)
         world._user_table = table  # type: ignore[attr-defined]
     return table
