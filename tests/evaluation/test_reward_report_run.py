@@ -28,10 +28,10 @@ from sim_bridges.embedded.render.sensors import SensorRenderer
 SMALL_INPUTS = {"inputs": {"bev_range": [-16.0, 16.0, -16.0, 16.0], "bev_height": 32, "bev_width": 32}}
 
 
-def save_tiny_reward(path: Path, seed: int) -> Path:
+def save_tiny_reward(path: Path, seed: int, irl: float = 1.0) -> Path:
     """An untrained ``tiny`` reward checkpoint (random weights, statistics of random data) at ``path``."""
     torch.manual_seed(seed)
-    cfg = load_reward_config("tiny", SMALL_INPUTS)
+    cfg = load_reward_config("tiny", {**SMALL_INPUTS, "loss": {"irl": irl}})
     model = RewardWorldModel(cfg)
     model.set_normalization(compute_reward_normalization(torch.randn(4, 4, 7), torch.randn(4, 6, 8, 3)))
     features, privileged = reward_builder_params(cfg)
@@ -50,7 +50,7 @@ def tiny_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_end_to_end(tiny_split: Path, tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    main, other = save_tiny_reward(tmp_path / "rwm_a", 0), save_tiny_reward(tmp_path / "rwm_b", 1)
+    main, other = save_tiny_reward(tmp_path / "rwm_a", 0), save_tiny_reward(tmp_path / "rwm_b", 1, irl=0.0)
     config = to_dataclass(
         {
             "reward_checkpoint": str(main),
@@ -80,6 +80,7 @@ def test_report_end_to_end(tiny_split: Path, tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "run" / "report.json").read_text())
     assert doc["worst"]["missing_pictures"] == []
     assert [r["source"] for r in doc["ablation"]] == [str(main), str(other)]
+    assert [r["label"] for r in doc["ablation"]] == ["rwm_a (IRL weight 1)", "rwm_b (IRL weight 0)"]
     assert doc["settings"]["candidates per scene"] == 7
     # the labels are reused by a second report (no relabelling): the store is complete and read back
     again, _ = run_report(config, factory, tmp_path / "run2", log=lambda _: None)

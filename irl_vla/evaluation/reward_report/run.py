@@ -163,9 +163,11 @@ def scored(shard: LabelShard, predicted: np.ndarray, rows: np.ndarray | None = N
     )
 
 
-def _predict(path: str, config: ReportConfig, factory: SourceFactory, shard: LabelShard) -> np.ndarray:
+def _predict(path: str, config: ReportConfig, factory: SourceFactory, shard: LabelShard) -> tuple[np.ndarray, str]:
+    """Predicted sub-scores ``(N, K, S)`` of the labelled candidates, and the model's row label (its IRL weight)."""
     reward = load_reward_model(path, device=config.device)
-    return predict_candidates(reward, factory(), shard.tokens, shard.candidates, config.batch_scenes)
+    label = f"{Path(path).name} (IRL weight {reward.model.cfg.loss.irl:g})"
+    return predict_candidates(reward, factory(), shard.tokens, shard.candidates, config.batch_scenes), label
 
 
 def run_report(
@@ -181,16 +183,18 @@ def run_report(
     started = time.perf_counter()
     shard = label(config, factory, None, log)
     labelled = time.perf_counter()
-    predicted = _predict(config.reward_checkpoint, config, factory, shard)
+    predicted, main_label = _predict(config.reward_checkpoint, config, factory, shard)
     predict_s = time.perf_counter() - labelled
     candidates = scored(shard, predicted)
     main = evaluate(candidates, config.n_worst, config.n_bins)
     ablation: list[LabelledAgreement] = []
     if config.ablation:
-        ablation.append(LabelledAgreement("reward_checkpoint", config.reward_checkpoint, main))
-        for i, path in enumerate(config.ablation):
-            other = evaluate(scored(shard, _predict(path, config, factory, shard)), config.n_worst, config.n_bins)
-            ablation.append(LabelledAgreement(f"ablation[{i}]", path, other))
+        ablation.append(LabelledAgreement(main_label, config.reward_checkpoint, main))
+        for path in config.ablation:
+            other, name = _predict(path, config, factory, shard)
+            ablation.append(
+                LabelledAgreement(name, path, evaluate(scored(shard, other), config.n_worst, config.n_bins))
+            )
     shift = [_policy_shift(config, factory, policy, log) for policy in config.policies]
     k = shard.num_candidates
     settings = {
@@ -223,9 +227,6 @@ def _policy_shift(
     samples = np.flatnonzero(shard.sources[0] == CandidateSource.POLICY_SAMPLE)
     if not len(samples) or not (shard.sources[:, samples] == CandidateSource.POLICY_SAMPLE).all():
         raise ValueError(f"policy {policy}: its labels hold no policy samples in the same columns of every scene")
-    agreement: RewardAgreement = evaluate(
-        scored(shard, _predict(str(config.reward_checkpoint), config, factory, shard), samples),
-        config.n_worst,
-        config.n_bins,
-    )
+    predicted, _ = _predict(str(config.reward_checkpoint), config, factory, shard)
+    agreement: RewardAgreement = evaluate(scored(shard, predicted, samples), config.n_worst, config.n_bins)
     return LabelledAgreement(f"policy {Path(policy).name}", policy, agreement)
