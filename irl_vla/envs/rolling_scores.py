@@ -69,6 +69,7 @@ class RollingScorer:
         if self.stride < 1:
             raise ValueError(f"RollingScorer.stride: expected >= 1, got {self.stride}")
         self.frames: list[Frame] = []
+        self._last_index = -1
         self.windows: list[WindowScore] = []
         self.scorer = FastScorer()
         self.planner = PDMClosedPlanner(self.scorer)
@@ -78,17 +79,22 @@ class RollingScorer:
     def add(self, frame: Frame, time: float) -> WindowScore | None:
         """Add the frame at ``time`` [s]; returns the window that it completes, if one is scored.
 
-        Frames must come every 0.5 s (frames at other times are ignored).
+        Only frames at multiples of 0.5 s count; a window needs 12 consecutive ones (a gap starts afresh).
         """
         steps = time / LOG_INTERVAL
-        if abs(steps - round(steps)) > 1e-6:
+        index = round(steps)
+        if abs(steps - index) > 1e-6:
             return None
+        if self.frames and index != self._last_index + 1:
+            self.frames = []  # a gap: windows start again after it
         self.frames.append(frame)
+        self._last_index = index
         start = len(self.frames) - 1 - self.num_future
         first = start - (self.num_history_frames - 1)
-        if first < 0 or start % self.stride:
+        start_index = index - self.num_future
+        if first < 0 or start_index % self.stride:
             return None
-        window = self._score(self.frames[first : start + 1 + self.num_future], start)
+        window = self._score(self.frames[first : start + 1 + self.num_future], start_index)
         self.windows.append(window)
         return window
 

@@ -373,7 +373,14 @@ class ClosedLoopRunner:
         frame: Frame = info[InfoKey.FRAME]
         sim_time = float(info.get(InfoKey.TIME, 0.0))
         rolling = None
-        if cfg.sub_scores and map_api is not None:
+        per_frame = LOG_INTERVAL / self.env.step_interval
+        if cfg.sub_scores and map_api is not None and abs(per_frame - round(per_frame)) > 1e-6:
+            log.warning(
+                "rolling sub-scores need a frame every %.1f s; the env steps %.2f s: none are computed",
+                LOG_INTERVAL,
+                self.env.step_interval,
+            )
+        elif cfg.sub_scores and map_api is not None:
             rolling = RollingScorer(map_api, route_id, aggregation=cfg.aggregation, stride=cfg.sub_score_stride)
             rolling.add(frame, sim_time)
         monitor = self._monitor(route, map_api)
