@@ -599,17 +599,24 @@ class ClosedLoopRunner:
 
     # ------------------------------------------------------------------ many routes
     def run(self, route_ids: Sequence[str]) -> RunOutputs:
-        """Every route ``episodes`` times, then the statistics JSON (when an output folder is set)."""
+        """Every route ``episodes`` times; the statistics JSON is rewritten after each episode.
+
+        So an interrupted run leaves the statistics of the episodes it finished (``entry_status`` ``Started``,
+        ``progress`` [done, total]), as the leaderboard's checkpoint file does.
+        """
         if not route_ids:
             raise ValueError("ClosedLoopRunner.run: no routes given")
         self.agent.initialize()
         episodes: list[EpisodeOutputs] = []
         expected = len(route_ids) * self.config.episodes
+        stats = None if self.output_dir is None else self.output_dir / "statistics.json"
         try:
             for route_id in route_ids:
                 for rep in range(self.config.episodes):
                     out = self.run_episode(route_id, rep)
                     episodes.append(out)
+                    if stats is not None:
+                        write_statistics(stats, [e.result for e in episodes], expected)
                     if self.on_episode is not None:
                         self.on_episode(out)
                     if self._stop:
@@ -619,11 +626,7 @@ class ClosedLoopRunner:
         finally:
             for viewer in self.viewers:
                 viewer.close()
-        stats = None
-        if self.output_dir is not None and episodes:
-            stats = self.output_dir / "statistics.json"
-            write_statistics(stats, [e.result for e in episodes], expected)
-        return RunOutputs(episodes, stats, self._stop)
+        return RunOutputs(episodes, stats if episodes else None, self._stop)
 
 
 def _merge(a: bool | list[int], b: bool | list[int]) -> bool | list[int]:

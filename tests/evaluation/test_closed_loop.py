@@ -123,6 +123,7 @@ def test_viewer_quitting_stops_the_run_and_repetitions_reseed() -> None:
         env, ConstantVelocityAgent(), ClosedLoopConfig(episodes=2, seed=7, sub_scores=False), viewers=[viewer]
     ).run(["clear"])
     assert out.stopped_by_user and len(out.results) == 1
+    assert out.statistics is None  # no output folder
     assert out.results[0].termination is TerminationReason.USER_STOPPED
     assert out.results[0].status == "Failed - Stopped by the user"
     assert [seed for seed, _ in env.resets] == [7]
@@ -176,3 +177,17 @@ def test_the_runner_detects_what_the_env_does_not_report() -> None:
     assert everything._monitor(env.route, env.map) is None
     with pytest.raises(ValueError, match="red_light.*not detectable"):
         ClosedLoopConfig(detect=["red_light"])
+
+
+def test_statistics_are_written_after_every_episode(tmp_path) -> None:
+    seen = []
+
+    def on_episode(_) -> None:
+        seen.append(json.loads((tmp_path / "statistics.json").read_text()))
+
+    config = ClosedLoopConfig(sub_scores=False)
+    ClosedLoopRunner(FakeEnv(), ConstantVelocityAgent(), config, output_dir=tmp_path, on_episode=on_episode).run(
+        ["parked", "clear"]
+    )
+    assert [d["_checkpoint"]["progress"] for d in seen] == [[1, 2], [2, 2]]
+    assert [d["entry_status"] for d in seen] == ["Started", "Finished"]
