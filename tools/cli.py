@@ -125,6 +125,7 @@ RESUME_HINTS: dict[str, str] = {
     "cache": "Feature-cache entries already written are kept; rerun the same command to build the rest.",
     "train": "Checkpoints already written are kept; rerun the same command to resume from the newest.",
     "label": "Label shards already written are kept; rerun the same command to label the rest.",
+    "report": "Label shards of the held-out candidates already written are kept; rerun the same command to resume.",
 }
 
 
