@@ -11,16 +11,17 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw
 
 from irl_vla.envs.view import StepView
-from irl_vla.scoring.aggregation import aggregate
 from irl_vla.scoring.sub_scores import SubScore
 from irl_vla.viz import palette
 from irl_vla.viz.controls import HELP, ViewerState
 from irl_vla.viz.text import draw_text, wrap
+from irl_vla.viz.timeline import Timeline, render_timeline, window_score
 
 RECENT = 2.0  # an infraction this recent is marked new [s]
 MAX_INFRACTIONS = 6  # infraction lines shown (newest first)
 SIZE = 15  # body text [px]
 LINE = 20  # line height [px]
+CHART_HEIGHT = 84  # the episode chart [px]
 
 
 def _bar(draw: ImageDraw.ImageDraw, x: float, y: float, w: float, h: float, value: float, fill: tuple) -> None:
@@ -36,18 +37,18 @@ def _score_colour(value: float) -> tuple[int, int, int]:
     return palette.TEXT_OK if value >= 0.999 else (palette.TEXT_ALERT if value <= 0.001 else (240, 200, 80))
 
 
-def window_score(sub_scores: npt.ArrayLike | None) -> float | None:
-    """The simulator's EPDMS of a rolling window's sub-scores (the suite's one aggregation), None before one."""
-    if sub_scores is None:
-        return None
-    try:
-        return float(aggregate(np.asarray(sub_scores, dtype=np.float64)))
-    except ValueError:  # NaN in a required sub-score: no full window yet
-        return None
+def render_hud(
+    view: StepView, width: int, height: int, state: ViewerState | None = None, timeline: Timeline | None = None
+) -> npt.NDArray[np.uint8]:
+    """The HUD panel ``(height, width, 3)`` of ``view``.
 
-
-def render_hud(view: StepView, width: int, height: int, state: ViewerState | None = None) -> npt.NDArray[np.uint8]:
-    """The HUD panel ``(height, width, 3)`` of ``view``; ``state`` adds the pause and camera line."""
+    Args:
+        view: the step shown.
+        width: panel width [px].
+        height: panel height [px].
+        state: the viewer's state (adds the pause, candidates and keys line).
+        timeline: the episode so far (adds the chart of learned reward against the simulator's EPDMS).
+    """
     image = Image.new("RGB", (width, height), palette.PANEL)
     draw = ImageDraw.Draw(image)
     x, y = 12, 8
@@ -97,9 +98,14 @@ def render_hud(view: StepView, width: int, height: int, state: ViewerState | Non
         shown = "-" if not np.isfinite(value) else f"{value:.2f}"
         draw_text(image, (cx + cell / 2, y + 28), shown, 13, _score_colour(value), "mt")
     y += 50
+    if timeline is not None:
+        chart = render_timeline(timeline, view, width - 2 * x + 8, CHART_HEIGHT)
+        image.paste(Image.fromarray(chart), (x - 4, y))
+        y += CHART_HEIGHT + 6
     draw_text(image, (x, y), f"infractions ({len(view.infractions)})", 13, palette.TEXT_DIM)
     y += LINE - 2
-    for event in reversed(view.infractions[-MAX_INFRACTIONS:]):
+    room = max(1, int((height - LINE - y) // (LINE - 3)))
+    for event in reversed(view.infractions[-min(MAX_INFRACTIONS, room) :]):
         new = view.time - event.time <= RECENT
         text = ("NEW  " if new else "     ") + event.describe()
         draw_text(image, (x, y), text, 13, palette.TEXT_ALERT if new else palette.TEXT)

@@ -26,6 +26,7 @@ from irl_vla.viz.cameras import camera_names, render_cameras
 from irl_vla.viz.controls import ViewerState
 from irl_vla.viz.hud import render_colour_bar, render_hud
 from irl_vla.viz.projection import BevConfig
+from irl_vla.viz.timeline import Timeline
 
 
 @dataclass
@@ -43,7 +44,7 @@ class ViewConfig:
     bev: BevConfig = field(default_factory=BevConfig)
     bar_width: int = 60
     panel_width: int = 620
-    camera_height: int = 340
+    camera_height: int = 300
     reward_range: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
@@ -65,7 +66,10 @@ class ViewConfig:
 
 
 def render_view(
-    view: StepView, config: ViewConfig | None = None, state: ViewerState | None = None
+    view: StepView,
+    config: ViewConfig | None = None,
+    state: ViewerState | None = None,
+    timeline: Timeline | None = None,
 ) -> npt.NDArray[np.uint8]:
     """The viewer frame of ``view`` as an RGB array ``(H, W, 3)``.
 
@@ -74,6 +78,7 @@ def render_view(
         config: the layout (default ``ViewConfig()``).
         state: the viewer's state (which camera, candidates shown, paused); None draws the defaults without the
             status line.
+        timeline: the episode up to this step, charted in the HUD (None: no chart).
     """
     config = config or ViewConfig()
     show_candidates = state.show_candidates if state is not None else True
@@ -94,5 +99,7 @@ def render_view(
     x0 = bev_w + config.bar_width
     selected = state.camera_name(camera_names(view.cameras)) if state is not None else None
     out[: config.camera_height, x0:] = render_cameras(view.cameras, config.panel_width, config.camera_height, selected)
-    out[config.camera_height :, x0:] = render_hud(view, config.panel_width, height - config.camera_height, state)
+    out[config.camera_height :, x0:] = render_hud(
+        view, config.panel_width, height - config.camera_height, state, timeline
+    )
     return out

@@ -22,6 +22,7 @@ from irl_vla.viz.cameras import camera_names
 from irl_vla.viz.controls import KEY_BINDINGS, KeyAction, ViewerState, apply, consume_step
 from irl_vla.viz.recorder import FrameRecorder
 from irl_vla.viz.render import ViewConfig, render_view
+from irl_vla.viz.timeline import Timeline
 
 #: SDL video drivers that show nothing (no keys can arrive).
 HEADLESS_DRIVERS = frozenset({"dummy", "offscreen"})
@@ -76,6 +77,7 @@ class RecordingViewer:
         self.recorder = FrameRecorder(self.config.record, self.config.record_fps) if self.config.record else None
         self.frames_shown = 0
         self.last_frame: npt.NDArray[np.uint8] | None = None
+        self.timeline = Timeline()
 
     @property
     def sensor_config(self) -> SensorConfig:
@@ -84,10 +86,11 @@ class RecordingViewer:
 
     def render(self, view: StepView) -> npt.NDArray[np.uint8]:
         """The frame of ``view`` in the current state."""
-        return render_view(view, self.config.layout, self.state)
+        return render_view(view, self.config.layout, self.state, self.timeline)
 
     def update(self, view: StepView) -> bool:
         """Render and record one step; returns False once the user asked to quit."""
+        self.timeline.add(view)
         self.last_frame = self.render(view)
         if self.recorder is not None:
             self.recorder.write(self.last_frame)

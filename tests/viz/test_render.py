@@ -165,7 +165,7 @@ def test_frame_without_map_cameras_or_plans_still_renders() -> None:
 
 def test_hud_shows_the_simulators_epdms_of_the_window() -> None:
     from irl_vla.scoring.aggregation import aggregate
-    from irl_vla.viz.hud import window_score
+    from irl_vla.viz.timeline import window_score
 
     scores = np.ones(len(SubScore))
     scores[SubScore.EP] = 0.5
