@@ -125,3 +125,18 @@ def test_reward_bench_on_the_tiny_split(tiny_split: Path) -> None:
     label = records["label_process_1"]
     # 2 scenes x (expert + 4 vocabulary entries + the default 31 perturbations)
     assert (label["scenes"], label["candidates_per_scene"], label["items"]) == (2, 36, 72)
+
+
+def test_a_labels_dir_made_with_another_vocabulary_is_refused(tmp_path: Path) -> None:
+    import numpy as np
+
+    from irl_vla.evaluation.reward_report.run import label
+    from irl_vla.labeling.store import LabelStore
+
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    LabelStore(labels).write_vocabulary(np.zeros((4, 8, 3), dtype=np.float32))
+    np.save(tmp_path / "other.npy", np.ones((4, 8, 3), dtype=np.float32))
+    config = ReportConfig(reward_checkpoint="x", labels_dir=str(labels), vocabulary=str(tmp_path / "other.npy"))
+    with pytest.raises(ValueError, match="differs from the vocabulary"):
+        label(config, lambda: None, None, print)  # type: ignore[arg-type, return-value]

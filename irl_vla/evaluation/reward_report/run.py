@@ -141,10 +141,16 @@ def label(config: ReportConfig, factory: SourceFactory, policy: str | None, log:
     out = config.label_dir if policy is None else config.policy_label_dir(policy)
     if policy is None and config.vocabulary is not None:
         store = LabelStore(out)
-        if store.read_vocabulary() is None:
-            vocabulary = np.load(config.vocabulary, allow_pickle=False)
+        vocabulary = np.load(config.vocabulary, allow_pickle=False)
+        held = store.read_vocabulary()
+        if held is None:
             out.mkdir(parents=True, exist_ok=True)
             store.write_vocabulary(vocabulary)
+        elif held.shape != vocabulary.shape or not np.array_equal(held, vocabulary.astype(held.dtype)):
+            raise ValueError(
+                f"report.vocabulary {config.vocabulary}: differs from the vocabulary {out} was labelled with; "
+                "choose another report.labels_dir"
+            )
     log(run_label(_label_config(config, out, policy), factory).summary())
     return read_label_shards(out)
 
