@@ -113,8 +113,9 @@ def run(cfg: RewardBenchConfig, repeats: int, source: SourceFactory) -> Iterator
     rng = np.random.default_rng(cfg.seed)
     plans = [candidates(c, cfg.num_candidates, rng) for c in caches]  # each (K, T, 3)
     yield from _reward_vs_scorer(cfg, scenes_source, tokens, caches, plans, repeats)
-    if cfg.label_scenes:
-        yield from _labelling(cfg, source, np.concatenate(plans))
+    if cfg.label_scenes:  # the vocabulary: K-means of twice as many plans, drawn as the candidates are
+        per_scene = -(-2 * cfg.vocabulary_size // len(caches))
+        yield from _labelling(cfg, source, np.concatenate([candidates(c, per_scene, rng) for c in caches]))
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
@@ -210,7 +211,9 @@ def _reward_vs_scorer(
 def _labelling(cfg: RewardBenchConfig, source: SourceFactory, plans: np.ndarray) -> Iterator[dict[str, Any]]:
     """``run_label`` on fresh label directories, each backend and size in turn (the vocabulary written first)."""
     split = Path(cfg.split_dir)
-    vocabulary = compute_anchors(torch.as_tensor(plans, dtype=torch.float32), cfg.vocabulary_size, seed=cfg.seed)
+    vocabulary = torch.zeros(0, *plans.shape[1:])
+    if cfg.vocabulary_size:
+        vocabulary = compute_anchors(torch.as_tensor(plans, dtype=torch.float32), cfg.vocabulary_size, seed=cfg.seed)
     runs = [("process", w) for w in cfg.label_workers] + ([("ray", cfg.ray_workers)] if cfg.ray_workers else [])
     for backend, workers in runs:
         with tempfile.TemporaryDirectory(prefix="irl_vla_bench_label_") as tmp:
