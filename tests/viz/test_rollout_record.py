@@ -17,6 +17,7 @@ imageio = pytest.importorskip("imageio.v2")
 TINY = ["sim.route_length=30", "sim.time_limit=3", "rollout.runner.sub_scores=false", "run.progress=false"]
 
 
+@pytest.mark.slow
 def test_rollout_records_a_gif_of_every_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, gif = tmp_path / "run", tmp_path / "episode.gif"
     args = ["rollout", *TINY, "routes=[stop_and_go/0]", "agent=constant_velocity", f"rollout.output_dir={out}"]
