@@ -54,7 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": (
         "tools.run_bench",
         "benchmarks, one JSON line per measurement "
-        "(suites: core, world, scorer, navsim, data, policy, reward, viewer, ppo)",
+        "(suites: core, world, scorer, navsim, data, policy, reward, viewer, ppo, closed_loop)",
     ),
 }
 

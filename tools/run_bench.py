@@ -20,7 +20,7 @@ from irl_vla.common.config import to_dataclass
 from irl_vla.common.io import atomic_open
 from irl_vla.data.split import embedded_sources
 from irl_vla.viz import viewer_bench
-from sim_bridges.embedded import world_bench
+from sim_bridges.embedded import closed_loop_bench, world_bench
 from sim_bridges.navsim import navsim_bench
 from tools.sources import embedded_renderer, navsim_renderer
 
@@ -51,6 +51,7 @@ SUITES: dict[str, tuple[type, Callable[[Any, int], Iterator[dict[str, Any]]]]] =
     "reward": (reward_bench.RewardBenchConfig, _reward_bench),
     "viewer": (viewer_bench.ViewerBenchConfig, _viewer_bench),
     "ppo": (ppo_bench.PPOBenchConfig, ppo_bench.run),
+    "closed_loop": (closed_loop_bench.ClosedLoopBenchConfig, closed_loop_bench.run),
 }
 
 

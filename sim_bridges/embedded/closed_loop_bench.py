@@ -6,7 +6,8 @@ so the measurement is the env's own cost. Records:
 
 * ``env_steps_no_sensors_<interval>`` for each replanning interval: env steps/s with no sensors (the observation
   is the ego history), vectorised road users (the env's default) and the per-user loop (``vectorised=false``,
-  the recorder's) side by side; ``sim_steps_per_s`` counts the 10 Hz world steps;
+  the recorder's) side by side; ``sim_steps_per_s`` counts the 10 Hz world steps; every rate also as thread CPU
+  time (``cpu_*``), the better estimate of one free core on a shared machine;
 * ``env_steps_default_rig``: env steps/s with the default camera rig at the current frame (2 Hz replanning).
 
 Resets (scenario build and expert warm-up) are outside the timed steps: an episode that ends is reset untimed.
@@ -79,22 +80,27 @@ def route_follower(env: EmbeddedEnv, speed: float) -> Trajectory:
 
 def _steps_per_second(
     env: EmbeddedEnv, cfg: ClosedLoopBenchConfig, steps: int, repeats: int, options: dict[Any, Any]
-) -> float:
-    """Median env steps/s over ``repeats`` runs of ``steps`` steps (resets untimed)."""
+) -> tuple[float, float]:
+    """Median env steps/s over ``repeats`` runs of ``steps`` steps (resets untimed): wall clock and thread CPU time.
+
+    On a shared machine the CPU-time rate is the better estimate of one free core.
+    """
     env.reset(options=options)
     speed = cfg.speed_fraction * env.speed_limit
-    rates = []
+    wall_rates, cpu_rates = [], []
     for _ in range(repeats):
-        elapsed = 0.0
+        wall = cpu = 0.0
         for _ in range(steps):
             plan = route_follower(env, speed)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             _, _, terminated, truncated, _ = env.step(plan)
-            elapsed += time.perf_counter() - start
+            wall += time.perf_counter() - start
+            cpu += time.thread_time() - start_cpu
             if terminated or truncated:
                 env.reset(options=options)
-        rates.append(steps / elapsed)
-    return float(np.median(rates))
+        wall_rates.append(steps / wall)
+        cpu_rates.append(steps / cpu)
+    return float(np.median(wall_rates)), float(np.median(cpu_rates))
 
 
 def run(cfg: ClosedLoopBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
@@ -115,28 +121,32 @@ def run(cfg: ClosedLoopBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
             env_cfg = EmbeddedEnvConfig(replan_interval=interval, time_limit=600.0, vectorised=vectorised)
             rates[vectorised] = _steps_per_second(EmbeddedEnv(env_cfg), cfg, cfg.steps, repeats, options)
         sim_steps = round(interval / DT)
+        (wall, cpu), (loop_wall, loop_cpu) = rates[True], rates[False]
         yield record(
             SUITE,
             f"env_steps_no_sensors_{interval:g}s",
             items=cfg.steps,
-            seconds=cfg.steps / rates[True],
+            seconds=cfg.steps / wall,
             unit="env_steps",
-            sim_steps_per_s=round(rates[True] * sim_steps, 1),
-            loop_env_steps_per_s=round(rates[False], 2),
-            loop_sim_steps_per_s=round(rates[False] * sim_steps, 1),
+            cpu_env_steps_per_s=round(cpu, 2),
+            sim_steps_per_s=round(wall * sim_steps, 1),
+            cpu_sim_steps_per_s=round(cpu * sim_steps, 1),
+            loop_env_steps_per_s=round(loop_wall, 2),
+            loop_cpu_env_steps_per_s=round(loop_cpu, 2),
             replan_interval_s=interval,
             **common,
         )
     rig = RigConfig()
     sensors = SensorConfig(cameras={name: [3] for name in rig.calibrations()})
     env = EmbeddedEnv(EmbeddedEnvConfig(time_limit=600.0))
-    rate = _steps_per_second(env, cfg, cfg.rig_steps, repeats, {**options, ResetOption.SENSOR_CONFIG: sensors})
+    wall, cpu = _steps_per_second(env, cfg, cfg.rig_steps, repeats, {**options, ResetOption.SENSOR_CONFIG: sensors})
     yield record(
         SUITE,
         "env_steps_default_rig",
         items=cfg.rig_steps,
-        seconds=cfg.rig_steps / rate,
+        seconds=cfg.rig_steps / wall,
         unit="env_steps",
+        cpu_env_steps_per_s=round(cpu, 2),
         cameras=len(sensors.cameras),
         resolution=f"{rig.width}x{rig.height}",
         replan_interval_s=env.step_interval,

@@ -100,7 +100,7 @@ def test_generate_then_preview_through_the_cli(tmp_path, capsys) -> None:
 
 
 def _suites(text: str, where: str) -> list[str]:
-    match = re.search(r"suites: ([a-z, \n]+?)\)", text)
+    match = re.search(r"suites: ([a-z_, \n]+?)\)", text)
     assert match, f"{where}: no '(... suites: a, b, ...)' list"
     return [s.strip() for s in match.group(1).replace("\n", " ").split(",")]
 
