@@ -19,6 +19,8 @@ from irl_vla.viz import palette
 from irl_vla.viz.text import draw_text
 
 MIN_PAIRS = 3  # steps with both values before a correlation is shown
+PAD = 4  # space between the chart's frame and the values 0 and 1 [px]
+GRID = (64, 66, 74)  # the lines at 0.5 and 1
 
 
 def window_score(sub_scores: npt.ArrayLike | None) -> float | None:
@@ -116,8 +118,11 @@ def render_timeline(
     def col(t: npt.ArrayLike) -> npt.NDArray[np.float64]:
         return left + (np.asarray(t, dtype=np.float64) - (end - span)) / span * (right - left)
 
-    def row(v: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        return bottom - np.clip(np.asarray(v, dtype=np.float64), 0.0, 1.0) * (bottom - top)
+    def row(v: npt.ArrayLike) -> npt.NDArray[np.float64]:  # 0 and 1 lie inside the frame, not on it
+        return bottom - PAD - np.clip(np.asarray(v, dtype=np.float64), 0.0, 1.0) * (bottom - top - 2 * PAD)
+
+    for grid in (0.5, 1.0):
+        draw.line((left + 1, float(row(grid)), right - 1, float(row(grid))), fill=GRID, width=1)
 
     for event in view.infractions:
         if end - span <= event.time <= end:

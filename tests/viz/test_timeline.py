@@ -65,7 +65,7 @@ def test_chart_draws_both_series_and_the_infractions() -> None:
         return round(left + t / 30.0 * (right - left))
 
     def row(v: float) -> int:
-        return round(bottom - v * (bottom - top))
+        return round(bottom - 4 - v * (bottom - top - 8))
 
     def has(colour, r: int, c: int) -> bool:
         patch = chart[r - 1 : r + 2, c - 1 : c + 2]
