@@ -5,7 +5,7 @@ Each view is one scene of an embedded split with its cameras rendered, the logge
 views (median of ``repeats`` passes):
 
 - ``bev``: the BEV alone (``render_bev``);
-- ``frame``: the whole frame (BEV, colour bar, cameras, HUD; ``render_view``);
+- ``frame``: the whole frame (BEV, colour bar, cameras, HUD with a full 30 s episode chart; ``render_view``);
 - ``record_<fmt>``: encoding rendered frames to a file (MP4 or GIF), without rendering;
 - ``window``: ``PygameViewer.update`` (render, blit, flip, key poll) with SDL's dummy video driver when the
   machine has no display (``window_driver``).
@@ -37,6 +37,7 @@ from irl_vla.viz.bev import render_bev
 from irl_vla.viz.demo import scene_view
 from irl_vla.viz.recorder import FrameRecorder, RecordFormat
 from irl_vla.viz.render import ViewConfig, render_view
+from irl_vla.viz.timeline import Timeline
 
 SUITE = "viewer"
 
@@ -119,7 +120,10 @@ def run(cfg: ViewerBenchConfig, repeats: int, source: SourceFactory) -> Iterator
     extra = {"views": n, "candidates": cfg.num_candidates, "mean_objects": round(users, 1), "size": layout.size}
 
     yield _record("bev", n, timed(lambda: [render_bev(v, layout.bev) for v in views], repeats), **extra)
-    yield _record("frame", n, timed(lambda: [render_view(v, layout) for v in views], repeats), **extra)
+    rng = np.random.default_rng(cfg.seed)
+    steps = np.arange(60)  # a full 30 s chart
+    chart = Timeline("bench", list(0.5 * steps), list(rng.uniform(0, 1, 60)), list(rng.uniform(0, 1, 60)))
+    yield _record("frame", n, timed(lambda: [render_view(v, layout, None, chart) for v in views], repeats), **extra)
 
     frames = [render_view(v, layout) for v in views]
     with tempfile.TemporaryDirectory() as tmp:
