@@ -1,9 +1,10 @@
 """The bird's-eye view of one closed-loop step, drawn into an RGB array (no window, no pygame).
 
 Layers, bottom to top: ground, drivable area (the route's roadblocks tinted), crosswalks, lane boundaries, stop
-lines, the route's centreline, traffic lights (a stub along each governed connector and a bar across its lane at
-the stop line, in the route's connector's colour), road users by class, the ego, the K candidates (by colour of their
-reward, best on top), the executed plan, a cross where each infraction of the episode happened.
+lines, the route's centreline, the ego's trail, traffic lights (a stub along each governed connector and a bar
+across its lane at the stop line, in the route's connector's colour), road users by class, the ego, the K
+candidates (by colour of their reward, best on top), the executed plan, a cross where each infraction of the
+episode happened.
 """
 
 from __future__ import annotations
@@ -178,6 +179,19 @@ def draw_plans(
             draw.ellipse((col - r, row - r, col + r, row + r), fill=palette.PLAN)
 
 
+def draw_trail(
+    draw: ImageDraw.ImageDraw, config: BevConfig, trail: npt.ArrayLike, ego: npt.NDArray[np.float64]
+) -> None:
+    """Where the ego has been: its global positions ``(N, 2)`` [m] at past steps, joined, with a dot each."""
+    points = np.asarray(trail, dtype=np.float64).reshape(-1, 2)
+    if not len(points):
+        return
+    local = points_to_local(points, ego)  # (N, 2)
+    _line(draw, config, local, palette.TRAIL, 2)
+    for col, row in config.to_pixels(local).tolist():
+        draw.ellipse((col - 2, row - 2, col + 2, row + 2), fill=palette.TRAIL)
+
+
 def draw_route(draw: ImageDraw.ImageDraw, config: BevConfig, view: StepView, ego: npt.NDArray) -> None:
     """The route's centreline near the ego."""
     route = view.route.poses[:, XY]  # (N, 2) global
@@ -193,6 +207,7 @@ def render_bev(
     *,
     show_candidates: bool = True,
     value_range: tuple[float, float] = (0.0, 1.0),
+    trail: npt.ArrayLike = (),
 ) -> npt.NDArray[np.uint8]:
     """The BEV of ``view`` centred on the ego (x forward up), as an RGB image ``(H, W, 3)``.
 
@@ -201,6 +216,7 @@ def render_bev(
         config: size and scale (default ``BevConfig()``).
         show_candidates: draw the K candidates.
         value_range: the rewards at the two ends of the candidates' colour map.
+        trail: the ego's global positions ``(N, 2)`` [m] at the episode's past steps (drawn under the road users).
     """
     config = config or BevConfig()
     image = Image.new("RGB", (config.width, config.height), palette.BACKGROUND)
@@ -211,6 +227,7 @@ def render_bev(
     if view.map_api is not None:
         draw_map(draw, config, view.map_api, ego, route_ids)
     draw_route(draw, config, view, ego)
+    draw_trail(draw, config, trail, ego)
     if view.map_api is not None:
         draw_lights(draw, config, view.map_api, ego, frame.traffic_lights, route_ids)
     draw_agents(draw, config, frame.annotations)

@@ -22,6 +22,7 @@ CROSSWALK: RGB = (168, 168, 160)
 STOP_LINE: RGB = (235, 235, 235)
 ROUTE_LINE: RGB = (0, 170, 255)
 PLAN: RGB = (255, 0, 255)  # the executed (tracked) plan
+TRAIL: RGB = (255, 170, 60)  # where the ego has been
 EGO: RGB = (250, 250, 250)
 OUTLINE: RGB = (15, 15, 15)
 LIGHT_RED: RGB = (255, 32, 32)

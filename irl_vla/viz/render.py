@@ -78,14 +78,17 @@ def render_view(
         config: the layout (default ``ViewConfig()``).
         state: the viewer's state (which camera, candidates shown, paused); None draws the defaults without the
             status line.
-        timeline: the episode up to this step, charted in the HUD (None: no chart).
+        timeline: the episode up to this step, charted in the HUD and drawn as the ego's trail (None: neither).
     """
     config = config or ViewConfig()
     show_candidates = state.show_candidates if state is not None else True
     width, height = config.size
     out = np.empty((height, width, 3), dtype=np.uint8)  # (H, W, 3)
     bev_w = config.bev.width
-    out[:, :bev_w] = render_bev(view, config.bev, show_candidates=show_candidates, value_range=config.reward_range)
+    trail = timeline.positions[:-1] if timeline is not None else ()  # the current position is the ego itself
+    out[:, :bev_w] = render_bev(
+        view, config.bev, show_candidates=show_candidates, value_range=config.reward_range, trail=trail
+    )
     has_rewards = view.candidate_rewards is not None
     if has_rewards or view.learned_reward is not None:
         title = "learned reward"

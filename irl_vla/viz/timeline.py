@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
 
+from irl_vla.data.enums import XY
 from irl_vla.envs.view import StepView
 from irl_vla.scoring.aggregation import aggregate
 from irl_vla.viz import palette
@@ -42,21 +43,25 @@ class Timeline:
         times: simulated time of each step [s].
         learned: the learned reward of each step's executed plan (NaN without one).
         simulated: the simulator's EPDMS of each step's rolling window (NaN before the first full window).
+        positions: the ego's global rear-axle position at each step (x [m], y [m]): the BEV draws its trail.
     """
 
     route_id: str = ""
     times: list[float] = field(default_factory=list)
     learned: list[float] = field(default_factory=list)
     simulated: list[float] = field(default_factory=list)
+    positions: list[tuple[float, float]] = field(default_factory=list)
 
     def add(self, view: StepView) -> None:
         """Append a step; a different route, step 0 or time running backwards starts a new episode."""
         if view.route_id != self.route_id or view.step == 0 or (self.times and view.time < self.times[-1]):
-            self.route_id, self.times, self.learned, self.simulated = view.route_id, [], [], []
+            self.route_id, self.times, self.learned, self.simulated, self.positions = view.route_id, [], [], [], []
         score = window_score(view.sub_scores)
         self.times.append(float(view.time))
         self.learned.append(math.nan if view.learned_reward is None else float(view.learned_reward))
         self.simulated.append(math.nan if score is None else score)
+        x, y = view.frame.ego_status.ego_pose[XY]
+        self.positions.append((float(x), float(y)))
 
     def correlation(self) -> tuple[float | None, int]:
         """Pearson r of learned reward and simulator EPDMS over the steps holding both, and their count.

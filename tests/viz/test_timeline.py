@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from irl_vla.envs.infractions import Infraction, InfractionKind
 from irl_vla.scoring.sub_scores import SubScore
 from irl_vla.viz import palette
+from irl_vla.viz.render import render_view
 from irl_vla.viz.timeline import Timeline, render_timeline
 from irl_vla.viz.viewer import RecordingViewer, ViewerConfig
-from tests.viz.views import junction_view
+from tests.viz.views import EGO, junction_view
 
 
 def step(k: int, learned: float | None, ep: float | None, route: str = "r/0"):
@@ -91,3 +94,18 @@ def test_viewer_charts_the_episode_in_its_frames() -> None:
         np.all(viewer.last_frame == palette.PLAN, axis=-1).sum()
         > np.all(without.last_frame == palette.PLAN, axis=-1).sum()
     )
+
+
+def test_viewer_draws_the_ego_trail() -> None:
+    viewer = RecordingViewer(ViewerConfig(window=False))
+    base = junction_view(infractions=[])  # (an infraction's cross would cover the first position)
+    for k in range(4):  # the ego drives 5 m east per step; the last position is the ego itself
+        status = replace(base.frame.ego_status, ego_pose=EGO + np.array([5.0 * k, 0.0, 0.0]))
+        viewer.update(replace(base, step=k + 1, time=0.5 * (k + 1), frame=replace(base.frame, ego_status=status)))
+    assert viewer.timeline.positions[0] == (EGO[0], EGO[1])
+    bev = viewer.last_frame[:, : viewer.config.layout.bev.width]
+    config = viewer.config.layout.bev
+    for back in (10.0, 15.0):  # the positions of earlier steps, behind the ego now
+        row, col = config.pixel_of(-back, 0.0)
+        assert tuple(bev[row, col]) == palette.TRAIL
+    assert not np.all(render_view(base) == palette.TRAIL, axis=-1).any()  # no timeline, no trail
