@@ -49,6 +49,7 @@ class FrameRecorder:
 
     Raises:
         ValueError: for an unknown suffix or ``fps <= 0``.
+        FileExistsError: naming the directory when a PNG directory already holds frames.
         ImportError: naming the package to install when imageio (or imageio-ffmpeg for MP4) is missing.
     """
 
@@ -65,6 +66,12 @@ class FrameRecorder:
         self._partial = self.path.with_name(f".{self.path.name}.partial{self.path.suffix}")
         if self.format is RecordFormat.PNG:
             self.path.mkdir(parents=True, exist_ok=True)
+            stale = sorted(self.path.glob("frame_*.png"))
+            if stale:
+                raise FileExistsError(
+                    f"record directory {self.path} already holds {len(stale)} frames ({stale[0].name}, ...); "
+                    "give an empty or new directory (frames of two runs would mix)"
+                )
         else:
             try:
                 import imageio.v2 as imageio

@@ -9,6 +9,7 @@ import pytest
 
 imageio = pytest.importorskip("imageio.v2")
 
+from irl_vla.envs.view import Viewer  # noqa: E402
 from irl_vla.viz.recorder import FrameRecorder, RecordFormat  # noqa: E402
 from irl_vla.viz.render import ViewConfig  # noqa: E402
 from irl_vla.viz.viewer import RecordingViewer, ViewerConfig, make_viewer  # noqa: E402
@@ -52,6 +53,14 @@ def test_png_directory_holds_one_file_per_frame(tmp_path: Path) -> None:
     np.testing.assert_array_equal(imageio.imread(files[1]), frames(3)[1])
 
 
+def test_png_directory_with_frames_of_another_run_is_refused(tmp_path: Path) -> None:
+    recorder = FrameRecorder(tmp_path / "frames")
+    recorder.write(frames(1)[0])
+    recorder.close()
+    with pytest.raises(FileExistsError, match="already holds 1 frames"):
+        FrameRecorder(tmp_path / "frames")
+
+
 def test_abort_leaves_no_file(tmp_path: Path) -> None:
     path = tmp_path / "run.mp4"
     recorder = FrameRecorder(path)
@@ -81,7 +90,7 @@ def test_bad_frames_and_paths_are_refused(tmp_path: Path) -> None:
 def test_headless_viewer_records_one_frame_per_step(tmp_path: Path) -> None:
     path = tmp_path / "episode.mp4"
     viewer = make_viewer(ViewerConfig(window=False, record=str(path), record_fps=2.0))
-    assert isinstance(viewer, RecordingViewer)
+    assert isinstance(viewer, RecordingViewer) and isinstance(viewer, Viewer)
     for step in range(3):
         assert viewer.update(junction_view(step=step, time=0.5 * step)) is True
     assert viewer.close() == path
