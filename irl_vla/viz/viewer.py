@@ -71,9 +71,12 @@ class RecordingViewer:
         config: the viewer's settings (``window`` is ignored).
     """
 
+    #: whether the frames show the viewer's state and keys (only a window has keys)
+    interactive = False
+
     def __init__(self, config: ViewerConfig | None = None) -> None:
         self.config = config or ViewerConfig(window=False)
-        self.state = ViewerState(paused=self.config.start_paused)
+        self.state = ViewerState()
         self.recorder = FrameRecorder(self.config.record, self.config.record_fps) if self.config.record else None
         self.frames_shown = 0
         self.last_frame: npt.NDArray[np.uint8] | None = None
@@ -86,7 +89,8 @@ class RecordingViewer:
 
     def render(self, view: StepView) -> npt.NDArray[np.uint8]:
         """The frame of ``view`` in the current state."""
-        return render_view(view, self.config.layout, self.state, self.timeline)
+        state = self.state if self.interactive else None
+        return render_view(view, self.config.layout, state, self.timeline)
 
     def update(self, view: StepView) -> bool:
         """Render and record one step; returns False once the user asked to quit."""
@@ -117,6 +121,8 @@ class PygameViewer(RecordingViewer):
         config: the viewer's settings.
     """
 
+    interactive = True
+
     def __init__(self, config: ViewerConfig | None = None) -> None:
         super().__init__(config or ViewerConfig())
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -139,6 +145,7 @@ class PygameViewer(RecordingViewer):
                 "window nobody sees); drop start_paused or run where there is a display"
             )
         pygame.display.set_caption(self.config.title)
+        self.state = ViewerState(paused=self.config.start_paused)
         self._last_update = 0.0
         self._num_cameras = 0
 

@@ -116,3 +116,17 @@ def test_viewer_settings_load_from_rollout_overrides() -> None:
     with pytest.raises(ValueError, match="camera_height"):
         to_dataclass({"layout": {"camera_height": 5000}}, ViewerConfig, where="rollout.viewer")
     assert set(RecordingViewer(config).sensor_config.cameras) == {"cam_l0", "cam_f0", "cam_r0"}
+
+
+def test_headless_viewer_never_pauses_and_draws_no_key_help() -> None:
+    viewer = RecordingViewer(ViewerConfig(window=False, start_paused=True))
+    assert not viewer.state.paused and not viewer.interactive
+    assert viewer.update(junction_view()) is True
+    from irl_vla.viz.controls import ViewerState
+    from irl_vla.viz.render import render_view
+
+    with_help = render_view(junction_view(), viewer.config.layout, ViewerState(), viewer.timeline)
+    assert (viewer.last_frame != with_help).any()  # the status line with the keys is the difference
+    np.testing.assert_array_equal(
+        viewer.last_frame, render_view(junction_view(), viewer.config.layout, None, viewer.timeline)
+    )
