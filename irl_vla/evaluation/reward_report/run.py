@@ -23,7 +23,6 @@ from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.source import SourceFactory
 from irl_vla.evaluation.reward_report.agreement import RewardAgreement, evaluate
 from irl_vla.evaluation.reward_report.candidates import ScoredCandidates
-from irl_vla.evaluation.reward_report.predict import predict_candidates
 from irl_vla.evaluation.reward_report.writer import LabelledAgreement, RewardReport, write_report
 from irl_vla.labeling.candidates import PerturbationConfig
 from irl_vla.labeling.pipeline import LabelConfig, run_label
@@ -31,6 +30,7 @@ from irl_vla.labeling.store import CandidateSource, LabelShard, LabelStore, read
 from irl_vla.models.reward.checkpoint import load_reward_model
 from irl_vla.scoring.metric_cache import MetricCacheStore
 from irl_vla.training.policy import resolve_checkpoint
+from irl_vla.training.rwm import predict_labels, reward_dataset
 
 
 @dataclass
@@ -50,6 +50,9 @@ class ReportConfig:
         maps_root: the nuPlan maps root (default ``<navsim_root>/maps``).
         split_file: a navsim ``train_test_split`` yaml choosing the scenes.
         sensor_cache: embedded splits: keep rendered sensors here (``None``: render on every load).
+        cache_dir: the feature cache the reward model's inputs are read through (``None``:
+            ``<data_root>/features/<split>``, the one ``irl-vla cache`` and the reward model's training fill;
+            ``""``: compute every scene's inputs afresh).
         max_scenes: held-out scenes, spread evenly over the split (``None``: all).
         labels_dir: where the held-out labels go (``None``: ``<data_root>/labels/<split>_report``); the policies'
             go beside it (``<labels_dir>_policy_<hash>``).
@@ -79,6 +82,7 @@ class ReportConfig:
     maps_root: str | None = None
     split_file: str | None = None
     sensor_cache: str | None = None
+    cache_dir: str | None = None
     max_scenes: int | None = 128
     labels_dir: str | None = None
     vocabulary: str | None = None
@@ -102,6 +106,13 @@ class ReportConfig:
             raise ValueError(f"report.n_worst: expected >= 0, got {self.n_worst}")
         if self.max_scenes is not None and self.max_scenes < 1:
             raise ValueError(f"report.max_scenes: expected >= 1 or null, got {self.max_scenes}")
+
+    @property
+    def feature_cache_dir(self) -> str | None:
+        """Where the reward model's inputs are cached (``None``: not cached)."""
+        if self.cache_dir is None:
+            return str(Path(self.data_root) / "features" / self.split)
+        return self.cache_dir or None
 
     @property
     def label_dir(self) -> Path:
@@ -170,10 +181,15 @@ def scored(shard: LabelShard, predicted: np.ndarray, rows: np.ndarray | None = N
 
 
 def _predict(path: str, config: ReportConfig, factory: SourceFactory, shard: LabelShard) -> tuple[np.ndarray, str]:
-    """Predicted sub-scores ``(N, K, S)`` of the labelled candidates, and the model's row label (its IRL weight)."""
+    """Predicted sub-scores ``(N, K, S)`` of the labelled candidates, and the model's row label (its IRL weight).
+
+    The inputs are read through the feature cache ``config.cache_dir`` (shared with the reward model's training).
+    """
     reward = load_reward_model(path, device=config.device)
     label = f"{Path(path).name} (IRL weight {reward.model.cfg.loss.irl:g})"
-    return predict_candidates(reward, factory(), shard.tokens, shard.candidates, config.batch_scenes), label
+    dataset = reward_dataset(factory, shard, reward.builders, config.feature_cache_dir)
+    _, sub_scores = predict_labels(reward.model, dataset, config.batch_scenes, progress=config.progress)
+    return sub_scores, label
 
 
 def run_report(
