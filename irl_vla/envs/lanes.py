@@ -1,8 +1,9 @@
 """Off-road and wrong-way driving: the leaderboard's "outside route lanes", split into its two causes.
 
 Off-road: the ego's box centre is farther than ``off_road_margin`` from every lane, lane connector and car-park
-area. Wrong way: the centre lies in lanes or connectors, and every one of them runs more than
-``wrong_way_angle`` away from the ego's heading (at its nearest centerline pose). While either holds, the route
+area. Wrong way: the centre lies in lanes, and every one of them runs more than ``wrong_way_angle`` away from
+the ego's heading (at its nearest centerline pose); inside junctions (intersections and lane connectors, where
+lanes of every direction overlap) it is not judged, as the leaderboard does not. While either holds, the route
 distance newly covered is added to the stretch (off-road first when both hold); a stretch that covered route
 distance becomes one infraction, with that distance as its value, when it ends (or at ``finish``).
 """
@@ -49,7 +50,12 @@ class LaneDetector:
         areas = [obj.polygon for layer in layers for obj in self.map_api.objects(layer)]
         self._road = shapely.union_all(areas).buffer(self.off_road_margin) if areas else shapely.Polygon()
         shapely.prepare(self._road)
-        self._lanes = [obj for layer in LANE_LAYERS for obj in self.map_api.objects(layer)]
+        junctions = [
+            o.polygon for layer in (MapLayer.INTERSECTION, MapLayer.LANE_CONNECTOR) for o in self.map_api.objects(layer)
+        ]
+        self._junction = shapely.union_all(junctions) if junctions else shapely.Polygon()
+        shapely.prepare(self._junction)
+        self._lanes = self.map_api.objects(MapLayer.LANE)
         # centerlines thinned to about 50 poses: the heading near the ego is all the check needs
         self._lines = [lane.centerline[:: max(1, len(lane.centerline) // 50)] for lane in self._lanes]  # type: ignore[attr-defined]
         self._polygons = np.array([lane.polygon for lane in self._lanes], dtype=object)
@@ -62,6 +68,8 @@ class LaneDetector:
         x, y = float(center[SE2Index.X]), float(center[SE2Index.Y])
         if not shapely.contains_xy(self._road, x, y):
             return InfractionKind.OFF_ROAD
+        if shapely.contains_xy(self._junction, x, y):
+            return None
         b = self._bounds
         candidates = np.flatnonzero((b[:, 0] <= x) & (x <= b[:, 2]) & (b[:, 1] <= y) & (y <= b[:, 3]))
         inside = candidates[shapely.contains_xy(self._polygons[candidates], x, y)]

@@ -186,6 +186,15 @@ def test_off_road_and_wrong_way_carry_the_route_distance_driven() -> None:
     assert wrong.kind is InfractionKind.WRONG_WAY and wrong.value == pytest.approx(29.0, abs=1.5)
 
 
+def test_wrong_way_is_not_judged_inside_junctions() -> None:
+    detector = LaneDetector(build_t_junction())
+    centre_ahead = PACIFICA.rear_axle_to_center
+    # heading west inside the intersection box, where westbound and eastbound connectors overlap, and in the
+    # eastbound lane just outside it
+    assert detector.state(make_tick(0.0 + centre_ahead, -1.75, np.pi)) is None
+    assert detector.state(make_tick(-15.0 + centre_ahead, -1.75, np.pi)) is InfractionKind.WRONG_WAY
+
+
 def test_lane_near_misses() -> None:
     assert lane_run(-7.2, 0.0, 0.0) == []  # the centre 0.2 m outside the outer lane: within the margin
     assert lane_run(1.75, np.pi, np.pi) == []  # westwards in the westbound lane
