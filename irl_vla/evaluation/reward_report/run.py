@@ -54,8 +54,10 @@ class ReportConfig:
             ``<data_root>/features/<split>``, the one ``irl-vla cache`` and the reward model's training fill;
             ``""``: compute every scene's inputs afresh).
         max_scenes: held-out scenes, spread evenly over the split (``None``: all).
-        labels_dir: where the held-out labels go (``None``: ``<data_root>/labels/<split>_report``); the policies'
-            go beside it (``<labels_dir>_policy_<hash>``).
+        labels_dir: where the held-out labels go (``None``: ``<data_root>/labels/<split>``, where
+            ``irl-vla label label.split=<split>`` puts them and the reward model's validation reads them, so one
+            labelling serves both when the settings agree); the policies' go beside it
+            (``<labels_dir>_policy_<hash>``).
         vocabulary: a ``vocabulary.npy`` to draw candidates from (e.g. the training labels'); ``None``: K-means
             of the held-out split's expert plans (``vocabulary_size`` entries).
         vocabulary_size: entries of that K-means vocabulary.
@@ -117,7 +119,7 @@ class ReportConfig:
     @property
     def label_dir(self) -> Path:
         """Where the held-out labels go."""
-        return Path(self.labels_dir) if self.labels_dir else Path(self.data_root) / "labels" / f"{self.split}_report"
+        return Path(self.labels_dir) if self.labels_dir else Path(self.data_root) / "labels" / self.split
 
     def policy_label_dir(self, policy: str) -> Path:
         """Where the samples of ``policy`` are labelled (named by a hash of its checkpoint's resolved path)."""
