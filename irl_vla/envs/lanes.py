@@ -1,11 +1,12 @@
 """Off-road and wrong-way driving: the leaderboard's "outside route lanes", split into its two causes.
 
 Off-road: the ego's box centre is farther than ``off_road_margin`` from every lane, lane connector and car-park
-area. Wrong way: the centre lies in lanes, and every one of them runs more than ``wrong_way_angle`` away from
-the ego's heading (at its nearest centerline pose); inside junctions (intersections and lane connectors, where
-lanes of every direction overlap) it is not judged, as the leaderboard does not. While either holds, the route
-distance newly covered is added to the stretch (off-road first when both hold); a stretch that covered route
-distance becomes one infraction, with that distance as its value, when it ends (or at ``finish``).
+area. Wrong way: the centre lies in lanes, every one of them runs more than ``wrong_way_angle`` away from the
+ego's heading (at its nearest centerline pose), and no lane of its own direction is within ``wrong_way_margin``
+(an ego straddling the centre line is not driving against the traffic). Inside junctions (intersections and lane
+connectors, where lanes of every direction overlap) it is not judged, as the leaderboard does not. While either
+holds, the route distance newly covered is added to the stretch (off-road first when both hold); a stretch that
+covered route distance becomes one infraction, with that distance as its value, when it ends (or at ``finish``).
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ class LaneDetector:
         map_api: the location's map.
         off_road_margin: the ego's centre may be this far outside the lane polygons [m].
         wrong_way_angle: heading difference to every containing lane that counts as wrong way [rad].
+        wrong_way_margin: a lane of the ego's direction this close to its centre makes it not wrong way [m].
     """
 
     map_api: Map
     off_road_margin: float = 0.5
     wrong_way_angle: float = float(np.radians(120.0))
+    wrong_way_margin: float = 0.5
 
     def __post_init__(self) -> None:
         self._open: dict[InfractionKind, _Stretch] = {}
@@ -75,15 +78,23 @@ class LaneDetector:
         inside = candidates[shapely.contains_xy(self._polygons[candidates], x, y)]
         if len(inside) == 0:
             return None  # on a car park, or within the margin of a lane
-        heading = center[SE2Index.HEADING]
-        xy = center[XY]
-        for index in inside:
-            line = self._lines[index]
-            d = line[:, XY] - xy
-            i = int(np.argmin(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]))
-            if abs(float(wrap_angle(line[i, SE2Index.HEADING] - heading))) <= self.wrong_way_angle:
+        heading = float(center[SE2Index.HEADING])
+        if any(self._agrees(index, center[XY], heading) for index in inside):
+            return None
+        m = self.wrong_way_margin
+        near = np.flatnonzero((b[:, 0] - m <= x) & (x <= b[:, 2] + m) & (b[:, 1] - m <= y) & (y <= b[:, 3] + m))
+        point = shapely.Point(x, y)
+        for index in set(near.tolist()) - set(inside.tolist()):
+            if self._agrees(index, center[XY], heading) and self._polygons[index].distance(point) <= m:
                 return None
         return InfractionKind.WRONG_WAY
+
+    def _agrees(self, index: int, xy: np.ndarray, heading: float) -> bool:
+        """Whether lane ``index`` runs within ``wrong_way_angle`` of ``heading`` near ``xy``."""
+        line = self._lines[index]
+        d = line[:, XY] - xy
+        i = int(np.argmin(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]))
+        return abs(float(wrap_angle(line[i, SE2Index.HEADING] - heading))) <= self.wrong_way_angle
 
     def _close(self, kind: InfractionKind) -> list[Infraction]:
         stretch = self._open.pop(kind)

@@ -45,6 +45,7 @@ class MonitorConfig:
         stop_look_ahead: [m] stop-sign look-ahead from the front bumper.
         off_road_margin: [m] the ego's centre may be this far outside the lanes before it is off-road.
         wrong_way_angle: [deg] heading difference to every lane under the ego that counts as wrong way.
+        wrong_way_margin: [m] a lane of the ego's direction this close to its centre makes it not wrong way.
         deviation_max: [m] distance from the route that ends it (half of it starts counting far driving).
         deviation_fraction: fraction of the route driven far from it that ends it.
         blocked_time: [s] standing still this long ends the route.
@@ -64,6 +65,7 @@ class MonitorConfig:
     stop_look_ahead: float = 4.0
     off_road_margin: float = 0.5
     wrong_way_angle: float = 120.0
+    wrong_way_margin: float = 0.5
     deviation_max: float = 30.0
     deviation_fraction: float = 0.3
     blocked_time: float = 180.0
@@ -129,7 +131,9 @@ class InfractionMonitor:
                     self.map_api, look_ahead=c.stop_look_ahead, stopped_speed=c.stopped_speed
                 )
             if kinds & OUTSIDE_LANES:
-                self.lanes = LaneDetector(self.map_api, c.off_road_margin, float(np.radians(c.wrong_way_angle)))
+                self.lanes = LaneDetector(
+                    self.map_api, c.off_road_margin, float(np.radians(c.wrong_way_angle)), c.wrong_way_margin
+                )
         self.deviation = self.blocked = self.timeout = self.min_speed = None
         if InfractionKind.ROUTE_DEVIATION in kinds:
             self.deviation = RouteDeviationDetector(

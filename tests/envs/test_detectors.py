@@ -186,13 +186,16 @@ def test_off_road_and_wrong_way_carry_the_route_distance_driven() -> None:
     assert wrong.kind is InfractionKind.WRONG_WAY and wrong.value == pytest.approx(29.0, abs=1.5)
 
 
-def test_wrong_way_is_not_judged_inside_junctions() -> None:
+def test_wrong_way_is_not_judged_inside_junctions_nor_on_the_centre_line() -> None:
     detector = LaneDetector(build_t_junction())
     centre_ahead = PACIFICA.rear_axle_to_center
     # heading west inside the intersection box, where westbound and eastbound connectors overlap, and in the
     # eastbound lane just outside it
     assert detector.state(make_tick(0.0 + centre_ahead, -1.75, np.pi)) is None
     assert detector.state(make_tick(-15.0 + centre_ahead, -1.75, np.pi)) is InfractionKind.WRONG_WAY
+    # straddling the centre line (0.3 m into the eastbound lane) westwards is not wrong way; 0.7 m in is
+    assert detector.state(make_tick(-15.0 + centre_ahead, -0.3, np.pi)) is None
+    assert detector.state(make_tick(-15.0 + centre_ahead, -0.7, np.pi)) is InfractionKind.WRONG_WAY
 
 
 def test_lane_near_misses() -> None:
