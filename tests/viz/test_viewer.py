@@ -58,6 +58,11 @@ def test_running_viewer_shows_each_step_and_quits_on_q(viewer: PygameViewer) -> 
     assert viewer.update(junction_view(step=4)) is False
 
 
+def test_closing_the_window_quits(viewer: PygameViewer) -> None:
+    viewer._pg.event.post(viewer._pg.event.Event(viewer._pg.QUIT))
+    assert viewer.update(junction_view()) is False
+
+
 def test_pause_holds_the_step_until_a_single_step(viewer: PygameViewer) -> None:
     press(viewer, "space", "n")  # pause, then one step: this update returns at once
     assert viewer.update(junction_view()) is True
