@@ -606,6 +606,7 @@ class ClosedLoopRunner:
         """
         if not route_ids:
             raise ValueError("ClosedLoopRunner.run: no routes given")
+        self._stop = False
         self.agent.initialize()
         episodes: list[EpisodeOutputs] = []
         expected = len(route_ids) * self.config.episodes
