@@ -61,8 +61,10 @@ def render_cameras(cameras: Cameras, width: int, height: int, selected: str | No
         image = cameras[name].image
         assert image is not None
         tile = Image.fromarray(image).resize((max(1, int(tile_w)), max(1, int(tile_h))), Image.Resampling.BILINEAR)
-        x = int(off_x + (i % columns) * tile_w)
-        y = int(off_y + (i // columns) * tile_h)
+        row, col = divmod(i, columns)
+        in_row = min(columns, len(names) - row * columns)  # a short last row is centred
+        x = int(off_x + (columns - in_row) * tile_w / 2 + col * tile_w)
+        y = int(off_y + row * tile_h)
         panel.paste(tile, (x, y))
         draw.rectangle((x, y, x + 8 + 7 * len(name), y + 18), fill=palette.PANEL)
         draw_text(panel, (x + 4, y + 3), name, 13, palette.TEXT)

@@ -194,6 +194,18 @@ def test_reward_colour_map() -> None:
         palette.reward_colours(0.5, (1.0, 1.0))
 
 
+def test_camera_panel_tiles_the_rig_and_centres_a_short_last_row() -> None:
+    cams = junction_view().cameras  # three 64x36 cameras: red, green, blue
+    panel = render_cameras(cams, 200, 100)
+    columns = {}
+    for colour in ((200, 0, 0), (0, 200, 0), (0, 0, 200)):
+        rows, cols = np.nonzero(np.all(panel == colour, axis=-1))
+        columns[colour] = ((rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2)  # the tile's centre
+    (r0, c0), (r1, c1), (r2, c2) = columns.values()
+    assert r0 == pytest.approx(r1, abs=1) and c0 < c1  # first row: cam_l0, cam_f0
+    assert r2 > r0 + 20 and c2 == pytest.approx(100, abs=3)  # cam_r0 alone below, centred
+
+
 def test_camera_panel_refuses_an_unknown_camera() -> None:
     with pytest.raises(KeyError, match="cam_b0"):
         render_cameras(junction_view().cameras, 200, 100, "cam_b0")
