@@ -80,7 +80,7 @@ def test_report_end_to_end(tiny_split: Path, tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "run" / "report.json").read_text())
     assert doc["worst"]["missing_pictures"] == []
     assert [r["source"] for r in doc["ablation"]] == [str(main), str(other)]
-    assert [r["label"] for r in doc["ablation"]] == ["rwm_a (IRL weight 1)", "rwm_b (IRL weight 0)"]
+    assert [r["label"] for r in doc["ablation"]] == ["rwm_a (IRL weight 1, step 0)", "rwm_b (IRL weight 0, step 0)"]
     assert doc["settings"]["candidates per scene"] == 7
     # the labels are reused by a second report (no relabelling): the store is complete and read back
     again, _ = run_report(config, factory, tmp_path / "run2", log=lambda _: None)

@@ -183,12 +183,12 @@ def scored(shard: LabelShard, predicted: np.ndarray, rows: np.ndarray | None = N
 
 
 def _predict(path: str, config: ReportConfig, factory: SourceFactory, shard: LabelShard) -> tuple[np.ndarray, str]:
-    """Predicted sub-scores ``(N, K, S)`` of the labelled candidates, and the model's row label (its IRL weight).
+    """Predicted sub-scores ``(N, K, S)`` of the labelled candidates, and the model's row label (IRL weight, step).
 
     The inputs are read through the feature cache ``config.cache_dir`` (shared with the reward model's training).
     """
     reward = load_reward_model(path, device=config.device)
-    label = f"{Path(path).name} (IRL weight {reward.model.cfg.loss.irl:g})"
+    label = f"{Path(path).name} (IRL weight {reward.model.cfg.loss.irl:g}, step {reward.checkpoint.step})"
     dataset = reward_dataset(factory, shard, reward.builders, config.feature_cache_dir)
     _, sub_scores = predict_labels(reward.model, dataset, config.batch_scenes, progress=config.progress)
     return sub_scores, label
