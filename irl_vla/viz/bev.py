@@ -146,11 +146,20 @@ def candidate_colours(view: StepView, value_range: tuple[float, float]) -> npt.N
     """Colours ``(K, 3)`` of the candidates: by learned reward, else by the agent's score ranked to [0, 1].
 
     Returns None when the view has no candidates.
+
+    Raises:
+        ValueError: when the view's candidate rewards are not one per candidate.
     """
     if view.candidates is None or not len(view.candidates):
         return None
     if view.candidate_rewards is not None:
-        return palette.reward_colours(view.candidate_rewards, value_range)
+        rewards = np.asarray(view.candidate_rewards, dtype=np.float64)
+        if rewards.shape != (len(view.candidates),):
+            raise ValueError(
+                f"StepView.candidate_rewards: expected one per candidate ({len(view.candidates)},), "
+                f"got shape {rewards.shape} (route {view.route_id}, step {view.step})"
+            )
+        return palette.reward_colours(rewards, value_range)
     scores = np.asarray(view.candidates.scores, dtype=np.float64)
     span = scores.max() - scores.min()
     ranked = (scores - scores.min()) / span if span > 0 else np.ones_like(scores)

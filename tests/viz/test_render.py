@@ -55,6 +55,11 @@ def test_candidates_take_the_colour_of_their_learned_reward() -> None:
         assert not near(hidden, float(view.candidates.poses[k, 5, SE2Index.X]), y, colours[k], radius=2)
 
 
+def test_rewards_not_one_per_candidate_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"candidate_rewards: expected one per candidate \(3,\), got shape \(2,\)"):
+        render_bev(junction_view(candidate_rewards=np.array([0.1, 0.2])), CONFIG)
+
+
 def test_candidates_without_a_reward_model_are_ranked_by_the_agents_score() -> None:
     view = junction_view(candidate_rewards=None)
     view.candidates.scores[:] = [3.0, -1.0, 1.0]  # best, worst, middle
