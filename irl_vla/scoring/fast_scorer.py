@@ -26,6 +26,7 @@ from irl_vla.scoring.containment import PolygonGrid
 from irl_vla.scoring.reactive_traffic import TrafficBatch
 from irl_vla.scoring.scene_cache import DRIVABLE_KINDS, LANE_KINDS, PolygonKind, SceneCache, Tracks, first_valid_speeds
 from irl_vla.scoring.scorer import Geometric, Scorer
+from irl_vla.scoring.segment_grid import SegmentGrid
 from irl_vla.scoring.states import CORNERS, CornerIndex, FloatArray, StateIndex, footprint, speed
 
 S = StateIndex
@@ -87,47 +88,7 @@ class _Prepared:
         self.seg_len2 = np.einsum("ij,ij->i", self.seg_vec, self.seg_vec)
         self.centerline = shapely.LineString(line)
         shapely.prepare(self.centerline)
-        self.seg_grid = _SegmentGrid(self.seg_start, self.seg_vec, lane_keeping_limit + 1e-6)
-
-
-class _SegmentGrid:
-    """Uniform grid over a polyline: each cell lists the segments within ``reach`` [m] of it (CSR arrays).
-
-    A point can only be within ``reach`` of the segments listed in its cell, so a distance test against ``reach``
-    needs only those.
-    """
-
-    def __init__(self, start: FloatArray, vec: FloatArray, reach: float, cell: float = 2.0) -> None:
-        end = start + vec
-        lo = np.minimum(start, end) - reach
-        hi = np.maximum(start, end) + reach
-        self.origin = lo.min(axis=0) if len(lo) else np.zeros(2)
-        self.cell = cell
-        top = hi.max(axis=0) if len(hi) else np.zeros(2)
-        self.shape = np.maximum(np.ceil((top - self.origin) / cell).astype(np.int64), 1)
-        c0 = np.floor((lo - self.origin) / cell).astype(np.int64)
-        c1 = np.floor((hi - self.origin) / cell).astype(np.int64)
-        cells, segs = [], []
-        for s, ((ix0, iy0), (ix1, iy1)) in enumerate(zip(c0, c1, strict=True)):
-            ix, iy = np.meshgrid(np.arange(ix0, ix1 + 1), np.arange(iy0, iy1 + 1), indexing="ij")
-            cells.append((ix * self.shape[1] + iy).ravel())
-            segs.append(np.full(ix.size, s))
-        cells_a = np.concatenate(cells) if cells else np.zeros(0, dtype=np.int64)
-        segs_a = np.concatenate(segs) if segs else np.zeros(0, dtype=np.int64)
-        order = np.argsort(cells_a, kind="stable")
-        self.segments = segs_a[order]
-        self.offsets = np.searchsorted(cells_a[order], np.arange(int(np.prod(self.shape)) + 1))
-
-    def candidates(self, points: FloatArray) -> tuple[np.ndarray, np.ndarray]:
-        """(point index, segment index) pairs to test for points ``(Q, 2)``."""
-        ij = np.floor((points - self.origin) / self.cell).astype(np.int64)
-        inside = np.all((ij >= 0) & (ij < self.shape), axis=1)
-        cell = np.where(inside, ij[:, 0] * self.shape[1] + ij[:, 1], 0)
-        begin = np.where(inside, self.offsets[cell], 0)
-        count = np.where(inside, self.offsets[np.minimum(cell + 1, len(self.offsets) - 1)] - begin, 0)
-        point = np.repeat(np.arange(len(points)), count)
-        first = np.repeat(begin - np.cumsum(count) + count, count)
-        return point, self.segments[first + np.arange(len(point))]
+        self.seg_grid = SegmentGrid(self.seg_start, self.seg_vec, lane_keeping_limit + 1e-6)
 
 
 def _boxes_overlap(

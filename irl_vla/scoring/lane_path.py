@@ -10,6 +10,8 @@ Rendering always clamps the progress to the path. Every query is vectorised over
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 import numpy as np
 import shapely
 
@@ -59,6 +61,8 @@ class LanePath:
         self.where = where
         self._suffix_min = np.minimum.accumulate(self.xy[::-1], axis=0)[::-1]  # (M, 2)
         self._suffix_max = np.maximum.accumulate(self.xy[::-1], axis=0)[::-1]
+        self._arc: list[float] = self.progress.tolist()  # plain floats for scalar queries
+        self._xy: list[list[float]] = self.xy.tolist()
 
     def clamp(self, progress: FloatArray) -> FloatArray:
         """Progress bounded to the path [m]."""
@@ -78,17 +82,33 @@ class LanePath:
     def stretch(self, start: float, end: float | None = None) -> FloatArray:
         """Polyline (x, y) ``(P, 2)`` of the path from progress ``start`` to ``end`` (the path end if ``None``).
 
-        Both bounds are clamped. From a start at the path end, the polyline is the last two vertices.
+        Both bounds are clamped. From a start at the path end, the polyline is the last two vertices. The end points
+        are ``pose_at``'s, computed in plain floats (the same operations, so the same values).
         """
-        a = float(self.clamp(start))
+        arc = self._arc
+        a = min(max(float(start), 0.0), self.end)
+        first = bisect_right(arc, a)  # the first vertex strictly beyond the start
         if end is None:
             if a >= self.end:
                 return self.xy[-2:]
-            inner = self.xy[self.progress > a]
-            return np.concatenate([self.pose_at(a)[None, :2], inner])
-        b = float(self.clamp(end))
-        inner = self.xy[(self.progress > a) & (self.progress < b)]
-        return np.concatenate([self.pose_at(a)[None, :2], inner, self.pose_at(b)[None, :2]])
+            last = len(arc)
+        else:
+            b = min(max(float(end), 0.0), self.end)
+            last = max(bisect_left(arc, b), first)  # vertices strictly before the end
+        out = np.empty((last - first + (1 if end is None else 2), 2))
+        out[0] = self._point(a)
+        out[1 : 1 + last - first] = self.xy[first:last]
+        if end is not None:
+            out[-1] = self._point(b)
+        return out
+
+    def _point(self, s: float) -> tuple[float, float]:
+        """(x, y) [m] at a bounded progress ``s``, as ``pose_at`` computes it."""
+        arc = self._arc
+        i = min(max(bisect_right(arc, s) - 1, 0), len(arc) - 2)
+        p0, p1 = arc[i], arc[i + 1]
+        (x0, y0), (x1, y1) = self._xy[i], self._xy[i + 1]
+        return x0 + (s - p0) * ((x1 - x0) / (p1 - p0)), y0 + (s - p0) * ((y1 - y0) / (p1 - p0))
 
     def corridor(self, start: float, width: float) -> shapely.Geometry:
         """The path ahead of progress ``start`` buffered by ``width / 2`` (flat ends, round joins)."""
@@ -132,10 +152,18 @@ class PathTable:
         """Progress bounded to each path ``(..., A)`` [m]."""
         return np.minimum(np.maximum(progress, 0.0), self.end)
 
+    def segment(self, progress: FloatArray) -> np.ndarray:
+        """Index ``(..., A)`` of the segment of each path that holds each (bounded) progress value ``(..., A)``."""
+        s = self.clamp(progress)
+        i = np.empty(s.shape, dtype=np.int64)  # the last vertex at or before the value
+        for row, count in enumerate(self.count):
+            i[..., row] = np.searchsorted(self.progress[row, :count], s[..., row], side="right") - 1
+        return np.minimum(np.maximum(i, 0), self.count - 2)
+
     def pose_at(self, progress: FloatArray) -> FloatArray:
         """Poses ``(..., A, 3)`` at bounded progress values ``(..., A)``."""
         s = self.clamp(progress)
-        i = np.minimum(np.maximum((self.progress <= s[..., None]).sum(axis=-1) - 1, 0), self.count - 2)  # (..., A)
+        i = self.segment(s)
         rows = np.arange(len(self.end))
         p0, p1 = self.progress[rows, i], self.progress[rows, i + 1]
         out = np.empty((*s.shape, len(SE2Index)))

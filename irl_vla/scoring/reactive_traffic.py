@@ -34,7 +34,7 @@ take the free-road update in bulk; only the others run the exact shapely tests, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
@@ -44,6 +44,7 @@ from irl_vla.data.enums import XY, SE2Index
 from irl_vla.data.vehicle import PACIFICA
 from irl_vla.scoring.lane_path import BUFFER_STYLE, LanePath, PathTable, wrap_to_pi
 from irl_vla.scoring.scene_cache import STEP, SceneCache, Tracks
+from irl_vla.scoring.segment_grid import SegmentGrid
 from irl_vla.scoring.states import POSE, FloatArray, StateIndex, footprint, speed
 from irl_vla.scoring.traffic_seed import TrafficSeed
 
@@ -152,6 +153,184 @@ def _overlap(a: FloatArray, b: FloatArray) -> np.ndarray:
     return (a[..., 0] <= b[..., 2]) & (b[..., 0] <= a[..., 2]) & (a[..., 1] <= b[..., 3]) & (b[..., 1] <= a[..., 3])
 
 
+# ---------------------------------------------------------------------------------------------- cheap corridor tests
+#: Margin of the cheap corridor tests, as a fraction of the corridor's half-width (at least 1 m of it). GEOS draws a
+#: corridor's round joins as chords (0.12 % of the half-width inside the arc at 16 segments a quarter) and first
+#: simplifies the buffered line by 1 % of the half-width; footprints are simplified by 1e-5 m. A test decided with
+#: this margin therefore gives what shapely's exact ``intersects`` gives.
+CORRIDOR_MARGIN = 0.05
+#: Footprints a scene keeps for its rollouts before it starts afresh.
+FOOTPRINT_CACHE_SIZE = 20_000
+#: Slack [m] for the 1e-5 m simplification of footprints and rounding in the cover radii.
+_SLACK = 1e-4
+#: Box points along the heading, as fractions of the length: witnesses (inside the box) and covering disks' centres.
+_AXIS_WITNESSES = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
+_AXIS_COVER = np.array([-1.0, 0.0, 1.0]) / 3.0
+#: Points of a box in the cheap tests: 4 corners and the axis witnesses, then the covering disks' centres.
+_WITNESSES = 4 + len(_AXIS_WITNESSES)
+_BOX_POINTS = _WITNESSES + len(_AXIS_COVER)
+
+
+def _box_points(poses: FloatArray, sizes: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Corners ``(..., 4, 2)`` of boxes and their test points ``(..., _BOX_POINTS, 2)``.
+
+    The test points are witnesses, points of the box (its corners and five points on its long axis), then the
+    centres of three disks of radius ``_box_radius`` that cover it, one in the middle of each third of its length.
+    """
+    corners = _boxes(poses, sizes)
+    u = np.stack([np.cos(poses[..., SE2Index.HEADING]), np.sin(poses[..., SE2Index.HEADING])], axis=-1)
+    along = sizes[..., 0, None, None] * u[..., None, :]  # (..., 1, 2) the length along the heading
+    fractions = np.concatenate([_AXIS_WITNESSES, _AXIS_COVER])[:, None]
+    return corners, np.concatenate([corners, poses[..., None, XY] + fractions * along], axis=-2)
+
+
+def _box_radius(length: FloatArray, width: FloatArray) -> FloatArray:
+    """Radius [m] of the disks that cover a box in ``_box_points``."""
+    return np.hypot(np.asarray(length) / 6, np.asarray(width) / 2) + _SLACK
+
+
+@dataclass
+class _Pairs:
+    """(test point, path segment) pairs of the cheap tests, with the point's candidate, entity and disk radius.
+
+    Attributes:
+        points: the points [m] ``(Q, 2)``.
+        seg: the segments ``(Q,)``.
+        k: the candidate plan of each point ``(Q,)``.
+        e: its entity: an agent, or ``A`` for the ego ``(Q,)``.
+        radius: the radius of its covering disk [m], ``-inf`` for a witness ``(Q,)``.
+    """
+
+    points: FloatArray
+    seg: np.ndarray
+    k: np.ndarray
+    e: np.ndarray
+    radius: FloatArray
+
+    def select(self, mask: np.ndarray) -> _Pairs:
+        """The pairs where ``mask``."""
+        return _Pairs(self.points[mask], self.seg[mask], self.k[mask], self.e[mask], self.radius[mask])
+
+    @staticmethod
+    def join(parts: list[_Pairs]) -> _Pairs:
+        """All pairs of ``parts``."""
+        return _Pairs(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("points", "seg", "k", "e", "radius")))
+
+
+@dataclass
+class _Lanes:
+    """The agents' paths as segments with a grid, and how close each path comes to every vertex of the others.
+
+    Attributes:
+        start: segment start points [m] ``(S, 2)``.
+        vec: segment vectors [m] ``(S, 2)``.
+        len2: squared segment lengths [m^2] ``(S,)``.
+        arc0: progress at the segment start [m] ``(S,)``.
+        arc_len: progress along the segment [m] ``(S,)``.
+        path: the agent whose path holds the segment ``(S,)``.
+        last_start: progress of each path's second-to-last vertex, where a corridor from the path end starts ``(A,)``.
+        last_start_xy: that vertex [m] ``(A, 2)``.
+        last_xy: each path's last vertex [m] ``(A, 2)``.
+        grid: segments near any point within the largest reach of a test.
+        reach_arc: ``[a, o, j]``: the largest progress [m] on path ``a`` within ``half width of a + margin of a +
+            stretch radius of o`` of vertex ``j`` of path ``o`` (``-inf`` where none is; padded with ``-inf``)
+            ``(A, A, M)``. A footprint of ``o`` meets ``a``'s corridor from progress ``s`` only if the vertices
+            around its path stretch have a value >= ``s``.
+    """
+
+    start: FloatArray
+    vec: FloatArray
+    len2: FloatArray
+    arc0: FloatArray
+    arc_len: FloatArray
+    path: np.ndarray
+    last_start: FloatArray
+    last_start_xy: FloatArray
+    last_xy: FloatArray
+    grid: SegmentGrid
+    reach_arc: FloatArray
+
+    @classmethod
+    def of(cls, paths: list[LanePath], length: FloatArray, width: FloatArray, margin: FloatArray) -> _Lanes:
+        """Segments of the ``paths`` of agents of ``length`` and ``width`` [m] with corridor test ``margin`` [m]."""
+        a_n = len(paths)
+        xy = [p.xy for p in paths]
+        arc = [p.progress for p in paths]
+        vec = [np.diff(v, axis=0) for v in xy]
+        stretch_r = width / 2 + np.array([np.hypot(*v.T).max() / 2 for v in vec]) + _SLACK  # (A,)
+        corridor_r = width / 2 + margin
+        cover = np.concatenate([stretch_r, _box_radius(length, width), [_box_radius(PACIFICA.length, PACIFICA.width)]])
+        reach = float(corridor_r.max(initial=0.0) + cover.max(initial=0.0) + _SLACK)
+        lanes = cls(
+            start=np.concatenate([v[:-1] for v in xy]) if a_n else np.zeros((0, 2)),
+            vec=np.concatenate(vec) if a_n else np.zeros((0, 2)),
+            len2=np.concatenate([np.einsum("si,si->s", v, v) for v in vec]) if a_n else np.zeros(0),
+            arc0=np.concatenate([s[:-1] for s in arc]) if a_n else np.zeros(0),
+            arc_len=np.concatenate([np.diff(s) for s in arc]) if a_n else np.zeros(0),
+            path=np.concatenate([np.full(len(s) - 1, i) for i, s in enumerate(arc)]) if a_n else np.zeros(0, int),
+            last_start=np.array([s[-2] for s in arc]),
+            last_start_xy=np.array([v[-2] for v in xy]).reshape(-1, 2),
+            last_xy=np.array([v[-1] for v in xy]).reshape(-1, 2),
+            grid=None,  # type: ignore[arg-type]
+            reach_arc=np.zeros(0),
+        )
+        lanes.grid = SegmentGrid(lanes.start, lanes.vec, reach)
+        lanes.reach_arc = lanes._reach_arc(xy, corridor_r[:, None] + stretch_r[None, :])
+        return lanes
+
+    def _reach_arc(self, xy: list[FloatArray], reach: FloatArray) -> FloatArray:
+        """``reach_arc`` for vertices ``xy`` (one array per path) and distances ``reach[a, o]`` [m]."""
+        a_n, m = len(xy), max((len(v) for v in xy), default=0)
+        out = np.full((a_n, a_n, m), -np.inf)
+        if not a_n:
+            return out
+        owner = np.concatenate([np.full(len(v), i) for i, v in enumerate(xy)])
+        index = np.concatenate([np.arange(len(v)) for v in xy])
+        q, seg = self.grid.candidates(np.concatenate(xy))
+        a = self.path[seg]
+        other = a != owner[q]
+        q, seg, a = q[other], seg[other], a[other]
+        o = owner[q]
+        # the points of segment seg within d of the vertex: t in [t1, t2] (fractions of the segment)
+        rel = np.concatenate(xy)[q] - self.start[seg]
+        b = np.einsum("qi,qi->q", rel, self.vec[seg]) / self.len2[seg]
+        d = reach[a, o] + _SLACK
+        disc = b**2 - (np.einsum("qi,qi->q", rel, rel) - d**2) / self.len2[seg]
+        root = np.sqrt(np.maximum(disc, 0.0))
+        ok = (disc >= 0) & (b + root >= 0) & (b - root <= 1)
+        arc = self.arc0[seg] + np.minimum(b + root, 1.0) * self.arc_len[seg] + _SLACK
+        np.maximum.at(out, (a[ok], o[ok], index[q[ok]]), arc[ok])
+        return out
+
+    def distance(self, points: FloatArray, seg: np.ndarray, lo: FloatArray, hi: FloatArray) -> FloatArray:
+        """Distance [m] of points ``(Q, 2)`` to segments ``seg`` ``(Q,)`` cut to progress ``[lo, hi]`` (inf outside)."""
+        f0 = np.maximum((lo - self.arc0[seg]) / self.arc_len[seg], 0.0)
+        f1 = np.minimum((hi - self.arc0[seg]) / self.arc_len[seg], 1.0)
+        rel = points - self.start[seg]
+        vec = self.vec[seg]
+        f = np.minimum(np.maximum(np.einsum("qi,qi->q", rel, vec) / self.len2[seg], f0), f1)
+        gap = rel - f[:, None] * vec
+        return np.where(f0 <= f1, np.hypot(gap[:, 0], gap[:, 1]), np.inf)
+
+
+@dataclass
+class _Candidates:
+    """What may be in each agent's corridor this step, from the cheap tests.
+
+    Entities ``E = A + 1``: the agents in order, then the ego. ``near`` is False only where the entity provably
+    misses the corridor, ``inside`` True only where it provably meets it; the rest needs the exact test.
+
+    Attributes:
+        near: ``(K, A, E)``.
+        inside: ``(K, A, E)``, a subset of ``near``.
+        own_inside: whether the agent's snapped box provably meets its own corridor (step 1) ``(K, A)``.
+    """
+
+    near: np.ndarray
+    inside: np.ndarray
+    own_inside: np.ndarray
+
+
 @dataclass
 class _Agents:
     """The IDM agents of a scene (fixed for every plan) and its open-loop parked vehicles."""
@@ -164,8 +343,18 @@ class _Agents:
     progress: FloatArray  # (A,) initial progress [m]
     speed: FloatArray  # (A,) initial speed [m/s]
     snapped: list[shapely.Geometry]  # (A,) snapped t = 0 boxes
+    snapped_poses: FloatArray  # (A, 3) their centre poses
     snapped_bounds: FloatArray  # (A, 4)
     parked: np.ndarray  # (V,) vehicles shown frozen at t = 0 unless an agent's box overlaps them
+    table: PathTable  # the paths as arrays
+    lanes: _Lanes  # the paths' segments for the cheap corridor tests
+    margin: FloatArray  # (A,) margin of the cheap tests of each agent's corridor [m]
+    footprints: dict[tuple[int, float, float], shapely.Geometry] = field(default_factory=dict)  # by (agent, p, v)
+
+    @property
+    def ends(self) -> FloatArray:
+        """Path lengths ``(A,)`` [m]."""
+        return self.table.end
 
 
 def _agents(cache: SceneCache, cfg: ReactiveTrafficConfig) -> _Agents:
@@ -204,17 +393,23 @@ def _agents(cache: SceneCache, cfg: ReactiveTrafficConfig) -> _Agents:
     parked[idx] = False
     if not cfg.add_parked_vehicles:
         parked[:] = False
+    length, width = seed.vehicle_sizes[idx, 0], seed.vehicle_sizes[idx, 1]
+    margin = CORRIDOR_MARGIN * np.maximum(width / 2, 1.0)
     return _Agents(
         vehicle=idx,
         paths=paths,
-        length=seed.vehicle_sizes[idx, 0],
-        width=seed.vehicle_sizes[idx, 1],
+        length=length,
+        width=width,
         desired=np.where(np.isfinite(limits) & (limits > 0), limits, cfg.target_velocity),
         progress=seed.vehicle_progress[idx],
         speed=np.hypot(*seed.vehicle_velocities[idx].T) if len(idx) else np.zeros(0),
         snapped=taken[1:],
+        snapped_poses=seed.vehicle_snapped[idx],
         snapped_bounds=_bounds(snapped_corners[idx]),
         parked=parked,
+        table=PathTable(paths),
+        lanes=_Lanes.of(paths, length, width, margin),
+        margin=margin,
     )
 
 
@@ -247,7 +442,15 @@ def idm_step(
 
 # ---------------------------------------------------------------------------------------------- simulation
 class _Rollout:
-    """The rollouts of ``K`` plans in one scene; ``run`` fills a ``TrafficBatch``."""
+    """The rollouts of ``K`` plans in one scene; ``run`` fills a ``TrafficBatch``.
+
+    Each step, cheap tests (``_candidates``) settle for every (candidate, agent, other entity) whether the entity
+    provably misses or provably meets the agent's corridor, with a margin that GEOS's approximations cannot cross:
+    points of the entity's box (witnesses) and disks covering it against the agent's path ahead through a segment
+    grid, and its footprint's path stretch through the per-scene table of how close the paths come to each
+    other. Only the undecided get shapely's exact test, and only agents with something in their corridor
+    measure polygon distances, so results equal testing every entity exactly.
+    """
 
     def __init__(self, cache: SceneCache, agents: _Agents, ego_states: FloatArray, cfg: ReactiveTrafficConfig):
         self.cache, self.ag, self.cfg = cache, agents, cfg
@@ -257,35 +460,53 @@ class _Rollout:
         self.p = np.tile(agents.progress, (self.k, 1))  # (K, A) progress at the start of the step
         self.v = np.tile(agents.speed, (self.k, 1))
         self.alive = np.ones((self.k, a), dtype=bool)
-        self.table = PathTable(agents.paths)
-        self._footprints: dict[tuple[int, float, float], shapely.Geometry] = {}
+        self.table = agents.table
         self._corridors: dict[tuple[int, float], shapely.Geometry] = {}
         self.ego_size = np.array([PACIFICA.length, PACIFICA.width])
+        self.sizes = np.stack([agents.length, agents.width], axis=1)  # (A, 2)
+        # the ego as navsim shows it to the agents: its box centred on the rear axle, at every step
+        self.ego_corners, ego_points = _box_points(ego_states[..., POSE], self.ego_size)  # (K, T, 4 | P, 2)
+        self.now = self.table.pose_at(self.p) if a else np.zeros((self.k, 0, 3))  # (K, A, 3) poses at p
+        self.after_corners = np.zeros((self.k, a, 4, 2))  # boxes at the progress after this step's update
+        self.before_corners = self.after_corners  # and before it (the previous step's after)
+        if a:
+            self._layout(ego_points)
 
     # -------------------------------------------------------------- geometry of one agent
-    def pose(self, agent: int, progress: FloatArray) -> FloatArray:
-        """Poses ``(..., 3)`` of an agent at (bounded) progress values."""
-        return self.ag.paths[agent].pose_at(progress)
+    def footprints(self, keys: list[tuple[int, float, float]], corners: FloatArray) -> None:
+        """Build the missing projected footprints of (agent, progress, speed) ``keys``, boxes ``corners`` ``(N, 4, 2)``.
 
-    def box(self, agent: int, progress: float) -> shapely.Geometry:
-        """An agent's box at a progress."""
-        size = np.array([self.ag.length[agent], self.ag.width[agent]])
-        return shapely.polygons(_boxes(self.pose(agent, progress), size))
-
-    def footprint(self, agent: int, progress: float, velocity: float) -> shapely.Geometry:
-        """An agent's projected footprint: box plus the path ``length / 2`` behind to ``length / 2 + v T`` ahead."""
-        key = (agent, progress, velocity)
-        geom = self._footprints.get(key)
-        if geom is None:
+        A footprint is the agent's box plus its path from ``length / 2`` behind to ``length / 2 + v T`` ahead,
+        buffered by half its width, simplified. Footprints depend on nothing else, so the scene keeps them for
+        every rollout; they are built together, one vectorised GEOS call per operation.
+        """
+        cache = self.ag.footprints
+        todo = {key: i for i, key in enumerate(keys) if key not in cache}
+        if not todo:
+            return
+        if len(cache) > FOOTPRINT_CACHE_SIZE:
+            cache.clear()
+        boxes = shapely.polygons(corners[list(todo.values())])
+        lines, radius, which = [], [], []
+        for i, (agent, progress, velocity) in enumerate(todo):
             path, half = self.ag.paths[agent], self.ag.length[agent] / 2
-            box = self.box(agent, progress)
             start, end = path.clamp(progress - half), path.clamp(progress + half + velocity * self.cfg.headway)
             if end > start:
-                line = shapely.linestrings(path.stretch(start, end))
-                box = shapely.union(shapely.buffer(line, self.ag.width[agent] / 2, **BUFFER_STYLE), box)
-            geom = shapely.simplify(box, self.cfg.simplify_tolerance, preserve_topology=True)
-            self._footprints[key] = geom
-        return geom
+                lines.append(path.stretch(start, end))
+                radius.append(self.ag.width[agent] / 2)
+                which.append(i)
+        if lines:
+            index = np.repeat(np.arange(len(lines)), [len(line) for line in lines])
+            tubes = shapely.buffer(shapely.linestrings(np.concatenate(lines), indices=index), radius, **BUFFER_STYLE)
+            boxes[which] = shapely.union(tubes, boxes[which])
+        geoms = shapely.simplify(boxes, self.cfg.simplify_tolerance, preserve_topology=True)
+        cache.update(zip(todo, geoms, strict=True))
+
+    def _build_states(self, mask: np.ndarray, progress: FloatArray, velocity: FloatArray, corners: FloatArray) -> None:
+        """Build the footprints of the (candidate, agent) pairs in ``mask`` ``(K, A)`` at these states ``(K, A)``."""
+        k, a = np.nonzero(mask)
+        keys = [(int(i), float(p), float(v)) for i, p, v in zip(a, progress[k, a], velocity[k, a], strict=True)]
+        self.footprints(keys, corners[k, a])
 
     def corridor(self, agent: int, progress: float) -> shapely.Geometry:
         """An agent's corridor from its (bounded) progress to its path's end."""
@@ -295,57 +516,143 @@ class _Rollout:
             geom = self._corridors[key] = self.ag.paths[agent].corridor(progress, self.ag.width[agent])
         return geom
 
-    # -------------------------------------------------------------- one step
-    def _reach(self, first: bool) -> FloatArray:
-        """Bounds ``(K, A, 4)`` covering each agent's occupancy before and after this step's update.
+    # -------------------------------------------------------------- cheap tests
+    def _layout(self, ego_points: FloatArray) -> None:
+        """The fixed parts of the cheap tests: who each agent box point belongs to, and the ego's pairs per step."""
+        ag = self.ag
+        k_n, a_n = self.p.shape
+        k, e, j = np.meshgrid(np.arange(k_n), np.arange(a_n), np.arange(_BOX_POINTS), indexing="ij")
+        self.pt_k, self.pt_e = k.ravel(), e.ravel()
+        self.pt_radius = np.where(j < _WITNESSES, -np.inf, _box_radius(ag.length, ag.width)[e]).ravel()
+        flat = ego_points.reshape(-1, 2)  # (K * T * P, 2)
+        q, seg = ag.lanes.grid.candidates(flat)
+        t = (q // _BOX_POINTS) % self.t
+        order = np.argsort(t, kind="stable")
+        q, seg = q[order], seg[order]
+        radius = np.where(q % _BOX_POINTS < _WITNESSES, -np.inf, _box_radius(PACIFICA.length, PACIFICA.width))
+        self.ego_pairs = _Pairs(flat[q], seg, q // (_BOX_POINTS * self.t), np.full(len(q), a_n), radius)
+        self.ego_offsets = np.searchsorted(t[order], np.arange(self.t + 1))
+        snapped = np.broadcast_to(ag.snapped_poses, (k_n, a_n, 3))
+        _, self.before_pairs = self._box_pairs(snapped)  # an agent's occupancy before its first update
+        self.before_range = (np.full((k_n, a_n), 1), np.full((k_n, a_n), 0))  # a snapped box has no stretch
 
-        Both footprints lie on the path from half a length behind the progress to half a length plus the
-        headway at the grown speed beyond this step's travel; boxes stay within their half-diagonal of the path.
+    def _box_pairs(self, poses: FloatArray) -> tuple[FloatArray, _Pairs]:
+        """Box corners ``(K, A, 4, 2)`` of the agents at ``poses`` ``(K, A, 3)`` and their test points' pairs."""
+        corners, points = _box_points(poses, np.broadcast_to(self.sizes, (*poses.shape[:-1], 2)))
+        flat = points.reshape(-1, 2)
+        q, seg = self.ag.lanes.grid.candidates(flat)
+        return corners, _Pairs(flat[q], seg, self.pt_k[q], self.pt_e[q], self.pt_radius[q])
+
+    def _candidates(self, step: int, bounded: FloatArray, p_after: FloatArray, after: FloatArray) -> _Candidates:
+        """Cheap corridor tests of every (candidate, agent, entity) this step (see the class docstring).
+
+        The entities are as the agent finds them in its turn: earlier agents after their update at ``p_after``,
+        poses ``after`` (their footprint ahead bounded by the largest speed the update can reach), later agents
+        before it (at step 1 their snapped boxes), and the ego's box centred on its rear axle at step - 1.
+        """
+        ag, cfg, lanes = self.ag, self.cfg, self.ag.lanes
+        k_n, a_n = self.p.shape
+        half = ag.length / 2
+        self.after_corners, after_pairs = self._box_pairs(after)
+        lo, hi = p_after - half, p_after + half + (self.v + STEP * cfg.accel_max) * cfg.headway
+        after_range = (self.table.segment(lo), self.table.segment(hi) + 1)
+        before_pairs, before_range = self.before_pairs, self.before_range
+        self.before_pairs, self.before_range = after_pairs, after_range  # what later agents meet next step
+        ego = self.ego_pairs.select(slice(self.ego_offsets[step - 1], self.ego_offsets[step]))
+        a_after, a_before = lanes.path[after_pairs.seg], lanes.path[before_pairs.seg]
+        own = (before_pairs.e == a_before) & (step == 1)  # its own snapped box, for the path check
+        pairs = _Pairs.join(
+            [before_pairs.select((before_pairs.e > a_before) | own), after_pairs.select(after_pairs.e < a_after), ego]
+        )
+        a, k, e = lanes.path[pairs.seg], pairs.k, pairs.e
+        keep = self.alive[k, a] & ((e == a_n) | self.alive[k, np.minimum(e, a_n - 1)])
+        pairs, a, k, e = pairs.select(keep), a[keep], k[keep], e[keep]
+        # the corridor: the path from the agent's bounded progress, or its last segment at the end
+        at_end = bounded >= ag.ends  # (K, A)
+        window = np.where(at_end, lanes.last_start, bounded)
+        start_xy = np.where(at_end[..., None], lanes.last_start_xy, self.now[..., XY])
+        dist = lanes.distance(pairs.points, pairs.seg, window[k, a], ag.ends[a])
+        r, margin = ag.width[a] / 2, ag.margin[a]
+        near = np.zeros((k_n, a_n, a_n + 1), dtype=bool)
+        hit = dist <= r + margin + pairs.radius
+        near[k[hit], a[hit], e[hit]] = True
+        # a witness within r - margin of the path ahead, and farther than r + margin from both of its ends, lies
+        # in the corridor: its nearest point on the path is then inside a segment or at an inner vertex
+        sure = np.isneginf(pairs.radius) & ~at_end[k, a] & (dist <= r - margin)
+        sure &= np.hypot(*(pairs.points - start_xy[k, a]).T) > r + margin
+        sure &= np.hypot(*(pairs.points - lanes.last_xy[a]).T) > r + margin
+        inside = np.zeros_like(near)
+        inside[k[sure], a[sure], e[sure]] = True
+        # footprint stretches: the path vertices around each one against the table of path proximity
+        earlier = np.tri(a_n, k=-1, dtype=bool)  # [a, o]: o < a, met after its update
+        first = np.where(earlier, after_range[0][:, None, :], before_range[0][:, None, :])  # (K, A, A)
+        last = np.where(earlier, after_range[1][:, None, :], before_range[1][:, None, :])
+        width = int((last - first).max(initial=-1)) + 1
+        if width > 0:
+            idx = first[..., None] + np.arange(width)  # (K, A, A, W)
+            rows = np.arange(a_n)
+            column = np.minimum(idx, lanes.reach_arc.shape[-1] - 1)
+            arc = lanes.reach_arc[rows[:, None, None], rows[None, :, None], column]
+            arc = np.where(idx <= last[..., None], arc, -np.inf).max(axis=-1)
+            near[..., :a_n] |= (arc >= window[..., None]) & self.alive[:, :, None] & self.alive[:, None, :]
+        near |= inside
+        diagonal = np.arange(a_n)
+        own_inside = inside[:, diagonal, diagonal].copy()
+        near[:, diagonal, diagonal] = False
+        inside[:, diagonal, diagonal] = False
+        return _Candidates(near, inside, own_inside)
+
+    def _box_flags(self, bounded: FloatArray) -> np.ndarray:
+        """(candidate, agent) pairs ``(K, A)`` whose corridor box meets another agent's or the ego's box at step 1.
+
+        Where such an agent's path misses its own snapped box, the scene fails, as it always has here.
         """
         ag, cfg = self.ag, self.cfg
+        num_agents = len(ag.paths)
+        corridor = self.table.bounds_ahead(bounded)  # (K, A, 4)
+        corridor[..., :2] -= ag.width[:, None] / 2
+        corridor[..., 2:] += ag.width[:, None] / 2
         ahead = STEP * self.v + ag.length / 2 + (self.v + STEP * cfg.accel_max) * cfg.headway
         reach = self.table.stretch_bounds(self.p - ag.length / 2, self.p + ahead)
         margin = np.hypot(ag.length / 2, ag.width / 2) + 1e-4  # (A,) box half-diagonal, simplification
         reach[..., :2] -= margin[:, None]
         reach[..., 2:] += margin[:, None]
-        if first:  # the snapped box is the occupancy before the first update
-            sb = np.broadcast_to(ag.snapped_bounds, reach.shape)
-            reach[..., :2] = np.minimum(reach[..., :2], sb[..., :2])
-            reach[..., 2:] = np.maximum(reach[..., 2:], sb[..., 2:])
-        return reach
+        sb = np.broadcast_to(ag.snapped_bounds, reach.shape)  # the snapped box: the occupancy before the update
+        reach[..., :2] = np.minimum(reach[..., :2], sb[..., :2])
+        reach[..., 2:] = np.maximum(reach[..., 2:], sb[..., 2:])
+        touches_agent = _overlap(corridor[:, :, None], reach[:, None]) & self.alive[:, None]  # (K, A, A)
+        touches_agent[:, np.arange(num_agents), np.arange(num_agents)] = False
+        touches_ego = _overlap(corridor, _bounds(self.ego_corners[:, 0])[:, None])  # (K, A)
+        return self.alive & (touches_agent.any(-1) | touches_ego)
 
+    # -------------------------------------------------------------- one step
     def step(self, step: int) -> tuple[FloatArray, FloatArray]:
         """Advance every agent by one step against ego state ``step - 1``; returns the new (p, v) ``(K, A)``."""
         ag, cfg = self.ag, self.cfg
-        num_agents = len(ag.paths)
         ego = self.ego[:, step - 1]  # (K, n_state)
         ego_speed = speed(ego)
         ego_heading = ego[:, StateIndex.HEADING]
-        # the ego as navsim shows it to the agents: its box centred on the rear axle
-        ego_corners = _boxes(ego[:, POSE], np.broadcast_to(self.ego_size, (self.k, 2)))
         bounded = self.table.clamp(self.p)  # (K, A)
-        now = self.table.pose_at(bounded)  # (K, A, 3)
-        heading = now[..., SE2Index.HEADING]
-        gap = now[..., XY] - ego[:, None, XY]
+        heading = self.now[..., SE2Index.HEADING]
+        gap = self.now[..., XY] - ego[:, None, XY]
         self.alive &= np.hypot(gap[..., SE2Index.X], gap[..., SE2Index.Y]) <= cfg.radius
-
-        corridor = self.table.bounds_ahead(bounded)  # (K, A, 4)
-        corridor[..., :2] -= ag.width[:, None] / 2
-        corridor[..., 2:] += ag.width[:, None] / 2
-        reach = self._reach(step == 1)
-        touches_agent = _overlap(corridor[:, :, None], reach[:, None]) & self.alive[:, None]  # (K, A, A)
-        touches_agent[:, np.arange(num_agents), np.arange(num_agents)] = False
-        touches_ego = _overlap(corridor, _bounds(ego_corners)[:, None])  # (K, A)
-        exact = self.alive & (touches_agent.any(-1) | touches_ego)
 
         # free road for everyone; the pairs whose corridor something may reach are redone below, in agent order
         p_new, v_new = idm_step(self.p, self.v, ag.desired, self.table.end - self.p, 0.0, ag.length / 2, cfg)
         p_new = np.where(self.alive, p_new, self.p)
         v_new = np.where(self.alive, v_new, self.v)
-        for a in np.flatnonzero(exact.any(axis=0)):
-            for k in np.flatnonzero(exact[:, a]):
-                others = np.flatnonzero(touches_agent[k, a])
-                lead = self._leader(step, k, a, others, bool(touches_ego[k, a]), bounded[k], p_new[k], v_new[k])
+        after = self.table.pose_at(p_new)  # (K, A, 3) every update moves an agent by its old speed
+        cand = self._candidates(step, bounded, p_new, after)
+        check = self._box_flags(bounded) if step == 1 else np.zeros_like(self.alive)
+        todo = cand.near.any(-1) | (check & ~cand.own_inside)
+        num_agents = len(ag.paths)
+        if step > 1:  # the occupancies before the update that the agents will measure, built together
+            later = np.triu(np.ones((num_agents, num_agents), dtype=bool), k=1)  # [a, o]: o > a
+            need = (todo | (cand.near[..., :num_agents] & later).any(axis=1)) & self.alive
+            self._build_states(need, self.p, self.v, self.before_corners)
+        for a in range(num_agents):
+            for k in np.flatnonzero(todo[:, a]):
+                lead = self._leader(step, k, a, cand, bool(check[k, a]), bounded[k], p_new[k], v_new[k])
                 if lead is None:
                     continue  # nothing in the corridor after all: the free-road update stands
                 d, other = lead
@@ -354,10 +661,17 @@ class _Rollout:
                 else:
                     now_p = p_new[k, other] if other < a else self.p[k, other]
                     now_v = v_new[k, other] if other < a else self.v[k, other]
-                    rel = self.pose(other, now_p)[SE2Index.HEADING] - heading[k, a]
+                    rel = ag.paths[other].pose_at(now_p)[SE2Index.HEADING] - heading[k, a]
                     lead_speed = now_v * np.cos(wrap_to_pi(rel))
                 p_new[k, a], v_new[k, a] = idm_step(self.p[k, a], self.v[k, a], ag.desired[a], d, lead_speed, 0.0, cfg)
-        self.p, self.v = p_new, v_new
+            # its footprint after the update: for later agents now, and for its own corridor test next step
+            need = self.alive[:, a] & (todo[:, a] | cand.near[:, a + 1 :, a].any(axis=1))
+            if need.any():
+                mask = np.zeros_like(self.alive)
+                mask[:, a] = need
+                self._build_states(mask, p_new, v_new, self.after_corners)
+        self.before_corners = self.after_corners
+        self.p, self.v, self.now = p_new, v_new, after
         return p_new, v_new
 
     def _occupancy(
@@ -365,44 +679,59 @@ class _Rollout:
     ) -> shapely.Geometry:
         """What agent ``agent`` occupies in candidate ``k``: its new footprint once ``updated`` this step."""
         if updated:
-            return self.footprint(agent, float(p_new[agent]), float(v_new[agent]))
-        if step == 1:
+            progress, velocity, corners = p_new[agent], v_new[agent], self.after_corners[k, agent]
+        elif step == 1:
             return self.ag.snapped[agent]
-        return self.footprint(agent, float(self.p[k, agent]), float(self.v[k, agent]))
+        else:
+            progress, velocity, corners = self.p[k, agent], self.v[k, agent], self.before_corners[k, agent]
+        key = (agent, float(progress), float(velocity))
+        if key not in self.ag.footprints:
+            self.footprints([key], corners[None])
+        return self.ag.footprints[key]
 
     def _leader(
         self,
         step: int,
         k: int,
         a: int,
-        others: np.ndarray,
-        with_ego: bool,
+        cand: _Candidates,
+        check_own: bool,
         bounded: FloatArray,
         p_new: FloatArray,
         v_new: FloatArray,
     ) -> tuple[float, int] | None:
         """(distance, index; -1 for the ego) of agent ``a``'s leader in candidate ``k``, ``None`` on a free road."""
-        corridor = self.corridor(a, float(bounded[a]))
         own = self._occupancy(step, k, a, p_new, v_new, updated=False)
-        if step == 1 and not shapely.intersects(corridor, own):
+        if check_own and not cand.own_inside[k, a] and not shapely.intersects(self.corridor(a, float(bounded[a])), own):
             raise ValueError(
                 f"scene {self.cache.token}: the path of vehicle {self.cache.traffic.vehicle_tokens[self.ag.vehicle[a]]}"  # type: ignore[union-attr]
                 " misses its own snapped box (navsim fails such a token)"
             )
-        geoms = [self._occupancy(step, k, int(o), p_new, v_new, updated=bool(o < a)) for o in others]
-        ids = [int(o) for o in others]
-        if with_ego:
-            corners = _boxes(self.ego[k, step - 1, POSE], self.ego_size)
-            geoms.append(shapely.polygons(corners))
-            ids.append(-1)
-        if not geoms:
+        ids = np.flatnonzero(cand.near[k, a])  # agents in order, then the ego (index A)
+        if not len(ids):
             return None
-        hit = shapely.intersects(corridor, geoms)
+        hit = cand.inside[k, a, ids]
+        geoms: dict[int, shapely.Geometry] = {}
+
+        def geometry(i: int) -> shapely.Geometry:
+            if i not in geoms:
+                if i == len(self.ag.paths):
+                    geoms[i] = shapely.polygons(self.ego_corners[k, step - 1])
+                else:
+                    geoms[i] = self._occupancy(step, k, i, p_new, v_new, updated=bool(i < a))
+            return geoms[i]
+
+        unsure = np.flatnonzero(~hit)
+        if len(unsure):
+            corridor = self.corridor(a, float(bounded[a]))
+            hit[unsure] = shapely.intersects(corridor, [geometry(int(ids[j])) for j in unsure])
         if not hit.any():
             return None
-        dist = shapely.distance(own, [g for g, h in zip(geoms, hit, strict=True) if h])
+        found = ids[hit]
+        dist = shapely.distance(own, [geometry(int(i)) for i in found])
         best = int(np.argmin(dist))  # first on ties: agents in order, the ego last
-        return float(dist[best]), [i for i, h in zip(ids, hit, strict=True) if h][best]
+        other = int(found[best])
+        return float(dist[best]), (-1 if other == len(self.ag.paths) else other)
 
     # -------------------------------------------------------------- frames
     def run(self) -> TrafficBatch:
@@ -429,13 +758,16 @@ class _Rollout:
         parked_bounds = shapely.bounds(parked_boxes).reshape(-1, 4)
         col = ag.vehicle
         for step in range(1, self.t):
-            p, v = self.step(step) if len(ag.paths) else (self.p, self.v)
-            poses[:, step, col] = self.table.pose_at(p)
+            if len(ag.paths):
+                _, v = self.step(step)
+            else:
+                v = self.v
+            poses[:, step, col] = self.now
             speeds[:, step, col] = v
             valid[:, step, col] = self.alive
             is_idm[:, step, col] = self.alive
             if len(parked):
-                valid[:, step, parked] = ~self._parked_hidden(step, parked_boxes, parked_bounds, poses[:, step, col])
+                valid[:, step, parked] = ~self._parked_hidden(parked_boxes, parked_bounds)
         # the scorer types collisions with each object's first occurrence
         first = np.argmax(valid, axis=1)  # (K, N)
         vel = np.concatenate([np.broadcast_to(seed.vehicle_velocities, (self.t, num_v, 2)), replay.velocities], 1)
@@ -444,10 +776,9 @@ class _Rollout:
         names = ["vehicle"] * num_v + list(replay.names)
         return TrafficBatch(poses, velocities, speeds, valid, sizes, names, seed.vehicle_tokens + replay.tokens, is_idm)
 
-    def _parked_hidden(self, step: int, boxes: np.ndarray, bounds: FloatArray, agent_poses: FloatArray) -> np.ndarray:
-        """Which parked vehicles ``(K, P)`` an agent's current box overlaps (they are absent from the frame)."""
-        sizes = np.stack([self.ag.length, self.ag.width], axis=1)
-        corners = _boxes(agent_poses, np.broadcast_to(sizes, (*agent_poses.shape[:-1], 2)))  # (K, A, 4, 2)
+    def _parked_hidden(self, boxes: np.ndarray, bounds: FloatArray) -> np.ndarray:
+        """Which parked vehicles ``(K, P)`` an agent's box after this step overlaps (they are absent from the frame)."""
+        corners = self.after_corners  # (K, A, 4, 2)
         near = _overlap(bounds[None, :, None], _bounds(corners)[:, None]) & self.alive[:, None]  # (K, P, A)
         hidden = np.zeros(near.shape[:2], dtype=bool)
         k, q, a = np.nonzero(near)
