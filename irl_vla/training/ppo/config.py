@@ -244,7 +244,7 @@ class PPOConfig(TrainerConfig):
     log_every: int = 5
     checkpoint_every: int = 25
     optimizer: OptimizerConfig = field(
-        default_factory=lambda: OptimizerConfig(lr=3e-5, warmup_steps=5, min_lr_ratio=0.1, grad_clip=1.0)
+        default_factory=lambda: OptimizerConfig(lr=1e-4, warmup_steps=5, min_lr_ratio=0.1, grad_clip=1.0)
     )
 
     def __post_init__(self) -> None:
