@@ -48,6 +48,22 @@ def tiny_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def tiny_vla(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``tiny`` VLA trained for 2 steps on a one-log ``synth_navtrain`` (its own data root)."""
+    from irl_vla.training.il import run_il
+    from tests.training.conftest import SMALL_RIG, il_config, model_doc
+
+    root = tmp_path_factory.mktemp("report_vla")
+    cfg = GenerateConfig(data_root=str(root), families=["stop_and_go"], num_log_frames=20, workers=1, progress=False)
+    generate_split("synth_navtrain", SplitSpec(logs_per_family=1, frame_interval=2), cfg)
+    renderer = RenderedSensors(partial(SensorRenderer, SMALL_RIG, LidarConfig()))
+    source = partial(SceneLoader, str(root / "synth_navtrain"), renderer=renderer)
+    torch.set_num_threads(1)
+    run_il(il_config(root, str(root / "vla"), max_steps=2), model_doc("tiny"), source)
+    return root / "vla"
+
+
 def test_report_end_to_end(tiny_split: Path, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     main, other = save_tiny_reward(tmp_path / "rwm_a", 0), save_tiny_reward(tmp_path / "rwm_b", 1, irl=0.0)
@@ -140,3 +156,59 @@ def test_a_labels_dir_made_with_another_vocabulary_is_refused(tmp_path: Path) ->
     config = ReportConfig(reward_checkpoint="x", labels_dir=str(labels), vocabulary=str(tmp_path / "other.npy"))
     with pytest.raises(ValueError, match="differs from the vocabulary"):
         label(config, lambda: None, None, print)  # type: ignore[arg-type, return-value]
+
+
+def test_distribution_shift_on_a_policys_samples(tiny_split: Path, tiny_vla: Path, tmp_path: Path) -> None:
+    main = save_tiny_reward(tmp_path / "rwm", 0)
+    config = to_dataclass(
+        {
+            "reward_checkpoint": str(main),
+            "policies": [str(tiny_vla)],
+            "policy_draws": 2,
+            "data_root": str(tiny_split),
+            "labels_dir": str(tmp_path / "labels"),
+            "max_scenes": 2,
+            "vocabulary_size": 2,
+            "perturbations": {"speed_scales": [0.5], "lateral_offsets": [], "heading_offsets": [], "random": 0},
+            "executor": {"backend": "sequential", "workers": 1},
+            "progress": False,
+            "n_worst": 1,
+        },
+        ReportConfig,
+        where="report",
+    )
+    renderer = RenderedSensors(
+        partial(SensorRenderer, dataclasses.replace(RigConfig(), width=64, height=36), LidarConfig())
+    )
+    factory = partial(SceneLoader, str(tiny_split / "synth_navtest"), renderer=renderer)
+    report, _ = run_report(config, factory, tmp_path / "run", log=lambda _: None)
+    (shift,) = report.shift
+    modes = 4  # the tiny test VLA's anchors
+    assert shift.agreement.sources == {"POLICY_SAMPLE": 2 * 2 * modes}  # 2 scenes x 2 draws x all modes
+    assert shift.label == f"policy {tiny_vla.name}"
+    doc = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert [r["source"] for r in doc["distribution_shift"]] == [str(tiny_vla)]
+    assert "policy vla" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_best_of_n_with_real_checkpoints_plans_the_highest_learned_reward(
+    tiny_split: Path, tiny_vla: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from irl_vla.agents.registry import make_agent
+
+    rwm = save_tiny_reward(tmp_path / "rwm", 0)
+    agent = make_agent(
+        {"name": "vla_best_of_n", "checkpoint": str(tiny_vla), "reward_checkpoint": str(rwm), "draws": 2}
+    )
+    agent.initialize()
+    renderer = RenderedSensors(
+        partial(SensorRenderer, dataclasses.replace(RigConfig(), width=64, height=36), LidarConfig())
+    )
+    loader = SceneLoader(str(tiny_split / "synth_navtest"), renderer=renderer)
+    scene = loader.get_scene(loader.tokens[3], agent.get_sensor_config())
+    cands = agent.compute_candidates(scene.get_agent_input(), scene)
+    assert len(cands) == 3 * 4 and np.isfinite(cands.scores).all()  # (2 draws + the deterministic modes) x 4 modes
+    plan = agent.compute_trajectory(scene.get_agent_input(), scene)
+    np.testing.assert_allclose(plan.poses, cands.poses[int(np.argmax(cands.scores))])
