@@ -23,7 +23,7 @@ from irl_vla.scoring.bicycle import propagate
 from irl_vla.scoring.lqr import BatchLQRTracker
 from irl_vla.scoring.simulation import SimulationConfig, check_plans, plans_to_reference
 from irl_vla.scoring.states import POSE, FloatArray, StateIndex
-from sim_bridges.embedded.road_users import RoadUser
+from sim_bridges.embedded.road_users import RoadUser, road_user_fields
 
 #: Arc-length window [m] (behind, ahead of the last ``s``) searched when projecting the ego on its route path.
 PROJECTION_WINDOW = (15.0, 30.0)
@@ -80,9 +80,9 @@ class FreeEgo(RoadUser):
     @classmethod
     def take_over(cls, expert: RoadUser, config: SimulationConfig) -> FreeEgo:
         """A free ego in the expert's place: same box, route path, stops and lanes, its pose, speed and curvature."""
-        fields = {name: getattr(expert, name) for name in RoadUser.__dataclass_fields__ if not name.startswith("_")}
+        fields = road_user_fields(expert)
         fields.update(manoeuvre=None, expert=False, speed_schedule=[], hold_s=np.inf)
-        ego = cls(**fields, config=config)
+        ego = cls(**fields, config=config)  # type: ignore[arg-type]
         state = np.zeros(len(StateIndex))
         state[POSE] = PACIFICA.rear_axle_from_center(expert.pose)
         state[StateIndex.VELOCITY_X] = expert.speed

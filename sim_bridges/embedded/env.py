@@ -46,7 +46,7 @@ from scenarios.registry import FAMILIES_DIR, ScenarioFamily, load_families
 from sim_bridges.embedded.ego_control import FreeEgo, plan_steps
 from sim_bridges.embedded.recorder import RECORD_EVERY, frame_token, observe
 from sim_bridges.embedded.render.sensors import SensorRenderer
-from sim_bridges.embedded.road_users import RoadUser
+from sim_bridges.embedded.road_users import RoadUser, road_user_fields
 from sim_bridges.embedded.scenario_world import ScenarioInstance, build_scenario
 from sim_bridges.embedded.world import DT, World
 
@@ -143,8 +143,7 @@ def fork_expert(world: World) -> World:
         memo[id(user.path)] = user.path
     fork = copy.deepcopy(world, memo)
     free = fork.ego
-    fields = {name: getattr(free, name) for name in RoadUser.__dataclass_fields__ if not name.startswith("_")}
-    fork.ego = RoadUser(**{**fields, "expert": True, "manoeuvre": None})
+    fork.ego = RoadUser(**{**road_user_fields(free), "expert": True, "manoeuvre": None})  # type: ignore[arg-type]
     fork.ego_controller = None
     return fork
 

@@ -178,3 +178,8 @@ class RoadUser:
         self.lateral = self.manoeuvre.offset(self.s)
         if self.manoeuvre.done(self.s):
             self.lateral, self.manoeuvre = self.manoeuvre.end, None
+
+
+def road_user_fields(user: RoadUser) -> dict[str, object]:
+    """The public fields of ``user`` as keywords of ``RoadUser`` (to rebuild it as another kind of road user)."""
+    return {name: getattr(user, name) for name in RoadUser.__dataclass_fields__ if not name.startswith("_")}

@@ -142,6 +142,20 @@ def test_sim_config_instantiates_the_env_with_the_dataclass_defaults() -> None:
         instantiate(cfg, replan=1.0)
 
 
+def test_traffic_reacts_to_the_free_ego(families) -> None:
+    """The follower behind the ego slows when the agent brakes, not when it keeps its speed."""
+
+    def follower_speed(acceleration: float) -> float:
+        env = EmbeddedEnv(EmbeddedEnvConfig(action="controls", terminate_on_collision=False), families)
+        env.reset(options={ResetOption.ROUTE: "lead_vehicle/0"})
+        follower = next(u for u in env.world.road_users if u.track_token.startswith("bg_follower"))
+        for _ in range(6):
+            env.step(Controls(acceleration, 0.0))
+        return follower.speed
+
+    assert follower_speed(-3.0) < follower_speed(0.0) - 1.0
+
+
 def test_errors_name_the_route_and_setting(families) -> None:
     env = EmbeddedEnv(EmbeddedEnvConfig(), families)
     with pytest.raises(ValueError, match="no_such_family/3"):
@@ -155,6 +169,10 @@ def test_errors_name_the_route_and_setting(families) -> None:
     env.reset(options={ResetOption.ROUTE: "merge/0"})
     with pytest.raises(TypeError, match="Trajectory"):
         env.step(Controls(0.0, 0.0))
+    bad = _constant_velocity(5.0)
+    bad.poses[3, SE2Index.Y] = np.nan
+    with pytest.raises(ValueError, match=r"route merge/0 at t=0.0 s: plan 0 pose 3 has a non-finite y"):
+        env.step(bad)
 
 
 def test_constant_velocity_into_a_stopped_car_ends_in_a_collision(families) -> None:
