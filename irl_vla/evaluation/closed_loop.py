@@ -211,16 +211,11 @@ def reward_scene(agent_input: AgentInput, frame: Frame, map_name: str, map_api: 
                 cameras=agent_input.cameras[i],
             )
         )
-    current = Frame(
-        token=frame.token,
-        timestamp=frame.timestamp,
-        roadblock_ids=frame.roadblock_ids,
-        traffic_lights=frame.traffic_lights,
-        annotations=frame.annotations,
-        ego_status=frame.ego_status,
+    current = dataclasses.replace(
+        frame,
         lidar=agent_input.lidars[-1] if agent_input.lidars[-1] is not None else frame.lidar,
         cameras=agent_input.cameras[-1] or frame.cameras,
-        instruction=agent_input.instruction,
+        instruction=agent_input.instruction or frame.instruction,
     )
     meta = SceneMetadata(map_name, frame.token, map_name, frame.token, n, 0)
     return Scene(meta, [*frames, current], map_api)
