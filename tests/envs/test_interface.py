@@ -67,3 +67,24 @@ def test_route_refuses_degenerate_input() -> None:
         Route("r", np.zeros((1, 3)))
     with pytest.raises(ValueError, match="zero length"):
         Route("r", np.zeros((3, 3)))
+
+
+def test_tick_from_frame_moves_boxes_to_the_global_frame() -> None:
+    from irl_vla.data.enums import DrivingCommand
+    from irl_vla.data.scene import Annotations, EgoStatus, Frame, one_hot_command
+    from irl_vla.envs.tick import tick_from_frame
+
+    boxes = np.array([[2.0, 0.0, 0.0, 4.0, 2.0, 1.5, 0.1], [0.0, -3.0, 0.0, 0.5, 0.5, 1.8, 0.0]])  # ego frame
+    velocity = np.array([[3.0, 4.0, 0.0], [1.0, 0.0, 0.0]])
+    annotations = Annotations(boxes, ["vehicle", "pedestrian"], velocity, ["i1", "i2"], ["car", "walker"])
+    ego = EgoStatus(
+        np.array([10.0, 5.0, np.pi / 2]), np.array([-2.0, 0.0]), np.zeros(2), one_hot_command(DrivingCommand.LEFT), True
+    )
+    frame = Frame("f0", 0, ["rb"], [("c1", True), ("c2", False)], annotations, ego)
+    tick = tick_from_frame(frame, 1.5, speed_limit=8.0)
+    np.testing.assert_allclose(tick.boxes[0, [0, 1, 6]], [10.0, 7.0, np.pi / 2 + 0.1], atol=1e-9)
+    np.testing.assert_allclose(tick.boxes[1, [0, 1]], [13.0, 5.0], atol=1e-9)  # 3 m to the ego's right = +x
+    np.testing.assert_allclose(tick.speeds, [5.0, 1.0])
+    assert tick.ids == ["car", "walker"] and tick.ego_speed == -2.0  # reversing
+    assert tick.red_connectors == {"c1"} and tick.lit_connectors == {"c1", "c2"}
+    assert tick.traffic_speed == 5.0 and tick.speed_limit == 8.0 and tick.time == 1.5
