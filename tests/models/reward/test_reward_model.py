@@ -44,7 +44,8 @@ def test_default_yaml_equals_the_dataclass_defaults() -> None:
 
 def test_head_shapes_and_expected_sub_scores_in_unit_interval() -> None:
     m = model()
-    out = m.predict_sub_scores(features(), torch.randn(B, K, T, 3))
+    with torch.no_grad():
+        out = m.predict_sub_scores(features(), torch.randn(B, K, T, 3))
     assert out[HeadKey.SUB_SCORES].shape == (B, K, NUM_SUB_SCORES)
     assert out[HeadKey.TERNARY_LOGITS].shape == (B, K, len(TERNARY), 3)
     assert out[HeadKey.BINARY_LOGITS].shape == (B, K, len(BINARY))
