@@ -28,6 +28,7 @@ from scipy.stats import pearsonr, spearmanr
 from irl_vla.agents.agent import Agent, Candidates
 from irl_vla.common.io import replacing, write_json
 from irl_vla.data.enums import MetaAction, SE2Index
+from irl_vla.data.features.builder import merge_sensor_configs
 from irl_vla.data.geometry import relative_to_absolute
 from irl_vla.data.scene import LOG_INTERVAL, AgentInput, Annotations, EgoStatus, Frame, Scene, SceneMetadata
 from irl_vla.data.sensors import SensorConfig
@@ -272,14 +273,13 @@ class ClosedLoopRunner:
 
     # ------------------------------------------------------------------ helpers
     def _sensor_config(self) -> SensorConfig:
-        mine = self.agent.get_sensor_config()
-        if self.reward is None:
-            return mine
-        theirs = self.reward.sensor_config
-        cameras = dict(mine.cameras)
-        for name, sel in theirs.cameras.items():
-            cameras[name] = _merge(cameras.get(name, False), sel)
-        return SensorConfig(cameras=cameras, lidar_pc=_merge(mine.lidar_pc, theirs.lidar_pc))
+        """The agent's sensors, with those the reward model and the viewers (``sensor_config``) ask for."""
+        wanted = [self.agent.get_sensor_config()]
+        for other in [self.reward, *self.viewers]:
+            config = getattr(other, "sensor_config", None)
+            if isinstance(config, SensorConfig):
+                wanted.append(config)
+        return merge_sensor_configs(wanted)
 
     def _plan(self, obs: AgentInput) -> tuple[Trajectory | Controls, Candidates | None]:
         if self.env.action_kind is ActionKind.CONTROLS:
@@ -623,13 +623,6 @@ class ClosedLoopRunner:
             for viewer in self.viewers:
                 viewer.close()
         return RunOutputs(episodes, stats if episodes else None, self._stop)
-
-
-def _merge(a: bool | list[int], b: bool | list[int]) -> bool | list[int]:
-    """The union of two sensor selections."""
-    if a is True or b is True:
-        return True
-    return sorted(set(a or []) | set(b or []))
 
 
 def _sub_names() -> list[str]:

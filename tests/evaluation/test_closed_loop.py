@@ -34,7 +34,9 @@ class ProgressReward:
 
 
 class Recorder:
-    """A viewer that keeps every view and asks to stop after ``stop_after`` updates."""
+    """A viewer that keeps every view and asks to stop after ``stop_after`` updates; it shows the front camera."""
+
+    sensor_config = SensorConfig(cameras={"cam_f0": [3]})
 
     def __init__(self, stop_after: int | None = None) -> None:
         self.views: list[StepView] = []
@@ -99,6 +101,16 @@ def test_learned_reward_is_recorded_and_compared_with_the_simulator(tmp_path) ->
     out = runner.run(["clear"])
     # The env was asked for the agent's sensors and the reward's (LiDAR at the current frame).
     assert env.resets[0][1][ResetOption.SENSOR_CONFIG].lidar_pc == [3]
+    with_viewer = FakeEnv()
+    ClosedLoopRunner(
+        with_viewer,
+        ConstantVelocityAgent(),
+        ClosedLoopConfig(sub_scores=False),
+        reward=reward,
+        viewers=[Recorder(stop_after=1)],
+    ).run(["clear"])
+    asked = with_viewer.resets[0][1][ResetOption.SENSOR_CONFIG]
+    assert asked.lidar_pc == [3] and asked.cameras == {"cam_f0": [3]}  # and the viewer's camera
     scene = reward.scenes[0]
     assert len(scene.frames) == 4 and scene.map_api is env.map
     np.testing.assert_allclose(scene.current_frame.ego_status.ego_pose, [-55.0, -1.75, 0.0])
