@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from irl_vla.agents.agent import Candidates
 from irl_vla.agents.constant_velocity import ConstantVelocityAgent
 from irl_vla.agents.human import HumanAgent
 from irl_vla.data.enums import MetaAction
@@ -203,3 +204,33 @@ def test_statistics_are_written_after_every_episode(tmp_path) -> None:
     )
     assert [d["_checkpoint"]["progress"] for d in seen] == [[1, 2], [2, 2]]
     assert [d["entry_status"] for d in seen] == ["Started", "Finished"]
+
+
+class FanAgent(ConstantVelocityAgent):
+    """Constant velocity, with three candidate plans at half, the same and 1.5 times its speed."""
+
+    def compute_candidates(self, agent_input, scene=None) -> Candidates:
+        plan = self.compute_trajectory(agent_input).poses
+        poses = np.stack([plan * f for f in (0.5, 1.0, 1.5)]).astype(np.float32)  # (K, T, 3)
+        return Candidates(poses, np.array([0.1, 0.7, 0.2], dtype=np.float32))
+
+
+def test_candidates_and_their_learned_rewards_are_recorded_and_shown(tmp_path) -> None:
+    viewer = Recorder()
+    runner = ClosedLoopRunner(
+        FakeEnv(time_limit=2.0),
+        FanAgent(),
+        ClosedLoopConfig(sub_scores=False),
+        reward=ProgressReward(),
+        viewers=[viewer],
+        output_dir=tmp_path,
+    )
+    out = runner.run(["clear"])
+    arrays = np.load(out.episodes[0].record_arrays, allow_pickle=False)
+    steps = len(arrays["time"])
+    assert arrays["candidates"].shape == (steps, 3, 8, 3)
+    np.testing.assert_allclose(arrays["candidate_scores"][0], [0.1, 0.7, 0.2])
+    np.testing.assert_allclose(arrays["candidate_rewards"][0], [0.4, 0.8, 1.0], atol=1e-5)  # 16, 32, 48 m of 40
+    first = viewer.views[0]
+    assert len(first.candidates) == 3 and first.learned_reward == pytest.approx(0.8, abs=1e-5)
+    np.testing.assert_allclose(first.candidate_rewards, [0.4, 0.8, 1.0], atol=1e-5)
