@@ -134,7 +134,11 @@ def route_of(instance: ScenarioInstance, route_id: str, length: float) -> Route:
 
 
 def fork_expert(world: World) -> World:
-    """A copy of ``world`` (sharing the map and the paths) whose ego is the expert again, where the free ego is."""
+    """A copy of ``world`` (sharing the map and the paths) whose ego is the expert again, where the free ego is.
+
+    The expert starts at the free ego's arc length, lateral offset and speed on the route path; in or past a
+    junction (where the expert never steers on its own) it first steers back to its lane's centre.
+    """
     memo: dict[int, Any] = {id(world.map): world.map}
     table = getattr(world, "_user_table", None)
     if table is not None:
@@ -143,7 +147,12 @@ def fork_expert(world: World) -> World:
         memo[id(user.path)] = user.path
     fork = copy.deepcopy(world, memo)
     free = fork.ego
-    fork.ego = RoadUser(**{**road_user_fields(free), "expert": True, "manoeuvre": None})  # type: ignore[arg-type]
+    expert = RoadUser(**{**road_user_fields(free), "expert": True, "manoeuvre": None})  # type: ignore[arg-type]
+    if expert.s + expert.length / 2 >= expert.lane_change_before and abs(expert.lateral - expert.home_lateral) > 0.05:
+        # In or past the junction the expert's own lateral logic never acts (its lateral offset is its route's):
+        # steer back to the lane centre from where the free ego drifted.
+        expert.start_manoeuvre(expert.home_lateral)
+    fork.ego = expert
     fork.ego_controller = None
     return fork
 

@@ -196,9 +196,11 @@ def test_constant_velocity_into_a_stopped_car_ends_in_a_collision(families) -> N
         env.step(_constant_velocity(speed))
 
 
-def test_the_expert_plan_completes_the_route(families) -> None:
-    env = EmbeddedEnv(EmbeddedEnvConfig(route_length=40.0, time_limit=20.0), families)
-    env.reset(options={ResetOption.ROUTE: "merge/0"})
+@pytest.mark.parametrize(("route", "length"), [("merge/0", 40.0), ("unsignalised_intersection/1", 80.0)])
+def test_the_expert_plan_completes_the_route(families, route: str, length: float) -> None:
+    """Also through a turn at a junction, where the free ego's drift is steered back to the lane centre."""
+    env = EmbeddedEnv(EmbeddedEnvConfig(route_length=length, time_limit=25.0), families)
+    env.reset(options={ResetOption.ROUTE: route})
     infractions = []
     for _ in range(40):
         _, _, terminated, truncated, info = env.step(env.expert_plan())
