@@ -206,12 +206,14 @@ class UserTable:
 
     Args:
         users: the ego first, then the others (``World.road_users_and_ego``).
+        paths: a ``PathTable`` holding every user's path, to reuse (a copied world shares its paths).
     """
 
-    def __init__(self, users: list[RoadUser]) -> None:
+    def __init__(self, users: list[RoadUser], paths: PathTable | None = None) -> None:
         self.users = list(users)
-        paths = list({id(u.path): u.path for u in users}.values())
-        self.paths = PathTable(paths)
+        if paths is None or any(id(u.path) not in paths.index for u in users):
+            paths = PathTable(list({id(u.path): u.path for u in users}.values()))
+        self.paths = paths
         self.path = np.array([self.paths.index[id(u.path)] for u in users])  # (N,)
         self.length = np.array([u.length for u in users])
         self.width = np.array([u.width for u in users])
@@ -221,9 +223,6 @@ class UserTable:
         self.idm = {name: np.array([getattr(u.idm, name) for u in users]) for name in IDM_FIELDS}
         # Users whose pose is not their path's at (s, lateral) (``ego_control.FreeEgo``).
         self.own_pose = np.array([type(u).pose is not RoadUser.pose for u in users])
-        for u in users:
-            if u.path is not self.paths.paths[self.paths.index[id(u.path)]]:
-                raise AssertionError("UserTable: a path changed identity")
 
 
 def _widest_offset(user: RoadUser) -> float:
@@ -259,7 +258,7 @@ def user_table(world: World) -> UserTable:
     users = world.road_users_and_ego
     table = getattr(world, "_user_table", None)
     if table is None or len(table.users) != len(users) or not all(map(operator.is_, table.users, users)):
-        table = UserTable(users)
+        table = UserTable(users, table.paths if table is not None else None)
         world._user_table = table  # type: ignore[attr-defined]
     return table
 
