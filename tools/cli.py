@@ -51,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "rollout": ("tools.rollout", "drive an agent in closed loop (sim=embedded), live view (viz=true), driving score"),
     "report": ("tools.report", "a reward model against the simulator on a held-out split: report.html, report.json"),
+    "pipeline": (
+        "tools.pipeline",
+        "every stage end to end (generate .. submissions), resumable; experiment=smoke at tiny sizes",
+    ),
     "bench": (
         "tools.run_bench",
         "benchmarks, one JSON line per measurement "
@@ -126,6 +130,7 @@ RESUME_HINTS: dict[str, str] = {
     "train": "Checkpoints already written are kept; rerun the same command to resume from the newest.",
     "label": "Label shards already written are kept; rerun the same command to label the rest.",
     "report": "Label shards of the held-out candidates already written are kept; rerun the same command to resume.",
+    "pipeline": "Finished steps are kept (their done-markers); rerun the same command to skip them and resume.",
 }
 
 
