@@ -103,14 +103,26 @@ COMMAND = Command(
 
 
 def rewrite_args(args: list[str]) -> list[str]:
-    """``<key>=`` for ``SHORT_KEYS`` and ``agent=expert`` mean ``rollout.<key>=``."""
+    """Short forms: ``<key>=`` for ``SHORT_KEYS`` and ``agent=expert`` mean ``rollout.<key>=``.
+
+    ``carla.<key>=`` means ``sim.<key>=`` (the CARLA backend's settings); ``scenario=<family> [seed=<n>]`` means
+    ``routes=[<family>/<n>]``.
+    """
     out = []
+    scenario = next((a.split("=", 1)[1] for a in args if a.startswith("scenario=")), None)
     for a in args:
         key = a.split("=", 1)[0]
         if key in SHORT_KEYS or a == f"agent={EXPERT}":
             out.append(f"rollout.{a}")
+        elif key.startswith("carla."):
+            out.append(f"sim.{a[len('carla.') :]}")
+        elif scenario is not None and key in ("scenario", "seed"):
+            continue
         else:
             out.append(a)
+    if scenario is not None:
+        seed = next((a.split("=", 1)[1] for a in args if a.startswith("seed=")), "0")
+        out.append(f"rollout.routes=[{scenario}/{seed}]")
     return out
 
 

@@ -357,3 +357,54 @@ def write_opendrive(net: RoadNetwork, path: str | FsPath, name: str | None = Non
     with atomic_open(path) as f:
         f.write(to_opendrive(net, name))
     return path
+
+
+# ------------------------------------------------------------------------------------------------ CARLA scenarios
+@dataclass(frozen=True)
+class OpenDriveScenario:
+    """An embedded scenario as the CARLA env loads it (``sim_bridges.carla.env.CarlaScenario``).
+
+    Attributes:
+        xodr: the scenario's road network as OpenDRIVE.
+        route_poses: the ego's route centreline (x, y, heading) in the suite frame ``(N, 3)``.
+        roadblock_ids: the route's roadblocks (the embedded ids).
+        map_api: the embedded ``Map`` (the runner's and viewer's map).
+        map_name: the map's name.
+    """
+
+    xodr: str
+    route_poses: npt.NDArray[np.float64]
+    roadblock_ids: list[str]
+    map_api: object
+    map_name: str
+
+
+def carla_scenario(route_id: str) -> OpenDriveScenario:
+    """The scenario ``<family>/<seed>`` of ``scenarios/families`` for the CARLA env (``configs/sim/carla.yaml``).
+
+    Raises:
+        ValueError: naming the route when it is not ``<family>/<seed>`` of a known family.
+    """
+    from scenarios.registry import load_families
+    from sim_bridges.embedded.scenario_world import build_scenario
+
+    family, _, seed = route_id.partition("/")
+    families = load_families()
+    if family not in families or not seed.isdigit():
+        raise ValueError(f"sim=carla: route {route_id!r} is not <family>/<seed> of {sorted(families)}")
+    instance = build_scenario(families[family], int(seed))
+    name = f"{family}_{seed}"
+    return OpenDriveScenario(
+        to_opendrive(instance.network, name),
+        np.asarray(instance.route_centerline, dtype=np.float64),
+        list(instance.route_ids),
+        instance.network.map,
+        name,
+    )
+
+
+def carla_scenario_ids(seeds: range) -> list[str]:
+    """``<family>/<seed>`` of every family for ``seeds`` (the CARLA env's default routes)."""
+    from scenarios.registry import load_families
+
+    return [f"{family}/{seed}" for family in sorted(load_families()) for seed in seeds]

@@ -53,11 +53,11 @@ def test_a_red_stop_line_crossed_along_the_lane_is_one_infraction() -> None:
         events += rule.update(float(x), [x, 0.5, 0.0], red={"17"})
     assert [(e.kind, e.other_id) for e in events] == [(InfractionKind.RED_LIGHT, "17")]
     green = StopLineCrossing([line])
-    assert sum((green.update(float(x), [x, 0.5, 0.0], red=set()) for x in np.arange(0.0, 20.0, 0.5)), []) == []
+    assert [e for x in np.arange(0.0, 20.0, 0.5) for e in green.update(float(x), [x, 0.5, 0.0], red=set())] == []
     against = StopLineCrossing([line])  # crossing the other way is not running this light
-    assert sum((against.update(float(t), [20.0 - t, 0.5, math.pi], red={"17"}) for t in range(20)), []) == []
+    assert [e for t in range(20) for e in against.update(float(t), [20.0 - t, 0.5, math.pi], red={"17"})] == []
     beside = StopLineCrossing([line])  # in the next lane
-    assert sum((beside.update(float(x), [x, 3.5, 0.0], red={"17"}) for x in range(20)), []) == []
+    assert [e for x in range(20) for e in beside.update(float(x), [x, 3.5, 0.0], red={"17"})] == []
 
 
 def test_a_stop_sign_needs_one_stop_inside_its_zone() -> None:
