@@ -592,12 +592,6 @@ class CarlaEnv:
         """Inherited, see ``ClosedLoopEnv.close``: destroys every actor, restores the server's settings."""
         self._end_episode()
 
-    def __del__(self) -> None:  # pragma: no cover - best effort when the caller forgot close()
-        try:
-            self._end_episode()
-        except Exception:  # noqa: BLE001
-            pass
-
 
 def _append(lock: threading.Lock, items: list[Any], item: Any) -> None:
     with lock:
