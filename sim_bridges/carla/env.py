@@ -77,6 +77,20 @@ class CarlaScenario(Protocol):
     roadblock_ids: list[str]
     map_api: Any
     map_name: str
+    light_connectors: dict[str, list[str]]  # signal (stop-line) id -> lane connectors it governs
+    road_users: list[Any]  # token, agent_class, pose (centre, suite), speed, target_speed, length, width, height
+
+
+#: Blueprints of a scenario's road users by class (``actor_blueprints`` overrides them).
+DEFAULT_BLUEPRINTS: dict[str, str] = {
+    AgentClass.VEHICLE.value: "vehicle.audi.a2",
+    AgentClass.BICYCLE.value: "vehicle.bh.crossbike",
+    AgentClass.PEDESTRIAN.value: "walker.pedestrian.0001",
+    AgentClass.TRAFFIC_CONE.value: "static.prop.trafficcone01",
+    AgentClass.BARRIER.value: "static.prop.streetbarrier",
+    AgentClass.CZONE_SIGN.value: "static.prop.constructioncone",
+    AgentClass.GENERIC_OBJECT.value: "static.prop.box01",
+}
 
 
 @dataclass
@@ -102,6 +116,7 @@ class CarlaEnvConfig:
         control: ``ControlLimits`` fields.
         red_light_lateral_factor: half-width of a stop line as a fraction of its lane width.
         stop_zone_scale: a stop sign's zone is its trigger volume's radius times this.
+        actor_blueprints: blueprint per ``AgentClass`` value for a scenario's road users (over the defaults).
     """
 
     host: str = "127.0.0.1"
@@ -128,6 +143,7 @@ class CarlaEnvConfig:
     control: dict[str, float] = field(default_factory=dict)
     red_light_lateral_factor: float = 0.6
     stop_zone_scale: float = 1.2
+    actor_blueprints: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         ActionKind(self.action)
@@ -184,6 +200,7 @@ class _Episode:
     red_lights: StopLineCrossing
     stops: StopSignRule
     lanes: LaneRule
+    light_connectors: dict[str, list[str]] = field(default_factory=dict)
     frames: list[Frame] = field(default_factory=list)
     collision_events: list[tuple[int, str]] = field(default_factory=list)
     lane_invasions: list[str] = field(default_factory=list)
@@ -230,8 +247,8 @@ class CarlaEnv:
             raise ValueError("sim=carla: no routes_file and no scenario_ids; give routes=[...]")
         return list(self.config.scenario_ids(seeds))
 
-    def _load_route(self, route_id: str, world: SyncWorld) -> tuple[Route, Any, Any]:
-        """Load the route's world: (suite ``Route``, suite map or None, ``carla.Map``)."""
+    def _load_route(self, route_id: str, world: SyncWorld) -> tuple[Route, Any, Any, CarlaScenario | None]:
+        """Load the route's world: (suite ``Route``, suite map or None, ``carla.Map``, the scenario if any)."""
         import carla
 
         if route_id in self.routes:
@@ -242,12 +259,12 @@ class CarlaEnv:
             cmap = world.world.get_map()
             keypoints = [carla.Location(x=x, y=y, z=z) for x, y, z in spec.waypoints]
             planned = RoutePlanner(cmap).trace(keypoints)
-            return Route(route_id, planned.poses, [], spec.town), None, cmap
+            return Route(route_id, planned.poses, [], spec.town), None, cmap, None
         if self.config.scenario_provider is not None and "/" in route_id:
             scenario = self.config.scenario_provider(route_id)
             world.load_opendrive(scenario.xodr)
             route = Route(route_id, np.asarray(scenario.route_poses), list(scenario.roadblock_ids), scenario.map_name)
-            return route, scenario.map_api, world.world.get_map()
+            return route, scenario.map_api, world.world.get_map(), scenario
         known = sorted(self.routes) or ["<family>/<seed>"]
         raise ValueError(f"sim=carla: no route {route_id!r} (routes: {known})")
 
@@ -262,8 +279,10 @@ class CarlaEnv:
         self._end_episode()
         world = self.world = SyncWorld(self.client, self.config.connection(seed or 0)).__enter__()
         try:
-            route, map_api, cmap = self._load_route(route_id, world)
+            route, map_api, cmap, scenario = self._load_route(route_id, world)
             ego = self._spawn_ego(world, cmap, route)
+            if scenario is not None:
+                self._spawn_road_users(world, cmap, scenario.road_users)
             collisions: list[tuple[int, str]] = []
             invasions: list[str] = []
             lock = threading.Lock()
@@ -292,6 +311,7 @@ class CarlaEnv:
                 red_lights=StopLineCrossing(self._stop_lines(world, cmap)),
                 stops=StopSignRule(self._stop_zones(world)),
                 lanes=LaneRule(self._lane_query(cmap)),
+                light_connectors=dict(scenario.light_connectors) if scenario is not None else {},
                 collision_events=collisions,
                 lane_invasions=invasions,
                 lock=lock,
@@ -328,6 +348,37 @@ class CarlaEnv:
         ego = world.spawn(blueprint, co.se2_to_transform(start, z=z))
         world.tick()
         return ego
+
+    def _spawn_road_users(self, world: SyncWorld, cmap: Any, users: list[Any]) -> None:
+        """A scenario's road users where they start.
+
+        Movers drive under the Traffic Manager at their target speed, standing ones (parked cars, obstacles,
+        people) have no controller. A user whose place is taken (or whose class has no blueprint) is left out
+        with a warning.
+        """
+        blueprints = {**DEFAULT_BLUEPRINTS, **self.config.actor_blueprints}
+        library = world.world.get_blueprint_library()
+        port = world.traffic_manager.get_port()
+        skipped = []
+        for user in users:
+            if user.agent_class not in blueprints:
+                skipped.append(user.token)
+                continue
+            bp = library.find(blueprints[user.agent_class])
+            if bp.has_attribute("role_name"):
+                bp.set_attribute("role_name", "background")
+            ground = cmap.get_waypoint(co.suite_to_location(user.pose[:2]))
+            z = (ground.transform.location.z if ground is not None else 0.0) + 0.3
+            actor = world.world.try_spawn_actor(bp, co.se2_to_transform(user.pose, z=z))
+            if actor is None:
+                skipped.append(user.token)
+                continue
+            world.actors.append(actor)
+            if user.target_speed > 0 and blueprints[user.agent_class].startswith("vehicle."):
+                actor.set_autopilot(True, port)
+                world.traffic_manager.set_desired_speed(actor, 3.6 * user.target_speed)
+        if skipped:
+            log.warning("sim=carla: %d road users not spawned (place taken or no blueprint): %s", len(skipped), skipped)
 
     def _spawn_background(self, world: SyncWorld) -> None:
         if self.config.background_vehicles <= 0:
@@ -491,6 +542,19 @@ class CarlaEnv:
         row[TraceIndex.YAW_RATE] = co.yaw_rate_to_suite(ego.get_angular_velocity().z)
         return row
 
+    def _light_states(self) -> list[tuple[str, bool]]:
+        """``(lane connector id, is red)`` of the exported scenario's lights (CARLA's light states now)."""
+        import carla
+
+        episode, world = self.episode, self.world
+        if episode is None or world is None or not episode.light_connectors:
+            return []
+        states = []
+        for light in world.world.get_actors().filter("traffic.traffic_light*"):
+            for connector in episode.light_connectors.get(str(light.get_opendrive_id()), []):
+                states.append((connector, light.get_state() == carla.TrafficLightState.Red))
+        return sorted(states)
+
     @staticmethod
     def _red_lights(world: SyncWorld) -> set[str]:
         import carla
@@ -562,7 +626,7 @@ class CarlaEnv:
             token=token,
             timestamp=round((episode.time + self.config.num_history_frames * LOG_INTERVAL) * 1e6),  # > 0 [us]
             roadblock_ids=list(episode.route.roadblock_ids),
-            traffic_lights=[],
+            traffic_lights=self._light_states(),
             annotations=self._annotations(pose),
             ego_status=status,
             lidar=lidar,

@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from irl_vla.common.io import atomic_open
 from irl_vla.data.geometry import path_arc_length
-from irl_vla.data.map import LaneConnector, StopLineType
+from irl_vla.data.map import LaneConnector, MapLayer, StopLine, StopLineType
 from sim_bridges.embedded.road_network import RoadNetwork
 
 FloatArray = npt.NDArray[np.float64]
@@ -205,8 +205,6 @@ def _connectors(net: RoadNetwork) -> list[LaneConnector]:
 
 def _signal(net: RoadNetwork, stop_line_id: str, incoming: list[str]) -> ET.Element:
     """The signal of one stop line, at the junction end (s = 0) of its arm road, left of the incoming lanes."""
-    from irl_vla.data.map import MapLayer, StopLine
-
     stop = net.map.get(MapLayer.STOP_LINE, stop_line_id)
     assert isinstance(stop, StopLine)
     dynamic = stop.stop_line_type == StopLineType.TRAFFIC_LIGHT
@@ -361,6 +359,29 @@ def write_opendrive(net: RoadNetwork, path: str | FsPath, name: str | None = Non
 
 # ------------------------------------------------------------------------------------------------ CARLA scenarios
 @dataclass(frozen=True)
+class ScenarioActor:
+    """A road user of an embedded scenario at its start, for spawning in CARLA.
+
+    Attributes:
+        token: its track token.
+        agent_class: ``AgentClass`` value (``vehicle``, ``bicycle``, ``pedestrian``, ...).
+        pose: box-centre pose (x [m], y [m], heading [rad]) in the suite frame ``(3,)``.
+        speed: speed at the start [m/s].
+        target_speed: desired speed [m/s] (0: it stands, e.g. parked cars and obstacles).
+        length, width, height: box size [m].
+    """
+
+    token: str
+    agent_class: str
+    pose: tuple[float, float, float]
+    speed: float
+    target_speed: float
+    length: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
 class OpenDriveScenario:
     """An embedded scenario as the CARLA env loads it (``sim_bridges.carla.env.CarlaScenario``).
 
@@ -370,6 +391,8 @@ class OpenDriveScenario:
         roadblock_ids: the route's roadblocks (the embedded ids).
         map_api: the embedded ``Map`` (the runner's and viewer's map).
         map_name: the map's name.
+        light_connectors: per signal (stop-line) id of a traffic light, the lane connectors it governs.
+        road_users: the scenario's road users at the start (the background included).
     """
 
     xodr: str
@@ -377,6 +400,8 @@ class OpenDriveScenario:
     roadblock_ids: list[str]
     map_api: object
     map_name: str
+    light_connectors: dict[str, list[str]] = field(default_factory=dict)
+    road_users: list[ScenarioActor] = field(default_factory=list)
 
 
 def carla_scenario(route_id: str) -> OpenDriveScenario:
@@ -394,12 +419,32 @@ def carla_scenario(route_id: str) -> OpenDriveScenario:
         raise ValueError(f"sim=carla: route {route_id!r} is not <family>/<seed> of {sorted(families)}")
     instance = build_scenario(families[family], int(seed))
     name = f"{family}_{seed}"
+    lights = {
+        stop.id: list(stop.lane_connector_ids)
+        for stop in instance.network.map.objects(MapLayer.STOP_LINE)
+        if isinstance(stop, StopLine) and stop.stop_line_type == StopLineType.TRAFFIC_LIGHT
+    }
+    users = [
+        ScenarioActor(
+            u.track_token,
+            u.agent_class.value,
+            tuple(float(v) for v in u.pose),  # type: ignore[arg-type]
+            float(u.speed),
+            float(u.target_speed),
+            float(u.length),
+            float(u.width),
+            float(u.height),
+        )
+        for u in instance.world.road_users
+    ]
     return OpenDriveScenario(
         to_opendrive(instance.network, name),
         np.asarray(instance.route_centerline, dtype=np.float64),
         list(instance.route_ids),
         instance.network.map,
         name,
+        lights,
+        users,
     )
 
 

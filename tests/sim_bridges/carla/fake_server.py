@@ -27,6 +27,9 @@ class Blueprint:
     def get_attribute(self, key: str) -> str:
         return self.attrs[key]
 
+    def has_attribute(self, key: str) -> bool:
+        return key == "role_name" or key in self.attrs
+
 
 class Library:
     def find(self, bp_id: str) -> Blueprint:
@@ -70,6 +73,9 @@ class Actor:
     def apply_control(self, control: Any) -> None:
         self.control = control
 
+    def set_autopilot(self, on: bool, port: int) -> None:
+        self.autopilot = on
+
     def advance(self, dt: float) -> None:
         c = self.control
         accel = c.throttle * 3.0 - c.brake * 8.0
@@ -105,6 +111,26 @@ class Cloud:
 
     def get_point_count(self, channel: int) -> int:
         return 3
+
+
+class Light:
+    """A traffic light actor, red all the time."""
+
+    def __init__(self, world: FakeServerWorld, actor_id: int, signal_id: str) -> None:
+        self.world, self.id, self.signal_id = world, actor_id, signal_id
+        self.type_id, self.attributes, self.listening = "traffic.traffic_light", {}, False
+
+    def get_opendrive_id(self) -> str:
+        return self.signal_id
+
+    def get_state(self) -> Any:
+        return carla.TrafficLightState.Red
+
+    def get_stop_waypoints(self) -> list[Any]:
+        return []
+
+    def destroy(self) -> bool:
+        return True
 
 
 class ActorList(list):
@@ -180,6 +206,9 @@ class TrafficManager:
     def get_port(self) -> int:
         return 8000
 
+    def set_desired_speed(self, actor: Any, speed_kmh: float) -> None:
+        actor.desired_speed = speed_kmh
+
 
 class FakeServer:
     """A ``carla.Client`` stand-in whose worlds are generated from OpenDRIVE offline."""
@@ -203,4 +232,9 @@ class FakeServer:
     def generate_opendrive_world(self, xodr: str, params: Any) -> FakeServerWorld:
         self.generated.append(xodr)
         self.world = FakeServerWorld(carla.Map("generated", xodr))
+        for landmark in self.world.cmap.get_all_landmarks():  # the server makes a light actor per light signal
+            if landmark.type == "1000001":
+                light = Light(self.world, self.world.next_id, landmark.id)
+                self.world.actors[light.id] = light
+                self.world.next_id += 1
         return self.world

@@ -17,6 +17,7 @@ from sim_bridges.embedded.opendrive import carla_scenario, carla_scenario_ids
 
 carla = pytest.importorskip("carla", reason="the carla client (extra 'carla') is not installed")
 
+from sim_bridges.carla import coordinates as co  # noqa: E402
 from sim_bridges.carla.env import CarlaEnv, CarlaEnvConfig  # noqa: E402
 from tests.sim_bridges.carla.fake_server import FakeServer  # noqa: E402
 
@@ -76,6 +77,31 @@ def test_the_runner_drives_routes_on_the_fake_server_and_writes_statistics(tmp_p
     assert len(outputs.results) == 1
     statistics = json.loads(outputs.statistics.read_text())
     assert statistics["_checkpoint"]["records"][0]["route_id"].startswith("RouteScenario_lead_vehicle/0")
+
+
+def test_the_scenarios_road_users_and_light_states_reach_the_frames() -> None:
+    server = FakeServer()
+    env = _env(server)
+    _, info = env.reset(seed=0, options={ResetOption.ROUTE: "cut_in/0"})
+    scenario = carla_scenario("cut_in/0")
+    spawned = [
+        a for a in server.world.actors.values() if a.type_id.startswith("vehicle.") and a.id != env.episode.ego.id
+    ]
+    riders = [u for u in scenario.road_users if u.agent_class in ("vehicle", "bicycle")]
+    assert len(spawned) == len(riders) > 0
+    for actor, user in zip(spawned, riders, strict=True):
+        assert getattr(actor, "autopilot", False) == (user.target_speed > 0)
+        assert co.transform_to_se2(actor.get_transform())[:2] == pytest.approx(user.pose[:2], abs=0.5)
+    boxes = info[InfoKey.FRAME].annotations.boxes
+    assert len(boxes) > 0 and info[InfoKey.FRAME].annotations.names[0] == "vehicle"
+    env.close()
+    env = _env(server)
+    _, info = env.reset(seed=0, options={ResetOption.ROUTE: "signalised_intersection/0"})
+    lights = info[InfoKey.FRAME].traffic_lights
+    expected = carla_scenario("signalised_intersection/0").light_connectors
+    assert sorted(c for c, _ in lights) == sorted(c for cs in expected.values() for c in cs)
+    assert all(red for _, red in lights)  # the fake's lights are red
+    env.close()
 
 
 def test_unknown_routes_and_bad_steps_are_refused() -> None:
