@@ -276,6 +276,10 @@ def _group_result(
     )
 
 
+#: What scores an agent on two-stage groups: its real scenes (scene, previous scene), its stage-2 scenes, its evaluator.
+AgentRun = tuple[tuple[Callable[[str], Scene], Callable[[str], Scene | None]], Callable[[str], Scene], AgentEvaluator]
+
+
 def evaluate_two_stage(
     groups: list[Group],
     stage_one: tuple[Callable[[str], Scene], Callable[[str], Scene | None]],
@@ -287,28 +291,48 @@ def evaluate_two_stage(
 
     A group whose scenes cannot be read at all scores 0 in every stage.
     """
-    scene_of, previous_of = stage_one
-    out = []
+    return evaluate_two_stage_agents(groups, [(stage_one, stage_two_scene_of, evaluator)], progress)[0]
+
+
+def evaluate_two_stage_agents(
+    groups: list[Group], agents: list[AgentRun], progress: Callable[[int, int], None] | None = None
+) -> list[list[GroupResult]]:
+    """``evaluate_two_stage`` for several agents, group by group; each agent's group results, in their order.
+
+    Each group's metric caches are then read once, and what they derive (the map's test structures, PDM-Closed's
+    states, reactive traffic's agents and footprints) serves every agent.
+    """
+    out: list[list[GroupResult]] = [[] for _ in agents]
     for i, group in enumerate(groups):
-        try:
-            previous = previous_of(group.orig)
-            if previous is None or previous.token != group.prev:
-                raise KeyError(f"group {group.orig}: previous frame {group.prev} not found")
-            orig, prev = evaluator.score_pair(scene_of(group.orig), previous)
-            assert prev is not None
-            now_results, prev_results = [], []
-            for now_token, prev_token in group.pairs:
-                a, b = evaluator.score_pair(stage_two_scene_of(now_token), stage_two_scene_of(prev_token))
-                assert b is not None
-                now_results.append(a)
-                prev_results.append(b)
-            out.append(_group_result(group.orig, orig, prev, now_results, prev_results))
-        except (KeyError, ValueError, FileNotFoundError) as e:
-            failed = SceneResult(group.orig, False, error=f"{type(e).__name__}: {e}")
-            nan = np.full(NUM_SUB_SCORES, np.nan)
-            out.append(
-                GroupResult(group.orig, False, nan, nan.copy(), FAILED_SCORE, [failed], [], FAILED_SCORE, FAILED_SCORE)
-            )
+        for results, (stage_one, stage_two_scene_of, evaluator) in zip(out, agents, strict=True):
+            results.append(_evaluate_group(group, stage_one, stage_two_scene_of, evaluator))
         if progress:
             progress(i + 1, len(groups))
     return out
+
+
+def _evaluate_group(
+    group: Group,
+    stage_one: tuple[Callable[[str], Scene], Callable[[str], Scene | None]],
+    stage_two_scene_of: Callable[[str], Scene],
+    evaluator: AgentEvaluator,
+) -> GroupResult:
+    """One group's result for one agent (see ``evaluate_two_stage``)."""
+    scene_of, previous_of = stage_one
+    try:
+        previous = previous_of(group.orig)
+        if previous is None or previous.token != group.prev:
+            raise KeyError(f"group {group.orig}: previous frame {group.prev} not found")
+        orig, prev = evaluator.score_pair(scene_of(group.orig), previous)
+        assert prev is not None
+        now_results, prev_results = [], []
+        for now_token, prev_token in group.pairs:
+            a, b = evaluator.score_pair(stage_two_scene_of(now_token), stage_two_scene_of(prev_token))
+            assert b is not None
+            now_results.append(a)
+            prev_results.append(b)
+        return _group_result(group.orig, orig, prev, now_results, prev_results)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        failed = SceneResult(group.orig, False, error=f"{type(e).__name__}: {e}")
+        nan = np.full(NUM_SUB_SCORES, np.nan)
+        return GroupResult(group.orig, False, nan, nan.copy(), FAILED_SCORE, [failed], [], FAILED_SCORE, FAILED_SCORE)

@@ -15,7 +15,7 @@ from irl_vla.common.progress import ProgressBar
 from irl_vla.data.source import SceneSources, SourceFactory, check_source
 from irl_vla.data.split import embedded_sources
 from irl_vla.data.two_stage import TWO_STAGE_FILE, read_groups, two_stage_dir
-from irl_vla.evaluation.open_loop import AgentEvaluator, evaluate_one_stage, evaluate_two_stage
+from irl_vla.evaluation.open_loop import AgentEvaluator, AgentRun, evaluate_one_stage, evaluate_two_stage_agents
 from irl_vla.evaluation.report import format_table, write_one_stage, write_two_stage
 from irl_vla.scoring.aggregation import AggregationConfig
 from irl_vla.scoring.fast_scorer import FastScorer
@@ -202,6 +202,7 @@ def run_eval(
 
     summaries, paths = [], []
     context = AgentContext(metric_cache=cache_of)
+    two_stage_runs: list[tuple[AgentRun, Path, dict[str, Any]]] = []
     for config in configs:
         name = config.name
         agent = make_agent(config, context)
@@ -218,16 +219,21 @@ def run_eval(
             "traffic": traffic,
             "aggregation": cfg.aggregation.name,
         }
-        bar = ProgressBar(f"eval {name}", cfg.progress, leave=False)
         if mode == "one_stage":
+            bar = ProgressBar(f"eval {name}", cfg.progress, leave=False)
             # NAVSIM splits pair EC frames as navsim does: only with a previous frame that is itself listed
             listed_only = cfg.source == "navsim"
             results = evaluate_one_stage(tokens, scene_of, previous_of, evaluator, bar, pair_listed_only=listed_only)
             summaries.append(write_one_stage(results, out, meta))
-        else:
+            bar.close()
+        else:  # scored below, every agent group by group, so that each group's caches serve them all
             stage_two_of = partial(stage_two.get_scene, sensors=sensors)
-            group_results = evaluate_two_stage(groups, (scene_of, previous_of), stage_two_of, evaluator, bar)
-            summaries.append(write_two_stage(group_results, out, meta))
-        bar.close()
+            two_stage_runs.append((((scene_of, previous_of), stage_two_of, evaluator), out, meta))
         paths += [out / "scores.csv", *([out / "groups.csv"] if mode == "two_stage" else []), out / "summary.json"]
+    if two_stage_runs:
+        bar = ProgressBar(f"eval {', '.join(c.name for c in configs)}", cfg.progress, leave=False)
+        per_agent = evaluate_two_stage_agents(groups, [run for run, _, _ in two_stage_runs], bar)
+        bar.close()
+        for (_, out, meta), group_results in zip(two_stage_runs, per_agent, strict=True):
+            summaries.append(write_two_stage(group_results, out, meta))
     return format_table(summaries), paths

@@ -163,58 +163,35 @@ CORRIDOR_MARGIN = 0.05
 FOOTPRINT_CACHE_SIZE = 20_000
 #: Slack [m] for the 1e-5 m simplification of footprints and rounding in the cover radii.
 _SLACK = 1e-4
-#: Box points along the heading, as fractions of the length: witnesses (inside the box) and covering disks' centres.
-_AXIS_WITNESSES = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
-_AXIS_COVER = np.array([-1.0, 0.0, 1.0]) / 3.0
-#: Points of a box in the cheap tests: 4 corners and the axis witnesses, then the covering disks' centres.
-_WITNESSES = 4 + len(_AXIS_WITNESSES)
-_BOX_POINTS = _WITNESSES + len(_AXIS_COVER)
+#: Points of the ego's box in the cheap tests: 4 corners and 5 points on its long axis (witnesses, in the box),
+#: then the centres of 3 disks that cover it, one in the middle of each third of its length.
+_AXIS = np.array([-0.5, -0.25, 0.0, 0.25, 0.5, -1.0 / 3.0, 0.0, 1.0 / 3.0])
+_WITNESSES = 4 + 5
 
 
 def _box_points(poses: FloatArray, sizes: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Corners ``(..., 4, 2)`` of boxes and their test points ``(..., _BOX_POINTS, 2)``.
-
-    The test points are witnesses, points of the box (its corners and five points on its long axis), then the
-    centres of three disks of radius ``_box_radius`` that cover it, one in the middle of each third of its length.
-    """
+    """Corners ``(..., 4, 2)`` of boxes and their test points ``(..., 12, 2)`` (witnesses, then disk centres)."""
     corners = _boxes(poses, sizes)
     u = np.stack([np.cos(poses[..., SE2Index.HEADING]), np.sin(poses[..., SE2Index.HEADING])], axis=-1)
     along = sizes[..., 0, None, None] * u[..., None, :]  # (..., 1, 2) the length along the heading
-    fractions = np.concatenate([_AXIS_WITNESSES, _AXIS_COVER])[:, None]
-    return corners, np.concatenate([corners, poses[..., None, XY] + fractions * along], axis=-2)
+    return corners, np.concatenate([corners, poses[..., None, XY] + _AXIS[:, None] * along], axis=-2)
 
 
-def _box_radius(length: FloatArray, width: FloatArray) -> FloatArray:
+def _box_radius(length: float, width: float) -> float:
     """Radius [m] of the disks that cover a box in ``_box_points``."""
-    return np.hypot(np.asarray(length) / 6, np.asarray(width) / 2) + _SLACK
+    return float(np.hypot(length / 6, width / 2)) + _SLACK
 
 
-@dataclass
-class _Pairs:
-    """(test point, path segment) pairs of the cheap tests, with the point's candidate, entity and disk radius.
-
-    Attributes:
-        points: the points [m] ``(Q, 2)``.
-        seg: the segments ``(Q,)``.
-        k: the candidate plan of each point ``(Q,)``.
-        e: its entity: an agent, or ``A`` for the ego ``(Q,)``.
-        radius: the radius of its covering disk [m], ``-inf`` for a witness ``(Q,)``.
-    """
-
-    points: FloatArray
-    seg: np.ndarray
-    k: np.ndarray
-    e: np.ndarray
-    radius: FloatArray
-
-    def select(self, mask: np.ndarray) -> _Pairs:
-        """The pairs where ``mask``."""
-        return _Pairs(self.points[mask], self.seg[mask], self.k[mask], self.e[mask], self.radius[mask])
-
-    @staticmethod
-    def join(parts: list[_Pairs]) -> _Pairs:
-        """All pairs of ``parts``."""
-        return _Pairs(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("points", "seg", "k", "e", "radius")))
+def _heading_spread(path: LanePath, reach: float) -> float:
+    """Largest spread [rad] of the vertex headings within ``reach`` [m] of progress along any one segment."""
+    arc, heading = path.progress, path.heading
+    m = len(arc)
+    lo = np.maximum(np.searchsorted(arc, arc[:-1] - reach, side="right") - 1, 0)  # first vertex of each window
+    hi = np.minimum(np.searchsorted(arc, arc[1:] + reach, side="left"), m - 1)  # and its last
+    idx = lo[:, None] + np.arange(int((hi - lo).max()) + 1)
+    inside = idx <= hi[:, None]
+    values = heading[np.minimum(idx, m - 1)]
+    return float((np.where(inside, values, -np.inf).max(1) - np.where(inside, values, np.inf).min(1)).max())
 
 
 @dataclass
@@ -232,10 +209,11 @@ class _Lanes:
         last_start_xy: that vertex [m] ``(A, 2)``.
         last_xy: each path's last vertex [m] ``(A, 2)``.
         grid: segments near any point within the largest reach of a test.
-        reach_arc: ``[a, o, j]``: the largest progress [m] on path ``a`` within ``half width of a + margin of a +
-            stretch radius of o`` of vertex ``j`` of path ``o`` (``-inf`` where none is; padded with ``-inf``)
-            ``(A, A, M)``. A footprint of ``o`` meets ``a``'s corridor from progress ``s`` only if the vertices
-            around its path stretch have a value >= ``s``.
+        reach_arc: ``[a, o, j]``: the largest progress [m] on path ``a`` within ``D[a, o]`` of vertex ``j`` of path
+            ``o``, ``-inf`` where none is (and as padding) ``(A, A, M)``. ``D[a, o]`` is ``a``'s half-width and
+            margin plus ``o``'s cover radius: the box and footprint of ``o`` lie within that radius of the vertices
+            around them on its path, so they meet ``a``'s corridor from progress ``s`` only if one of those
+            vertices has a value >= ``s``.
     """
 
     start: FloatArray
@@ -252,47 +230,51 @@ class _Lanes:
 
     @classmethod
     def of(cls, paths: list[LanePath], length: FloatArray, width: FloatArray, margin: FloatArray) -> _Lanes:
-        """Segments of the ``paths`` of agents of ``length`` and ``width`` [m] with corridor test ``margin`` [m]."""
-        a_n = len(paths)
+        """Segments of the ``paths`` of agents of ``length`` and ``width`` [m] with corridor test ``margin`` [m].
+
+        An agent's cover radius is its half-width, plus half its path's longest segment (every path point is that
+        close to a vertex), plus how far its box strays from the path: half its length times the spread of path
+        headings within half its length (the box is straight, its path may bend).
+        """
         xy = [p.xy for p in paths]
         arc = [p.progress for p in paths]
         vec = [np.diff(v, axis=0) for v in xy]
-        stretch_r = width / 2 + np.array([np.hypot(*v.T).max() / 2 for v in vec]) + _SLACK  # (A,)
-        corridor_r = width / 2 + margin
-        cover = np.concatenate([stretch_r, _box_radius(length, width), [_box_radius(PACIFICA.length, PACIFICA.width)]])
-        reach = float(corridor_r.max(initial=0.0) + cover.max(initial=0.0) + _SLACK)
+        spread = [_heading_spread(p, half) for p, half in zip(paths, length / 2, strict=True)]
+        cover = width / 2 + np.array([np.hypot(*v.T).max() / 2 for v in vec]) + length / 2 * np.array(spread)
+        cover = cover + _SLACK
+        corridor = width / 2 + margin
+        reach = float(corridor.max() + max(cover.max(), _box_radius(PACIFICA.length, PACIFICA.width)) + _SLACK)
+        start, vecs = np.concatenate([v[:-1] for v in xy]), np.concatenate(vec)
         lanes = cls(
-            start=np.concatenate([v[:-1] for v in xy]) if a_n else np.zeros((0, 2)),
-            vec=np.concatenate(vec) if a_n else np.zeros((0, 2)),
-            len2=np.concatenate([np.einsum("si,si->s", v, v) for v in vec]) if a_n else np.zeros(0),
-            arc0=np.concatenate([s[:-1] for s in arc]) if a_n else np.zeros(0),
-            arc_len=np.concatenate([np.diff(s) for s in arc]) if a_n else np.zeros(0),
-            path=np.concatenate([np.full(len(s) - 1, i) for i, s in enumerate(arc)]) if a_n else np.zeros(0, int),
+            start=start,
+            vec=vecs,
+            len2=np.einsum("si,si->s", vecs, vecs),
+            arc0=np.concatenate([s[:-1] for s in arc]),
+            arc_len=np.concatenate([np.diff(s) for s in arc]),
+            path=np.concatenate([np.full(len(s) - 1, i) for i, s in enumerate(arc)]),
             last_start=np.array([s[-2] for s in arc]),
-            last_start_xy=np.array([v[-2] for v in xy]).reshape(-1, 2),
-            last_xy=np.array([v[-1] for v in xy]).reshape(-1, 2),
-            grid=None,  # type: ignore[arg-type]
+            last_start_xy=np.array([v[-2] for v in xy]),
+            last_xy=np.array([v[-1] for v in xy]),
+            grid=SegmentGrid(start, vecs, reach),
             reach_arc=np.zeros(0),
         )
-        lanes.grid = SegmentGrid(lanes.start, lanes.vec, reach)
-        lanes.reach_arc = lanes._reach_arc(xy, corridor_r[:, None] + stretch_r[None, :])
+        lanes.reach_arc = lanes._reach_arc(xy, corridor[:, None] + cover[None, :])
         return lanes
 
     def _reach_arc(self, xy: list[FloatArray], reach: FloatArray) -> FloatArray:
         """``reach_arc`` for vertices ``xy`` (one array per path) and distances ``reach[a, o]`` [m]."""
-        a_n, m = len(xy), max((len(v) for v in xy), default=0)
+        a_n, m = len(xy), max(len(v) for v in xy)
         out = np.full((a_n, a_n, m), -np.inf)
-        if not a_n:
-            return out
         owner = np.concatenate([np.full(len(v), i) for i, v in enumerate(xy)])
         index = np.concatenate([np.arange(len(v)) for v in xy])
-        q, seg = self.grid.candidates(np.concatenate(xy))
+        points = np.concatenate(xy)
+        q, seg = self.grid.candidates(points)
         a = self.path[seg]
         other = a != owner[q]
         q, seg, a = q[other], seg[other], a[other]
         o = owner[q]
-        # the points of segment seg within d of the vertex: t in [t1, t2] (fractions of the segment)
-        rel = np.concatenate(xy)[q] - self.start[seg]
+        # the points of segment seg within d of the vertex: fractions t in [b - root, b + root]
+        rel = points[q] - self.start[seg]
         b = np.einsum("qi,qi->q", rel, self.vec[seg]) / self.len2[seg]
         d = reach[a, o] + _SLACK
         disc = b**2 - (np.einsum("qi,qi->q", rel, rel) - d**2) / self.len2[seg]
@@ -302,15 +284,63 @@ class _Lanes:
         np.maximum.at(out, (a[ok], o[ok], index[q[ok]]), arc[ok])
         return out
 
-    def distance(self, points: FloatArray, seg: np.ndarray, lo: FloatArray, hi: FloatArray) -> FloatArray:
-        """Distance [m] of points ``(Q, 2)`` to segments ``seg`` ``(Q,)`` cut to progress ``[lo, hi]`` (inf outside)."""
-        f0 = np.maximum((lo - self.arc0[seg]) / self.arc_len[seg], 0.0)
-        f1 = np.minimum((hi - self.arc0[seg]) / self.arc_len[seg], 1.0)
+    def distance(self, points: FloatArray, seg: np.ndarray) -> FloatArray:
+        """Distance [m] of points ``(Q, 2)`` to segments ``seg`` ``(Q,)``."""
         rel = points - self.start[seg]
         vec = self.vec[seg]
-        f = np.minimum(np.maximum(np.einsum("qi,qi->q", rel, vec) / self.len2[seg], f0), f1)
+        f = np.clip(np.einsum("qi,qi->q", rel, vec) / self.len2[seg], 0.0, 1.0)
         gap = rel - f[:, None] * vec
-        return np.where(f0 <= f1, np.hypot(gap[:, 0], gap[:, 1]), np.inf)
+        return np.hypot(gap[:, 0], gap[:, 1])
+
+
+@dataclass
+class _EgoTests:
+    """The ego's test points near the agents' paths, for every step: what does not change while agents move.
+
+    Attributes:
+        offsets: pairs of step ``t`` are ``offsets[t]:offsets[t + 1]`` ``(T + 1,)``.
+        k: the candidate of each (point, segment) pair ``(Q,)``.
+        a: the agent whose path holds the segment ``(Q,)``.
+        arc0: progress at the segment's start [m] ``(Q,)``.
+        arc1: progress at its end [m] ``(Q,)``.
+        sure: a witness deep enough in the agent's corridor if the segment is ahead of the agent, and clear of
+            the path's end ``(Q,)``.
+        points: the points [m] ``(Q, 2)``.
+    """
+
+    offsets: np.ndarray
+    k: np.ndarray
+    a: np.ndarray
+    arc0: FloatArray
+    arc1: FloatArray
+    sure: np.ndarray
+    points: FloatArray
+
+    @classmethod
+    def of(cls, points: FloatArray, lanes: _Lanes, half_width: FloatArray, margin: FloatArray) -> _EgoTests:
+        """Pairs of test points ``(K, T, 12, 2)`` near enough to matter to corridors of ``half_width`` [m] ``(A,)``."""
+        t_n, p_n = points.shape[1:3]
+        flat = points.reshape(-1, 2)
+        q, seg = lanes.grid.candidates(flat)
+        a = lanes.path[seg]
+        dist = lanes.distance(flat[q], seg)
+        witness = q % p_n < _WITNESSES
+        radius = np.where(witness, 0.0, _box_radius(PACIFICA.length, PACIFICA.width))
+        keep = dist <= half_width[a] + margin[a] + radius
+        q, seg, a, dist, witness = q[keep], seg[keep], a[keep], dist[keep], witness[keep]
+        clear = np.hypot(*(flat[q] - lanes.last_xy[a]).T) > half_width[a] + margin[a]
+        t = (q // p_n) % t_n
+        order = np.argsort(t, kind="stable")
+        q, seg, a = q[order], seg[order], a[order]
+        return cls(
+            offsets=np.searchsorted(t[order], np.arange(t_n + 1)),
+            k=q // (p_n * t_n),
+            a=a,
+            arc0=lanes.arc0[seg],
+            arc1=lanes.arc0[seg] + lanes.arc_len[seg],
+            sure=(witness & (dist <= half_width[a] - margin[a]) & clear)[order],
+            points=flat[q],
+        )
 
 
 @dataclass
@@ -323,12 +353,10 @@ class _Candidates:
     Attributes:
         near: ``(K, A, E)``.
         inside: ``(K, A, E)``, a subset of ``near``.
-        own_inside: whether the agent's snapped box provably meets its own corridor (step 1) ``(K, A)``.
     """
 
     near: np.ndarray
     inside: np.ndarray
-    own_inside: np.ndarray
 
 
 @dataclass
@@ -347,8 +375,9 @@ class _Agents:
     snapped_bounds: FloatArray  # (A, 4)
     parked: np.ndarray  # (V,) vehicles shown frozen at t = 0 unless an agent's box overlaps them
     table: PathTable  # the paths as arrays
-    lanes: _Lanes  # the paths' segments for the cheap corridor tests
+    lanes: _Lanes | None  # the paths' segments for the cheap corridor tests (None without agents)
     margin: FloatArray  # (A,) margin of the cheap tests of each agent's corridor [m]
+    same_lane: np.ndarray  # (A, A) whether two agents drive the same lane segment (so the same path)
     footprints: dict[tuple[int, float, float], shapely.Geometry] = field(default_factory=dict)  # by (agent, p, v)
 
     @property
@@ -408,8 +437,9 @@ def _agents(cache: SceneCache, cfg: ReactiveTrafficConfig) -> _Agents:
         snapped_bounds=_bounds(snapped_corners[idx]),
         parked=parked,
         table=PathTable(paths),
-        lanes=_Lanes.of(paths, length, width, margin),
+        lanes=_Lanes.of(paths, length, width, margin) if paths else None,
         margin=margin,
+        same_lane=seed.vehicle_segment[idx][:, None] == seed.vehicle_segment[idx][None, :],
     )
 
 
@@ -446,10 +476,10 @@ class _Rollout:
 
     Each step, cheap tests (``_candidates``) settle for every (candidate, agent, other entity) whether the entity
     provably misses or provably meets the agent's corridor, with a margin that GEOS's approximations cannot cross:
-    points of the entity's box (witnesses) and disks covering it against the agent's path ahead through a segment
-    grid, and its footprint's path stretch through the per-scene table of how close the paths come to each
-    other. Only the undecided get shapely's exact test, and only agents with something in their corridor
-    measure polygon distances, so results equal testing every entity exactly.
+    the ego's box points (witnesses in it, disks covering it) against the agent's path ahead, other agents through
+    the per-scene table of how close the paths come to each other (and, on the same lane, by progress). Only the
+    undecided get shapely's exact test, and only agents with something in their corridor measure polygon
+    distances, so results equal testing every entity exactly.
     """
 
     def __init__(self, cache: SceneCache, agents: _Agents, ego_states: FloatArray, cfg: ReactiveTrafficConfig):
@@ -465,12 +495,13 @@ class _Rollout:
         self.ego_size = np.array([PACIFICA.length, PACIFICA.width])
         self.sizes = np.stack([agents.length, agents.width], axis=1)  # (A, 2)
         # the ego as navsim shows it to the agents: its box centred on the rear axle, at every step
-        self.ego_corners, ego_points = _box_points(ego_states[..., POSE], self.ego_size)  # (K, T, 4 | P, 2)
+        self.ego_corners, ego_points = _box_points(ego_states[..., POSE], self.ego_size)  # (K, T, 4 | 12, 2)
         self.now = self.table.pose_at(self.p) if a else np.zeros((self.k, 0, 3))  # (K, A, 3) poses at p
         self.after_corners = np.zeros((self.k, a, 4, 2))  # boxes at the progress after this step's update
         self.before_corners = self.after_corners  # and before it (the previous step's after)
         if a:
-            self._layout(ego_points)
+            assert agents.lanes is not None
+            self.ego_tests = _EgoTests.of(ego_points, agents.lanes, agents.width / 2, agents.margin)
 
     # -------------------------------------------------------------- geometry of one agent
     def footprints(self, keys: list[tuple[int, float, float]], corners: FloatArray) -> None:
@@ -517,95 +548,70 @@ class _Rollout:
         return geom
 
     # -------------------------------------------------------------- cheap tests
-    def _layout(self, ego_points: FloatArray) -> None:
-        """The fixed parts of the cheap tests: who each agent box point belongs to, and the ego's pairs per step."""
-        ag = self.ag
-        k_n, a_n = self.p.shape
-        k, e, j = np.meshgrid(np.arange(k_n), np.arange(a_n), np.arange(_BOX_POINTS), indexing="ij")
-        self.pt_k, self.pt_e = k.ravel(), e.ravel()
-        self.pt_radius = np.where(j < _WITNESSES, -np.inf, _box_radius(ag.length, ag.width)[e]).ravel()
-        flat = ego_points.reshape(-1, 2)  # (K * T * P, 2)
-        q, seg = ag.lanes.grid.candidates(flat)
-        t = (q // _BOX_POINTS) % self.t
-        order = np.argsort(t, kind="stable")
-        q, seg = q[order], seg[order]
-        radius = np.where(q % _BOX_POINTS < _WITNESSES, -np.inf, _box_radius(PACIFICA.length, PACIFICA.width))
-        self.ego_pairs = _Pairs(flat[q], seg, q // (_BOX_POINTS * self.t), np.full(len(q), a_n), radius)
-        self.ego_offsets = np.searchsorted(t[order], np.arange(self.t + 1))
-        snapped = np.broadcast_to(ag.snapped_poses, (k_n, a_n, 3))
-        _, self.before_pairs = self._box_pairs(snapped)  # an agent's occupancy before its first update
-        self.before_range = (np.full((k_n, a_n), 1), np.full((k_n, a_n), 0))  # a snapped box has no stretch
-
-    def _box_pairs(self, poses: FloatArray) -> tuple[FloatArray, _Pairs]:
-        """Box corners ``(K, A, 4, 2)`` of the agents at ``poses`` ``(K, A, 3)`` and their test points' pairs."""
-        corners, points = _box_points(poses, np.broadcast_to(self.sizes, (*poses.shape[:-1], 2)))
-        flat = points.reshape(-1, 2)
-        q, seg = self.ag.lanes.grid.candidates(flat)
-        return corners, _Pairs(flat[q], seg, self.pt_k[q], self.pt_e[q], self.pt_radius[q])
-
-    def _candidates(self, step: int, bounded: FloatArray, p_after: FloatArray, after: FloatArray) -> _Candidates:
+    # -------------------------------------------------------------- cheap tests
+    def _candidates(
+        self, step: int, bounded: FloatArray, p_after: FloatArray, after: FloatArray, touches: np.ndarray | None
+    ) -> _Candidates:
         """Cheap corridor tests of every (candidate, agent, entity) this step (see the class docstring).
 
-        The entities are as the agent finds them in its turn: earlier agents after their update at ``p_after``,
-        poses ``after`` (their footprint ahead bounded by the largest speed the update can reach), later agents
-        before it (at step 1 their snapped boxes), and the ego's box centred on its rear axle at step - 1.
+        The entities are as the agent finds them in its turn: the ego's box centred on its rear axle at step - 1,
+        earlier agents after their update at ``p_after`` (poses ``after``; their footprint ahead bounded by the
+        largest speed the update can reach), later agents before it. At step 1 those are their snapped boxes,
+        off their paths: there, ``touches`` (boxes that may touch the corridor's bounding box) stands in.
         """
         ag, cfg, lanes = self.ag, self.cfg, self.ag.lanes
+        assert lanes is not None
         k_n, a_n = self.p.shape
-        half = ag.length / 2
-        self.after_corners, after_pairs = self._box_pairs(after)
-        lo, hi = p_after - half, p_after + half + (self.v + STEP * cfg.accel_max) * cfg.headway
-        after_range = (self.table.segment(lo), self.table.segment(hi) + 1)
-        before_pairs, before_range = self.before_pairs, self.before_range
-        self.before_pairs, self.before_range = after_pairs, after_range  # what later agents meet next step
-        ego = self.ego_pairs.select(slice(self.ego_offsets[step - 1], self.ego_offsets[step]))
-        a_after, a_before = lanes.path[after_pairs.seg], lanes.path[before_pairs.seg]
-        own = (before_pairs.e == a_before) & (step == 1)  # its own snapped box, for the path check
-        pairs = _Pairs.join(
-            [before_pairs.select((before_pairs.e > a_before) | own), after_pairs.select(after_pairs.e < a_after), ego]
-        )
-        a, k, e = lanes.path[pairs.seg], pairs.k, pairs.e
-        keep = self.alive[k, a] & ((e == a_n) | self.alive[k, np.minimum(e, a_n - 1)])
-        pairs, a, k, e = pairs.select(keep), a[keep], k[keep], e[keep]
-        # the corridor: the path from the agent's bounded progress, or its last segment at the end
-        at_end = bounded >= ag.ends  # (K, A)
-        window = np.where(at_end, lanes.last_start, bounded)
+        half, deep = ag.length / 2, ag.width / 2 + ag.margin  # (A,)
+        at_end = bounded >= ag.ends  # (K, A) at its path's end, a corridor is the last segment
+        window = np.where(at_end, lanes.last_start, bounded)  # where the corridor starts on the path
         start_xy = np.where(at_end[..., None], lanes.last_start_xy, self.now[..., XY])
-        dist = lanes.distance(pairs.points, pairs.seg, window[k, a], ag.ends[a])
-        r, margin = ag.width[a] / 2, ag.margin[a]
         near = np.zeros((k_n, a_n, a_n + 1), dtype=bool)
-        hit = dist <= r + margin + pairs.radius
-        near[k[hit], a[hit], e[hit]] = True
-        # a witness within r - margin of the path ahead, and farther than r + margin from both of its ends, lies
-        # in the corridor: its nearest point on the path is then inside a segment or at an inner vertex
-        sure = np.isneginf(pairs.radius) & ~at_end[k, a] & (dist <= r - margin)
-        sure &= np.hypot(*(pairs.points - start_xy[k, a]).T) > r + margin
-        sure &= np.hypot(*(pairs.points - lanes.last_xy[a]).T) > r + margin
         inside = np.zeros_like(near)
-        inside[k[sure], a[sure], e[sure]] = True
-        # footprint stretches: the path vertices around each one against the table of path proximity
-        earlier = np.tri(a_n, k=-1, dtype=bool)  # [a, o]: o < a, met after its update
-        first = np.where(earlier, after_range[0][:, None, :], before_range[0][:, None, :])  # (K, A, A)
-        last = np.where(earlier, after_range[1][:, None, :], before_range[1][:, None, :])
-        width = int((last - first).max(initial=-1)) + 1
-        if width > 0:
-            idx = first[..., None] + np.arange(width)  # (K, A, A, W)
-            rows = np.arange(a_n)
-            column = np.minimum(idx, lanes.reach_arc.shape[-1] - 1)
-            arc = lanes.reach_arc[rows[:, None, None], rows[None, :, None], column]
-            arc = np.where(idx <= last[..., None], arc, -np.inf).max(axis=-1)
-            near[..., :a_n] |= (arc >= window[..., None]) & self.alive[:, :, None] & self.alive[:, None, :]
-        near |= inside
-        diagonal = np.arange(a_n)
-        own_inside = inside[:, diagonal, diagonal].copy()
-        near[:, diagonal, diagonal] = False
-        inside[:, diagonal, diagonal] = False
-        return _Candidates(near, inside, own_inside)
+        # the ego: a pair counts where its segment reaches into the corridor
+        ego = self.ego_tests
+        rows = slice(ego.offsets[step - 1], ego.offsets[step])
+        k, a = ego.k[rows], ego.a[rows]
+        ahead = self.alive[k, a] & (ego.arc1[rows] > window[k, a])
+        near[k[ahead], a[ahead], a_n] = True
+        sure = np.flatnonzero(ahead & ego.sure[rows] & (ego.arc0[rows] >= window[k, a]) & ~at_end[k, a])
+        k, a = k[sure], a[sure]
+        sure = np.hypot(*(ego.points[rows][sure] - start_xy[k, a]).T) > deep[a]  # clear of the corridor's start
+        inside[k[sure], a[sure], a_n] = True
+        # the other agents [k, a, o]: earlier ones after their update, later ones before it
+        earlier = np.tri(a_n, k=-1, dtype=bool)
+        live = self.alive[:, :, None] & self.alive[:, None, :] & ~np.eye(a_n, dtype=bool)
+        progress = np.where(earlier, p_after[:, None, :], self.p[:, None, :])  # (K, A, A)
+        fastest = np.where(earlier, self.v[:, None, :] + STEP * cfg.accel_max, self.v[:, None, :])
+        centre = self.table.clamp(progress)
+        reach = self.table.clamp(progress + half + fastest * cfg.headway)
+        first = self.table.segment(centre - half)
+        last = self.table.segment(np.maximum(centre + half, reach)) + 1
+        idx = first[..., None] + np.arange(int((last - first).max(initial=0)) + 1)  # (K, A, A, W) vertices
+        agents = np.arange(a_n)
+        vertex = np.minimum(idx, lanes.reach_arc.shape[-1] - 1)
+        arc = lanes.reach_arc[agents[:, None, None], agents[None, :, None], vertex]
+        arc = np.where(idx <= last[..., None], arc, -np.inf).max(axis=-1, initial=-np.inf)
+        on_path = (centre - half >= 0.0) & (centre + half <= ag.ends)  # the box has path vertices around it
+        met = live & ((arc >= window[..., None]) | ~on_path)
+        # on the same lane, an agent's box centre lies on the path ahead: in the corridor, clear of its ends
+        xy = np.where(earlier[..., None], after[:, None, :, XY], self.now[:, None, :, XY])  # (K, A, A, 2)
+        sure = live & ag.same_lane & ~at_end[..., None] & (centre > window[..., None])
+        sure &= np.hypot(*np.moveaxis(xy - start_xy[:, :, None], -1, 0)) > deep[:, None]
+        sure &= np.hypot(*np.moveaxis(xy - lanes.last_xy[:, None], -1, 0)) > deep[:, None]
+        if step == 1:  # later agents are still in their snapped boxes
+            met = np.where(earlier, met, live & touches)
+            sure &= earlier
+        near[..., :a_n] = met | sure
+        inside[..., :a_n] = sure
+        return _Candidates(near, inside)
 
-    def _box_flags(self, bounded: FloatArray) -> np.ndarray:
-        """(candidate, agent) pairs ``(K, A)`` whose corridor box meets another agent's or the ego's box at step 1.
+    def _box_flags(self, bounded: FloatArray) -> tuple[np.ndarray, np.ndarray]:
+        """Bounding-box tests of step 1: the pairs ``(K, A)`` to check, and the agents that may touch a corridor.
 
-        Where such an agent's path misses its own snapped box, the scene fails, as it always has here.
+        The first are the (candidate, agent) pairs whose corridor's box meets another agent's or the ego's box:
+        where such an agent's path misses its own snapped box, the scene fails, as it always has here. The second
+        ``(K, A, A)`` are the agents whose boxes (before or after the update) meet each corridor's box.
         """
         ag, cfg = self.ag, self.cfg
         num_agents = len(ag.paths)
@@ -623,9 +629,8 @@ class _Rollout:
         touches_agent = _overlap(corridor[:, :, None], reach[:, None]) & self.alive[:, None]  # (K, A, A)
         touches_agent[:, np.arange(num_agents), np.arange(num_agents)] = False
         touches_ego = _overlap(corridor, _bounds(self.ego_corners[:, 0])[:, None])  # (K, A)
-        return self.alive & (touches_agent.any(-1) | touches_ego)
+        return self.alive & (touches_agent.any(-1) | touches_ego), touches_agent
 
-    # -------------------------------------------------------------- one step
     def step(self, step: int) -> tuple[FloatArray, FloatArray]:
         """Advance every agent by one step against ego state ``step - 1``; returns the new (p, v) ``(K, A)``."""
         ag, cfg = self.ag, self.cfg
@@ -642,14 +647,16 @@ class _Rollout:
         p_new = np.where(self.alive, p_new, self.p)
         v_new = np.where(self.alive, v_new, self.v)
         after = self.table.pose_at(p_new)  # (K, A, 3) every update moves an agent by its old speed
-        cand = self._candidates(step, bounded, p_new, after)
-        check = self._box_flags(bounded) if step == 1 else np.zeros_like(self.alive)
-        todo = cand.near.any(-1) | (check & ~cand.own_inside)
+        self.after_corners = _boxes(after, np.broadcast_to(self.sizes, (*after.shape[:-1], 2)))
+        check, touches = self._box_flags(bounded) if step == 1 else (np.zeros_like(self.alive), None)
+        cand = self._candidates(step, bounded, p_new, after, touches)
+        todo = cand.near.any(-1) | check
         num_agents = len(ag.paths)
         if step > 1:  # the occupancies before the update that the agents will measure, built together
             later = np.triu(np.ones((num_agents, num_agents), dtype=bool), k=1)  # [a, o]: o > a
             need = (todo | (cand.near[..., :num_agents] & later).any(axis=1)) & self.alive
-            self._build_states(need, self.p, self.v, self.before_corners)
+            if need.any():
+                self._build_states(need, self.p, self.v, self.before_corners)
         for a in range(num_agents):
             for k in np.flatnonzero(todo[:, a]):
                 lead = self._leader(step, k, a, cand, bool(check[k, a]), bounded[k], p_new[k], v_new[k])
@@ -702,7 +709,7 @@ class _Rollout:
     ) -> tuple[float, int] | None:
         """(distance, index; -1 for the ego) of agent ``a``'s leader in candidate ``k``, ``None`` on a free road."""
         own = self._occupancy(step, k, a, p_new, v_new, updated=False)
-        if check_own and not cand.own_inside[k, a] and not shapely.intersects(self.corridor(a, float(bounded[a])), own):
+        if check_own and not shapely.intersects(self.corridor(a, float(bounded[a])), own):
             raise ValueError(
                 f"scene {self.cache.token}: the path of vehicle {self.cache.traffic.vehicle_tokens[self.ag.vehicle[a]]}"  # type: ignore[union-attr]
                 " misses its own snapped box (navsim fails such a token)"
