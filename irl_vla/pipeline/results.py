@@ -45,14 +45,7 @@ def collect(layout: Layout) -> dict[str, Any]:
     for split in EVAL_SPLITS:
         rows = {}
         for row, (label, folder, agent) in ROWS.items():
-            summary = read_json(layout.eval_dir(split, folder) / agent / "summary.json")
-            rows[row] = {
-                "label": label,
-                "epdms": summary["epdms"],
-                "sub_scores": summary["sub_scores"],
-                "num_scenes": summary["num_scenes"],
-                "num_failed": summary["num_failed"],
-            }
+            rows[row] = {"label": label, **_row(layout.eval_dir(split, folder) / agent / "summary.json")}
         splits[split] = rows
     report = read_json(layout.report / "report.json")
     shift = report.get("distribution_shift", [])
@@ -72,8 +65,39 @@ def collect(layout: Layout) -> dict[str, Any]:
     return {"splits": splits, "learned_reward": learned, "report_split": report.get("settings", {}).get("split")}
 
 
+def _row(path: Path) -> dict[str, Any]:
+    """EPDMS and sub-scores of one ``summary.json``; two-stage: each sub-score as [stage one, stage two].
+
+    Raises:
+        ValueError: naming the file when it scored no scene or its EPDMS is undefined.
+    """
+    summary = read_json(path)
+    epdms = summary.get("epdms")
+    if not summary.get("num_scenes") or epdms is None or not math.isfinite(epdms):
+        raise ValueError(
+            f"{path}: EPDMS {epdms} over {summary.get('num_scenes')} scenes; the evaluation scored nothing "
+            "(a split too small for its settings?)"
+        )
+    if summary.get("mode") == "two_stage":
+        one, two = summary["sub_scores_stage_one"], summary["sub_scores_stage_two"]
+        subs: dict[str, Any] = {n: [one[n], two[n]] for n in one}
+        extra = {"epdms_stage_one": summary["epdms_stage_one"], "epdms_stage_two": summary["epdms_stage_two"]}
+    else:
+        subs, extra = summary["sub_scores"], {}
+    return {
+        "mode": summary.get("mode"),
+        "epdms": epdms,
+        **extra,
+        "sub_scores": subs,
+        "num_scenes": summary["num_scenes"],
+        "num_failed": summary.get("num_failed", 0),
+    }
+
+
 def _f(x: Any) -> str:
-    """A score in [0, 1] as points with one decimal (``-`` when undefined)."""
+    """A score in [0, 1] as points with one decimal (``-`` when undefined); a pair as ``stage one / stage two``."""
+    if isinstance(x, list):
+        return " / ".join(_f(v) for v in x)
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     return f"{100 * float(x):.1f}"
@@ -85,7 +109,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [f"# Pipeline results: experiment `{results['experiment']}`", ""]
     learned = results["learned_reward"]
     for split, rows in results["splits"].items():
-        lines += [f"## {split} (scores in points)", ""]
+        two_stage = any(r.get("mode") == "two_stage" for r in rows.values())
+        note = " (two-stage EPDMS; sub-scores: stage one / stage two)" if two_stage else ""
+        lines += [f"## {split}: scores in points{note}", ""]
         header = ["policy", "EPDMS", *names, "learned reward", "simulator EPDMS of its candidates"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row, r in rows.items():

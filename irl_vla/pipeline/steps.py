@@ -171,7 +171,7 @@ def plan(cfg: PipelineConfig, layout: Layout) -> list[Step]:
             f"train.output_dir={out}",
             *train_common,
         )
-        steps.append(Step(name, "train", args, ("cache_train", "cache_test"), (out,), (out,)))
+        steps.append(Step(name, "train", args, ("cache_train",), (out,), (out,)))
     steps += [
         Step(
             "label",
@@ -231,7 +231,7 @@ def plan(cfg: PipelineConfig, layout: Layout) -> list[Step]:
                 f"train.output_dir={layout.ppo}",
                 *train_common,
             ),
-            ("cache_train", "cache_test", "il", "rwm"),
+            ("cache_train", "il", "rwm"),
             (layout.ppo_policy,),
             (layout.ppo,),
         ),
