@@ -27,3 +27,4 @@ class InfoKey(str, Enum):
     CANDIDATE_REWARDS = "candidate_rewards"  # O, S: ``(K,)`` the reward model's estimate of each candidate
     PLAN = "plan"  # O, S: the ``Trajectory`` the backend is tracking (relative to the frame it was planned in)
     META_ACTION = "meta_action"  # O, S: the agent's predicted ``MetaAction`` (language branch), if any
+    LANE_INVASIONS = "lane_invasions"  # O, S: ``list[str]`` lane markings crossed during this step (CARLA's sensor)

@@ -191,10 +191,14 @@ def suite_to_location(point: npt.ArrayLike) -> carla.Location:
     return carla.Location(x=float(p[0]), y=float(p[1]), z=float(p[2]) if p.shape[-1] == 3 else 0.0)
 
 
+def local_to_world(transform: carla.Transform, location: carla.Location) -> carla.Location:
+    """``transform.transform(location)`` without changing ``location`` (LibCarla rewrites its argument in place)."""
+    carla = _carla()
+    return transform.transform(carla.Location(x=location.x, y=location.y, z=location.z))
+
+
 def bounding_box_to_suite(box: carla.BoundingBox, actor_transform: carla.Transform) -> FloatArray:
     """An actor's ``carla.BoundingBox`` (in the actor frame) -> suite world box ``(len(BoundingBoxIndex),)``."""
-    carla = _carla()
-    # ``Transform.transform`` rewrites its argument in place (and returns it): transform a copy.
-    center = actor_transform.transform(carla.Location(x=box.location.x, y=box.location.y, z=box.location.z))
+    center = local_to_world(actor_transform, box.location)
     yaw = actor_transform.rotation.yaw + box.rotation.yaw
     return box_to_suite([center.x, center.y, center.z], [box.extent.x, box.extent.y, box.extent.z], yaw)

@@ -412,7 +412,7 @@ class CarlaEnv:
         zones = {}
         for stop in world.world.get_actors().filter("traffic.stop"):
             volume = stop.trigger_volume
-            center = co.location_to_suite(stop.get_transform().transform(volume.location))
+            center = co.location_to_suite(co.local_to_world(stop.get_transform(), volume.location))
             radius = self.config.stop_zone_scale * math.hypot(volume.extent.x, volume.extent.y)
             zones[str(stop.id)] = ((float(center[0]), float(center[1])), radius)
         return zones
@@ -484,6 +484,9 @@ class CarlaEnv:
             InfoKey.SPEED_LIMIT: limit if limit > 0 else None,
             InfoKey.TRAFFIC_SPEED: self._traffic_speed(world),
         }
+        with episode.lock:
+            info[InfoKey.LANE_INVASIONS] = list(episode.lane_invasions)
+            episode.lane_invasions.clear()
         if isinstance(action, Trajectory):
             info[InfoKey.PLAN] = action
         if termination is not None:

@@ -114,3 +114,10 @@ def test_vehicle_control_is_a_carla_value() -> None:
 
     control = to_vehicle_control(Controls(acceleration=-8.0, steering_angle=0.0))
     assert isinstance(control, carla.VehicleControl) and control.brake == pytest.approx(1.0)
+
+
+def test_local_to_world_leaves_its_argument_alone() -> None:
+    transform = carla.Transform(carla.Location(x=5.0, y=-2.0, z=0.0), carla.Rotation(yaw=90.0))
+    local = carla.Location(x=1.0, y=0.0, z=0.0)
+    world = co.local_to_world(transform, local)
+    assert (world.x, world.y) == pytest.approx((5.0, -1.0), abs=1e-5) and (local.x, local.y) == (1.0, 0.0)

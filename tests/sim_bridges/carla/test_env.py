@@ -63,6 +63,7 @@ def test_a_plan_is_tracked_and_the_ego_drives_along_the_route() -> None:
     heading_error = abs(np.remainder(pose[2] - start[2] + np.pi, 2 * np.pi) - np.pi)
     assert heading_error < 0.05 and info[InfoKey.ROUTE_COMPLETION] > 0
     assert info[InfoKey.EGO_TRACE].shape == (10, 9) and info[InfoKey.INFRACTIONS] == []
+    assert info[InfoKey.LANE_INVASIONS] == []
     env.close()
 
 
