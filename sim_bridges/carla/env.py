@@ -327,7 +327,7 @@ class CarlaEnv:
                 if k:
                     for _ in range(per_frame):
                         frame_id = world.tick()
-                episode.frames.append(self._frame(frame_id, sensors_needed=k == self.config.num_history_frames - 1))
+                episode.frames.append(self._frame(frame_id))
             with lock:
                 collisions.clear()
                 invasions.clear()
@@ -472,7 +472,7 @@ class CarlaEnv:
         if termination is not None:
             events += episode.lanes.finish()
         episode.step_index += 1
-        frame = self._frame(frame_id, sensors_needed=True)
+        frame = self._frame(frame_id)
         episode.frames = [*episode.frames[-(self.config.num_history_frames - 1) :], frame]
         limit = float(episode.ego.get_speed_limit()) / 3.6
         info: dict[str, Any] = {
@@ -612,8 +612,8 @@ class CarlaEnv:
             track_tokens=tokens,
         )
 
-    def _frame(self, frame_id: int, sensors_needed: bool) -> Frame:
-        """The suite ``Frame`` now (sensors read for ``frame_id`` when ``sensors_needed``)."""
+    def _frame(self, frame_id: int) -> Frame:
+        """The suite ``Frame`` now, with the sensor data of ``frame_id``."""
         episode = self.episode
         assert episode is not None
         pose = self._ego_pose()
@@ -623,7 +623,7 @@ class CarlaEnv:
         episode.previous_velocity = velocity
         command = compute_driving_command(episode.route.poses, pose[:2])
         status = EgoStatus(pose, velocity, acceleration, one_hot_command(command), in_global_frame=True)
-        cameras, lidar = episode.sensors.read(frame_id) if sensors_needed and episode.sensors.names else ({}, None)
+        cameras, lidar = episode.sensors.read(frame_id) if episode.sensors.names else ({}, None)
         token = f"{episode.route.route_id.replace('/', '_')}_{episode.step_index:05d}_{len(episode.frames):02d}"
         return Frame(
             token=token,
