@@ -129,6 +129,15 @@ class PPOTrainer(Trainer):
         self.export = export
         self.monitor = HackingMonitor(cfg.hacking)
         self.recent_rewards: list[float] = []
+        self.start_epdms: float | None = None
+
+    def evaluate_start(self) -> None:
+        """Evaluate the starting (stage-1) policy at step 0, so the hacking guard compares against it."""
+        if self.step == 0 and self.validates:
+            if self.processes.is_main:
+                self.output.mkdir(parents=True, exist_ok=True)
+                self._truncate_metrics()
+            self._validate(tqdm(disable=True))
 
     def _train_step(self, batch: Batch) -> dict[str, float]:
         """One PPO iteration on the batch's scenes: rollout, then the update (no scorer call can happen)."""
@@ -176,7 +185,12 @@ class PPOTrainer(Trainer):
         self.last_eval: dict[str, float] | None = None
         super()._validate(bar)
         stop = False
-        if self.processes.is_main and self.last_eval is not None and self.recent_rewards:
+        if self.processes.is_main and self.last_eval is not None and self.step == 0:
+            self.start_epdms = self.last_eval["epdms"]  # the stage-1 policy; its reward comes with the first rollout
+        elif self.processes.is_main and self.last_eval is not None and self.recent_rewards:
+            if self.start_epdms is not None:  # the starting point first: the first rollout measured its reward
+                self.monitor.update(self.recent_rewards[0], self.start_epdms)
+                self.start_epdms = None
             reward = sum(self.recent_rewards) / len(self.recent_rewards)
             stop = self.monitor.update(reward, self.last_eval["epdms"])
             self.recent_rewards = []
@@ -283,6 +297,7 @@ def run_ppo(
     def export(model: VLAModel) -> None:
         save_checkpoint(
             out / POLICY_DIR,
+            step=trainer.step,
             weights=model.state_dict(),
             config={**policy_config, "stage": "ppo", "ppo": record["train"]},
             normalization=normalization,
@@ -325,6 +340,7 @@ def run_ppo(
         find_unused_parameters=True,
     )
     try:
+        trainer.evaluate_start()
         trainer.fit()
     except RewardHackingStop as stop:
         if processes.is_main:

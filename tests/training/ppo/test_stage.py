@@ -72,7 +72,8 @@ def test_ppo_run_logs_cleanrl_names_evaluates_with_the_scorer_and_exports_a_load
         assert name in train[-1]
     assert "charts/learning_rate" in train[-1] and "reward/EP" in train[-1] and "reward/epdms" in train[-1]
     evals = _lines(out, "eval")
-    assert len(evals) == 1 and 0 <= evals[0]["epdms"] <= 1 and "NC" in evals[0]
+    assert [e["step"] for e in evals] == [0, 3]  # the stage-1 policy first, then the end
+    assert all(0 <= e["epdms"] <= 1 and "NC" in e for e in evals)
     tags = set()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
