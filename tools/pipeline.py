@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
 
 import hydra
@@ -35,6 +37,8 @@ def main(cfg: DictConfig) -> None:
     unknown = sorted(set(config.extra) - {s.name for s in steps})
     if unknown:
         raise ValueError(f"pipeline.extra: unknown steps {unknown}; steps: {[s.name for s in steps]}")
+    # a `kill` of the pipeline stops the running step too (subprocess.run kills its child on the SystemExit)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     print(f"[pipeline] experiment {config.experiment}: {len(steps)} steps in {layout.work}")
     start = time.perf_counter()
     env = {"OMP_NUM_THREADS": str(config.threads), "MKL_NUM_THREADS": str(config.threads)}
