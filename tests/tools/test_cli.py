@@ -128,7 +128,7 @@ def test_help_lists_only_the_commands_groups_and_explains_its_keys(
     groups = out.split("Config groups (group=option):")[1].split("\n\n")[0] if "Config groups" in out else ""
     shown = {line.split(":")[0].strip() for line in groups.splitlines() if line.strip()}
     assert shown == set(spec.groups())  # its own, as its yaml composes them
-    assert shown <= {"paths", "agent", "aggregation", "bench", "model", "train", "sim"}
+    assert shown <= {"paths", "agent", "aggregation", "bench", "model", "train", "sim", "experiment"}
     prefix = f"{spec.key}." if spec.key else ""
     for field in dataclasses.fields(spec.schema):
         assert f"  {prefix}{field.name} = " in out  # every key with its default ...
