@@ -128,3 +128,27 @@ def require_at_least(obj: object, names: tuple[str, ...], minimum: float) -> Non
         value = getattr(obj, name)
         if not value >= minimum:
             raise ValueError(f"{type(obj).__name__}.{name}: expected >= {minimum}, got {value}")
+
+
+def load_yaml_config(
+    path: Path, cls: type[T], what: str, sizes: tuple[str, ...], overrides: dict[str, Any] | None = None
+) -> T:
+    """The dataclass ``cls`` from the yaml file ``path`` merged with ``overrides``.
+
+    Args:
+        path: the yaml file (a shipped size's or the user's).
+        cls: the config dataclass.
+        what: the kind of config, for messages (``"model"``, ``"reward model"``).
+        sizes: the shipped sizes, named when the file is missing.
+        overrides: nested keys merged over the file.
+
+    Raises:
+        FileNotFoundError: naming the file.
+        ValueError: naming the key of an unknown or invalid field.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no {what} config (sizes: {', '.join(sizes)})")
+    cfg = OmegaConf.load(path)
+    if overrides:
+        cfg = OmegaConf.merge(cfg, OmegaConf.create(overrides))
+    return to_dataclass(cfg, cls, where=f"{what} ({path})")

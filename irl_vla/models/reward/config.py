@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 import configs
-from irl_vla.common.config import require_at_least, to_dataclass
+from irl_vla.common.config import load_yaml_config, require_at_least, to_dataclass
 from irl_vla.scoring.aggregation import AggregationConfig
 
 #: Sizes shipped in ``configs/model/reward_<size>.yaml``.
@@ -212,12 +212,7 @@ def load_reward_config(size_or_path: str, overrides: dict[str, Any] | None = Non
         ValueError: naming the key of an unknown or invalid field.
     """
     path = reward_config_path(size_or_path) if size_or_path in REWARD_SIZES else Path(size_or_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no reward model config (sizes: {', '.join(REWARD_SIZES)})")
-    cfg = OmegaConf.load(path)
-    if overrides:
-        cfg = OmegaConf.merge(cfg, OmegaConf.create(overrides))
-    return to_dataclass(cfg, RewardModelConfig, where=f"reward model ({path})")
+    return load_yaml_config(path, RewardModelConfig, "reward model", REWARD_SIZES, overrides)
 
 
 def reward_config_from_dict(doc: dict[str, Any]) -> RewardModelConfig:

@@ -13,10 +13,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 import configs
-from irl_vla.common.config import require_at_least, to_dataclass
+from irl_vla.common.config import load_yaml_config, require_at_least
 
 #: Sizes shipped in ``configs/model/``.
 MODEL_SIZES: tuple[str, ...] = ("tiny", "default", "base")
@@ -387,9 +385,4 @@ def load_model_config(size_or_path: str, overrides: dict[str, Any] | None = None
         ValueError: naming the key of an unknown or invalid field.
     """
     path = model_config_path(size_or_path) if size_or_path in MODEL_SIZES else Path(size_or_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no model config (sizes: {', '.join(MODEL_SIZES)})")
-    cfg = OmegaConf.load(path)
-    if overrides:
-        cfg = OmegaConf.merge(cfg, OmegaConf.create(overrides))
-    return to_dataclass(cfg, VLAConfig, where=f"model ({path})")
+    return load_yaml_config(path, VLAConfig, "model", MODEL_SIZES, overrides)
