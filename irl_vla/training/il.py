@@ -33,6 +33,7 @@ from tqdm import tqdm
 from irl_vla.agents.ego_mlp import EgoMLPAgent
 from irl_vla.agents.vla import PolicyAgent, VLAAgent
 from irl_vla.common.checkpoint import Checkpoint
+from irl_vla.common.config import require_at_least_or_none
 from irl_vla.common.io import atomic_open
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.features.cameras import DEFAULT_CAMERAS
@@ -117,10 +118,7 @@ class ILConfig(TrainerConfig):
         if self.stage != "il":
             raise ValueError(f"ILConfig.stage: expected il, got {self.stage!r}")
         check_source("ILConfig", self.source, self.navsim_root)
-        for name in ("max_scenes", "val_max_scenes"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"ILConfig.{name}: expected >= 1 or null, got {value}")
+        require_at_least_or_none(self, ("max_scenes", "val_max_scenes"), 1)
         if self.stats_scenes < 2 or self.anchor_iterations < 1 or self.workers < 1:
             raise ValueError(
                 f"ILConfig: expected stats_scenes >= 2, anchor_iterations >= 1, workers >= 1; got {self.stats_scenes}, "

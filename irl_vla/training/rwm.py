@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from irl_vla.common.config import require_at_least_or_none
 from irl_vla.common.io import file_sha256
 from irl_vla.data.features.dataset import FeatureDataset, Sample, collate
 from irl_vla.data.source import SourceFactory, check_source
@@ -97,10 +98,7 @@ class RWMConfig(TrainerConfig):
         if self.stage != "rwm":
             raise ValueError(f"RWMConfig.stage: expected rwm, got {self.stage!r}")
         check_source("RWMConfig", self.source, self.navsim_root)
-        for name in ("max_scenes", "val_max_scenes"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"RWMConfig.{name}: expected >= 1 or null, got {value}")
+        require_at_least_or_none(self, ("max_scenes", "val_max_scenes"), 1)
         if self.stats_scenes < 2 or self.val_batch_size < 1:
             raise ValueError(f"RWMConfig: expected stats_scenes >= 2, val_batch_size >= 1; got {self.stats_scenes}")
 
