@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import active_children, get_context
 from typing import Any, Generic, TypeVar
 
 R = TypeVar("R")
@@ -281,6 +281,7 @@ def _replies(
 def _process_replies(
     fn: Callable[..., Any], todo: list[Task], workers: int, key: str, setup: Callable[[], Any] | None
 ) -> Iterator[tuple[Task, tuple]]:
+    before = set(active_children())
     pool = ProcessPoolExecutor(
         max_workers=min(workers, len(todo)),
         mp_context=get_context("spawn"),
@@ -303,7 +304,11 @@ def _process_replies(
         clean = True
     finally:
         if not clean:  # interrupted (Ctrl-C) or the caller failed: stop the workers now, not after their tasks
-            for process in list(getattr(pool, "_processes", {}).values()):
+            # A Ctrl-C can land while the pool is starting a worker, after the process began but before the pool
+            # recorded it; such a worker would go on computing and keep ``shutdown`` waiting, so every process
+            # started since this job began is stopped, recorded by the pool or not.
+            started = set(getattr(pool, "_processes", {}).values()) | (set(active_children()) - before)
+            for process in started:
                 process.kill()
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -138,3 +138,31 @@ def test_sigkill_of_the_parent_leaves_no_worker_running(backend: str, tmp_path: 
     while any(_alive(p) for p in watched) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [p for p in watched if _alive(p)], "processes outlived their parent"
+
+
+# ---------------------------------------------------------------------------------------------- Ctrl-C
+def test_ctrl_c_while_a_worker_starts_stops_that_worker_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C between a worker's start and the pool recording it must not leave that worker computing."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    spawn = ProcessPoolExecutor._spawn_process
+    started: list[int] = []
+
+    def interrupted_spawn(self: ProcessPoolExecutor) -> None:
+        spawn(self)
+        pid = list(self._processes)[-1]
+        started.append(pid)
+        if len(started) == 2:  # the first worker is busy; the interrupt lands before the pool records the second
+            time.sleep(2.0)
+            del self._processes[pid]
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", interrupted_spawn)
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_tasks(sleep_and_report, [Task(str(i), (str(tmp_path), i)) for i in range(3)], ExecutorConfig(workers=2))
+    assert time.monotonic() - t0 < 30, "stopping the job waited on its workers"
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started and not [p for p in started if _alive(p)], "a worker the pool never recorded is still running"

@@ -24,6 +24,19 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
+#: Ray's idle per-node agents: they see Ray's node process die within 2 s, then wait out Ray's own hard-coded
+#: 60 s timeout reporting it to the (dead) control store, so they get a longer grace than anything that computes.
+RAY_AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent", "dashboard/agent.py", "runtime_env/agent/main.py")
+RAY_AGENT_GRACE = 90.0
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
 def _running(pid: int) -> bool:
     stat = Path(f"/proc/{pid}/stat")
     try:
@@ -56,7 +69,10 @@ def test_sigkill_of_generate_leaves_no_process_running(backend: str, tmp_path: P
     seen |= _descendants(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 30
-    while [p for p in seen if _running(p)] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p for p in seen if _running(p)], "processes of the killed command are still running"
+    agents = {p for p in seen if any(name in _cmdline(p) for name in RAY_AGENTS)}  # (renamed once started)
+    for watched, grace in ((seen - agents, 30.0), (agents, RAY_AGENT_GRACE)):
+        deadline = time.monotonic() + grace
+        while [p for p in watched if _running(p)] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = {p: _cmdline(p) for p in watched if _running(p)}
+        assert not left, f"processes of the killed command are still running after {grace:.0f} s: {left}"
