@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from irl_vla.common.command import Command
 from irl_vla.data.features.caching import CacheConfig, run_cache
-from tools.sources import scene_sources
+from tools.sources import config_sources
 
 COMMAND = Command(
     "cache",
@@ -24,9 +24,7 @@ def main(cfg: DictConfig) -> None:
     """Cache every configured builder's outputs of every scene; print what was done and where."""
     config = COMMAND.load(cfg)
     run = COMMAND.start(cfg, config)
-    sources = scene_sources(
-        config.source, config.data_root, config.split, config.navsim_root, config.maps_root, config.split_file
-    )
+    sources = config_sources(config)
     report = run_cache(config, sources.split)
     print(report.summary())
     for path in report.repaired:

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from irl_vla.common.command import Command
 from irl_vla.labeling.pipeline import LabelConfig, run_label
-from tools.sources import scene_sources
+from tools.sources import config_sources
 
 COMMAND = Command(
     "label",
@@ -26,9 +26,7 @@ def main(cfg: DictConfig) -> None:
     """Label the split's scenes; print what was done and where."""
     config = COMMAND.load(cfg)
     run = COMMAND.start(cfg, config)
-    sources = scene_sources(
-        config.source, config.data_root, config.split, config.navsim_root, config.maps_root, config.split_file
-    )
+    sources = config_sources(config)
     report = run_label(config, sources.split)
     print(report.summary())
     run.finish([report.label_dir])

@@ -12,8 +12,8 @@ import hashlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
+from irl_vla.common.config_source import SceneSourceConfig
 from irl_vla.data.rendered_sensors import RenderedSensors
 from irl_vla.data.source import SceneSources
 from irl_vla.data.split import embedded_sources
@@ -90,17 +90,21 @@ def scene_sources(
     raise ValueError(f"unknown scene source {source!r}: embedded or navsim")
 
 
-def config_sources(config: Any) -> SceneSources:
-    """``scene_sources`` of a command config with the usual fields.
+def config_sources(config: SceneSourceConfig, split: str | None = None, render_cache: bool = True) -> SceneSources:
+    """``scene_sources`` of a command's settings (every command that reads a split: ``SceneSourceConfig``).
 
-    Those are source, data_root, split, navsim_root, maps_root, split_file and sensor_cache (eval, submit).
+    Args:
+        config: the command's settings.
+        split: another split of the same source (a training run's ``val_split``); ``None``: ``config.split``.
+        render_cache: keep rendered sensors in ``config.sensor_cache`` (training reads its own split through the
+            feature cache, so only its validation split's sensors are kept).
     """
     return scene_sources(
         config.source,
         config.data_root,
-        config.split,
+        config.split if split is None else split,
         config.navsim_root,
         config.maps_root,
         config.split_file,
-        config.sensor_cache,
+        config.sensor_cache if render_cache else None,
     )

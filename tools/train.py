@@ -21,7 +21,7 @@ from irl_vla.training.il import ILConfig, run_il
 from irl_vla.training.policy import resolve_checkpoint
 from irl_vla.training.ppo.config import PPOConfig
 from irl_vla.training.rwm import RWMConfig, run_rwm
-from tools.sources import scene_sources
+from tools.sources import config_sources
 
 #: Stages ``irl-vla train`` runs (``configs/train/<stage>.yaml``) and the dataclass of their settings.
 STAGES: dict[str, type] = {"il": ILConfig, "rwm": RWMConfig, "ppo": PPOConfig}
@@ -87,11 +87,10 @@ def main(cfg: DictConfig) -> None:
     if config.output_dir is None:  # one run directory per stage and model, so that a rerun resumes it
         size = _init_size(config.init_checkpoint) if stage == "ppo" else str(model.get("size", "model"))
         config.output_dir = str(Path(str(cfg.paths.output_root)) / "train" / stage / size)
-    roots = (config.navsim_root, config.maps_root, config.split_file)
-    train = scene_sources(config.source, config.data_root, config.split, *roots)
+    train = config_sources(config, render_cache=False)
     val = None
     if config.val_split is not None:
-        val = scene_sources(config.source, config.data_root, config.val_split, *roots, config.sensor_cache).split
+        val = config_sources(config, config.val_split).split
     if stage == "ppo":
         from irl_vla.training.ppo.stage import load_reward, run_ppo  # imported by the stage that needs it
 

@@ -79,18 +79,3 @@ class SceneSources:
     split: SourceFactory
     stage_two: SourceFactory | None = None
 
-
-#: Where a command can read its split from: the embedded splits, or a NAVSIM data root (``sim_bridges.navsim``).
-SOURCE_KINDS = ("embedded", "navsim")
-
-
-def check_source(where: str, source: str, navsim_root: str | None) -> None:
-    """Validate the ``source`` / ``navsim_root`` settings of a command config.
-
-    Raises:
-        ValueError: naming ``where`` and the field.
-    """
-    if source not in SOURCE_KINDS:
-        raise ValueError(f"{where}.source: {source!r} is not one of {list(SOURCE_KINDS)}")
-    if source == "navsim" and not navsim_root:
-        raise ValueError(f"{where}.navsim_root: required with source=navsim (the OPENSCENE_DATA_ROOT to read)")

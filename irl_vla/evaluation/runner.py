@@ -10,9 +10,10 @@ from typing import Any
 
 from irl_vla.agents.agent import AgentConfig, AgentContext
 from irl_vla.agents.registry import AGENTS, make_agent, resolve_agent
+from irl_vla.common.config_source import DataKind, SceneSelectionConfig
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.common.progress import ProgressBar
-from irl_vla.data.source import SceneSources, SourceFactory, check_source
+from irl_vla.data.source import SceneSources, SourceFactory
 from irl_vla.data.split import embedded_sources
 from irl_vla.data.two_stage import TWO_STAGE_FILE, read_groups, two_stage_dir
 from irl_vla.evaluation.open_loop import AgentEvaluator, AgentRun, evaluate_one_stage, evaluate_two_stage_agents
@@ -31,11 +32,13 @@ SCORERS: dict[str, type[Scorer]] = {"fast": FastScorer, "reference": ReferenceSc
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(SceneSelectionConfig):
     """Settings of ``irl-vla eval`` (``eval.<key>=...``; ``irl-vla eval --help`` lists them with their defaults).
 
+    The scene source's keys (``data_root``, ``navsim_root``, ``maps_root``, ``split_file``, ``sensor_cache``) are
+    ``SceneSourceConfig``'s.
+
     Attributes:
-        data_root: root of the generated splits and metric caches (follows ``paths.data_root``).
         split: the split to score: ``synth_navtest`` (one stage) or ``synth_navhard`` (two stage).
         agents: agents by name (``configs/agent``), each with its yaml's settings; ``agent=<name>`` instead
             evaluates that one agent with its settings overridable as ``agent.<key>=...``.
@@ -55,20 +58,12 @@ class EvalConfig:
             ``<output_root>/eval/<split>/<timestamp>/`` (one folder per agent inside).
         progress: show progress bars (follows ``run.progress``).
         source: ``embedded`` or ``navsim`` (read ``<split>`` from a NAVSIM data root, one stage).
-        navsim_root: with ``source=navsim``: the NAVSIM data root (``OPENSCENE_DATA_ROOT``).
-        maps_root: the nuPlan maps root (``NUPLAN_MAPS_ROOT``; default ``<navsim_root>/maps``).
-        split_file: a navsim ``train_test_split`` yaml choosing the scenes (default
-            ``<navsim_root>/train_test_split/<split>.yaml`` if it exists, else every window).
-        sensor_cache: embedded splits: keep the sensors rendered for agents here; ``None`` renders on every load.
     """
 
-    data_root: str = "data"
-    split: str = "synth_navtest"
     agents: Any = field(default_factory=lambda: ["constant_velocity", "human", "pdm_closed"])  # list[str]; one
     # name without brackets (eval.agents=constant_velocity) is read as a one-element list
     scorer: str = "fast"
     mode: str = "auto"
-    max_scenes: int | None = None
     workers: int = 2
     backend: str = "process"
     ray_address: str | None = None
@@ -78,13 +73,9 @@ class EvalConfig:
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     output_dir: str | None = None
     progress: bool = True
-    source: str = "embedded"
-    navsim_root: str | None = None
-    maps_root: str | None = None
-    split_file: str | None = None
-    sensor_cache: str | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if isinstance(self.agents, str):
             self.agents = [self.agents]
         if not isinstance(self.agents, list | tuple) or not all(isinstance(a, str) and a for a in self.agents):
@@ -98,15 +89,12 @@ class EvalConfig:
             )
         if self.traffic not in [m.value for m in TrafficMode]:
             raise ValueError(f"EvalConfig.traffic: {self.traffic!r} is not one of {[m.value for m in TrafficMode]}")
-        check_source("EvalConfig", self.source, self.navsim_root)
         if self.source == "navsim" and self.mode == "two_stage":
             raise ValueError("EvalConfig.mode: two-stage scoring reads embedded stage-2 scenes; use source=embedded")
         if self.scorer not in SCORERS:
             raise ValueError(f"EvalConfig.scorer: {self.scorer!r} is not one of {sorted(SCORERS)}")
         if self.mode not in ("auto", "one_stage", "two_stage"):
             raise ValueError(f"EvalConfig.mode: {self.mode!r} is not auto, one_stage or two_stage")
-        if self.max_scenes is not None and self.max_scenes < 1:
-            raise ValueError(f"EvalConfig.max_scenes: expected >= 1, got {self.max_scenes}")
 
 
 def make_scorer(
@@ -178,7 +166,7 @@ def run_eval(
     # navsim: two-stage scoring with reactive traffic (eval.traffic), one-stage with log replay
     traffic = cfg.traffic if mode == "two_stage" else TrafficMode.NON_REACTIVE.value
     scorer = make_scorer(cfg.scorer, cfg.human_penalty_filter, cfg.jerk_penalty_matrix, traffic, cfg.aggregation)
-    cache_root = data / "metric_cache"
+    cache_root = data / DataKind.METRIC_CACHE
     if mode == "one_stage":
         tokens = loader.tokens[: cfg.max_scenes]
         # an agent that plans from the cache needs the previous frame's cache too for its EC plan

@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from irl_vla.common.checkpoint import config_differences
+from irl_vla.common.config_source import DataKind, SceneSelectionConfig
 from irl_vla.common.io import file_sha256
 from irl_vla.common.parallel import ExecutorConfig, Task, run_tasks
 from irl_vla.common.progress import ProgressBar
@@ -52,16 +53,11 @@ from irl_vla.scoring.sub_scores import SubScore
 
 
 @dataclass
-class LabelConfig:
-    """Settings of ``irl-vla label``.
+class LabelConfig(SceneSelectionConfig):
+    """Settings of ``irl-vla label`` (the scene source's keys are ``SceneSourceConfig``'s).
 
     Attributes:
-        data_root: root of the embedded splits.
         split: the split whose scenes are labelled.
-        source: ``embedded`` | ``navsim``.
-        navsim_root: with ``source=navsim``: the OPENSCENE_DATA_ROOT.
-        maps_root: NUPLAN_MAPS_ROOT (default ``<navsim_root>/maps``).
-        split_file: a navsim train_test_split yaml choosing the scenes.
         max_scenes: label this many scenes spread evenly over the split (``None``: all).
         output_dir: the label directory (``None``: ``<data_root>/labels/<split>``).
         metric_cache_dir: the split's metric caches (``None``: ``<data_root>/metric_cache/<split>``).
@@ -82,12 +78,7 @@ class LabelConfig:
         progress: show progress bars.
     """
 
-    data_root: str = "data"
     split: str = "synth_navtrain"
-    source: str = "embedded"
-    navsim_root: str | None = None
-    maps_root: str | None = None
-    split_file: str | None = None
     max_scenes: int | None = 800
     output_dir: str | None = None
     metric_cache_dir: str | None = None
@@ -105,8 +96,7 @@ class LabelConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_scenes is not None and self.max_scenes < 1:
-            raise ValueError(f"LabelConfig.max_scenes: expected >= 1 or null, got {self.max_scenes}")
+        super().__post_init__()
         for name in ("vocabulary_size", "vocabulary_iterations", "policy_draws"):
             if getattr(self, name) < 0:
                 raise ValueError(f"LabelConfig.{name}: expected >= 0, got {getattr(self, name)}")
@@ -116,13 +106,12 @@ class LabelConfig:
     @property
     def label_dir(self) -> Path:
         """Where the labels go."""
-        return Path(self.output_dir) if self.output_dir else Path(self.data_root) / "labels" / self.split
+        return Path(self.output_dir) if self.output_dir else self.data_dir(DataKind.LABELS)
 
     @property
     def cache_dir(self) -> Path:
         """Where the split's metric caches are."""
-        default = Path(self.data_root) / "metric_cache" / self.split
-        return Path(self.metric_cache_dir) if self.metric_cache_dir else default
+        return Path(self.metric_cache_dir) if self.metric_cache_dir else self.data_dir(DataKind.METRIC_CACHE)
 
     def record(self) -> dict[str, Any]:
         """The settings that decide the labels (recorded in the manifest; a resumed run must match them)."""

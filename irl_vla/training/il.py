@@ -34,13 +34,14 @@ from irl_vla.agents.ego_mlp import EgoMLPAgent
 from irl_vla.agents.vla import PolicyAgent, VLAAgent
 from irl_vla.common.checkpoint import Checkpoint
 from irl_vla.common.config import require_at_least_or_none
+from irl_vla.common.config_source import DataKind, SceneSelectionConfig
 from irl_vla.common.io import atomic_open
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.features.cameras import DEFAULT_CAMERAS
 from irl_vla.data.features.dataset import FeatureDataset, collate
 from irl_vla.data.features.instruction import navigation_instruction
 from irl_vla.data.features.targets import TrajectoryTargetBuilder
-from irl_vla.data.source import SourceFactory, check_source
+from irl_vla.data.source import SourceFactory
 from irl_vla.models.ego_mlp import EgoMLPConfig, compute_ego_mlp_stats
 from irl_vla.models.vla.anchors import compute_anchors
 from irl_vla.models.vla.config import VLAConfig
@@ -69,17 +70,14 @@ STATS_KEYS = {"vla": ("ego_status", "cameras", "trajectory"), "ego_mlp": ("ego_s
 
 
 @dataclass
-class ILConfig(TrainerConfig):
-    """Stage 1 (imitation): the trainer's settings (``TrainerConfig``) and these.
+class ILConfig(SceneSelectionConfig, TrainerConfig):
+    """Stage 1 (imitation): the trainer's settings (``TrainerConfig``), the scene source's and these.
+
+    The scene source's keys (``data_root``, ``source``, ``navsim_root``, ...) are ``SceneSourceConfig``'s.
 
     Attributes:
         stage: the stage these settings are for (``il``).
-        data_root: root of the embedded splits.
         split: the training split.
-        source: ``embedded`` | ``navsim`` (read ``split`` from a NAVSIM data root).
-        navsim_root: with ``source=navsim``: the OPENSCENE_DATA_ROOT.
-        maps_root: NUPLAN_MAPS_ROOT (default ``<navsim_root>/maps``).
-        split_file: a navsim train_test_split yaml choosing the scenes.
         max_scenes: train on the first N scenes only (``None``: all).
         cache_dir: the feature cache (shared with ``irl-vla cache``); ``None``: none.
         cameras: the VLA's cameras, in order (``model.inputs.num_cameras`` of them).
@@ -95,13 +93,7 @@ class ILConfig(TrainerConfig):
     """
 
     stage: str = "il"
-    data_root: str = "data"
     split: str = "synth_navtrain"
-    source: str = "embedded"
-    navsim_root: str | None = None
-    maps_root: str | None = None
-    split_file: str | None = None
-    max_scenes: int | None = None
     cache_dir: str | None = "data/features/synth_navtrain"
     cameras: list[str] = field(default_factory=lambda: list(DEFAULT_CAMERAS))
     stats_scenes: int = 256
@@ -109,7 +101,6 @@ class ILConfig(TrainerConfig):
     val_split: str | None = "synth_navtest"
     val_max_scenes: int | None = 16
     workers: int = 2
-    sensor_cache: str | None = None
     val_every: int = 500
     output_dir: str | None = None  # type: ignore[assignment]  # None: decided by the command (model size)
 
@@ -117,8 +108,7 @@ class ILConfig(TrainerConfig):
         super().__post_init__()
         if self.stage != "il":
             raise ValueError(f"ILConfig.stage: expected il, got {self.stage!r}")
-        check_source("ILConfig", self.source, self.navsim_root)
-        require_at_least_or_none(self, ("max_scenes", "val_max_scenes"), 1)
+        require_at_least_or_none(self, ("val_max_scenes",), 1)
         if self.stats_scenes < 2 or self.anchor_iterations < 1 or self.workers < 1:
             raise ValueError(
                 f"ILConfig: expected stats_scenes >= 2, anchor_iterations >= 1, workers >= 1; got {self.stats_scenes}, "
@@ -284,7 +274,7 @@ def run_il(
     dataset = FeatureDataset(source, feature_builders, target_builders, tokens=tokens, cache_dir=cfg.cache_dir)
     validate = None
     if val_source is not None and processes.is_main:
-        cache_root = Path(cfg.data_root) / "metric_cache" / str(cfg.val_split)
+        cache_root = cfg.data_dir(DataKind.METRIC_CACHE, cfg.val_split)
         executor = ExecutorConfig(workers=cfg.workers)
         validator = Validator(val_source, cache_root, cfg.val_max_scenes, executor, cfg.progress)
         agent_class = _agent_class(model_cfg)

@@ -22,9 +22,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from irl_vla.common.config import require_at_least_or_none
+from irl_vla.common.config_source import DataKind, SceneSelectionConfig
 from irl_vla.common.io import file_sha256
 from irl_vla.data.features.dataset import FeatureDataset, Sample, collate
-from irl_vla.data.source import SourceFactory, check_source
+from irl_vla.data.source import SourceFactory
 from irl_vla.labeling.store import MANIFEST, LabelShard, read_label_shards
 from irl_vla.models.reward.agreement import agreement
 from irl_vla.models.reward.config import RewardModelConfig, reward_config_from_dict
@@ -50,17 +51,14 @@ LOGGED = (
 
 
 @dataclass
-class RWMConfig(TrainerConfig):
-    """Stage 2 (reward world model): the trainer's settings (``TrainerConfig``) and these.
+class RWMConfig(SceneSelectionConfig, TrainerConfig):
+    """Stage 2 (reward world model): the trainer's settings (``TrainerConfig``), the scene source's and these.
+
+    The scene source's keys (``data_root``, ``source``, ``navsim_root``, ...) are ``SceneSourceConfig``'s.
 
     Attributes:
         stage: ``rwm``.
-        data_root: root of the embedded splits.
         split: the training split (its scenes' features).
-        source: ``embedded`` | ``navsim``.
-        navsim_root: with ``source=navsim``: the OPENSCENE_DATA_ROOT.
-        maps_root: NUPLAN_MAPS_ROOT.
-        split_file: a navsim train_test_split yaml.
         labels_dir: the training labels (``None``: ``<data_root>/labels/<split>``).
         max_scenes: train on the first N labelled scenes only (``None``: all).
         cache_dir: the feature cache of the training split (``None``: none).
@@ -75,14 +73,8 @@ class RWMConfig(TrainerConfig):
     """
 
     stage: str = "rwm"
-    data_root: str = "data"
     split: str = "synth_navtrain"
-    source: str = "embedded"
-    navsim_root: str | None = None
-    maps_root: str | None = None
-    split_file: str | None = None
     labels_dir: str | None = None
-    max_scenes: int | None = None
     cache_dir: str | None = "data/features/synth_navtrain"
     stats_scenes: int = 256
     val_split: str | None = "synth_navtest"
@@ -90,29 +82,27 @@ class RWMConfig(TrainerConfig):
     val_cache_dir: str | None = "data/features/synth_navtest"
     val_max_scenes: int | None = 64
     val_batch_size: int = 4
-    sensor_cache: str | None = None
     output_dir: str | None = None  # type: ignore[assignment]  # None: decided by the command (model size)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.stage != "rwm":
             raise ValueError(f"RWMConfig.stage: expected rwm, got {self.stage!r}")
-        check_source("RWMConfig", self.source, self.navsim_root)
-        require_at_least_or_none(self, ("max_scenes", "val_max_scenes"), 1)
+        require_at_least_or_none(self, ("val_max_scenes",), 1)
         if self.stats_scenes < 2 or self.val_batch_size < 1:
             raise ValueError(f"RWMConfig: expected stats_scenes >= 2, val_batch_size >= 1; got {self.stats_scenes}")
 
     @property
     def train_labels(self) -> Path:
         """The training labels' directory."""
-        return Path(self.labels_dir) if self.labels_dir else Path(self.data_root) / "labels" / self.split
+        return Path(self.labels_dir) if self.labels_dir else self.data_dir(DataKind.LABELS)
 
     @property
     def val_labels(self) -> Path | None:
         """The held-out labels' directory (``None`` without validation)."""
         if self.val_split is None:
             return None
-        return Path(self.val_labels_dir) if self.val_labels_dir else Path(self.data_root) / "labels" / self.val_split
+        return Path(self.val_labels_dir) if self.val_labels_dir else self.data_dir(DataKind.LABELS, self.val_split)
 
     def record(self) -> dict[str, Any]:
         """Settings that change the trained weights."""

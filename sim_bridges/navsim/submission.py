@@ -28,10 +28,11 @@ import numpy as np
 
 from irl_vla.agents.agent import Agent
 from irl_vla.agents.registry import submittable_agent
+from irl_vla.common.config_source import SceneSourceConfig
 from irl_vla.common.io import DataFormatError, atomic_open
 from irl_vla.common.progress import ProgressBar
 from irl_vla.data.sensors import SensorConfig
-from irl_vla.data.source import SceneSource, SceneSources, check_source
+from irl_vla.data.source import SceneSource, SceneSources
 from irl_vla.data.split import MANIFEST, SceneLoader, embedded_sources
 from irl_vla.data.trajectory import Trajectory
 from irl_vla.data.two_stage import TWO_STAGE_FILE, Group, read_groups, two_stage_dir
@@ -302,11 +303,13 @@ def split_file_tokens(path: str | os.PathLike[str]) -> dict[str, list[str]]:
 
 # ---------------------------------------------------------------------------------------------- the command
 @dataclass
-class SubmitConfig:
+class SubmitConfig(SceneSourceConfig):
     """Settings of ``irl-vla submit`` (``submit.<key>=...``; ``irl-vla submit --help`` lists them with defaults).
 
+    The scene source's keys (``data_root``, ``navsim_root``, ``maps_root``, ``sensor_cache``) are
+    ``SceneSourceConfig``'s.
+
     Attributes:
-        data_root: root of the generated splits (follows ``paths.data_root``).
         split: the split to submit; with ``check=<file>``, the split whose tokens the file must hold (``None``:
             check the format only, and say that completeness was not checked).
         version: ``v1`` (navtest: ``predictions``), ``v2`` (two-stage: first and second stage predictions) or
@@ -314,37 +317,28 @@ class SubmitConfig:
         agent: the agent by name (``configs/agent``); privileged agents (human, pdm_closed) are refused.
             ``agent=<name>`` selects one with its settings instead.
         source: ``embedded`` or ``navsim`` (a NAVSIM data root; see ``eval``).
-        navsim_root: with ``source=navsim``: the NAVSIM data root (``OPENSCENE_DATA_ROOT``).
-        maps_root: the nuPlan maps root (``NUPLAN_MAPS_ROOT``; default ``<navsim_root>/maps``).
         split_file: a navsim ``train_test_split`` yaml (with ``check=``: its tokens, or its two-stage mapping).
         team: the leaderboard's metadata (``TeamInfo``).
         output: the submission file; ``None``: ``submission.pkl`` in the run directory
             ``<output_root>/submit/<split>/<timestamp>/``.
         check: path of a submission to validate instead of writing one (``irl-vla submit check=<file>``).
         progress: show a progress bar (follows ``run.progress``).
-        sensor_cache: embedded splits: keep the sensors rendered for the agent here; ``None`` renders on every load.
     """
 
-    data_root: str = "data"
-    split: str | None = "synth_navtest"
+    split: str | None = "synth_navtest"  # type: ignore[assignment]  # None: check=<file> checks the format only
     version: str = "auto"
     agent: str = "constant_velocity"
-    source: str = "embedded"
-    navsim_root: str | None = None
-    maps_root: str | None = None
-    split_file: str | None = None
     team: TeamInfo = field(default_factory=TeamInfo)
     output: str | None = None
     check: str | None = None
     progress: bool = True
-    sensor_cache: str | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.split is None and self.check is None:
             raise ValueError("SubmitConfig.split: required to write a submission (null only with check=<file>)")
         if self.version not in ("auto", "v1", "v2"):
             raise ValueError(f"SubmitConfig.version: {self.version!r} is not auto, v1 or v2")
-        check_source("SubmitConfig", self.source, self.navsim_root)
         if self.source == "navsim" and self.version == "v2":
             raise ValueError("SubmitConfig.version: v2 reads embedded stage-2 scenes; use source=embedded")
 

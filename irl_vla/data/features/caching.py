@@ -16,6 +16,7 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
+from irl_vla.common.config_source import SceneSelectionConfig
 from irl_vla.common.parallel import ExecutorConfig, Task, run_tasks
 from irl_vla.common.progress import ProgressBar
 from irl_vla.data.features.dataset import FeatureDataset, LoadStatus
@@ -32,7 +33,7 @@ from irl_vla.data.features.registry import (
     builder_parameters,
 )
 from irl_vla.data.features.tokenizer import build_tokenizer, save_tokenizer
-from irl_vla.data.source import SceneSource, SourceFactory, check_source
+from irl_vla.data.source import SceneSource, SourceFactory
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -52,16 +53,14 @@ TOKENIZED = (InstructionTokensBuilder.name, SceneDescriptionTargetBuilder.name)
 
 
 @dataclass
-class CacheConfig:
+class CacheConfig(SceneSelectionConfig):
     """Settings of ``irl-vla cache`` (``cache.<key>=...``; ``irl-vla cache --help`` lists them with defaults).
 
+    The scene source's keys (``data_root``, ``source``, ``navsim_root``, ``maps_root``, ``split_file``,
+    ``sensor_cache``) are ``SceneSourceConfig``'s.
+
     Attributes:
-        data_root: root of the generated splits (follows ``paths.data_root``).
         split: the split whose scenes are cached.
-        source: ``embedded`` or ``navsim`` (read ``<split>`` from a NAVSIM data root).
-        navsim_root: with ``source=navsim``: the NAVSIM data root (``OPENSCENE_DATA_ROOT``).
-        maps_root: the nuPlan maps root (``NUPLAN_MAPS_ROOT``; default ``<navsim_root>/maps``).
-        split_file: a navsim ``train_test_split`` yaml choosing the scenes.
         cache_dir: where the entries go (``irl-vla cache``: ``<data_root>/features/<split>``).
         tokenizer: ``tokenizer.json`` of the text builders; ``None``: ``<cache_dir>/tokenizer.json``, built from
             this split's texts if missing (give a test split the training split's).
@@ -74,25 +73,17 @@ class CacheConfig:
         progress: show a progress bar (follows ``run.progress``).
     """
 
-    data_root: str = "data"
     split: str = "synth_navtrain"
-    source: str = "embedded"
-    navsim_root: str | None = None
-    maps_root: str | None = None
-    split_file: str | None = None
     cache_dir: str = "data/features/synth_navtrain"
     tokenizer: str | None = None
     features: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_FEATURES))
     targets: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
-    max_scenes: int | None = None
     chunk_size: int = 16
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     progress: bool = True
 
     def __post_init__(self) -> None:
-        check_source("CacheConfig", self.source, self.navsim_root)
-        if self.max_scenes is not None and self.max_scenes < 1:
-            raise ValueError(f"CacheConfig.max_scenes: expected >= 1, got {self.max_scenes}")
+        super().__post_init__()
         if self.chunk_size < 1:
             raise ValueError(f"CacheConfig.chunk_size: expected >= 1, got {self.chunk_size}")
         if not self.features and not self.targets:

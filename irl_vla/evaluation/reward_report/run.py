@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from irl_vla.common.config_source import DataKind, SceneSelectionConfig
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.source import SourceFactory
 from irl_vla.evaluation.reward_report.agreement import RewardAgreement, evaluate
@@ -34,8 +35,8 @@ from irl_vla.training.rwm import predict_labels, reward_dataset
 
 
 @dataclass
-class ReportConfig:
-    """Settings of ``irl-vla report``.
+class ReportConfig(SceneSelectionConfig):
+    """Settings of ``irl-vla report`` (the scene source's keys are ``SceneSourceConfig``'s).
 
     Attributes:
         reward_checkpoint: the reward model to validate (a checkpoint or a ``train stage=rwm`` run directory).
@@ -43,13 +44,7 @@ class ReportConfig:
             the IRL term).
         policies: policy checkpoints whose samples measure distribution shift.
         policy_draws: stochastic denoising draws per scene and policy (each gives all of its modes).
-        data_root: root of the splits, metric caches and labels (follows ``paths.data_root``).
         split: the held-out split.
-        source: ``embedded`` or ``navsim``.
-        navsim_root: with ``source=navsim``: the NAVSIM data root.
-        maps_root: the nuPlan maps root (default ``<navsim_root>/maps``).
-        split_file: a navsim ``train_test_split`` yaml choosing the scenes.
-        sensor_cache: embedded splits: keep rendered sensors here (``None``: render on every load).
         cache_dir: the feature cache the reward model's inputs are read through (``None``:
             ``<data_root>/features/<split>``, the one ``irl-vla cache`` and the reward model's training fill;
             ``""``: compute every scene's inputs afresh).
@@ -77,13 +72,6 @@ class ReportConfig:
     ablation: list[str] = field(default_factory=list)
     policies: list[str] = field(default_factory=list)
     policy_draws: int = 2
-    data_root: str = "data"
-    split: str = "synth_navtest"
-    source: str = "embedded"
-    navsim_root: str | None = None
-    maps_root: str | None = None
-    split_file: str | None = None
-    sensor_cache: str | None = None
     cache_dir: str | None = None
     max_scenes: int | None = 128
     labels_dir: str | None = None
@@ -101,25 +89,24 @@ class ReportConfig:
     title: str = "Reward model validation"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("policy_draws", "batch_scenes", "n_bins"):
             if getattr(self, name) < 1:
                 raise ValueError(f"report.{name}: expected >= 1, got {getattr(self, name)}")
         if self.n_worst < 0:
             raise ValueError(f"report.n_worst: expected >= 0, got {self.n_worst}")
-        if self.max_scenes is not None and self.max_scenes < 1:
-            raise ValueError(f"report.max_scenes: expected >= 1 or null, got {self.max_scenes}")
 
     @property
     def feature_cache_dir(self) -> str | None:
         """Where the reward model's inputs are cached (``None``: not cached)."""
         if self.cache_dir is None:
-            return str(Path(self.data_root) / "features" / self.split)
+            return str(self.data_dir(DataKind.FEATURES))
         return self.cache_dir or None
 
     @property
     def label_dir(self) -> Path:
         """Where the held-out labels go."""
-        return Path(self.labels_dir) if self.labels_dir else Path(self.data_root) / "labels" / self.split
+        return Path(self.labels_dir) if self.labels_dir else self.data_dir(DataKind.LABELS)
 
     def policy_label_dir(self, policy: str) -> Path:
         """Where the samples of ``policy`` are labelled (named by a hash of its checkpoint's resolved path)."""
@@ -131,13 +118,7 @@ def _label_config(config: ReportConfig, out: Path, policy: str | None) -> LabelC
     """Labelling settings: held-out candidates (``policy=None``), or the expert and a policy's samples only."""
     no_perturbations = PerturbationConfig(speed_scales=[], lateral_offsets=[], heading_offsets=[], random=0)
     return LabelConfig(
-        data_root=config.data_root,
-        split=config.split,
-        source=config.source,
-        navsim_root=config.navsim_root,
-        maps_root=config.maps_root,
-        split_file=config.split_file,
-        max_scenes=config.max_scenes,
+        **config.scene_settings(),
         output_dir=str(out),
         vocabulary_size=config.vocabulary_size if policy is None else 0,
         perturbations=config.perturbations if policy is None else no_perturbations,

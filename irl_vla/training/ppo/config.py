@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from irl_vla.common.config import require_at_least, require_at_least_or_none
+from irl_vla.common.config_source import SceneSelectionConfig
 from irl_vla.data.features.cameras import DEFAULT_CAMERAS
-from irl_vla.data.source import check_source
 from irl_vla.scoring.aggregation import AggregationConfig
 from irl_vla.scoring.sub_scores import SubScore
 from irl_vla.training.trainer import OptimizerConfig, TrainerConfig
@@ -186,8 +186,10 @@ class HackingGuardConfig:
 
 
 @dataclass
-class PPOConfig(TrainerConfig):
-    """Stage 3 (PPO against the learned reward): the trainer's settings (``TrainerConfig``) and these.
+class PPOConfig(SceneSelectionConfig, TrainerConfig):
+    """Stage 3 (PPO against the learned reward): the trainer's settings, the scene source's and these.
+
+    The scene source's keys (``data_root``, ``source``, ``navsim_root``, ...) are ``SceneSourceConfig``'s.
 
     A trainer step is one PPO iteration: a rollout on ``batch_size`` scenes (``samples_per_anchor`` chains per
     anchor), then ``update_epochs`` passes of ``num_minibatches`` optimiser steps over it.
@@ -196,12 +198,7 @@ class PPOConfig(TrainerConfig):
         stage: the stage these settings are for (``ppo``).
         init_checkpoint: the stage-1 policy to start from (a checkpoint or run directory of ``stage=il``).
         reward_checkpoint: the reward world model (a checkpoint or run directory of ``stage=rwm``).
-        data_root: root of the embedded splits.
         split: the scenes of the rollouts.
-        source: ``embedded`` | ``navsim``.
-        navsim_root: with ``source=navsim``: the OPENSCENE_DATA_ROOT.
-        maps_root: NUPLAN_MAPS_ROOT (default ``<navsim_root>/maps``).
-        split_file: a navsim train_test_split yaml choosing the scenes.
         max_scenes: roll out on the first N scenes only (``None``: all).
         cache_dir: the feature cache (shared with ``irl-vla cache`` and stage 1); ``None``: none.
         cameras: must be the stage-1 policy's cameras (checked).
@@ -220,12 +217,7 @@ class PPOConfig(TrainerConfig):
     stage: str = "ppo"
     init_checkpoint: str = "data/checkpoints/vla_default_seed0"
     reward_checkpoint: str = "data/checkpoints/rwm_default"
-    data_root: str = "data"
     split: str = "synth_navtrain"
-    source: str = "embedded"
-    navsim_root: str | None = None
-    maps_root: str | None = None
-    split_file: str | None = None
     max_scenes: int | None = 512
     cache_dir: str | None = "data/features/synth_navtrain"
     cameras: list[str] = field(default_factory=lambda: list(DEFAULT_CAMERAS))
@@ -237,7 +229,6 @@ class PPOConfig(TrainerConfig):
     val_max_scenes: int | None = 64
     val_every: int = 25
     workers: int = 2
-    sensor_cache: str | None = None
     output_dir: str | None = None  # type: ignore[assignment]  # None: decided by the command (model size)
     batch_size: int = 8
     max_steps: int = 100
@@ -251,8 +242,7 @@ class PPOConfig(TrainerConfig):
         super().__post_init__()
         if self.stage != "ppo":
             raise ValueError(f"PPOConfig.stage: expected ppo, got {self.stage!r}")
-        check_source("PPOConfig", self.source, self.navsim_root)
-        require_at_least_or_none(self, ("max_scenes", "val_max_scenes"), 1)
+        require_at_least_or_none(self, ("val_max_scenes",), 1)
         require_at_least(self, ("workers",), 1)
         if self.batch_size % self.ppo.num_minibatches:
             raise ValueError(

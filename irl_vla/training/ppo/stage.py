@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from irl_vla.agents.vla import VLAAgent
 from irl_vla.common.checkpoint import save_checkpoint
+from irl_vla.common.config_source import DataKind
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.features.builder import Builder, FeatureBuilder, TargetBuilder
 from irl_vla.data.features.dataset import Batch, FeatureDataset
@@ -306,7 +307,7 @@ def run_ppo(
 
     validate = None
     if val_source is not None and processes.is_main:
-        cache_root = Path(cfg.data_root) / "metric_cache" / str(cfg.val_split)
+        cache_root = cfg.data_dir(DataKind.METRIC_CACHE, cfg.val_split)
         executor = ExecutorConfig(workers=cfg.workers)
         validator = Validator(val_source, cache_root, cfg.val_max_scenes, executor, cfg.progress)
 
