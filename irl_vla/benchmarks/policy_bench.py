@@ -12,20 +12,14 @@ busy shared machine inflates less.
 from __future__ import annotations
 
 import resource
-import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from irl_vla.benchmarks.timing import median_seconds, record
+from irl_vla.benchmarks.model_bench import DEVICES, bench_device, ready_policy, timed_record
 from irl_vla.common.config import require_at_least
-from irl_vla.models.vla.anchors import compute_anchors
-from irl_vla.models.vla.config import load_model_config
-from irl_vla.models.vla.model import VLAModel
-from irl_vla.models.vla.normalization import compute_normalization
 from irl_vla.models.vla.synthetic import synthetic_batch
 
 SUITE = "policy"
@@ -55,19 +49,8 @@ class PolicyBenchConfig:
         require_at_least(self, ("plan_batch", "train_batch"), 1)
         if not self.sizes:
             raise ValueError("PolicyBenchConfig.sizes: at least one size")
-        if self.device not in ("cpu", "cuda", "auto"):
+        if self.device not in DEVICES:
             raise ValueError(f"PolicyBenchConfig.device: expected cpu, cuda or auto, got {self.device!r}")
-
-
-def _median_cpu_ms(fn: Callable[[], object], repeats: int) -> float:
-    """Median CPU time of this thread [ms] over ``repeats`` calls (after one warm-up)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.thread_time()
-        fn()
-        times.append(time.thread_time() - start)
-    return 1000 * statistics.median(times)
 
 
 def _on(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -82,21 +65,13 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 def run(cfg: PolicyBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
     """Yield the records of every size."""
-    if cfg.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(cfg.device)
+    device = bench_device(cfg.device)
     for size in cfg.sizes:
         yield from _run_size(size, cfg, repeats, device)
 
 
 def _run_size(size: str, cfg: PolicyBenchConfig, repeats: int, device: torch.device) -> Iterator[dict[str, Any]]:
-    mcfg = load_model_config(size)
-    torch.manual_seed(cfg.seed)
-    model = VLAModel(mcfg)
-    stats_batch = synthetic_batch(mcfg, max(4 * mcfg.planner.num_modes, cfg.train_batch), cfg.seed)
-    model.set_normalization(compute_normalization([{**stats_batch[0], **stats_batch[1]}]))
-    model.set_anchors(compute_anchors(stats_batch[1]["trajectory"], mcfg.planner.num_modes, seed=cfg.seed))
+    model, mcfg, _, _ = ready_policy(size, cfg.train_batch, cfg.seed)
     model.to(device)
     counts = model.parameter_counts()
     yield {"suite": SUITE, "name": f"parameters_{size}", **counts}
@@ -108,21 +83,16 @@ def _run_size(size: str, cfg: PolicyBenchConfig, repeats: int, device: torch.dev
     def plan() -> None:
         with torch.inference_mode():
             model(plan_features)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
 
     def sample_chain() -> None:
         with torch.inference_mode():
             model(plan_features, stochastic=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
 
     for name, fn in (("plan", plan), ("sample_chain", sample_chain)):
-        seconds, _ = median_seconds(fn, repeats=repeats, warmup=2)
-        rec = record(SUITE, f"{name}_{size}", items=cfg.plan_batch, seconds=seconds, unit="plans", **extra)
-        rec["median_ms"] = round(1000 * seconds, 2)
-        if device.type == "cpu":
-            rec["cpu_median_ms"] = round(_median_cpu_ms(fn, repeats), 2)
+        rec = timed_record(
+            SUITE, f"{name}_{size}", fn, device, items=cfg.plan_batch, unit="plans", repeats=repeats, warmup=2, **extra
+        )
+        rec["median_ms"] = round(1000 * rec["median_s"], 2)
         if name == "plan":
             rec["target_ms"] = cfg.target_plan_ms
         yield rec
@@ -138,13 +108,9 @@ def _run_size(size: str, cfg: PolicyBenchConfig, repeats: int, device: torch.dev
         optimiser.zero_grad(set_to_none=True)
         losses["loss"].backward()
         optimiser.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
 
-    seconds, _ = median_seconds(train_step, repeats=repeats, warmup=1)
-    rec = record(SUITE, f"train_step_{size}", items=cfg.train_batch, seconds=seconds, unit="samples", **extra)
+    name = f"train_step_{size}"
+    rec = timed_record(SUITE, name, train_step, device, items=cfg.train_batch, unit="samples", repeats=repeats, **extra)
     rec["precision"] = "bf16" if use_bf16 else "fp32"
-    if device.type == "cpu":
-        rec["cpu_median_ms"] = round(_median_cpu_ms(train_step, repeats), 2)
     yield rec
     yield {"suite": SUITE, "name": f"peak_memory_{size}", "peak_mb": round(_peak_memory_mb(device), 1), **extra}

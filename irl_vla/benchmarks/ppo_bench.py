@@ -19,14 +19,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from irl_vla.benchmarks.timing import median_seconds, record
+from irl_vla.benchmarks.model_bench import DEVICES, bench_device, ready_policy, timed_record
 from irl_vla.common.config import require_at_least
 from irl_vla.data.enums import SE2Index
-from irl_vla.models.vla.anchors import compute_anchors
-from irl_vla.models.vla.config import load_model_config
-from irl_vla.models.vla.model import VLAModel
-from irl_vla.models.vla.normalization import compute_normalization
-from irl_vla.models.vla.synthetic import synthetic_batch
 from irl_vla.scoring.sub_scores import NUM_SUB_SCORES, SubScore
 from irl_vla.training.ppo.config import BCConfig, PPOSettings, RewardConfig
 from irl_vla.training.ppo.reward import RewardFunction, RewardModel
@@ -61,7 +56,7 @@ class PPOBenchConfig:
         require_at_least(self, ("scenes",), 1)
         if not self.sizes:
             raise ValueError("PPOBenchConfig.sizes: at least one size")
-        if self.device not in ("cpu", "cuda", "auto"):
+        if self.device not in DEVICES:
             raise ValueError(f"PPOBenchConfig.device: expected cpu, cuda or auto, got {self.device!r}")
 
 
@@ -92,21 +87,13 @@ def _reward_model(size: str, batch: Mapping[str, Tensor], device: torch.device) 
 
 def run(cfg: PPOBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
     """Yield the records of every size."""
-    if cfg.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(cfg.device)
+    device = bench_device(cfg.device)
     for size in cfg.sizes:
         yield from _run_size(size, cfg, repeats, device)
 
 
 def _run_size(size: str, cfg: PPOBenchConfig, repeats: int, device: torch.device) -> Iterator[dict[str, Any]]:
-    mcfg = load_model_config(size)
-    torch.manual_seed(cfg.seed)
-    model = VLAModel(mcfg)
-    features, targets = synthetic_batch(mcfg, max(cfg.scenes, 2 * mcfg.planner.num_modes), cfg.seed)
-    model.set_normalization(compute_normalization([{**features, **targets}]))
-    model.set_anchors(compute_anchors(targets["trajectory"], mcfg.planner.num_modes, seed=cfg.seed))
+    model, mcfg, features, targets = ready_policy(size, cfg.scenes, cfg.seed)
     batch = {k: v[: cfg.scenes].to(device) for k, v in {**features, **targets}.items()}
     module = PPOModule(model, cfg.ppo, BCConfig()).to(device)
     reward = RewardFunction(_reward_model(cfg.reward_size, batch, device), RewardConfig())
@@ -116,14 +103,8 @@ def _run_size(size: str, cfg: PPOBenchConfig, repeats: int, device: torch.device
     samples = cfg.scenes * cfg.ppo.samples_per_anchor * mcfg.planner.num_modes
     one_pass = PPOSettings(**{**vars(cfg.ppo), "update_epochs": 1, "num_minibatches": 1})
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
     def rollout() -> Any:
-        out = collect_rollout(module, policy_batch, batch, batch["trajectory"], reward, generator)
-        sync()
-        return out
+        return collect_rollout(module, policy_batch, batch, batch["trajectory"], reward, generator)
 
     collected = rollout()
 
@@ -133,11 +114,9 @@ def _run_size(size: str, cfg: PPOBenchConfig, repeats: int, device: torch.device
             ppo_update(module, module, collected, optimizer, 1.0, generator)
         finally:
             module.settings = cfg.ppo
-        sync()
 
     def iteration() -> None:
         ppo_update(module, module, rollout(), optimizer, 1.0, generator)
-        sync()
 
     extra = {
         "size": size,
@@ -150,5 +129,4 @@ def _run_size(size: str, cfg: PPOBenchConfig, repeats: int, device: torch.device
         "finetune": cfg.ppo.finetune,
     }
     for name, fn in (("rollout", rollout), ("update_pass", update_once), ("iteration", iteration)):
-        seconds, _ = median_seconds(fn, repeats=repeats, warmup=1)
-        yield record(SUITE, f"{name}_{size}", items=samples, seconds=seconds, unit="samples", **extra)
+        yield timed_record(SUITE, f"{name}_{size}", fn, device, items=samples, unit="samples", repeats=repeats, **extra)

@@ -17,10 +17,9 @@
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 
 from irl_vla.benchmarks.scorer_bench import candidates
-from irl_vla.benchmarks.timing import record
+from irl_vla.benchmarks.timing import interleaved_medians, record
 from irl_vla.common.config import require_at_least
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.source import SourceFactory
@@ -116,24 +115,6 @@ def run(cfg: RewardBenchConfig, repeats: int, source: SourceFactory) -> Iterator
     if cfg.label_scenes:  # the vocabulary: K-means of twice as many plans, drawn as the candidates are
         per_scene = -(-2 * cfg.vocabulary_size // len(caches))
         yield from _labelling(cfg, source, np.concatenate([candidates(c, per_scene, rng) for c in caches]))
-
-
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
-    """Median wall and thread-CPU seconds of each function, timed in turn round by round (one untimed round first).
-
-    Timing the functions alternately exposes them to the same load, so their ratio is steadier on a busy machine
-    than that of medians taken one function after the other; the thread CPU time is less inflated by the load.
-    """
-    wall: dict[str, list[float]] = {name: [] for name in fns}
-    cpu: dict[str, list[float]] = {name: [] for name in fns}
-    for round_ in range(repeats + 1):
-        for name, fn in fns.items():
-            w, c = time.perf_counter(), time.thread_time()
-            fn()
-            if round_:
-                wall[name].append(time.perf_counter() - w)
-                cpu[name].append(time.thread_time() - c)
-    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in fns}
 
 
 def _reward_vs_scorer(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -12,17 +11,13 @@ import torch
 
 from irl_vla.common.checkpoint import save_checkpoint
 from irl_vla.common.config import to_dataclass
-from irl_vla.data.rendered_sensors import RenderedSensors
-from irl_vla.data.split import SceneLoader
 from irl_vla.evaluation.reward_report.html_check import check_report_html
 from irl_vla.evaluation.reward_report.run import ReportConfig, run_report
 from irl_vla.evaluation.reward_report.writer import SECTIONS
 from irl_vla.models.reward.config import load_reward_config
 from irl_vla.models.reward.inputs import reward_builder_params
 from irl_vla.models.reward.model import RewardWorldModel, compute_reward_normalization
-from sim_bridges.embedded.generate import GenerateConfig, SplitSpec, generate_split
-from sim_bridges.embedded.render.rig import LidarConfig, RigConfig
-from sim_bridges.embedded.render.sensors import SensorRenderer
+from tests import helpers
 
 #: A small raster so that the tiny reward model runs in milliseconds.
 SMALL_INPUTS = {"inputs": {"bev_range": [-16.0, 16.0, -16.0, 16.0], "bev_height": 32, "bev_width": 32}}
@@ -43,8 +38,7 @@ def save_tiny_reward(path: Path, seed: int, irl: float = 1.0) -> Path:
 def tiny_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``<root>/synth_navtest``: one stop-and-go log."""
     root = tmp_path_factory.mktemp("report_split")
-    cfg = GenerateConfig(data_root=str(root), families=["stop_and_go"], num_log_frames=20, workers=1, progress=False)
-    generate_split("synth_navtest", SplitSpec(logs_per_family=1, frame_interval=2), cfg)
+    helpers.tiny_split(root, "synth_navtest", ["stop_and_go"], frame_interval=2)
     return root
 
 
@@ -52,13 +46,10 @@ def tiny_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_vla(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ``tiny`` VLA trained for 2 steps on a one-log ``synth_navtrain`` (its own data root)."""
     from irl_vla.training.il import run_il
-    from tests.training.conftest import SMALL_RIG, il_config, model_doc
+    from tests.training.conftest import il_config, model_doc
 
     root = tmp_path_factory.mktemp("report_vla")
-    cfg = GenerateConfig(data_root=str(root), families=["stop_and_go"], num_log_frames=20, workers=1, progress=False)
-    generate_split("synth_navtrain", SplitSpec(logs_per_family=1, frame_interval=2), cfg)
-    renderer = RenderedSensors(partial(SensorRenderer, SMALL_RIG, LidarConfig()))
-    source = partial(SceneLoader, str(root / "synth_navtrain"), renderer=renderer)
+    source = helpers.rendered_source(helpers.tiny_split(root, "synth_navtrain", ["stop_and_go"], 2), helpers.SMALL_RIG)
     torch.set_num_threads(1)
     run_il(il_config(root, str(root / "vla"), max_steps=2), model_doc("tiny"), source)
     return root / "vla"
@@ -82,10 +73,7 @@ def test_report_end_to_end(tiny_split: Path, tmp_path: Path) -> None:
         ReportConfig,
         where="report",
     )
-    renderer = RenderedSensors(
-        partial(SensorRenderer, dataclasses.replace(RigConfig(), width=64, height=36), LidarConfig())
-    )
-    factory = partial(SceneLoader, str(tiny_split / "synth_navtest"), renderer=renderer)
+    factory = helpers.rendered_source(tiny_split / "synth_navtest", helpers.SMALL_RIG)
     report, paths = run_report(config, factory, tmp_path / "run", log=lambda _: None)
     assert [p.name for p in paths] == ["report.html", "report.json", "summary.md"]
     # 2 scenes x (expert + 3 vocabulary entries + 3 perturbations)
@@ -117,9 +105,7 @@ def test_reward_bench_on_the_tiny_split(tiny_split: Path) -> None:
 
     torch.set_num_threads(1)
     split = tiny_split / "synth_navtest"
-    factory = partial(
-        SceneLoader, str(split), renderer=RenderedSensors(partial(SensorRenderer, RigConfig(), LidarConfig()))
-    )
+    factory = helpers.rendered_source(split)
     cfg = RewardBenchConfig(
         split_dir=str(split),
         model_size="tiny",
@@ -177,10 +163,7 @@ def test_distribution_shift_on_a_policys_samples(tiny_split: Path, tiny_vla: Pat
         ReportConfig,
         where="report",
     )
-    renderer = RenderedSensors(
-        partial(SensorRenderer, dataclasses.replace(RigConfig(), width=64, height=36), LidarConfig())
-    )
-    factory = partial(SceneLoader, str(tiny_split / "synth_navtest"), renderer=renderer)
+    factory = helpers.rendered_source(tiny_split / "synth_navtest", helpers.SMALL_RIG)
     report, _ = run_report(config, factory, tmp_path / "run", log=lambda _: None)
     (shift,) = report.shift
     modes = 4  # the tiny test VLA's anchors
@@ -203,10 +186,7 @@ def test_best_of_n_with_real_checkpoints_plans_the_highest_learned_reward(
         {"name": "vla_best_of_n", "checkpoint": str(tiny_vla), "reward_checkpoint": str(rwm), "draws": 2}
     )
     agent.initialize()
-    renderer = RenderedSensors(
-        partial(SensorRenderer, dataclasses.replace(RigConfig(), width=64, height=36), LidarConfig())
-    )
-    loader = SceneLoader(str(tiny_split / "synth_navtest"), renderer=renderer)
+    loader = helpers.rendered_source(tiny_split / "synth_navtest", helpers.SMALL_RIG)()
     scene = loader.get_scene(loader.tokens[3], agent.get_sensor_config())
     cands = agent.compute_candidates(scene.get_agent_input(), scene)
     assert len(cands) == 3 * 4 and np.isfinite(cands.scores).all()  # (2 draws + the deterministic modes) x 4 modes

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
-from irl_vla.common.config import to_dataclass
-from irl_vla.data.rendered_sensors import RenderedSensors
 from irl_vla.data.split import SceneLoader
 from irl_vla.labeling.pipeline import LabelConfig, run_label
-from sim_bridges.embedded.generate import GenerateConfig, SplitSpec, generate_split
-from sim_bridges.embedded.render.rig import LidarConfig, RigConfig
-from sim_bridges.embedded.render.sensors import SensorRenderer
+from sim_bridges.embedded.render.rig import RigConfig
+from tests.helpers import config_from, one_torch_thread, rendered_source, tiny_split
+
+__all__ = ["label_config", "one_torch_thread"]
 
 
 def label_config(root: Path, out: str, **overrides: Any) -> LabelConfig:
@@ -34,36 +31,21 @@ def label_config(root: Path, out: str, **overrides: Any) -> LabelConfig:
         "executor": {"backend": "sequential", "workers": 1},
         "progress": False,
     }
-    for key, value in overrides.items():
-        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
-    return to_dataclass(base, LabelConfig, where="label")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    return config_from(LabelConfig, base, overrides, "label")
 
 
 @pytest.fixture(scope="session")
 def label_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``<root>/synth_navtrain``: a stop-and-go and a parked-cars log."""
     root = tmp_path_factory.mktemp("label_split")
-    cfg = GenerateConfig(
-        data_root=str(root), families=["stop_and_go", "parked_cars"], num_log_frames=20, workers=1, progress=False
-    )
-    generate_split("synth_navtrain", SplitSpec(logs_per_family=1, frame_interval=3), cfg)
+    tiny_split(root, "synth_navtrain", ["stop_and_go", "parked_cars"], frame_interval=3)
     return root
 
 
 @pytest.fixture(scope="session")
 def label_source(label_root: Path) -> partial[SceneLoader]:
     """The split, with the LiDAR the reward model reads."""
-    rig = RigConfig(cameras=())
-    renderer = RenderedSensors(partial(SensorRenderer, rig, LidarConfig()))
-    return partial(SceneLoader, str(label_root / "synth_navtrain"), renderer=renderer)
+    return rendered_source(label_root / "synth_navtrain", RigConfig(cameras=()))
 
 
 @pytest.fixture(scope="session")

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from omegaconf import OmegaConf
 
-from irl_vla.common.config import to_dataclass
-from irl_vla.data.rendered_sensors import RenderedSensors
 from irl_vla.data.split import SceneLoader
 from irl_vla.models.vla.config import model_config_path
 from irl_vla.training.il import ILConfig
-from sim_bridges.embedded.generate import GenerateConfig, SplitSpec, generate_split
-from sim_bridges.embedded.render.rig import LidarConfig, RigConfig
-from sim_bridges.embedded.render.sensors import SensorRenderer
+from tests.helpers import SMALL_RIG, config_from, one_torch_thread, rendered_source, tiny_split
+
+__all__ = ["SMALL_RIG", "SMALL_VLA", "il_config", "model_doc", "one_torch_thread"]
 
 #: The shipped ``tiny`` VLA on small inputs (small images and grids) so that tests train in seconds.
 SMALL_VLA: dict[str, Any] = {
@@ -34,8 +29,6 @@ SMALL_VLA: dict[str, Any] = {
     "language": {"max_target_tokens": 24},
     "planner": {"num_anchors": 4},
 }
-#: A rig drawing small pictures (the camera builder resizes them to the model's size anyway).
-SMALL_RIG = dataclasses.replace(RigConfig(), width=64, height=36)
 
 
 def model_doc(name: str, **overrides: Any) -> dict[str, Any]:
@@ -65,31 +58,18 @@ def il_config(root: Path, out: str, **overrides: Any) -> ILConfig:
         "output_dir": str(root / out),
         "optimizer": {"lr": 1e-3, "warmup_steps": 2},
     }
-    for key, value in overrides.items():
-        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
-    return to_dataclass(base, ILConfig, where="train")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One torch thread: on a shared machine competing threads slow small networks down many times."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    return config_from(ILConfig, base, overrides, "train")
 
 
 @pytest.fixture(scope="session")
 def split_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``<root>/synth_navtrain``: one stop-and-go log, 4 scenes."""
     root = tmp_path_factory.mktemp("training_split")
-    cfg = GenerateConfig(data_root=str(root), families=["stop_and_go"], num_log_frames=20, workers=1, progress=False)
-    generate_split("synth_navtrain", SplitSpec(logs_per_family=1, frame_interval=2), cfg)
+    tiny_split(root, "synth_navtrain", ["stop_and_go"], frame_interval=2)
     return root
 
 
 @pytest.fixture(scope="session")
 def source(split_root: Path) -> partial[SceneLoader]:
     """The split with the small rig's sensors."""
-    renderer = RenderedSensors(partial(SensorRenderer, SMALL_RIG, LidarConfig()))
-    return partial(SceneLoader, str(split_root / "synth_navtrain"), renderer=renderer)
+    return rendered_source(split_root / "synth_navtrain", SMALL_RIG)

@@ -11,16 +11,13 @@ from irl_vla.data.features.caching import split_tokenizer
 from irl_vla.data.features.tokenizer import save_tokenizer
 from irl_vla.data.rendered_sensors import RenderedSensors
 from irl_vla.data.split import SceneLoader
-from sim_bridges.embedded.generate import GenerateConfig, SplitSpec, generate_split
 from sim_bridges.embedded.render.sensors import SensorRenderer
+from tests.helpers import tiny_split
 
 
 @pytest.fixture(scope="session")
 def split_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("features_split")
-    cfg = GenerateConfig(data_root=str(root), families=["lead_vehicle"], num_log_frames=20, workers=1, progress=False)
-    generate_split("synth_navtest", SplitSpec(logs_per_family=1, frame_interval=2), cfg)
-    return root / "synth_navtest"
+    return tiny_split(tmp_path_factory.mktemp("features_split"), "synth_navtest", ["lead_vehicle"], frame_interval=2)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from irl_vla.common.checkpoint import load_checkpoint
-from irl_vla.common.config import to_dataclass
 from irl_vla.data.split import SceneLoader
 from irl_vla.scoring.fast_scorer import FastScorer
 from irl_vla.training.il import run_il
@@ -19,6 +18,7 @@ from irl_vla.training.policy import load_policy
 from irl_vla.training.ppo.config import HackingGuardConfig, PPOConfig
 from irl_vla.training.ppo.guard import SimulatorInLoopError
 from irl_vla.training.ppo.stage import POLICY_DIR, HackingMonitor, PPOTrainer, run_ppo
+from tests.helpers import config_from
 from tests.training.conftest import il_config, model_doc
 from tests.training.ppo.helpers import ProgressReward, untrained_reward_checkpoint
 
@@ -50,9 +50,7 @@ def ppo_config(root: Path, init: Path, out: Path, **overrides: Any) -> PPOConfig
         "ppo": {"samples_per_anchor": 2},
         "optimizer": {"lr": 1e-3, "warmup_steps": 1},
     }
-    for key, value in overrides.items():
-        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
-    return to_dataclass(base, PPOConfig, where="train")
+    return config_from(PPOConfig, base, overrides, "train")
 
 
 def _lines(run: Path, group: str) -> list[dict]:
