@@ -51,7 +51,7 @@ from sim_bridges.carla.infractions import CollisionFilter, LaneRule, StopLine, S
 from sim_bridges.carla.planner import RoutePlanner
 from sim_bridges.carla.routes import RouteSpec, read_routes
 from sim_bridges.carla.sensors import CameraMount, LidarSettings, RigSettings, SensorRig
-from sim_bridges.carla.world import CarlaError, ConnectionConfig, SyncWorld, connect
+from sim_bridges.carla.world import CarlaError, ConnectionConfig, ServerConfig, SyncWorld, connect
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +94,13 @@ DEFAULT_BLUEPRINTS: dict[str, str] = {
 
 
 @dataclass
-class CarlaEnvConfig:
+class CarlaEnvConfig(ServerConfig):
     """Settings of ``sim=carla`` (``configs/sim/carla.yaml``; every key is a field here).
 
+    The connection's keys (``host``, ``port``, the timeouts, ``traffic_manager_port``, ``fixed_delta_seconds``,
+    ``check_version``) are ``world.ServerConfig``'s, checked with it.
+
     Attributes:
-        host, port, timeout, load_timeout, tick_timeout, traffic_manager_port, fixed_delta_seconds,
-            check_version: the connection (``world.ConnectionConfig``).
         routes_file: a leaderboard 2.x route file whose ids are routes; None: only scenario routes.
         scenario_provider: ``<family>/<seed>`` -> ``CarlaScenario`` (the embedded export), None: none.
         scenario_ids: ``seeds -> route ids`` of the provider (the default routes), None: none.
@@ -119,14 +120,6 @@ class CarlaEnvConfig:
         actor_blueprints: blueprint per ``AgentClass`` value for a scenario's road users (over the defaults).
     """
 
-    host: str = "127.0.0.1"
-    port: int = 2000
-    timeout: float = 10.0
-    load_timeout: float = 120.0
-    tick_timeout: float = 10.0
-    traffic_manager_port: int = 8000
-    fixed_delta_seconds: float = 0.05
-    check_version: bool = True
     routes_file: str | None = None
     scenario_provider: Callable[[str], CarlaScenario] | None = None
     scenario_ids: Callable[[range], list[str]] | None = None
@@ -146,6 +139,7 @@ class CarlaEnvConfig:
     actor_blueprints: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         ActionKind(self.action)
         ticks = self.replan_interval / self.fixed_delta_seconds
         if abs(ticks - round(ticks)) > 1e-6 or round(ticks) < 1:
@@ -155,18 +149,8 @@ class CarlaEnvConfig:
             )
 
     def connection(self, seed: int = 0) -> ConnectionConfig:
-        """The ``ConnectionConfig`` part."""
-        return ConnectionConfig(
-            host=self.host,
-            port=self.port,
-            timeout=self.timeout,
-            load_timeout=self.load_timeout,
-            tick_timeout=self.tick_timeout,
-            traffic_manager_port=self.traffic_manager_port,
-            fixed_delta_seconds=self.fixed_delta_seconds,
-            seed=seed,
-            check_version=self.check_version,
-        )
+        """The connection to the server, with the Traffic Manager's ``seed``."""
+        return ConnectionConfig.of(self, seed)
 
     def rig_settings(self) -> RigSettings:
         """The ``RigSettings`` of ``rig`` (defaults: the embedded renderer's rig)."""

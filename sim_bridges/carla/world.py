@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import Any
 
@@ -27,9 +27,9 @@ class CarlaError(RuntimeError):
     """A failure talking to the CARLA server (the message names host and port)."""
 
 
-@dataclass(frozen=True)
-class ConnectionConfig:
-    """How to reach the server and drive its world (``configs/sim/carla.yaml``).
+@dataclass
+class ServerConfig:
+    """How to reach the server and drive its world (the connection keys of ``configs/sim/carla.yaml``).
 
     Attributes:
         host: server host.
@@ -39,7 +39,6 @@ class ConnectionConfig:
         tick_timeout: longest wait for one synchronous tick [s] (a longer wait means the server is lost).
         traffic_manager_port: the Traffic Manager's port (pick a free one per run).
         fixed_delta_seconds: simulation step [s] (0.05 = 20 Hz, the leaderboard's).
-        seed: the Traffic Manager's random seed.
         check_version: refuse a server whose version differs from the client's.
     """
 
@@ -50,23 +49,39 @@ class ConnectionConfig:
     tick_timeout: float = 10.0
     traffic_manager_port: int = 8000
     fixed_delta_seconds: float = 0.05
-    seed: int = 0
     check_version: bool = True
 
     def __post_init__(self) -> None:
+        where = type(self).__name__
         if not 0.0 < self.fixed_delta_seconds <= 0.1:
             raise ValueError(
-                f"ConnectionConfig.fixed_delta_seconds: expected 0 < step <= 0.1 s (physics breaks above), "
+                f"{where}.fixed_delta_seconds: expected 0 < step <= 0.1 s (physics breaks above), "
                 f"got {self.fixed_delta_seconds}"
             )
         for name in ("timeout", "load_timeout", "tick_timeout"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"ConnectionConfig.{name}: expected > 0 [s], got {getattr(self, name)}")
+                raise ValueError(f"{where}.{name}: expected > 0 [s], got {getattr(self, name)}")
 
     @property
     def address(self) -> str:
         """``host:port`` for messages."""
         return f"{self.host}:{self.port}"
+
+
+@dataclass
+class ConnectionConfig(ServerConfig):
+    """A server (``ServerConfig``) and the seed of one episode's Traffic Manager.
+
+    Attributes:
+        seed: the Traffic Manager's random seed.
+    """
+
+    seed: int = 0
+
+    @classmethod
+    def of(cls, server: ServerConfig, seed: int = 0) -> ConnectionConfig:
+        """The connection to ``server``'s server (its keys only, e.g. of the env's settings) with ``seed``."""
+        return cls(**{f.name: getattr(server, f.name) for f in fields(ServerConfig)}, seed=seed)
 
 
 def _default_client(host: str, port: int) -> Any:
