@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from irl_vla.common.config_source import DataKind, split_data_dir
 from irl_vla.pipeline.config import PipelineConfig
 
 #: Splits the pipeline generates, in order.
@@ -90,11 +91,15 @@ class Layout:
 
     def labels(self, split: str) -> Path:
         """Labelled candidates of ``split``."""
-        return self.data / "labels" / split
+        return split_data_dir(self.data, DataKind.LABELS, split)
 
     def features(self, split: str) -> Path:
         """Feature cache of ``split``."""
-        return self.data / "features" / split
+        return split_data_dir(self.data, DataKind.FEATURES, split)
+
+    def metric_cache(self, split: str) -> Path:
+        """Metric caches of ``split``."""
+        return split_data_dir(self.data, DataKind.METRIC_CACHE, split)
 
     def eval_dir(self, split: str, row: str) -> Path:
         """Evaluation run of one table row (or the baselines) on ``split``."""
@@ -182,7 +187,7 @@ def plan(cfg: PipelineConfig, layout: Layout) -> list[Step]:
                 f"label.vocabulary_size={cfg.vocabulary_size}",
                 f"label.policy_checkpoint={layout.il}",
                 f"label.output_dir={layout.labels(TRAIN)}",
-                f"label.metric_cache_dir={d / 'metric_cache' / TRAIN}",
+                f"label.metric_cache_dir={layout.metric_cache(TRAIN)}",
             ),
             ("generate", "il"),
             (layout.vocabulary,),
@@ -197,7 +202,7 @@ def plan(cfg: PipelineConfig, layout: Layout) -> list[Step]:
                 f"label.vocabulary_size={cfg.vocabulary_size}",
                 f"label.vocabulary_path={layout.vocabulary}",
                 f"label.output_dir={layout.labels(TEST)}",
-                f"label.metric_cache_dir={d / 'metric_cache' / TEST}",
+                f"label.metric_cache_dir={layout.metric_cache(TEST)}",
             ),
             ("generate", "label"),
             (layout.labels(TEST),),
