@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from irl_vla.common.checkpoint import Checkpoint, config_differences
 from irl_vla.common.config import require_at_least_or_none
 from irl_vla.common.config_source import DataKind, SceneSelectionConfig
 from irl_vla.common.io import file_sha256
@@ -28,6 +29,7 @@ from irl_vla.data.features.dataset import FeatureDataset, Sample, collate
 from irl_vla.data.source import SourceFactory
 from irl_vla.labeling.store import MANIFEST, LabelShard, read_label_shards
 from irl_vla.models.reward.agreement import agreement
+from irl_vla.models.reward.checkpoint import load_reward_checkpoint
 from irl_vla.models.reward.config import RewardModelConfig, reward_config_from_dict
 from irl_vla.models.reward.heads import HeadKey
 from irl_vla.models.reward.inputs import RewardInputBuilders, reward_builder_params
@@ -69,6 +71,9 @@ class RWMConfig(SceneSelectionConfig, TrainerConfig):
         val_max_scenes: validate on its first N labelled scenes.
         val_batch_size: scenes per validation forward pass.
         sensor_cache: embedded splits: keep the validation split's rendered sensors here.
+        init_checkpoint: a ``stage=rwm`` checkpoint (or run directory) whose weights and normalisation a fresh
+            run starts from (fine-tuning on new labels, e.g. with a policy's samples); its model and input
+            builders must be this run's. ``None``: initial weights from ``seed``, statistics from the labels.
         output_dir: the run directory (``None``: ``<output_root>/train/rwm/<model size>``).
     """
 
@@ -82,6 +87,7 @@ class RWMConfig(SceneSelectionConfig, TrainerConfig):
     val_cache_dir: str | None = "data/features/synth_navtest"
     val_max_scenes: int | None = 64
     val_batch_size: int = 4
+    init_checkpoint: str | None = None
     output_dir: str | None = None  # type: ignore[assignment]  # None: decided by the command (model size)
 
     def __post_init__(self) -> None:
@@ -106,7 +112,9 @@ class RWMConfig(SceneSelectionConfig, TrainerConfig):
 
     def record(self) -> dict[str, Any]:
         """Settings that change the trained weights."""
-        data = {"split": self.split, "max_scenes": self.max_scenes, "stats_scenes": self.stats_scenes}
+        data: dict[str, Any] = {"split": self.split, "max_scenes": self.max_scenes, "stats_scenes": self.stats_scenes}
+        if self.init_checkpoint:  # only when set, so runs made before this key still resume
+            data["init_checkpoint"] = self.init_checkpoint
         return {**super().record(), **data}
 
 
@@ -200,6 +208,27 @@ def ego_statistics_input(source: SourceFactory, tokens: list[str], history: int)
     return torch.stack([builder.compute(loader.get_scene(t).get_agent_input())["ego_status"] for t in tokens])
 
 
+def load_start(path: str, model_cfg: RewardModelConfig, features: dict, privileged: dict) -> Checkpoint:
+    """The ``stage=rwm`` checkpoint a fine-tuning run starts from, checked against the run's model and inputs.
+
+    Raises:
+        FileNotFoundError, DataFormatError: naming a missing or damaged checkpoint file.
+        ValueError: naming the checkpoint when it holds no reward model, or another model or other inputs (every
+            differing key).
+    """
+    ck = load_reward_checkpoint(path)
+    ours = {"model": asdict(model_cfg), "features": features, "privileged": privileged}
+    theirs = {
+        "model": asdict(reward_config_from_dict(ck.config["model"])),
+        "features": ck.config.get("features", {}),
+        "privileged": ck.config.get("privileged", {}),
+    }
+    differences = config_differences(theirs, ours)
+    if differences:
+        raise ValueError(f"{ck.path}: train.init_checkpoint differs from this run ({'; '.join(differences)})")
+    return ck
+
+
 def run_rwm(
     cfg: RWMConfig, model_doc: dict[str, Any], source: SourceFactory, val_source: SourceFactory | None = None
 ) -> Path:
@@ -226,8 +255,13 @@ def run_rwm(
     labels_sha = file_sha256(cfg.train_labels / MANIFEST)
     record = rwm_record(cfg, model_cfg, features, privileged, labels_sha, processes.world_size)
     resume = find_resume(cfg, record)
+    start = None
+    if resume is None and cfg.init_checkpoint:
+        start = load_start(cfg.init_checkpoint, model_cfg, features, privileged)
     if resume is not None:
         normalization = dict(resume.normalization)
+    elif start is not None:
+        normalization = dict(start.normalization)
     else:
         made = None
         if processes.is_main:
@@ -237,6 +271,8 @@ def run_rwm(
         normalization = processes.broadcast(made)
     torch.manual_seed(cfg.seed)  # the initial weights
     model = RewardWorldModel(model_cfg)
+    if start is not None:
+        model.load_state_dict(start.weights)
     model.set_normalization(normalization)
     dataset = reward_dataset(source, labels, builders, cfg.cache_dir)
     validate = None

@@ -140,3 +140,34 @@ def test_train_stage_rwm_through_the_cli(label_root: Path, labels_dir: Path, tmp
         loaded.model.cfg.size == "tiny"
         and np.isfinite([float(v.float().sum()) for v in loaded.model.state_dict().values()]).all()
     )
+
+
+def test_fine_tuning_starts_from_the_init_checkpoint(
+    trained: Path, label_root: Path, labels_dir: Path, label_source: partial[SceneLoader], tmp_path: Path
+) -> None:
+    labels = read_label_shards(labels_dir)
+    start = load_reward_model(trained)
+    dataset = reward_dataset(label_source, labels, start.builders, str(label_root / "features"))
+    # two steps at a negligible learning rate: the fine-tuned model is the checkpoint's, a fresh run's is not
+    few = {"max_steps": 2, "checkpoint_every": 2, "optimizer": {"lr": 1e-9, "warmup_steps": 1}}
+    tuned = run_rwm(
+        rwm_config(label_root, labels_dir, tmp_path / "tuned", init_checkpoint=str(trained), **few),
+        tiny_doc(),
+        label_source,
+    )
+    fresh = run_rwm(rwm_config(label_root, labels_dir, tmp_path / "fresh", **few), tiny_doc(), label_source)
+    reference = evaluate_agreement(start.model, dataset)
+    assert evaluate_agreement(load_reward_model(tuned).model, dataset)["spearman"] == pytest.approx(
+        reference["spearman"], abs=1e-3
+    )
+    assert evaluate_agreement(load_reward_model(fresh).model, dataset)["spearman"] < 0.9 < reference["spearman"]
+
+
+def test_an_init_checkpoint_of_another_model_is_refused_naming_the_keys(
+    trained: Path, label_root: Path, labels_dir: Path, label_source: partial[SceneLoader], tmp_path: Path
+) -> None:
+    doc = tiny_doc()
+    doc["head_hidden"] = 16
+    cfg = rwm_config(label_root, labels_dir, tmp_path / "run", init_checkpoint=str(trained), max_steps=1)
+    with pytest.raises(ValueError, match=r"init_checkpoint differs.*model\.head_hidden"):
+        run_rwm(cfg, doc, label_source)

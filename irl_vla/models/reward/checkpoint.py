@@ -28,8 +28,8 @@ class LoadedRewardModel:
     checkpoint: Checkpoint
 
 
-def load_reward_model(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> LoadedRewardModel:
-    """The reward model of a checkpoint (or of the newest checkpoint of a run directory), in eval mode.
+def load_reward_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """The ``stage=rwm`` checkpoint at ``path`` (or the newest of a run directory), its model config checked.
 
     Raises:
         FileNotFoundError, DataFormatError: naming a missing or damaged checkpoint file.
@@ -40,7 +40,18 @@ def load_reward_model(path: str | os.PathLike[str], *, device: str | torch.devic
     if not isinstance(model_doc, dict) or model_doc.get("architecture") != REWARD_ARCHITECTURE:
         found = model_doc.get("architecture") if isinstance(model_doc, dict) else None
         raise ValueError(f"{ck.path}: holds no reward model (architecture {found!r}; train one with stage=rwm)")
-    model = RewardWorldModel(reward_config_from_dict(model_doc))
+    return ck
+
+
+def load_reward_model(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> LoadedRewardModel:
+    """The reward model of a checkpoint (or of the newest checkpoint of a run directory), in eval mode.
+
+    Raises:
+        FileNotFoundError, DataFormatError: naming a missing or damaged checkpoint file.
+        ValueError: naming a checkpoint that holds no reward model.
+    """
+    ck = load_reward_checkpoint(path)
+    model = RewardWorldModel(reward_config_from_dict(ck.config["model"]))
     model.load_state_dict(ck.weights)
     model.set_normalization(ck.normalization)
     builders = RewardInputBuilders.from_params(ck.config.get("features", {}), ck.config.get("privileged", {}))
