@@ -10,6 +10,7 @@ is not counted.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,9 @@ from irl_vla.data.enums import XY, AgentClass, BoundingBoxIndex, SE2Index
 from irl_vla.envs.infractions import Infraction, InfractionKind
 from irl_vla.envs.tick import Tick
 from irl_vla.scoring.fast_scorer import _boxes_overlap
+
+#: [m] the pre-test on the ego's axes rejects only boxes separated by more than this (rounding of the full test).
+SEPARATION_SLACK = 1e-6
 
 _KIND_OF_CLASS: dict[str, InfractionKind] = {
     AgentClass.VEHICLE.value: InfractionKind.COLLISION_VEHICLE,
@@ -62,6 +66,16 @@ class CollisionDetector:
         half_l, half_w = boxes[:, BoundingBoxIndex.LENGTH] / 2, boxes[:, BoundingBoxIndex.WIDTH] / 2
         reach = np.hypot(*half_ego) + np.hypot(half_l, half_w)
         idx = np.flatnonzero(dx * dx + dy * dy <= reach * reach)
+        if len(idx) == 0:
+            return idx
+        # The two separating axes of the ego's own box first, with a margin: a box they separate by more than
+        # ``SEPARATION_SLACK`` is separated for the full test too, so only the others go through it.
+        cos, sin = math.cos(center[SE2Index.HEADING]), math.sin(center[SE2Index.HEADING])
+        rel = boxes[idx, BoundingBoxIndex.HEADING] - center[SE2Index.HEADING]
+        rel_cos, rel_sin = np.abs(np.cos(rel)), np.abs(np.sin(rel))
+        along = np.abs(dx[idx] * cos + dy[idx] * sin) - half_l[idx] * rel_cos - half_w[idx] * rel_sin
+        across = np.abs(dy[idx] * cos - dx[idx] * sin) - half_l[idx] * rel_sin - half_w[idx] * rel_cos
+        idx = idx[(along <= half_ego[0] + SEPARATION_SLACK) & (across <= half_ego[1] + SEPARATION_SLACK)]
         if len(idx) == 0:
             return idx
         hit = _boxes_overlap(

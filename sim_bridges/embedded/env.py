@@ -56,6 +56,8 @@ ROUTE_SPACING = 2.0
 ROUTE_END_MARGIN = 10.0
 #: Traffic within this distance [m] makes ``InfoKey.TRAFFIC_SPEED``.
 TRAFFIC_RANGE = 50.0
+
+
 @dataclass
 class EmbeddedEnvConfig:
     """Settings of the embedded closed-loop env (``configs/sim/embedded.yaml``, ``sim.<key>=...``).
@@ -265,6 +267,7 @@ class EmbeddedEnv:
         self.route = route_of(instance, self.route_id, self.config.route_length)
         self._boxes: np.ndarray | None = None
         self._traffic: np.ndarray | None = None
+        self._tick_traffic: tuple[float, float | None] | None = None
         self._names: list[str] = []
         self._ids: list[str] = []
         self.monitor = InfractionMonitor(
@@ -418,7 +421,10 @@ class EmbeddedEnv:
             self._names = [u.agent_class.value for u in users]
             self._ids = [u.track_token for u in users]
         boxes = self._boxes.copy()
-        boxes[:, [BoundingBoxIndex.X, BoundingBoxIndex.Y, BoundingBoxIndex.HEADING]] = world.poses()[1:]
+        poses = world.poses()[1:]  # (N, 3)
+        boxes[:, [BoundingBoxIndex.X, BoundingBoxIndex.Y, BoundingBoxIndex.HEADING]] = poses
+        speeds, targets = np.array([(u.speed, u.target_speed) for u in users], dtype=np.float64).reshape(-1, 2).T
+        self._tick_traffic = (world.time, self._traffic_speed_of(poses, speeds, ~(targets <= 0.0)))
         lights = world.red_connectors()
         return Tick(
             time=self.time,
@@ -427,22 +433,31 @@ class EmbeddedEnv:
             boxes=boxes,
             names=list(self._names),
             ids=list(self._ids),
-            speeds=np.array([u.speed for u in users]),
+            speeds=speeds,
             red_connectors=frozenset(c for c, red in lights if red),
             lit_connectors=frozenset(c for c, _ in lights),
             speed_limit=self.speed_limit,
-            traffic_speed=self._traffic_speed(),
+            traffic_speed=self._tick_traffic[1],
         )
 
     def _traffic_speed(self) -> float | None:
-        """Mean speed [m/s] of the moving-traffic vehicles within ``TRAFFIC_RANGE`` of the ego, None with none."""
+        """Mean speed [m/s] of the moving-traffic vehicles within ``TRAFFIC_RANGE`` of the ego, None with none.
+
+        The last tick's value while the world has not stepped since.
+        """
+        last = self._tick_traffic
+        if last is not None and last[0] == self.world.time:
+            return last[1]
+        users = self.world.road_users
+        speeds = np.array([u.speed for u in users])
+        return self._traffic_speed_of(self.world.poses()[1:], speeds, np.array([not u.is_static for u in users]))
+
+    def _traffic_speed_of(self, poses: np.ndarray, speeds: np.ndarray, moving: np.ndarray) -> float | None:
+        """``_traffic_speed`` from the others' poses ``(N, 3)``, speeds ``(N,)`` and whether each moves ``(N,)``."""
         users = self.world.road_users
         if self._traffic is None or len(self._traffic) != len(users):
             self._traffic = np.array([u.agent_class is AgentClass.VEHICLE and not u.background for u in users])
-        poses = self.world.poses()[1:]  # (N, 3)
-        speeds = np.array([u.speed for u in users])
         near = np.hypot(*(poses[:, :2] - self.ego.pose[:2]).T) < TRAFFIC_RANGE
-        moving = np.array([not u.is_static for u in users])
         chosen = speeds[self._traffic & near & moving] if len(users) else speeds
         return float(chosen.mean()) if len(chosen) else None
 

@@ -18,6 +18,7 @@ proves both agree within float tolerance on rollouts of every family.
 from __future__ import annotations
 
 import operator
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,6 +42,33 @@ CHUNK = 16
 BOUND_SLACK = 1e-6
 #: Times [s] at which people about to cross are predicted (``World._crossing_gap``'s horizon).
 CROSSING_TIMES = np.arange(0.0, 4.0 + 1e-9, 0.5)
+
+
+class Column(IntEnum):
+    """Columns of ``state_columns``: what changes about a road user from step to step."""
+
+    S = 0  # [m] arc length of its centre on its path
+    SPEED = 1  # [m/s]
+    ACCEL = 2  # [m/s^2]
+    LATERAL = 3  # [m] offset left of its path
+    TARGET_SPEED = 4  # [m/s]
+    START_TIME = 5  # [s]
+    REACTIVE = 6  # 1: drives by IDM among the others
+    MANOEUVRING = 7  # 1: a lateral manoeuvre is under way
+    MANOEUVRE_S0 = 8  # [m] the manoeuvre's start arc length (0 without one)
+    MANOEUVRE_LENGTH = 9  # [m] its length (1 without one)
+    MANOEUVRE_START = 10  # [m] its start offset (the lateral without one)
+    MANOEUVRE_END = 11  # [m] its end offset (the lateral without one)
+
+
+def state_columns(users: list[RoadUser]) -> FloatArray:
+    """The state of every road user ``(N, len(Column))``, read in one pass over the objects."""
+    rows = [
+        (u.s, u.speed, u.accel, u.lateral, u.target_speed, u.start_time, u.reactive)
+        + ((0.0, 0.0, 1.0, u.lateral, u.lateral) if (m := u.manoeuvre) is None else (1, m.s0, m.length, m.start, m.end))
+        for u in users
+    ]
+    return np.array(rows, dtype=np.float64).reshape(-1, len(Column))
 
 
 IDM_FIELDS = ("min_gap", "headway", "accel_max", "decel_comfort", "delta", "decel_max")
@@ -73,9 +101,11 @@ class PathTable:
         self.heading = np.concatenate([*(p._seg_heading for p in paths), pad])
         self.s_before_last = np.array([p.s[-2] for p in paths])  # (P,)
         self._chunks(paths)
-        self.vertex_s = np.full((len(paths), int(counts.max()) + 1), np.inf)  # (P, V) vertex arc lengths
+        # (P, V + 1) vertex arc lengths, +inf past each path's end (one spare column for ``count_vertices``)
+        self.vertex_s = np.full((len(paths), int(counts.max()) + 2), np.inf)
         for k, p in enumerate(paths):
             self.vertex_s[k, : len(p.s)] = p.s
+        self._flat_vertices(paths)
         for p in paths:
             p.curvature_ahead(0.0)  # builds the curvature table
         tables = [p._curvature_table for p in paths]
@@ -84,6 +114,29 @@ class PathTable:
         self.kappa_count = np.array([len(t[1]) for t in tables])  # type: ignore[index]
         self.kappa = np.concatenate([t[1] for t in tables])  # type: ignore[index]
         self.grid = np.concatenate([t[0] for t in tables])  # type: ignore[index]
+
+    def _flat_vertices(self, paths: list[Path]) -> None:
+        """Every path's vertex arc lengths in one sorted array, path ``k`` shifted by ``k * span``."""
+        lo = min(float(p.s[0]) for p in paths)
+        hi = max(float(p.s[-1]) for p in paths)
+        self._s_clip = (lo - 1.0, hi + 1.0)  # a query clipped here counts the same vertices
+        self._span = hi - lo + 4.0  # blocks (and their clipped queries) never meet
+        self._shift = np.arange(len(paths)) * self._span  # (P,)
+        self._flat = np.concatenate([p.s + k * self._span for k, p in enumerate(paths)])
+        self._flat_start = np.concatenate([[0], np.cumsum([len(p.s) for p in paths])[:-1]])  # (P,)
+
+    def count_vertices(self, paths: IntArray, x: FloatArray, *, strict: bool = False) -> IntArray:
+        """Vertices of each row's path with arc length ``<= x`` (``< x`` when ``strict``) ``(N,)``: exact.
+
+        One ``searchsorted`` over the shifted vertices of every path; the shift can misorder only a vertex within
+        rounding of ``x`` (vertices are about a metre apart), so one comparison with the neighbours corrects it.
+        """
+        side = "left" if strict else "right"
+        key = np.clip(x, *self._s_clip) + self._shift[paths]
+        c = np.searchsorted(self._flat, key, side=side) - self._flat_start[paths]
+        below = operator.lt if strict else operator.le
+        c = np.where(below(self.vertex_s[paths, c], x), c + 1, c)
+        return np.where((c > 0) & ~below(self.vertex_s[paths, np.maximum(c - 1, 0)], x), c - 1, c)
 
     def _chunks(self, paths: list[Path]) -> None:
         """Chords of every ``CHUNK`` consecutive segments and the farthest the segments stray from them [m]."""
@@ -125,12 +178,11 @@ class PathTable:
     def windows(self, paths: IntArray, lo: FloatArray, hi: FloatArray) -> tuple[IntArray, IntArray]:
         """Path-local segment range ``[k0, k1)`` of each arc-length window ``[lo, hi]``, as ``Path.project``'s.
 
-        ``searchsorted`` of each path's vertex arc lengths, as counts over the padded table (exact).
+        ``searchsorted`` of each path's vertex arc lengths (``count_vertices``, exact).
         """
-        s = self.vertex_s[paths]  # (U, V), +inf past each path's end
         full = self.count[paths]
-        k0 = np.minimum(np.maximum((s <= lo[:, None]).sum(axis=1) - 1, 0), full - 1)
-        k1 = np.maximum(np.minimum((s < hi[:, None]).sum(axis=1) + 1, full), k0 + 1)
+        k0 = np.minimum(np.maximum(self.count_vertices(paths, lo) - 1, 0), full - 1)
+        k1 = np.maximum(np.minimum(self.count_vertices(paths, hi, strict=True) + 1, full), k0 + 1)
         return k0, k1
 
     def pose_batch(self, paths: IntArray, s: FloatArray, lateral: FloatArray) -> FloatArray:
@@ -140,7 +192,7 @@ class PathTable:
         each segment, extended straight beyond the ends).
         """
         n = self.count[paths]
-        i = np.clip((self.vertex_s[paths] <= s[:, None]).sum(axis=1) - 1, 0, n - 1)  # (N,) path-local segment
+        i = np.clip(self.count_vertices(paths, s) - 1, 0, n - 1)  # (N,) path-local segment
         g = self.offset[paths] + i
         cur = self.heading[g]
         along = s - self.s0[g]
@@ -223,12 +275,7 @@ class UserTable:
         self.idm = {name: np.array([getattr(u.idm, name) for u in users]) for name in IDM_FIELDS}
         # Users whose pose is not their path's at (s, lateral) (``ego_control.FreeEgo``).
         self.own_pose = np.array([type(u).pose is not RoadUser.pose for u in users])
-
-
-def _widest_offset(user: RoadUser) -> float:
-    """The largest ``|lateral|`` [m] the user is at or moving through (its manoeuvre's start and end)."""
-    m = user.manoeuvre
-    return abs(user.lateral) if m is None else max(abs(user.lateral), abs(m.start), abs(m.end))
+        self.own_pose_index = np.flatnonzero(self.own_pose).tolist()
 
 
 def _point_segment_distance(points: FloatArray, start: FloatArray, d: FloatArray) -> FloatArray:
@@ -242,14 +289,13 @@ def poses(world: World) -> FloatArray:
     """``World.poses`` of every road user at once ``(N, 3)`` (box centres, lateral manoeuvres' slopes included)."""
     users = world.road_users_and_ego
     table = user_table(world)
-    s = np.array([u.s for u in users])
-    lateral = np.array([u.lateral for u in users])
+    s, lateral = np.array([(u.s, u.lateral) for u in users], dtype=np.float64).reshape(-1, 2).T
     out = table.paths.pose_batch(table.path, s, lateral)
-    for k, u in enumerate(users):
-        if u.manoeuvre is not None:
-            out[k, SE2Index.HEADING] += float(np.arctan(u.manoeuvre.slope(u.s)))
-        elif table.own_pose[k]:
-            out[k] = u.pose  # a user with a pose of its own (the free ego)
+    for k in [k for k, u in enumerate(users) if u.manoeuvre is not None]:
+        out[k, SE2Index.HEADING] += float(np.arctan(users[k].manoeuvre.slope(users[k].s)))  # type: ignore[union-attr]
+    for k in table.own_pose_index:
+        if users[k].manoeuvre is None:
+            out[k] = users[k].pose  # a user with a pose of its own (the free ego)
     return out
 
 
@@ -299,22 +345,21 @@ def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray
     everyone = world.road_users_and_ego
     n = len(everyone)
     acc = np.zeros(n)
-    active = [
-        i
-        for i, u in enumerate(everyone)
-        if not u.is_static and not (skip_ego and i == 0) and world.time >= u.start_time and u.reactive
-    ]
-    if not active:
+    cols = state_columns(everyone)  # (N, C)
+    moving = ~(cols[:, Column.TARGET_SPEED] <= 0.0)  # not ``RoadUser.is_static``
+    idx = np.flatnonzero(moving & (world.time >= cols[:, Column.START_TIME]) & (cols[:, Column.REACTIVE] > 0))
+    if skip_ego:
+        idx = idx[idx != 0]
+    if not len(idx):
         return acc
-    users = [everyone[i] for i in active]
-    idx = np.array(active)
+    users = [everyone[i] for i in idx]
+    mine = cols[idx]  # (U, C)
     fixed = user_table(world)
     table = fixed.paths
     path_ids = fixed.path[idx]
-    s_user = np.array([u.s for u in users])
+    s_user = mine[:, Column.S]
     length, width, vulnerable, crossing = fixed.length, fixed.width, fixed.vulnerable, fixed.crossing
-    speed_all = np.array([u.speed for u in everyone])
-    accel_all = np.array([u.accel for u in everyone])
+    speed_all, accel_all = cols[:, Column.SPEED], cols[:, Column.ACCEL]
 
     rel = poses[None, :, :2] - poses[idx, None, :2]  # (U, N, 2)
     heading = poses[idx, SE2Index.HEADING]
@@ -330,8 +375,8 @@ def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray
     pu, pj = np.nonzero(near)  # pairs in (user, object) order, as the scalar loop meets them
     # Only objects that may be laterally within reach are projected: |lateral| must not exceed the user's widest
     # offset (lateral, manoeuvre start and end), half the two widths, the margin and the object's own shift.
-    shift_all = np.array([(u.manoeuvre.end - u.lateral) if u.manoeuvre is not None else 0.0 for u in everyone])
-    reach_u = np.array([_widest_offset(u) for u in users])
+    shift_all = cols[:, Column.MANOEUVRE_END] - cols[:, Column.LATERAL]  # 0 without a manoeuvre
+    reach_u = np.abs(mine[:, [Column.LATERAL, Column.MANOEUVRE_START, Column.MANOEUVRE_END]]).max(axis=1)
     reach = reach_u[pu] + (width[idx[pu]] + width[pj]) / 2 + np.where(vulnerable[pj], 1.2, 0.3) + np.abs(shift_all[pj])
     bound = table.distance_bound(poses[pj, :2], path_ids[pu], k0[pu], k1[pu])
     # Past a path's ends ``Path.project`` gives a point straight ahead of the end segment a lateral of 0 (its
@@ -370,10 +415,10 @@ def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray
     ds = s_p - s_user[pu]
     ahead = (ds > 0.0) & (ds <= LOOK_AHEAD)
     margin = np.where(vulnerable[pj], 1.2, 0.3)
-    own = _manoeuvre_offset_pairs(users, pu, s_user[pu] + np.maximum(ds - length[pj] / 2, 0.0))
-    lateral_u = np.array([u.lateral for u in users])[pu]
+    own = _manoeuvre_offset_pairs(mine[pu], s_user[pu] + np.maximum(ds - length[pj] / 2, 0.0))
+    lateral_u = mine[pu, Column.LATERAL]
     lo, hi = np.minimum(lateral_u, own), np.maximum(lateral_u, own)
-    manoeuvring = np.array([u.manoeuvre is not None for u in users])[pu]
+    manoeuvring = mine[pu, Column.MANOEUVRING] > 0
     planned_only = manoeuvring & (ds - (length[idx[pu]] + length[pj]) / 2 > 0.5)
     lo, hi = np.where(planned_only, own, lo), np.where(planned_only, own, hi)
     shift = shift_all[pj]
@@ -408,17 +453,18 @@ def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray
     v_curve = np.sqrt(LATERAL_ACCEL_COMFORT / np.maximum(kappa, 1e-4))
     room = np.maximum(CURVE_PREVIEW[None] - length[idx][:, None] / 2, 0)
     reachable = np.sqrt(v_curve**2 + decel[:, None] * room).min(axis=1)
-    v0 = np.minimum(np.array([u.target_speed for u in users]), reachable)
+    v0 = np.minimum(mine[:, Column.TARGET_SPEED], reachable)
     params = {name: values[idx] for name, values in fixed.idm.items()}
     acc[idx] = acc_batch(speed_all[idx], v0, gap, lead_speed, lead_accel, params)
     return acc
 
 
-def _manoeuvre_offset_pairs(users: list[RoadUser], pu: IntArray, s: FloatArray) -> FloatArray:
-    """``LateralManoeuvre.offset`` of user ``pu``'s manoeuvre at ``s`` per pair; its lateral without one."""
-    s0 = np.array([u.manoeuvre.s0 if u.manoeuvre is not None else 0.0 for u in users])[pu]
-    span = np.array([u.manoeuvre.length if u.manoeuvre is not None else 1.0 for u in users])[pu]
-    start = np.array([u.manoeuvre.start if u.manoeuvre is not None else u.lateral for u in users])[pu]
-    end = np.array([u.manoeuvre.end if u.manoeuvre is not None else u.lateral for u in users])[pu]
+def _manoeuvre_offset_pairs(cols: FloatArray, s: FloatArray) -> FloatArray:
+    """``LateralManoeuvre.offset`` at ``s`` ``(M,)`` of each row's manoeuvre (``state_columns`` rows ``(M, C)``).
+
+    Without a manoeuvre: its lateral (start = end = lateral).
+    """
+    s0, span = cols[:, Column.MANOEUVRE_S0], cols[:, Column.MANOEUVRE_LENGTH]
+    start, end = cols[:, Column.MANOEUVRE_START], cols[:, Column.MANOEUVRE_END]
     v = np.clip((s - s0) / span, 0.0, 1.0)
     return start + (end - start) * 0.5 * (1.0 - np.cos(np.pi * v))

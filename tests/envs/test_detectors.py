@@ -23,6 +23,7 @@ from irl_vla.envs.route_rules import (
 )
 from irl_vla.envs.signals import RedLightDetector, StopSignDetector
 from irl_vla.envs.tick import Tick
+from irl_vla.scoring.fast_scorer import _boxes_overlap
 from tests.fixtures import build_t_junction
 
 DT = 0.1  # [s]
@@ -84,6 +85,36 @@ def test_collision_near_miss_and_not_at_fault_cases_are_not_counted() -> None:
     assert CollisionDetector().update(make_tick(0.0, 0.0, objects=[near, beside])) == []
     touching = ("car", "vehicle", box(FRONT + 2.0, 0.0), 0.0)
     assert CollisionDetector().update(make_tick(0.0, 0.0, speed=0.05, objects=[touching])) == []  # ego stopped
+
+
+
+def test_collision_pre_test_keeps_every_overlap_of_the_full_test() -> None:
+    """The ego-axes pre-test only drops boxes the full separating-axis test separates too (touching included)."""
+    rng = np.random.default_rng(0)
+    ego = np.array([3.0, -2.0, 0.7])
+    tick = make_tick(*ego)
+    center, half_ego = tick.ego_center, np.array([PACIFICA.length / 2, PACIFICA.width / 2])
+    axis, normal = np.array([np.cos(ego[2]), np.sin(ego[2])]), np.array([-np.sin(ego[2]), np.cos(ego[2])])
+    rows = []
+    for _ in range(400):  # random boxes around the ego, many overlapping, many just clear
+        heading = rng.uniform(-np.pi, np.pi)
+        length, width = rng.uniform(0.3, 6.0), rng.uniform(0.3, 2.5)
+        rows.append(box(*(center[:2] + rng.uniform(-7.0, 7.0, 2)), heading, length, width))
+    for side in (-1.0, 1.0):  # exactly touching the ego's front, rear and sides (touching counts)
+        for length, width in ((4.5, 2.0), (0.4, 0.4)):
+            rows.append(box(*(center[:2] + side * (half_ego[0] + length / 2) * axis), ego[2], length, width))
+            rows.append(box(*(center[:2] + side * (half_ego[1] + width / 2) * normal), ego[2], length, width))
+    boxes = np.array(rows)
+    objects = [(f"o{i}", "vehicle", row, 0.0) for i, row in enumerate(rows)]
+    tick = make_tick(*ego, objects=objects)
+    full = np.flatnonzero(
+        _boxes_overlap(
+            center[:2], center[2], half_ego, boxes[:, :2], boxes[:, 6], np.stack([boxes[:, 3], boxes[:, 4]], 1) / 2
+        )
+    )
+    touching = CollisionDetector().touching(tick)
+    assert len(full) > 50 and len(rows) - len(full) > 50
+    assert touching.tolist() == full.tolist()
 
 
 def test_collision_with_one_object_counts_once_within_five_seconds_and_five_metres() -> None:

@@ -65,3 +65,50 @@ def test_batched_poses_equal_each_road_users_own() -> None:
     batch = vector_update.poses(world)
     assert np.allclose(batch[:, :2], own[:, :2], atol=1e-9)
     assert np.allclose(np.angle(np.exp(1j * (batch[:, 2] - own[:, 2]))), 0.0, atol=1e-9)
+
+
+def test_vertex_counts_equal_the_padded_comparison() -> None:
+    """``count_vertices`` (one shifted ``searchsorted``) counts exactly, at vertices and one ulp either side."""
+    world = build_scenario(load_families()["unsignalised_intersection"], 1).world
+    table = vector_update.user_table(world).paths
+    rng = np.random.default_rng(0)
+    paths = rng.integers(0, len(table.paths), 3000)
+    at = np.array([rng.choice(table.paths[p].s) for p in paths[:1000]])
+    x = np.concatenate([at, np.nextafter(at, -np.inf), np.nextafter(at, np.inf)])
+    x = np.concatenate([x, rng.uniform(-50.0, 600.0, len(paths) - len(x))])
+    for strict in (False, True):
+        expected = (table.vertex_s[paths] < x[:, None]) if strict else (table.vertex_s[paths] <= x[:, None])
+        assert np.array_equal(table.count_vertices(paths, x, strict=strict), expected.sum(axis=1))
+
+
+@pytest.mark.parametrize("route", ["pedestrian_crossing/2", "cut_in/1", "signalised_intersection/5"])
+def test_the_vectorised_env_equals_the_per_user_loop(route: str) -> None:
+    """Same plans, same states (to 1e-9), same infractions and route completion as the recorder's per-user loop."""
+    from irl_vla.envs.env import ResetOption
+    from irl_vla.envs.info import InfoKey
+    from sim_bridges.embedded.closed_loop_bench import route_follower
+    from sim_bridges.embedded.env import EmbeddedEnv, EmbeddedEnvConfig
+
+    envs = [EmbeddedEnv(EmbeddedEnvConfig(vectorised=flag)) for flag in (True, False)]
+    for env in envs:
+        env.reset(options={ResetOption.ROUTE: route})
+    for _ in range(12):
+        plan = route_follower(envs[0], 0.6 * envs[0].speed_limit)
+        fast, loop = (env.step(plan) for env in envs)
+        states = [
+            np.array([[u.s, u.speed, u.accel, u.lateral] for u in env.world.road_users_and_ego]) for env in envs
+        ]
+        assert np.abs(states[0] - states[1]).max() < TOLERANCE
+        assert np.abs(envs[0].ego.state - envs[1].ego.state).max() < TOLERANCE
+        assert [(i.kind, i.other_id) for i in fast[4][InfoKey.INFRACTIONS]] == [
+            (i.kind, i.other_id) for i in loop[4][InfoKey.INFRACTIONS]
+        ]
+        for key in (InfoKey.ROUTE_COMPLETION, InfoKey.TRAFFIC_SPEED):
+            assert fast[4][key] == pytest.approx(loop[4][key], abs=TOLERANCE)
+        # The traffic speed kept from the last tick equals one computed afresh from the objects.
+        kept = envs[0]._traffic_speed()
+        envs[0]._tick_traffic = None
+        assert envs[0]._traffic_speed() == kept
+        if fast[2] or fast[3]:
+            assert (fast[2], fast[3]) == (loop[2], loop[3])
+            break
