@@ -73,10 +73,24 @@ class SceneSourceConfig:
         Raises:
             ValueError: when no split is given and the config has none.
         """
+        return split_data_dir(self.data_root, kind, self._split(split, kind))
+
+    def metric_caches(self, split: str | None = None) -> Path:
+        """Where the metric caches of ``split`` (default: this config's split) live, for every command that scores it.
+
+        ``<data_root>/metric_cache/<split>`` for an embedded split, ``.../navsim-<split>`` for a NAVSIM root's (never
+        the folder of an embedded split of the same name): eval, label and training's validation share them.
+        """
+        name = self._split(split, DataKind.METRIC_CACHE)
+        return split_data_dir(
+            self.data_root, DataKind.METRIC_CACHE, name if self.source == "embedded" else f"{self.source}-{name}"
+        )
+
+    def _split(self, split: str | None, kind: DataKind) -> str:
         split = self.split if split is None else split
         if split is None:
             raise ValueError(f"{type(self).__name__}.split: not set; no {kind.value} directory without a split")
-        return split_data_dir(self.data_root, kind, split)
+        return split
 
     def scene_settings(self) -> dict[str, Any]:
         """This config's scene-source keys and values (``max_scenes`` too where it has one).

@@ -171,8 +171,7 @@ def run_eval(
         tokens = loader.tokens[: cfg.max_scenes]
         # an agent that plans from the cache needs the previous frame's cache too for its EC plan
         needs_previous = any(AGENTS[c.name].agent.requires_metric_cache for c in configs)
-        cache_name = cfg.split if cfg.source == "embedded" else f"{cfg.source}-{loader.name}"
-        store = _cached(factory, cache_root / cache_name, tokens, cfg, previous=needs_previous)
+        store = _cached(factory, cfg.metric_caches(), tokens, cfg, previous=needs_previous)
 
         def cache_of(token: str) -> SceneCache:
             return store.load(token)
@@ -181,7 +180,7 @@ def run_eval(
         groups = read_groups(stage_two_dir / TWO_STAGE_FILE)[: cfg.max_scenes]
         assert sources.stage_two is not None
         stage_two = sources.stage_two()
-        store = _cached(factory, cache_root / cfg.split, [g.orig for g in groups], cfg, previous=True)
+        store = _cached(factory, cfg.metric_caches(), [g.orig for g in groups], cfg, previous=True)
         s2_tokens = [t for g in groups for pair in g.pairs for t in pair]
         store_two = _cached(sources.stage_two, cache_root / stage_two_dir.name, s2_tokens, cfg, previous=False)
 

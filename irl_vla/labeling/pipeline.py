@@ -8,6 +8,11 @@
    (``candidates``), score them with the fast scorer against log replay (human filter on real scenes), pair each
    with its counterpart in the previous frame for EC, aggregate, and write the shard atomically.
 
+EC of a policy's candidates: the policy's plan in the previous frame is the one it output there (its most
+confident deterministic mode), so each of its candidates (deterministic modes and stochastic draws) is paired with
+that plan: the simulator's EC of the policy had it output this candidate now. A mode other than the one the policy
+kept choosing fails EC, which is what a reward model must know before PPO's mode selection trusts it.
+
 Resume: the manifest records the settings at the start (a rerun with other settings is refused, naming them);
 each finished shard is journalled at once, so a killed run redoes only the shards it had not finished, and a
 shard is always written whole under its fixed name, so no scene is ever labelled twice.
@@ -34,6 +39,7 @@ from irl_vla.data.trajectory import DEFAULT_SAMPLING
 from irl_vla.labeling.candidates import CandidateSet, Perturbation, PerturbationConfig, build_candidates, scene_seed
 from irl_vla.labeling.store import (
     VOCABULARY,
+    CandidateSource,
     LabelShard,
     LabelStore,
     ShardRecord,
@@ -71,6 +77,10 @@ class LabelConfig(SceneSelectionConfig):
         policy_checkpoint: a stage-1 VLA checkpoint (or run directory) whose samples join the candidates;
             ``None``: no policy samples.
         policy_draws: stochastic denoising draws per scene, each giving all the policy's modes.
+        policy_modes: also the policy's deterministic modes (what it outputs at inference, before its confidence
+            picks one).
+        policy_std_min: the standard-deviation floor of the stochastic draws (normalised units; ``None``: the
+            model's ``planner.std_min``; PPO samples with ``ppo.sampling_std_min``).
         human_filter: forgive what the human also fails (real scenes), as ``irl-vla eval`` scores.
         shard_size: scenes per shard (one executor task each).
         seed: seeds the vocabulary, the random perturbations and the policy's noise.
@@ -89,6 +99,8 @@ class LabelConfig(SceneSelectionConfig):
     perturbations: PerturbationConfig = field(default_factory=PerturbationConfig)
     policy_checkpoint: str | None = None
     policy_draws: int = 1
+    policy_modes: bool = True
+    policy_std_min: float | None = None
     human_filter: bool = True
     shard_size: int = 16
     seed: int = 0
@@ -102,6 +114,8 @@ class LabelConfig(SceneSelectionConfig):
                 raise ValueError(f"LabelConfig.{name}: expected >= 0, got {getattr(self, name)}")
         if self.shard_size < 1:
             raise ValueError(f"LabelConfig.shard_size: expected >= 1, got {self.shard_size}")
+        if self.policy_std_min is not None and self.policy_std_min <= 0:
+            raise ValueError(f"LabelConfig.policy_std_min: expected > 0 or null, got {self.policy_std_min}")
 
     @property
     def label_dir(self) -> Path:
@@ -111,7 +125,7 @@ class LabelConfig(SceneSelectionConfig):
     @property
     def cache_dir(self) -> Path:
         """Where the split's metric caches are."""
-        return Path(self.metric_cache_dir) if self.metric_cache_dir else self.data_dir(DataKind.METRIC_CACHE)
+        return Path(self.metric_cache_dir) if self.metric_cache_dir else self.metric_caches()
 
     def record(self) -> dict[str, Any]:
         """The settings that decide the labels (recorded in the manifest; a resumed run must match them)."""
@@ -128,7 +142,13 @@ class LabelConfig(SceneSelectionConfig):
             "human_filter": self.human_filter,
             "shard_size": self.shard_size,
             "seed": self.seed,
+            # only with a policy, so that label directories without one still resume
+            **({"policy": self.policy_record()} if self.policy_checkpoint else {}),
         }
+
+    def policy_record(self) -> dict[str, Any]:
+        """The settings of the policy's candidates beside its checkpoint and draws."""
+        return {"modes": self.policy_modes, "std_min": self.policy_std_min, "ec_previous": "output"}
 
 
 @dataclass
@@ -209,26 +229,62 @@ def _open_worker(factory: SourceFactory, config: LabelConfig, vocabulary: np.nda
     return _Worker(factory(), MetricCacheStore(config.cache_dir, keep=4), FastScorer(), vocabulary, config, policy)
 
 
-def _policy_samples(w: _Worker, scene_token: str, scene: Any) -> np.ndarray | None:
-    """The policy's modes of ``policy_draws`` stochastic draws ``(P, T, 3)``, noise seeded by the scene token."""
+@dataclass
+class _PolicyPlans:
+    """A policy's plans in one frame: its candidates ``(P, T, 3)`` and the plan it outputs ``(T, 3)``."""
+
+    candidates: np.ndarray
+    output: np.ndarray
+
+
+def _policy_plans(w: _Worker, scene_token: str, scene: Any, draws: bool = True) -> _PolicyPlans | None:
+    """The policy's candidates and output in ``scene`` (``None`` without a policy).
+
+    Candidates: its deterministic modes (``policy_modes``), then the modes of ``policy_draws`` stochastic draws,
+    noise seeded by the scene token; ``draws=False``: none, the output alone.
+    """
     if w.policy is None:
         return None
     generator = torch.Generator().manual_seed(scene_seed(w.config.seed, scene_token))
+    model = w.policy.model
     features = w.policy.features([scene.get_agent_input()])
-    draws = []
     with torch.no_grad():
-        w.policy.model.eval()
-        for _ in range(w.config.policy_draws):
-            out = w.policy.model(features, stochastic=True, generator=generator)
-            draws.append(out["modes"][0].float().cpu().numpy())  # (K, T, 3)
-    return np.concatenate(draws)
+        model.eval()
+        ctx, _ = model.encode(features, None, with_aux=False)
+        mean = model.planner.sample(ctx)  # deterministic: what the policy outputs
+        modes, logits = mean.modes[0].float(), mean.logits[0]  # (K, T, 3), (K,)
+        plans = [modes] if draws and w.config.policy_modes else []
+        for _ in range(w.config.policy_draws if draws else 0):
+            out = model.planner.sample(ctx, stochastic=True, generator=generator, std_min=w.config.policy_std_min)
+            plans.append(out.modes[0].float())
+    empty = modes.new_zeros((0, *modes.shape[1:]))
+    return _PolicyPlans(torch.cat(plans or [empty]).cpu().numpy(), modes[logits.argmax()].cpu().numpy())
 
 
 def _candidates(w: _Worker, seed_token: str, scene: Any, perturbations: list[Perturbation]) -> CandidateSet:
-    """Candidates of ``scene`` (the current frame or its predecessor), random draws seeded by ``seed_token``."""
+    """Candidates of ``scene``, random draws seeded by ``seed_token``."""
     expert = scene.get_future_trajectory(DEFAULT_SAMPLING.num_poses).poses.astype(np.float64)
-    samples = _policy_samples(w, seed_token, scene)
+    policy = _policy_plans(w, seed_token, scene)
+    samples = policy.candidates if policy is not None else None
     return build_candidates(expert, w.vocabulary, perturbations, DEFAULT_SAMPLING.interval_length, samples)
+
+
+def _previous_plans(
+    w: _Worker, token: str, previous: Any, perturbations: list[Perturbation], current: CandidateSet
+) -> np.ndarray:
+    """Each candidate's plan in the previous frame ``(K, T, 3)``, for EC.
+
+    Its counterpart there (the expert's plan, the same vocabulary entry, the same perturbation of the expert), and
+    for the policy's candidates the plan the policy output there.
+    """
+    expert = previous.get_future_trajectory(DEFAULT_SAMPLING.num_poses).poses.astype(np.float64)
+    policy = _policy_plans(w, token, previous, draws=False)
+    mine = current.sources == CandidateSource.POLICY_SAMPLE
+    samples = None if policy is None else np.repeat(policy.output[None], int(mine.sum()), axis=0)
+    prev = build_candidates(expert, w.vocabulary, perturbations, DEFAULT_SAMPLING.interval_length, samples)
+    if not np.array_equal(prev.sources, current.sources):  # build_candidates orders both frames' sets alike
+        raise ValueError(f"scene {previous.token}: the previous frame's candidates do not pair with the current's")
+    return prev.plans
 
 
 def label_scene(w: _Worker, token: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -246,12 +302,11 @@ def label_scene(w: _Worker, token: str) -> tuple[np.ndarray, np.ndarray, np.ndar
         sub = human_filter(sub, human.sub_scores[0])
     previous = w.source.get_previous_scene(token, sensors)
     if previous is not None:
-        prev = _candidates(w, token, previous, perturbations)  # the same draws: each candidate's counterpart
+        prev_plans = _previous_plans(w, token, previous, perturbations, cands)
         ego = previous.current_frame.ego_status
         start = initial_state(ego.ego_pose, ego.ego_velocity, ego.ego_acceleration)
-        prev_states = simulate_plans(
-            prev.plans, DEFAULT_SAMPLING, start, scorer.simulation, where=f"scene {previous.token}"
-        )
+        where = f"scene {previous.token}"
+        prev_states = simulate_plans(prev_plans, DEFAULT_SAMPLING, start, scorer.simulation, where=where)
         dt = (scene.current_frame.timestamp - previous.current_frame.timestamp) / 1e6
         sub[:, SubScore.EC] = extended_comfort(
             result.states, prev_states, dt, scorer.simulation.dt, scorer.config.extended_comfort

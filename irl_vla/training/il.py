@@ -34,7 +34,7 @@ from irl_vla.agents.ego_mlp import EgoMLPAgent
 from irl_vla.agents.vla import PolicyAgent, VLAAgent
 from irl_vla.common.checkpoint import Checkpoint
 from irl_vla.common.config import require_at_least_or_none
-from irl_vla.common.config_source import DataKind, SceneSelectionConfig
+from irl_vla.common.config_source import SceneSelectionConfig
 from irl_vla.common.io import atomic_open
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.features.cameras import DEFAULT_CAMERAS
@@ -274,7 +274,7 @@ def run_il(
     dataset = FeatureDataset(source, feature_builders, target_builders, tokens=tokens, cache_dir=cfg.cache_dir)
     validate = None
     if val_source is not None and processes.is_main:
-        cache_root = cfg.data_dir(DataKind.METRIC_CACHE, cfg.val_split)
+        cache_root = cfg.metric_caches(cfg.val_split)
         executor = ExecutorConfig(workers=cfg.workers)
         validator = Validator(val_source, cache_root, cfg.val_max_scenes, executor, cfg.progress)
         agent_class = _agent_class(model_cfg)

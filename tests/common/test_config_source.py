@@ -105,3 +105,15 @@ def test_report_labels_the_scenes_it_reads() -> None:
     keys = (*SOURCE_KEYS, "sensor_cache", "max_scenes")
     assert {k: getattr(label, k) for k in keys} == {k: getattr(report, k) for k in keys}
     assert SubmitConfig().scene_settings().keys() == set(SOURCE_KEYS) | {"sensor_cache"}
+
+
+def test_every_command_finds_a_splits_metric_caches_in_one_place() -> None:
+    """Label and training's validation used ``metric_cache/<split>`` for a NAVSIM split, eval ``navsim-<split>``."""
+    embedded = [EvalConfig(data_root="r", split="s"), LabelConfig(data_root="r", split="s")]
+    assert {c.metric_caches() for c in embedded} == {Path("r/metric_cache/s")}
+    assert ILConfig(data_root="r").metric_caches("s") == Path("r/metric_cache/s")
+    nav = {"source": "navsim", "navsim_root": "/nav", "data_root": "r"}
+    navsim = [EvalConfig(**nav, split="test"), LabelConfig(**nav, split="test")]
+    assert {c.metric_caches() for c in navsim} == {Path("r/metric_cache/navsim-test")}
+    assert LabelConfig(**nav, split="test").cache_dir == Path("r/metric_cache/navsim-test")
+    assert PPOConfig(**nav).metric_caches("test") == Path("r/metric_cache/navsim-test")

@@ -27,7 +27,6 @@ from tqdm import tqdm
 
 from irl_vla.agents.vla import VLAAgent
 from irl_vla.common.checkpoint import save_checkpoint
-from irl_vla.common.config_source import DataKind
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.features.builder import Builder, FeatureBuilder, TargetBuilder
 from irl_vla.data.features.dataset import Batch, FeatureDataset
@@ -307,7 +306,7 @@ def run_ppo(
 
     validate = None
     if val_source is not None and processes.is_main:
-        cache_root = cfg.data_dir(DataKind.METRIC_CACHE, cfg.val_split)
+        cache_root = cfg.metric_caches(cfg.val_split)
         executor = ExecutorConfig(workers=cfg.workers)
         validator = Validator(val_source, cache_root, cfg.val_max_scenes, executor, cfg.progress)
 
