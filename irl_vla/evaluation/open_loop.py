@@ -149,6 +149,16 @@ class AgentEvaluator:
     def _aggregate(self, sub_scores: np.ndarray) -> float:
         return float(aggregate(sub_scores[None], self.scorer.config.aggregation)[0])
 
+    def _human_sub_scores(self, cache: SceneCache) -> np.ndarray:
+        """Sub-scores ``(n_sub,)`` of the logged human's plan for the filter, kept with the scene for every agent."""
+        scorer = self.scorer
+        key = f"human_filter/{scorer.name}/{scorer.config}/{scorer.simulation}"
+        if key not in cache._derived:
+            plan = cache.human_plan[None]
+            human = scorer.score(cache, plan, DEFAULT_SAMPLING, normalizer="batch", with_history=False)
+            cache._derived[key] = human.sub_scores[0]
+        return cache._derived[key]
+
     def _score(self, scene: Scene) -> tuple[SceneResult, np.ndarray | None]:
         """The scene's result and the simulated states of the agent's plan ``(T, n_state)`` (None on failure)."""
         token = scene.token
@@ -160,10 +170,7 @@ class AgentEvaluator:
             result = self.scorer.score(cache, plan.poses[None], plan.trajectory_sampling)
             sub = result.sub_scores[0].copy()
             if self.scorer.config.human_penalty_filter and not cache.synthetic and cache.human_plan is not None:
-                human = self.scorer.score(
-                    cache, cache.human_plan[None], DEFAULT_SAMPLING, normalizer="batch", with_history=False
-                )
-                sub = human_filter(sub, human.sub_scores[0])
+                sub = human_filter(sub, self._human_sub_scores(cache))
             end = relative_to_absolute(plan.poses[-1].astype(np.float64), cache.initial_state[POSE])[XY]
             return SceneResult(token, True, sub, self._aggregate(sub), end, start=start), result.states[0]
         except (AgentError, ValueError, KeyError, FileNotFoundError) as e:

@@ -155,9 +155,8 @@ class PathTable:
     def segment(self, progress: FloatArray) -> np.ndarray:
         """Index ``(..., A)`` of the segment of each path that holds each (bounded) progress value ``(..., A)``."""
         s = self.clamp(progress)
-        i = np.empty(s.shape, dtype=np.int64)  # the last vertex at or before the value
-        for row, count in enumerate(self.count):
-            i[..., row] = np.searchsorted(self.progress[row, :count], s[..., row], side="right") - 1
+        # the last vertex at or before the value: how many vertices are there (the +inf padding never is), less one
+        i = np.count_nonzero(self.progress <= s[..., None], axis=-1) - 1
         return np.minimum(np.maximum(i, 0), self.count - 2)
 
     def pose_at(self, progress: FloatArray) -> FloatArray:

@@ -34,6 +34,8 @@ take the free-road update in bulk; only the others run the exact shapely tests, 
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -161,6 +163,8 @@ def _overlap(a: FloatArray, b: FloatArray) -> np.ndarray:
 CORRIDOR_MARGIN = 0.05
 #: Footprints a scene keeps for its rollouts before it starts afresh.
 FOOTPRINT_CACHE_SIZE = 20_000
+#: Rollouts a scene keeps, by the simulated ego states they reacted to (the oldest goes first).
+ROLLOUT_CACHE_SIZE = 16
 #: Slack [m] for the 1e-5 m simplification of footprints and rounding in the cover radii.
 _SLACK = 1e-4
 #: Points of the ego's box in the cheap tests: 4 corners and 5 points on its long axis (witnesses, in the box),
@@ -445,29 +449,34 @@ def _agents(cache: SceneCache, cfg: ReactiveTrafficConfig) -> _Agents:
 
 # ---------------------------------------------------------------------------------------------- IDM
 def idm_step(
-    progress: FloatArray,
-    velocity: FloatArray,
-    desired: FloatArray,
-    lead_distance: FloatArray,
-    lead_velocity: FloatArray,
-    lead_rear: FloatArray,
+    progress: FloatArray | float,
+    velocity: FloatArray | float,
+    desired: FloatArray | float,
+    lead_distance: FloatArray | float,
+    lead_velocity: FloatArray | float,
+    lead_rear: FloatArray | float,
     cfg: ReactiveTrafficConfig,
     dt: float = STEP,
-) -> tuple[FloatArray, FloatArray]:
+) -> tuple[FloatArray | float, FloatArray | float]:
     """One forward-Euler IDM step of agents (nuPlan's form): new progress [m] and speed [m/s].
 
     The desired gap ``s0 + v T + v (v - v_lead) / (2 sqrt(a b))`` is not clamped (a much faster leader brakes
-    too, through its square); the gap ``lead_distance - lead_rear`` is floored at ``s0``.
+    too, through its square); the gap ``lead_distance - lead_rear`` is floored at ``s0``. ``velocity`` an array:
+    every argument broadcasts; a plain float (one agent): every argument a plain float, the same arithmetic.
     """
     s_star = (
         cfg.min_gap
         + velocity * cfg.headway
-        + velocity * (velocity - lead_velocity) / (2.0 * np.sqrt(cfg.accel_max * cfg.decel_max))
+        + velocity * (velocity - lead_velocity) / (2.0 * math.sqrt(cfg.accel_max * cfg.decel_max))
     )
-    gap = np.maximum(lead_distance - lead_rear, cfg.min_gap)
+    if isinstance(velocity, np.ndarray):
+        gap = np.maximum(lead_distance - lead_rear, cfg.min_gap)
+        accel = cfg.accel_max * (1.0 - (velocity / desired) ** cfg.delta - (s_star / gap) ** 2)
+        return progress + dt * velocity, np.maximum(0.0, velocity + dt * np.clip(accel, -cfg.decel_max, cfg.accel_max))
+    # one agent: the same operations on plain floats, without numpy's per-call cost
+    gap = max(lead_distance - lead_rear, cfg.min_gap)
     accel = cfg.accel_max * (1.0 - (velocity / desired) ** cfg.delta - (s_star / gap) ** 2)
-    new_velocity = np.maximum(0.0, velocity + dt * np.clip(accel, -cfg.decel_max, cfg.accel_max))
-    return progress + dt * velocity, new_velocity
+    return progress + dt * velocity, max(0.0, velocity + dt * min(max(accel, -cfg.decel_max), cfg.accel_max))
 
 
 # ---------------------------------------------------------------------------------------------- simulation
@@ -497,6 +506,9 @@ class _Rollout:
         # the ego as navsim shows it to the agents: its box centred on the rear axle, at every step
         self.ego_corners, ego_points = _box_points(ego_states[..., POSE], self.ego_size)  # (K, T, 4 | 12, 2)
         self.now = self.table.pose_at(self.p) if a else np.zeros((self.k, 0, 3))  # (K, A, 3) poses at p
+        self._later = np.triu(np.ones((a, a), dtype=bool), k=1)  # [a, o]: o comes after a
+        self._earlier = np.tri(a, k=-1, dtype=bool)  # [a, o]: o comes before a
+        self._others = ~np.eye(a, dtype=bool)  # [a, o]: o is not a
         self.after_corners = np.zeros((self.k, a, 4, 2))  # boxes at the progress after this step's update
         self.before_corners = self.after_corners  # and before it (the previous step's after)
         if a:
@@ -579,8 +591,8 @@ class _Rollout:
         sure = np.hypot(*(ego.points[rows][sure] - start_xy[k, a]).T) > deep[a]  # clear of the corridor's start
         inside[k[sure], a[sure], a_n] = True
         # the other agents [k, a, o]: earlier ones after their update, later ones before it
-        earlier = np.tri(a_n, k=-1, dtype=bool)
-        live = self.alive[:, :, None] & self.alive[:, None, :] & ~np.eye(a_n, dtype=bool)
+        earlier = self._earlier
+        live = self.alive[:, :, None] & self.alive[:, None, :] & self._others
         progress = np.where(earlier, p_after[:, None, :], self.p[:, None, :])  # (K, A, A)
         fastest = np.where(earlier, self.v[:, None, :] + STEP * cfg.accel_max, self.v[:, None, :])
         centre = self.table.clamp(progress)
@@ -652,12 +664,14 @@ class _Rollout:
         cand = self._candidates(step, bounded, p_new, after, touches)
         todo = cand.near.any(-1) | check
         num_agents = len(ag.paths)
+        near_agents = cand.near[..., :num_agents]  # [k, a, o]: o may be in a's corridor
         if step > 1:  # the occupancies before the update that the agents will measure, built together
-            later = np.triu(np.ones((num_agents, num_agents), dtype=bool), k=1)  # [a, o]: o > a
-            need = (todo | (cand.near[..., :num_agents] & later).any(axis=1)) & self.alive
+            need = (todo | (near_agents & self._later).any(axis=1)) & self.alive
             if need.any():
                 self._build_states(need, self.p, self.v, self.before_corners)
-        for a in range(num_agents):
+        # each agent's footprint after its update: for later agents now, and for its own corridor test next step
+        need_after = self.alive & (todo | (near_agents & self._earlier).any(axis=1))  # (K, A)
+        for a in np.flatnonzero((todo | need_after).any(axis=0)):
             for k in np.flatnonzero(todo[:, a]):
                 lead = self._leader(step, k, a, cand, bool(check[k, a]), bounded[k], p_new[k], v_new[k])
                 if lead is None:
@@ -670,12 +684,12 @@ class _Rollout:
                     now_v = v_new[k, other] if other < a else self.v[k, other]
                     rel = ag.paths[other].pose_at(now_p)[SE2Index.HEADING] - heading[k, a]
                     lead_speed = now_v * np.cos(wrap_to_pi(rel))
-                p_new[k, a], v_new[k, a] = idm_step(self.p[k, a], self.v[k, a], ag.desired[a], d, lead_speed, 0.0, cfg)
-            # its footprint after the update: for later agents now, and for its own corridor test next step
-            need = self.alive[:, a] & (todo[:, a] | cand.near[:, a + 1 :, a].any(axis=1))
-            if need.any():
+                p_new[k, a], v_new[k, a] = idm_step(
+                    float(self.p[k, a]), float(self.v[k, a]), float(ag.desired[a]), d, float(lead_speed), 0.0, cfg
+                )
+            if need_after[:, a].any():
                 mask = np.zeros_like(self.alive)
-                mask[:, a] = need
+                mask[:, a] = need_after[:, a]
                 self._build_states(mask, p_new, v_new, self.after_corners)
         self.before_corners = self.after_corners
         self.p, self.v, self.now = p_new, v_new, after
@@ -809,4 +823,22 @@ def simulate_reactive_traffic(
     agents = cache._derived.get(key)
     if agents is None:
         agents = cache._derived[key] = _agents(cache, cfg)
-    return _Rollout(cache, agents, np.asarray(ego_states, dtype=np.float64), cfg).run()
+    states = np.ascontiguousarray(ego_states, dtype=np.float64)
+    # the same plan scored again (the human of the filter and the human agent, a second scorer or agent) gets the
+    # rollout it got before: a rollout depends only on the scene, the constants and the simulated ego states
+    rollouts: dict[bytes, TrafficBatch] = cache._derived.setdefault(f"reactive_rollouts/{cfg}", {})
+    digest = hashlib.blake2b(states.tobytes(), digest_size=16, person=str(states.shape).encode()[:16]).digest()
+    batch = rollouts.get(digest)
+    if batch is None:
+        batch = _Rollout(cache, agents, states, cfg).run()
+        _freeze(batch)
+        if len(rollouts) >= ROLLOUT_CACHE_SIZE:
+            rollouts.pop(next(iter(rollouts)))  # the oldest
+        rollouts[digest] = batch
+    return batch
+
+
+def _freeze(batch: TrafficBatch) -> None:
+    """Make a batch's arrays read-only: a kept rollout is handed out again, so nobody may change it."""
+    for name in ("poses", "velocities", "speeds", "valid", "sizes", "is_idm"):
+        getattr(batch, name).flags.writeable = False

@@ -125,6 +125,7 @@ def test_the_cheap_tests_decide_what_the_exact_tests_decide(caches, monkeypatch)
     for name, cache in caches.items():
         states = FastScorer().simulate(cache, PLANS, DEFAULT_SAMPLING)
         monkeypatch.setattr(reactive_traffic._Rollout, "_candidates", counting)
+        cache._derived.clear()  # no rollouts kept from the other tests
         fast = simulate_reactive_traffic(cache, states)
         monkeypatch.setattr(reactive_traffic._Rollout, "_candidates", exact)
         cache._derived.clear()  # no footprints kept from the other run
