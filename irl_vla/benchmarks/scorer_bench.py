@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from irl_vla.benchmarks.timing import median_seconds, record
+from irl_vla.benchmarks.timing import interleaved_medians, median_seconds, record
 from irl_vla.data.split import SceneLoader
 from irl_vla.data.trajectory import DEFAULT_SAMPLING
 from irl_vla.scoring.containment import PolygonGrid
@@ -147,25 +147,48 @@ def run(cfg: ScorerBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
 def _traffic_side_by_side(
     cfg: ScorerBenchConfig, caches: list[SceneCache], rng: np.random.Generator, repeats: int
 ) -> Iterator[dict[str, Any]]:
-    """``fast`` against log replay and against reactive traffic on the same scenes and plans, in the same run."""
+    """``fast`` against log replay and against reactive traffic on the same scenes and plans, in the same run.
+
+    The two are timed in turn, round by round (``interleaved_medians``), so both see the same load; then the ratio
+    of their median times. Rollouts a scene keeps for plans it has seen are dropped before every reactive round,
+    so each round pays for its rollouts as an agent's new plan does (the agents and footprints a scene derives
+    once stay, as they do for the second and later agents of an ``eval``).
+    """
     vehicles = [len(c.traffic) if c.traffic is not None else 0 for c in caches]
     for k in cfg.reactive_batch_sizes:
         plans = [candidates(c, k, rng) for c in caches]
+        fns = {}
         for traffic in ("non_reactive", "reactive"):
             scorer = FastScorer(ScorerConfig(traffic=traffic))
 
             def score_all(scorer: FastScorer = scorer, plans: list[np.ndarray] = plans) -> None:
                 for cache, p in zip(caches, plans, strict=True):
+                    for key in [key for key in cache._derived if key.startswith("reactive_rollouts/")]:
+                        del cache._derived[key]
                     scorer.score(cache, p, DEFAULT_SAMPLING)
 
-            t, _ = median_seconds(score_all, repeats=max(1, min(repeats, 3)))
+            fns[traffic] = score_all
+        timings = interleaved_medians(fns, repeats=max(1, min(repeats, 3)))
+        for traffic, (wall, cpu) in timings.items():
             yield record(
                 SUITE,
                 f"fast_{traffic}_K{k}",
                 items=k * len(caches),
-                seconds=t,
+                seconds=wall,
                 unit="candidates",
                 k=k,
                 traffic=traffic,
+                cpu_s=round(cpu, 6),
                 vehicles_per_scene=float(np.mean(vehicles)),
             )
+        (nr_wall, nr_cpu), (r_wall, r_cpu) = timings["non_reactive"], timings["reactive"]
+        yield record(
+            SUITE,
+            f"reactive_over_non_reactive_K{k}",
+            items=1,
+            seconds=1.0,
+            unit="ratio",
+            k=k,
+            time_ratio_wall=round(r_wall / nr_wall, 3),
+            time_ratio_cpu=round(r_cpu / nr_cpu, 3),
+        )

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from irl_vla.agents.agent import Agent
+from irl_vla.benchmarks.scorer_bench import ScorerBenchConfig, _traffic_side_by_side
 from irl_vla.data.scene import AgentInput, Scene
 from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory
 from irl_vla.evaluation.open_loop import AgentEvaluator
@@ -100,3 +101,24 @@ def test_the_human_filter_scores_the_human_once_per_scene_for_every_agent():
         own = fresh_cache()
         alone = AgentEvaluator(Straight(v), FastScorer(REACTIVE), lambda _, c=own: c)._score(scene)[0]
         np.testing.assert_array_equal(result.sub_scores, alone.sub_scores)
+
+
+def test_the_scorer_bench_pays_for_every_reactive_round_and_reports_the_ratio(monkeypatch):
+    """Kept rollouts must not make the bench's reactive rounds free: each round rolls every plan out again."""
+    caches = [make_cache(objects=FOLLOWER, ego_speed=8.0, token=f"b{i}") for i in range(2)]
+    runs = []
+    run = reactive_traffic._Rollout.run
+    monkeypatch.setattr(reactive_traffic._Rollout, "run", lambda self: runs.append(self.k) or run(self))
+    cfg = ScorerBenchConfig(split_dir="unused", reactive_batch_sizes=[1, 2])
+    records = list(_traffic_side_by_side(cfg, caches, np.random.default_rng(0), repeats=2))
+    assert [r["name"] for r in records] == [
+        "fast_non_reactive_K1",
+        "fast_reactive_K1",
+        "reactive_over_non_reactive_K1",
+        "fast_non_reactive_K2",
+        "fast_reactive_K2",
+        "reactive_over_non_reactive_K2",
+    ]
+    assert runs == [1] * 2 * 3 + [2] * 2 * 3  # 2 scenes x (1 warm-up + 2 timed rounds) for each K
+    ratio = records[2]
+    assert ratio["time_ratio_wall"] == pytest.approx(records[1]["median_s"] / records[0]["median_s"], rel=1e-2)
