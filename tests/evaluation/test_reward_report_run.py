@@ -167,7 +167,7 @@ def test_distribution_shift_on_a_policys_samples(tiny_split: Path, tiny_vla: Pat
     report, _ = run_report(config, factory, tmp_path / "run", log=lambda _: None)
     (shift,) = report.shift
     modes = 4  # the tiny test VLA's anchors
-    assert shift.agreement.sources == {"POLICY_SAMPLE": 2 * 2 * modes}  # 2 scenes x 2 draws x all modes
+    assert shift.agreement.sources == {"POLICY_SAMPLE": 2 * 3 * modes}  # 2 scenes x (modes + 2 draws) x all modes
     assert shift.label == f"policy {tiny_vla.name}"
     doc = json.loads((tmp_path / "run" / "report.json").read_text())
     assert [r["source"] for r in doc["distribution_shift"]] == [str(tiny_vla)]

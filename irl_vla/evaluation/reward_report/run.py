@@ -4,8 +4,9 @@
    ``max_scenes`` scenes of the held-out split, scored by the fast scorer (``irl_vla.labeling``, the same code
    that labels the training split; resumable, reused by a rerun with the same settings).
 2. **Predictions** of the reward checkpoint (and of each ``ablation`` checkpoint) for every candidate.
-3. **Distribution shift**: for each ``policies`` checkpoint, its stochastic samples (``policy_draws`` draws of
-   all its modes per scene) labelled the same way and predicted by the reward checkpoint.
+3. **Distribution shift**: for each ``policies`` checkpoint, its candidates (its deterministic modes and
+   ``policy_draws`` stochastic draws of all its modes per scene, EC against the plan it output in the previous
+   frame) labelled the same way and predicted by the reward checkpoint.
 4. ``report.html``, ``report.json`` and ``summary.md`` in the run directory (``writer``).
 """
 
@@ -44,6 +45,8 @@ class ReportConfig(SceneSelectionConfig):
             the IRL term).
         policies: policy checkpoints whose samples measure distribution shift.
         policy_draws: stochastic denoising draws per scene and policy (each gives all of its modes).
+        policy_std_min: their standard-deviation floor (normalised units; ``None``: the model's ``std_min``; PPO
+            samples with ``ppo.sampling_std_min``).
         split: the held-out split.
         cache_dir: the feature cache the reward model's inputs are read through (``None``:
             ``<data_root>/features/<split>``, the one ``irl-vla cache`` and the reward model's training fill;
@@ -72,6 +75,7 @@ class ReportConfig(SceneSelectionConfig):
     ablation: list[str] = field(default_factory=list)
     policies: list[str] = field(default_factory=list)
     policy_draws: int = 2
+    policy_std_min: float | None = None
     cache_dir: str | None = None
     max_scenes: int | None = 128
     labels_dir: str | None = None
@@ -124,6 +128,7 @@ def _label_config(config: ReportConfig, out: Path, policy: str | None) -> LabelC
         perturbations=config.perturbations if policy is None else no_perturbations,
         policy_checkpoint=policy,
         policy_draws=config.policy_draws,
+        policy_std_min=config.policy_std_min,
         seed=config.seed,
         executor=config.executor,
         progress=config.progress,
