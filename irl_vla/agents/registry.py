@@ -24,7 +24,7 @@ from irl_vla.agents.constant_velocity import ConstantVelocityAgent
 from irl_vla.agents.ego_mlp import EgoMLPAgent
 from irl_vla.agents.human import HumanAgent
 from irl_vla.agents.pdm_closed import PDMClosedAgent
-from irl_vla.agents.vla import PolicyAgentConfig, VLAAgent
+from irl_vla.agents.vla import PolicyAgentConfig, VLAAgent, VLAAgentConfig
 from irl_vla.common.command import register_group
 from irl_vla.common.config import to_dataclass
 
@@ -60,7 +60,7 @@ AGENTS: dict[str, AgentEntry] = {
     "pdm_closed": AgentEntry(
         PDMClosedAgent, AgentConfig, "the PDM-Closed planner's plan (privileged: reads the metric cache)"
     ),
-    "vla": AgentEntry(VLAAgent, PolicyAgentConfig, "the stage-1 VLA of a checkpoint (agent.checkpoint=<dir>)"),
+    "vla": AgentEntry(VLAAgent, VLAAgentConfig, "the stage-1 VLA of a checkpoint (agent.checkpoint=<dir>)"),
     "ego_mlp": AgentEntry(EgoMLPAgent, PolicyAgentConfig, "NAVSIM's ego-status MLP of a checkpoint (agent.checkpoint)"),
     "vla_best_of_n": AgentEntry(
         BestOfNAgent,

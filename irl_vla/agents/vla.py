@@ -3,7 +3,9 @@
 It reads only the sensors, the ego status history, the driving command and the navigation instruction,
 through the feature builders saved with its checkpoint, so it may be submitted to a leaderboard. It plans a
 batch of scenes in one forward pass (``compute_trajectories``) and returns its K candidate modes with their
-confidence (``compute_candidates``).
+confidence (``compute_candidates``). By default its plan is anchored to the ego's current motion
+(``state_anchoring``): refitted to start with the measured velocity and acceleration, which keeps consecutive
+frames' plans consistent (extended comfort).
 
 ``PolicyAgent`` is what every checkpoint-loading agent shares (the ego-status MLP agent too):
 ``agent.checkpoint`` names a checkpoint directory or a training run directory (its latest checkpoint).
@@ -18,6 +20,7 @@ import numpy as np
 
 from irl_vla.agents.agent import Agent, AgentConfig, AgentContext, Candidates
 from irl_vla.agents.resample import resample
+from irl_vla.agents.state_anchoring import anchor_plan
 from irl_vla.data.scene import AgentInput, Scene
 from irl_vla.data.sensors import SensorConfig
 from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory, TrajectorySampling
@@ -132,13 +135,79 @@ class PolicyAgent(Agent):
         if scenes is not None and len(scenes) != len(agent_inputs):
             raise ValueError(f"compute_trajectories: {len(agent_inputs)} inputs but {len(scenes)} scenes")
         trajectories = self.policy.predict(agent_inputs)["trajectory"].numpy()  # (B, T, 3)
-        return [self._plan(t) for t in trajectories]
+        return [self._plan_of(t, x) for t, x in zip(trajectories, agent_inputs, strict=True)]
+
+    def _plan_of(self, poses: np.ndarray, agent_input: AgentInput) -> Trajectory:
+        """The agent's plan from the network's poses ``(T, 3)`` for ``agent_input`` (here: re-sampled)."""
+        return self._plan(poses)
+
+
+@dataclass
+class VLAAgentConfig(PolicyAgentConfig):
+    """Settings of ``agent=vla`` (``configs/agent/vla.yaml``).
+
+    Attributes:
+        anchor_to_state: refit the plan (its most confident mode) to start with the ego's current velocity
+            and acceleration (``irl_vla.agents.state_anchoring``); ``false`` returns the network's mode as is.
+        anchor_jerk_weight: the refit's weight of the integrated squared jerk [s^5].
+    """
+
+    anchor_to_state: bool = True
+    anchor_jerk_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.anchor_jerk_weight < 0:
+            raise ValueError(f"agent {self.name}: anchor_jerk_weight must be >= 0, got {self.anchor_jerk_weight}")
 
 
 class VLAAgent(PolicyAgent):
-    """The stage-1 VLA (``irl_vla.models.vla``): its plan is its most confident mode."""
+    """The stage-1 VLA (``irl_vla.models.vla``): its plan is its most confident mode, anchored to the ego state.
+
+    Args:
+        policy, trajectory_sampling, name, checkpoint, device: as ``PolicyAgent``.
+        anchor_to_state: refit the plan to start with the ego's velocity and acceleration (see the module).
+        anchor_jerk_weight: the refit's jerk weight [s^5].
+    """
 
     architecture = "vla"
+
+    def __init__(
+        self,
+        policy: Policy | None = None,
+        trajectory_sampling: TrajectorySampling = DEFAULT_SAMPLING,
+        name: str = "",
+        *,
+        checkpoint: str | None = None,
+        device: str = "cpu",
+        anchor_to_state: bool = True,
+        anchor_jerk_weight: float = 1.0,
+    ) -> None:
+        super().__init__(policy, trajectory_sampling, name, checkpoint=checkpoint, device=device)
+        self.anchor_to_state, self.anchor_jerk_weight = anchor_to_state, anchor_jerk_weight
+
+    @classmethod
+    def from_config(cls, config: AgentConfig, context: AgentContext) -> VLAAgent:
+        """The agent of ``config.checkpoint`` (loaded by ``initialize``)."""
+        if not isinstance(config, VLAAgentConfig):
+            return super().from_config(config, context)  # type: ignore[return-value]
+        return cls(
+            None,
+            config.trajectory_sampling,
+            config.name,
+            checkpoint=config.checkpoint,
+            device=config.device,
+            anchor_to_state=config.anchor_to_state,
+            anchor_jerk_weight=config.anchor_jerk_weight,
+        )
+
+    def _plan_of(self, poses: np.ndarray, agent_input: AgentInput) -> Trajectory:
+        """The network's plan ``(T, 3)`` anchored to the input's ego state (``anchor_to_state``), re-sampled."""
+        if not self.anchor_to_state:
+            return self._plan(poses)
+        ego = agent_input.current
+        times = self.network_sampling.times
+        return self._plan(anchor_plan(poses, times, ego.ego_velocity, ego.ego_acceleration, self.anchor_jerk_weight))
 
     def compute_candidates(self, agent_input: AgentInput, scene: Scene | None = None) -> Candidates | None:
         """The K denoised modes ``(K, T, 3)`` with their confidence logits as scores."""
