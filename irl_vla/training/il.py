@@ -7,7 +7,10 @@ Before the first step, on the training split (rank 0; the other processes receiv
 - the **anchors** of the VLA's planner: K-means of the split's expert trajectories (``compute_anchors``, seeded),
   saved with every checkpoint (``anchors.safetensors``, and as the planner's buffers);
 - the **normalisation statistics** of the inputs and targets, from the samples of ``stats_scenes`` scenes spread
-  over the split, saved with every checkpoint (``normalization.safetensors``, and as buffers).
+  over the split, saved with every checkpoint (``normalization.safetensors``, and as buffers);
+- the feature cache's **text entries** under the run's tokenizer (instruction tokens, LM target): filled in one
+  pass in log order (``fill_text_entries``; cheap: a log is decoded once for all its scenes), so the first epoch
+  reads them instead of decoding a whole log per random sample.
 
 A resumed run takes all three from its checkpoint. The features and targets come from the builders the model
 config implies (``policy.builder_params``), through the feature cache; the shared trainer does the rest, and
@@ -38,7 +41,7 @@ from irl_vla.common.config_source import SceneSelectionConfig
 from irl_vla.common.io import atomic_open
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.features.cameras import DEFAULT_CAMERAS
-from irl_vla.data.features.dataset import FeatureDataset, collate
+from irl_vla.data.features.dataset import FeatureDataset, LoadStatus, collate
 from irl_vla.data.features.instruction import navigation_instruction
 from irl_vla.data.features.targets import TrajectoryTargetBuilder
 from irl_vla.data.source import SourceFactory
@@ -201,7 +204,39 @@ def prepare(
     )
     batches = _stat_batches(dataset, cfg)
     stats = compute_ego_mlp_stats(batches) if isinstance(model_cfg, EgoMLPConfig) else compute_normalization(batches)
+    fill_text_entries(source, tokens, features, targets, tokenizer, cfg.cache_dir, cfg.progress)
     return Prepared(stats.to_tensors(), artefacts)
+
+
+def fill_text_entries(
+    source: SourceFactory,
+    tokens: list[str],
+    features: dict[str, Any],
+    targets: dict[str, Any],
+    tokenizer: Path | None,
+    cache_dir: str | None,
+    progress: bool = False,
+) -> int:
+    """Cache the entries of the builders that read the tokenizer, under ``tokenizer``, in the order of ``tokens``.
+
+    ``irl-vla cache`` stores them under the cache's own tokenizer, so a training run's (trained on the split)
+    finds them stale; built during training they cost a decode of the whole log per randomly ordered sample.
+    In log order the source decodes each log once. Entries already current are only read.
+
+    Returns:
+        How many scenes needed an entry built.
+    """
+    text_features = {n: p for n, p in features.items() if (p or {}).get("tokenizer") == TOKENIZER_ARTEFACT}
+    text_targets = {n: p for n, p in targets.items() if (p or {}).get("tokenizer") == TOKENIZER_ARTEFACT}
+    if cache_dir is None or tokenizer is None or not (text_features or text_targets):
+        return 0
+    feature_builders, target_builders = make_builders(text_features, text_targets, tokenizer)
+    dataset = FeatureDataset(source, feature_builders, target_builders, tokens=tokens, cache_dir=cache_dir)
+    built = 0
+    for token in tqdm(tokens, desc="prepare: text entries", unit="scene", disable=not progress):
+        _, status = dataset.load(token)
+        built += any(s is not LoadStatus.CACHED for s in status.values())
+    return built
 
 
 def write_artefacts(directory: Path, artefacts: dict[str, bytes]) -> dict[str, Path]:
