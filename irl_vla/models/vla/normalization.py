@@ -17,6 +17,10 @@ from irl_vla.models.vla.config import FeatureKey, TargetKey
 
 #: Fraction of the largest standard deviation of a statistic below which a column's deviation is floored.
 RELATIVE_STD_FLOOR = 1e-3
+#: A column whose deviation is at most this fraction of its scale (``max(1, |mean|)``) is constant in the data:
+#: its deviation is set to 1 (it is centred, not scaled), so that a value it never took in training (e.g. a
+#: lateral velocity in a real log where the training world's ego had none) is not magnified by ``1 / floor``.
+CONSTANT_STD_FRACTION = 1e-6
 
 
 @dataclass
@@ -78,7 +82,9 @@ class _Moments:
         mean = self.total / self.count
         var = (self.squares / self.count - mean * mean).clamp_min(0.0)
         std = var.sqrt()
+        constant = std <= CONSTANT_STD_FRACTION * mean.abs().clamp_min(1.0)
         std = std.clamp_min(float(std.max()) * RELATIVE_STD_FLOOR).clamp_min(1e-6)
+        std = torch.where(constant, torch.ones_like(std), std)
         return mean.float(), std.float()
 
 
