@@ -16,7 +16,7 @@ import pytest
 from irl_vla.data.trajectory import DEFAULT_SAMPLING
 from irl_vla.scoring import reactive_traffic
 from irl_vla.scoring.fast_scorer import FastScorer
-from irl_vla.scoring.lane_path import LanePath
+from irl_vla.scoring.lane_path import LanePath, PathTable
 from irl_vla.scoring.reactive_traffic import simulate_reactive_traffic
 from irl_vla.scoring.reference_scorer import ReferenceScorer
 from irl_vla.scoring.scorer import ScorerConfig
@@ -146,3 +146,29 @@ def test_a_paths_stretch_ends_are_its_poses():
         assert len(line) == len(inner) + 2
         ahead = path.stretch(start)  # to the path end; from the end itself, the last two vertices
         np.testing.assert_array_equal(ahead[0], path.pose_at(start)[:2] if start < path.end else path.xy[-2])
+
+
+def test_path_table_segments_are_a_search_in_each_path():
+    """The segment of a progress value: the last vertex at or before it (as a per-path binary search finds it)."""
+    rng = np.random.default_rng(1)
+    paths = [LanePath(np.cumsum(rng.uniform(0.2, 2.0, (n, 2)), axis=0), f"lane {n}") for n in (3, 4, 17, 40)]
+    table = PathTable(paths)
+    values = rng.uniform(-3.0, 80.0, (50, len(paths)))
+    values[:4] = np.stack([p.progress[np.arange(4) % len(p.progress)] for p in paths], axis=1)  # on vertices
+    values[4] = table.end
+    got = table.segment(values)
+    for row, path in enumerate(paths):
+        s = np.clip(values[:, row], 0.0, path.end)
+        want = np.clip(np.searchsorted(path.progress, s, side="right") - 1, 0, len(path.progress) - 2)
+        np.testing.assert_array_equal(got[:, row], want)
+
+
+def test_one_agents_idm_step_on_floats_equals_the_vectorised_step():
+    rng = np.random.default_rng(2)
+    cfg = reactive_traffic.ReactiveTrafficConfig()
+    p, v, v0, d, vl = (rng.uniform(lo, hi, 500) for lo, hi in ((0, 80), (0, 15), (5, 15), (0.5, 60), (-5, 15)))
+    v[:20] = 0.0
+    want_p, want_v = reactive_traffic.idm_step(p, v, v0, d, vl, np.zeros(500), cfg)
+    for i in range(500):
+        got = reactive_traffic.idm_step(float(p[i]), float(v[i]), float(v0[i]), float(d[i]), float(vl[i]), 0.0, cfg)
+        assert got == (want_p[i], want_v[i])  # bit for bit
