@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from irl_vla.agents.registry import make_agent, submittable_agent
+from irl_vla.agents.state_anchoring import anchor_plan
 from irl_vla.common.checkpoint import load_checkpoint
 from irl_vla.data.split import SceneLoader
 from irl_vla.training.il import run_il
@@ -44,7 +45,13 @@ def test_vla_agent_plans_batches_and_modes_from_sensors_only(vla_run: Path, sour
         assert a.poses.shape == (8, 3) and np.isfinite(a.poses).all()
     candidates = agent.compute_candidates(inputs[0])
     assert candidates is not None and candidates.poses.shape == (4, 8, 3)  # K = 4 anchors of the small tiny model
-    np.testing.assert_allclose(candidates.best().poses, alone[0].poses, atol=1e-5)
+    # the plan is the most confident mode, anchored to the ego state (agent.anchor_to_state, on by default)
+    raw = submittable_agent({"name": "vla", "checkpoint": str(vla_run), "anchor_to_state": False})
+    np.testing.assert_allclose(candidates.best().poses, raw.compute_trajectory(inputs[0]).poses, atol=1e-5)
+    ego = inputs[0].current
+    times = candidates.trajectory_sampling.times
+    anchored = anchor_plan(candidates.best().poses, times, ego.ego_velocity, ego.ego_acceleration, 1.0)
+    np.testing.assert_allclose(alone[0].poses, anchored, atol=1e-4)
 
 
 def test_agents_refuse_missing_or_foreign_checkpoints(vla_run: Path, tmp_path: Path) -> None:
