@@ -26,6 +26,7 @@ from irl_vla.data.two_stage import Group
 from irl_vla.scoring.aggregation import aggregate
 from irl_vla.scoring.comfort import extended_comfort
 from irl_vla.scoring.metric_cache import MetricCacheError
+from irl_vla.scoring.reactive_traffic import TrafficMode, simulate_reactive_traffic_rows
 from irl_vla.scoring.scene_aggregation import group_score, human_filter, mean_defined, proximity_weights
 from irl_vla.scoring.scene_cache import SceneCache
 from irl_vla.scoring.scorer import Scorer
@@ -87,13 +88,17 @@ class AgentEvaluator:
         self.agent = agent
         self.scorer = scorer
         self.cache_of = cache_of
+        self.planned: dict[str, Trajectory] = {}  # plans made ahead (``roll_out_together``), used once
 
     def plan(self, scene: Scene) -> Trajectory:
-        """The agent's plan in ``scene``.
+        """The agent's plan in ``scene`` (the one made ahead for it, if any).
 
         Raises:
             AgentError: whatever the agent raised, naming the agent and the scene token.
         """
+        ahead = self.planned.pop(scene.token, None)
+        if ahead is not None:
+            return ahead
         try:
             return self.agent.compute_trajectory(scene.get_agent_input(), scene if self.agent.requires_scene else None)
         except MetricCacheError:
@@ -311,11 +316,70 @@ def evaluate_two_stage_agents(
     """
     out: list[list[GroupResult]] = [[] for _ in agents]
     for i, group in enumerate(groups):
-        for results, (stage_one, stage_two_scene_of, evaluator) in zip(out, agents, strict=True):
+        runs = [_scenes_once(run) for run in agents]
+        if len(runs) > 1:
+            _roll_out_together(group, runs)
+        for results, (stage_one, stage_two_scene_of, evaluator) in zip(out, runs, strict=True):
             results.append(_evaluate_group(group, stage_one, stage_two_scene_of, evaluator))
+            evaluator.planned.clear()
         if progress:
             progress(i + 1, len(groups))
     return out
+
+
+def _scenes_once(run: AgentRun) -> AgentRun:
+    """``run`` whose scene readers read each scene once (for one group: planning ahead, then scoring)."""
+    (scene_of, previous_of), stage_two_scene_of, evaluator = run
+    read: dict[tuple[int, str], Scene | None] = {}
+
+    def once(which: int, fn: Callable[[str], Scene | None]) -> Callable[[str], Scene | None]:
+        def get(token: str) -> Scene | None:
+            if (which, token) not in read:
+                read[which, token] = fn(token)
+            return read[which, token]
+
+        return get
+
+    return (once(0, scene_of), once(1, previous_of)), once(2, stage_two_scene_of), evaluator  # type: ignore[return-value]
+
+
+def _roll_out_together(group: Group, runs: list[AgentRun]) -> None:
+    """Plan every agent ahead in each scene of ``group`` and roll reactive traffic out for all plans at once.
+
+    With reactive traffic every plan needs its own rollout, and a rollout's cost is mostly per step, not per plan:
+    one rollout of the K plans of a scene (the agents', and the human filter's) costs much less than K rollouts. The
+    scene keeps each plan's rollout (bit-identical to rolling it out alone), and scoring then finds it. Anything
+    that fails here (reading a scene, an agent, a plan the simulation refuses, a rollout) is left for the scoring to
+    meet and report as it always does; plans are made in the order the scoring asks for them.
+    """
+    scorer = runs[0][2].scorer
+    if scorer.config.traffic != TrafficMode.REACTIVE or any(run[2].scorer is not scorer for run in runs):
+        return
+    plans: dict[str, list[np.ndarray]] = {}
+    for (scene_of, previous_of), stage_two_scene_of, evaluator in runs:
+        readers: list[tuple[str, Callable[[str], Scene | None]]] = [(group.orig, scene_of)]
+        readers += [(group.prev, lambda _t, f=previous_of: f(group.orig))]  # the previous frame of the real scene
+        readers += [(t, stage_two_scene_of) for pair in group.pairs for t in pair]
+        for token, read in readers:
+            try:
+                scene = read(token)
+                if scene is None or scene.token != token:
+                    continue
+                cache = evaluator.cache_of(token)
+                plan = evaluator.plan(scene)
+                evaluator.planned[token] = plan
+                states = scorer.simulate(cache, plan.poses[None], plan.trajectory_sampling)
+            except Exception:  # met again, and reported, when the scene is scored
+                continue
+            plans.setdefault(token, []).append(states)
+    for token, states in plans.items():
+        try:
+            cache = runs[0][2].cache_of(token)
+            if scorer.config.human_penalty_filter and not cache.synthetic and cache.human_plan is not None:
+                states.append(scorer.simulate(cache, cache.human_plan[None], DEFAULT_SAMPLING))
+            simulate_reactive_traffic_rows(cache, np.concatenate(states), scorer.config.reactive)
+        except Exception:  # each plan is rolled out alone when scored, and fails there if it must
+            continue
 
 
 def _evaluate_group(

@@ -826,16 +826,65 @@ def simulate_reactive_traffic(
     states = np.ascontiguousarray(ego_states, dtype=np.float64)
     # the same plan scored again (the human of the filter and the human agent, a second scorer or agent) gets the
     # rollout it got before: a rollout depends only on the scene, the constants and the simulated ego states
-    rollouts: dict[bytes, TrafficBatch] = cache._derived.setdefault(f"reactive_rollouts/{cfg}", {})
-    digest = hashlib.blake2b(states.tobytes(), digest_size=16, person=str(states.shape).encode()[:16]).digest()
+    rollouts, digest = _kept(cache, cfg), _digest(states)
     batch = rollouts.get(digest)
     if batch is None:
         batch = _Rollout(cache, agents, states, cfg).run()
-        _freeze(batch)
-        if len(rollouts) >= ROLLOUT_CACHE_SIZE:
-            rollouts.pop(next(iter(rollouts)))  # the oldest
-        rollouts[digest] = batch
+        _keep(rollouts, digest, batch)
     return batch
+
+
+def simulate_reactive_traffic_rows(
+    cache: SceneCache, ego_states: FloatArray, config: ReactiveTrafficConfig | None = None
+) -> None:
+    """Roll traffic out for ``K`` ego rollouts ``(K, T, n_state)`` together and keep each as if rolled out alone.
+
+    A later ``simulate_reactive_traffic`` of one row ``(1, T, n_state)`` then returns its rollout; rollouts of a
+    batch equal those of its rows alone bit for bit (candidates never see each other), and one rollout of K plans
+    costs much less than K rollouts. Rows already kept, and repeated rows, are rolled out once.
+    """
+    cfg = ReactiveTrafficConfig() if config is None else config
+    states = np.ascontiguousarray(ego_states, dtype=np.float64)
+    rollouts = _kept(cache, cfg)
+    rows: dict[bytes, int] = {}
+    for k in range(len(states)):
+        digest = _digest(states[k : k + 1])
+        if digest not in rollouts:
+            rows.setdefault(digest, k)
+    if not rows:
+        return
+    batch = simulate_reactive_traffic(cache, states[list(rows.values())], cfg)
+    for i, digest in enumerate(rows):
+        row = slice(i, i + 1)
+        one = TrafficBatch(
+            batch.poses[row],
+            batch.velocities[row],
+            batch.speeds[row],
+            batch.valid[row],
+            batch.sizes,
+            batch.names,
+            batch.tokens,
+            batch.is_idm[row],
+        )
+        _keep(rollouts, digest, one)
+
+
+def _kept(cache: SceneCache, cfg: ReactiveTrafficConfig) -> dict[bytes, TrafficBatch]:
+    """The rollouts a scene keeps for these constants, by ``_digest`` of their ego states."""
+    return cache._derived.setdefault(f"reactive_rollouts/{cfg}", {})
+
+
+def _digest(states: FloatArray) -> bytes:
+    """Key of contiguous float64 ego states: their bytes and shape."""
+    return hashlib.blake2b(states.tobytes(), digest_size=16, person=str(states.shape).encode()[:16]).digest()
+
+
+def _keep(rollouts: dict[bytes, TrafficBatch], digest: bytes, batch: TrafficBatch) -> None:
+    """Keep a rollout (read-only), dropping the oldest beyond ``ROLLOUT_CACHE_SIZE``."""
+    _freeze(batch)
+    if len(rollouts) >= ROLLOUT_CACHE_SIZE:
+        rollouts.pop(next(iter(rollouts)))
+    rollouts[digest] = batch
 
 
 def _freeze(batch: TrafficBatch) -> None:
