@@ -72,8 +72,9 @@ class RWMConfig(SceneSelectionConfig, TrainerConfig):
         val_batch_size: scenes per validation forward pass.
         sensor_cache: embedded splits: keep the validation split's rendered sensors here.
         init_checkpoint: a ``stage=rwm`` checkpoint (or run directory) whose weights and normalisation a fresh
-            run starts from (fine-tuning on new labels, e.g. with a policy's samples); its model and input
-            builders must be this run's. ``None``: initial weights from ``seed``, statistics from the labels.
+            run starts from (fine-tuning on new labels, e.g. with a policy's samples); its model (but for the
+            loss's weights) and input builders must be this run's. ``None``: initial weights from ``seed``,
+            statistics from the labels.
         output_dir: the run directory (``None``: ``<output_root>/train/rwm/<model size>``).
     """
 
@@ -223,7 +224,7 @@ def load_start(path: str, model_cfg: RewardModelConfig, features: dict, privileg
         "features": ck.config.get("features", {}),
         "privileged": ck.config.get("privileged", {}),
     }
-    differences = config_differences(theirs, ours)
+    differences = config_differences(theirs, ours, ignore=["model.loss."])  # the loss's weights may change
     if differences:
         raise ValueError(f"{ck.path}: train.init_checkpoint differs from this run ({'; '.join(differences)})")
     return ck

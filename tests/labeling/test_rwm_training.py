@@ -167,7 +167,10 @@ def test_an_init_checkpoint_of_another_model_is_refused_naming_the_keys(
     trained: Path, label_root: Path, labels_dir: Path, label_source: partial[SceneLoader], tmp_path: Path
 ) -> None:
     doc = tiny_doc()
-    doc["head_hidden"] = 16
+    doc["loss"] = {**doc.get("loss", {}), "sub_scores": {"HC": 2.0, "EC": 2.0}}  # the loss's weights may change
     cfg = rwm_config(label_root, labels_dir, tmp_path / "run", init_checkpoint=str(trained), max_steps=1)
+    assert run_rwm(cfg, doc, label_source).name == "step_0000001"
+    doc["head_hidden"] = 16
+    cfg = rwm_config(label_root, labels_dir, tmp_path / "run2", init_checkpoint=str(trained), max_steps=1)
     with pytest.raises(ValueError, match=r"init_checkpoint differs.*model\.head_hidden"):
         run_rwm(cfg, doc, label_source)
