@@ -147,3 +147,20 @@ def test_offset_polyline_keeps_distance_around_corners() -> None:
     np.testing.assert_allclose(left[0], [0.0, 1.0])
     np.testing.assert_allclose(left[1], [9.0, 1.0], atol=1e-9)  # inner corner of a left turn
     np.testing.assert_allclose(left[2], [9.0, 10.0], atol=1e-9)
+
+
+def test_array_fields_are_decoded_under_a_pep695_ndarray_alias() -> None:
+    # numpy >= 2.3 on Python >= 3.12 defines ``NDArray`` as a ``type`` alias, so ``get_origin(NDArray[...])`` is the
+    # alias, not ``np.ndarray``: map files then failed to load there ("Lane.centerline: expected a numpy array").
+    import typing
+
+    import typing_extensions
+
+    from irl_vla.data.map.map_io import _array_or
+
+    scalar = typing.TypeVar("scalar")
+    alias = typing_extensions.TypeAliasType(
+        "NDArray", np.ndarray[tuple[int, ...], np.dtype[scalar]], type_params=(scalar,)
+    )
+    assert _array_or(alias[np.float64]) is np.ndarray
+    assert _array_or(int | None) == int | None

@@ -79,8 +79,13 @@ def object_from_dict(layer: MapLayer, data: dict[str, Any]) -> MapObject:
 
 
 def _array_or(hint: Any) -> Any:
-    # ``npt.NDArray[...]`` resolves to ``np.ndarray[...]``; ``X | None`` is left as is.
-    if typing.get_origin(hint) is np.ndarray:
+    # ``npt.NDArray[...]`` resolves to ``np.ndarray[...]`` (Python 3.11) or, with numpy's PEP 695 alias on
+    # Python >= 3.12, to ``NDArray[...]`` whose alias value is ``np.ndarray[...]``; ``X | None`` is left as is.
+    origin = typing.get_origin(hint)
+    value = getattr(origin, "__value__", None)  # a ``type X = ...`` alias: look through it
+    if value is not None:
+        return _array_or(value)
+    if origin is np.ndarray:
         return np.ndarray
     return hint
 

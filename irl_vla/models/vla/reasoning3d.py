@@ -88,6 +88,7 @@ class Reasoning3D(nn.Module):
         """Box states ``(..., D_box)`` from raw head outputs: centres scaled to the BEV range, sizes positive."""
         xy = [AgentStateIndex.X, AgentStateIndex.Y]
         size = [AgentStateIndex.LENGTH, AgentStateIndex.WIDTH]
+        raw = raw.float()  # box states in fp32 (under bf16 autocast the head's output is bf16)
         out = raw.clone()
         out[..., xy] = raw[..., xy] * self.box_scale + self.box_offset
         out[..., size] = F.softplus(raw[..., size])

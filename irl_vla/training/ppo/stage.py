@@ -202,10 +202,14 @@ class PPOTrainer(Trainer):
             )
 
 
-class WorldModelReward:
-    """``RewardModel`` over the reward world model of stage 2 (its sub-score head's expected values)."""
+class WorldModelReward(nn.Module):
+    """``RewardModel`` over the reward world model of stage 2 (its sub-score head's expected values).
+
+    A module, so that ``run_ppo`` moves the wrapped model to the training device with the policy.
+    """
 
     def __init__(self, model: nn.Module) -> None:
+        super().__init__()
         self.model = model
 
     def predict_sub_scores(self, features: Mapping[str, Tensor], trajectories: Tensor) -> Tensor:
@@ -258,7 +262,7 @@ def run_ppo(
         cfg: the stage's settings.
         source: opens the rollout split.
         val_source: opens the held-out split of the real-scorer evaluation (``None``: none).
-        reward_model: the learned reward (``predict_sub_scores``), on the CPU.
+        reward_model: the learned reward (``predict_sub_scores``); an ``nn.Module`` is moved to the training device.
         reward_builders: the builders of the reward model's inputs.
         reward_config: what identifies the reward model (stored in checkpoints).
 

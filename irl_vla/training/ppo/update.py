@@ -377,7 +377,7 @@ def ppo_update(
     updates = 0
     with no_simulator():
         for _ in range(s.update_epochs):
-            order = torch.randperm(scenes, generator=generator)
+            order = torch.randperm(scenes, generator=generator, device=generator.device)
             stop = False
             for start in range(0, size * s.num_minibatches, size):
                 terms = network(rollout.select(order[start : start + size]), generator)

@@ -184,3 +184,18 @@ def test_two_torchrun_processes_run_ppo_and_write_one_checkpoint(
     run = tmp_path / "train" / "ppo" / "tiny"
     assert load_checkpoint(run / "checkpoints" / "step_0000002").config["world_size"] == 2
     assert (run / POLICY_DIR).is_dir() and done.stdout.count(f"wrote {run / POLICY_DIR}") == 1
+
+
+def test_the_world_model_reward_moves_with_the_policy() -> None:
+    # run_ppo moves an nn.Module reward to the training device; the wrapper was a plain object before, so on a GPU
+    # the reward model stayed on the CPU ("Expected all tensors to be on the same device").
+    from torch import nn
+
+    from irl_vla.models.reward.config import load_reward_config
+    from irl_vla.models.reward.model import RewardWorldModel
+    from irl_vla.training.ppo.stage import WorldModelReward
+
+    wrapped = WorldModelReward(RewardWorldModel(load_reward_config("tiny", {})))
+    assert isinstance(wrapped, nn.Module)
+    wrapped.to(torch.float64)
+    assert all(p.dtype == torch.float64 for p in wrapped.model.parameters())
