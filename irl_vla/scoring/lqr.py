@@ -16,6 +16,7 @@ when the fitted speeds are all zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -96,6 +97,24 @@ def jerk_matrix(n: int, form: str = "navsim") -> FloatArray:
     return out
 
 
+@lru_cache(maxsize=32)
+def _speed_fit_matrices(n: int, dt: float, jerk_penalty: float, form: str) -> tuple[FloatArray, FloatArray]:
+    """The speed fit's integration matrix ``C`` ``(N, N)`` and gain ``pinv(lhs)^T`` ``(N, N)``, computed once.
+
+    ``v = C x`` with ``x = (v_0, a_0 .. a_{N-2})``. The x and y rows of each displacement carry ``cos h_k`` and
+    ``sin h_k``, so ``A^T A = dt^2 C^T C`` is the same for every candidate and every plan of one sampling, and
+    ``A^T y = dt C^T`` (displacements projected on the headings): the pseudo-inverse depends only on the
+    arguments. Both arrays are read-only (shared by every caller).
+    """
+    c = _integration_matrix(n, dt)
+    jerk = jerk_matrix(n, form)
+    lhs = dt**2 * c.T @ c + jerk_penalty * jerk.T @ jerk
+    gain = np.linalg.pinv(lhs).T
+    c.flags.writeable = False
+    gain.flags.writeable = False
+    return c, gain
+
+
 def fit_speed_and_curvature(poses: FloatArray, dt: float, config: TrackerConfig) -> tuple[FloatArray, FloatArray]:
     """Reference speed and curvature profiles of reference poses ``(K, N + 1, 3)``; each ``(K, N)``.
 
@@ -107,14 +126,9 @@ def fit_speed_and_curvature(poses: FloatArray, dt: float, config: TrackerConfig)
     n = poses.shape[1] - 1
     xy_disp = np.diff(poses[..., XY], axis=1)  # (K, N, 2)
     heading = poses[:, :-1, SE2Index.HEADING]  # (K, N)
-    # v = C x with x = (v_0, a_0 .. a_{N-2}); C = [1 | dt * lower-triangular] maps x to speeds (N, N)
-    c = _integration_matrix(n, dt)
-    # The x and y rows of each displacement carry cos h_k and sin h_k, so A^T A = dt^2 C^T C is the same for
-    # every candidate and A^T y = dt C^T (displacements projected on the headings).
-    jerk = jerk_matrix(n, config.jerk_penalty_matrix)
-    lhs = dt**2 * c.T @ c + config.jerk_penalty * jerk.T @ jerk
+    c, gain = _speed_fit_matrices(n, dt, config.jerk_penalty, config.jerk_penalty_matrix)
     along = np.cos(heading) * xy_disp[..., 0] + np.sin(heading) * xy_disp[..., 1]  # (K, N)
-    x = (dt * along @ c) @ np.linalg.pinv(lhs).T
+    x = (dt * along @ c) @ gain
     speed = x @ c.T  # (K, N)
 
     dh = wrap_angle(np.diff(poses[..., SE2Index.HEADING], axis=1))  # (K, N)

@@ -99,3 +99,29 @@ def test_the_batched_fit_equals_the_fit_written_row_by_row(form: str) -> None:
     want_speed, want_curvature = _fit_row_by_row(poses, 0.1, config)
     np.testing.assert_allclose(speed, want_speed, rtol=1e-7, atol=1e-7)
     np.testing.assert_allclose(curvature, want_curvature, rtol=1e-6, atol=1e-7)
+
+
+def test_the_speed_fit_gain_is_computed_once_and_equals_a_fresh_pseudo_inverse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The gain depends only on (N, dt, penalty, form): a second plan of the same sampling reuses it, bit for bit.
+    from irl_vla.scoring import lqr
+
+    lqr._speed_fit_matrices.cache_clear()
+    calls = []
+    pinv = np.linalg.pinv
+    monkeypatch.setattr(np.linalg, "pinv", lambda a: calls.append(a.shape) or pinv(a))
+    rng = np.random.default_rng(5)
+    config = TrackerConfig()
+    for _ in range(3):
+        poses = np.cumsum(rng.uniform(0.0, 1.0, (2, 41, 3)) * [1.0, 0.1, 0.01], axis=1)
+        speed, _ = fit_speed_and_curvature(poses, 0.1, config)
+        c = lqr._integration_matrix(40, 0.1)
+        jerk = jerk_matrix(40, config.jerk_penalty_matrix)
+        fresh = pinv(0.1**2 * c.T @ c + config.jerk_penalty * jerk.T @ jerk).T
+        heading = poses[:, :-1, 2]
+        disp = np.diff(poses[..., :2], axis=1)
+        along = np.cos(heading) * disp[..., 0] + np.sin(heading) * disp[..., 1]
+        np.testing.assert_array_equal(speed, (0.1 * along @ c) @ fresh @ c.T)
+    assert calls == [(40, 40)]
+    lqr._speed_fit_matrices.cache_clear()
