@@ -37,12 +37,12 @@ def main(cfg: DictConfig) -> None:
     unknown = sorted(set(config.extra) - {s.name for s in steps})
     if unknown:
         raise ValueError(f"pipeline.extra: unknown steps {unknown}; steps: {[s.name for s in steps]}")
-    # a `kill` of the pipeline stops the running step too (subprocess.run kills its child on the SystemExit)
+    # a `kill` of the pipeline stops the running steps too (run_steps stops them on the SystemExit)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     print(f"[pipeline] experiment {config.experiment}: {len(steps)} steps in {layout.work}")
     start = time.perf_counter()
     env = {"OMP_NUM_THREADS": str(config.threads), "MKL_NUM_THREADS": str(config.threads)}
-    done = run_steps(steps, layout.steps_dir, layout.logs_dir, env=env)
+    done = run_steps(steps, layout.steps_dir, layout.logs_dir, env=env, parallel=config.parallel)
     submissions = [layout.submission(s) for s in EVAL_SPLITS]
     results, paths = write_results(layout, config.experiment, done, submissions, time.perf_counter() - start)
     print(paths[1].read_text())

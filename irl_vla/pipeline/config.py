@@ -40,6 +40,7 @@ class PipelineConfig:
         best_of_n_draws: stochastic denoising chains of the best-of-N agent.
         threads: torch threads per training process.
         workers: worker processes of the parallel steps (generation, caches, labels, evaluation).
+        parallel: steps run at the same time (a step starts once every step it depends on has finished).
         seed: seed of every step.
         extra: more overrides per step name (``{il: [train.batch_size=8]}``), appended to the step's command.
     """
@@ -70,6 +71,7 @@ class PipelineConfig:
     best_of_n_draws: int = 2
     threads: int = 1
     workers: int = 2
+    parallel: int = 2
     seed: int = 0
     extra: dict[str, list[str]] = field(default_factory=dict)
 
@@ -95,6 +97,7 @@ class PipelineConfig:
                 "best_of_n_draws",
                 "threads",
                 "workers",
+                "parallel",
             ),
             1,
         )

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from irl_vla.pipeline.markers import Identity, Markers, config_hash
 from irl_vla.pipeline.steps import Step
@@ -18,6 +19,10 @@ from irl_vla.pipeline.steps import Step
 IRL_VLA = (sys.executable, "-m", "tools.cli")
 #: Lines of a failed step's log shown in the error.
 TAIL_LINES = 15
+#: How often running steps are polled when several run at once [s].
+POLL_S = 0.2
+#: How long a stopped step may take to exit before it is killed [s].
+STOP_TIMEOUT_S = 20.0
 
 
 class StepFailed(RuntimeError):
@@ -41,6 +46,18 @@ class StepResult:
     log: Path
 
 
+@dataclass
+class _Running:
+    """A step whose command is running."""
+
+    step: Step
+    identity: Identity
+    process: subprocess.Popen
+    log_file: IO[str]
+    log: Path
+    start: float
+
+
 def run_steps(
     steps: Sequence[Step],
     steps_dir: Path,
@@ -49,70 +66,129 @@ def run_steps(
     program: Sequence[str] = IRL_VLA,
     env: Mapping[str, str] | None = None,
     echo: Callable[[str], None] = print,
+    parallel: int = 1,
 ) -> list[StepResult]:
-    """Run each step unless its done-marker is valid; returns what happened to each.
+    """Run each step unless its done-marker is valid; returns what happened to each, in the order of ``steps``.
 
     A step is skipped when its done-marker records its current config hash and its inputs' current hashes and its
     outputs exist. Otherwise it runs; when it had finished (or started) with other settings or inputs, its own
     outputs (``Step.clean``) are removed first, and when it was killed with the same settings it resumes.
 
+    Up to ``parallel`` steps run at once: a step starts, in the order of ``steps``, as soon as every step it depends
+    on has finished. When a step fails no further step starts and the running ones are stopped (their started-
+    markers stay, so a rerun resumes them); when the pipeline itself is interrupted, its running steps are stopped.
+
     Raises:
-        ValueError: a step depends on a step not before it.
+        ValueError: a step depends on a step not before it, or ``parallel`` < 1.
         StepFailed: a step failed (naming it, its exit status and its log, with the log's last lines).
     """
-    markers = Markers(steps_dir)
-    hashes: dict[str, str] = {}
-    results = []
+    if parallel < 1:
+        raise ValueError(f"pipeline: parallel steps must be >= 1, got {parallel}")
+    seen: set[str] = set()
     for step in steps:
-        missing = [d for d in step.depends if d not in hashes]
+        missing = [d for d in step.depends if d not in seen]
         if missing:
             raise ValueError(f"pipeline step {step.name}: depends on {missing}, which do not run before it")
-        identity = Identity(config_hash(step), {d: hashes[d] for d in step.depends})
-        log = logs_dir / f"{step.name}.log"
-        done = markers.read(markers.done_path(step.name))
-        if done is not None and identity.matches(done) and all(p.exists() for p in step.outputs):
-            hashes[step.name] = identity.hash
-            wall = float(done.get("wall_s", float("nan")))
-            results.append(StepResult(step.name, "skipped", wall, log))
-            echo(f"[pipeline] {step.name}: done before ({wall:.0f} s), skipped")
-            continue
-        started = markers.read(markers.started_path(step.name))
-        if done is not None or (started is not None and not identity.matches(started)):
-            for path in step.clean:  # made with other settings or inputs: start again
-                _remove(path)
-            how = "settings, inputs or outputs changed: re-running"
-        else:
-            how = "resuming a killed run" if started is not None else "running"
-        markers.start(step.name, identity)
-        echo(f"[pipeline] {step.name}: {how} (log {log})")
-        wall = _execute(step, [*program, step.command, *step.args], log, env)
-        absent = [str(p) for p in step.outputs if not p.exists()]
-        if absent:
-            raise StepFailed(f"pipeline step {step.name}: finished without writing {absent}; see its log {log}")
-        markers.finish(step.name, identity, wall, [str(p) for p in step.outputs])
-        hashes[step.name] = identity.hash
-        results.append(StepResult(step.name, "ran", wall, log))
-        echo(f"[pipeline] {step.name}: done in {wall:.0f} s")
-    return results
+        seen.add(step.name)
+    markers = Markers(steps_dir)
+    hashes: dict[str, str] = {}
+    results: dict[str, StepResult] = {}
+    pending = list(steps)
+    running: list[_Running] = []
+    try:
+        while pending or running:
+            ready = [s for s in pending if all(d in hashes for d in s.depends)]
+            if ready and len(running) < parallel:
+                step = ready[0]
+                pending.remove(step)
+                identity = Identity(config_hash(step), {d: hashes[d] for d in step.depends})
+                log = logs_dir / f"{step.name}.log"
+                done = markers.read(markers.done_path(step.name))
+                if done is not None and identity.matches(done) and all(p.exists() for p in step.outputs):
+                    hashes[step.name] = identity.hash
+                    wall = float(done.get("wall_s", float("nan")))
+                    results[step.name] = StepResult(step.name, "skipped", wall, log)
+                    echo(f"[pipeline] {step.name}: done before ({wall:.0f} s), skipped")
+                    continue
+                started = markers.read(markers.started_path(step.name))
+                if done is not None or (started is not None and not identity.matches(started)):
+                    for path in step.clean:  # made with other settings or inputs: start again
+                        _remove(path)
+                    how = "settings, inputs or outputs changed: re-running"
+                else:
+                    how = "resuming a killed run" if started is not None else "running"
+                markers.start(step.name, identity)
+                echo(f"[pipeline] {step.name}: {how} (log {log})")
+                running.append(_start(step, identity, [*program, step.command, *step.args], log, env))
+                continue
+            finished = _wait_any(running)
+            running.remove(finished)
+            wall = _finish(finished)
+            step = finished.step
+            absent = [str(p) for p in step.outputs if not p.exists()]
+            if absent:
+                raise StepFailed(
+                    f"pipeline step {step.name}: finished without writing {absent}; see its log {finished.log}"
+                )
+            markers.finish(step.name, finished.identity, wall, [str(p) for p in step.outputs])
+            hashes[step.name] = finished.identity.hash
+            results[step.name] = StepResult(step.name, "ran", wall, finished.log)
+            echo(f"[pipeline] {step.name}: done in {wall:.0f} s")
+    finally:
+        _stop(running, echo)
+    return [results[s.name] for s in steps]
 
 
-def _execute(step: Step, argv: list[str], log: Path, env: Mapping[str, str] | None) -> float:
-    """Run ``argv`` with its output in ``log``; its wall time [s].
+def _start(step: Step, identity: Identity, argv: list[str], log: Path, env: Mapping[str, str] | None) -> _Running:
+    """Start ``argv`` with its output in ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    f = log.open("w")
+    f.write(" ".join(argv) + "\n")
+    f.flush()
+    process = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    return _Running(step, identity, process, f, log, time.perf_counter())
+
+
+def _wait_any(running: Sequence[_Running]) -> _Running:
+    """The first of the running steps to exit (waits for it)."""
+    if len(running) == 1:
+        running[0].process.wait()
+        return running[0]
+    while True:
+        for r in running:
+            if r.process.poll() is not None:
+                return r
+        time.sleep(POLL_S)
+
+
+def _finish(r: _Running) -> float:
+    """The wall time [s] of an exited step.
 
     Raises:
         StepFailed: on a non-zero exit status.
     """
-    log.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    with log.open("w") as f:
-        f.write(" ".join(argv) + "\n")
-        f.flush()
-        status = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}).returncode
-    wall = time.perf_counter() - start
+    wall = time.perf_counter() - r.start
+    r.log_file.close()
+    status = r.process.returncode
     if status != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-TAIL_LINES:])
-        raise StepFailed(f"pipeline step {step.name} failed (exit status {status}); its log {log} ends:\n{tail}")
+        tail = "\n".join(r.log.read_text(errors="replace").splitlines()[-TAIL_LINES:])
+        raise StepFailed(f"pipeline step {r.step.name} failed (exit status {status}); its log {r.log} ends:\n{tail}")
     return wall
+
+
+def _stop(running: Sequence[_Running], echo: Callable[[str], None]) -> None:
+    """Stop steps still running (after another step failed or the pipeline was interrupted); a rerun resumes them."""
+    for r in running:
+        if r.process.poll() is None:
+            echo(f"[pipeline] {r.step.name}: stopped (a rerun resumes it; log {r.log})")
+            r.process.terminate()
+    for r in running:
+        try:
+            r.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            r.process.kill()
+            r.process.wait()
+        r.log_file.close()
 
 
 def _remove(path: Path) -> None:

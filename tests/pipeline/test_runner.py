@@ -131,3 +131,84 @@ def test_plan_orders_dependencies_and_writes_only_inside_the_experiment(tmp_path
     assert il.args[-1] == "train.batch_size=2"  # extra overrides come last, so they win
     evals = [s.name for s in steps if s.command == "eval"]
     assert len(evals) == 10  # baselines and 4 policies on 2 splits
+
+
+#: A fake command that sleeps ``sleep`` seconds and records ``<name> <start> <end>`` (wall clock) in ``calls``.
+TIMED = (
+    "import sys, time, pathlib\n"
+    "a = dict(x.split('=', 1) for x in sys.argv[2:])\n"
+    "t0 = time.time()\n"
+    "if a.get('fail', '0') != '0': sys.exit(3)\n"
+    "time.sleep(float(a['sleep']))\n"
+    "p = pathlib.Path(a['out']); p.parent.mkdir(parents=True, exist_ok=True); p.write_text('x')\n"
+    "open(a['calls'], 'a').write(f'{sys.argv[1]} {t0} {time.time()}\\n')\n"
+)
+
+
+def _timed_steps(tmp: Path, sleeps: dict[str, float], depends: dict[str, tuple[str, ...]], fail: str = "") -> list:
+    calls = tmp / "calls.txt"
+    return [
+        Step(
+            n,
+            n,
+            (f"out={tmp / 'out' / n}", f"calls={calls}", f"sleep={t}", f"fail={int(n == fail)}"),
+            depends.get(n, ()),
+            (tmp / "out" / n,),
+            (tmp / "out" / n,),
+        )
+        for n, t in sleeps.items()
+    ]
+
+
+def test_parallel_steps_overlap_and_a_dependent_step_waits_for_all_its_inputs(tmp_path: Path) -> None:
+    steps = _timed_steps(tmp_path, {"a": 1.0, "b": 1.0, "c": 0.0}, {"c": ("a", "b")})
+    results = run_steps(
+        steps,
+        tmp_path / "steps",
+        tmp_path / "logs",
+        program=(sys.executable, "-c", TIMED),
+        echo=lambda _: None,
+        parallel=2,
+    )
+    assert [r.name for r in results] == ["a", "b", "c"] and all(r.status == "ran" for r in results)
+    spans = {
+        n: (float(s), float(e))
+        for n, s, e in (line.split() for line in (tmp_path / "calls.txt").read_text().splitlines())
+    }
+    assert spans["a"][0] < spans["b"][1] and spans["b"][0] < spans["a"][1]  # a and b ran at the same time
+    assert spans["c"][0] >= max(spans["a"][1], spans["b"][1])
+    again = run_steps(
+        steps,
+        tmp_path / "steps",
+        tmp_path / "logs",
+        program=(sys.executable, "-c", TIMED),
+        echo=lambda _: None,
+        parallel=2,
+    )
+    assert [r.status for r in again] == ["skipped"] * 3
+
+
+def test_a_failing_step_stops_the_parallel_ones_and_a_rerun_resumes_them(tmp_path: Path) -> None:
+    import time
+
+    steps = _timed_steps(tmp_path, {"slow": 30.0, "bad": 0.0}, {}, fail="bad")
+    seen: list[str] = []
+    start = time.monotonic()
+    with pytest.raises(StepFailed, match=r"pipeline step bad failed \(exit status 3\)"):
+        run_steps(
+            steps,
+            tmp_path / "steps",
+            tmp_path / "logs",
+            program=(sys.executable, "-c", TIMED),
+            echo=seen.append,
+            parallel=2,
+        )
+    assert time.monotonic() - start < 20  # the 30 s step was stopped, not waited for
+    assert any("slow: stopped (a rerun resumes it" in s for s in seen)
+    markers = Markers(tmp_path / "steps")
+    assert markers.started_path("slow").exists() and not markers.done_path("slow").exists()
+
+
+def test_parallel_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="parallel steps must be >= 1"):
+        run_steps(_steps(tmp_path), tmp_path / "steps", tmp_path / "logs", program=PROGRAM, parallel=0)
