@@ -1,15 +1,15 @@
-"""The road users' accelerations of one world step, vectorised over every road user with numpy.
+"""The road users' accelerations of one world step, decided for every road user at once.
 
 ``World.accelerations`` decides each road user's IDM/ACC acceleration in a Python loop: look for the leader on
 its path (every nearby object projected on the path), people about to cross, stop lines, curves. Here the same
-decisions are made for all of them at once, for the closed-loop env (``World.vectorised``):
+decisions are made for all of them in one call, for the closed-loop env (``World.vectorised``):
 
-* the nearby objects of every active road user form a ``(U, N)`` mask (same radius and "not behind" test);
-* every (road user, object) point, the objects' centres and the crossing people's predicted positions, is
-  projected on the road user's path in one batch over the padded segment windows of all paths
-  (``project_batch``: the arithmetic of ``Path.project``, row by row);
-* the leader, crossing and curve rules and the ACC model are evaluated on arrays; only the stop lines (a few per
-  road user, with the junction's give-way logic) stay per road user, calling the world's own ``_stop_gap``.
+* what never changes about the road users and their paths is held as arrays (``UserTable``, ``PathTable``: every
+  path's segments, chunk chords for a lateral pre-check, vertex arc lengths, curvature tables);
+* what changes is read in one pass (``state_columns``), the people crossing get their predicted walk and each
+  decided user its stop-line gap (the world's own ``_stop_gap``: lights, give-way, lane ends);
+* ``acceleration_kernel.kernel`` (compiled with numba) makes the leader, crossing, curve and ACC decisions in one
+  loop over the (road user, object) pairs, with ``Path.project``'s arithmetic.
 
 The recorded logs keep the scalar loop (byte-identical splits); ``tests/sim_bridges/embedded/test_vector_update.py``
 proves both agree within float tolerance on rollouts of every family.
@@ -26,8 +26,7 @@ import numpy.typing as npt
 
 from irl_vla.data.enums import AgentClass, SE2Index
 from irl_vla.data.geometry import wrap_angle
-from sim_bridges.embedded.idm import ACC_COOLNESS
-from sim_bridges.embedded.paths import CURVATURE_MARGIN, CURVATURE_STEP, Path
+from sim_bridges.embedded.paths import Path
 from sim_bridges.embedded.road_users import RoadUser
 
 if TYPE_CHECKING:
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
-#: Segments per chunk of the lateral pre-check (``PathTable.distance_bound``).
+#: Segments per chunk of the lateral pre-check (``acceleration_kernel``'s distance bound).
 CHUNK = 16
 #: Slack [m] of the lateral pre-check against rounding.
 BOUND_SLACK = 1e-6
@@ -115,6 +114,24 @@ class PathTable:
         self.kappa = np.concatenate([t[1] for t in tables])  # type: ignore[index]
         self.grid = np.concatenate([t[0] for t in tables])  # type: ignore[index]
 
+    def kernel_arrays(self) -> tuple[tuple[IntArray, ...], tuple[FloatArray, ...]]:
+        """The arrays ``acceleration_kernel.kernel`` reads, made once.
+
+        ``(offset, count, chunk_offset, kappa_offset, kappa_count)`` and ``(ax, ay, dx, dy, len2, seg_len, s0,
+        s_before_last, cx, cy, cdx, cdy, dev, vertex_s, kappa, grid)``.
+        """
+        cached = getattr(self, "_kernel_arrays", None)
+        if cached is None:
+            ints = tuple(
+                np.ascontiguousarray(a, dtype=np.int64)
+                for a in (self.offset, self.count, self.chunk_offset, self.kappa_offset, self.kappa_count)
+            )
+            names = ("ax", "ay", "dx", "dy", "len2", "seg_len", "s0", "s_before_last", "cx", "cy", "cdx", "cdy", "dev")
+            floats = tuple(np.ascontiguousarray(getattr(self, n), dtype=np.float64) for n in names)
+            floats += tuple(np.ascontiguousarray(a, dtype=np.float64) for a in (self.vertex_s, self.kappa, self.grid))
+            cached = self._kernel_arrays = (ints, floats)
+        return cached
+
     def _flat_vertices(self, paths: list[Path]) -> None:
         """Every path's vertex arc lengths in one sorted array, path ``k`` shifted by ``k * span``."""
         lo = min(float(p.s[0]) for p in paths)
@@ -160,31 +177,6 @@ class PathTable:
         self.cdx, self.cdy = np.concatenate([cdx, pad]), np.concatenate([cdy, pad])
         self.dev = np.concatenate([dev, pad])
 
-    def distance_bound(self, points: FloatArray, paths: IntArray, k0: IntArray, k1: IntArray) -> FloatArray:
-        """A lower bound [m] of each point's distance to its path's segments ``[k0, k1)`` (``|lateral|``).
-
-        The distance to a chunk's chord minus how far the chunk strays from it, over the chunks the window meets.
-        """
-        c0, c1 = k0 // CHUNK, (k1 - 1) // CHUNK + 1
-        width = int((c1 - c0).max())
-        start = self.chunk_offset[paths] + c0
-        g = start[:, None] + np.arange(width)[None]  # (Q, W) global chunk indices (padded past the end)
-        x, y, dx, dy = self.cx[g], self.cy[g], self.cdx[g], self.cdy[g]
-        rx, ry = points[:, :1] - x, points[:, 1:] - y
-        t = np.clip((rx * dx + ry * dy) / np.maximum(dx * dx + dy * dy, 1e-12), 0.0, 1.0)
-        dist = np.hypot(rx - t * dx, ry - t * dy) - self.dev[g]
-        return np.where(np.arange(width)[None] < (c1 - c0)[:, None], dist, np.inf).min(axis=1)
-
-    def windows(self, paths: IntArray, lo: FloatArray, hi: FloatArray) -> tuple[IntArray, IntArray]:
-        """Path-local segment range ``[k0, k1)`` of each arc-length window ``[lo, hi]``, as ``Path.project``'s.
-
-        ``searchsorted`` of each path's vertex arc lengths (``count_vertices``, exact).
-        """
-        full = self.count[paths]
-        k0 = np.minimum(np.maximum(self.count_vertices(paths, lo) - 1, 0), full - 1)
-        k1 = np.maximum(np.minimum(self.count_vertices(paths, hi, strict=True) + 1, full), k0 + 1)
-        return k0, k1
-
     def pose_batch(self, paths: IntArray, s: FloatArray, lateral: FloatArray) -> FloatArray:
         """``Path.pose_at(s, lateral)`` of one arc length per row on paths ``(N,)``: poses ``(N, 3)``.
 
@@ -203,55 +195,6 @@ class PathTable:
         alpha = np.clip(along / self.seg_len[g], 0.0, 1.0)
         h = wrap_angle(h_start + alpha * wrap_angle(h_end - h_start))
         return np.column_stack([x - lateral * np.sin(h), y + lateral * np.cos(h), h])
-
-    def project_batch(
-        self, points: FloatArray, paths: IntArray, k0: IntArray, k1: IntArray
-    ) -> tuple[FloatArray, FloatArray]:
-        """Arc length [m] and signed lateral offset [m] of points ``(Q, 2)``, each on its path's window.
-
-        ``paths`` ``(Q,)`` indexes the table's paths; ``[k0, k1)`` ``(Q,)`` are the path-local segment windows.
-        Row for row the arithmetic of ``Path.project`` (segments past a window's end are masked out).
-        """
-        if not len(points):
-            return np.zeros(0), np.zeros(0)
-        width = int((k1 - k0).max())
-        start = self.offset[paths] + k0  # (Q,) global index of each window's first segment
-        valid = np.arange(width)[None] < (k1 - k0)[:, None]  # (Q, W)
-
-        g = start[:, None] + np.arange(width)[None]  # (Q, W) global segment indices (padded past the end)
-        ax, ay, dx, dy = self.ax[g], self.ay[g], self.dx[g], self.dy[g]
-        rx, ry = points[:, :1] - ax, points[:, 1:] - ay  # (Q, W)
-        raw = (rx * dx + ry * dy) / self.len2[g]
-        t = np.clip(raw, 0.0, 1.0)
-        ex, ey = rx - t * dx, ry - t * dy
-        dist2 = np.where(valid, ex * ex + ey * ey, np.inf)
-        jl = np.argmin(dist2, axis=1)  # (Q,)
-        q = np.arange(len(points))
-        gj = start + jl
-        j = k0 + jl  # path-local segment index
-        s = self.s0[gj] + t[q, jl] * self.seg_len[gj]
-        cross = dx[q, jl] * ry[q, jl] - dy[q, jl] * rx[q, jl]
-        lat = np.sign(cross) * np.sqrt(dist2[q, jl])
-        raw_t = raw[q, jl]
-        first = self.offset[paths]
-        s = np.where((j == 0) & (raw_t < 0), raw_t * self.seg_len[first], s)
-        last = j == self.count[paths] - 1
-        s = np.where(last & (raw_t > 1), self.s_before_last[paths] + raw_t * self.seg_len[gj], s)
-        return s, lat
-
-    def curvature_ahead(self, paths: IntArray, s: FloatArray) -> FloatArray:
-        """``Path.curvature_ahead`` of arc lengths ``s`` ``(U, P)`` on paths ``(U,)`` (linear interpolation)."""
-        n = self.kappa_count[paths][:, None]
-        x = (s + CURVATURE_MARGIN) / CURVATURE_STEP
-        i = np.clip(np.floor(x).astype(np.intp), 0, n - 2)
-        base = self.kappa_offset[paths][:, None]
-        x0, x1 = self.grid[base + i], self.grid[base + i + 1]
-        f0, f1 = self.kappa[base + i], self.kappa[base + i + 1]
-        value = (f1 - f0) / (x1 - x0) * (s - x0) + f0
-        value = np.where(s <= self.grid[base[:, 0]][:, None], self.kappa[base[:, 0]][:, None], value)
-        end = base[:, 0] + n[:, 0] - 1
-        return np.where(s >= self.grid[end][:, None], self.kappa[end][:, None], value)
-
 
 class UserTable:
     """What never changes about a world's road users (paths, sizes, classes, driving styles), as arrays.
@@ -273,6 +216,8 @@ class UserTable:
         self.vulnerable = np.array([u.agent_class in (AgentClass.PEDESTRIAN, AgentClass.BICYCLE) for u in users])
         self.crossing = self.vulnerable & np.array([not u.reactive for u in users])  # people on their own paths
         self.idm = {name: np.array([getattr(u.idm, name) for u in users]) for name in IDM_FIELDS}
+        self.idm_matrix = np.column_stack([self.idm[name] for name in IDM_FIELDS]).reshape(len(users), -1)  # (N, 6)
+        self.crossing_index = np.flatnonzero(self.crossing & self.interacting).tolist()
         # Users whose pose is not their path's at (s, lateral) (``ego_control.FreeEgo``).
         self.own_pose = np.array([type(u).pose is not RoadUser.pose for u in users])
         self.own_pose_index = np.flatnonzero(self.own_pose).tolist()
@@ -309,42 +254,15 @@ def user_table(world: World) -> UserTable:
     return table
 
 
-def acc_batch(
-    speed: FloatArray,
-    target: FloatArray,
-    gap: FloatArray,
-    lead_speed: FloatArray,
-    lead_accel: FloatArray,
-    params: dict[str, FloatArray],
-) -> FloatArray:
-    """``idm.acc_acceleration`` of arrays, each user with its own IDM ``params`` (name -> ``(U,)``)."""
-    s0, headway, a_max, b = params["min_gap"], params["headway"], params["accel_max"], params["decel_comfort"]
-    delta, b_max = params["delta"], params["decel_max"]
-    finite = np.isfinite(gap)
-    v0 = np.maximum(target, 1e-3)
-    s = np.maximum(gap, 1e-3)
-    dv = speed - lead_speed
-    s_star = s0 + np.maximum(0.0, speed * headway + speed * dv / (2.0 * np.sqrt(a_max * b)))
-    interaction = np.where(finite, (s_star / s) ** 2, 0.0)
-    a_idm = np.clip(a_max * (1.0 - (speed / v0) ** delta - interaction), -b_max, a_max)
-    a_lead = np.minimum(lead_accel, a_max)
-    with np.errstate(divide="ignore", invalid="ignore"):  # infinite gaps take the IDM branch below
-        free_case = lead_speed * dv <= -2.0 * s * a_lead
-        denom = lead_speed**2 - 2.0 * s * a_lead
-        cah_free = np.where(denom > 1e-9, speed**2 * a_lead / denom, a_lead)
-    cah = np.where(free_case, cah_free, a_lead - np.where(dv > 0, dv**2, 0.0) / (2.0 * s))
-    blended = (1 - ACC_COOLNESS) * a_idm + ACC_COOLNESS * (cah + b * np.tanh((a_idm - cah) / b))
-    acc = np.where(a_idm >= cah, a_idm, np.clip(blended, -b_max, a_max))
-    return np.where(finite, acc, a_idm)
-
-
 def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray:
     """``World.accelerations`` for every road user at once (see the module docstring)."""
-    from sim_bridges.embedded.world import LOOK_AHEAD, SEARCH_BEHIND
+    from sim_bridges.embedded.acceleration_kernel import kernel
+    from sim_bridges.embedded.idm import ACC_COOLNESS
+    from sim_bridges.embedded.paths import CURVATURE_MARGIN, CURVATURE_STEP
+    from sim_bridges.embedded.world import CURVE_PREVIEW, LATERAL_ACCEL_COMFORT, LOOK_AHEAD, SEARCH_BEHIND
 
     everyone = world.road_users_and_ego
-    n = len(everyone)
-    acc = np.zeros(n)
+    acc = np.zeros(len(everyone))
     cols = state_columns(everyone)  # (N, C)
     moving = ~(cols[:, Column.TARGET_SPEED] <= 0.0)  # not ``RoadUser.is_static``
     idx = np.flatnonzero(moving & (world.time >= cols[:, Column.START_TIME]) & (cols[:, Column.REACTIVE] > 0))
@@ -352,119 +270,21 @@ def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray
         idx = idx[idx != 0]
     if not len(idx):
         return acc
-    users = [everyone[i] for i in idx]
-    mine = cols[idx]  # (U, C)
     fixed = user_table(world)
-    table = fixed.paths
-    path_ids = fixed.path[idx]
-    s_user = mine[:, Column.S]
-    length, width, vulnerable, crossing = fixed.length, fixed.width, fixed.vulnerable, fixed.crossing
-    speed_all, accel_all = cols[:, Column.SPEED], cols[:, Column.ACCEL]
-
-    rel = poses[None, :, :2] - poses[idx, None, :2]  # (U, N, 2)
-    heading = poses[idx, SE2Index.HEADING]
-    along = rel[..., 0] * np.cos(heading)[:, None] + rel[..., 1] * np.sin(heading)[:, None]
-    radius = np.einsum("unk,unk->un", rel, rel) < (LOOK_AHEAD + 10) ** 2
-    near = fixed.interacting[None] & radius & (along > -SEARCH_BEHIND)
-    near[np.arange(len(idx)), idx] = False  # (U, N)
-
-    lo_s, hi_s = s_user - SEARCH_BEHIND, s_user + LOOK_AHEAD + SEARCH_BEHIND
-    k0, k1 = table.windows(path_ids, lo_s, hi_s)
-
-    # Points: every near object's centre, and the 9 predicted positions of every near crossing person.
-    pu, pj = np.nonzero(near)  # pairs in (user, object) order, as the scalar loop meets them
-    # Only objects that may be laterally within reach are projected: |lateral| must not exceed the user's widest
-    # offset (lateral, manoeuvre start and end), half the two widths, the margin and the object's own shift.
-    shift_all = cols[:, Column.MANOEUVRE_END] - cols[:, Column.LATERAL]  # 0 without a manoeuvre
-    reach_u = np.abs(mine[:, [Column.LATERAL, Column.MANOEUVRE_START, Column.MANOEUVRE_END]]).max(axis=1)
-    reach = reach_u[pu] + (width[idx[pu]] + width[pj]) / 2 + np.where(vulnerable[pj], 1.2, 0.3) + np.abs(shift_all[pj])
-    bound = table.distance_bound(poses[pj, :2], path_ids[pu], k0[pu], k1[pu])
-    # Past a path's ends ``Path.project`` gives a point straight ahead of the end segment a lateral of 0 (its
-    # cross product vanishes): windows that reach an end are always projected.
-    at_end = (k0[pu] == 0) | (k1[pu] == table.count[path_ids[pu]])
-    keep = (bound <= reach + BOUND_SLACK) | at_end
-    pu, pj = pu[keep], pj[keep]
-    cu, cj = np.nonzero(near & crossing[None])
-    futures = {}
-    for j in np.unique(cj):
+    # Predicted centres of the people crossing on their own paths (read only for those near a decided user).
+    futures = np.zeros((len(everyone), len(CROSSING_TIMES), 2))  # (N, T, 2)
+    for j in fixed.crossing_index:
         other = everyone[j]
-        moving = np.maximum(0.0, CROSSING_TIMES - max(0.0, other.start_time - world.time))
-        futures[j] = other.path.pose_at(other.s + other.speed * moving)[:, : SE2Index.HEADING]  # (T, 2)
-    horizon = len(CROSSING_TIMES)
-    points = [poses[pj, :2]]
-    owner = [pu]
-    if len(cu):
-        points.append(np.concatenate([futures[j] for j in cj]))
-        owner.append(np.repeat(cu, horizon))
-    pts, own_u = np.concatenate(points), np.concatenate(owner)
-    s_all, lat_all = table.project_batch(pts, path_ids[own_u], k0[own_u], k1[own_u])
-
-    # People about to cross: the nearest point of their predicted walk inside the user's lateral span.
-    best_cross = np.full(len(idx), np.inf)
-    if len(cu):
-        s_c = s_all[len(pu) :].reshape(len(cu), horizon)
-        lat_c = lat_all[len(pu) :].reshape(len(cu), horizon)
-        span = np.array([users[u].lateral_span() for u in cu])  # (C, 2)
-        outside = np.abs(lat_c - np.clip(lat_c, span[:, :1], span[:, 1:]))
-        inside = (outside < (width[idx[cu]] + width[cj])[:, None] / 2 + 1.0) & (s_c > s_user[cu][:, None])
-        first = np.where(inside, s_c, np.inf).min(axis=1) - s_user[cu] - (length[idx[cu]] + length[cj]) / 2
-        np.minimum.at(best_cross, cu, np.where(inside.any(axis=1), first, np.inf))
-
-    # Leaders: objects whose lateral span meets the user's (its planned manoeuvre included) ahead on its path.
-    s_p, lat_p = s_all[: len(pu)], lat_all[: len(pu)]
-    ds = s_p - s_user[pu]
-    ahead = (ds > 0.0) & (ds <= LOOK_AHEAD)
-    margin = np.where(vulnerable[pj], 1.2, 0.3)
-    own = _manoeuvre_offset_pairs(mine[pu], s_user[pu] + np.maximum(ds - length[pj] / 2, 0.0))
-    lateral_u = mine[pu, Column.LATERAL]
-    lo, hi = np.minimum(lateral_u, own), np.maximum(lateral_u, own)
-    manoeuvring = mine[pu, Column.MANOEUVRING] > 0
-    planned_only = manoeuvring & (ds - (length[idx[pu]] + length[pj]) / 2 > 0.5)
-    lo, hi = np.where(planned_only, own, lo), np.where(planned_only, own, hi)
-    shift = shift_all[pj]
-    o_lo, o_hi = np.minimum(lat_p, lat_p + shift), np.maximum(lat_p, lat_p + shift)
-    half = (width[idx[pu]] + width[pj]) / 2 + margin
-    overlaps = ~((o_hi < lo - half) | (o_lo > hi + half))
-    gap_p = np.where(ahead & overlaps, ds - (length[idx[pu]] + length[pj]) / 2, np.inf)
-    gaps = np.full(near.shape, np.inf)
-    gaps[pu, pj] = gap_p
-    lead = np.argmin(gaps, axis=1)  # (U,) first nearest, as the loop's strict "<"
-    rows = np.arange(len(idx))
-    gap = gaps[rows, lead]
-    cos = np.cos(poses[lead, SE2Index.HEADING] - heading)
-    lead_speed = np.maximum(0.0, speed_all[lead] * cos)
-    lead_accel = np.where(lead_speed > 0, accel_all[lead] * cos, 0.0)
-    take = gap < best_cross
-    no_others = ~near.any(axis=1)
-    gap = np.where(take, gap, np.where(no_others, np.inf, best_cross))
-    lead_speed = np.where(take, lead_speed, 0.0)
-    lead_accel = np.where(take, lead_accel, 0.0)
-
-    # Stop lines (per user: lights, give-way, lane ends), then curves and the ACC model.
-    stop = np.array([world._stop_gap(u) for u in users])
-    at_stop = stop < gap
-    gap = np.where(at_stop, stop, gap)
-    lead_speed = np.where(at_stop, 0.0, lead_speed)
-    lead_accel = np.where(at_stop, 0.0, lead_accel)
-    decel = fixed.idm["decel_comfort"][idx]
-    from sim_bridges.embedded.world import CURVE_PREVIEW, LATERAL_ACCEL_COMFORT
-
-    kappa = np.abs(table.curvature_ahead(path_ids, s_user[:, None] + CURVE_PREVIEW[None]))  # (U, P)
-    v_curve = np.sqrt(LATERAL_ACCEL_COMFORT / np.maximum(kappa, 1e-4))
-    room = np.maximum(CURVE_PREVIEW[None] - length[idx][:, None] / 2, 0)
-    reachable = np.sqrt(v_curve**2 + decel[:, None] * room).min(axis=1)
-    v0 = np.minimum(mine[:, Column.TARGET_SPEED], reachable)
-    params = {name: values[idx] for name, values in fixed.idm.items()}
-    acc[idx] = acc_batch(speed_all[idx], v0, gap, lead_speed, lead_accel, params)
+        walking = np.maximum(0.0, CROSSING_TIMES - max(0.0, other.start_time - world.time))
+        futures[j] = other.path.pose_at(other.s + other.speed * walking)[:, : SE2Index.HEADING]
+    stop = np.array([world._stop_gap(everyone[i]) for i in idx])  # (U,) lights, give-way, lane ends
+    rules = np.array(
+        [LOOK_AHEAD, SEARCH_BEHIND, CHUNK, BOUND_SLACK, LATERAL_ACCEL_COMFORT, CURVATURE_MARGIN, CURVATURE_STEP,
+         ACC_COOLNESS]
+    )  # fmt: skip
+    ints, floats = fixed.paths.kernel_arrays()
+    acc[idx] = kernel(
+        idx, poses, cols, fixed.path, fixed.length, fixed.width, fixed.interacting, fixed.vulnerable,
+        fixed.crossing, fixed.idm_matrix, futures, stop, ints, floats, rules, CURVE_PREVIEW,
+    )  # fmt: skip
     return acc
-
-
-def _manoeuvre_offset_pairs(cols: FloatArray, s: FloatArray) -> FloatArray:
-    """``LateralManoeuvre.offset`` at ``s`` ``(M,)`` of each row's manoeuvre (``state_columns`` rows ``(M, C)``).
-
-    Without a manoeuvre: its lateral (start = end = lateral).
-    """
-    s0, span = cols[:, Column.MANOEUVRE_S0], cols[:, Column.MANOEUVRE_LENGTH]
-    start, end = cols[:, Column.MANOEUVRE_START], cols[:, Column.MANOEUVRE_END]
-    v = np.clip((s - s0) / span, 0.0, 1.0)
-    return start + (end - start) * 0.5 * (1.0 - np.cos(np.pi * v))

@@ -81,7 +81,42 @@ def test_vertex_counts_equal_the_padded_comparison() -> None:
         assert np.array_equal(table.count_vertices(paths, x, strict=strict), expected.sum(axis=1))
 
 
-@pytest.mark.parametrize("route", ["pedestrian_crossing/2", "cut_in/1", "signalised_intersection/5"])
+def test_the_kernels_projection_is_the_paths_own() -> None:
+    """``acceleration_kernel._project`` on a path window equals ``Path.project(around=...)`` bit for bit."""
+    from sim_bridges.embedded.acceleration_kernel import _count_vertices, _project
+
+    world = build_scenario(load_families()["route_lane_change"], 4).world
+    table = vector_update.user_table(world).paths
+    _, floats = table.kernel_arrays()
+    ax, ay, dx, dy, len2, seg_len, s0, s_before_last = floats[:8]
+    rng = np.random.default_rng(1)
+    for k in rng.integers(0, len(table.paths), 40):
+        path = table.paths[k]
+        lo = float(rng.uniform(-30.0, path.s[-1]))
+        hi = lo + float(rng.uniform(0.0, 120.0))
+        full = int(table.count[k])
+        k0 = min(max(_count_vertices(floats[13], k, lo, False) - 1, 0), full - 1)
+        k1 = max(min(_count_vertices(floats[13], k, hi, True) + 1, full), k0 + 1)
+        points = path.pose_at(rng.uniform(lo - 20.0, hi + 20.0, 8))[:, :2] + rng.normal(0.0, 4.0, (8, 2))
+        want_s, want_lat = path.project(points, around=(lo, hi))
+        got = [
+            _project(x, y, int(table.offset[k]), full, k0, k1, ax, ay, dx, dy, len2, seg_len, s0, s_before_last[k])
+            for x, y in points
+        ]
+        assert np.array_equal(np.array(got), np.column_stack([want_s, want_lat]))
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        "pedestrian_crossing/2",
+        "cut_in/1",
+        "signalised_intersection/5",
+        "lead_vehicle/0",
+        "unsignalised_intersection/1",
+        "route_lane_change/4",
+    ],
+)
 def test_the_vectorised_env_equals_the_per_user_loop(route: str) -> None:
     """Same plans, same states (to 1e-9), same infractions and route completion as the recorder's per-user loop."""
     from irl_vla.envs.env import ResetOption

@@ -1,0 +1,300 @@
+"""The road users' accelerations of one world step as one compiled loop (numba, CPU, no GPU).
+
+``vector_update.accelerations`` gathers a world's state into flat arrays and calls ``kernel`` once per step. The
+kernel makes, road user by road user, the decisions of ``World.accelerations`` (the recorder's per-user loop):
+the nearby objects (same radius and "not behind" test), the leader on the user's path (each nearby object's
+centre projected on the user's path window, the lateral-overlap rules of a planned manoeuvre), people about to
+cross (their predicted walk projected likewise), the stop-line gap (given, computed by the world), the curve speed
+and the IDM/ACC model. Each step of arithmetic is written in the order the numpy rules used, so that the results
+equal the loop's within float tolerance (``tests/sim_bridges/embedded/test_vector_update.py``).
+
+Why compiled: the same rules on numpy arrays of ~30 road users by ~120 objects cost a few hundred numpy calls of a
+few microseconds each per step; one compiled loop over the few thousand (user, object) pairs is far cheaper.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from sim_bridges.embedded.vector_update import IDM_FIELDS, Column
+
+#: The state matrix's columns and the IDM parameters' (compile-time constants of the loops below).
+S, SPEED, ACCEL, LATERAL, TARGET_SPEED = (int(c) for c in (Column.S, Column.SPEED, Column.ACCEL, Column.LATERAL,
+                                                              Column.TARGET_SPEED))
+MANOEUVRING, MANOEUVRE_S0, MANOEUVRE_LENGTH, MANOEUVRE_START, MANOEUVRE_END = (
+    int(c)
+    for c in (Column.MANOEUVRING, Column.MANOEUVRE_S0, Column.MANOEUVRE_LENGTH, Column.MANOEUVRE_START,
+              Column.MANOEUVRE_END)
+)
+MIN_GAP, HEADWAY, ACCEL_MAX, DECEL_COMFORT, DELTA, DECEL_MAX = (
+    IDM_FIELDS.index(name) for name in ("min_gap", "headway", "accel_max", "decel_comfort", "delta", "decel_max")
+)
+#: Margins [m] added to the half widths: people may step into the lane; vehicles.
+VULNERABLE_MARGIN, VEHICLE_MARGIN = 1.2, 0.3
+
+
+@njit(cache=True)
+def _count_vertices(vertex_s: np.ndarray, path: int, x: float, strict: bool) -> int:
+    """Vertices of ``path`` with arc length ``<= x`` (``< x`` when ``strict``): a binary search of its row."""
+    row = vertex_s[path]
+    lo, hi = 0, row.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if (row[mid] < x) if strict else (row[mid] <= x):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def _project(
+    px: float,
+    py: float,
+    first: int,
+    count: int,
+    k0: int,
+    k1: int,
+    ax: np.ndarray,
+    ay: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    len2: np.ndarray,
+    seg_len: np.ndarray,
+    s0: np.ndarray,
+    s_before_last: float,
+) -> tuple[float, float]:
+    """Arc length [m] and signed lateral [m] of a point on segments ``[k0, k1)`` of the path starting at ``first``.
+
+    ``Path.project``'s arithmetic: the nearest segment (the first on ties), extended straight beyond both ends.
+    """
+    best, best_k, best_t, best_raw, best_rx, best_ry = np.inf, k0, 0.0, 0.0, 0.0, 0.0
+    for k in range(k0, k1):
+        g = first + k
+        rx, ry = px - ax[g], py - ay[g]
+        raw = (rx * dx[g] + ry * dy[g]) / len2[g]
+        t = min(max(raw, 0.0), 1.0)
+        ex, ey = rx - t * dx[g], ry - t * dy[g]
+        d2 = ex * ex + ey * ey
+        if d2 < best:
+            best, best_k, best_t, best_raw, best_rx, best_ry = d2, k, t, raw, rx, ry
+    g = first + best_k
+    s = s0[g] + best_t * seg_len[g]
+    cross = dx[g] * best_ry - dy[g] * best_rx
+    sign = 1.0 if cross > 0.0 else (-1.0 if cross < 0.0 else 0.0)
+    lat = sign * math.sqrt(best)
+    if best_k == 0 and best_raw < 0:
+        s = best_raw * seg_len[first]
+    if best_k == count - 1 and best_raw > 1:
+        s = s_before_last + best_raw * seg_len[g]
+    return s, lat
+
+
+@njit(cache=True)
+def _distance_bound(
+    px: float,
+    py: float,
+    chunk_first: int,
+    k0: int,
+    k1: int,
+    chunk: int,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    cdx: np.ndarray,
+    cdy: np.ndarray,
+    dev: np.ndarray,
+) -> float:
+    """A lower bound [m] of the point's distance to segments ``[k0, k1)``: chords of ``chunk`` segments, less slack."""
+    out = np.inf
+    for c in range(k0 // chunk, (k1 - 1) // chunk + 1):
+        g = chunk_first + c
+        rx, ry = px - cx[g], py - cy[g]
+        t = min(max((rx * cdx[g] + ry * cdy[g]) / max(cdx[g] * cdx[g] + cdy[g] * cdy[g], 1e-12), 0.0), 1.0)
+        out = min(out, math.hypot(rx - t * cdx[g], ry - t * cdy[g]) - dev[g])
+    return out
+
+
+@njit(cache=True)
+def _acc(speed: float, target: float, gap: float, lead_speed: float, lead_accel: float, p: np.ndarray, coolness: float):
+    """``idm.acc_acceleration`` (IDM, blended with constant-acceleration heuristics when a leader is finite)."""
+    s0, headway, a_max, b = p[MIN_GAP], p[HEADWAY], p[ACCEL_MAX], p[DECEL_COMFORT]
+    delta, b_max = p[DELTA], p[DECEL_MAX]
+    finite = math.isfinite(gap)
+    v0 = max(target, 1e-3)
+    s = max(gap, 1e-3)
+    dv = speed - lead_speed
+    s_star = s0 + max(0.0, speed * headway + speed * dv / (2.0 * math.sqrt(a_max * b)))
+    ratio = s_star / s
+    interaction = ratio * ratio if finite else 0.0
+    a_idm = min(max(a_max * (1.0 - (speed / v0) ** delta - interaction), -b_max), a_max)
+    if not finite:
+        return a_idm
+    a_lead = min(lead_accel, a_max)
+    if lead_speed * dv <= -2.0 * s * a_lead:
+        denom = lead_speed * lead_speed - 2.0 * s * a_lead
+        cah = speed * speed * a_lead / denom if denom > 1e-9 else a_lead
+    else:
+        cah = a_lead - (dv * dv if dv > 0 else 0.0) / (2.0 * s)
+    if a_idm >= cah:
+        return a_idm
+    blended = (1 - coolness) * a_idm + coolness * (cah + b * math.tanh((a_idm - cah) / b))
+    return min(max(blended, -b_max), a_max)
+
+
+@njit(cache=True)
+def kernel(
+    idx: np.ndarray,
+    poses: np.ndarray,
+    cols: np.ndarray,
+    user_path: np.ndarray,
+    length: np.ndarray,
+    width: np.ndarray,
+    interacting: np.ndarray,
+    vulnerable: np.ndarray,
+    crossing: np.ndarray,
+    idm: np.ndarray,
+    futures: np.ndarray,
+    stop: np.ndarray,
+    table_ints: tuple,
+    table_floats: tuple,
+    rules: np.ndarray,
+    curve_preview: np.ndarray,
+) -> np.ndarray:
+    """Accelerations [m/s^2] ``(U,)`` of the active road users ``idx`` ``(U,)`` (indices into everyone ``(N,)``).
+
+    Args:
+        idx: the users to decide, in index order.
+        poses: box-centre poses of everyone ``(N, 3)``.
+        cols: ``vector_update.state_columns`` of everyone ``(N, C)``.
+        user_path: each one's path in the path table ``(N,)``.
+        length: box lengths [m] ``(N,)``.
+        width: box widths [m] ``(N,)``.
+        interacting: ``UserTable.interacting`` ``(N,)``.
+        vulnerable: ``UserTable.vulnerable`` ``(N,)``.
+        crossing: ``UserTable.crossing`` ``(N,)``.
+        idm: IDM parameters ``(N, len(IDM_FIELDS))``.
+        futures: predicted centres of the people crossing on their own paths ``(N, T, 2)`` (rows of others unused).
+        stop: the stop-line gap of each decided user [m] ``(U,)`` (``World._stop_gap``).
+        table_ints: the ``PathTable``'s ``(offset, count, chunk_offset, kappa_offset, kappa_count)``.
+        table_floats: its ``(ax, ay, dx, dy, len2, seg_len, s0, s_before_last, cx, cy, cdx, cdy, dev, vertex_s,
+            kappa, grid)``.
+        rules: ``(look_ahead, search_behind, chunk, bound_slack, lateral_accel_comfort, curvature_margin,
+            curvature_step, acc_coolness)``.
+        curve_preview: distances ahead checked for curvature [m] ``(P,)``.
+    """
+    offset, count, chunk_offset, kappa_offset, kappa_count = table_ints
+    ax, ay, dx, dy, len2, seg_len, s0, s_before_last, cx, cy, cdx, cdy, dev, vertex_s, kappa, grid = table_floats
+    look_ahead, search_behind, chunk_f, bound_slack = rules[0], rules[1], rules[2], rules[3]
+    lateral_accel_comfort, curvature_margin, curvature_step, coolness = rules[4], rules[5], rules[6], rules[7]
+    chunk = int(chunk_f)
+    radius2 = (look_ahead + 10) ** 2
+    n = poses.shape[0]
+    out = np.zeros(idx.shape[0])
+    for u in range(idx.shape[0]):
+        i = idx[u]
+        path = user_path[i]
+        full = count[path]
+        first = offset[path]
+        s_user = cols[i, S]
+        lateral_u = cols[i, LATERAL]
+        manoeuvring = cols[i, MANOEUVRING] > 0
+        m_s0, m_len = cols[i, MANOEUVRE_S0], cols[i, MANOEUVRE_LENGTH]
+        m_start, m_end = cols[i, MANOEUVRE_START], cols[i, MANOEUVRE_END]
+        span_lo, span_hi = min(lateral_u, m_end), max(lateral_u, m_end)
+        reach_u = max(abs(lateral_u), max(abs(m_start), abs(m_end)))
+        heading = poses[i, 2]
+        ch, sh = math.cos(heading), math.sin(heading)
+        # The path window searched: [s - behind, s + ahead + behind] as segment indices [k0, k1).
+        k0 = min(max(_count_vertices(vertex_s, path, s_user - search_behind, False) - 1, 0), full - 1)
+        k1 = max(min(_count_vertices(vertex_s, path, s_user + look_ahead + search_behind, True) + 1, full), k0 + 1)
+        at_end = k0 == 0 or k1 == full
+        any_near = False
+        best_gap, lead = np.inf, -1
+        best_cross = np.inf
+        for j in range(n):
+            if j == i or not interacting[j]:
+                continue
+            rx, ry = poses[j, 0] - poses[i, 0], poses[j, 1] - poses[i, 1]
+            along = rx * ch + ry * sh
+            if not (rx * rx + ry * ry < radius2) or not (along > -search_behind):
+                continue
+            any_near = True
+            half_len = (length[i] + length[j]) / 2
+            if crossing[j]:
+                # A person about to cross: the nearest point of the predicted walk inside the user's lateral span.
+                limit = (width[i] + width[j]) / 2 + 1.0
+                nearest = np.inf
+                for k in range(futures.shape[1]):
+                    s_f, lat_f = _project(
+                        futures[j, k, 0], futures[j, k, 1], first, full, k0, k1,
+                        ax, ay, dx, dy, len2, seg_len, s0, s_before_last[path],
+                    )  # fmt: skip
+                    outside = abs(lat_f - min(max(lat_f, span_lo), span_hi))
+                    if outside < limit and s_f > s_user:
+                        nearest = min(nearest, s_f)
+                if nearest < np.inf:
+                    best_cross = min(best_cross, nearest - s_user - half_len)
+            margin = VULNERABLE_MARGIN if vulnerable[j] else VEHICLE_MARGIN
+            shift = cols[j, MANOEUVRE_END] - cols[j, LATERAL]
+            if not at_end:
+                reach = reach_u + (width[i] + width[j]) / 2 + margin + abs(shift)
+                bound = _distance_bound(
+                    poses[j, 0], poses[j, 1], chunk_offset[path], k0, k1, chunk, cx, cy, cdx, cdy, dev
+                )
+                if not (bound <= reach + bound_slack):
+                    continue  # laterally out of reach everywhere in the window
+            s_p, lat_p = _project(
+                poses[j, 0], poses[j, 1], first, full, k0, k1, ax, ay, dx, dy, len2, seg_len, s0,
+                s_before_last[path],
+            )  # fmt: skip
+            ds = s_p - s_user
+            if not (ds > 0.0 and ds <= look_ahead):
+                continue
+            # Where the user will be laterally when its front reaches the other's rear (its planned manoeuvre).
+            v = min(max((s_user + max(ds - length[j] / 2, 0.0) - m_s0) / m_len, 0.0), 1.0)
+            own = m_start + (m_end - m_start) * 0.5 * (1.0 - math.cos(math.pi * v))
+            lo, hi = min(lateral_u, own), max(lateral_u, own)
+            if manoeuvring and ds - half_len > 0.5:
+                lo = hi = own  # not alongside yet: only the planned position counts
+            o_lo, o_hi = min(lat_p, lat_p + shift), max(lat_p, lat_p + shift)
+            half = (width[i] + width[j]) / 2 + margin
+            if o_hi < lo - half or o_lo > hi + half:
+                continue
+            gap = ds - half_len
+            if gap < best_gap:
+                best_gap, lead = gap, j
+        gap, lead_speed, lead_accel = best_gap, 0.0, 0.0
+        if lead >= 0 and gap < best_cross:
+            cos = math.cos(poses[lead, 2] - heading)
+            lead_speed = max(0.0, cols[lead, SPEED] * cos)
+            lead_accel = cols[lead, ACCEL] * cos if lead_speed > 0 else 0.0
+        else:
+            gap = best_cross if any_near else np.inf
+        if stop[u] < gap:
+            gap, lead_speed, lead_accel = stop[u], 0.0, 0.0
+        # Curves ahead: the highest speed from which every curve speed is reachable with comfortable braking.
+        decel = idm[i, DECEL_COMFORT]
+        nk = kappa_count[path]
+        base = kappa_offset[path]
+        end = base + nk - 1
+        reachable = np.inf
+        for p in range(curve_preview.shape[0]):
+            s = s_user + curve_preview[p]
+            x = (s + curvature_margin) / curvature_step
+            k = min(max(math.floor(x), 0), nk - 2)
+            x0, x1 = grid[base + k], grid[base + k + 1]
+            f0, f1 = kappa[base + k], kappa[base + k + 1]
+            value = (f1 - f0) / (x1 - x0) * (s - x0) + f0
+            if s <= grid[base]:
+                value = kappa[base]
+            if s >= grid[end]:
+                value = kappa[end]
+            v_curve = math.sqrt(lateral_accel_comfort / max(abs(value), 1e-4))
+            room = max(curve_preview[p] - length[i] / 2, 0.0)
+            reachable = min(reachable, math.sqrt(v_curve * v_curve + decel * room))
+        v0 = min(cols[i, TARGET_SPEED], reachable)
+        out[u] = _acc(cols[i, SPEED], v0, gap, lead_speed, lead_accel, idm[i], coolness)
+    return out
