@@ -7,6 +7,8 @@ else straight; without a usable route -> unknown. Route based only, not obstacle
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -17,31 +19,64 @@ LOOK_AHEAD = 20.0  # [m]
 THRESHOLD = 2.0  # [m]
 
 
-def compute_driving_command(
-    centerline: npt.NDArray[np.float64] | None,
-    ego_xy: npt.ArrayLike,
-    *,
-    look_ahead: float = LOOK_AHEAD,
-    threshold: float = THRESHOLD,
-) -> DrivingCommand:
-    """Driving command of an ego at ``ego_xy`` (x, y) [m] following ``centerline`` (x, y, heading) ``(N, 3)``."""
+@dataclass(frozen=True)
+class PreparedCenterline:
+    """A route centerline made ready for many driving-command queries (``prepare_centerline``).
+
+    Attributes:
+        line: the centerline without repeated points (x, y, heading) ``(M, 3)``.
+        s: its cumulative arc length [m] ``(M,)``.
+        start: segment start points ``(M - 1, 2)``.
+        step: segment vectors ``(M - 1, 2)``.
+        step2: squared segment lengths ``(M - 1,)``.
+    """
+
+    line: npt.NDArray[np.float64]
+    s: npt.NDArray[np.float64]
+    start: npt.NDArray[np.float64]
+    step: npt.NDArray[np.float64]
+    step2: npt.NDArray[np.float64]
+
+
+def prepare_centerline(centerline: npt.NDArray[np.float64] | None) -> PreparedCenterline | None:
+    """What ``compute_driving_command`` derives from a centerline ``(N, 3)`` alone; None without a usable route.
+
+    A caller asking for many commands on one route (a closed-loop episode) prepares it once.
+    """
     if centerline is None or len(centerline) < 2:
-        return DrivingCommand.UNKNOWN
-    xy = np.asarray(ego_xy, dtype=np.float64)
+        return None
     line = np.asarray(centerline, dtype=np.float64)
     s = path_arc_length(line[:, : SE2Index.HEADING])
     keep = np.concatenate([[True], np.diff(s) > 1e-9])
     line, s = line[keep], s[keep]
     if len(line) < 2:
+        return None
+    step = np.diff(line[:, :2], axis=0)
+    return PreparedCenterline(line, s, line[:-1, :2], step, np.sum(step * step, axis=1))
+
+
+def compute_driving_command(
+    centerline: npt.NDArray[np.float64] | PreparedCenterline | None,
+    ego_xy: npt.ArrayLike,
+    *,
+    look_ahead: float = LOOK_AHEAD,
+    threshold: float = THRESHOLD,
+) -> DrivingCommand:
+    """Driving command of an ego at ``ego_xy`` (x, y) [m] following ``centerline`` (x, y, heading) ``(N, 3)``.
+
+    ``centerline`` may be given prepared (``prepare_centerline``): the same command, cheaper when asked often.
+    """
+    route = centerline if isinstance(centerline, PreparedCenterline) else prepare_centerline(centerline)
+    if route is None:
         return DrivingCommand.UNKNOWN
+    xy = np.asarray(ego_xy, dtype=np.float64)
+    s, a, d = route.s, route.start, route.step
     # Projection onto the polyline.
-    a, d = line[:-1, :2], np.diff(line[:, :2], axis=0)
-    t = np.clip(np.sum((xy - a) * d, axis=1) / np.sum(d * d, axis=1), 0.0, 1.0)
+    t = np.clip(np.sum((xy - a) * d, axis=1) / route.step2, 0.0, 1.0)
     dist = np.linalg.norm(a + t[:, None] * d - xy, axis=1)
     j = int(np.argmin(dist))
     s_proj = s[j] + t[j] * (s[j + 1] - s[j])
-    proj_pose = interpolate_poses(s, line, np.array([s_proj]))[0]
-    target = interpolate_poses(s, line, np.array([min(s_proj + look_ahead, s[-1])]))[0]
+    proj_pose, target = interpolate_poses(s, route.line, np.array([s_proj, min(s_proj + look_ahead, s[-1])]))
     lateral = points_to_local(target[: SE2Index.HEADING], proj_pose)[1]
     if lateral >= threshold:
         return DrivingCommand.LEFT

@@ -50,7 +50,8 @@ class EgoStatus:
         check_array(self.ego_velocity, "EgoStatus.ego_velocity", (2,))
         check_array(self.ego_acceleration, "EgoStatus.ego_acceleration", (2,))
         check_array(self.driving_command, "EgoStatus.driving_command", (len(DrivingCommand),), dtype_kind="iub")
-        if int(np.sum(self.driving_command)) != 1 or not np.all(np.isin(self.driving_command, (0, 1))):
+        command = self.driving_command
+        if int(np.sum(command)) != 1 or not np.all((command == 0) | (command == 1)):  # one-hot (isin: 10x slower)
             raise ValueError(f"EgoStatus.driving_command: expected one-hot, got {self.driving_command.tolist()}")
 
     @property

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from irl_vla.common.config import require_at_least
+from irl_vla.data.driving_command import prepare_centerline
 from irl_vla.data.enums import AgentClass, BoundingBoxIndex
 from irl_vla.data.geometry import absolute_to_relative
 from irl_vla.data.scene import AgentInput, Scene, SceneMetadata
@@ -252,6 +253,7 @@ class EmbeddedEnv:
 
         instance = build_scenario(family, scenario_seed)
         self.instance, self.route_id = instance, str(route_id)
+        self._centerline = prepare_centerline(instance.route_centerline)  # every frame's driving command reads it
         world = instance.world
         world.vectorised = self.config.vectorised
         self._world, self._step_index, self._frames = world, 0, {}
@@ -372,7 +374,7 @@ class EmbeddedEnv:
         world = self.world
         token = frame_token(self.route_id, self._step_index)
         self._frames[self._step_index] = observe(
-            world, self.instance.route_ids, self.instance.route_centerline, token, describe=self.config.describe
+            world, self.instance.route_ids, self._centerline, token, describe=self.config.describe
         )
         keep = self._step_index - self.config.num_history_frames * RECORD_EVERY
         for index in [i for i in self._frames if i < keep]:

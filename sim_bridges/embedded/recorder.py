@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from irl_vla.data.driving_command import compute_driving_command
+from irl_vla.data.driving_command import PreparedCenterline, compute_driving_command
 from irl_vla.data.enums import BoundingBoxIndex, SE2Index
 from irl_vla.data.geometry import absolute_to_relative
 from irl_vla.data.scene import Annotations, EgoStatus, Frame, Scene, SceneMetadata, one_hot_command
@@ -91,7 +91,7 @@ def _annotations_batch(world: World) -> Annotations:
 def observe(
     world: World,
     route_ids: list[str],
-    route_centerline: np.ndarray,
+    route_centerline: np.ndarray | PreparedCenterline | None,
     token: str,
     *,
     describe: bool = True,
@@ -99,7 +99,8 @@ def observe(
     """The world now as a logged ``Frame``: the ego's status, the objects around it, lights and language.
 
     The recorder (expert logs) and the closed-loop env (a free ego) build their frames here. ``describe``: also
-    write the scene description (a supervision target; the env may skip it for speed).
+    write the scene description (a supervision target; the env may skip it for speed). ``route_centerline``
+    (x, y, heading) ``(N, 3)`` may be given prepared (``prepare_centerline``, once per episode).
     """
     ego = world.ego
     pose = PACIFICA.rear_axle_from_center(ego.pose)  # the ego's pose is its rear axle's

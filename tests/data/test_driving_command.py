@@ -24,3 +24,20 @@ def test_right_turn_and_unknown() -> None:
     assert compute_driving_command(line, (-20.0, -5.25)) is DrivingCommand.RIGHT
     assert compute_driving_command(None, (0.0, 0.0)) is DrivingCommand.UNKNOWN
     assert compute_driving_command(np.zeros((1, 3)), (0.0, 0.0)) is DrivingCommand.UNKNOWN
+
+
+def test_a_prepared_centerline_gives_the_same_commands() -> None:
+    from irl_vla.data.driving_command import prepare_centerline
+
+    m = build_t_junction()
+    line = m.route_centerline(["s_in", "rbc_s_w", "w_out"], np.array([1.75, -40.0, np.pi / 2]))
+    line = np.insert(line, 5, line[5], axis=0)  # a repeated point is dropped by both
+    prepared = prepare_centerline(line)
+    assert prepared is not None and prepare_centerline(line[:1]) is None and prepare_centerline(None) is None
+    rng = np.random.default_rng(0)
+    points = line[rng.integers(0, len(line), 60), :2] + rng.normal(0.0, 3.0, (60, 2))
+    # Many thresholds: equal commands at each pins the lateral offset the commands are cut from.
+    for threshold in np.linspace(0.0, 8.0, 33):
+        for xy in points:
+            plain = compute_driving_command(line, xy, threshold=threshold)
+            assert compute_driving_command(prepared, xy, threshold=threshold) is plain

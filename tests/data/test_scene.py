@@ -73,6 +73,7 @@ def _status(**over) -> EgoStatus:
         ("ego_acceleration", np.array([np.inf, 0.0]), "EgoStatus.ego_acceleration: non-finite"),
         ("driving_command", np.array([1, 1, 0, 0]), "EgoStatus.driving_command: expected one-hot"),
         ("driving_command", np.zeros(4, dtype=np.int64), "one-hot"),
+        ("driving_command", np.array([2, -1, 0, 0]), "one-hot"),  # sums to 1, not 0/1
         ("driving_command", np.array([0.0, 1.0, 0.0, 0.0]), "dtype kind"),
     ],
 )
