@@ -6,6 +6,7 @@ lists them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,12 +37,17 @@ class RewardConfig:
         collision_penalty: subtracted when the predicted NC is below ``penalty_threshold`` (0: off).
         offroad_penalty: subtracted when the predicted DAC (drivable area) is below ``penalty_threshold`` (0: off).
         penalty_threshold: a predicted sub-score below this counts as a violation.
+        anchor_to_state: score the policy's plans as ``agent=vla`` executes them, refitted to the ego's current
+            velocity and acceleration (``agent.anchor_to_state``, its default); ``false``: the raw modes.
+        anchor_jerk_weight: the refit's jerk weight [s^5] (``agent.anchor_jerk_weight``).
     """
 
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     collision_penalty: float = 0.0
     offroad_penalty: float = 0.0
     penalty_threshold: float = 0.5
+    anchor_to_state: bool = True
+    anchor_jerk_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.collision_penalty < 0 or self.offroad_penalty < 0 or not 0 < self.penalty_threshold <= 1:
@@ -49,6 +55,8 @@ class RewardConfig:
                 "RewardConfig: expected penalties >= 0 and penalty_threshold in (0, 1]; got "
                 f"{self.collision_penalty}, {self.offroad_penalty}, {self.penalty_threshold}"
             )
+        if self.anchor_jerk_weight < 0:
+            raise ValueError(f"RewardConfig.anchor_jerk_weight: expected >= 0, got {self.anchor_jerk_weight}")
 
 
 @dataclass
@@ -89,8 +97,10 @@ class PPOSettings:
         finetune: ``planner`` (encoder frozen) or ``all``.
         finetune_steps: the last N denoising steps are trained (0: all of them).
         sampling_std_min: std floor of sampled steps (normalised trajectory units).
-        logprob_std_min: std floor of the Gaussian whose log-density is the step's log-probability.
-        logprob_clamp: per-coordinate log-densities are clamped to this range before averaging over the poses.
+        logprob_std_min: std floor of the Gaussian whose log-density is the step's log-probability (equal to
+            ``sampling_std_min`` by default, so that the ratio is that of the policy that sampled).
+        logprob_clamp: per-coordinate log-densities are clamped to this range before averaging over the poses;
+            its upper bound may not lie below the log-density at the mean (which would zero the gradient there).
         gamma: discount of the environment episode (one plan per scene: one step).
         gae_lambda: GAE's lambda.
         denoise_gamma: the advantage of denoising step s of S' trained ones is scaled by ``denoise_gamma ** (S'-1-s)``.
@@ -112,8 +122,8 @@ class PPOSettings:
     finetune: str = "planner"
     finetune_steps: int = 0
     sampling_std_min: float = 0.04
-    logprob_std_min: float = 0.1
-    logprob_clamp: list[float] = field(default_factory=lambda: [-5.0, 2.0])
+    logprob_std_min: float = 0.04
+    logprob_clamp: list[float] = field(default_factory=lambda: [-5.0, 3.0])
     gamma: float = 0.99
     gae_lambda: float = 0.95
     denoise_gamma: float = 0.8
@@ -146,6 +156,14 @@ class PPOSettings:
         if len(self.logprob_clamp) != 2 or not self.logprob_clamp[0] < self.logprob_clamp[1]:
             raise ValueError(
                 f"PPOSettings.logprob_clamp: expected [low, high] with low < high, got {self.logprob_clamp}"
+            )
+        peak = -math.log(self.logprob_std_min) - 0.5 * math.log(2 * math.pi)  # a coordinate's log-density at its mean
+        if self.logprob_clamp[1] < peak:
+            raise ValueError(
+                f"PPOSettings.logprob_clamp: its upper bound {self.logprob_clamp[1]} is below the log-density "
+                f"{peak:.3f} of a coordinate at the mean of a Gaussian of std logprob_std_min "
+                f"{self.logprob_std_min}: every coordinate sampled near its mean would be clamped and carry no "
+                "gradient; raise the bound or the floor"
             )
         for name in ("gamma", "gae_lambda", "denoise_gamma"):
             if not 0 <= getattr(self, name) <= 1:

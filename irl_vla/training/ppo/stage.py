@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
@@ -32,9 +33,11 @@ from irl_vla.data.features.builder import Builder, FeatureBuilder, TargetBuilder
 from irl_vla.data.features.dataset import Batch, FeatureDataset
 from irl_vla.data.features.targets import TrajectoryTargetBuilder
 from irl_vla.data.source import SourceFactory
+from irl_vla.data.trajectory import DEFAULT_SAMPLING
 from irl_vla.models.vla.model import VLAModel
 from irl_vla.training.policy import Policy, load_policy
 from irl_vla.training.ppo.config import HackingGuardConfig, PPOConfig
+from irl_vla.training.ppo.executed import StateAnchoring
 from irl_vla.training.ppo.guard import no_simulator
 from irl_vla.training.ppo.reward import RewardFunction, RewardModel
 from irl_vla.training.ppo.update import PPOModule, collect_rollout, ppo_update
@@ -127,6 +130,11 @@ class PPOTrainer(Trainer):
         self.reward_fn = reward_fn
         self.policy_keys, self.reward_keys = list(policy_keys), list(reward_keys)
         self.export = export
+        self.anchoring: StateAnchoring | None = None
+        if cfg.reward.anchor_to_state:  # score the plans as agent=vla executes them
+            planner = module.policy.planner
+            times = DEFAULT_SAMPLING.interval_length * np.arange(1, planner.num_poses + 1)
+            self.anchoring = StateAnchoring(times, cfg.reward.anchor_jerk_weight).to(self.device)
         self.monitor = HackingMonitor(cfg.hacking)
         self.recent_rewards: list[float] = []
         self.start_epdms: float | None = None
@@ -155,6 +163,7 @@ class PPOTrainer(Trainer):
                 tensors["trajectory"].to(self.device),
                 self.reward_fn,
                 self.generator,
+                self.anchoring,
             )
             scalars = ppo_update(
                 self.network,

@@ -51,6 +51,7 @@ from irl_vla.models.vla.planner import DiffusionPlanner, PlannerContext
 from irl_vla.scoring.sub_scores import SubScore
 from irl_vla.training.ppo.advantages import denoising_discount, gae, normalize_advantages
 from irl_vla.training.ppo.config import BCConfig, PPOSettings
+from irl_vla.training.ppo.executed import EGO_STATUS_KEY, StateAnchoring
 from irl_vla.training.ppo.guard import no_simulator
 from irl_vla.training.ppo.networks import (
     ValueHead,
@@ -157,6 +158,7 @@ def collect_rollout(
     expert: Tensor,
     reward_fn: RewardFunction,
     generator: torch.Generator | None,
+    anchoring: StateAnchoring | None = None,
 ) -> Rollout:
     """Sample, score (learned reward only) and compute advantages on a batch of B scenes (see the module docstring).
 
@@ -167,6 +169,11 @@ def collect_rollout(
         expert: ``(B, T, 3)`` the expert's trajectories.
         reward_fn: the learned reward.
         generator: the random source of the samples.
+        anchoring: the agent's refit to the ego state: the reward scores the policy's plans (samples and
+            deterministic modes, not the expert's log) as the agent would execute them; ``None``: as they are.
+
+    Raises:
+        ValueError: when ``anchoring`` is given and the features hold no ``ego_status``.
     """
     s, policy = module.settings, module.policy
     planner = policy.planner
@@ -181,7 +188,12 @@ def collect_rollout(
     old_log_probs = step_log_probs(chains[:, :, :, first + 1 :], means, lp_stds, tuple(s.logprob_clamp))
     deterministic = planner.sample(ctx)  # what the policy plans at inference
     samples = sampled.modes.reshape(b, g * k, *sampled.modes.shape[-2:])  # (B, G * K, T, 3)
-    candidates = torch.cat([samples, deterministic.modes, expert[:, None]], dim=1)  # (B, G * K + K + 1, T, 3)
+    plans = torch.cat([samples, deterministic.modes], dim=1)  # (B, G * K + K, T, 3)
+    if anchoring is not None:
+        if EGO_STATUS_KEY not in features:
+            raise ValueError(f"reward.anchor_to_state: the policy's features hold no {EGO_STATUS_KEY!r}")
+        plans = anchoring(plans, features[EGO_STATUS_KEY])
+    candidates = torch.cat([plans, expert[:, None]], dim=1)  # (B, G * K + K + 1, T, 3)
     scored = reward_fn(reward_features, candidates)
     rewards = scored.reward[:, : g * k].reshape(b, g, k)
     det_rewards = scored.reward[:, g * k : g * k + k]  # (B, K)

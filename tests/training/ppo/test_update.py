@@ -73,7 +73,7 @@ def test_clipped_loss_matches_a_direct_computation() -> None:
             for a in range(k):
                 for step in range(steps):
                     normal = torch.distributions.Normal(means[a, step], stds[step])
-                    new = normal.log_prob(chain[0, a, step + 1]).clamp(-5, 2).mean()
+                    new = normal.log_prob(chain[0, a, step + 1]).clamp(*s.logprob_clamp).mean()
                     ratio = torch.exp(new - rollout.old_log_probs[i, j, a, step])
                     adv = rollout.advantages[i, j, a] * 0.7 ** (steps - 1 - step)
                     losses.append(torch.max(-adv * ratio, -adv * ratio.clamp(0.95, 1.05)))
