@@ -8,7 +8,7 @@ decisions are made for all of them in one call, for the closed-loop env (``World
   path's segments, chunk chords for a lateral pre-check, vertex arc lengths, curvature tables);
 * what changes is read in one pass (``state_columns``), the people crossing get their predicted walk and each
   decided user its stop-line gap (the world's own ``_stop_gap``: lights, give-way, lane ends);
-* ``acceleration_kernel.kernel`` (compiled with numba) makes the leader, crossing, curve and ACC decisions in one
+* ``road_user_kernels.kernel`` (compiled with numba) makes the leader, crossing, curve and ACC decisions in one
   loop over the (road user, object) pairs, with ``Path.project``'s arithmetic.
 
 The recorded logs keep the scalar loop (byte-identical splits); ``tests/sim_bridges/embedded/test_vector_update.py``
@@ -25,7 +25,6 @@ import numpy as np
 import numpy.typing as npt
 
 from irl_vla.data.enums import AgentClass, SE2Index
-from irl_vla.data.geometry import wrap_angle
 from sim_bridges.embedded.paths import Path
 from sim_bridges.embedded.road_users import RoadUser
 
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
-#: Segments per chunk of the lateral pre-check (``acceleration_kernel``'s distance bound).
+#: Segments per chunk of the lateral pre-check (``road_user_kernels``'s distance bound).
 CHUNK = 16
 #: Slack [m] of the lateral pre-check against rounding.
 BOUND_SLACK = 1e-6
@@ -100,11 +99,10 @@ class PathTable:
         self.heading = np.concatenate([*(p._seg_heading for p in paths), pad])
         self.s_before_last = np.array([p.s[-2] for p in paths])  # (P,)
         self._chunks(paths)
-        # (P, V + 1) vertex arc lengths, +inf past each path's end (one spare column for ``count_vertices``)
+        # (P, V + 2) vertex arc lengths, +inf past each path's end (binary-searched per row by the kernels)
         self.vertex_s = np.full((len(paths), int(counts.max()) + 2), np.inf)
         for k, p in enumerate(paths):
             self.vertex_s[k, : len(p.s)] = p.s
-        self._flat_vertices(paths)
         for p in paths:
             p.curvature_ahead(0.0)  # builds the curvature table
         tables = [p._curvature_table for p in paths]
@@ -115,10 +113,10 @@ class PathTable:
         self.grid = np.concatenate([t[0] for t in tables])  # type: ignore[index]
 
     def kernel_arrays(self) -> tuple[tuple[IntArray, ...], tuple[FloatArray, ...]]:
-        """The arrays ``acceleration_kernel.kernel`` reads, made once.
+        """The arrays ``road_user_kernels.kernel`` reads, made once.
 
         ``(offset, count, chunk_offset, kappa_offset, kappa_count)`` and ``(ax, ay, dx, dy, len2, seg_len, s0,
-        s_before_last, cx, cy, cdx, cdy, dev, vertex_s, kappa, grid)``.
+        s_before_last, cx, cy, cdx, cdy, dev, vertex_s, kappa, grid, heading)``.
         """
         cached = getattr(self, "_kernel_arrays", None)
         if cached is None:
@@ -128,32 +126,11 @@ class PathTable:
             )
             names = ("ax", "ay", "dx", "dy", "len2", "seg_len", "s0", "s_before_last", "cx", "cy", "cdx", "cdy", "dev")
             floats = tuple(np.ascontiguousarray(getattr(self, n), dtype=np.float64) for n in names)
-            floats += tuple(np.ascontiguousarray(a, dtype=np.float64) for a in (self.vertex_s, self.kappa, self.grid))
+            floats += tuple(
+                np.ascontiguousarray(a, dtype=np.float64) for a in (self.vertex_s, self.kappa, self.grid, self.heading)
+            )
             cached = self._kernel_arrays = (ints, floats)
         return cached
-
-    def _flat_vertices(self, paths: list[Path]) -> None:
-        """Every path's vertex arc lengths in one sorted array, path ``k`` shifted by ``k * span``."""
-        lo = min(float(p.s[0]) for p in paths)
-        hi = max(float(p.s[-1]) for p in paths)
-        self._s_clip = (lo - 1.0, hi + 1.0)  # a query clipped here counts the same vertices
-        self._span = hi - lo + 4.0  # blocks (and their clipped queries) never meet
-        self._shift = np.arange(len(paths)) * self._span  # (P,)
-        self._flat = np.concatenate([p.s + k * self._span for k, p in enumerate(paths)])
-        self._flat_start = np.concatenate([[0], np.cumsum([len(p.s) for p in paths])[:-1]])  # (P,)
-
-    def count_vertices(self, paths: IntArray, x: FloatArray, *, strict: bool = False) -> IntArray:
-        """Vertices of each row's path with arc length ``<= x`` (``< x`` when ``strict``) ``(N,)``: exact.
-
-        One ``searchsorted`` over the shifted vertices of every path; the shift can misorder only a vertex within
-        rounding of ``x`` (vertices are about a metre apart), so one comparison with the neighbours corrects it.
-        """
-        side = "left" if strict else "right"
-        key = np.clip(x, *self._s_clip) + self._shift[paths]
-        c = np.searchsorted(self._flat, key, side=side) - self._flat_start[paths]
-        below = operator.lt if strict else operator.le
-        c = np.where(below(self.vertex_s[paths, c], x), c + 1, c)
-        return np.where((c > 0) & ~below(self.vertex_s[paths, np.maximum(c - 1, 0)], x), c - 1, c)
 
     def _chunks(self, paths: list[Path]) -> None:
         """Chords of every ``CHUNK`` consecutive segments and the farthest the segments stray from them [m]."""
@@ -180,21 +157,17 @@ class PathTable:
     def pose_batch(self, paths: IntArray, s: FloatArray, lateral: FloatArray) -> FloatArray:
         """``Path.pose_at(s, lateral)`` of one arc length per row on paths ``(N,)``: poses ``(N, 3)``.
 
-        The arithmetic of ``Path._pose_at_scalar`` on arrays (segment by ``bisect_right``, headings blended over
-        each segment, extended straight beyond the ends).
+        ``road_user_kernels.pose_kernel`` (the arithmetic of ``Path._pose_at_scalar`` in one compiled loop).
         """
-        n = self.count[paths]
-        i = np.clip(self.count_vertices(paths, s) - 1, 0, n - 1)  # (N,) path-local segment
-        g = self.offset[paths] + i
-        cur = self.heading[g]
-        along = s - self.s0[g]
-        x = self.ax[g] + along * np.cos(cur)
-        y = self.ay[g] + along * np.sin(cur)
-        h_start = np.where(i > 0, cur + 0.5 * wrap_angle(self.heading[np.maximum(g - 1, 0)] - cur), cur)
-        h_end = np.where(i < n - 1, cur + 0.5 * wrap_angle(self.heading[g + 1] - cur), cur)
-        alpha = np.clip(along / self.seg_len[g], 0.0, 1.0)
-        h = wrap_angle(h_start + alpha * wrap_angle(h_end - h_start))
-        return np.column_stack([x - lateral * np.sin(h), y + lateral * np.cos(h), h])
+        from sim_bridges.embedded.road_user_kernels import pose_kernel
+
+        ints, floats = self.kernel_arrays()
+        return pose_kernel(
+            np.ascontiguousarray(paths, dtype=np.int64), np.ascontiguousarray(s, dtype=np.float64),
+            np.ascontiguousarray(lateral, dtype=np.float64), ints[0], ints[1], floats[13], floats[0], floats[1],
+            floats[6], floats[5], floats[16],
+        )  # fmt: skip
+
 
 class UserTable:
     """What never changes about a world's road users (paths, sizes, classes, driving styles), as arrays.
@@ -213,6 +186,7 @@ class UserTable:
         self.length = np.array([u.length for u in users])
         self.width = np.array([u.width for u in users])
         self.interacting = np.array([not u.background for u in users])  # background life is off the road
+        self.interacting_index = np.flatnonzero(self.interacting)
         self.vulnerable = np.array([u.agent_class in (AgentClass.PEDESTRIAN, AgentClass.BICYCLE) for u in users])
         self.crossing = self.vulnerable & np.array([not u.reactive for u in users])  # people on their own paths
         self.idm = {name: np.array([getattr(u.idm, name) for u in users]) for name in IDM_FIELDS}
@@ -256,21 +230,26 @@ def user_table(world: World) -> UserTable:
 
 def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray:
     """``World.accelerations`` for every road user at once (see the module docstring)."""
-    from sim_bridges.embedded.acceleration_kernel import kernel
     from sim_bridges.embedded.idm import ACC_COOLNESS
     from sim_bridges.embedded.paths import CURVATURE_MARGIN, CURVATURE_STEP
+    from sim_bridges.embedded.road_user_kernels import kernel
     from sim_bridges.embedded.world import CURVE_PREVIEW, LATERAL_ACCEL_COMFORT, LOOK_AHEAD, SEARCH_BEHIND
 
     everyone = world.road_users_and_ego
     acc = np.zeros(len(everyone))
-    cols = state_columns(everyone)  # (N, C)
-    moving = ~(cols[:, Column.TARGET_SPEED] <= 0.0)  # not ``RoadUser.is_static``
-    idx = np.flatnonzero(moving & (world.time >= cols[:, Column.START_TIME]) & (cols[:, Column.REACTIVE] > 0))
+    fixed = user_table(world)
+    # Background life (parked off the road, walking beside it) reacts to no one and no one to it: only the others'
+    # state is read (their rows of ``cols``; background rows stay zero and are never read).
+    cols = np.zeros((len(everyone), len(Column)))  # (N, C)
+    cols[fixed.interacting_index] = state_columns([everyone[k] for k in fixed.interacting_index])
+    mine = cols[fixed.interacting_index]
+    moving = ~(mine[:, Column.TARGET_SPEED] <= 0.0)  # not ``RoadUser.is_static``
+    started = (world.time >= mine[:, Column.START_TIME]) & (mine[:, Column.REACTIVE] > 0)
+    idx = fixed.interacting_index[moving & started]
     if skip_ego:
         idx = idx[idx != 0]
     if not len(idx):
         return acc
-    fixed = user_table(world)
     # Predicted centres of the people crossing on their own paths (read only for those near a decided user).
     futures = np.zeros((len(everyone), len(CROSSING_TIMES), 2))  # (N, T, 2)
     for j in fixed.crossing_index:

@@ -208,7 +208,8 @@ class World:
     def accelerations(self, skip_ego: bool = False, poses: np.ndarray | None = None) -> np.ndarray:
         """IDM accelerations [m/s^2] of every road user (ego first) at the current state.
 
-        ``poses`` ``(N, 3)``: ``poses()`` of the current state, if the caller has them.
+        ``poses`` ``(N, 3)``: ``poses()`` of the current state, if the caller has them. A vectorised world leaves
+        background life at 0 (it keeps its own pace: ``step`` never reads its acceleration); the loop decides it.
         """
         poses = self.poses() if poses is None else poses  # (N, 3)
         if self.vectorised:

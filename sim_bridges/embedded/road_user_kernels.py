@@ -1,13 +1,16 @@
-"""The road users' accelerations of one world step as one compiled loop (numba, CPU, no GPU).
+"""The compiled loops (numba, CPU, no GPU) of the closed-loop world's road-user update (``vector_update``).
 
-``vector_update.accelerations`` gathers a world's state into flat arrays and calls ``kernel`` once per step. The
-kernel makes, road user by road user, the decisions of ``World.accelerations`` (the recorder's per-user loop):
-the nearby objects (same radius and "not behind" test), the leader on the user's path (each nearby object's
-centre projected on the user's path window, the lateral-overlap rules of a planned manoeuvre), people about to
-cross (their predicted walk projected likewise), the stop-line gap (given, computed by the world), the curve speed
-and the IDM/ACC model. Each step of arithmetic is written in the order the numpy rules used, so that the results
-equal the loop's within float tolerance (``tests/sim_bridges/embedded/test_vector_update.py``).
+``kernel``: the road users' accelerations of one world step. ``vector_update.accelerations`` gathers a world's
+state into flat arrays and calls it once per step; it makes, road user by road user, the decisions of
+``World.accelerations`` (the recorder's per-user loop): the nearby objects (same radius and "not behind" test),
+the leader on the user's path (each nearby object's centre projected on the user's path window, the
+lateral-overlap rules of a planned manoeuvre), people about to cross (their predicted walk projected likewise),
+the stop-line gap (given, computed by the world), the curve speed and the IDM/ACC model.
 
+``pose_kernel``: every road user's pose on its path at its arc length and lateral offset (``Path.pose_at``).
+
+Each step of arithmetic is written in the order of the numpy and scalar code it replaces, so that the results
+equal the per-user loop's within float tolerance (``tests/sim_bridges/embedded/test_vector_update.py``).
 Why compiled: the same rules on numpy arrays of ~30 road users by ~120 objects cost a few hundred numpy calls of a
 few microseconds each per step; one compiled loop over the few thousand (user, object) pairs is far cheaper.
 """
@@ -180,13 +183,13 @@ def kernel(
         stop: the stop-line gap of each decided user [m] ``(U,)`` (``World._stop_gap``).
         table_ints: the ``PathTable``'s ``(offset, count, chunk_offset, kappa_offset, kappa_count)``.
         table_floats: its ``(ax, ay, dx, dy, len2, seg_len, s0, s_before_last, cx, cy, cdx, cdy, dev, vertex_s,
-            kappa, grid)``.
+            kappa, grid, heading)``.
         rules: ``(look_ahead, search_behind, chunk, bound_slack, lateral_accel_comfort, curvature_margin,
             curvature_step, acc_coolness)``.
         curve_preview: distances ahead checked for curvature [m] ``(P,)``.
     """
     offset, count, chunk_offset, kappa_offset, kappa_count = table_ints
-    ax, ay, dx, dy, len2, seg_len, s0, s_before_last, cx, cy, cdx, cdy, dev, vertex_s, kappa, grid = table_floats
+    ax, ay, dx, dy, len2, seg_len, s0, s_before_last, cx, cy, cdx, cdy, dev, vertex_s, kappa, grid, _ = table_floats
     look_ahead, search_behind, chunk_f, bound_slack = rules[0], rules[1], rules[2], rules[3]
     lateral_accel_comfort, curvature_margin, curvature_step, coolness = rules[4], rules[5], rules[6], rules[7]
     chunk = int(chunk_f)
@@ -297,4 +300,49 @@ def kernel(
             reachable = min(reachable, math.sqrt(v_curve * v_curve + decel * room))
         v0 = min(cols[i, TARGET_SPEED], reachable)
         out[u] = _acc(cols[i, SPEED], v0, gap, lead_speed, lead_accel, idm[i], coolness)
+    return out
+
+
+@njit(cache=True)
+def _wrap(angle: float) -> float:
+    """``geometry.wrap_angle`` of one angle [rad] into ``[-pi, pi)``."""
+    return (angle + math.pi) % (2.0 * math.pi) - math.pi
+
+
+@njit(cache=True)
+def pose_kernel(
+    user_path: np.ndarray,
+    s: np.ndarray,
+    lateral: np.ndarray,
+    offset: np.ndarray,
+    count: np.ndarray,
+    vertex_s: np.ndarray,
+    ax: np.ndarray,
+    ay: np.ndarray,
+    s0: np.ndarray,
+    seg_len: np.ndarray,
+    heading: np.ndarray,
+) -> np.ndarray:
+    """Poses ``(N, 3)`` at arc lengths ``s`` and lateral offsets ``lateral`` ``(N,)`` on paths ``user_path``.
+
+    ``Path.pose_at``'s arithmetic: the segment holding ``s`` (extended straight beyond the ends), the heading
+    blended from the mean of the previous and this segment's to the mean of this and the next one's.
+    """
+    out = np.empty((s.shape[0], 3))
+    for k in range(s.shape[0]):
+        path = user_path[k]
+        n = count[path]
+        i = min(max(_count_vertices(vertex_s, path, s[k], False) - 1, 0), n - 1)
+        g = offset[path] + i
+        cur = heading[g]
+        along = s[k] - s0[g]
+        x = ax[g] + along * math.cos(cur)
+        y = ay[g] + along * math.sin(cur)
+        h_start = cur + 0.5 * _wrap(heading[g - 1] - cur) if i > 0 else cur
+        h_end = cur + 0.5 * _wrap(heading[g + 1] - cur) if i < n - 1 else cur
+        alpha = min(max(along / seg_len[g], 0.0), 1.0)
+        h = _wrap(h_start + alpha * _wrap(h_end - h_start))
+        out[k, 0] = x - lateral[k] * math.sin(h)
+        out[k, 1] = y + lateral[k] * math.cos(h)
+        out[k, 2] = h
     return out
