@@ -141,6 +141,9 @@ class FreeEgo(RoadUser):
         """Update ``speed``, ``accel``, ``s`` and ``lateral`` from the state."""
         self.speed = float(self.state[StateIndex.VELOCITY_X])
         self.accel = float(self.state[StateIndex.ACCELERATION_X])
-        centre = self.pose[None, : SE2Index.HEADING]
-        s, lat = self.path.project(centre, around=(self.s - PROJECTION_WINDOW[0], self.s + PROJECTION_WINDOW[1]))
-        self.s, self.lateral = float(s[0]), float(lat[0])
+        from sim_bridges.embedded.road_user_kernels import project_on_path  # compiled: numba only when driven
+
+        pose = self.pose
+        x, y = float(pose[SE2Index.X]), float(pose[SE2Index.Y])
+        lo, hi = self.s - PROJECTION_WINDOW[0], self.s + PROJECTION_WINDOW[1]
+        self.s, self.lateral = project_on_path(self.path, x, y, lo, hi)  # ``Path.project``, compiled

@@ -18,10 +18,12 @@ few microseconds each per step; one compiled loop over the few thousand (user, o
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 from numba import njit
 
+from sim_bridges.embedded.paths import Path
 from sim_bridges.embedded.vector_update import IDM_FIELDS, Column
 
 #: The state matrix's columns and the IDM parameters' (compile-time constants of the loops below).
@@ -346,3 +348,27 @@ def pose_kernel(
         out[k, 1] = y + lateral[k] * math.cos(h)
         out[k, 2] = h
     return out
+
+
+#: Each path's arrays as ``project_on_path`` passes them (contiguous copies, made once per path).
+_PATH_ARRAYS: weakref.WeakKeyDictionary[Path, tuple[np.ndarray, ...]] = weakref.WeakKeyDictionary()
+
+
+def project_on_path(path: Path, x: float, y: float, lo: float, hi: float) -> tuple[float, float]:
+    """``Path.project`` of one point ``(x, y)`` [m] with ``around=(lo, hi)``: arc length [m], signed lateral [m].
+
+    The same segment window and arithmetic in one compiled call (equal bit for bit).
+    """
+    arrays = _PATH_ARRAYS.get(path)
+    if arrays is None:
+        copy = np.ascontiguousarray
+        arrays = (
+            copy(path.s[None]), copy(path.xy[:-1, 0]), copy(path.xy[:-1, 1]), copy(path._seg_d[:, 0]),
+            copy(path._seg_d[:, 1]), copy(path._seg_len2), copy(path._seg_len), copy(path.s[:-1]),
+        )  # fmt: skip
+        _PATH_ARRAYS[path] = arrays
+    vertex_s, ax, ay, dx, dy, len2, seg_len, s0 = arrays
+    full = len(seg_len)
+    k0 = min(max(_count_vertices(vertex_s, 0, lo, False) - 1, 0), full - 1)
+    k1 = max(min(_count_vertices(vertex_s, 0, hi, True) + 1, full), k0 + 1)
+    return _project(x, y, 0, full, k0, k1, ax, ay, dx, dy, len2, seg_len, s0, float(path.s[-2]))

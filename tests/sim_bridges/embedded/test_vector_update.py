@@ -89,7 +89,7 @@ def test_vertex_counts_equal_the_padded_comparison() -> None:
 
 def test_the_kernels_projection_is_the_paths_own() -> None:
     """``road_user_kernels._project`` on a path window equals ``Path.project(around=...)`` bit for bit."""
-    from sim_bridges.embedded.road_user_kernels import _count_vertices, _project
+    from sim_bridges.embedded.road_user_kernels import _count_vertices, _project, project_on_path
 
     world = build_scenario(load_families()["route_lane_change"], 4).world
     table = vector_update.user_table(world).paths
@@ -110,6 +110,8 @@ def test_the_kernels_projection_is_the_paths_own() -> None:
             for x, y in points
         ]
         assert np.array_equal(np.array(got), np.column_stack([want_s, want_lat]))
+        one = [project_on_path(path, float(x), float(y), lo, hi) for x, y in points]  # the free ego's projection
+        assert np.array_equal(np.array(one), np.column_stack([want_s, want_lat]))
 
 
 @pytest.mark.parametrize(
