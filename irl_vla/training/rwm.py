@@ -224,7 +224,10 @@ def load_start(path: str, model_cfg: RewardModelConfig, features: dict, privileg
         "features": ck.config.get("features", {}),
         "privileged": ck.config.get("privileged", {}),
     }
-    differences = config_differences(theirs, ours, ignore=["model.loss."])  # the loss's weights may change
+    ignore = ["model.loss."]  # the loss's weights may change
+    if model_cfg.agent_clearance and not theirs["model"]["agent_clearance"]:
+        ignore.append("model.agent_clearance")  # its new inputs start at zero (``load_start_weights``)
+    differences = config_differences(theirs, ours, ignore=ignore)
     if differences:
         raise ValueError(f"{ck.path}: train.init_checkpoint differs from this run ({'; '.join(differences)})")
     return ck
@@ -273,7 +276,7 @@ def run_rwm(
     torch.manual_seed(cfg.seed)  # the initial weights
     model = RewardWorldModel(model_cfg)
     if start is not None:
-        model.load_state_dict(start.weights)
+        model.load_start_weights(start.weights)
     model.set_normalization(normalization)
     dataset = reward_dataset(source, labels, builders, cfg.cache_dir)
     validate = None

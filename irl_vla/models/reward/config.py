@@ -88,6 +88,9 @@ class RewardLossConfig:
         ep_margin: margin of the EP ranking term.
         ep_min_gap: pairs whose simulator EP differ by less are left out.
         score: weight of the squared error between the reward and the simulator's EPDMS.
+        listwise: weight of the listwise term (KL from the simulator's softmax over a scene's candidates to the
+            model's; it weighs the candidates the model ranks at the top, i.e. what best-of-N would pick).
+        listwise_temperature: [EPDMS] temperature of both softmaxes of the listwise term.
     """
 
     sub_scores: dict[str, float] = field(
@@ -111,6 +114,8 @@ class RewardLossConfig:
     ep_margin: float = 0.05
     ep_min_gap: float = 0.05
     score: float = 1.0
+    listwise: float = 0.0
+    listwise_temperature: float = 0.05
 
     def __post_init__(self) -> None:
         from irl_vla.scoring.sub_scores import SubScore
@@ -122,9 +127,10 @@ class RewardLossConfig:
                 raise ValueError(f"RewardLossConfig.sub_scores: {e}") from None
             if not w >= 0:
                 raise ValueError(f"RewardLossConfig.sub_scores.{name}: expected >= 0, got {w}")
-        require_at_least(
-            self, ("distillation", "irl", "irl_margin", "irl_min_gap", "ep_ranking", "ep_margin", "score"), 0
-        )
+        weights = ("distillation", "irl", "irl_margin", "irl_min_gap", "ep_ranking", "ep_margin", "score", "listwise")
+        require_at_least(self, weights, 0)
+        if not self.listwise_temperature > 0:
+            raise ValueError(f"RewardLossConfig.listwise_temperature: expected > 0, got {self.listwise_temperature}")
 
 
 @dataclass
@@ -149,6 +155,8 @@ class RewardModelConfig:
         head_hidden: hidden width of each sub-score head.
         predict_ec: predict EC (trained where the label is defined); otherwise EC is NaN and drops from the
             reward's weights.
+        agent_clearance: each candidate pose also sees its nearest annotated object, the boxes carried forward at
+            constant velocity (``clearance``; needs ``inputs.use_agents``). Off in checkpoints made before it.
         train_candidates: candidates per scene scored in a training step (drawn at random, the expert always
             among them); 0: all.
         aggregation: how predicted sub-scores become the reward (EPDMS by default).
@@ -172,6 +180,7 @@ class RewardModelConfig:
     num_blocks: int = 2
     head_hidden: int = 64
     predict_ec: bool = True
+    agent_clearance: bool = False
     train_candidates: int = 64
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     loss: RewardLossConfig = field(default_factory=RewardLossConfig)
@@ -193,6 +202,8 @@ class RewardModelConfig:
             grid = getattr(self, name)
             if len(grid) != 2 or min(grid) < 1:
                 raise ValueError(f"RewardModelConfig.{name}: expected [rows, cols] >= 1, got {grid}")
+        if self.agent_clearance and not self.inputs.use_agents:
+            raise ValueError("RewardModelConfig.agent_clearance: needs inputs.use_agents (the annotated boxes)")
         if not self.pose_points or any(len(p) != 2 for p in self.pose_points):
             raise ValueError(
                 f"RewardModelConfig.pose_points: expected a list of [forward, left], got {self.pose_points}"

@@ -13,6 +13,11 @@ candidates) and the simulator's labels of those candidates:
 - ``ep_ranking``: within a scene, every pair whose simulator EP differs by more than ``ep_min_gap`` is ranked
   by the predicted EP with margin ``ep_margin``.
 - ``score``: squared error of the reward against the simulator's EPDMS.
+- ``listwise``: the top of each scene's ranking. The KL divergence from the simulator's softmax over the scored
+  candidates (``softmax(EPDMS_sim / T)``) to the model's (``softmax(R / T)``), ``T`` = ``listwise_temperature``.
+  Its gradient on a candidate's reward is (model's probability - simulator's) / T, so the candidates the model
+  would pick (high predicted reward) that the simulator rates low are pushed down hardest: the hard negatives of
+  a best-of-N pick, which ``irl`` (the expert only) and the squared error (every candidate alike) leave alone.
 """
 
 from __future__ import annotations
@@ -52,6 +57,19 @@ def _gather(x: Tensor, index: Tensor) -> Tensor:
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (values * mask).sum() / mask.sum().clamp_min(1)
+
+
+def listwise_kl(reward: Tensor, epdms: Tensor, temperature: float) -> Tensor:
+    """Mean over scenes of ``KL(softmax(epdms / T) || softmax(reward / T))`` over each scene's candidates.
+
+    Args:
+        reward: ``(B, K)`` the model's reward of the scored candidates.
+        epdms: ``(B, K)`` the simulator's EPDMS of the same candidates.
+        temperature: ``T`` [EPDMS]: a candidate ``T`` below another has ``1 / e`` of its probability.
+    """
+    target = F.log_softmax(epdms / temperature, dim=1)  # (B, K)
+    predicted = F.log_softmax(reward / temperature, dim=1)
+    return (target.exp() * (target - predicted)).sum(dim=1).mean()
 
 
 def reward_loss(
@@ -112,10 +130,12 @@ def reward_loss(
     terms["ep_ranking"] = _masked_mean(rank, better.float())
 
     terms["score"] = F.mse_loss(reward, epdms)
+    terms["listwise"] = listwise_kl(reward, epdms, cfg.listwise_temperature)
     terms["loss"] = (
         cfg.distillation * distill
         + cfg.irl * terms["irl"]
         + cfg.ep_ranking * terms["ep_ranking"]
         + cfg.score * terms["score"]
+        + cfg.listwise * terms["listwise"]
     )
     return terms

@@ -26,7 +26,10 @@ from torch import Tensor, nn
 
 from irl_vla.data.enums import SE2Index
 from irl_vla.data.features.ego import EgoStatusIndex
+from irl_vla.data.trajectory import DEFAULT_SAMPLING
+from irl_vla.data.vehicle import PACIFICA
 from irl_vla.labeling.store import CandidateSource
+from irl_vla.models.reward.clearance import ClearanceIndex, object_clearance
 from irl_vla.models.reward.config import RewardModelConfig
 from irl_vla.models.reward.heads import HeadKey, SubScoreHeads
 from irl_vla.models.reward.loss import RewardKey, RewardTarget, reward_loss
@@ -91,7 +94,8 @@ class RewardWorldModel(nn.Module):
         num_points = len(cfg.pose_points)
         pose_in = inp.num_poses * (len(SE2Index) + 2)  # normalised x, y, heading, then cos and sin of heading
         sample_in = inp.num_poses * num_points * sampled_channels
-        self.candidate_embed = mlp(pose_in + sample_in, 2 * d, d)
+        clearance_in = inp.num_poses * len(ClearanceIndex) if cfg.agent_clearance else 0
+        self.candidate_embed = mlp(pose_in + sample_in + clearance_in, 2 * d, d)
         self.blocks = nn.ModuleList(CandidateBlock(d, cfg.num_heads, cfg.ffn_mult) for _ in range(cfg.num_blocks))
         self.norm = nn.LayerNorm(d)
         self.heads = SubScoreHeads(d, cfg.head_hidden, predict_ec=cfg.predict_ec)
@@ -102,6 +106,20 @@ class RewardWorldModel(nn.Module):
         self.register_buffer("ego_std", torch.full((inp.history_frames, len(EgoStatusIndex)), nan))
         self.register_buffer("trajectory_mean", torch.full((t, len(SE2Index)), nan))
         self.register_buffer("trajectory_std", torch.full((t, len(SE2Index)), nan))
+
+    def load_start_weights(self, weights: Mapping[str, Tensor]) -> None:
+        """Load a checkpoint's weights to start from; one made without ``agent_clearance`` may start a model with.
+
+        The candidate embedding's inputs are the poses, the sampled rasters, then (last) the clearance features:
+        their columns of the first layer start at zero, so the model starts as the checkpoint's function exactly.
+        """
+        key = "candidate_embed.0.weight"
+        weights = dict(weights)
+        own = self.candidate_embed[0].weight
+        if self.cfg.agent_clearance and key in weights and weights[key].shape[1] < own.shape[1]:
+            old = weights[key]
+            weights[key] = torch.cat([old, old.new_zeros(old.shape[0], own.shape[1] - old.shape[1])], dim=1)
+        self.load_state_dict(weights)
 
     # ------------------------------------------------------------------------------------------ statistics
     def set_normalization(self, stats: Mapping[str, Tensor]) -> None:
@@ -184,7 +202,10 @@ class RewardWorldModel(nn.Module):
         heading = traj[..., SE2Index.HEADING]
         pose = torch.cat([norm, torch.cos(heading)[..., None], torch.sin(heading)[..., None]], -1)  # (B, K, T, 5)
         sampled = torch.cat([self._sample(scene.raster, traj), self._sample(scene.stem, traj)], -1)  # (B, K, T P C)
-        x = self.candidate_embed(torch.cat([pose.flatten(2), sampled], dim=-1))  # (B, K, D)
+        parts = [pose.flatten(2), sampled]
+        if self.cfg.agent_clearance:
+            parts.append(self._clearance(scene, traj).flatten(2))  # (B, K, T 4)
+        x = self.candidate_embed(torch.cat(parts, dim=-1))  # (B, K, D)
         for block in self.blocks:
             x = block(x, scene)
         out = self.heads(self.norm(x))
@@ -198,6 +219,17 @@ class RewardWorldModel(nn.Module):
     def reward(self, features: Mapping[str, Tensor], trajectories: Tensor) -> Tensor:
         """The learned reward (EPDMS of the predicted sub-scores) ``(B, K)``, differentiable."""
         return self.predict_sub_scores(features, trajectories)[RewardKey.REWARD]
+
+    def _clearance(self, scene: SceneTokens, traj: Tensor) -> Tensor:
+        """The nearest object to every pose (``object_clearance``), scaled ``(B, K, T, 4)``."""
+        if scene.agents is None or scene.agent_mask is None:
+            raise ValueError("reward model: agent_clearance needs the scene's boxes (inputs.use_agents)")
+        inp = self.cfg.inputs
+        near = object_clearance(
+            traj, scene.agents, scene.agent_mask, DEFAULT_SAMPLING.interval_length, PACIFICA, inp.position_scale
+        )
+        scale = near.new_tensor([inp.size_scale, inp.position_scale, inp.position_scale, inp.speed_scale])
+        return near / scale  # by ClearanceIndex
 
     def _sample(self, grid_map: Tensor, traj: Tensor) -> Tensor:
         """A BEV map ``(B, C, H, W)`` at the outline points of every pose ``(B, K, T P C)`` (zeros outside it)."""

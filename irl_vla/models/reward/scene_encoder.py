@@ -49,6 +49,8 @@ class SceneTokens(NamedTuple):
         object_mask: ``(B, O)`` true on real tokens.
         raster: ``(B, C, H, W)`` the input rasters (sampled along candidates).
         stem: ``(B, C, H / 4, W / 4)`` the BEV CNN's stem feature map (sampled along candidates).
+        agents: ``(B, A, D)`` the annotated boxes by ``AgentStateIndex`` (``inputs.use_agents``; else ``None``).
+        agent_mask: ``(B, A)`` true on real boxes (``None`` with ``agents``).
     """
 
     meta: Tensor
@@ -58,6 +60,8 @@ class SceneTokens(NamedTuple):
     object_mask: Tensor
     raster: Tensor
     stem: Tensor
+    agents: Tensor | None = None
+    agent_mask: Tensor | None = None
 
 
 #: Stride of the BEV CNN's patchifying stem (cells per stem feature along each axis).
@@ -149,9 +153,11 @@ class RewardSceneEncoder(nn.Module):
         nothing = self.nothing.expand(b, -1, -1)
         ones = torch.ones(b, 1, dtype=torch.bool, device=bev.device)
         if self.cfg.inputs.use_agents:
-            objects = self.object_embed(self._boxes(features[RewardFeature.AGENT_STATES].float()))  # (B, A, D)
-            mask = features[RewardFeature.AGENT_MASK].bool()
-            objects, mask = torch.cat([nothing, objects], 1), torch.cat([ones, mask], 1)
+            agents = features[RewardFeature.AGENT_STATES].float()  # (B, A, 7)
+            agent_mask = features[RewardFeature.AGENT_MASK].bool()
+            objects = self.object_embed(self._boxes(agents))  # (B, A, D)
+            objects, mask = torch.cat([nothing, objects], 1), torch.cat([ones, agent_mask], 1)
+            return SceneTokens(meta, bev, map_tokens, objects, mask, raster, stem, agents, agent_mask)
         elif self.cfg.num_object_queries:
             objects = torch.cat([nothing, self.object_decoder(bev)], 1)
             mask = torch.ones(objects.shape[:2], dtype=torch.bool, device=bev.device)

@@ -178,3 +178,39 @@ def test_irl_term_is_zero_when_the_expert_outscores_worse_candidates_by_the_marg
     assert float(reward_loss(preds, targets, cfg, BINARY)["irl"]) == pytest.approx(0.0)
     preds[RewardKey.REWARD] = torch.tensor([[0.9, 0.8, 0.88]])  # gap 0.1 < 0.3 -> 0.2
     assert float(reward_loss(preds, targets, cfg, BINARY)["irl"]) == pytest.approx(0.2, abs=1e-6)
+
+
+def test_listwise_term_is_zero_at_the_simulators_ranking_and_pushes_down_the_model_s_wrong_favourite() -> None:
+    from irl_vla.models.reward.config import RewardLossConfig
+    from irl_vla.models.reward.loss import listwise_kl, reward_loss
+
+    epdms = torch.tensor([[1.0, 0.0, 0.9, 0.5]])
+    assert float(listwise_kl(epdms.clone(), epdms, 0.05)) == pytest.approx(0.0, abs=1e-7)
+    # the model's favourite (candidate 1) is one the simulator rates 0: the largest push of all goes down on it
+    reward = torch.tensor([[0.95, 0.99, 0.9, 0.5]], requires_grad=True)
+    loss = listwise_kl(reward, epdms, 0.05)
+    assert float(loss) > 0.5
+    loss.backward()
+    assert reward.grad is not None
+    assert int(reward.grad.argmax()) == 1 and float(reward.grad[0, 1]) > 0 > float(reward.grad[0, 0])
+    # a plain shift of every reward changes nothing (only the order and the gaps count)
+    assert float(listwise_kl(epdms + 0.3, epdms, 0.05)) == pytest.approx(0.0, abs=1e-6)
+    # it enters the loss by its weight
+    preds = {
+        RewardKey.CANDIDATE_INDEX: torch.arange(4)[None],
+        RewardKey.REWARD: reward.detach(),
+        HeadKey.SUB_SCORES: torch.full((1, 4, NUM_SUB_SCORES), 0.5),
+        HeadKey.TERNARY_LOGITS: torch.zeros(1, 4, 2, 3),
+        HeadKey.BINARY_LOGITS: torch.zeros(1, 4, len(BINARY)),
+        HeadKey.EP_LOGIT: torch.zeros(1, 4),
+    }
+    targets = {
+        RewardTarget.SUB_SCORES: torch.full((1, 4, NUM_SUB_SCORES), 1.0),
+        RewardTarget.EPDMS: epdms,
+        RewardTarget.SOURCES: torch.full((1, 4), int(CandidateSource.VOCABULARY)),
+    }
+    off = reward_loss(preds, targets, RewardLossConfig(listwise=0.0), BINARY)
+    on = reward_loss(preds, targets, RewardLossConfig(listwise=2.0), BINARY)
+    assert float(on["loss"] - off["loss"]) == pytest.approx(2.0 * float(loss), rel=1e-5)
+    with pytest.raises(ValueError, match="listwise_temperature"):
+        RewardLossConfig(listwise_temperature=0.0)

@@ -1,0 +1,81 @@
+"""The reward model's collision cue: each candidate pose against the nearest box carried at constant velocity."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from irl_vla.data.features.targets import AgentStateIndex
+from irl_vla.data.vehicle import PACIFICA
+from irl_vla.models.reward.clearance import ClearanceIndex, object_clearance
+from irl_vla.models.reward.config import RewardModelConfig, load_reward_config
+from irl_vla.models.reward.model import RewardWorldModel
+
+T = 8
+
+
+def straight(speed: float) -> torch.Tensor:
+    """A candidate driving straight ahead at ``speed`` [m/s], poses every 0.5 s ``(1, 1, T, 3)``."""
+    x = speed * 0.5 * torch.arange(1, T + 1, dtype=torch.float32)
+    return torch.stack([x, torch.zeros(T), torch.zeros(T)], -1)[None, None]
+
+
+def box(x: float, y: float, vx: float = 0.0, length: float = 4.0, width: float = 2.0) -> torch.Tensor:
+    state = torch.zeros(len(AgentStateIndex))
+    state[AgentStateIndex.X], state[AgentStateIndex.Y] = x, y
+    state[AgentStateIndex.LENGTH], state[AgentStateIndex.WIDTH] = length, width
+    state[AgentStateIndex.VELOCITY_X] = vx
+    return state
+
+
+def test_a_car_ahead_is_reached_when_the_boxes_meet_and_not_when_it_drives_away() -> None:
+    agents = torch.stack([box(30.0, 0.0), box(0.0, 40.0)])[None]  # a stopped car 30 m ahead, one far to the left
+    mask = torch.tensor([[True, True]])
+    near = object_clearance(straight(10.0), agents, mask, 0.5, PACIFICA, cap=32.0)[0, 0]  # (T, 4)
+    front = PACIFICA.front_length
+    # pose t at 5 (t + 1) m: the ego's front bumper at 5 (t + 1) + front, the car's rear at 28 m
+    expected = torch.tensor([28.0 - (5.0 * (i + 1) + front) for i in range(T)])
+    ahead = expected > 0  # not yet touching: the gap along the heading is the gap
+    assert torch.allclose(near[ahead, ClearanceIndex.CLEARANCE], expected[ahead], atol=1e-4)
+    assert bool((near[:, ClearanceIndex.CLEARANCE] < 0).any())  # they overlap: a collision ahead
+    assert torch.allclose(near[:, ClearanceIndex.CLOSING], torch.full((T,), 10.0), atol=1e-4)
+    assert torch.allclose(near[:, ClearanceIndex.LEFT], torch.zeros(T), atol=1e-5)
+    # the same car driving away at the candidate's speed keeps its gap (rear at 33 m at 0.5 s): never reached
+    agents[0, 0, AgentStateIndex.VELOCITY_X] = 10.0
+    moving = object_clearance(straight(10.0), agents, mask, 0.5, PACIFICA, cap=32.0)[0, 0]
+    assert torch.allclose(moving[:, ClearanceIndex.CLEARANCE], torch.full((T,), 33.0 - 5.0 - front), atol=1e-4)
+    assert torch.allclose(moving[:, ClearanceIndex.CLOSING], torch.zeros(T), atol=1e-4)
+
+
+def test_no_objects_gives_the_cap_and_padding_is_ignored() -> None:
+    agents = torch.stack([box(5.0, 0.0)])[None]
+    near = object_clearance(straight(10.0), agents, torch.tensor([[False]]), 0.5, PACIFICA, cap=32.0)
+    assert torch.equal(near[..., ClearanceIndex.CLEARANCE], torch.full((1, 1, T), 32.0))
+    assert torch.equal(near[..., ClearanceIndex.FORWARD:], torch.zeros(1, 1, T, 3))
+
+
+def test_the_model_reads_it_only_when_asked_and_needs_the_boxes() -> None:
+    base = load_reward_config("tiny")
+    on = RewardModelConfig(**{**base.__dict__, "agent_clearance": True})
+    off = RewardWorldModel(base).candidate_embed[0].in_features
+    assert RewardWorldModel(on).candidate_embed[0].in_features == off + T * len(ClearanceIndex)
+    with pytest.raises(ValueError, match="use_agents"):
+        inputs = replace(base.inputs, use_agents=False)
+        RewardModelConfig(**{**base.__dict__, "inputs": inputs, "agent_clearance": True})
+
+
+def test_a_model_with_it_starts_from_a_checkpoint_without_it_as_the_same_function() -> None:
+    from tests.models.reward.test_reward_model import features, model
+
+    before = model()
+    after = model(agent_clearance=True)
+    after.load_start_weights(before.state_dict())
+    traj = torch.randn(2, 5, T, 3) * 10
+    f = features()
+    with torch.no_grad():
+        assert torch.allclose(before.reward(f, traj), after.reward(f, traj), atol=1e-6)
+        # the new columns (the last T x 4 inputs) are what it adds: weighted, they change the output
+        torch.nn.init.normal_(after.candidate_embed[0].weight[:, -T * len(ClearanceIndex) :])
+        assert not torch.allclose(before.reward(f, traj), after.reward(f, traj), atol=1e-3)
