@@ -75,8 +75,8 @@ class EmbeddedEnvConfig:
         num_history_frames: 2 Hz frames in an observation, the current one included.
         terminate_on_collision: end the episode at the first collision.
         describe: write scene descriptions into the frames (a supervision target; off saves time).
-        vectorised: decide the road users' accelerations in one batch (``vector_update``, equal to the recorder's
-            per-user loop within float tolerance and several times faster).
+        vectorised: decide the road users' accelerations and poses in one compiled call each (``vector_update``,
+            equal to the recorder's per-user loop within float tolerance and many times faster).
     """
 
     families: list[str] | None = None

@@ -56,8 +56,9 @@ class World:
         ego_controller: closed loop: advances the (free) ego by ``DT`` [s] after the others' accelerations are
             read from the state at the start of the step (``ego_control.FreeEgo.advance``); ``None``: the ego is
             the expert (IDM and ``expert.plan_lateral``) or follows ``step``'s ``ego_accel``.
-        vectorised: decide every road user's acceleration at once (``vector_update``; equal to the per-user loop
-            within float tolerance, several times faster); the recorded logs use the loop (byte-identical splits).
+        vectorised: decide every road user's acceleration and pose at once (``vector_update``, compiled loops of
+            ``road_user_kernels``; equal to the per-user loop within float tolerance, many times faster); the
+            recorded logs use the loop (byte-identical splits).
     """
 
     map: Map
