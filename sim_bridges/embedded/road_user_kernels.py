@@ -39,6 +39,8 @@ MIN_GAP, HEADWAY, ACCEL_MAX, DECEL_COMFORT, DELTA, DECEL_MAX = (
 )
 #: Margins [m] added to the half widths: people may step into the lane; vehicles.
 VULNERABLE_MARGIN, VEHICLE_MARGIN = 1.2, 0.3
+#: Slack [m] of the projection's chunk pruning against rounding (bounds and distances are exact to ~1e-12 m).
+PRUNE_SLACK = 1e-6
 
 
 @njit(cache=True)
@@ -53,6 +55,57 @@ def _count_vertices(vertex_s: np.ndarray, path: int, x: float, strict: bool) -> 
         else:
             hi = mid
     return lo
+
+
+@njit(cache=True)
+def _scan(
+    px: float,
+    py: float,
+    first: int,
+    k0: int,
+    k1: int,
+    ax: np.ndarray,
+    ay: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    len2: np.ndarray,
+    best: np.ndarray,
+) -> None:
+    """Update ``best`` ``(d2, k, t, raw, rx, ry)`` with segments ``[k0, k1)``: the nearest, the lowest index on ties."""
+    for k in range(k0, k1):
+        g = first + k
+        rx, ry = px - ax[g], py - ay[g]
+        raw = (rx * dx[g] + ry * dy[g]) / len2[g]
+        t = min(max(raw, 0.0), 1.0)
+        ex, ey = rx - t * dx[g], ry - t * dy[g]
+        d2 = ex * ex + ey * ey
+        if d2 < best[0] or (d2 == best[0] and k < best[1]):
+            best[0], best[1], best[2], best[3], best[4], best[5] = d2, k, t, raw, rx, ry
+
+
+@njit(cache=True)
+def _finish(
+    best: np.ndarray,
+    first: int,
+    count: int,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    seg_len: np.ndarray,
+    s0: np.ndarray,
+    s_before_last: float,
+) -> tuple[float, float]:
+    """Arc length [m] and signed lateral [m] on the nearest segment ``best``, extended straight beyond both ends."""
+    best_k, best_t, best_raw, best_rx, best_ry = int(best[1]), best[2], best[3], best[4], best[5]
+    g = first + best_k
+    s = s0[g] + best_t * seg_len[g]
+    cross = dx[g] * best_ry - dy[g] * best_rx
+    sign = 1.0 if cross > 0.0 else (-1.0 if cross < 0.0 else 0.0)
+    lat = sign * math.sqrt(best[0])
+    if best_k == 0 and best_raw < 0:
+        s = best_raw * seg_len[first]
+    if best_k == count - 1 and best_raw > 1:
+        s = s_before_last + best_raw * seg_len[g]
+    return s, lat
 
 
 @njit(cache=True)
@@ -76,26 +129,62 @@ def _project(
 
     ``Path.project``'s arithmetic: the nearest segment (the first on ties), extended straight beyond both ends.
     """
-    best, best_k, best_t, best_raw, best_rx, best_ry = np.inf, k0, 0.0, 0.0, 0.0, 0.0
-    for k in range(k0, k1):
-        g = first + k
-        rx, ry = px - ax[g], py - ay[g]
-        raw = (rx * dx[g] + ry * dy[g]) / len2[g]
-        t = min(max(raw, 0.0), 1.0)
-        ex, ey = rx - t * dx[g], ry - t * dy[g]
-        d2 = ex * ex + ey * ey
-        if d2 < best:
-            best, best_k, best_t, best_raw, best_rx, best_ry = d2, k, t, raw, rx, ry
-    g = first + best_k
-    s = s0[g] + best_t * seg_len[g]
-    cross = dx[g] * best_ry - dy[g] * best_rx
-    sign = 1.0 if cross > 0.0 else (-1.0 if cross < 0.0 else 0.0)
-    lat = sign * math.sqrt(best)
-    if best_k == 0 and best_raw < 0:
-        s = best_raw * seg_len[first]
-    if best_k == count - 1 and best_raw > 1:
-        s = s_before_last + best_raw * seg_len[g]
-    return s, lat
+    best = np.array([np.inf, k0, 0.0, 0.0, 0.0, 0.0])
+    _scan(px, py, first, k0, k1, ax, ay, dx, dy, len2, best)
+    return _finish(best, first, count, dx, dy, seg_len, s0, s_before_last)
+
+
+@njit(cache=True)
+def _chunk_bound(px: float, py: float, g: int, cx: np.ndarray, cy: np.ndarray, cdx: np.ndarray, cdy: np.ndarray,
+                 dev: np.ndarray) -> float:  # fmt: skip
+    """A lower bound [m] of the point's distance to chunk ``g``'s segments: to its chord, less how far they stray."""
+    rx, ry = px - cx[g], py - cy[g]
+    t = min(max((rx * cdx[g] + ry * cdy[g]) / max(cdx[g] * cdx[g] + cdy[g] * cdy[g], 1e-12), 0.0), 1.0)
+    return math.hypot(rx - t * cdx[g], ry - t * cdy[g]) - dev[g]
+
+
+@njit(cache=True)
+def _project_pruned(
+    px: float,
+    py: float,
+    first: int,
+    count: int,
+    k0: int,
+    k1: int,
+    chunk_first: int,
+    chunk: int,
+    floats: tuple,
+    s_before_last: float,
+    scratch: np.ndarray,
+) -> tuple[float, float]:
+    """``_project``'s result, scanning only the chunks of segments that may hold the nearest one.
+
+    ``scratch``: working memory of at least 6 + the window's chunks floats (no allocation per call).
+
+    The chunk nearest by its bound is scanned first; any other is skipped when its bound (less ``PRUNE_SLACK``)
+    already exceeds the best distance found, so every skipped segment is strictly farther than the nearest. Ties
+    keep the lowest segment index, as the full scan in index order does: the same segment, the same arithmetic.
+    """
+    ax, ay, dx, dy, len2, seg_len, s0 = floats[0], floats[1], floats[2], floats[3], floats[4], floats[5], floats[6]
+    cx, cy, cdx, cdy, dev = floats[8], floats[9], floats[10], floats[11], floats[12]
+    c0, c1 = k0 // chunk, (k1 - 1) // chunk + 1
+    best, bounds = scratch[:6], scratch[6:]
+    nearest = 0
+    for c in range(c0, c1):
+        bounds[c - c0] = _chunk_bound(px, py, chunk_first + c, cx, cy, cdx, cdy, dev)
+        if bounds[c - c0] < bounds[nearest]:
+            nearest = c - c0
+    best[0], best[1] = np.inf, k0
+    order = c0 + nearest
+    _scan(px, py, first, max(order * chunk, k0), min((order + 1) * chunk, k1), ax, ay, dx, dy, len2, best)
+    for c in range(c0, c1):
+        if c == order:
+            continue
+        margin = bounds[c - c0] - PRUNE_SLACK
+        if margin > 0.0 and margin * margin > best[0]:
+            continue  # every segment of this chunk is farther than the nearest found
+        _scan(px, py, first, max(c * chunk, k0), min((c + 1) * chunk, k1), ax, ay, dx, dy, len2, best)
+    return _finish(best, first, count, dx, dy, seg_len, s0, s_before_last)
 
 
 @njit(cache=True)
@@ -115,10 +204,7 @@ def _distance_bound(
     """A lower bound [m] of the point's distance to segments ``[k0, k1)``: chords of ``chunk`` segments, less slack."""
     out = np.inf
     for c in range(k0 // chunk, (k1 - 1) // chunk + 1):
-        g = chunk_first + c
-        rx, ry = px - cx[g], py - cy[g]
-        t = min(max((rx * cdx[g] + ry * cdy[g]) / max(cdx[g] * cdx[g] + cdy[g] * cdy[g], 1e-12), 0.0), 1.0)
-        out = min(out, math.hypot(rx - t * cdx[g], ry - t * cdy[g]) - dev[g])
+        out = min(out, _chunk_bound(px, py, chunk_first + c, cx, cy, cdx, cdy, dev))
     return out
 
 
@@ -191,13 +277,15 @@ def kernel(
         curve_preview: distances ahead checked for curvature [m] ``(P,)``.
     """
     offset, count, chunk_offset, kappa_offset, kappa_count = table_ints
-    ax, ay, dx, dy, len2, seg_len, s0, s_before_last, cx, cy, cdx, cdy, dev, vertex_s, kappa, grid, _ = table_floats
+    s_before_last, cx, cy, cdx, cdy, dev = table_floats[7:13]
+    vertex_s, kappa, grid = table_floats[13], table_floats[14], table_floats[15]
     look_ahead, search_behind, chunk_f, bound_slack = rules[0], rules[1], rules[2], rules[3]
     lateral_accel_comfort, curvature_margin, curvature_step, coolness = rules[4], rules[5], rules[6], rules[7]
     chunk = int(chunk_f)
     radius2 = (look_ahead + 10) ** 2
     n = poses.shape[0]
     out = np.zeros(idx.shape[0])
+    scratch = np.empty(6 + (count.max() if count.shape[0] else 0) // chunk + 2)  # the projections' working memory
     for u in range(idx.shape[0]):
         i = idx[u]
         path = user_path[i]
@@ -233,9 +321,9 @@ def kernel(
                 limit = (width[i] + width[j]) / 2 + 1.0
                 nearest = np.inf
                 for k in range(futures.shape[1]):
-                    s_f, lat_f = _project(
-                        futures[j, k, 0], futures[j, k, 1], first, full, k0, k1,
-                        ax, ay, dx, dy, len2, seg_len, s0, s_before_last[path],
+                    s_f, lat_f = _project_pruned(
+                        futures[j, k, 0], futures[j, k, 1], first, full, k0, k1, chunk_offset[path], chunk,
+                        table_floats, s_before_last[path], scratch,
                     )  # fmt: skip
                     outside = abs(lat_f - min(max(lat_f, span_lo), span_hi))
                     if outside < limit and s_f > s_user:
@@ -251,9 +339,9 @@ def kernel(
                 )
                 if not (bound <= reach + bound_slack):
                     continue  # laterally out of reach everywhere in the window
-            s_p, lat_p = _project(
-                poses[j, 0], poses[j, 1], first, full, k0, k1, ax, ay, dx, dy, len2, seg_len, s0,
-                s_before_last[path],
+            s_p, lat_p = _project_pruned(
+                poses[j, 0], poses[j, 1], first, full, k0, k1, chunk_offset[path], chunk, table_floats,
+                s_before_last[path], scratch,
             )  # fmt: skip
             ds = s_p - s_user
             if not (ds > 0.0 and ds <= look_ahead):

@@ -89,14 +89,15 @@ def test_vertex_counts_equal_the_padded_comparison() -> None:
 
 def test_the_kernels_projection_is_the_paths_own() -> None:
     """``road_user_kernels._project`` on a path window equals ``Path.project(around=...)`` bit for bit."""
-    from sim_bridges.embedded.road_user_kernels import _count_vertices, _project, project_on_path
+    from sim_bridges.embedded.road_user_kernels import _count_vertices, _project, _project_pruned, project_on_path
+    from sim_bridges.embedded.vector_update import CHUNK
 
     world = build_scenario(load_families()["route_lane_change"], 4).world
     table = vector_update.user_table(world).paths
     _, floats = table.kernel_arrays()
     ax, ay, dx, dy, len2, seg_len, s0, s_before_last = floats[:8]
     rng = np.random.default_rng(1)
-    for k in rng.integers(0, len(table.paths), 40):
+    for k in rng.integers(0, len(table.paths), 200):
         path = table.paths[k]
         lo = float(rng.uniform(-30.0, path.s[-1]))
         hi = lo + float(rng.uniform(0.0, 120.0))
@@ -104,6 +105,7 @@ def test_the_kernels_projection_is_the_paths_own() -> None:
         k0 = min(max(_count_vertices(floats[13], k, lo, False) - 1, 0), full - 1)
         k1 = max(min(_count_vertices(floats[13], k, hi, True) + 1, full), k0 + 1)
         points = path.pose_at(rng.uniform(lo - 20.0, hi + 20.0, 8))[:, :2] + rng.normal(0.0, 4.0, (8, 2))
+        points = np.concatenate([points, path.xy[rng.integers(0, len(path.xy), 4)]])  # ties: on two segments
         want_s, want_lat = path.project(points, around=(lo, hi))
         got = [
             _project(x, y, int(table.offset[k]), full, k0, k1, ax, ay, dx, dy, len2, seg_len, s0, s_before_last[k])
@@ -112,6 +114,13 @@ def test_the_kernels_projection_is_the_paths_own() -> None:
         assert np.array_equal(np.array(got), np.column_stack([want_s, want_lat]))
         one = [project_on_path(path, float(x), float(y), lo, hi) for x, y in points]  # the free ego's projection
         assert np.array_equal(np.array(one), np.column_stack([want_s, want_lat]))
+        # Pruned by chunk bounds (the road users' leader search): still the nearest segment, lowest index on ties.
+        pruned = [
+            _project_pruned(x, y, int(table.offset[k]), full, k0, k1, int(table.chunk_offset[k]), CHUNK, floats,
+                            s_before_last[k], np.empty(64))
+            for x, y in points
+        ]  # fmt: skip
+        assert np.array_equal(np.array(pruned), np.column_stack([want_s, want_lat]))
 
 
 @pytest.mark.parametrize(
