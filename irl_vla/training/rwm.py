@@ -226,7 +226,8 @@ def load_start(path: str, model_cfg: RewardModelConfig, features: dict, privileg
     }
     ignore = ["model.loss."]  # the loss's weights may change
     if model_cfg.agent_clearance and not theirs["model"]["agent_clearance"]:
-        ignore.append("model.agent_clearance")  # its new inputs start at zero (``load_start_weights``)
+        # its new inputs start at zero (``load_start_weights``), the boxes' logged futures among them
+        ignore += ["model.agent_clearance", "model.inputs.use_agent_futures", "privileged.agent_futures."]
     differences = config_differences(theirs, ours, ignore=ignore)
     if differences:
         raise ValueError(f"{ck.path}: train.init_checkpoint differs from this run ({'; '.join(differences)})")

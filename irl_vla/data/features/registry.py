@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from irl_vla.common.config import to_dataclass
+from irl_vla.data.features.agent_futures import AgentFutureTargetBuilder
 from irl_vla.data.features.bev_semantic import BevSemanticTargetBuilder
 from irl_vla.data.features.builder import Builder, FeatureBuilder, TargetBuilder
 from irl_vla.data.features.cameras import CameraBuilder
@@ -27,6 +28,7 @@ TARGET_BUILDERS: dict[str, type[TargetBuilder]] = {
     for cls in (
         TrajectoryTargetBuilder,
         AgentTargetBuilder,
+        AgentFutureTargetBuilder,
         BevSemanticTargetBuilder,
         MetaActionTargetBuilder,
         SceneDescriptionTargetBuilder,

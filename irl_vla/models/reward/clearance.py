@@ -3,9 +3,9 @@
 The candidate decoder otherwise sees objects only as tokens to attend to, and the BEV raster sampled along the
 candidate's outline at the *current* positions of the objects, so a candidate that runs into a vehicle ahead
 three seconds from now (the commonest collision among its worst held-out picks) looks as clear as one that
-stops behind it. Here each object's box is carried forward at its current velocity (constant velocity, the
-only future the current frame gives) to the time of each candidate pose, and measured in that pose's frame
-against the ego vehicle's box:
+stops behind it. Here each object's box is placed at the time of each candidate pose, where the log has it
+(``agent_future_states``, privileged: what the simulator's log replay uses) or else carried forward at its
+current velocity, and measured in that pose's frame against the ego vehicle's box:
 
 - ``CLEARANCE``: the gap [m] between the two boxes, negative when they overlap (the larger of the gaps along
   the pose's heading and across it, the boxes' extents projected on the pose's axes);
@@ -44,8 +44,10 @@ def object_clearance(
     interval: float,
     vehicle: VehicleParameters,
     cap: float,
+    futures: Tensor | None = None,
+    future_mask: Tensor | None = None,
 ) -> Tensor:
-    """The nearest object to every candidate pose, objects moved at constant velocity.
+    """The nearest object to every candidate pose: objects where the log has them, else moved at constant velocity.
 
     Args:
         trajectories: ``(B, K, T, 3)`` rear-axle poses by ``SE2Index`` [m, m, rad], pose t at ``(t + 1) interval``.
@@ -54,6 +56,9 @@ def object_clearance(
         interval: [s] between poses.
         vehicle: the ego vehicle (its box about the rear axle).
         cap: [m] clearances are capped at this (also a pose's clearance when no object is present).
+        futures: ``(B, A, T, 3)`` the boxes' logged poses at the candidate's times by ``AgentFutureIndex``
+            (``agent_future_states``); ``None``: constant velocity from their current state.
+        future_mask: ``(B, A, T)`` true where a box is in the log at that time (with ``futures``).
 
     Returns:
         ``(B, K, T, len(ClearanceIndex))``.
@@ -63,14 +68,28 @@ def object_clearance(
     times = interval * torch.arange(1, t + 1, dtype=traj.dtype, device=traj.device)  # (T,)
     pos = agents[..., [AgentStateIndex.X, AgentStateIndex.Y]].float()  # (B, A, 2)
     vel = agents[..., [AgentStateIndex.VELOCITY_X, AgentStateIndex.VELOCITY_Y]].float()
-    future = pos[:, None] + times[None, :, None, None] * vel[:, None]  # (B, T, A, 2)
+    present = mask.bool()[:, None, None, :]  # (B, 1, 1, A)
+    heading = agents[..., AgentStateIndex.HEADING].float()[:, None, None, :]  # (B, 1, 1, A)
+    if futures is None:
+        future = pos[:, None] + times[None, :, None, None] * vel[:, None]  # (B, T, A, 2)
+        velocity = vel[:, None].expand(-1, t, -1, -1)  # (B, T, A, 2)
+    else:
+        if future_mask is None:
+            raise ValueError("object_clearance: futures without future_mask")
+        logged = futures.float().transpose(1, 2)  # (B, T, A, 3)
+        future = logged[..., :2]
+        # velocity over each interval, from the previous logged position (the current one first)
+        previous = torch.cat([pos[:, None], future[:, :-1]], dim=1)
+        velocity = (future - previous) / interval
+        heading = logged[..., AgentStateIndex.HEADING][:, None]  # (B, 1, T, A)
+        present = present & future_mask.bool().transpose(1, 2)[:, None]  # (B, 1, T, A)
     x, y, h = traj[..., SE2Index.X], traj[..., SE2Index.Y], traj[..., SE2Index.HEADING]  # (B, K, T)
     cos, sin = torch.cos(h)[..., None], torch.sin(h)[..., None]  # (B, K, T, 1)
     dx = future[:, None, ..., 0] - x[..., None]  # (B, K, T, A)
     dy = future[:, None, ..., 1] - y[..., None]
     forward = dx * cos + dy * sin
     left = dy * cos - dx * sin
-    dh = agents[:, None, None, :, AgentStateIndex.HEADING].float() - h[..., None]  # (B, K, T, A)
+    dh = heading - h[..., None]  # (B, K, T, A)
     half_l = agents[:, None, None, :, AgentStateIndex.LENGTH].float() / 2
     half_w = agents[:, None, None, :, AgentStateIndex.WIDTH].float() / 2
     along = half_l * torch.cos(dh).abs() + half_w * torch.sin(dh).abs()  # object's extent along the heading
@@ -80,7 +99,7 @@ def object_clearance(
     gap = torch.maximum(
         (forward - centre).abs() - half_length - along, left.abs() - vehicle.width / 2 - across
     )  # (B, K, T, A)
-    gap = gap.masked_fill(~mask[:, None, None, :].bool(), float("inf"))
+    gap = gap.masked_fill(~present, float("inf"))
     clearance, nearest = gap.min(dim=-1)  # (B, K, T)
     present = torch.isfinite(clearance)
     pick = nearest[..., None]
@@ -91,7 +110,7 @@ def object_clearance(
     # the candidate's speed at each pose: the distance from the previous pose (the origin first) over the interval
     xy = torch.cat([torch.zeros_like(traj[:, :, :1, :2]), traj[..., :2]], dim=2)  # (B, K, T + 1, 2)
     speed = (xy[:, :, 1:] - xy[:, :, :-1]).norm(dim=-1) / interval  # (B, K, T)
-    object_along = vel[:, None, None, :, 0] * cos + vel[:, None, None, :, 1] * sin  # (B, K, T, A)
+    object_along = velocity[:, None, ..., 0] * cos + velocity[:, None, ..., 1] * sin  # (B, K, T, A)
     out = torch.stack(
         [
             clearance.clamp(max=cap).nan_to_num(posinf=cap),

@@ -37,6 +37,8 @@ class RewardInputs:
         use_map: read the HD-map and object raster ``bev_semantic_map`` (privileged: built from the scene).
         use_agents: read the annotated boxes ``agent_states`` / ``agent_mask`` as object tokens (privileged);
             otherwise object tokens are learned queries over the BEV tokens.
+        use_agent_futures: also read the logged futures of those boxes ``agent_future_states`` /
+            ``agent_future_mask`` (privileged: the log the simulator replays); used by ``agent_clearance``.
         max_agents: boxes of ``agent_states`` (A).
         position_scale: [m] divides box positions (object tokens).
         size_scale: [m] divides box sizes.
@@ -53,6 +55,7 @@ class RewardInputs:
     lidar_channels: int = 2
     use_map: bool = True
     use_agents: bool = True
+    use_agent_futures: bool = False
     max_agents: int = 30
     position_scale: float = 32.0
     size_scale: float = 5.0
@@ -204,6 +207,8 @@ class RewardModelConfig:
                 raise ValueError(f"RewardModelConfig.{name}: expected [rows, cols] >= 1, got {grid}")
         if self.agent_clearance and not self.inputs.use_agents:
             raise ValueError("RewardModelConfig.agent_clearance: needs inputs.use_agents (the annotated boxes)")
+        if self.inputs.use_agent_futures and not self.agent_clearance:
+            raise ValueError("RewardModelConfig.inputs.use_agent_futures: only agent_clearance reads them; set it")
         if not self.pose_points or any(len(p) != 2 for p in self.pose_points):
             raise ValueError(
                 f"RewardModelConfig.pose_points: expected a list of [forward, left], got {self.pose_points}"

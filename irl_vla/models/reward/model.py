@@ -163,6 +163,8 @@ class RewardWorldModel(nn.Module):
             keys.append(RewardFeature.BEV_SEMANTIC_MAP)
         if inp.use_agents:
             keys += [RewardFeature.AGENT_STATES, RewardFeature.AGENT_MASK]
+        if inp.use_agent_futures:
+            keys += [RewardFeature.AGENT_FUTURE_STATES, RewardFeature.AGENT_FUTURE_MASK]
         return keys
 
     def encode_scene(self, features: Mapping[str, Tensor]) -> SceneTokens:
@@ -226,7 +228,14 @@ class RewardWorldModel(nn.Module):
             raise ValueError("reward model: agent_clearance needs the scene's boxes (inputs.use_agents)")
         inp = self.cfg.inputs
         near = object_clearance(
-            traj, scene.agents, scene.agent_mask, DEFAULT_SAMPLING.interval_length, PACIFICA, inp.position_scale
+            traj,
+            scene.agents,
+            scene.agent_mask,
+            DEFAULT_SAMPLING.interval_length,
+            PACIFICA,
+            inp.position_scale,
+            scene.agent_futures,
+            scene.agent_future_mask,
         )
         scale = near.new_tensor([inp.size_scale, inp.position_scale, inp.position_scale, inp.speed_scale])
         return near / scale  # by ClearanceIndex

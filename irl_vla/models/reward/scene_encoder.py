@@ -36,6 +36,8 @@ class RewardFeature:
     BEV_SEMANTIC_MAP = "bev_semantic_map"  # (H, W) BevSemanticClass  (inputs.use_map, privileged)
     AGENT_STATES = "agent_states"  # (A, D) AgentStateIndex  (inputs.use_agents, privileged)
     AGENT_MASK = "agent_mask"  # (A,) bool
+    AGENT_FUTURE_STATES = "agent_future_states"  # (A, T, 3) AgentFutureIndex  (inputs.use_agent_futures, privileged)
+    AGENT_FUTURE_MASK = "agent_future_mask"  # (A, T) bool
 
 
 class SceneTokens(NamedTuple):
@@ -51,6 +53,8 @@ class SceneTokens(NamedTuple):
         stem: ``(B, C, H / 4, W / 4)`` the BEV CNN's stem feature map (sampled along candidates).
         agents: ``(B, A, D)`` the annotated boxes by ``AgentStateIndex`` (``inputs.use_agents``; else ``None``).
         agent_mask: ``(B, A)`` true on real boxes (``None`` with ``agents``).
+        agent_futures: ``(B, A, T, 3)`` their logged poses (``inputs.use_agent_futures``; else ``None``).
+        agent_future_mask: ``(B, A, T)`` true where the log has them.
     """
 
     meta: Tensor
@@ -62,6 +66,8 @@ class SceneTokens(NamedTuple):
     stem: Tensor
     agents: Tensor | None = None
     agent_mask: Tensor | None = None
+    agent_futures: Tensor | None = None
+    agent_future_mask: Tensor | None = None
 
 
 #: Stride of the BEV CNN's patchifying stem (cells per stem feature along each axis).
@@ -157,7 +163,13 @@ class RewardSceneEncoder(nn.Module):
             agent_mask = features[RewardFeature.AGENT_MASK].bool()
             objects = self.object_embed(self._boxes(agents))  # (B, A, D)
             objects, mask = torch.cat([nothing, objects], 1), torch.cat([ones, agent_mask], 1)
-            return SceneTokens(meta, bev, map_tokens, objects, mask, raster, stem, agents, agent_mask)
+            futures = future_mask = None
+            if self.cfg.inputs.use_agent_futures:
+                futures = features[RewardFeature.AGENT_FUTURE_STATES].float()
+                future_mask = features[RewardFeature.AGENT_FUTURE_MASK].bool()
+            return SceneTokens(
+                meta, bev, map_tokens, objects, mask, raster, stem, agents, agent_mask, futures, future_mask
+            )
         elif self.cfg.num_object_queries:
             objects = torch.cat([nothing, self.object_decoder(bev)], 1)
             mask = torch.ones(objects.shape[:2], dtype=torch.bool, device=bev.device)

@@ -79,3 +79,60 @@ def test_a_model_with_it_starts_from_a_checkpoint_without_it_as_the_same_functio
         # the new columns (the last T x 4 inputs) are what it adds: weighted, they change the output
         torch.nn.init.normal_(after.candidate_embed[0].weight[:, -T * len(ClearanceIndex) :])
         assert not torch.allclose(before.reward(f, traj), after.reward(f, traj), atol=1e-3)
+
+
+def test_logged_futures_follow_each_kept_box_by_its_track_in_the_current_frame() -> None:
+    import numpy as np
+
+    from irl_vla.data.enums import BoundingBoxIndex
+    from irl_vla.data.features.agent_futures import AgentFutureIndex, AgentFutureTargetBuilder
+    from irl_vla.data.geometry import absolute_to_relative, relative_to_absolute
+    from irl_vla.data.scene import Annotations
+    from tests.fixtures import build_straight_scene
+
+    scene = build_straight_scene()
+    origin = scene.current_frame.ego_status.ego_pose
+
+    def annotate(frame, rows: list[tuple[str, float, float]]) -> None:
+        """Boxes ``(track, x, y)`` given in the *current* ego frame, stored in ``frame``'s own ego frame."""
+        boxes = np.zeros((len(rows), len(BoundingBoxIndex)))
+        for k, (_track, x, y) in enumerate(rows):
+            world = relative_to_absolute(np.array([x, y, 0.0]), origin)
+            boxes[k, [BoundingBoxIndex.X, BoundingBoxIndex.Y, BoundingBoxIndex.HEADING]] = absolute_to_relative(
+                world, frame.ego_status.ego_pose
+            )
+            boxes[k, [BoundingBoxIndex.LENGTH, BoundingBoxIndex.WIDTH, BoundingBoxIndex.HEIGHT]] = 4.0, 2.0, 1.5
+        tracks = [r[0] for r in rows]
+        frame.annotations = Annotations(boxes, ["vehicle"] * len(rows), np.zeros((len(rows), 3)), tracks, tracks)
+
+    annotate(scene.current_frame, [("far", 20.0, 0.0), ("near", 8.0, 3.0)])
+    future = scene.frames[scene.current_index + 1 :]
+    for t, frame in enumerate(future):
+        rows = [("near", 8.0 + t, 3.0), ("new", 1.0, 1.0)]  # "far" is gone; "new" was not there now: not kept
+        annotate(frame, rows if t != 2 else rows[1:])  # "near" missing from the third future frame
+    n = min(len(future), 4)
+    out = AgentFutureTargetBuilder(max_agents=3, num_poses=n).compute(scene)
+    states, mask = out["agent_future_states"].numpy(), out["agent_future_mask"].numpy()
+    # kept as agents keeps them: the nearest first ("near", then "far"), padding last
+    assert mask[0].tolist() == [t != 2 for t in range(n)]
+    assert not mask[1].any() and not mask[2].any()
+    seen = [t for t in range(n) if t != 2]
+    assert np.allclose(states[0, seen, AgentFutureIndex.X], [8.0 + t for t in seen], atol=1e-4)
+    assert np.allclose(states[0, seen, AgentFutureIndex.Y], 3.0, atol=1e-4)
+
+
+def test_logged_futures_replace_constant_velocity_where_the_log_has_the_box() -> None:
+    agents = torch.stack([box(30.0, 0.0, vx=10.0)])[None]  # driving away at 10 m/s now ...
+    mask = torch.tensor([[True]])
+    futures = torch.zeros(1, 1, T, 3)
+    futures[..., 0] = 30.0  # ... but in the log it brakes to a stop at once
+    logged = torch.ones(1, 1, T, dtype=torch.bool)
+    cv = object_clearance(straight(10.0), agents, mask, 0.5, PACIFICA, 32.0)[0, 0]
+    log = object_clearance(straight(10.0), agents, mask, 0.5, PACIFICA, 32.0, futures, logged)[0, 0]
+    assert float(cv[:, ClearanceIndex.CLEARANCE].min()) > 20.0
+    assert float(log[:, ClearanceIndex.CLEARANCE].min()) < 0.0  # the candidate runs into it
+    assert torch.allclose(log[1:, ClearanceIndex.CLOSING], torch.full((T - 1,), 10.0), atol=1e-4)
+    # a time the log does not have the box: no object there
+    logged[..., 3:] = False
+    gone = object_clearance(straight(10.0), agents, mask, 0.5, PACIFICA, 32.0, futures, logged)[0, 0]
+    assert torch.equal(gone[3:, ClearanceIndex.CLEARANCE], torch.full((T - 3,), 32.0))
