@@ -124,7 +124,8 @@ class BestOfNAgent(VLAAgent):
         """The reward model, loaded from ``reward_checkpoint`` on first use.
 
         Raises:
-            ValueError: when no reward checkpoint is named, or it holds no reward model.
+            ValueError: when no reward checkpoint is named, it holds no reward model, or its model reads the logged
+                futures of the other road users (an oracle, not a driving agent).
         """
         if self._reward is None:
             from irl_vla.models.reward.checkpoint import load_reward_model
@@ -135,6 +136,12 @@ class BestOfNAgent(VLAAgent):
                     "or run dir> (irl-vla train stage=rwm writes one)"
                 )
             self._reward = load_reward_model(self.reward_checkpoint, device=self.device)
+        if self._reward.model.reads_future:
+            raise ValueError(
+                f"agent vla_best_of_n: the reward model of {self.reward_checkpoint or 'the given reward'} reads the "
+                "other road users' logged futures (model.inputs.use_agent_futures): picking by it would drive by "
+                "the future; use one without them"
+            )
         return self._reward
 
     def get_sensor_config(self) -> SensorConfig:

@@ -43,9 +43,10 @@ class FakePlanner(nn.Module):
 class FakeReward(nn.Module):
     """Reward = -(final lateral offset - target)^2: the best candidate ends nearest ``target`` [m]."""
 
-    def __init__(self, target: float) -> None:
+    def __init__(self, target: float, reads_future: bool = False) -> None:
         super().__init__()
         self.target = target
+        self.reads_future = reads_future
         self.weight = nn.Parameter(torch.zeros(1))
         self.seen: list[int] = []
 
@@ -106,3 +107,10 @@ def test_registry_settings_and_missing_reward_checkpoint() -> None:
         built.reward  # noqa: B018
     with pytest.raises(ValueError, match="no candidates"):
         BestOfNAgentConfig(name="vla_best_of_n", draws=0, include_deterministic=False)
+
+
+def test_refuses_a_reward_model_that_reads_the_logged_future() -> None:
+    a = agent()
+    a.reward.model.reads_future = True
+    with pytest.raises(ValueError, match="logged futures"):
+        a.rewards(build_straight_scene(), np.zeros((2, 8, 3), dtype=np.float32))

@@ -153,6 +153,11 @@ class RewardWorldModel(nn.Module):
         """Whether it reads the scene's map raster or annotated boxes (not only sensors and ego status)."""
         return self.cfg.inputs.privileged
 
+    @property
+    def reads_future(self) -> bool:
+        """Whether it reads the other road users' logged futures (a reward for training, never a driving agent's)."""
+        return self.cfg.inputs.use_agent_futures
+
     def input_keys(self) -> list[str]:
         """The feature keys ``encode_scene`` reads."""
         inp = self.cfg.inputs
