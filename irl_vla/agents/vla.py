@@ -13,19 +13,22 @@ frames' plans consistent (extended comfort).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from irl_vla.agents.agent import Agent, AgentConfig, AgentContext, Candidates
 from irl_vla.agents.resample import resample
+from irl_vla.agents.sensor_blanking import BlankedSensor, blank_sensors, parse_blanked
 from irl_vla.agents.state_anchoring import anchor_plan
 from irl_vla.data.scene import AgentInput, Scene
 from irl_vla.data.sensors import SensorConfig
 from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory, TrajectorySampling
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from irl_vla.training.policy import Policy
 
 
@@ -134,8 +137,12 @@ class PolicyAgent(Agent):
         """One forward pass over the batch (``scenes`` are not read: the agent is not privileged)."""
         if scenes is not None and len(scenes) != len(agent_inputs):
             raise ValueError(f"compute_trajectories: {len(agent_inputs)} inputs but {len(scenes)} scenes")
-        trajectories = self.policy.predict(agent_inputs)["trajectory"].numpy()  # (B, T, 3)
+        trajectories = self._predict(agent_inputs)["trajectory"].numpy()  # (B, T, 3)
         return [self._plan_of(t, x) for t, x in zip(trajectories, agent_inputs, strict=True)]
+
+    def _predict(self, agent_inputs: list[AgentInput]) -> dict[str, Tensor]:
+        """The network's outputs for ``agent_inputs`` (as the agent shows them to it)."""
+        return self.policy.predict(agent_inputs)
 
     def _plan_of(self, poses: np.ndarray, agent_input: AgentInput) -> Trajectory:
         """The agent's plan from the network's poses ``(T, 3)`` for ``agent_input`` (here: re-sampled)."""
@@ -150,15 +157,20 @@ class VLAAgentConfig(PolicyAgentConfig):
         anchor_to_state: refit the plan (its most confident mode) to start with the ego's current velocity
             and acceleration (``irl_vla.agents.state_anchoring``); ``false`` returns the network's mode as is.
         anchor_jerk_weight: the refit's weight of the integrated squared jerk [s^5].
+        blank_sensors: a diagnostic: sensor kinds (``cameras``, ``lidar``) the network is shown blank (cameras
+            as its training mean image, the LiDAR without returns; ``irl_vla.agents.sensor_blanking``), to measure
+            how much its plans depend on them. Empty (the default): the sensors as they are.
     """
 
     anchor_to_state: bool = True
     anchor_jerk_weight: float = 1.0
+    blank_sensors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.anchor_jerk_weight < 0:
             raise ValueError(f"agent {self.name}: anchor_jerk_weight must be >= 0, got {self.anchor_jerk_weight}")
+        parse_blanked(self.blank_sensors, f"agent {self.name}: blank_sensors")
 
 
 class VLAAgent(PolicyAgent):
@@ -168,6 +180,7 @@ class VLAAgent(PolicyAgent):
         policy, trajectory_sampling, name, checkpoint, device: as ``PolicyAgent``.
         anchor_to_state: refit the plan to start with the ego's velocity and acceleration (see the module).
         anchor_jerk_weight: the refit's jerk weight [s^5].
+        blank_sensors: sensor kinds shown blank to the network (a diagnostic, see ``VLAAgentConfig``).
     """
 
     architecture = "vla"
@@ -182,9 +195,11 @@ class VLAAgent(PolicyAgent):
         device: str = "cpu",
         anchor_to_state: bool = True,
         anchor_jerk_weight: float = 1.0,
+        blank_sensors: list[str] | tuple[str, ...] = (),
     ) -> None:
         super().__init__(policy, trajectory_sampling, name, checkpoint=checkpoint, device=device)
         self.anchor_to_state, self.anchor_jerk_weight = anchor_to_state, anchor_jerk_weight
+        self.blanked: frozenset[BlankedSensor] = parse_blanked(blank_sensors, f"agent {self._name}: blank_sensors")
 
     @classmethod
     def from_config(cls, config: AgentConfig, context: AgentContext) -> VLAAgent:
@@ -199,6 +214,7 @@ class VLAAgent(PolicyAgent):
             device=config.device,
             anchor_to_state=config.anchor_to_state,
             anchor_jerk_weight=config.anchor_jerk_weight,
+            blank_sensors=config.blank_sensors,
         )
 
     def _plan_of(self, poses: np.ndarray, agent_input: AgentInput) -> Trajectory:
@@ -209,9 +225,17 @@ class VLAAgent(PolicyAgent):
         times = self.network_sampling.times
         return self._plan(anchor_plan(poses, times, ego.ego_velocity, ego.ego_acceleration, self.anchor_jerk_weight))
 
+    def _predict(self, agent_inputs: list[AgentInput]) -> dict[str, Tensor]:
+        """The network's outputs, the ``blank_sensors`` of each input blanked first."""
+        if self.blanked:
+            mean = self.policy.model.image_norm.mean.detach().cpu().numpy().reshape(-1)  # (3,) of images in [0, 1]
+            colour = np.clip(np.round(mean * 255.0), 0, 255).astype(np.uint8)
+            agent_inputs = [blank_sensors(x, self.blanked, colour) for x in agent_inputs]
+        return super()._predict(agent_inputs)
+
     def compute_candidates(self, agent_input: AgentInput, scene: Scene | None = None) -> Candidates | None:
         """The K denoised modes ``(K, T, 3)`` with their confidence logits as scores."""
-        out = self.policy.predict([agent_input])
+        out = self._predict([agent_input])
         modes = out["modes"][0].numpy()  # (K, T, 3)
         poses = np.stack([self._plan(m).poses for m in modes])
         return Candidates(poses, out["mode_logits"][0].numpy().astype(np.float32), self.trajectory_sampling)
