@@ -192,6 +192,16 @@ class UserTable:
         self.idm = {name: np.array([getattr(u.idm, name) for u in users]) for name in IDM_FIELDS}
         self.idm_matrix = np.column_stack([self.idm[name] for name in IDM_FIELDS]).reshape(len(users), -1)  # (N, 6)
         self.crossing_index = np.flatnonzero(self.crossing & self.interacting).tolist()
+        # What ``World.step`` must visit. Schedules and scripted lane changes are set when a scenario is built and
+        # only consumed by the step; a parked user (static, unscheduled, at rest: not the ego) stays exactly as it
+        # is, since only a schedule or the end of a background path changes a target speed.
+        self.scheduled_index = [k for k, u in enumerate(users) if u.speed_schedule or u.lane_change_at is not None]
+        parked = {
+            k
+            for k, u in enumerate(users)
+            if k > 0 and u.target_speed <= 0.0 and u.accel == 0.0 and k not in self.scheduled_index
+        }
+        self.mover_index = [k for k in range(len(users)) if k not in parked]
         # Users whose pose is not their path's at (s, lateral) (``ego_control.FreeEgo``).
         self.own_pose = np.array([type(u).pose is not RoadUser.pose for u in users])
         self.own_pose_index = np.flatnonzero(self.own_pose).tolist()

@@ -258,7 +258,13 @@ class World:
         move together.
         """
         free = self.ego_controller is not None
-        for user in self.road_users_and_ego:
+        everyone = self.road_users_and_ego
+        scheduled: list[RoadUser] = everyone
+        movers: list[int] | range = range(len(everyone))
+        if self.vectorised:  # only those with a schedule, and not the parked ones (``UserTable``: same steps)
+            table = vector_update.user_table(self)
+            scheduled, movers = [everyone[k] for k in table.scheduled_index], table.mover_index
+        for user in scheduled:
             while user.speed_schedule and user.speed_schedule[0][0] <= self.time:
                 speed = user.speed_schedule.pop(0)[1]
                 if speed > 0.0:
@@ -276,7 +282,8 @@ class World:
         acc = self.accelerations(skip_ego=ego_accel is not None or free, poses=poses)
         if ego_accel is not None:
             acc[0] = ego_accel
-        for a, user in zip(acc, self.road_users_and_ego, strict=True):
+        for k in movers:
+            a, user = acc[k], everyone[k]
             if free and user is self.ego:
                 continue
             if user.is_static or self.time < user.start_time:

@@ -132,6 +132,8 @@ def test_the_kernels_projection_is_the_paths_own() -> None:
         "lead_vehicle/0",
         "unsignalised_intersection/1",
         "route_lane_change/4",
+        "stop_and_go/2",
+        "parked_cars/1",
     ],
 )
 def test_the_vectorised_env_equals_the_per_user_loop(route: str) -> None:
