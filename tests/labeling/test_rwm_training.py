@@ -163,6 +163,26 @@ def test_fine_tuning_starts_from_the_init_checkpoint(
     assert evaluate_agreement(load_reward_model(fresh).model, dataset)["spearman"] < 0.9 < reference["spearman"]
 
 
+def test_a_checkpoint_without_clearance_starts_a_model_with_logged_clearance_as_the_same_function(
+    trained: Path, label_root: Path, labels_dir: Path, label_source: partial[SceneLoader], tmp_path: Path
+) -> None:
+    labels = read_label_shards(labels_dir)
+    start = load_reward_model(trained)
+    doc = tiny_doc()
+    doc["agent_clearance"] = True
+    doc["inputs"] = {**doc["inputs"], "use_agent_futures": True}
+    few = {"max_steps": 1, "checkpoint_every": 1, "optimizer": {"lr": 1e-9, "warmup_steps": 1}}
+    cfg = rwm_config(label_root, labels_dir, tmp_path / "clear", init_checkpoint=str(trained), **few)
+    tuned = load_reward_model(run_rwm(cfg, doc, label_source))
+    assert tuned.model.cfg.agent_clearance and tuned.model.reads_future
+    assert "agent_future_states" in tuned.model.input_keys()
+    dataset = reward_dataset(label_source, labels, tuned.builders, str(label_root / "features"))
+    reference = reward_dataset(label_source, labels, start.builders, str(label_root / "features"))
+    assert evaluate_agreement(tuned.model, dataset)["spearman"] == pytest.approx(
+        evaluate_agreement(start.model, reference)["spearman"], abs=1e-3
+    )
+
+
 def test_an_init_checkpoint_of_another_model_is_refused_naming_the_keys(
     trained: Path, label_root: Path, labels_dir: Path, label_source: partial[SceneLoader], tmp_path: Path
 ) -> None:
