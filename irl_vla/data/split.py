@@ -16,6 +16,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from irl_vla.common.io import DataFormatError, read_json
 from irl_vla.data.log_io import LOG_FORMAT_VERSION, LogRecord, read_log, verify_log
 from irl_vla.data.rendered_sensors import RenderedSensors
@@ -236,3 +238,10 @@ def embedded_sources(split_dir: str | os.PathLike[str], renderer: RenderedSensor
         partial(SceneLoader, str(split_dir), renderer=renderer),
         partial(SceneLoader, str(stage_two), renderer=renderer) if (stage_two / TWO_STAGE_FILE).is_file() else None,
     )
+
+
+def spread(tokens: list[str], count: int) -> list[str]:
+    """At most ``count`` tokens evenly spread over ``tokens`` (the first and the last included)."""
+    if len(tokens) <= count:
+        return list(tokens)
+    return [tokens[i] for i in np.linspace(0, len(tokens) - 1, count).round().astype(int)]

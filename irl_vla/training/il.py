@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
@@ -45,6 +44,7 @@ from irl_vla.data.features.dataset import FeatureDataset, LoadStatus, collate
 from irl_vla.data.features.instruction import navigation_instruction
 from irl_vla.data.features.targets import TrajectoryTargetBuilder
 from irl_vla.data.source import SourceFactory
+from irl_vla.data.split import spread
 from irl_vla.models.ego_mlp import EgoMLPConfig, compute_ego_mlp_stats
 from irl_vla.models.vla.anchors import compute_anchors
 from irl_vla.models.vla.config import VLAConfig
@@ -147,13 +147,6 @@ def il_record(cfg: ILConfig, model_cfg: ModelConfig, features: dict, targets: di
         "train": cfg.record(),
         "world_size": world_size,
     }
-
-
-def spread(tokens: list[str], count: int) -> list[str]:
-    """At most ``count`` tokens evenly spread over ``tokens`` (the first and the last included)."""
-    if len(tokens) <= count:
-        return list(tokens)
-    return [tokens[i] for i in np.linspace(0, len(tokens) - 1, count).round().astype(int)]
 
 
 def _split_pass(source: SourceFactory, tokens: list[str], num_poses: int, progress: bool) -> tuple[list[str], Tensor]:

@@ -1,6 +1,6 @@
 """The trainer's validation hook: the policy scored on held-out scenes by the real EPDMS scorer.
 
-It is ``irl-vla eval`` in miniature: the first ``max_scenes`` scenes of a held-out split, their metric caches
+It is ``irl-vla eval`` in miniature: ``max_scenes`` scenes spread evenly over a held-out split, their metric caches
 (built once, shared with ``irl-vla eval`` under ``<data_root>/metric_cache/<split>``), the policy run as its
 agent (the same code path ``agent=vla`` / ``agent=ego_mlp`` takes, so it reads only what the agent reads),
 one-stage scoring with log replay (EC paired with the agent's plan one frame earlier), the human filter, and
@@ -19,6 +19,7 @@ from irl_vla.agents.agent import Agent
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.common.progress import ProgressBar
 from irl_vla.data.source import SourceFactory
+from irl_vla.data.split import spread
 from irl_vla.evaluation.open_loop import AgentEvaluator, evaluate_one_stage
 from irl_vla.evaluation.runner import make_scorer
 from irl_vla.scoring.metric_cache import MetricCacheStore, build_metric_cache
@@ -27,12 +28,13 @@ from irl_vla.scoring.sub_scores import SubScore
 
 
 class Validator:
-    """Scores agents on the first ``max_scenes`` scenes of a split (builds their metric caches once).
+    """Scores agents on ``max_scenes`` scenes spread evenly over a split (builds their metric caches once).
 
     Args:
         source: opens the held-out split (with a renderer when the agent reads sensors).
         cache_root: the split's metric-cache directory.
-        max_scenes: scenes scored (``None``: all).
+        max_scenes: scenes scored, evenly spread over the split's order (``None``: all). The first scenes of a
+            split are its first families' logs, so they would not stand for the split.
         executor: where missing metric caches are built.
         progress: show progress bars.
 
@@ -49,7 +51,8 @@ class Validator:
         progress: bool = True,
     ) -> None:
         self.loader = source()
-        self.tokens = list(self.loader.tokens[:max_scenes])
+        tokens = list(self.loader.tokens)
+        self.tokens = tokens if max_scenes is None else spread(tokens, max_scenes)
         if not self.tokens:
             raise ValueError(f"validation split {self.loader.name}: no scenes")
         self.progress = progress

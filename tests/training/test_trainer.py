@@ -146,3 +146,11 @@ def test_no_network_access_while_a_model_is_built_and_trained(
     policy, _ = load_policy(path)
     assert policy.architecture == "vla"
     assert attempts == []
+
+
+def test_validation_scenes_are_spread_over_the_split(source: partial[SceneLoader], tmp_path: Path) -> None:
+    # the first scenes of a split are its first families' logs: a validator on them would not stand for the split
+    tokens = list(source().tokens)
+    validator = Validator(source, tmp_path / "metric_cache", 3, ExecutorConfig("sequential", 1), progress=False)
+    assert len(tokens) > 3
+    assert len(validator.tokens) == 3 and validator.tokens[0] == tokens[0] and validator.tokens[-1] == tokens[-1]
