@@ -25,6 +25,8 @@ from irl_vla.data.enums import SE2Index
 
 #: Degree of the fitted polynomials.
 DEGREE = 5
+#: Default weight of the integrated squared jerk in the refit [s^5] (the agent's and PPO's reward scoring's).
+DEFAULT_JERK_WEIGHT = 1.0
 
 
 def _jerk_gram(powers: list[int], horizon: float) -> npt.NDArray[np.float64]:

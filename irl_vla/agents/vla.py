@@ -21,7 +21,7 @@ import numpy as np
 from irl_vla.agents.agent import Agent, AgentConfig, AgentContext, Candidates
 from irl_vla.agents.resample import resample
 from irl_vla.agents.sensor_blanking import BlankedSensor, blank_sensors, parse_blanked
-from irl_vla.agents.state_anchoring import anchor_plan
+from irl_vla.agents.state_anchoring import DEFAULT_JERK_WEIGHT, anchor_plan
 from irl_vla.data.scene import AgentInput, Scene
 from irl_vla.data.sensors import SensorConfig
 from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory, TrajectorySampling
@@ -163,7 +163,7 @@ class VLAAgentConfig(PolicyAgentConfig):
     """
 
     anchor_to_state: bool = True
-    anchor_jerk_weight: float = 1.0
+    anchor_jerk_weight: float = DEFAULT_JERK_WEIGHT
     blank_sensors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -193,8 +193,8 @@ class VLAAgent(PolicyAgent):
         *,
         checkpoint: str | None = None,
         device: str = "cpu",
-        anchor_to_state: bool = True,
-        anchor_jerk_weight: float = 1.0,
+        anchor_to_state: bool = VLAAgentConfig.anchor_to_state,
+        anchor_jerk_weight: float = DEFAULT_JERK_WEIGHT,
         blank_sensors: list[str] | tuple[str, ...] = (),
     ) -> None:
         super().__init__(policy, trajectory_sampling, name, checkpoint=checkpoint, device=device)

@@ -10,6 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from irl_vla.agents.state_anchoring import DEFAULT_JERK_WEIGHT
 from irl_vla.common.config import require_at_least, require_at_least_or_none
 from irl_vla.common.config_source import SceneSelectionConfig
 from irl_vla.data.features.cameras import DEFAULT_CAMERAS
@@ -47,7 +48,7 @@ class RewardConfig:
     offroad_penalty: float = 0.0
     penalty_threshold: float = 0.5
     anchor_to_state: bool = True
-    anchor_jerk_weight: float = 1.0
+    anchor_jerk_weight: float = DEFAULT_JERK_WEIGHT
 
     def __post_init__(self) -> None:
         if self.collision_penalty < 0 or self.offroad_penalty < 0 or not 0 < self.penalty_threshold <= 1:
