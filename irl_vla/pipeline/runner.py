@@ -135,6 +135,12 @@ def run_steps(
             results[step.name] = StepResult(step.name, "ran", wall, finished.log)
             echo(f"[pipeline] {step.name}: done in {wall:.0f} s")
     finally:
+        for r in [r for r in running if r.process.poll() == 0 and all(p.exists() for p in r.step.outputs)]:
+            # finished beside a failing step (or an interrupt) before it was collected: keep it done
+            running.remove(r)
+            r.log_file.close()
+            markers.finish(r.step.name, r.identity, time.perf_counter() - r.start, [str(p) for p in r.step.outputs])
+            echo(f"[pipeline] {r.step.name}: done")
         _stop(running, echo)
     return [results[s.name] for s in steps]
 
@@ -143,9 +149,13 @@ def _start(step: Step, identity: Identity, argv: list[str], log: Path, env: Mapp
     """Start ``argv`` with its output in ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     f = log.open("w")
-    f.write(" ".join(argv) + "\n")
-    f.flush()
-    process = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    try:
+        f.write(" ".join(argv) + "\n")
+        f.flush()
+        process = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    except BaseException:
+        f.close()
+        raise
     return _Running(step, identity, process, f, log, time.perf_counter())
 
 

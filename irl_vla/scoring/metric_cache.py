@@ -20,12 +20,13 @@ What a build trusts and what it redoes:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ from irl_vla.scoring.scene_cache import (
 
 MANIFEST = "manifest.json"
 JOURNAL = "manifest.journal"  # one JSON line per scene built since the manifest was last written
+#: Held (flock) while a process builds the cache, so that parallel builders of one cache take turns.
+BUILD_LOCK = ".build.lock"
 #: A scene key: its token, and whether the scene is the window one frame before that token's scene.
 SceneKey = tuple[str, bool]
 
@@ -206,6 +209,33 @@ def build_metric_cache(
     root.mkdir(parents=True, exist_ok=True)
     if isinstance(executor, int):
         executor = ExecutorConfig(workers=executor)
+    with build_lock(root):  # another process building this cache (a parallel pipeline step) finishes first
+        return _build_metric_cache(source, root, keys, executor, progress)
+
+
+@contextmanager
+def build_lock(root: Path) -> Iterator[None]:
+    """Hold the cache directory's build lock (an exclusive ``flock`` of ``<root>/.build.lock``; waits for it).
+
+    Two processes that build one cache at the same time would each rewrite the manifest from their own view; under
+    the lock the second reads the first's manifest and builds only what is still missing.
+    """
+    with (root / BUILD_LOCK).open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build_metric_cache(
+    source: str | os.PathLike[str] | SourceFactory,
+    root: Path,
+    keys: list[SceneKey],
+    executor: ExecutorConfig,
+    progress: Callable[[int, int], None] | None,
+) -> list[str]:
+    """``build_metric_cache`` under the build lock."""
     doc = _read_manifest(root)
     sources: dict[str, str] = dict(doc.get("sources", {}))  # token -> fingerprint of the log it was built from
     files: dict[str, str] = dict(doc.get("files", {}))  # token -> SHA-256 of its cache file

@@ -212,3 +212,25 @@ def test_a_failing_step_stops_the_parallel_ones_and_a_rerun_resumes_them(tmp_pat
 def test_parallel_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="parallel steps must be >= 1"):
         run_steps(_steps(tmp_path), tmp_path / "steps", tmp_path / "logs", program=PROGRAM, parallel=0)
+
+
+def test_a_step_that_finished_beside_a_failing_one_keeps_its_done_marker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # both exit within one (long) poll interval; the failing one is met first, the other is collected on the way out
+    from irl_vla.pipeline import runner
+
+    monkeypatch.setattr(runner, "POLL_S", 8.0)
+    steps = _timed_steps(tmp_path, {"bad": 0.0, "fast": 0.0}, {}, fail="bad")
+    seen: list[str] = []
+    with pytest.raises(StepFailed, match="pipeline step bad failed"):
+        run_steps(
+            steps,
+            tmp_path / "steps",
+            tmp_path / "logs",
+            program=(sys.executable, "-c", TIMED),
+            echo=seen.append,
+            parallel=2,
+        )
+    assert Markers(tmp_path / "steps").done_path("fast").exists()
+    assert "[pipeline] fast: done" in seen

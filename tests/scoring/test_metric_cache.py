@@ -168,3 +168,31 @@ def test_a_killed_build_resumes_with_what_is_missing(work: Path) -> None:
     assert calls[0] == (finished, len(keys))  # the rerun builds only what is missing
     assert calls[-1] == (len(keys), len(keys)) and not (root / JOURNAL).exists()
     assert sorted(json.loads((root / MANIFEST).read_text())["files"]) == sorted(t for t, _ in keys)
+
+
+def test_a_second_builder_waits_for_the_first_and_builds_nothing_again(work: Path) -> None:
+    # parallel pipeline steps may build one split's cache at once: they take turns on the cache's build lock
+    import threading
+    import time
+
+    from irl_vla.scoring.metric_cache import build_lock
+
+    split, root = work / "synth_navtest", work / "cache"
+    keys = _keys(work)
+    missing = sorted(root.glob("*.npz"))[0]
+    missing.unlink()
+    finished = threading.Event()
+
+    def build() -> None:
+        build_metric_cache(split, root, keys)
+        finished.set()
+
+    with build_lock(root):  # as if another process were building
+        worker = threading.Thread(target=build)
+        worker.start()
+        time.sleep(1.0)
+        assert not finished.is_set() and not missing.exists()
+    worker.join(timeout=120)
+    assert finished.is_set() and missing.exists()
+    store = MetricCacheStore(root)
+    assert all(store.load(t).token == t for t, _ in keys)
