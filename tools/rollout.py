@@ -151,6 +151,12 @@ class RewardModelFunction:
         from irl_vla.models.reward.checkpoint import load_reward_model
 
         self.loaded = load_reward_model(path)
+        if self.loaded.model.reads_future:
+            # a closed-loop scene has no logged future: every object would be masked out, silently
+            raise ValueError(
+                f"rollout reward={path}: this reward model reads the other road users' logged futures "
+                "(model.inputs.use_agent_futures), which a closed-loop rollout does not have; use one without them"
+            )
         self.sensor_config: SensorConfig = self.loaded.builders.sensor_config()
 
     def __call__(self, scene: Scene, plans: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:

@@ -44,3 +44,10 @@ def test_the_reward_model_scores_every_step_on_the_embedded_world(untrained_tiny
     learned = out.results[0].extra["learned_reward_mean"]
     assert learned is not None and 0.0 <= learned <= 1.0
     assert np.isfinite(learned)
+
+
+def test_a_reward_model_that_reads_logged_futures_is_refused(untrained_tiny, monkeypatch: pytest.MonkeyPatch) -> None:
+    # in closed loop there is no logged future: such a model would see no object at all, silently
+    monkeypatch.setattr(untrained_tiny.model.cfg.inputs, "use_agent_futures", True)
+    with pytest.raises(ValueError, match="reads the other road users' logged futures"):
+        RewardModelFunction("unused")

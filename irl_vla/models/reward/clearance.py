@@ -3,9 +3,10 @@
 The candidate decoder otherwise sees objects only as tokens to attend to, and the BEV raster sampled along the
 candidate's outline at the *current* positions of the objects, so a candidate that runs into a vehicle ahead
 three seconds from now (the commonest collision among its worst held-out picks) looks as clear as one that
-stops behind it. Here each object's box is placed at the time of each candidate pose, where the log has it
-(``agent_future_states``, privileged: what the simulator's log replay uses) or else carried forward at its
-current velocity, and measured in that pose's frame against the ego vehicle's box:
+stops behind it. Here each object's box is placed at the time of each candidate pose: where the log has it
+(``agent_future_states``, privileged: what the simulator's log replay uses; an object the log lacks at that time
+is absent, as in the replay) or, without logged futures, carried forward at its current velocity; and measured in
+that pose's frame against the ego vehicle's box:
 
 - ``CLEARANCE``: the gap [m] between the two boxes, negative when they overlap (the larger of the gaps along
   the pose's heading and across it, the boxes' extents projected on the pose's axes);
@@ -47,7 +48,8 @@ def object_clearance(
     futures: Tensor | None = None,
     future_mask: Tensor | None = None,
 ) -> Tensor:
-    """The nearest object to every candidate pose: objects where the log has them, else moved at constant velocity.
+    """The nearest object to every candidate pose: objects where the log has them (``futures``; absent where it
+    does not), else (no ``futures``) moved at constant velocity.
 
     Args:
         trajectories: ``(B, K, T, 3)`` rear-axle poses by ``SE2Index`` [m, m, rad], pose t at ``(t + 1) interval``.
