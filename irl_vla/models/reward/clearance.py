@@ -48,8 +48,9 @@ def object_clearance(
     futures: Tensor | None = None,
     future_mask: Tensor | None = None,
 ) -> Tensor:
-    """The nearest object to every candidate pose: objects where the log has them (``futures``; absent where it
-    does not), else (no ``futures``) moved at constant velocity.
+    """The nearest object to every candidate pose: logged futures where given, else constant velocity.
+
+    With ``futures``, an object is absent at a time the log does not have it (as in the simulator's log replay).
 
     Args:
         trajectories: ``(B, K, T, 3)`` rear-axle poses by ``SE2Index`` [m, m, rad], pose t at ``(t + 1) interval``.
