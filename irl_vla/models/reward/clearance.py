@@ -81,9 +81,12 @@ def object_clearance(
             raise ValueError("object_clearance: futures without future_mask")
         logged = futures.float().transpose(1, 2)  # (B, T, A, 3)
         future = logged[..., :2]
-        # velocity over each interval, from the previous logged position (the current one first)
+        # velocity over each interval, from the previous logged position (the current one first); after a time the
+        # log lacks the box (its stored position is a zero), the box's current velocity instead
         previous = torch.cat([pos[:, None], future[:, :-1]], dim=1)
-        velocity = (future - previous) / interval
+        logged_mask = future_mask.bool().transpose(1, 2)  # (B, T, A)
+        had_previous = torch.cat([mask.bool()[:, None], logged_mask[:, :-1]], dim=1)  # (B, T, A)
+        velocity = torch.where(had_previous[..., None], (future - previous) / interval, vel[:, None])
         heading = logged[..., AgentStateIndex.HEADING][:, None]  # (B, 1, T, A)
         present = present & future_mask.bool().transpose(1, 2)[:, None]  # (B, 1, T, A)
     x, y, h = traj[..., SE2Index.X], traj[..., SE2Index.Y], traj[..., SE2Index.HEADING]  # (B, K, T)

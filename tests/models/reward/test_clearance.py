@@ -136,3 +136,15 @@ def test_logged_futures_replace_constant_velocity_where_the_log_has_the_box() ->
     logged[..., 3:] = False
     gone = object_clearance(straight(10.0), agents, mask, 0.5, PACIFICA, 32.0, futures, logged)[0, 0]
     assert torch.equal(gone[3:, ClearanceIndex.CLEARANCE], torch.full((T - 3,), 32.0))
+
+
+def test_a_box_that_reappears_in_the_log_gets_its_velocity_not_a_jump_from_zero() -> None:
+    # the box is missing from the log at t = 2 (stored as zeros): at t = 3 its closing speed came from (0, 0) before
+    agents = torch.stack([box(30.0, 0.0, vx=0.0)])[None]
+    futures = torch.zeros(1, 1, T, 3)
+    futures[..., 0] = 30.0
+    logged = torch.ones(1, 1, T, dtype=torch.bool)
+    logged[..., 2] = False
+    futures[..., 2, 0] = 0.0
+    out = object_clearance(straight(10.0), agents, torch.tensor([[True]]), 0.5, PACIFICA, 32.0, futures, logged)[0, 0]
+    assert torch.allclose(out[3:, ClearanceIndex.CLOSING], torch.full((T - 3,), 10.0), atol=1e-4)
