@@ -145,6 +145,11 @@ TIMED = (
 )
 
 
+def _run_parallel(tmp: Path, steps: list, echo: object) -> list:
+    """``run_steps`` of ``steps`` with the timed fake command, two at a time."""
+    return run_steps(steps, tmp / "steps", tmp / "logs", program=(sys.executable, "-c", TIMED), echo=echo, parallel=2)
+
+
 def _timed_steps(tmp: Path, sleeps: dict[str, float], depends: dict[str, tuple[str, ...]], fail: str = "") -> list:
     calls = tmp / "calls.txt"
     return [
@@ -162,14 +167,7 @@ def _timed_steps(tmp: Path, sleeps: dict[str, float], depends: dict[str, tuple[s
 
 def test_parallel_steps_overlap_and_a_dependent_step_waits_for_all_its_inputs(tmp_path: Path) -> None:
     steps = _timed_steps(tmp_path, {"a": 1.0, "b": 1.0, "c": 0.0}, {"c": ("a", "b")})
-    results = run_steps(
-        steps,
-        tmp_path / "steps",
-        tmp_path / "logs",
-        program=(sys.executable, "-c", TIMED),
-        echo=lambda _: None,
-        parallel=2,
-    )
+    results = _run_parallel(tmp_path, steps, lambda _: None)
     assert [r.name for r in results] == ["a", "b", "c"] and all(r.status == "ran" for r in results)
     spans = {
         n: (float(s), float(e))
@@ -177,14 +175,7 @@ def test_parallel_steps_overlap_and_a_dependent_step_waits_for_all_its_inputs(tm
     }
     assert spans["a"][0] < spans["b"][1] and spans["b"][0] < spans["a"][1]  # a and b ran at the same time
     assert spans["c"][0] >= max(spans["a"][1], spans["b"][1])
-    again = run_steps(
-        steps,
-        tmp_path / "steps",
-        tmp_path / "logs",
-        program=(sys.executable, "-c", TIMED),
-        echo=lambda _: None,
-        parallel=2,
-    )
+    again = _run_parallel(tmp_path, steps, lambda _: None)
     assert [r.status for r in again] == ["skipped"] * 3
 
 
@@ -195,14 +186,7 @@ def test_a_failing_step_stops_the_parallel_ones_and_a_rerun_resumes_them(tmp_pat
     seen: list[str] = []
     start = time.monotonic()
     with pytest.raises(StepFailed, match=r"pipeline step bad failed \(exit status 3\)"):
-        run_steps(
-            steps,
-            tmp_path / "steps",
-            tmp_path / "logs",
-            program=(sys.executable, "-c", TIMED),
-            echo=seen.append,
-            parallel=2,
-        )
+        _run_parallel(tmp_path, steps, seen.append)
     assert time.monotonic() - start < 20  # the 30 s step was stopped, not waited for
     assert any("slow: stopped (a rerun resumes it" in s for s in seen)
     markers = Markers(tmp_path / "steps")
@@ -224,13 +208,6 @@ def test_a_step_that_finished_beside_a_failing_one_keeps_its_done_marker(
     steps = _timed_steps(tmp_path, {"bad": 0.0, "fast": 0.0}, {}, fail="bad")
     seen: list[str] = []
     with pytest.raises(StepFailed, match="pipeline step bad failed"):
-        run_steps(
-            steps,
-            tmp_path / "steps",
-            tmp_path / "logs",
-            program=(sys.executable, "-c", TIMED),
-            echo=seen.append,
-            parallel=2,
-        )
+        _run_parallel(tmp_path, steps, seen.append)
     assert Markers(tmp_path / "steps").done_path("fast").exists()
     assert "[pipeline] fast: done" in seen
