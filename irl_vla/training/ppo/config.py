@@ -31,12 +31,13 @@ class RewardConfig:
     """The reward of a candidate: the reward model's EPDMS, with optional hard penalties.
 
     ``reward = aggregate(predicted sub-scores, aggregation) - collision_penalty * [NC < threshold]
-    - offroad_penalty * [DAC < threshold]``.
+    - offroad_penalty * [DAC < threshold] - red_light_penalty * [TLC < threshold]``.
 
     Attributes:
         aggregation: which predicted sub-scores multiply and the weight of each averaged one (EPDMS by default).
         collision_penalty: subtracted when the predicted NC is below ``penalty_threshold`` (0: off).
         offroad_penalty: subtracted when the predicted DAC (drivable area) is below ``penalty_threshold`` (0: off).
+        red_light_penalty: subtracted when the predicted TLC (traffic lights) is below ``penalty_threshold`` (0: off).
         penalty_threshold: a predicted sub-score below this counts as a violation.
         anchor_to_state: score the policy's plans as ``agent=vla`` executes them, refitted to the ego's current
             velocity and acceleration (``agent.anchor_to_state``, its default); ``false``: the raw modes.
@@ -46,18 +47,28 @@ class RewardConfig:
     aggregation: AggregationConfig = field(default_factory=AggregationConfig)
     collision_penalty: float = 0.0
     offroad_penalty: float = 0.0
+    red_light_penalty: float = 0.0
     penalty_threshold: float = 0.5
     anchor_to_state: bool = True
     anchor_jerk_weight: float = DEFAULT_JERK_WEIGHT
 
     def __post_init__(self) -> None:
-        if self.collision_penalty < 0 or self.offroad_penalty < 0 or not 0 < self.penalty_threshold <= 1:
+        penalties = {score.name: penalty for score, penalty in self.penalties().items()}
+        if min(penalties.values()) < 0 or not 0 < self.penalty_threshold <= 1:
             raise ValueError(
                 "RewardConfig: expected penalties >= 0 and penalty_threshold in (0, 1]; got "
-                f"{self.collision_penalty}, {self.offroad_penalty}, {self.penalty_threshold}"
+                f"{penalties}, penalty_threshold {self.penalty_threshold}"
             )
         if self.anchor_jerk_weight < 0:
             raise ValueError(f"RewardConfig.anchor_jerk_weight: expected >= 0, got {self.anchor_jerk_weight}")
+
+    def penalties(self) -> dict[SubScore, float]:
+        """The hard penalty of each sub-score that has one (a predicted violation: below ``penalty_threshold``)."""
+        return {
+            SubScore.NC: self.collision_penalty,
+            SubScore.DAC: self.offroad_penalty,
+            SubScore.TLC: self.red_light_penalty,
+        }
 
 
 @dataclass
@@ -114,6 +125,10 @@ class PPOSettings:
         selection_coef: weight of the mode-selection term: cross-entropy of the confidence logits of the
             deterministic modes towards ``softmax(learned reward / selection_temperature)``.
         selection_temperature: temperature of that target [EPDMS units].
+        selection_margin: the selection term follows the learned reward only in a scene where its best
+            deterministic mode beats the mode the frozen stage-1 policy picks by at least this margin [EPDMS
+            units]; in the other scenes its target is the stage-1 policy's own confidence (``softmax`` of its
+            logits), which keeps the choice of mode where stage 1 left it (0: every scene follows the reward).
         update_epochs: passes over a rollout.
         num_minibatches: minibatches (of scenes) per pass.
         target_kl: stop a rollout's update once the approximate KL exceeds this (0: never).
@@ -135,6 +150,7 @@ class PPOSettings:
     ent_coef: float = 0.0
     selection_coef: float = 1.0
     selection_temperature: float = 0.02
+    selection_margin: float = 0.0
     update_epochs: int = 2
     num_minibatches: int = 1
     target_kl: float = 0.0
@@ -174,8 +190,8 @@ class PPOSettings:
                 "PPOSettings: expected clip > 0, clip_value >= 0, target_kl >= 0, selection_temperature > 0; got "
                 f"{self.clip}, {self.clip_value}, {self.target_kl}, {self.selection_temperature}"
             )
-        if min(self.vf_coef, self.ent_coef, self.selection_coef) < 0:
-            raise ValueError("PPOSettings: vf_coef, ent_coef and selection_coef must be >= 0")
+        if min(self.vf_coef, self.ent_coef, self.selection_coef, self.selection_margin) < 0:
+            raise ValueError("PPOSettings: vf_coef, ent_coef, selection_coef and selection_margin must be >= 0")
 
 
 @dataclass
@@ -218,7 +234,8 @@ class PPOConfig(SceneSelectionConfig, TrainerConfig):
         init_checkpoint: the stage-1 policy to start from (a checkpoint or run directory of ``stage=il``).
         reward_checkpoint: the reward world model (a checkpoint or run directory of ``stage=rwm``).
         split: the scenes of the rollouts.
-        max_scenes: roll out on the first N scenes only (``None``: all).
+        max_scenes: roll out on N scenes spread evenly over the split (``None``: all); the split's first scenes
+            are its first families' logs (the first 512 of ``synth_navtrain`` are all construction zones).
         cache_dir: the feature cache (shared with ``irl-vla cache`` and stage 1); ``None``: none.
         cameras: must be the stage-1 policy's cameras (checked).
         ppo: PPO's settings.

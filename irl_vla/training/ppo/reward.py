@@ -4,7 +4,7 @@ PPO talks to the reward model through ``RewardModel``, a small Protocol (feature
 sub-scores out), so a known analytic reward serves in tests and the reward world model of stage 2
 (``irl_vla.models.reward``) in training. ``RewardFunction`` composes the predicted sub-scores into the reward with
 the suite's one aggregation function and the configured weights, and subtracts the optional hard penalties for a
-predicted collision or leaving the drivable area.
+predicted collision, leaving the drivable area or running a red light.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from irl_vla.scoring.aggregation import aggregate
-from irl_vla.scoring.sub_scores import NUM_SUB_SCORES, SubScore
+from irl_vla.scoring.sub_scores import NUM_SUB_SCORES
 from irl_vla.training.ppo.config import RewardConfig
 
 
@@ -73,7 +73,7 @@ class RewardFunction:
         if not bool(torch.isfinite(epdms).all()):
             raise ValueError("reward model: the aggregated reward is not finite (a required sub-score is NaN or inf)")
         reward = epdms.clone()
-        for column, penalty in ((SubScore.NC, self.cfg.collision_penalty), (SubScore.DAC, self.cfg.offroad_penalty)):
+        for column, penalty in self.cfg.penalties().items():
             if penalty > 0:
                 reward = reward - penalty * (sub[..., column] < self.cfg.penalty_threshold).to(reward.dtype)
         return Rewards(reward, epdms, sub)

@@ -33,6 +33,7 @@ from irl_vla.data.features.builder import Builder, FeatureBuilder, TargetBuilder
 from irl_vla.data.features.dataset import Batch, FeatureDataset
 from irl_vla.data.features.targets import TrajectoryTargetBuilder
 from irl_vla.data.source import SourceFactory
+from irl_vla.data.split import spread
 from irl_vla.data.trajectory import DEFAULT_SAMPLING
 from irl_vla.models.vla.model import VLAModel
 from irl_vla.training.policy import Policy, load_policy
@@ -290,7 +291,9 @@ def run_ppo(
     assert isinstance(network, VLAModel)
     record = ppo_record(cfg, ck.config, reward_config or {}, processes.world_size)
     resume = find_resume(cfg, record)
-    tokens = list(source().tokens)[: cfg.max_scenes]
+    tokens = list(source().tokens)
+    if cfg.max_scenes is not None:  # spread over the split: its first scenes are its first families' logs
+        tokens = spread(tokens, cfg.max_scenes)
     if not tokens:
         raise ValueError(f"train.split {cfg.split}: no scenes")
     torch.manual_seed(cfg.seed)  # the value head's initial weights

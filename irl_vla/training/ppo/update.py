@@ -26,7 +26,9 @@ coordinates. Only the last ``finetune_steps`` steps are trained (0: all).
      beats the expert under the learned reward;
    - ``kl``: KL(current || stage 1) of each trained step at the sampled states (``bc.kl_coef``; 0: off);
    - ``selection_loss``: the confidence logits of the deterministic modes learn
-     ``softmax(learned reward / selection_temperature)``, so the mode the policy picks follows the reward.
+     ``softmax(learned reward / selection_temperature)``, so the mode the policy picks follows the reward; with
+     ``selection_margin`` only in scenes where the reward's best mode beats stage 1's pick by that margin, the
+     others keeping stage 1's own confidence (``selection_targets``).
 4. **Update** (``ppo_update``): ``update_epochs`` passes of ``num_minibatches`` optimiser steps (gradient
    clipping; stop early past ``target_kl``); the scalars are logged under CleanRL's names (``losses/*``,
    ``charts/learning_rate``, ``reward/<sub-score>``). The whole iteration runs inside ``no_simulator()``: any call
@@ -107,6 +109,7 @@ class Rollout:
         returns: ``(B, G, K)`` GAE returns.
         advantages: ``(B, G, K)`` normalised advantages.
         deterministic_rewards: ``(B, K)`` learned rewards of the deterministic modes.
+        selection_targets: ``(B, K)`` what the confidence logits learn (``selection_targets``).
         bc_weights: ``(B,)`` the BC weight of each scene.
         scalars: what the rollout logs (``reward/*``).
     """
@@ -123,6 +126,7 @@ class Rollout:
     returns: Tensor
     advantages: Tensor
     deterministic_rewards: Tensor
+    selection_targets: Tensor
     bc_weights: Tensor
     scalars: dict[str, float]
 
@@ -139,6 +143,36 @@ class Rollout:
                 value = value[index]
             out[f.name] = value
         return Rollout(**out)
+
+
+def selection_targets(
+    rewards: Tensor, temperature: float, margin: float, reference_logits: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """What the confidence logits of the K deterministic modes learn, and where the learned reward decides.
+
+    Args:
+        rewards: ``(B, K)`` learned rewards of the deterministic modes.
+        temperature: of the reward's target ``softmax(rewards / temperature)``.
+        margin: the reward decides only in a scene where its best mode beats the mode at the stage-1 policy's
+            pick by at least this; elsewhere the target is the stage-1 policy's confidence ``softmax(
+            reference_logits)`` (0: the reward decides everywhere).
+        reference_logits: ``(B, K)`` the frozen stage-1 policy's confidence logits (needed when ``margin > 0``).
+
+    Returns:
+        The targets ``(B, K)`` (each row sums to 1) and ``(B,)`` whether the reward decided in each scene.
+
+    Raises:
+        ValueError: when ``margin > 0`` and no reference logits are given.
+    """
+    target = torch.softmax(rewards / temperature, dim=-1)
+    decided = torch.ones(rewards.shape[0], dtype=torch.bool, device=rewards.device)
+    if margin <= 0:
+        return target, decided
+    if reference_logits is None:
+        raise ValueError("ppo.selection_margin > 0 needs the stage-1 policy's confidence logits")
+    picked = reference_logits.argmax(-1, keepdim=True)  # (B, 1)
+    decided = rewards.max(-1).values - rewards.gather(-1, picked)[:, 0] >= margin  # (B,)
+    return torch.where(decided[:, None], target, torch.softmax(reference_logits, dim=-1)), decided
 
 
 def _reward_scalars(sub_scores: Tensor, rewards: Tensor, det: Tensor, picked: Tensor, expert: Tensor) -> dict:
@@ -210,11 +244,13 @@ def collect_rollout(
     beats = (rewards > expert_rewards[:, None, None]).flatten(1).any(dim=1)  # (B,)
     bc = module.bc
     bc_weights = bc.coef_no_improvement + (bc.coef - bc.coef_no_improvement) * beats.float()  # (B,)
-    reference_chains = reference_means = None
-    if bc.coef > 0 or bc.coef_no_improvement > 0 or bc.kl_coef > 0:
+    reference_chains = reference_means = reference_logits = None
+    ref_planner = module.reference.planner
+    if bc.coef > 0 or bc.coef_no_improvement > 0 or bc.kl_coef > 0 or s.selection_margin > 0:
         ref_ctx = ctx if s.finetune == "planner" else module.reference.encode(features, None, with_aux=False)[0]
-        ref_planner = module.reference.planner
-        if bc.source == "reference":
+        if s.selection_margin > 0:
+            reference_logits = ref_planner.sample(ref_ctx).logits  # (B, K) stage 1's confidence
+        if bc.source == "reference" and (bc.coef > 0 or bc.coef_no_improvement > 0):
             reference_chains = ref_planner.sample(
                 ref_ctx, stochastic=True, generator=generator, std_min=s.sampling_std_min
             ).chain
@@ -224,7 +260,9 @@ def collect_rollout(
     scalars = _reward_scalars(
         scored.sub_scores[:, : g * k], rewards, det_rewards, deterministic.logits.argmax(-1), expert_rewards
     )
+    targets, decided = selection_targets(det_rewards, s.selection_temperature, s.selection_margin, reference_logits)
     scalars["reward/beats_expert"] = float(beats.float().mean())
+    scalars["charts/selection_by_reward"] = float(decided.float().mean())
     scalars["charts/bc_coef"] = float(bc_weights.mean())
     return Rollout(
         features=dict(features),
@@ -239,6 +277,7 @@ def collect_rollout(
         returns=returns,
         advantages=normalised,
         deterministic_rewards=det_rewards,
+        selection_targets=targets,
         bc_weights=bc_weights,
         scalars=scalars,
     )
@@ -325,8 +364,7 @@ class PPOModule(nn.Module):
         selection_loss = torch.zeros((), device=ratio.device)
         if s.selection_coef > 0:
             logits = planner.sample(ctx).logits  # (B, K) of the deterministic modes
-            target = torch.softmax(batch.deterministic_rewards / s.selection_temperature, dim=-1)
-            selection_loss = -(target * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+            selection_loss = -(batch.selection_targets * F.log_softmax(logits, dim=-1)).sum(-1).mean()
 
         loss = (
             policy_loss

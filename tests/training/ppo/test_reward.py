@@ -46,6 +46,19 @@ def test_reward_is_epdms_with_configured_weights_and_hard_penalties() -> None:
     assert float(offroad.reward) == pytest.approx(-2.0)
 
 
+def test_a_predicted_red_light_violation_is_penalised_and_a_negative_penalty_refused() -> None:
+    traj = torch.zeros(1, 1, 8, 3)
+    sub = _sub(TLC=0.2)  # every other sub-score passes
+    plain = RewardFunction(Fixed(sub), RewardConfig())({}, traj)
+    assert float(plain.reward) == pytest.approx(0.2)  # TLC multiplies
+    penalised = RewardFunction(Fixed(sub), RewardConfig(red_light_penalty=1.5, collision_penalty=1.0))({}, traj)
+    assert float(penalised.reward) == pytest.approx(0.2 - 1.5)  # NC passes; TLC 0.2 < 0.5 is a violation
+    passing = RewardFunction(Fixed(_sub(TLC=0.6)), RewardConfig(red_light_penalty=1.5))({}, traj)
+    assert float(passing.reward) == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="TLC"):
+        RewardConfig(red_light_penalty=-1.0)
+
+
 def test_a_wrong_shape_or_a_missing_required_sub_score_is_refused() -> None:
     traj = torch.zeros(1, 2, 8, 3)
     with pytest.raises(ValueError, match="shape"):

@@ -15,6 +15,7 @@ from irl_vla.data.split import SceneLoader
 from irl_vla.scoring.fast_scorer import FastScorer
 from irl_vla.training.il import run_il
 from irl_vla.training.policy import load_policy
+from irl_vla.training.ppo import stage
 from irl_vla.training.ppo.config import HackingGuardConfig, PPOConfig
 from irl_vla.training.ppo.guard import SimulatorInLoopError
 from irl_vla.training.ppo.stage import POLICY_DIR, HackingMonitor, PPOTrainer, run_ppo
@@ -91,6 +92,24 @@ def test_ppo_run_logs_cleanrl_names_evaluates_with_the_scorer_and_exports_a_load
 
     assert run_ppo(cfg, source, source, ProgressReward(), []) == exported  # a rerun finds it complete
     assert len(_lines(out, "")) == 3
+
+
+def test_rollout_scenes_are_spread_over_the_split_not_its_head(
+    split_root: Path, source: partial[SceneLoader], stage1: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str]] = []
+
+    class Recording(stage.FeatureDataset):  # type: ignore[misc,name-defined]
+        def __init__(self, *args: Any, tokens: list[str], **kwargs: Any) -> None:
+            seen.append(list(tokens))
+            super().__init__(*args, tokens=tokens, **kwargs)
+
+    monkeypatch.setattr(stage, "FeatureDataset", Recording)
+    cfg = ppo_config(split_root, stage1, tmp_path / "ppo", max_scenes=2, max_steps=1, checkpoint_every=1)
+    run_ppo(cfg, source, None, ProgressReward(), [])
+    tokens = list(source().tokens)
+    assert len(tokens) > 2
+    assert seen == [[tokens[0], tokens[-1]]]  # the split's first and last scene, not its first two
 
 
 def test_resume_after_a_kill_ends_with_the_uninterrupted_policy(

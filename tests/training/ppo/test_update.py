@@ -15,7 +15,7 @@ from irl_vla.training.ppo.advantages import EPS
 from irl_vla.training.ppo.config import RewardConfig
 from irl_vla.training.ppo.guard import SimulatorInLoopError, no_simulator
 from irl_vla.training.ppo.reward import RewardFunction
-from irl_vla.training.ppo.update import PPOModule, Rollout, collect_rollout, ppo_update
+from irl_vla.training.ppo.update import PPOModule, Rollout, collect_rollout, ppo_update, selection_targets
 from tests.training.ppo.helpers import ProgressReward, tiny_module
 
 NO_BC = {"coef": 0.0, "coef_no_improvement": 0.0}
@@ -156,3 +156,32 @@ def test_a_regression_planner_is_refused_naming_the_head() -> None:
 
     with pytest.raises(ValueError, match="planner.head=regression"):
         PPOModule(VLAModel(tiny_config(planner={"head": "regression"})), PPOSettings(), BCConfig())
+
+
+def test_with_a_margin_the_selection_follows_the_reward_only_where_it_beats_stage_1s_pick_by_it() -> None:
+    rewards = torch.tensor([[0.80, 0.85, 0.50], [0.30, 0.90, 0.60]])  # (B, K)
+    reference = torch.tensor([[2.0, 0.0, 0.0], [1.0, 0.0, 0.5]])  # stage 1 picks mode 0 in both scenes
+    everywhere, decided = selection_targets(rewards, 0.02, 0.0, None)
+    torch.testing.assert_close(everywhere, torch.softmax(rewards / 0.02, dim=-1))
+    assert decided.all()
+    targets, decided = selection_targets(rewards, 0.02, 0.2, reference)
+    assert decided.tolist() == [False, True]  # scene 0: +0.05 over the pick; scene 1: +0.6
+    torch.testing.assert_close(targets[0], torch.softmax(reference[0], dim=-1))  # stage 1's own confidence
+    torch.testing.assert_close(targets[1], torch.softmax(rewards[1] / 0.02, dim=-1))
+    with pytest.raises(ValueError, match="confidence logits"):
+        selection_targets(rewards, 0.02, 0.2, None)
+
+
+def test_the_rollout_keeps_stage_1s_confidence_as_the_selection_target_below_the_margin() -> None:
+    module, features, targets = tiny_module(selection_margin=10.0, bc=NO_BC)  # no scene can beat stage 1 by 10
+    rollout = _rollout(module, features, targets)
+    ctx, _ = module.reference.encode(features, None, with_aux=False)
+    stage1 = torch.softmax(module.reference.planner.sample(ctx).logits, dim=-1)
+    torch.testing.assert_close(rollout.selection_targets, stage1)
+    assert rollout.scalars["charts/selection_by_reward"] == 0.0
+    assert float(module(rollout)["losses/selection_loss"]) == pytest.approx(
+        float(-(stage1 * stage1.log()).sum(-1).mean()), abs=1e-5
+    )  # at the start the policy's confidence is stage 1's: the loss is its entropy
+    free, *_ = tiny_module(bc=NO_BC)
+    rollout = _rollout(free, features, targets)
+    torch.testing.assert_close(rollout.selection_targets, torch.softmax(rollout.deterministic_rewards / 0.02, dim=-1))
