@@ -9,7 +9,9 @@
    timed in turn, round by round, so that a busy machine loads them alike; each record has the wall-clock and
    the thread-CPU rate, the ratio record both ratios.
    Without ``reward_checkpoint`` an untrained model of ``model_size`` is timed (its cost does not depend on the
-   weights).
+   weights). ``compare`` adds more reward models (checkpoints, or sizes timed untrained) to the same rounds, each
+   with its own inputs and records named after it (``reward_model_<name>_K<k>``, ``reward_<name>_over_fast_scorer``),
+   so that two models and the fast scorer are compared under the same load.
 2. **Labelling throughput** (``irl-vla label``'s code on ``label_scenes`` scenes, fresh label directories, the
    split's metric caches already built): candidates/s with the process pool at each of ``label_workers`` and
    with Ray at ``ray_workers``.
@@ -36,7 +38,7 @@ from irl_vla.data.trajectory import DEFAULT_SAMPLING
 from irl_vla.labeling.pipeline import LabelConfig, run_label, select_tokens
 from irl_vla.labeling.store import LabelStore
 from irl_vla.models.reward.checkpoint import load_reward_model
-from irl_vla.models.reward.config import load_reward_config
+from irl_vla.models.reward.config import REWARD_SIZES, load_reward_config
 from irl_vla.models.reward.inputs import RewardInputBuilders, reward_builder_params
 from irl_vla.models.reward.model import RewardWorldModel, compute_reward_normalization
 from irl_vla.models.vla.anchors import compute_anchors
@@ -54,7 +56,9 @@ class RewardBenchConfig:
         split_dir: the split whose scenes are used (generated, with its metric caches built by ``irl-vla eval``).
         metric_cache_dir: its metric caches (``None``: ``<data_root>/metric_cache/<split>`` beside ``split_dir``).
         reward_checkpoint: the reward model timed (``None``: an untrained one of ``model_size``).
-        model_size: the reward model size without a checkpoint (``tiny`` | ``default``).
+        model_size: the reward model size without a checkpoint (``tiny`` | ``default`` | ``light``).
+        compare: more reward models timed in the same rounds: checkpoints (or run directories), or sizes
+            (untrained); each is named by its last path component.
         num_scenes: scenes of the reward-vs-scorer comparison, spread over the split.
         num_candidates: candidates per scene K.
         label_scenes: scenes labelled per labelling measurement (0: skip the labelling measurements).
@@ -68,6 +72,7 @@ class RewardBenchConfig:
     metric_cache_dir: str | None = None
     reward_checkpoint: str | None = None
     model_size: str = "default"
+    compare: list[str] = field(default_factory=list)
     num_scenes: int = 8
     num_candidates: int = 256
     label_scenes: int = 8
@@ -89,12 +94,10 @@ class RewardBenchConfig:
         return Path(self.metric_cache_dir) if self.metric_cache_dir else split.parent / "metric_cache" / split.name
 
 
-def _untrained(
-    cfg: RewardBenchConfig, features: list[dict[str, torch.Tensor]], plans: torch.Tensor
-) -> RewardWorldModel:
-    """An untrained model of ``model_size`` with the statistics of the benched inputs (``plans`` ``(N, T, 3)``)."""
-    torch.manual_seed(cfg.seed)
-    model = RewardWorldModel(load_reward_config(cfg.model_size))
+def _untrained(size: str, seed: int, features: list[dict[str, torch.Tensor]], plans: torch.Tensor) -> RewardWorldModel:
+    """An untrained model of ``size`` with the statistics of the benched inputs (``plans`` ``(N, T, 3)``)."""
+    torch.manual_seed(seed)
+    model = RewardWorldModel(load_reward_config(size))
     ego = torch.cat([f["ego_status"] for f in features])
     model.set_normalization(compute_reward_normalization(ego, plans[:, None]))
     return model.eval()
@@ -117,49 +120,82 @@ def run(cfg: RewardBenchConfig, repeats: int, source: SourceFactory) -> Iterator
         yield from _labelling(cfg, source, np.concatenate([candidates(c, per_scene, rng) for c in caches]))
 
 
+@dataclass
+class _BenchedModel:
+    """A reward model under test, its inputs per scene and the scenes encoded once."""
+
+    name: str
+    model: RewardWorldModel
+    features: list[dict[str, torch.Tensor]]
+    encoded: list[Any]
+    trained: bool
+
+
+def _prepare(
+    spec: str | None, size: str, seed: int, scenes_source: Any, tokens: list[str], plans: torch.Tensor
+) -> tuple[_BenchedModel, float]:
+    """The model of a checkpoint ``spec`` (or an untrained one of ``size``) and its inputs; seconds to build them."""
+    loaded = load_reward_model(spec) if spec else None
+    builders = (
+        loaded.builders if loaded else RewardInputBuilders.from_params(*reward_builder_params(load_reward_config(size)))
+    )
+    start = time.perf_counter()
+    features = [builders.batch([scenes_source.get_scene(t, builders.sensor_config())]) for t in tokens]
+    seconds = time.perf_counter() - start
+    model = loaded.model if loaded else _untrained(size, seed, features, plans)
+    with torch.no_grad():
+        encoded = [model.encode_scene(f) for f in features]
+    name = Path(spec.rstrip("/")).name if spec else size
+    return _BenchedModel(name, model, features, encoded, loaded is not None), seconds
+
+
 def _reward_vs_scorer(
     cfg: RewardBenchConfig, scenes_source: Any, tokens: list[str], caches: list, plans: list[np.ndarray], repeats: int
 ) -> Iterator[dict[str, Any]]:
     k, n = cfg.num_candidates, len(tokens)
-    loaded = load_reward_model(cfg.reward_checkpoint) if cfg.reward_checkpoint else None
-    model_cfg = load_reward_config(cfg.model_size)
-    builders = loaded.builders if loaded else RewardInputBuilders.from_params(*reward_builder_params(model_cfg))
-    start = time.perf_counter()
-    scenes = [scenes_source.get_scene(t, builders.sensor_config()) for t in tokens]
-    features = [builders.batch([s]) for s in scenes]
-    yield record(SUITE, "reward_inputs_build", items=n, seconds=time.perf_counter() - start, unit="scenes")
     tensors = [torch.as_tensor(p, dtype=torch.float32)[None] for p in plans]  # each (1, K, T, 3)
-    model = loaded.model if loaded else _untrained(cfg, features, torch.cat(tensors, dim=1)[0])
-    with torch.no_grad():
-        encoded = [model.encode_scene(f) for f in features]
+    all_plans = torch.cat(tensors, dim=1)[0]
+    main, seconds = _prepare(cfg.reward_checkpoint, cfg.model_size, cfg.seed, scenes_source, tokens, all_plans)
+    yield record(SUITE, "reward_inputs_build", items=n, seconds=seconds, unit="scenes")
+    benched = [main]
+    for spec in cfg.compare:
+        is_size = spec in REWARD_SIZES and not Path(spec).exists()
+        other, _ = _prepare(
+            None if is_size else spec, spec if is_size else cfg.model_size, cfg.seed, scenes_source, tokens, all_plans
+        )
+        benched.append(other)
     fast = FastScorer()
 
     def fast_scorer() -> None:
         for cache, p in zip(caches, plans, strict=True):
             fast.score(cache, p, DEFAULT_SAMPLING)
 
-    @torch.no_grad()
-    def reward_model() -> None:
-        for f, p in zip(features, tensors, strict=True):
-            model.score_candidates(model.encode_scene(f), p)
+    def scoring(b: _BenchedModel, encoded: bool):
+        @torch.no_grad()
+        def run_model() -> None:
+            for f, scene, p in zip(b.features, b.encoded, tensors, strict=True):
+                b.model.score_candidates(scene if encoded else b.model.encode_scene(f), p)
 
-    @torch.no_grad()
-    def reward_model_scenes_encoded() -> None:
-        for scene, p in zip(encoded, tensors, strict=True):
-            model.score_candidates(scene, p)
+        return run_model
 
-    fns = {
-        "fast_scorer": fast_scorer,
-        "reward_model": reward_model,
-        "reward_model_scenes_encoded": reward_model_scenes_encoded,
-    }
+    def prefix(i: int) -> str:
+        return "reward_model" if i == 0 else f"reward_model_{benched[i].name}"
+
+    fns: dict[str, Any] = {"fast_scorer": fast_scorer}
+    about: dict[str, dict[str, Any]] = {"fast_scorer": {}}  # what each timed function ran
+    for i, b in enumerate(benched):
+        kind = "checkpoint" if b.trained else f"untrained {b.name}"
+        params = sum(p.numel() for p in b.model.parameters())
+        for suffix, encoded in (("", False), ("_scenes_encoded", True)):
+            fns[prefix(i) + suffix] = scoring(b, encoded)
+            about[prefix(i) + suffix] = {
+                "model": kind if i == 0 else f"{b.name} ({kind})",
+                "params": params,
+                "decoder": b.model.cfg.decoder,
+            }
     timed = interleaved_medians(fns, repeats)
-    extra = {
-        "model": "checkpoint" if cfg.reward_checkpoint else f"untrained {cfg.model_size}",
-        "params": sum(p.numel() for p in model.parameters()),
-    }
     for name, (wall, cpu) in timed.items():
-        more = extra if name != "fast_scorer" else {}
+        more = about[name]
         cpu_rate = round(k * n / cpu, 2) if cpu > 0 else float("inf")
         yield record(
             SUITE,
@@ -173,20 +209,22 @@ def _reward_vs_scorer(
             cpu_candidates_per_s=cpu_rate,
         )
     fast_wall, fast_cpu = timed["fast_scorer"]
-    yield record(
-        SUITE,
-        "reward_over_fast_scorer",
-        items=1,
-        seconds=1.0,
-        unit="ratio",
-        ratio=fast_wall / timed["reward_model"][0],
-        ratio_cpu=fast_cpu / timed["reward_model"][1],
-        ratio_scenes_encoded=fast_wall / timed["reward_model_scenes_encoded"][0],
-        ratio_scenes_encoded_cpu=fast_cpu / timed["reward_model_scenes_encoded"][1],
-        target=100.0,
-        k=k,
-        threads=torch.get_num_threads(),
-    )
+    for i, b in enumerate(benched):
+        p = prefix(i)
+        yield record(
+            SUITE,
+            "reward_over_fast_scorer" if i == 0 else f"reward_{b.name}_over_fast_scorer",
+            items=1,
+            seconds=1.0,
+            unit="ratio",
+            ratio=fast_wall / timed[p][0],
+            ratio_cpu=fast_cpu / timed[p][1],
+            ratio_scenes_encoded=fast_wall / timed[f"{p}_scenes_encoded"][0],
+            ratio_scenes_encoded_cpu=fast_cpu / timed[f"{p}_scenes_encoded"][1],
+            target=100.0,
+            k=k,
+            threads=torch.get_num_threads(),
+        )
 
 
 def _labelling(cfg: RewardBenchConfig, source: SourceFactory, plans: np.ndarray) -> Iterator[dict[str, Any]]:

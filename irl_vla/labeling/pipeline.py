@@ -1,6 +1,6 @@
 """``irl-vla label``: score a candidate set per training scene with the simulator and store it (``store``).
 
-1. The scenes: the split's tokens, or ``max_scenes`` of them spread evenly over it.
+1. The scenes: the split's tokens (less those of ``exclude_labels``), or ``max_scenes`` of them spread evenly.
 2. The **vocabulary**: K-means (``compute_anchors``) of the expert trajectories of the whole split, computed once
    and saved in the label directory (a resumed run reads it back).
 3. The **metric caches** of the scenes (``build_metric_cache``: resumable, shared with ``irl-vla eval``).
@@ -65,6 +65,8 @@ class LabelConfig(SceneSelectionConfig):
     Attributes:
         split: the split whose scenes are labelled.
         max_scenes: label this many scenes spread evenly over the split (``None``: all).
+        exclude_labels: label directories whose scenes are left out before ``max_scenes`` are chosen (more
+            scenes beside an earlier run's; train on both with ``train.extra_labels_dirs``).
         output_dir: the label directory (``None``: ``<data_root>/labels/<split>``).
         metric_cache_dir: the split's metric caches (``None``: ``<data_root>/metric_cache/<split>``).
         vocabulary_size: K-means clusters of the split's expert trajectories (0: no vocabulary).
@@ -90,6 +92,7 @@ class LabelConfig(SceneSelectionConfig):
 
     split: str = "synth_navtrain"
     max_scenes: int | None = 800
+    exclude_labels: list[str] = field(default_factory=list)
     output_dir: str | None = None
     metric_cache_dir: str | None = None
     vocabulary_size: int = 256
@@ -144,6 +147,7 @@ class LabelConfig(SceneSelectionConfig):
             "seed": self.seed,
             # only with a policy, so that label directories without one still resume
             **({"policy": self.policy_record()} if self.policy_checkpoint else {}),
+            **({"exclude_labels": sorted(self.exclude_labels)} if self.exclude_labels else {}),
         }
 
     def policy_record(self) -> dict[str, Any]:
@@ -179,6 +183,22 @@ class LabelReport:
 
 class LabelSettingsError(ValueError):
     """A label directory was made with other settings (the message names every key that differs)."""
+
+
+def labelled_tokens(label_dirs: list[str]) -> set[str]:
+    """The scene tokens the label directories hold (their finished shards).
+
+    Raises:
+        FileNotFoundError: naming a directory without labels.
+    """
+    out: set[str] = set()
+    for root in label_dirs:
+        finished = LabelStore(root).finished()
+        if not finished:
+            raise FileNotFoundError(f"label.exclude_labels: {root} holds no labelled shard")
+        for rec in finished.values():
+            out.update(rec.tokens)
+    return out
 
 
 def select_tokens(tokens: list[str], max_scenes: int | None) -> list[str]:
@@ -347,7 +367,8 @@ def run_label(config: LabelConfig, factory: SourceFactory) -> LabelReport:
                 "choose another label.output_dir or delete that directory"
             )
     source = factory()
-    tokens = select_tokens(list(source.tokens), config.max_scenes)
+    excluded = labelled_tokens(config.exclude_labels)
+    tokens = select_tokens([t for t in source.tokens if t not in excluded], config.max_scenes)
     vocabulary = store.read_vocabulary()
     if vocabulary is None and config.vocabulary_path:
         vocabulary = LabelStore(Path(config.vocabulary_path).parent).read_vocabulary(Path(config.vocabulary_path).name)

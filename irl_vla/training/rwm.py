@@ -11,7 +11,8 @@ simulator (``agreement``: Spearman of EPDMS, pairwise accuracy, top-1 regret, pe
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import hashlib
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,8 @@ class RWMConfig(SceneSelectionConfig, TrainerConfig):
         stage: ``rwm``.
         split: the training split (its scenes' features).
         labels_dir: the training labels (``None``: ``<data_root>/labels/<split>``).
+        extra_labels_dirs: more label directories of the same split trained on with them (e.g. ``irl-vla label
+            label.exclude_labels=[<labels_dir>]``'s; same candidates per scene; no scene twice).
         max_scenes: train on the first N labelled scenes only (``None``: all).
         cache_dir: the feature cache of the training split (``None``: none).
         stats_scenes: scenes (spread over the labelled ones) whose ego status gives the statistics.
@@ -81,6 +84,7 @@ class RWMConfig(SceneSelectionConfig, TrainerConfig):
     stage: str = "rwm"
     split: str = "synth_navtrain"
     labels_dir: str | None = None
+    extra_labels_dirs: list[str] = field(default_factory=list)
     cache_dir: str | None = "data/features/synth_navtrain"
     stats_scenes: int = 256
     val_split: str | None = "synth_navtest"
@@ -116,6 +120,8 @@ class RWMConfig(SceneSelectionConfig, TrainerConfig):
         data: dict[str, Any] = {"split": self.split, "max_scenes": self.max_scenes, "stats_scenes": self.stats_scenes}
         if self.init_checkpoint:  # only when set, so runs made before this key still resume
             data["init_checkpoint"] = self.init_checkpoint
+        if self.extra_labels_dirs:  # likewise
+            data["extra_labels_dirs"] = list(self.extra_labels_dirs)
         return {**super().record(), **data}
 
 
@@ -253,11 +259,24 @@ def run_rwm(
     processes: Processes = init_processes(device, cfg.threads)
     model_cfg = reward_config_from_dict(model_doc)
     labels = read_label_shards(cfg.train_labels)
+    if cfg.extra_labels_dirs:
+        extra = [read_label_shards(d) for d in cfg.extra_labels_dirs]
+        for d, more in zip(cfg.extra_labels_dirs, extra, strict=True):
+            if more.candidates.shape[1:] != labels.candidates.shape[1:]:
+                raise ValueError(
+                    f"train.extra_labels_dirs {d}: candidates {more.candidates.shape[1:]} per scene, "
+                    f"{cfg.train_labels} has {labels.candidates.shape[1:]}"
+                )
+        labels = LabelShard.concatenate([labels, *extra])
+        labels.check(f"train.labels_dir {cfg.train_labels} with train.extra_labels_dirs {cfg.extra_labels_dirs}")
     if cfg.max_scenes is not None:
         labels = labels.select(np.arange(min(cfg.max_scenes, len(labels))))
     features, privileged = reward_builder_params(model_cfg)
     builders = RewardInputBuilders.from_params(features, privileged)
     labels_sha = file_sha256(cfg.train_labels / MANIFEST)
+    if cfg.extra_labels_dirs:  # one digest of every manifest, in order
+        shas = [labels_sha] + [file_sha256(Path(d) / MANIFEST) for d in cfg.extra_labels_dirs]
+        labels_sha = hashlib.sha256(" ".join(shas).encode()).hexdigest()
     record = rwm_record(cfg, model_cfg, features, privileged, labels_sha, processes.world_size)
     resume = find_resume(cfg, record)
     start = None

@@ -194,3 +194,42 @@ def test_an_init_checkpoint_of_another_model_is_refused_naming_the_keys(
     cfg = rwm_config(label_root, labels_dir, tmp_path / "run2", init_checkpoint=str(trained), max_steps=1)
     with pytest.raises(ValueError, match=r"init_checkpoint differs.*model\.head_hidden"):
         run_rwm(cfg, doc, label_source)
+
+
+def test_the_light_decoder_fits_a_small_labelled_set(
+    label_root: Path, labels_dir: Path, label_source: partial[SceneLoader], tmp_path: Path
+) -> None:
+    doc = tiny_doc()
+    doc.update(decoder="light", sample_stem=False, agent_clearance=True)
+    out = run_rwm(rwm_config(label_root, labels_dir, tmp_path / "light"), doc, label_source)
+    loaded = load_reward_model(out)
+    assert loaded.model.cfg.decoder == "light"
+    dataset = reward_dataset(label_source, read_label_shards(labels_dir), loaded.builders, str(label_root / "features"))
+    assert evaluate_agreement(loaded.model, dataset)["spearman"] > 0.9
+
+
+def test_more_scenes_beside_an_earlier_labelling_run_and_training_on_both(
+    label_root: Path, labels_dir: Path, label_source: partial[SceneLoader], tmp_path: Path, capsys
+) -> None:
+    from irl_vla.labeling.pipeline import run_label
+    from tests.labeling.conftest import label_config
+
+    every = read_label_shards(labels_dir).tokens.tolist()
+    first = label_config(label_root, str(tmp_path / "first"), max_scenes=2)
+    run_label(first, label_source)
+    more = label_config(label_root, str(tmp_path / "more"), exclude_labels=[str(first.label_dir)])
+    run_label(more, label_source)
+    a, b = read_label_shards(first.label_dir), read_label_shards(more.label_dir)
+    assert not set(a.tokens) & set(b.tokens) and sorted([*a.tokens, *b.tokens]) == sorted(every)
+    same = read_label_shards(labels_dir).select([every.index(t) for t in b.tokens])
+    np.testing.assert_array_equal(b.epdms, same.epdms)  # the same labels as a run over every scene
+    cfg = rwm_config(
+        label_root, first.label_dir, tmp_path / "both", extra_labels_dirs=[str(more.label_dir)], max_steps=1
+    )
+    capsys.readouterr()
+    run_rwm(cfg, tiny_doc(), label_source)
+    assert f"{len(every)} scenes x" in capsys.readouterr().out
+    from irl_vla.common.checkpoint import ConfigMismatchError
+
+    with pytest.raises(ConfigMismatchError, match="extra_labels_dirs"):
+        run_rwm(rwm_config(label_root, first.label_dir, tmp_path / "both", max_steps=1), tiny_doc(), label_source)

@@ -6,6 +6,7 @@ The dataclass defaults are the ``default`` size (a test keeps ``reward_default.y
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,16 @@ from irl_vla.common.config import load_yaml_config, require_at_least, to_datacla
 from irl_vla.scoring.aggregation import AggregationConfig
 
 #: Sizes shipped in ``configs/model/reward_<size>.yaml``.
-REWARD_SIZES: tuple[str, ...] = ("tiny", "default")
+REWARD_SIZES: tuple[str, ...] = ("tiny", "default", "light")
 #: The ``architecture`` a reward model's checkpoint records.
 REWARD_ARCHITECTURE = "reward"
+
+
+class RewardDecoder(StrEnum):
+    """How a candidate is scored against its encoded scene (``RewardModelConfig.decoder``)."""
+
+    ATTENTION = "attention"  # a query per candidate, cross-attending to the meta, BEV, map and object tokens
+    LIGHT = "light"  # an MLP per candidate on its own inputs, conditioned on one pooled vector of the scene
 
 
 @dataclass
@@ -154,8 +162,13 @@ class RewardModelConfig:
         scene_layers: decoder layers of the map and object queries.
         pose_points: points ``[forward, left]`` [m] in each candidate pose's frame where the stem's feature map
             is sampled (the vehicle's outline as the candidate drives; vehicle geometry, not data).
+        decoder: ``attention`` (the trajectory-query decoder) or ``light`` (``RewardDecoder``: the scene pooled
+            to one vector once, each candidate through a two-layer MLP of width ``head_hidden`` with one linear
+            layer for every head; no map or object tokens are built, ``num_blocks`` is unused).
+        sample_stem: sample the BEV stem's feature map along each candidate's outline (besides the input
+            rasters).
         num_blocks: trajectory-decoder blocks (cross-attention to meta, BEV, map and object tokens in turn).
-        head_hidden: hidden width of each sub-score head.
+        head_hidden: hidden width of each sub-score head (``light``: of the candidate MLP).
         predict_ec: predict EC (trained where the label is defined); otherwise EC is NaN and drops from the
             reward's weights.
         agent_clearance: each candidate pose also sees its nearest annotated object, the boxes carried forward at
@@ -180,6 +193,8 @@ class RewardModelConfig:
     pose_points: list[list[float]] = field(
         default_factory=lambda: [[1.5, 0.0], [3.5, 1.0], [3.5, -1.0], [-0.5, 1.0], [-0.5, -1.0]]
     )
+    decoder: str = RewardDecoder.ATTENTION.value
+    sample_stem: bool = True
     num_blocks: int = 2
     head_hidden: int = 64
     predict_ec: bool = True
@@ -191,6 +206,10 @@ class RewardModelConfig:
     def __post_init__(self) -> None:
         require_at_least(self, ("d_model", "num_heads", "ffn_mult", "num_blocks", "head_hidden", "scene_layers"), 1)
         require_at_least(self, ("train_candidates", "num_object_queries"), 0)
+        if self.decoder not in {d.value for d in RewardDecoder}:
+            raise ValueError(
+                f"RewardModelConfig.decoder: expected one of {[d.value for d in RewardDecoder]}, got {self.decoder!r}"
+            )
         if self.architecture != REWARD_ARCHITECTURE:
             raise ValueError(
                 f"RewardModelConfig.architecture: expected {REWARD_ARCHITECTURE!r}, got {self.architecture!r}"

@@ -7,6 +7,11 @@ BEV, map and object tokens (feed-forward between, ``num_blocks`` times); one hea
 (``heads``). Candidates never attend to each other, so a candidate's prediction does not depend on which others
 are scored with it.
 
+The ``light`` decoder (``RewardModelConfig.decoder``) is the fast path: the scene is encoded once to one summary
+vector, and each candidate's own inputs (the same poses, sampled rasters and clearance) go through a two-layer
+MLP whose first layer adds the scene's projection (computed once per scene), then one linear layer for every
+head. No attention per candidate; the candidates still never see each other.
+
 The reward is the EPDMS of the expected sub-scores through the suite's one aggregation function
 (``irl_vla.scoring.aggregation.aggregate``), differentiable.
 
@@ -30,8 +35,8 @@ from irl_vla.data.trajectory import DEFAULT_SAMPLING
 from irl_vla.data.vehicle import PACIFICA
 from irl_vla.labeling.store import CandidateSource
 from irl_vla.models.reward.clearance import ClearanceIndex, object_clearance
-from irl_vla.models.reward.config import RewardModelConfig
-from irl_vla.models.reward.heads import HeadKey, SubScoreHeads
+from irl_vla.models.reward.config import RewardDecoder, RewardModelConfig
+from irl_vla.models.reward.heads import FusedSubScoreHeads, HeadKey, SubScoreHeads
 from irl_vla.models.reward.loss import RewardKey, RewardTarget, reward_loss
 from irl_vla.models.reward.scene_encoder import RewardFeature, RewardSceneEncoder, SceneTokens
 from irl_vla.models.vla.layers import Attention, FeedForward, mlp
@@ -90,15 +95,26 @@ class RewardWorldModel(nn.Module):
         inp = cfg.inputs
         d = cfg.d_model
         self.scene_encoder = RewardSceneEncoder(cfg)
-        sampled_channels = self.scene_encoder.raster_channels + cfg.bev_channels[0]  # raster and stem features
+        stem_channels = cfg.bev_channels[0] if cfg.sample_stem else 0
+        sampled_channels = self.scene_encoder.raster_channels + stem_channels  # raster and stem features
         num_points = len(cfg.pose_points)
         pose_in = inp.num_poses * (len(SE2Index) + 2)  # normalised x, y, heading, then cos and sin of heading
         sample_in = inp.num_poses * num_points * sampled_channels
         clearance_in = inp.num_poses * len(ClearanceIndex) if cfg.agent_clearance else 0
-        self.candidate_embed = mlp(pose_in + sample_in + clearance_in, 2 * d, d)
-        self.blocks = nn.ModuleList(CandidateBlock(d, cfg.num_heads, cfg.ffn_mult) for _ in range(cfg.num_blocks))
-        self.norm = nn.LayerNorm(d)
-        self.heads = SubScoreHeads(d, cfg.head_hidden, predict_ec=cfg.predict_ec)
+        candidate_in = pose_in + sample_in + clearance_in
+        self.light = cfg.decoder == RewardDecoder.LIGHT
+        self.heads: SubScoreHeads | FusedSubScoreHeads
+        if self.light:
+            h = cfg.head_hidden
+            self.light_input = nn.Linear(candidate_in, h)
+            self.light_scene = nn.Linear(d, h, bias=False)  # the scene's share of the first layer, once per scene
+            self.light_hidden = nn.Linear(h, h)
+            self.heads = FusedSubScoreHeads(h, predict_ec=cfg.predict_ec)
+        else:
+            self.candidate_embed = mlp(candidate_in, 2 * d, d)
+            self.blocks = nn.ModuleList(CandidateBlock(d, cfg.num_heads, cfg.ffn_mult) for _ in range(cfg.num_blocks))
+            self.norm = nn.LayerNorm(d)
+            self.heads = SubScoreHeads(d, cfg.head_hidden, predict_ec=cfg.predict_ec)
         self.register_buffer("pose_points", torch.tensor(cfg.pose_points, dtype=torch.float32), persistent=False)
         t = inp.num_poses
         nan = float("nan")
@@ -115,7 +131,7 @@ class RewardWorldModel(nn.Module):
         """
         key = "candidate_embed.0.weight"
         weights = dict(weights)
-        own = self.candidate_embed[0].weight
+        own = self.light_input.weight if self.light else self.candidate_embed[0].weight
         if self.cfg.agent_clearance and key in weights and weights[key].shape[1] < own.shape[1]:
             old = weights[key]
             weights[key] = torch.cat([old, old.new_zeros(old.shape[0], own.shape[1] - old.shape[1])], dim=1)
@@ -208,14 +224,20 @@ class RewardWorldModel(nn.Module):
         norm = (traj - self.trajectory_mean) / self.trajectory_std  # (B, K, T, 3)
         heading = traj[..., SE2Index.HEADING]
         pose = torch.cat([norm, torch.cos(heading)[..., None], torch.sin(heading)[..., None]], -1)  # (B, K, T, 5)
-        sampled = torch.cat([self._sample(scene.raster, traj), self._sample(scene.stem, traj)], -1)  # (B, K, T P C)
-        parts = [pose.flatten(2), sampled]
+        grid = self._grid(traj)  # (B, K, T P, 2)
+        maps = [scene.raster, scene.stem] if self.cfg.sample_stem else [scene.raster]
+        parts = [pose.flatten(2)] + [self._sample(m, grid) for m in maps]  # (B, K, T 5), each (B, K, T P C)
         if self.cfg.agent_clearance:
             parts.append(self._clearance(scene, traj).flatten(2))  # (B, K, T 4)
-        x = self.candidate_embed(torch.cat(parts, dim=-1))  # (B, K, D)
-        for block in self.blocks:
-            x = block(x, scene)
-        out = self.heads(self.norm(x))
+        inputs = torch.cat(parts, dim=-1)  # (B, K, F)
+        if self.light:
+            x = F.gelu(self.light_input(inputs) + self.light_scene(scene.meta))  # (B, K, H); meta (B, 1, D)
+            out = self.heads(F.gelu(self.light_hidden(x)))
+        else:
+            x = self.candidate_embed(inputs)  # (B, K, D)
+            for block in self.blocks:
+                x = block(x, scene)
+            out = self.heads(self.norm(x))
         out[RewardKey.REWARD] = aggregate(out[HeadKey.SUB_SCORES], self.cfg.aggregation)
         return out
 
@@ -232,21 +254,25 @@ class RewardWorldModel(nn.Module):
         if scene.agents is None or scene.agent_mask is None:
             raise ValueError("reward model: agent_clearance needs the scene's boxes (inputs.use_agents)")
         inp = self.cfg.inputs
+        # only the box slots some scene of the batch fills (the rest are padding: the same result, less work)
+        keep = scene.agent_mask.any(dim=0)  # (A,)
+        keep[0] = keep[0] | ~keep.any()
+        futures, future_mask = scene.agent_futures, scene.agent_future_mask
         near = object_clearance(
             traj,
-            scene.agents,
-            scene.agent_mask,
+            scene.agents[:, keep],
+            scene.agent_mask[:, keep],
             DEFAULT_SAMPLING.interval_length,
             PACIFICA,
             inp.position_scale,
-            scene.agent_futures,
-            scene.agent_future_mask,
+            None if futures is None else futures[:, keep],
+            None if future_mask is None else future_mask[:, keep],
         )
         scale = near.new_tensor([inp.size_scale, inp.position_scale, inp.position_scale, inp.speed_scale])
         return near / scale  # by ClearanceIndex
 
-    def _sample(self, grid_map: Tensor, traj: Tensor) -> Tensor:
-        """A BEV map ``(B, C, H, W)`` at the outline points of every pose ``(B, K, T P C)`` (zeros outside it)."""
+    def _grid(self, traj: Tensor) -> Tensor:
+        """The outline points of every pose as ``grid_sample`` coordinates of the BEV range ``(B, K, T P, 2)``."""
         b, k, _t, _ = traj.shape
         x, y, h = traj[..., SE2Index.X], traj[..., SE2Index.Y], traj[..., SE2Index.HEADING]  # (B, K, T)
         fwd, left = self.pose_points[:, 0], self.pose_points[:, 1]  # (P,)
@@ -256,7 +282,13 @@ class RewardWorldModel(nn.Module):
         x0, x1, y0, y1 = self.cfg.inputs.bev_range
         # grid_sample: the last coordinate indexes the width (our y), the first the height (our x)
         grid = torch.stack([(py - y0) / (y1 - y0) * 2 - 1, (px - x0) / (x1 - x0) * 2 - 1], dim=-1)
-        feats = F.grid_sample(grid_map, grid.reshape(b, k, -1, 2), align_corners=False)  # (B, C, K, T P)
+        return grid.reshape(b, k, -1, 2)
+
+    @staticmethod
+    def _sample(grid_map: Tensor, grid: Tensor) -> Tensor:
+        """A BEV map ``(B, C, H, W)`` at ``_grid``'s points ``(B, K, T P, 2)`` -> ``(B, K, T P C)`` (zeros outside)."""
+        b, k = grid.shape[:2]
+        feats = F.grid_sample(grid_map, grid, align_corners=False)  # (B, C, K, T P)
         return feats.permute(0, 2, 3, 1).reshape(b, k, -1)
 
     # ------------------------------------------------------------------------------------------ training

@@ -8,6 +8,12 @@
 - **Map**: ``map_grid`` queries placed at their cells' centres, attending to the BEV tokens.
 - **Objects**: the annotated boxes embedded one token each (``inputs.use_agents``, privileged) or learned
   queries over the BEV tokens; a learned "nothing" token is always present, so a scene without objects attends.
+
+With the ``light`` decoder no BEV, map or object tokens are built and the CNN is only its stem (and only with
+``sample_stem``): the scene is one summary vector, the meta token plus a linear map of the rasters averaged over
+``bev_grid`` cells plus the element-wise maximum of the object embeddings and the "nothing" token, returned as
+``meta``; ``bev``, ``map`` and ``objects`` are then empty, ``stem`` too without ``sample_stem``. Its raster is
+kept channels-last (faster to sample).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from irl_vla.data.enums import DrivingCommand
 from irl_vla.data.features.bev_semantic import BevSemanticClass
 from irl_vla.data.features.ego import EgoStatusIndex
 from irl_vla.data.features.targets import AgentStateIndex
-from irl_vla.models.reward.config import RewardModelConfig
+from irl_vla.models.reward.config import RewardDecoder, RewardModelConfig
 from irl_vla.models.vla.layers import QueryDecoder, grid_cell_centres, mlp
 
 
@@ -44,7 +50,7 @@ class SceneTokens(NamedTuple):
     """A scene's tokens (reused by every candidate).
 
     Attributes:
-        meta: ``(B, 1, D)`` ego status and driving command.
+        meta: ``(B, 1, D)`` ego status and driving command (``light`` decoder: the whole scene's summary).
         bev: ``(B, L, D)`` BEV tokens.
         map: ``(B, M, D)`` map tokens.
         objects: ``(B, O, D)`` object tokens (the first is the learned "nothing" token).
@@ -99,22 +105,29 @@ class RewardSceneEncoder(nn.Module):
             self.map_classes if inp.use_map else 0
         )
         widths = cfg.bev_channels
-        self.stem = _stem(channels, widths[0])
+        self.light = cfg.decoder == RewardDecoder.LIGHT  # no BEV, map or object tokens
         self.raster_channels = channels
-        self.stages = nn.Sequential(*[_conv(a, b) for a, b in itertools.pairwise(widths)])
-        self.bev_proj = nn.Linear(widths[-1], d)
-        self.register_buffer("bev_centres", self._centres(cfg.bev_grid), persistent=False)
-        self.register_buffer("map_centres", self._centres(cfg.map_grid), persistent=False)
-        self.cell_embed = mlp(2, d, d)
+        self.register_buffer("one_hot", torch.eye(self.map_classes), persistent=False)
+        if not self.light or cfg.sample_stem:
+            self.stem = _stem(channels, widths[0])
+        if self.light:
+            self.raster_proj = nn.Linear(channels * cfg.bev_grid[0] * cfg.bev_grid[1], d)
+        else:
+            self.stages = nn.Sequential(*[_conv(a, b) for a, b in itertools.pairwise(widths)])
+            self.bev_proj = nn.Linear(widths[-1], d)
+            self.register_buffer("bev_centres", self._centres(cfg.bev_grid), persistent=False)
+            self.register_buffer("map_centres", self._centres(cfg.map_grid), persistent=False)
+            self.cell_embed = mlp(2, d, d)
         ego_in = inp.history_frames * len(EgoStatusIndex) + len(DrivingCommand)
         self.meta_embed = mlp(ego_in, d, d)
-        self.map_decoder = QueryDecoder(
-            cfg.map_grid[0] * cfg.map_grid[1], d, cfg.num_heads, cfg.ffn_mult, cfg.scene_layers, self_attention=True
-        )
+        if not self.light:
+            self.map_decoder = QueryDecoder(
+                cfg.map_grid[0] * cfg.map_grid[1], d, cfg.num_heads, cfg.ffn_mult, cfg.scene_layers, self_attention=True
+            )
         self.nothing = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         if inp.use_agents:
             self.object_embed = mlp(len(AgentStateIndex) + 1, d, d)  # heading as cos, sin
-        elif cfg.num_object_queries:
+        elif cfg.num_object_queries and not self.light:
             self.object_decoder = QueryDecoder(
                 cfg.num_object_queries, d, cfg.num_heads, cfg.ffn_mult, cfg.scene_layers, self_attention=True
             )
@@ -129,16 +142,16 @@ class RewardSceneEncoder(nn.Module):
         return (centres - mid) / half
 
     def raster(self, features: dict[str, Tensor]) -> Tensor:
-        """The stacked BEV rasters ``(B, C, H, W)``."""
+        """The stacked BEV rasters ``(B, C, H, W)``, channels-last in memory."""
         inp = self.cfg.inputs
         parts = []
         if inp.use_lidar:
             lidar = features[RewardFeature.LIDAR_BEV].float()  # (B, T, C, H, W)
-            parts.append(lidar.flatten(1, 2))
+            parts.append(lidar.flatten(1, 2).permute(0, 2, 3, 1))  # (B, H, W, T C)
         if inp.use_map:
             sem = features[RewardFeature.BEV_SEMANTIC_MAP].long()  # (B, H, W)
-            parts.append(F.one_hot(sem, self.map_classes).permute(0, 3, 1, 2).float())
-        return torch.cat(parts, dim=1)
+            parts.append(self.one_hot[sem])  # (B, H, W, C)
+        return torch.cat(parts, dim=-1).permute(0, 3, 1, 2)
 
     def forward(self, features: dict[str, Tensor], ego: Tensor) -> SceneTokens:
         """Encode scenes.
@@ -148,6 +161,9 @@ class RewardSceneEncoder(nn.Module):
             ego: the normalised ego-status history and command ``(B, T D + 4)``.
         """
         raster = self.raster(features)  # (B, C_in, H, W)
+        if self.light:
+            return self._summary(features, ego, raster)
+        raster = raster.contiguous()
         stem = self.stem(raster)  # (B, C0, H/4, W/4)
         deep = self.stages(stem)  # (B, C, h, w)
         rows, cols = self.cfg.bev_grid
@@ -176,6 +192,34 @@ class RewardSceneEncoder(nn.Module):
         else:
             objects, mask = nothing, ones
         return SceneTokens(meta, bev, map_tokens, objects, mask, raster, stem)
+
+    def _summary(self, features: dict[str, Tensor], ego: Tensor, raster: Tensor) -> SceneTokens:
+        """The ``light`` decoder's scene: one summary vector as ``meta``, no BEV, map or object tokens."""
+        rows, cols = self.cfg.bev_grid
+        bb, c, hh, ww = raster.shape
+        if hh % rows or ww % cols:
+            raise ValueError(f"reward model: bev_grid {self.cfg.bev_grid} does not divide the raster ({hh}, {ww})")
+        cells = raster.permute(0, 2, 3, 1).reshape(bb, rows, hh // rows, cols, ww // cols, c)  # channels-last view
+        pooled = cells.mean(dim=(2, 4)).flatten(1)  # (B, rows cols C_in): each cell's mean
+        summary = self.meta_embed(ego) + self.raster_proj(pooled)  # (B, D)
+        b, d = summary.shape
+        stem = self.stem(raster) if self.cfg.sample_stem else summary.new_zeros(b, 0, 1, 1)  # (B, C0, H/4, W/4)
+        objects = self.nothing.expand(b, -1, -1)  # (B, 1, D)
+        agents = agent_mask = futures = future_mask = None
+        if self.cfg.inputs.use_agents:
+            agents = features[RewardFeature.AGENT_STATES].float()  # (B, A, 7)
+            agent_mask = features[RewardFeature.AGENT_MASK].bool()
+            embedded = self.object_embed(self._boxes(agents)).masked_fill(~agent_mask[..., None], float("-inf"))
+            objects = torch.cat([objects, embedded], dim=1)  # (B, 1 + A, D)
+            if self.cfg.inputs.use_agent_futures:
+                futures = features[RewardFeature.AGENT_FUTURE_STATES].float()
+                future_mask = features[RewardFeature.AGENT_FUTURE_MASK].bool()
+        summary = summary + objects.amax(dim=1)
+        empty = summary.new_zeros(b, 0, d)
+        no_mask = torch.zeros(b, 0, dtype=torch.bool, device=summary.device)
+        return SceneTokens(
+            summary[:, None], empty, empty, empty, no_mask, raster, stem, agents, agent_mask, futures, future_mask
+        )
 
     def _boxes(self, states: Tensor) -> Tensor:
         """Scaled box features ``(B, A, 8)`` of ``agent_states`` ``(B, A, 7)``."""

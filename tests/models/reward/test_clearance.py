@@ -148,3 +148,29 @@ def test_a_box_that_reappears_in_the_log_gets_its_velocity_not_a_jump_from_zero(
     futures[..., 2, 0] = 0.0
     out = object_clearance(straight(10.0), agents, torch.tensor([[True]]), 0.5, PACIFICA, 32.0, futures, logged)[0, 0]
     assert torch.allclose(out[3:, ClearanceIndex.CLOSING], torch.full((T - 3,), 10.0), atol=1e-4)
+
+
+@pytest.mark.parametrize("logged", [False, True])
+def test_the_compiled_loop_equals_the_torch_version(logged: bool) -> None:
+    gen = torch.Generator().manual_seed(0)
+    b, k, a = 2, 33, 7
+    traj = torch.randn(b, k, T, 3, generator=gen) * torch.tensor([12.0, 4.0, 0.4])
+    agents = torch.randn(b, a, len(AgentStateIndex), generator=gen) * 8.0
+    agents[..., AgentStateIndex.LENGTH] = 2.0 + agents[..., AgentStateIndex.LENGTH].abs() / 4
+    agents[..., AgentStateIndex.WIDTH] = 1.0 + agents[..., AgentStateIndex.WIDTH].abs() / 8
+    mask = torch.rand(b, a, generator=gen) > 0.3
+    mask[1] = False  # a scene without objects: the cap everywhere
+    futures = future_mask = None
+    if logged:
+        futures = torch.randn(b, a, T, 3, generator=gen) * 10.0
+        future_mask = torch.rand(b, a, T, generator=gen) > 0.2
+    args = (traj, agents, mask, 0.5, PACIFICA, 32.0, futures, future_mask)
+    fast = object_clearance(*args, compiled=True)
+    reference = object_clearance(*args, compiled=False)
+    assert fast.shape == reference.shape == (b, k, T, len(ClearanceIndex))
+    assert torch.allclose(fast, reference, atol=1e-4, rtol=1e-5)
+    assert bool((fast[0, ..., ClearanceIndex.CLEARANCE] < 32.0).any())  # the objects were seen
+    # by default the compiled loop runs unless a gradient is needed
+    assert torch.equal(object_clearance(*args), fast)
+    grad = object_clearance(traj.clone().requires_grad_(True), *args[1:])
+    assert grad.requires_grad and torch.allclose(grad.detach(), reference, atol=1e-6)

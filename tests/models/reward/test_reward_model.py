@@ -214,3 +214,55 @@ def test_listwise_term_is_zero_at_the_simulators_ranking_and_pushes_down_the_mod
     assert float(on["loss"] - off["loss"]) == pytest.approx(2.0 * float(loss), rel=1e-5)
     with pytest.raises(ValueError, match="listwise_temperature"):
         RewardLossConfig(listwise_temperature=0.0)
+
+
+@pytest.mark.parametrize("sample_stem", [True, False])
+def test_light_decoder_scores_each_candidate_alone_against_one_pooled_scene(sample_stem: bool) -> None:
+    m = model(decoder="light", sample_stem=sample_stem, agent_clearance=True)
+    attention = model(agent_clearance=True)
+    assert sum(p.numel() for p in m.parameters()) < sum(p.numel() for p in attention.parameters()) / 2
+    assert not hasattr(m, "blocks") and not hasattr(m.scene_encoder, "map_decoder")
+    assert hasattr(m.scene_encoder, "stem") == sample_stem
+    f = features()
+    traj = torch.randn(B, K, T, 3) * 5
+    with torch.no_grad():
+        scene = m.encode_scene(f)
+        assert scene.meta.shape == (B, 1, m.cfg.d_model) and scene.objects.shape[1] == 0  # one summary, no tokens
+        out = m.score_candidates(scene, traj)
+        part = m.score_candidates(scene, traj[:, 2:4])
+        moved = dict(f, agent_states=f["agent_states"] + 3.0)
+        other = m.predict_sub_scores(moved, traj)
+    assert out[HeadKey.SUB_SCORES].shape == (B, K, NUM_SUB_SCORES)
+    assert out[HeadKey.TERNARY_LOGITS].shape == (B, K, len(TERNARY), 3)
+    assert out[HeadKey.BINARY_LOGITS].shape == (B, K, len(BINARY)) and out[HeadKey.EP_LOGIT].shape == (B, K)
+    torch.testing.assert_close(out[HeadKey.SUB_SCORES][:, 2:4], part[HeadKey.SUB_SCORES], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(out[RewardKey.REWARD], other[RewardKey.REWARD])  # the boxes reach the prediction
+    # a training step reaches every part of the light path
+    sources = torch.full((B, K), int(CandidateSource.VOCABULARY))
+    sources[:, 0] = CandidateSource.EXPERT
+    targets = {
+        RewardTarget.CANDIDATES: traj,
+        RewardTarget.SUB_SCORES: torch.rand(B, K, NUM_SUB_SCORES).round(),
+        RewardTarget.EPDMS: torch.rand(B, K),
+        RewardTarget.SOURCES: sources,
+    }
+    m.train()
+    m.compute_loss(m(f, targets), targets)["loss"].backward()
+    for name in (
+        "light_input.weight",
+        "light_scene.weight",
+        "light_hidden.weight",
+        "heads.linear.weight",
+        "scene_encoder.raster_proj.weight",
+        "scene_encoder.object_embed.0.weight",
+        "scene_encoder.meta_embed.0.weight",
+    ) + (("scene_encoder.stem.0.weight",) if sample_stem else ()):
+        grad = dict(m.named_parameters())[name].grad
+        assert grad is not None and float(grad.abs().sum()) > 0, name
+
+
+def test_the_light_size_and_an_unknown_decoder() -> None:
+    cfg = load_reward_config("light")
+    assert (cfg.decoder, cfg.sample_stem, cfg.agent_clearance) == ("light", False, True)
+    with pytest.raises(ValueError, match="decoder"):
+        load_reward_config("tiny", {"decoder": "transformer"})
