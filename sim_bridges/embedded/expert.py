@@ -78,6 +78,8 @@ def _safe(user: RoadUser, target: float, movers: list[tuple[float, float, float,
         elif ds >= 0.0:  # ahead, same direction
             if gap < max(6.0, 0.8 * v + 2.0 * (v - other.speed)):
                 return False
+        elif abs(lat - user.lateral) < (user.width + other.width) / 2:
+            continue  # behind in the lane being left: it follows whether the user moves or not (no new conflict)
         elif gap < max(6.0, 1.0 * other.speed + 3.0 * (other.speed - v)):  # behind, same direction
             return False
     return True

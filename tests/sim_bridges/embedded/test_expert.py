@@ -109,13 +109,8 @@ def test_cut_in_vehicle_ends_ahead_in_the_ego_lane_with_a_safe_gap() -> None:
         assert np.isfinite(min(gaps))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect of the expert (docs/closed_loop.md): its lane-change safety check counts the car stopped "
-    "behind it in the lane it is leaving, so it waits behind the barrier for good; fixing it changes the recorded "
-    "splits (golden log hashes)",
-)
 def test_expert_passes_the_construction_zone_with_a_car_stopped_behind_it() -> None:
+    """The car stopped behind it in the lane it leaves does not hold it behind the barrier for good."""
     world = build_scenario(FAMILIES["construction_zone"], 0).world
     start = world.ego.s
     for _ in range(300):  # 30 s: the barrier is 60 m ahead, the free lane beside it carries a flow
