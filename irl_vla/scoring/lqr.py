@@ -98,7 +98,7 @@ def jerk_matrix(n: int, form: str = "navsim") -> FloatArray:
 
 
 @lru_cache(maxsize=32)
-def _speed_fit_matrices(n: int, dt: float, jerk_penalty: float, form: str) -> tuple[FloatArray, FloatArray]:
+def speed_fit_matrices(n: int, dt: float, jerk_penalty: float, form: str) -> tuple[FloatArray, FloatArray]:
     """The speed fit's integration matrix ``C`` ``(N, N)`` and gain ``pinv(lhs)^T`` ``(N, N)``, computed once.
 
     ``v = C x`` with ``x = (v_0, a_0 .. a_{N-2})``. The x and y rows of each displacement carry ``cos h_k`` and
@@ -126,7 +126,7 @@ def fit_speed_and_curvature(poses: FloatArray, dt: float, config: TrackerConfig)
     n = poses.shape[1] - 1
     xy_disp = np.diff(poses[..., XY], axis=1)  # (K, N, 2)
     heading = poses[:, :-1, SE2Index.HEADING]  # (K, N)
-    c, gain = _speed_fit_matrices(n, dt, config.jerk_penalty, config.jerk_penalty_matrix)
+    c, gain = speed_fit_matrices(n, dt, config.jerk_penalty, config.jerk_penalty_matrix)
     along = np.cos(heading) * xy_disp[..., 0] + np.sin(heading) * xy_disp[..., 1]  # (K, N)
     x = (dt * along @ c) @ gain
     speed = x @ c.T  # (K, N)

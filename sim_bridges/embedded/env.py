@@ -15,7 +15,11 @@ kinematic bicycle whose LQR controller tracks the agent's plan at 10 Hz while th
   ``time_limit`` (truncation);
 * reward: the route completion gained in the step [fraction of the route], minus 1 at a collision.
 
-Frames are built by ``recorder.observe``, the function that records the logs.
+Frames are built as the recorder builds its logs (``recorder.capture`` and ``frame_of``, which ``recorder.observe``
+also calls): each simulation step captures a ``recorder.Snapshot`` (plain values: the ego, the others' poses and
+speeds, the lights, the instruction), which also makes the monitor's tick; the frames and the observation a step
+returns are built from their snapshots at their first read (``deferred``), so an agent that does not read them
+(or replans less often) does not pay for them.
 """
 
 from __future__ import annotations
@@ -44,8 +48,17 @@ from irl_vla.envs.trace import TraceIndex
 from irl_vla.scoring.simulation import SimulationConfig
 from irl_vla.scoring.states import StateIndex
 from scenarios.registry import FAMILIES_DIR, ScenarioFamily, load_families
+from sim_bridges.embedded.deferred import DeferredAgentInput, DeferredFrame
 from sim_bridges.embedded.ego_control import FreeEgo, plan_steps
-from sim_bridges.embedded.recorder import RECORD_EVERY, frame_token, observe
+from sim_bridges.embedded.recorder import (
+    RECORD_EVERY,
+    Snapshot,
+    capture,
+    frame_of,
+    frame_token,
+    observe,
+    user_constants,
+)
 from sim_bridges.embedded.render.sensors import SensorRenderer
 from sim_bridges.embedded.road_users import RoadUser, road_user_fields
 from sim_bridges.embedded.scenario_world import ScenarioInstance, build_scenario
@@ -76,7 +89,8 @@ class EmbeddedEnvConfig:
         terminate_on_collision: end the episode at the first collision.
         describe: write scene descriptions into the frames (a supervision target; off saves time).
         vectorised: decide the road users' accelerations and poses in one compiled call each (``vector_update``,
-            equal to the recorder's per-user loop within float tolerance and many times faster).
+            equal to the recorder's per-user loop within float tolerance and many times faster), and track the
+            plan with the compiled tracker (``ego_kernels``, equal to the scorer's numpy tracker likewise).
     """
 
     families: list[str] | None = None
@@ -257,6 +271,10 @@ class EmbeddedEnv:
         world = instance.world
         world.vectorised = self.config.vectorised
         self._world, self._step_index, self._frames = world, 0, {}
+        self._constants = user_constants(world)
+        self._boxes: np.ndarray | None = None
+        self._traffic: np.ndarray | None = None
+        self._tick_traffic: tuple[float, float | None] | None = None
         self._add_frame()
         for _ in range(round(self.config.warmup / DT)):
             world.step()
@@ -264,14 +282,10 @@ class EmbeddedEnv:
             if self._step_index % RECORD_EVERY == 0:
                 self._add_frame()
         ego = FreeEgo.take_over(world.ego, self.config.simulation)
+        ego.compiled = self.config.vectorised
         world.ego, world.ego_controller = ego, ego.advance
         self._t0 = world.time
         self.route = route_of(instance, self.route_id, self.config.route_length)
-        self._boxes: np.ndarray | None = None
-        self._traffic: np.ndarray | None = None
-        self._tick_traffic: tuple[float, float | None] | None = None
-        self._names: list[str] = []
-        self._ids: list[str] = []
         self.monitor = InfractionMonitor(
             self.route, world.map, MonitorConfig(terminate_on_collision=self.config.terminate_on_collision)
         )
@@ -315,18 +329,19 @@ class EmbeddedEnv:
             world.step()
             self._step_index += 1
             trace[k] = self._trace_row()
-            events, reason = self.monitor.update(self._tick())
+            snapshot = self._snapshot()
+            events, reason = self.monitor.update(self._tick(snapshot))
             infractions += events
             if reason is not None:
                 trace = trace[: k + 1]
                 break
             if self._step_index % RECORD_EVERY == 0 and k < self.config.replan_steps - 1:
-                self._add_frame()  # on the 2 Hz grid of the observation's history
+                self._add_frame(snapshot)  # on the 2 Hz grid of the observation's history
         truncated = reason is None and self.time >= self.config.time_limit - 1e-9
         if truncated:
             reason = TerminationReason.TIME_LIMIT
             infractions += self.monitor.finish(reason)
-        self._add_frame()
+        self._add_frame(snapshot)
         collided = any(i.kind.is_collision for i in infractions)
         reward = (self.monitor.completion - completion_before) / 100.0 - float(collided)
         info: dict[str, Any] = {
@@ -369,35 +384,58 @@ class EmbeddedEnv:
         return Trajectory(rel.astype(np.float32), sampling)
 
     # ------------------------------------------------------------------ internals
-    def _add_frame(self) -> None:
-        """Record the frame of the current simulation step (the observation's history keeps the last ones)."""
+    def _snapshot(self) -> Snapshot:
+        """What a frame and a tick read of the world now (``recorder.capture``), with the others' poses and speeds."""
+        world = self.world
+        users = world.road_users
+        speeds, targets = np.array([(u.speed, u.target_speed) for u in users], dtype=np.float64).reshape(-1, 2).T
+        self._targets = targets
+        if len(self._constants[0]) != len(users):  # road users added or removed since the reset
+            self._constants = user_constants(world)
+        return capture(world, poses=world.poses()[1:], speeds=speeds, constants=self._constants)
+
+    def _add_frame(self, snapshot: Snapshot | None = None) -> None:
+        """Record the frame of the current simulation step (the observation's history keeps the last ones).
+
+        The frame is built from ``snapshot`` (default: taken now) when it is first read (``DeferredFrame``); with
+        ``describe`` it is built now (the scene description reads the world itself).
+        """
         world = self.world
         token = frame_token(self.route_id, self._step_index)
-        self._frames[self._step_index] = observe(
-            world, self.instance.route_ids, self._centerline, token, describe=self.config.describe
-        )
+        if self.config.describe:
+            self._frames[self._step_index] = observe(world, self.instance.route_ids, self._centerline, token)
+        else:
+            snap = self._snapshot() if snapshot is None else snapshot
+            route_ids, centerline = self.instance.route_ids, self._centerline
+            self._frames[self._step_index] = DeferredFrame(build=lambda: frame_of(snap, route_ids, centerline, token))
         keep = self._step_index - self.config.num_history_frames * RECORD_EVERY
         for index in [i for i in self._frames if i < keep]:
             del self._frames[index]
 
     def _agent_input(self) -> AgentInput:
-        """The observation: the history frames (2 Hz) with the sensors the agent asked for."""
+        """The observation: the history frames (2 Hz) with the sensors the agent asked for, built at its first read."""
         n = self.config.num_history_frames
         # Every 0.5 s back from now; an episode cut short by a collision reaches back to the last frame on the grid.
         indices = [max(i for i in self._frames if i <= self._step_index - k * RECORD_EVERY) for k in range(n)]
         frames = [self._frames[i] for i in reversed(indices)]
-        current = frames[-1]
-        meta = SceneMetadata(self.route_id, current.token, self.world.map.name, current.token, n, 0)
-        scene = Scene(meta, frames, self.world.map)
-        if self.sensor_config.needs_any:
-            assert self.renderer is not None
-            for index, frame in enumerate(frames):
-                names = [c for c in self.sensor_config.cameras_at(index) if c not in frame.cameras]
-                if names:
-                    frame.cameras = {**frame.cameras, **self.renderer.render_cameras(frame, self.world.map, names)}
-                if self.sensor_config.lidar_at(index) and frame.lidar is None:
-                    frame.lidar = self.renderer.render_lidar(frame, self.world.map)
-        return scene.get_agent_input()
+        world_map, route_id = self.world.map, self.route_id
+        sensors, renderer = self.sensor_config, self.renderer
+
+        def build() -> AgentInput:
+            current = frames[-1]
+            meta = SceneMetadata(route_id, current.token, world_map.name, current.token, n, 0)
+            scene = Scene(meta, frames, world_map)
+            if sensors.needs_any:
+                assert renderer is not None
+                for index, frame in enumerate(frames):
+                    names = [c for c in sensors.cameras_at(index) if c not in frame.cameras]
+                    if names:
+                        frame.cameras = {**frame.cameras, **renderer.render_cameras(frame, world_map, names)}
+                    if sensors.lidar_at(index) and frame.lidar is None:
+                        frame.lidar = renderer.render_lidar(frame, world_map)
+            return scene.get_agent_input()
+
+        return DeferredAgentInput(build=build)
 
     def _trace_row(self) -> np.ndarray:
         state = self.ego.state
@@ -410,31 +448,27 @@ class EmbeddedEnv:
         row[TraceIndex.YAW_RATE] = state[StateIndex.ANGULAR_VELOCITY]
         return row
 
-    def _tick(self) -> Tick:
+    def _tick(self, snapshot: Snapshot) -> Tick:
         """The world now as the infraction monitor reads it: every other object's box in the global frame."""
-        world, ego = self.world, self.ego
-        users = world.road_users
-        if self._boxes is None or len(self._boxes) != len(users):
-            self._boxes = np.zeros((len(users), len(BoundingBoxIndex)))
-            dims = np.array([[u.length, u.width, u.height] for u in users]).reshape(-1, 3)
+        ego = self.ego
+        poses, speeds = snapshot.poses, snapshot.speeds  # (N, 3), (N,)
+        if self._boxes is None or len(self._boxes) != len(poses):
+            dims = snapshot.dims
+            self._boxes = np.zeros((len(poses), len(BoundingBoxIndex)))
             cols = [BoundingBoxIndex.LENGTH, BoundingBoxIndex.WIDTH, BoundingBoxIndex.HEIGHT]
             self._boxes[:, cols] = dims
             self._boxes[:, BoundingBoxIndex.Z] = dims[:, 2] / 2
-            self._names = [u.agent_class.value for u in users]
-            self._ids = [u.track_token for u in users]
         boxes = self._boxes.copy()
-        poses = world.poses()[1:]  # (N, 3)
         boxes[:, [BoundingBoxIndex.X, BoundingBoxIndex.Y, BoundingBoxIndex.HEADING]] = poses
-        speeds, targets = np.array([(u.speed, u.target_speed) for u in users], dtype=np.float64).reshape(-1, 2).T
-        self._tick_traffic = (world.time, self._traffic_speed_of(poses, speeds, ~(targets <= 0.0)))
-        lights = world.red_connectors()
+        self._tick_traffic = (snapshot.time, self._traffic_speed_of(poses, speeds, ~(self._targets <= 0.0)))
+        lights = snapshot.lights
         return Tick(
             time=self.time,
             ego_pose=ego.rear_axle,
             ego_speed=ego.speed,
             boxes=boxes,
-            names=list(self._names),
-            ids=list(self._ids),
+            names=list(snapshot.names),
+            ids=list(snapshot.tokens),
             speeds=speeds,
             red_connectors=frozenset(c for c, red in lights if red),
             lit_connectors=frozenset(c for c, _ in lights),

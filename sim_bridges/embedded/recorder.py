@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -65,27 +66,129 @@ def _annotations(world: World) -> Annotations:
 
 def _annotations_batch(world: World) -> Annotations:
     """``_annotations`` of every road user at once."""
-    users = world.road_users
-    if not users:
+    if not world.road_users:
         return Annotations.empty()
-    ego_pose = PACIFICA.rear_axle_from_center(world.ego.pose)
-    poses = world.poses()[1:]  # (N, 3)
+    return annotations_of(capture(world))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a frame records of the world at one simulation step, as plain values (``capture``).
+
+    A closed-loop env captures one per step (cheap: arrays it reads anyway) and builds the ``Frame`` only when
+    someone reads it (``frame_of``).
+
+    Attributes:
+        time: world time [s].
+        ego_pose: the ego's rear-axle pose ``(3,)``.
+        ego_speed: [m/s]; ``ego_accel``: [m/s^2]; ``ego_curvature``: [1/m] of its motion.
+        instruction: the navigation instruction.
+        lights: ``World.red_connectors``.
+        poses: the other road users' box-centre poses ``(N, 3)``.
+        speeds: their speeds ``(N,)`` [m/s].
+        dims: their (length, width, height) ``(N, 3)`` [m]; ``names``: classes; ``tokens``: track tokens.
+    """
+
+    time: float
+    ego_pose: np.ndarray
+    ego_speed: float
+    ego_accel: float
+    ego_curvature: float
+    instruction: str
+    lights: list[tuple[str, bool]]
+    poses: np.ndarray
+    speeds: np.ndarray
+    dims: np.ndarray
+    names: list[str]
+    tokens: list[str]
+
+
+def user_constants(world: World) -> tuple[np.ndarray, list[str], list[str]]:
+    """What never changes about the other road users: dimensions ``(N, 3)`` [m], class names, track tokens."""
+    users = world.road_users
+    dims = np.array([[u.length, u.width, u.height] for u in users], dtype=np.float64).reshape(-1, 3)
+    return dims, [u.agent_class.value for u in users], [u.track_token for u in users]
+
+
+def capture(
+    world: World,
+    *,
+    poses: np.ndarray | None = None,
+    speeds: np.ndarray | None = None,
+    lights: list[tuple[str, bool]] | None = None,
+    constants: tuple[np.ndarray, list[str], list[str]] | None = None,
+) -> Snapshot:
+    """The ``Snapshot`` of ``world`` now.
+
+    ``poses`` ``(N, 3)``, ``speeds`` ``(N,)``, ``lights`` and ``constants`` (``user_constants``) of the other road
+    users may be given when the caller has them.
+    """
+    ego = world.ego
+    dims, names, tokens = user_constants(world) if constants is None else constants
+    return Snapshot(
+        time=world.time,
+        ego_pose=PACIFICA.rear_axle_from_center(ego.pose),  # the ego's pose is its rear axle's
+        ego_speed=ego.speed,
+        ego_accel=ego.accel,
+        ego_curvature=ego.curvature(),
+        instruction=navigation_instruction(world),
+        lights=world.red_connectors() if lights is None else lights,
+        poses=world.poses()[1:] if poses is None else poses,
+        speeds=np.array([u.speed for u in world.road_users], dtype=np.float64) if speeds is None else speeds,
+        dims=dims,
+        names=names,
+        tokens=tokens,
+    )
+
+
+def annotations_of(snapshot: Snapshot) -> Annotations:
+    """The road users within ``ANNOTATION_RADIUS`` of the ego, in its frame, from a snapshot."""
+    ego_pose, poses = snapshot.ego_pose, snapshot.poses
     keep = np.flatnonzero(np.hypot(*(poses[:, :2] - ego_pose[:2]).T) <= ANNOTATION_RADIUS)
     if not len(keep):
         return Annotations.empty()
-    chosen = [users[k] for k in keep]
     rel = absolute_to_relative(poses[keep], ego_pose)  # (M, 3)
-    dims = np.array([[u.length, u.width, u.height] for u in chosen])  # (M, 3)
+    dims = snapshot.dims[keep]  # (M, 3)
     boxes = np.zeros((len(keep), len(BoundingBoxIndex)))
     boxes[:, [BoundingBoxIndex.X, BoundingBoxIndex.Y]] = rel[:, :2]
     boxes[:, BoundingBoxIndex.Z] = dims[:, 2] / 2
     boxes[:, [BoundingBoxIndex.LENGTH, BoundingBoxIndex.WIDTH, BoundingBoxIndex.HEIGHT]] = dims
     boxes[:, BoundingBoxIndex.HEADING] = rel[:, SE2Index.HEADING]
-    speed = np.array([u.speed for u in chosen])
+    speed = snapshot.speeds[keep]
     heading = rel[:, SE2Index.HEADING]
     vels = np.column_stack([speed * np.cos(heading), speed * np.sin(heading), np.zeros(len(keep))])
-    tokens = [u.track_token for u in chosen]
-    return Annotations(boxes, [u.agent_class.value for u in chosen], vels, tokens, list(tokens))
+    tokens = [snapshot.tokens[k] for k in keep]
+    return Annotations(boxes, [snapshot.names[k] for k in keep], vels, tokens, list(tokens))
+
+
+def frame_of(
+    snapshot: Snapshot,
+    route_ids: list[str],
+    route_centerline: np.ndarray | PreparedCenterline | None,
+    token: str,
+    *,
+    annotations: Annotations | None = None,
+    description: str = "",
+) -> Frame:
+    """The ``Frame`` of a snapshot (``annotations``: given, or ``annotations_of`` the snapshot)."""
+    pose, speed = snapshot.ego_pose, snapshot.ego_speed
+    status = EgoStatus(
+        ego_pose=pose,
+        ego_velocity=np.array([speed, 0.0]),
+        ego_acceleration=np.array([snapshot.ego_accel, speed**2 * snapshot.ego_curvature]),
+        driving_command=one_hot_command(compute_driving_command(route_centerline, pose[: SE2Index.HEADING])),
+        in_global_frame=True,
+    )
+    return Frame(
+        token=token,
+        timestamp=round(snapshot.time / DT) * 100_000,
+        roadblock_ids=list(route_ids),
+        traffic_lights=snapshot.lights,
+        annotations=annotations_of(snapshot) if annotations is None else annotations,
+        ego_status=status,
+        instruction=snapshot.instruction,
+        scene_description=description,
+    )
 
 
 def observe(
@@ -98,30 +201,16 @@ def observe(
 ) -> Frame:
     """The world now as a logged ``Frame``: the ego's status, the objects around it, lights and language.
 
-    The recorder (expert logs) and the closed-loop env (a free ego) build their frames here. ``describe``: also
-    write the scene description (a supervision target; the env may skip it for speed). ``route_centerline``
-    (x, y, heading) ``(N, 3)`` may be given prepared (``prepare_centerline``, once per episode).
+    The recorder (expert logs) and the closed-loop env (a free ego) build their frames here (the env through
+    ``capture`` and ``frame_of``, at the steps whose frame is read). ``describe``: also write the scene description
+    (a supervision target; the env may skip it for speed). ``route_centerline`` (x, y, heading) ``(N, 3)`` may be
+    given prepared (``prepare_centerline``, once per episode).
     """
-    ego = world.ego
-    pose = PACIFICA.rear_axle_from_center(ego.pose)  # the ego's pose is its rear axle's
-    status = EgoStatus(
-        ego_pose=pose,
-        ego_velocity=np.array([ego.speed, 0.0]),
-        ego_acceleration=np.array([ego.accel, ego.speed**2 * ego.curvature()]),
-        driving_command=one_hot_command(compute_driving_command(route_centerline, pose[: SE2Index.HEADING])),
-        in_global_frame=True,
-    )
+    nobody = (np.zeros((0, 3)), [], [])
+    snapshot = capture(world, poses=nobody[0], speeds=np.zeros(0), constants=nobody)  # the others: annotations below
     annotations = _annotations(world)
-    return Frame(
-        token=token,
-        timestamp=round(world.time / DT) * 100_000,
-        roadblock_ids=list(route_ids),
-        traffic_lights=world.red_connectors(),
-        annotations=annotations,
-        ego_status=status,
-        instruction=navigation_instruction(world),
-        scene_description=scene_description(world, annotations) if describe else "",
-    )
+    description = scene_description(world, annotations) if describe else ""
+    return frame_of(snapshot, route_ids, route_centerline, token, annotations=annotations, description=description)
 
 
 def record_log(

@@ -1,0 +1,121 @@
+"""The closed-loop env's fast paths equal the slow ones: the compiled tracker, frames and observations built late."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from irl_vla.data.scene import AgentInput, Frame
+from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory
+from irl_vla.envs.env import ResetOption
+from irl_vla.envs.info import InfoKey
+from irl_vla.scoring.simulation import SimulationConfig
+from irl_vla.scoring.states import StateIndex
+from sim_bridges.embedded.closed_loop_bench import route_follower
+from sim_bridges.embedded.deferred import DeferredFrame
+from sim_bridges.embedded.ego_control import PlanTracker
+from sim_bridges.embedded.env import EmbeddedEnv, EmbeddedEnvConfig
+from sim_bridges.embedded.recorder import frame_token, observe
+
+TOLERANCE = 1e-9
+ROUTES = ["lead_vehicle/0", "cut_in/1", "signalised_intersection/5", "construction_zone/0"]
+
+
+def _random_plan(rng: np.random.Generator, still: bool) -> Trajectory:
+    t = np.arange(1, DEFAULT_SAMPLING.num_poses + 1)
+    poses = np.stack(
+        [
+            t * rng.uniform(0.0, 4.0) + rng.normal(0.0, 0.3, len(t)),
+            t**2 * rng.normal(0.0, 0.1),
+            t * rng.normal(0.0, 0.05),
+        ],
+        axis=1,
+    )
+    return Trajectory((0.0 * poses if still else poses).astype(np.float32), DEFAULT_SAMPLING)
+
+
+def test_the_compiled_tracker_equals_the_scorers() -> None:
+    """Reference, fitted profiles and 45 tracked steps (past the plan's end) equal the scorer's numpy tracker."""
+    rng = np.random.default_rng(0)
+    config = SimulationConfig()
+    for trial in range(30):
+        plan = _random_plan(rng, still=trial % 10 == 0)  # a standing plan: the stopping controller
+        origin = rng.normal(0.0, 50.0, 3)
+        slow = PlanTracker(plan, origin, config, "test", compiled=False)
+        fast = PlanTracker(plan, origin, config, "test", compiled=True)
+        assert slow.tracker is not None
+        assert np.abs(slow.reference - fast.reference).max() < TOLERANCE
+        assert np.abs(slow.tracker.speed[0] - fast.speed).max() < TOLERANCE
+        assert np.abs(slow.tracker.curvature[0] - fast.curvature).max() < TOLERANCE
+        a = np.zeros(len(StateIndex))
+        a[[StateIndex.X, StateIndex.Y, StateIndex.HEADING]] = origin + rng.normal(0.0, 0.5, 3)
+        a[StateIndex.VELOCITY_X] = rng.uniform(0.0, 10.0)
+        a[StateIndex.STEERING_ANGLE] = rng.normal(0.0, 0.1)
+        b = a.copy()
+        for _ in range(45):
+            a, b = slow.next_state(a, config.dt), fast.next_state(b, config.dt)
+            assert np.abs(a - b).max() < TOLERANCE
+
+
+def test_the_compiled_tracker_refuses_another_step_length() -> None:
+    tracker = PlanTracker(_random_plan(np.random.default_rng(1), False), np.zeros(3), SimulationConfig(), "test")
+    with pytest.raises(ValueError, match="0.2 s"):
+        tracker.next_state(np.zeros(len(StateIndex)), 0.2)
+
+
+def _same_frame(got: Frame, want: Frame) -> None:
+    assert (got.token, got.timestamp, got.instruction, got.traffic_lights) == (
+        want.token,
+        want.timestamp,
+        want.instruction,
+        want.traffic_lights,
+    )
+    for name in ("ego_pose", "ego_velocity", "ego_acceleration", "driving_command"):
+        assert np.abs(getattr(got.ego_status, name) - getattr(want.ego_status, name)).max() < TOLERANCE, name
+    assert got.annotations.names == want.annotations.names
+    assert got.annotations.track_tokens == want.annotations.track_tokens
+    assert np.abs(got.annotations.boxes - want.annotations.boxes).max(initial=0.0) < TOLERANCE
+    assert np.abs(got.annotations.velocity_3d - want.annotations.velocity_3d).max(initial=0.0) < TOLERANCE
+
+
+@pytest.mark.parametrize("interval", [0.1, 0.5])
+def test_frames_and_observations_read_late_equal_those_built_at_their_step(interval: float) -> None:
+    """What a step returns unbuilt and is read only steps later equals the frame ``observe`` gives at that step."""
+    env = EmbeddedEnv(EmbeddedEnvConfig(replan_interval=interval))
+    for route in ROUTES:
+        obs, info = env.reset(options={ResetOption.ROUTE: route})
+        kept: list[tuple[AgentInput, Frame, Frame]] = []
+        for _ in range(8):
+            obs, _, terminated, truncated, info = env.step(route_follower(env, 0.6 * env.speed_limit))
+            frame = info[InfoKey.FRAME]
+            assert isinstance(frame, DeferredFrame) and not frame.built and isinstance(obs, AgentInput)
+            token = frame_token(env.route_id, env._step_index)
+            now = observe(env.world, env.instance.route_ids, env._centerline, token, describe=False)
+            kept.append((obs, frame, now))
+            if terminated or truncated:
+                break
+        for obs, frame, now in kept:  # read after the world moved on
+            _same_frame(frame, now)
+            assert frame.built
+            current = obs.ego_statuses[-1]
+            assert np.abs(current.ego_pose).max() < TOLERANCE  # relative to the current frame
+            assert np.abs(current.ego_velocity - now.ego_status.ego_velocity).max() < TOLERANCE
+            assert obs.instruction == now.instruction and len(obs.ego_statuses) == 4
+
+
+def test_a_deferred_frame_builds_once_keeps_what_was_set_and_copies_built() -> None:
+    env = EmbeddedEnv(EmbeddedEnvConfig())
+    _, info = env.reset(options={ResetOption.ROUTE: "lead_vehicle/0"})
+    frame = info[InfoKey.FRAME]
+    calls = []
+    build = frame.__dict__["_build"]
+    frame.__dict__["_build"] = lambda: calls.append(1) or build()
+    frame.cameras = {"marker": None}  # type: ignore[dict-item]
+    twin = copy.deepcopy(frame)  # copying builds: the copy carries values, not the function
+    assert calls == [1] and frame.built and twin.built and "_build" not in twin.__dict__
+    assert frame.cameras == {"marker": None} and frame.token == twin.token
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = frame.nothing  # type: ignore[attr-defined]
+    assert calls == [1]
