@@ -55,6 +55,15 @@ def prepare_centerline(centerline: npt.NDArray[np.float64] | None) -> PreparedCe
     return PreparedCenterline(line, s, line[:-1, :2], step, np.sum(step * step, axis=1))
 
 
+def project_arc_length(route: PreparedCenterline, xy: npt.ArrayLike) -> float:
+    """Arc length [m] along ``route`` of the point of the polyline nearest ``xy`` (x, y) [m]."""
+    point = np.asarray(xy, dtype=np.float64)
+    s, a, d = route.s, route.start, route.step
+    t = np.clip(np.sum((point - a) * d, axis=1) / route.step2, 0.0, 1.0)
+    j = int(np.argmin(np.linalg.norm(a + t[:, None] * d - point, axis=1)))
+    return float(s[j] + t[j] * (s[j + 1] - s[j]))
+
+
 def compute_driving_command(
     centerline: npt.NDArray[np.float64] | PreparedCenterline | None,
     ego_xy: npt.ArrayLike,
@@ -69,13 +78,7 @@ def compute_driving_command(
     route = centerline if isinstance(centerline, PreparedCenterline) else prepare_centerline(centerline)
     if route is None:
         return DrivingCommand.UNKNOWN
-    xy = np.asarray(ego_xy, dtype=np.float64)
-    s, a, d = route.s, route.start, route.step
-    # Projection onto the polyline.
-    t = np.clip(np.sum((xy - a) * d, axis=1) / route.step2, 0.0, 1.0)
-    dist = np.linalg.norm(a + t[:, None] * d - xy, axis=1)
-    j = int(np.argmin(dist))
-    s_proj = s[j] + t[j] * (s[j + 1] - s[j])
+    s, s_proj = route.s, project_arc_length(route, ego_xy)
     proj_pose, target = interpolate_poses(s, route.line, np.array([s_proj, min(s_proj + look_ahead, s[-1])]))
     lateral = points_to_local(target[: SE2Index.HEADING], proj_pose)[1]
     if lateral >= threshold:

@@ -8,7 +8,8 @@ Before the first step, on the training split (rank 0; the other processes receiv
   saved with every checkpoint (``anchors.safetensors``, and as the planner's buffers);
 - the **normalisation statistics** of the inputs and targets, from the samples of ``stats_scenes`` scenes spread
   over the split, saved with every checkpoint (``normalization.safetensors``, and as buffers);
-- the feature cache's **text entries** under the run's tokenizer (instruction tokens, LM target): filled in one
+- the feature cache's **text entries** under the run's tokenizer (instruction tokens, LM target) and the entries of
+  the targets that read the scene but no sensors (``LOG_ORDER_TARGETS``: the route centreline): filled in one
   pass in log order (``fill_text_entries``; cheap: a log is decoded once for all its scenes), so the first epoch
   reads them instead of decoding a whole log per random sample.
 
@@ -42,6 +43,7 @@ from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.features.cameras import DEFAULT_CAMERAS
 from irl_vla.data.features.dataset import FeatureDataset, LoadStatus, collate
 from irl_vla.data.features.instruction import navigation_instruction
+from irl_vla.data.features.route import RouteCenterlineTargetBuilder
 from irl_vla.data.features.targets import TrajectoryTargetBuilder
 from irl_vla.data.source import SourceFactory
 from irl_vla.data.split import spread
@@ -70,6 +72,8 @@ from irl_vla.training.validation import Validator
 ARTEFACTS_DIR = "artefacts"
 #: Features and targets the normalisation statistics read, per architecture.
 STATS_KEYS = {"vla": ("ego_status", "cameras", "trajectory"), "ego_mlp": ("ego_status", "trajectory")}
+#: Targets that read the scene but no sensors, which ``fill_text_entries`` also caches in log order.
+LOG_ORDER_TARGETS = (RouteCenterlineTargetBuilder.name,)
 
 
 @dataclass
@@ -210,18 +214,21 @@ def fill_text_entries(
     cache_dir: str | None,
     progress: bool = False,
 ) -> int:
-    """Cache the entries of the builders that read the tokenizer, under ``tokenizer``, in the order of ``tokens``.
+    """Cache the entries of the builders that read the tokenizer (and of ``LOG_ORDER_TARGETS``), in token order.
 
-    ``irl-vla cache`` stores them under the cache's own tokenizer, so a training run's (trained on the split)
-    finds them stale; built during training they cost a decode of the whole log per randomly ordered sample.
-    In log order the source decodes each log once. Entries already current are only read.
+    ``irl-vla cache`` stores text entries under the cache's own tokenizer, so a training run's (trained on the
+    split) finds them stale; built during training they, like a new target's, cost a decode of the whole log per
+    randomly ordered sample. In log order the source decodes each log once. Entries already current are only read.
 
     Returns:
         How many scenes needed an entry built.
     """
     text_features = {n: p for n, p in features.items() if (p or {}).get("tokenizer") == TOKENIZER_ARTEFACT}
     text_targets = {n: p for n, p in targets.items() if (p or {}).get("tokenizer") == TOKENIZER_ARTEFACT}
-    if cache_dir is None or tokenizer is None or not (text_features or text_targets):
+    if tokenizer is None:
+        text_features, text_targets = {}, {}
+    text_targets.update({n: p for n, p in targets.items() if n in LOG_ORDER_TARGETS})
+    if cache_dir is None or not (text_features or text_targets):
         return 0
     feature_builders, target_builders = make_builders(text_features, text_targets, tokenizer)
     dataset = FeatureDataset(source, feature_builders, target_builders, tokens=tokens, cache_dir=cache_dir)

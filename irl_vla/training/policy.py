@@ -26,10 +26,11 @@ from irl_vla.common.checkpoint import MANIFEST, Checkpoint, load_checkpoint
 from irl_vla.common.config import to_dataclass
 from irl_vla.data.features.builder import FeatureBuilder, TargetBuilder, check_unique_keys, merge_sensor_configs
 from irl_vla.data.features.registry import build_feature_builders, build_target_builders
+from irl_vla.data.features.route import RouteCenterlineTargetBuilder
 from irl_vla.data.scene import AgentInput
 from irl_vla.data.sensors import SensorConfig
 from irl_vla.models.ego_mlp import EgoMLPConfig, EgoMLPStats, EgoStatusMLP
-from irl_vla.models.vla.config import VLAConfig
+from irl_vla.models.vla.config import VLAConfig, with_legacy_values
 from irl_vla.models.vla.model import VLAModel
 from irl_vla.models.vla.normalization import NormalizationStats
 from irl_vla.training.language_targets import LanguageTargetBuilder
@@ -149,6 +150,8 @@ def builder_params(cfg: ModelConfig, cameras: Sequence[str]) -> tuple[dict[str, 
         targets["bev_semantic_map"] = {"grid": grid}
     if cfg.language.enabled and loss.meta_action > 0:
         targets["meta_action"] = {}
+    if cfg.route.enabled and loss.route > 0:
+        targets[RouteCenterlineTargetBuilder.name] = {"num_points": cfg.route.num_points, "spacing": cfg.route.spacing}
     if cfg.language.enabled and loss.lm > 0:
         targets[LanguageTargetBuilder.name] = {
             "tokenizer": TOKENIZER_ARTEFACT,
@@ -288,7 +291,8 @@ def load_policy(
     ck = load_checkpoint(resolve_checkpoint(path))
     if "model" not in ck.config or "features" not in ck.config:
         raise ValueError(f"{ck.path}: not a policy checkpoint of irl-vla train (its config has no model/features)")
-    cfg = model_config(ck.config["model"])
+    record = ck.config["model"]
+    cfg = model_config(with_legacy_values(record) if record.get("architecture", "vla") == "vla" else record)
     found = architecture_of(cfg)
     if architecture is not None and found != architecture:
         raise ValueError(f"{ck.path}: holds an {found} policy, not {architecture} (use agent={found})")

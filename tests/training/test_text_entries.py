@@ -1,4 +1,5 @@
-"""A fresh stage-1 run caches its text entries (instruction tokens, LM target) under its own tokenizer."""
+"""A fresh stage-1 run caches its text entries (instruction tokens, LM target) under its own tokenizer, and its
+scene-only targets (the route centreline), in log order."""
 
 from __future__ import annotations
 
@@ -34,3 +35,8 @@ def test_prepare_fills_the_text_entries_of_the_run_tokenizer(
     assert tokenizer.read_bytes() == prepared.artefacts[TOKENIZER_ARTEFACT]
     # every scene's text entries are already in the cache (before: built by the first epoch, sample by sample)
     assert _text_statuses(source, tokens, tmp_path / "features", tokenizer) == {LoadStatus.CACHED}
+    # and the route centreline target (scene only, no sensors), built in the same pass
+    route = {"route_centerline": targets["route_centerline"]}
+    _, route_builders = make_builders({}, route, None)
+    dataset = FeatureDataset(source, [], route_builders, tokens=tokens, cache_dir=tmp_path / "features")
+    assert {s for t in tokens for s in dataset.load(t)[1].values()} == {LoadStatus.CACHED}

@@ -14,6 +14,8 @@ from irl_vla.data.features.cameras import CameraBuilder
 from irl_vla.data.features.ego import DrivingCommandBuilder, EgoStatusBuilder
 from irl_vla.data.features.instruction import InstructionTokensBuilder, SceneDescriptionTargetBuilder
 from irl_vla.data.features.lidar import LidarBevBuilder
+from irl_vla.data.features.red_lights import RedLightTargetBuilder
+from irl_vla.data.features.route import RouteCenterlineTargetBuilder
 from irl_vla.data.features.targets import AgentTargetBuilder, MetaActionTargetBuilder, TrajectoryTargetBuilder
 
 #: Feature builders (policy inputs) by name.
@@ -32,6 +34,8 @@ TARGET_BUILDERS: dict[str, type[TargetBuilder]] = {
         BevSemanticTargetBuilder,
         MetaActionTargetBuilder,
         SceneDescriptionTargetBuilder,
+        RouteCenterlineTargetBuilder,
+        RedLightTargetBuilder,
     )
 }
 

@@ -8,6 +8,7 @@ where the model's expected input tensors are named and sized, aligned with the f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import configs
 from irl_vla.common.config import load_yaml_config, require_at_least
+from irl_vla.data.features.bev_semantic import BevSemanticClass
 
 #: Sizes shipped in ``configs/model/``.
 MODEL_SIZES: tuple[str, ...] = ("tiny", "default", "base")
@@ -49,6 +51,8 @@ class TargetKey(str, Enum):
     META_ACTION = "meta_action"  # () int64: MetaAction position, IGNORE_INDEX when unlabelled
     LM_TARGET_TOKENS = "lm_target_tokens"  # (L,) int64: scene description then meta-action, as text tokens
     LM_TARGET_MASK = "lm_target_mask"  # (L,) bool: true on real tokens
+    ROUTE_CENTERLINE = "route_centerline"  # (T, 3) float: route centreline ahead by SE2Index [m, m, rad]
+    ROUTE_CENTERLINE_MASK = "route_centerline_mask"  # (T,) bool: true where the route's lanes reach the point
 
 
 @dataclass
@@ -122,7 +126,7 @@ class VisionConfig:
     hf_config: dict[str, Any] | None = None
     pretrained_path: str | None = None
     freeze_tower: bool = False
-    token_grid: list[int] = field(default_factory=lambda: [3, 8])
+    token_grid: list[int] = field(default_factory=lambda: [6, 16])
     use_lidar: bool = True
     lidar_channels: list[int] = field(default_factory=lambda: [32, 64])
     bev_grid: list[int] = field(default_factory=lambda: [16, 16])
@@ -170,6 +174,40 @@ class Reasoning3DConfig:
         require_at_least(self, ("num_object_queries", "layers", "semantic_stride", "semantic_channels"), 1)
         if len(self.map_grid) != 2 or min(self.map_grid) < 1:
             raise ValueError(f"Reasoning3DConfig.map_grid: expected [rows, columns] >= 1, got {self.map_grid}")
+
+
+@dataclass
+class RouteConfig:
+    """The route head: where the route's lane goes ahead, read from the BEV and visual tokens.
+
+    It regresses the route centreline's poses at fixed arc lengths ahead of the ego (the ``route_centerline``
+    target, supervised by ``loss.route``; the map is a target only, never an input). Its prediction (never the
+    target) can be given to the planner: its tokens as one more context source the denoiser cross-attends to,
+    and its poses embedded into the condition of every mode query and denoiser block.
+
+    Attributes:
+        enabled: build the route head (false: no head, no target, no term).
+        num_points: points ahead (``route_centerline``'s T).
+        spacing: arc length between the points, and of the first ahead of the ego [m].
+        layers: decoder layers of the route queries (cross-attention to BEV and visual tokens).
+        to_planner: give the head's prediction to the planner (false: the head is an auxiliary task only).
+    """
+
+    enabled: bool = True
+    num_points: int = 10
+    spacing: float = 5.0
+    layers: int = 1
+    to_planner: bool = True
+
+    def __post_init__(self) -> None:
+        require_at_least(self, ("num_points", "layers"), 1)
+        if not self.spacing > 0:
+            raise ValueError(f"RouteConfig.spacing: expected > 0 [m], got {self.spacing}")
+
+    @property
+    def feeds_planner(self) -> bool:
+        """Whether the planner reads the route head's prediction."""
+        return self.enabled and self.to_planner
 
 
 @dataclass
@@ -311,8 +349,11 @@ class LossConfig:
         agent_box: L1 on the matched boxes' states.
         no_object_weight: class weight of the no-object class.
         bev_semantic: cross-entropy of the BEV semantic map.
+        bev_class_weights: weight of each ``BevSemanticClass`` (in its order) in that cross-entropy; rare
+            classes (vehicles, static objects: a few % of the cells) weigh more so that they are learned at all.
         meta_action: cross-entropy of the meta-action from the meta tokens.
         lm: next-token cross-entropy of the LM target text (scene description and meta-action).
+        route: L1 of the route head's centreline poses against the ``route_centerline`` target [m, m, rad].
     """
 
     trajectory_cls: float = 10.0
@@ -323,13 +364,21 @@ class LossConfig:
     agent_box: float = 0.5
     no_object_weight: float = 0.1
     bev_semantic: float = 5.0
+    bev_class_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 2.0, 2.0, 5.0, 5.0, 5.0, 5.0])
     meta_action: float = 1.0
     lm: float = 1.0
+    route: float = 2.0
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if not value >= 0:
+            values = value if isinstance(value, list) else [value]
+            if not all(v >= 0 for v in values):
                 raise ValueError(f"LossConfig.{name}: expected >= 0, got {value}")
+        if len(self.bev_class_weights) != len(BevSemanticClass) or not sum(self.bev_class_weights) > 0:
+            raise ValueError(
+                f"LossConfig.bev_class_weights: expected {len(BevSemanticClass)} weights (one per BevSemanticClass: "
+                f"{[c.name.lower() for c in BevSemanticClass]}), not all 0; got {self.bev_class_weights}"
+            )
 
 
 @dataclass
@@ -343,7 +392,11 @@ class VLAConfig:
         ffn_mult: feed-forward width as a multiple of ``d_model``.
         inputs: the input tensors' sizes.
         vision: vision encoder and BEV adaptor.
+        ego_history_dropout: in training, the probability per sample that the ego's history frames are dropped
+            (set to their training mean; the current frame's velocity and acceleration and the driving command
+            stay), so that the planner must read the scene tokens rather than extrapolate the ego's past.
         reasoning: 3D reasoning (object and map tokens).
+        route: the route head.
         language: the language model.
         planner: the diffusion planner.
         loss: loss weights.
@@ -353,9 +406,11 @@ class VLAConfig:
     d_model: int = 128
     num_heads: int = 4
     ffn_mult: int = 2
+    ego_history_dropout: float = 0.3
     inputs: InputSpec = field(default_factory=InputSpec)
     vision: VisionConfig = field(default_factory=VisionConfig)
     reasoning: Reasoning3DConfig = field(default_factory=Reasoning3DConfig)
+    route: RouteConfig = field(default_factory=RouteConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -364,12 +419,35 @@ class VLAConfig:
         require_at_least(self, ("d_model", "num_heads", "ffn_mult"), 1)
         if self.d_model % self.num_heads:
             raise ValueError(f"VLAConfig: d_model {self.d_model} must divide by num_heads {self.num_heads}")
+        if not 0 <= self.ego_history_dropout < 1:
+            raise ValueError(f"VLAConfig.ego_history_dropout: expected in [0, 1), got {self.ego_history_dropout}")
         stride = self.reasoning.semantic_stride
         if self.inputs.bev_height % stride or self.inputs.bev_width % stride:
             raise ValueError(
                 f"VLAConfig: reasoning.semantic_stride {stride} must divide the BEV grid "
                 f"{self.inputs.bev_height} x {self.inputs.bev_width}"
             )
+
+
+#: Values of keys added after checkpoints were written without them: a stored model record that lacks a key was
+#: trained with this value (``with_legacy_values``), whatever today's default is.
+LEGACY_VALUES: dict[tuple[str, ...], Any] = {
+    ("ego_history_dropout",): 0.0,
+    ("route", "enabled"): False,
+    ("loss", "route"): 0.0,
+    ("loss", "bev_class_weights"): [1.0] * len(BevSemanticClass),
+}
+
+
+def with_legacy_values(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored model record with each ``LEGACY_VALUES`` key it lacks set to the value it was trained with."""
+    out: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in record.items()}
+    for path, value in LEGACY_VALUES.items():
+        node = out
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node.setdefault(path[-1], value)
+    return out
 
 
 def model_config_path(size: str) -> Path:

@@ -7,9 +7,12 @@
   class probability and centre distance); matched tokens learn the box's class and state, the rest the
   no-object class.
 - ``bev_semantic``: cross-entropy of the BEV semantic map, the target pooled to the prediction's grid (the
-  highest class in a block wins, as in the target's painting order).
+  highest class in a block wins, as in the target's painting order), each class weighted by
+  ``bev_class_weights`` (a weighted mean over the cells).
 - ``meta_action``: cross-entropy of the meta-action from the meta tokens (unlabelled samples ignored).
 - ``lm``: next-token cross-entropy of the LM target text (scene description and meta-action).
+- ``route``: L1 of the route head's centreline poses against the target [m, m, rad] (heading difference
+  wrapped), over the points the route reaches.
 
 Each term is returned unweighted; ``loss`` is their sum weighted by ``LossConfig`` (a term of weight 0 is
 neither computed nor required).
@@ -120,7 +123,7 @@ def _agent_terms(pred: Mapping[str, Tensor], targets: Mapping[str, Tensor], cfg:
     return class_loss, diff.abs().mean()
 
 
-def _semantic_term(pred: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> Tensor:
+def _semantic_term(pred: Mapping[str, Tensor], targets: Mapping[str, Tensor], cfg: LossConfig) -> Tensor:
     logits = _require(pred, "bev_semantic_logits", "predictions", "bev_semantic")  # (B, C, H', W')
     target = _require(targets, TargetKey.BEV_SEMANTIC_MAP.value, "targets", "bev_semantic")  # (B, H, W)
     stride = target.shape[-1] // logits.shape[-1]
@@ -131,7 +134,26 @@ def _semantic_term(pred: Mapping[str, Tensor], targets: Mapping[str, Tensor]) ->
             f"bev_semantic_map of {tuple(target.shape[-2:])} cells does not pool to the prediction's "
             f"{tuple(logits.shape[-2:])}"
         )
-    return F.cross_entropy(logits, target)
+    weight = torch.tensor(cfg.bev_class_weights, dtype=torch.float32, device=logits.device)
+    if logits.shape[1] != weight.shape[0]:
+        raise ValueError(f"loss.bev_class_weights: {weight.shape[0]} weights for {logits.shape[1]} classes")
+    return F.cross_entropy(logits.float(), target, weight=weight)
+
+
+def _route_term(pred: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> Tensor:
+    poses = _require(pred, "route_centerline", "predictions", "route")  # (B, P, 3)
+    target = _require(targets, TargetKey.ROUTE_CENTERLINE.value, "targets", "route")  # (B, P, 3)
+    mask = _require(targets, TargetKey.ROUTE_CENTERLINE_MASK.value, "targets", "route").bool()  # (B, P)
+    if tuple(poses.shape) != tuple(target.shape):
+        raise ValueError(
+            f"route_centerline target {tuple(target.shape)} does not match the head's {tuple(poses.shape)}"
+        )
+    diff = poses.float() - target
+    heading = SE2Index.HEADING
+    diff = torch.cat([diff[..., _XY], wrap_angle(diff[..., heading : heading + 1])], dim=-1).abs()  # (B, P, 3)
+    if not bool(mask.any()):
+        return poses.sum() * 0.0
+    return diff[mask].mean()
 
 
 def _lm_term(pred: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> Tensor:
@@ -150,6 +172,7 @@ def compute_loss(
     *,
     language: bool = True,
     aux3d: bool = True,
+    route: bool = False,
 ) -> dict[str, Tensor]:
     """The imitation loss (see the module docstring).
 
@@ -161,6 +184,7 @@ def compute_loss(
         language: whether the model has its language branch (its terms are skipped without it).
         aux3d: whether the model has its auxiliary 3D heads (the agent and BEV semantic terms are skipped without
             them).
+        route: whether the model has a route head (the route term is skipped without it).
 
     Returns:
         Each computed term, unweighted, and ``loss``, the weighted sum.
@@ -181,7 +205,7 @@ def compute_loss(
     if aux3d and (cfg.agent_class > 0 or cfg.agent_box > 0):
         terms["agent_class"], terms["agent_box"] = _agent_terms(predictions, targets, cfg)
     if aux3d and cfg.bev_semantic > 0:
-        terms["bev_semantic"] = _semantic_term(predictions, targets)
+        terms["bev_semantic"] = _semantic_term(predictions, targets, cfg)
     if language and cfg.meta_action > 0:
         labels = _require(targets, TargetKey.META_ACTION.value, "targets", "meta_action")
         logits = _require(predictions, "meta_action_logits", "predictions", "meta_action")
@@ -189,5 +213,7 @@ def compute_loss(
             terms["meta_action"] = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
     if language and cfg.lm > 0:
         terms["lm"] = _lm_term(predictions, targets)
+    if route and cfg.route > 0:
+        terms["route"] = _route_term(predictions, targets)
     terms["loss"] = torch.stack([float(getattr(cfg, name)) * value for name, value in terms.items()]).sum()
     return terms

@@ -10,6 +10,8 @@ the language model's teacher forcing (its LM loss), never by the planner's path.
   modes;
 - auxiliary outputs (training or ``with_aux``): ``agent_states``, ``agent_class_logits``,
   ``bev_semantic_logits``, ``meta_action_logits`` and, with LM targets, ``lm_logits``;
+- with a route head (``route.enabled``), always: ``route_centerline`` ``(B, P, 3)``, the route lane's centreline
+  ahead as the network reads it from its sensors (given to the planner when ``route.to_planner``);
 - sampled chains (``stochastic=True``): ``chain``, ``chain_log_probs`` ``(B, K, S)`` and ``chain_stds``.
 """
 
@@ -30,6 +32,7 @@ from irl_vla.models.vla.normalization import NormalizationStats, Standardizer
 from irl_vla.models.vla.planner import CONTEXT_SOURCES, DiffusionPlanner, PlannerContext
 from irl_vla.models.vla.reasoning3d import Reasoning3D
 from irl_vla.models.vla.regression import RegressionPlanner
+from irl_vla.models.vla.route import RouteHead
 from irl_vla.models.vla.vision import VisionEncoder
 
 
@@ -47,7 +50,10 @@ class VLAModel(nn.Module):
         self.reasoning = Reasoning3D(cfg.reasoning, inputs, d, heads, mult)
         self.language = LanguageReasoner(cfg.language, d, heads, mult) if cfg.language.enabled else None
         self.meta_action_head = mlp(d, d, len(MetaAction)) if self.language is not None else None
-        sources = CONTEXT_SOURCES if self.language is not None else tuple(s for s in CONTEXT_SOURCES if s != "meta")
+        self.route = RouteHead(cfg.route, d, heads, mult) if cfg.route.enabled else None
+        absent = {"meta"} if self.language is None else set()
+        absent |= set() if cfg.route.feeds_planner else {"route"}
+        sources = tuple(s for s in CONTEXT_SOURCES if s not in absent)
         planner = RegressionPlanner if cfg.planner.head == "regression" else DiffusionPlanner
         self.planner = planner(cfg.planner, inputs.num_poses, d, heads, mult, sources)
 
@@ -76,6 +82,7 @@ class VLAModel(nn.Module):
             "language_model": count(None if self.language is None else self.language.lm),
             "language_adaptors": count(self.language, skip="lm."),
             "planner": count(self.planner),
+            "route_head": count(self.route),
             "ego_and_meta_heads": count(self.ego_encoder) + count(self.meta_action_head),
         }
         counts["total"] = sum(p.numel() for p in self.parameters())
@@ -104,8 +111,9 @@ class VLAModel(nn.Module):
             ValueError: naming a missing or misshapen feature key.
         """
         with_aux = self.training if with_aux is None else with_aux
-        ctx, out = self.encode(features, targets, with_aux=with_aux)
-        if self.training and not stochastic:
+        train_pass = self.training and not stochastic
+        ctx, out = self.encode(features, targets, with_aux=with_aux, drop_generator=generator if train_pass else None)
+        if train_pass:
             modes, logits = self.planner.forward_train(ctx, generator)
         else:
             sampled = self.planner.sample(ctx, stochastic=stochastic, generator=generator)
@@ -130,6 +138,7 @@ class VLAModel(nn.Module):
             self.cfg.loss,
             language=self.language is not None,
             aux3d=self.cfg.reasoning.aux_heads,
+            route=self.route is not None,
         )
 
     def chain_log_prob(self, features: Mapping[str, Tensor], chain: Tensor) -> Tensor:
@@ -141,16 +150,25 @@ class VLAModel(nn.Module):
         return self.planner.chain_log_prob(ctx, chain)
 
     def encode(
-        self, features: Mapping[str, Tensor], targets: Mapping[str, Tensor] | None, *, with_aux: bool
+        self,
+        features: Mapping[str, Tensor],
+        targets: Mapping[str, Tensor] | None,
+        *,
+        with_aux: bool,
+        drop_generator: torch.Generator | None = None,
     ) -> tuple[PlannerContext, dict[str, Tensor]]:
-        """Scene tokens for the planner, and the auxiliary predictions."""
+        """Scene tokens for the planner, and the auxiliary predictions.
+
+        ``drop_generator`` (a training pass only) draws which samples' ego history is dropped
+        (``ego_history_dropout``).
+        """
         self.check_features(features)
         f = {k: features[k.value] for k in FeatureKey if k.value in features}
         b = f[FeatureKey.EGO_STATUS].shape[0]
-        ego_vec = torch.cat(
-            [self.ego_norm(f[FeatureKey.EGO_STATUS].float()).reshape(b, -1), f[FeatureKey.DRIVING_COMMAND].float()], -1
-        )
-        ego = self.ego_encoder(ego_vec)  # (B, D)
+        history = self.ego_norm(f[FeatureKey.EGO_STATUS].float())  # (B, T, D) standardised
+        if self.training and self.cfg.ego_history_dropout > 0 and drop_generator is not None:
+            history = drop_ego_history(history, self.cfg.ego_history_dropout, drop_generator)
+        ego = self.ego_encoder(torch.cat([history.reshape(b, -1), f[FeatureKey.DRIVING_COMMAND].float()], -1))  # (B, D)
         images = self.image_norm(f[FeatureKey.CAMERA_IMAGES].float() / 255.0)  # (B, T, N, C, H, W)
         visual, bev = self.vision(
             images, f[FeatureKey.CAMERA_INTRINSICS], f[FeatureKey.CAMERA_TO_LIDAR], f.get(FeatureKey.LIDAR_BEV)
@@ -158,6 +176,13 @@ class VLAModel(nn.Module):
         reasoned = self.reasoning(bev, with_aux=with_aux)
         tokens = {"bev": bev, "map": reasoned.pop("map_tokens"), "objects": reasoned.pop("object_tokens")}
         out: dict[str, Tensor] = dict(reasoned)
+        condition = ego
+        if self.route is not None:
+            route = self.route(bev, visual)
+            out["route_centerline"] = route["route_centerline"]
+            if "route_condition" in route:
+                tokens["route"] = route["route_tokens"]
+                condition = ego + route["route_condition"]
         if self.language is not None:
             target = mask = None
             if targets is not None and TargetKey.LM_TARGET_TOKENS.value in targets:
@@ -171,7 +196,7 @@ class VLAModel(nn.Module):
                 out["meta_action_logits"] = self.meta_action_head(meta.mean(dim=1))
             if lm_logits is not None:
                 out["lm_logits"] = lm_logits
-        return PlannerContext(ego=ego, tokens=tokens), out
+        return PlannerContext(ego=condition, tokens=tokens), out
 
     def required_features(self) -> tuple[FeatureKey, ...]:
         """The feature keys this configuration reads."""
@@ -226,3 +251,15 @@ class VLAModel(nn.Module):
         if features[FeatureKey.CAMERA_IMAGES.value].dtype != torch.uint8:
             dtype = features[FeatureKey.CAMERA_IMAGES.value].dtype
             raise ValueError(f"features: camera_images must be uint8, got {dtype}")
+
+
+def drop_ego_history(history: Tensor, probability: float, generator: torch.Generator) -> Tensor:
+    """Standardised ego statuses ``(B, T, D)``, each sample's history dropped with ``probability``.
+
+    A dropped sample keeps its current frame (velocity, acceleration); its earlier frames are set to 0, the
+    training mean, so the planner cannot extrapolate the ego's past there.
+    """
+    dropped = torch.rand(history.shape[0], generator=generator, device=generator.device) < probability  # (B,)
+    keep = torch.ones_like(history)
+    keep[dropped.to(history.device), :-1] = 0.0
+    return history * keep

@@ -13,8 +13,9 @@ log-densities (the initial noise of the anchors does not depend on the parameter
 ``chain_log_prob`` re-evaluates it for a given chain under the current parameters (PPO's ratio).
 
 The denoiser is a stack of blocks; each block lets the K mode queries attend to each other, then cross-attend in
-turn to the meta tokens (language), BEV tokens, map tokens and object tokens, then applies a feed-forward layer
-modulated by the timestep and ego embedding.
+turn to the meta tokens (language), BEV tokens, map tokens, object tokens and (when the model has one) the route
+head's tokens, then applies a feed-forward layer modulated by the timestep and ego embedding (which carries the
+route head's predicted centreline when the planner reads it).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from irl_vla.models.vla.layers import Attention, mlp, sinusoidal_embedding
 from irl_vla.models.vla.normalization import Standardizer
 
 #: Token sets the denoiser blocks cross-attend to, in this order.
-CONTEXT_SOURCES: tuple[str, ...] = ("meta", "bev", "map", "objects")
+#: ``route`` (the route head's tokens) only when the model config gives the planner the route head's prediction.
+CONTEXT_SOURCES: tuple[str, ...] = ("meta", "bev", "map", "objects", "route")
 
 
 @dataclass

@@ -77,4 +77,11 @@ def synthetic_batch(cfg: VLAConfig, batch: int, seed: int) -> tuple[dict[str, Te
         TargetKey.LM_TARGET_TOKENS.value: torch.randint(4, vocab, (batch, lt), generator=g) * target_mask,
         TargetKey.LM_TARGET_MASK.value: target_mask,
     }
+    route = cfg.route
+    if route.enabled:  # the road ahead bends as the expert does; the far points of some samples are off the route
+        arc = route.spacing * torch.arange(1, route.num_points + 1).expand(batch, -1)  # (B, P) [m]
+        centreline = torch.stack([arc, 0.5 * curvature[:, None] * arc**2, curvature[:, None] * arc], dim=-1)
+        reach = torch.randint(1, route.num_points + 1, (batch, 1), generator=g)
+        targets[TargetKey.ROUTE_CENTERLINE.value] = centreline
+        targets[TargetKey.ROUTE_CENTERLINE_MASK.value] = torch.arange(route.num_points) < reach  # (B, P)
     return features, targets

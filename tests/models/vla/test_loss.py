@@ -68,7 +68,8 @@ def test_semantic_target_pools_with_the_highest_class_winning_and_terms_are_weig
     out = compute_loss(pred, targets, torch.zeros(3, 8, 3), cfg, language=True)
     pooled = torch.zeros(2, 4, 4, dtype=torch.long)
     pooled[:, 0, 0] = BevSemanticClass.PEDESTRIAN
-    torch.testing.assert_close(out["bev_semantic"], F.cross_entropy(logits, pooled))
+    weight = torch.tensor(cfg.bev_class_weights)
+    torch.testing.assert_close(out["bev_semantic"], F.cross_entropy(logits, pooled, weight=weight))
     total = sum(getattr(cfg, name) * value for name, value in out.items() if name != "loss")
     torch.testing.assert_close(out["loss"], total)
     assert set(out) == {"trajectory_cls", "trajectory_reg", "agent_class", "agent_box", "bev_semantic", "loss"}

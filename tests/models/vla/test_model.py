@@ -42,7 +42,8 @@ def test_eval_outputs_and_determinism(setup):
     model.eval()
     with torch.no_grad():
         a, b = model(f), model(f)
-    assert set(a) == {"modes", "mode_logits", "mode_confidences", "trajectory"}  # no auxiliary heads by default
+    # no auxiliary heads by default; the route head's prediction is the planner's input, so it is always there
+    assert set(a) == {"modes", "mode_logits", "mode_confidences", "trajectory", "route_centerline"}
     torch.testing.assert_close(a["mode_confidences"], torch.sigmoid(a["mode_logits"]))
     torch.testing.assert_close(a["trajectory"], b["trajectory"], rtol=0, atol=0)
     with torch.no_grad():

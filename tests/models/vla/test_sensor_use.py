@@ -1,0 +1,161 @@
+"""The training changes that make the VLA read its sensors, each a config switch that really does what it says.
+
+- ``route``: a head regressing the route lane's centreline ahead from the BEV and visual tokens (target and loss
+  term), whose prediction the planner reads (``route.to_planner``);
+- ``loss.bev_class_weights``: rare classes weigh more in the BEV semantic cross-entropy;
+- ``ego_history_dropout``: in training, some samples' ego history is dropped (the current frame kept);
+- checkpoints written before these keys existed load with the values they were trained with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+
+from irl_vla.data.features.bev_semantic import BevSemanticClass
+from irl_vla.data.features.ego import EgoStatusIndex
+from irl_vla.models.vla.config import LEGACY_VALUES, LossConfig, with_legacy_values
+from irl_vla.models.vla.loss import compute_loss
+from irl_vla.models.vla.model import VLAModel, drop_ego_history
+from irl_vla.training.policy import builder_params, model_config, model_record
+from tests.models.vla.helpers import ready_model, synthetic_batch, tiny_config
+
+B = 4
+CAMERAS = ["cam_f0", "cam_b0"]
+
+
+def _model(**overrides):
+    cfg = tiny_config(**overrides)
+    batches = [synthetic_batch(cfg, B, seed) for seed in range(2)]
+    return cfg, batches, ready_model(cfg, batches)
+
+
+def test_route_head_is_supervised_and_feeds_the_planner():
+    cfg, batches, model = _model()
+    f, t = batches[0]
+    model.train()
+    out = model(f, t, generator=torch.Generator().manual_seed(0))
+    assert out["route_centerline"].shape == (B, cfg.route.num_points, 3)
+    losses = model.compute_loss(out, t)
+    assert losses["route"] > 0
+    losses["loss"].backward()
+    assert model.route.decoder.queries.grad is not None and model.route.decoder.queries.grad.abs().sum() > 0
+    assert "route" in model.planner.blocks[0].cross  # the denoiser attends to the route tokens
+    _, targets = builder_params(cfg, CAMERAS)
+    assert targets["route_centerline"] == {"num_points": cfg.route.num_points, "spacing": cfg.route.spacing}
+    # the planner's modes depend on the route head's prediction
+    model.eval()
+    with torch.no_grad():
+        before = model(f)["modes"]
+        model.route.pose_head[-1].bias.add_(1.0)
+        after = model(f)["modes"]
+    assert not torch.allclose(before, after)
+
+
+def test_route_head_as_an_auxiliary_task_only_or_off():
+    _, batches, aux_only = _model(route={"to_planner": False})
+    f = batches[0][0]
+    assert "route" not in aux_only.planner.blocks[0].cross and aux_only.route.condition is None
+    aux_only.eval()
+    with torch.no_grad():
+        before = aux_only(f)["modes"]
+        aux_only.route.pose_head[-1].bias.add_(1.0)
+        torch.testing.assert_close(aux_only(f)["modes"], before, rtol=0, atol=0)
+    cfg, batches, off = _model(route={"enabled": False})
+    off.train()
+    out = off(batches[0][0], batches[0][1], generator=torch.Generator().manual_seed(0))
+    assert off.route is None and "route_centerline" not in out and "route" not in off.compute_loss(out, batches[0][1])
+    assert "route_centerline" not in builder_params(cfg, CAMERAS)[1]
+    assert off.parameter_counts()["route_head"] == 0
+
+
+def test_route_term_is_masked_l1_with_wrapped_heading():
+    pred = {"route_centerline": torch.zeros(1, 3, 3), "modes": torch.zeros(1, 1, 8, 3)}
+    target = torch.tensor([[[1.0, 2.0, 0.5], [5.0, 5.0, 6.0], [100.0, 100.0, 1.0]]])
+    targets = {
+        "trajectory": torch.zeros(1, 8, 3),
+        "route_centerline": target,
+        "route_centerline_mask": torch.tensor([[True, True, False]]),
+    }
+    cfg = LossConfig(trajectory_cls=0, agent_class=0, agent_box=0, bev_semantic=0, meta_action=0, lm=0)
+    out = compute_loss(pred, targets, torch.zeros(1, 8, 3), cfg, language=False, aux3d=False, route=True)
+    wrapped = abs(6.0 - 2 * torch.pi)  # heading 6 rad is -0.28 rad away from 0
+    expected = (1.0 + 2.0 + 0.5 + 5.0 + 5.0 + wrapped) / 6  # the masked point (100 m off) is left out
+    torch.testing.assert_close(out["route"], torch.tensor(expected))
+    targets["route_centerline_mask"][:] = False
+    assert compute_loss(pred, targets, torch.zeros(1, 8, 3), cfg, language=False, aux3d=False, route=True)["route"] == 0
+
+
+def test_rare_bev_classes_weigh_more():
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    target[0, 1, 1] = BevSemanticClass.VEHICLE
+    logits = torch.zeros(1, len(BevSemanticClass), 4, 4)
+    logits[:, BevSemanticClass.BACKGROUND] = 3.0  # right everywhere but on the vehicle's cell
+    pred = {"bev_semantic_logits": logits, "modes": torch.zeros(1, 1, 8, 3)}
+    targets = {"trajectory": torch.zeros(1, 8, 3), "bev_semantic_map": target}
+    base = {"trajectory_cls": 0, "agent_class": 0, "agent_box": 0, "meta_action": 0, "lm": 0}
+    uniform = LossConfig(**base, bev_class_weights=[1.0] * len(BevSemanticClass))
+    weighted = LossConfig(**base)
+    assert (
+        weighted.bev_class_weights[BevSemanticClass.VEHICLE] > weighted.bev_class_weights[BevSemanticClass.BACKGROUND]
+    )
+    anchors = torch.zeros(1, 8, 3)
+    flat = compute_loss(pred, targets, anchors, uniform, language=False)["bev_semantic"]
+    heavy = compute_loss(pred, targets, anchors, weighted, language=False)["bev_semantic"]
+    torch.testing.assert_close(flat, F.cross_entropy(logits, target))
+    assert heavy > 2 * flat  # the missed vehicle cell weighs 5 background cells
+
+
+def test_ego_history_dropout_keeps_the_current_frame():
+    history = torch.randn(64, 4, len(EgoStatusIndex))
+    dropped = drop_ego_history(history, 0.5, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(dropped[:, -1], history[:, -1])  # current velocity and acceleration stay
+    gone = (dropped[:, :-1] == 0).flatten(1).all(-1)  # (B,)
+    kept = (dropped[:, :-1] == history[:, :-1]).flatten(1).all(-1)
+    assert bool((gone | kept).all()) and 16 < int(gone.sum()) < 48
+
+
+def test_ego_history_dropout_applies_in_training_passes_only():
+    _, batches, model = _model(ego_history_dropout=0.5)
+    f, t = batches[0]
+    other = dict(f)
+    other["ego_status"] = f["ego_status"].clone()
+    other["ego_status"][:, :-1] += 3.0  # another past, the same current frame
+
+    def train_ego(features):
+        model.train()
+        ctx, _ = model.encode(features, t, with_aux=False, drop_generator=torch.Generator().manual_seed(1))
+        return ctx.ego
+
+    dropped = train_ego(f)
+    # the samples drawn for dropping (first draws of the generator) ignore their past; the others do not
+    drawn = torch.rand(B, generator=torch.Generator().manual_seed(1)) < 0.5
+    assert 0 < int(drawn.sum()) < B
+    assert torch.equal(torch.isclose(dropped, train_ego(other)).all(-1), drawn)
+    model.eval()
+    with torch.no_grad():  # never at inference, nor in the log-probabilities of sampled chains (PPO)
+        assert not torch.allclose(model(f)["modes"], model(other)["modes"])
+    model0 = _model(ego_history_dropout=0.0)[2]
+    model0.train()
+    a = model0.encode(f, t, with_aux=False, drop_generator=torch.Generator().manual_seed(1))[0].ego
+    b = model0.encode(other, t, with_aux=False, drop_generator=torch.Generator().manual_seed(1))[0].ego
+    assert not torch.isclose(a, b).all(-1).any()
+
+
+def test_checkpoints_without_the_new_keys_load_as_trained():
+    record = model_record(tiny_config())
+    for path in LEGACY_VALUES:  # a record written before these keys existed
+        node = record
+        for key in path[:-1]:
+            node = node[key]
+        del node[path[-1]]
+    cfg = model_config(with_legacy_values(record))
+    assert not cfg.route.enabled and cfg.ego_history_dropout == 0 and set(cfg.loss.bev_class_weights) == {1.0}
+    model = VLAModel(cfg)
+    assert not any(k.startswith("route.") for k in model.state_dict())
+    assert "route" not in model.planner.blocks[0].cross
+    # a record that has the keys keeps its values
+    full = model_record(tiny_config())
+    assert dataclasses.asdict(model_config(with_legacy_values(full))) == dataclasses.asdict(tiny_config())
