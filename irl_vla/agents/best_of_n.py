@@ -139,8 +139,8 @@ class BestOfNAgent(VLAAgent):
         if self._reward.model.reads_future:
             raise ValueError(
                 f"agent vla_best_of_n: the reward model of {self.reward_checkpoint or 'the given reward'} reads the "
-                "other road users' logged futures (model.inputs.use_agent_futures): picking by it would drive by "
-                "the future; use one without them"
+                "log's future (model.inputs.use_agent_futures: the road users'; use_red_lights: the lights'): "
+                "picking by it would drive by the future; use one without them"
             )
         return self._reward
 

@@ -112,5 +112,5 @@ def test_registry_settings_and_missing_reward_checkpoint() -> None:
 def test_refuses_a_reward_model_that_reads_the_logged_future() -> None:
     a = agent()
     a.reward.model.reads_future = True
-    with pytest.raises(ValueError, match="logged futures"):
+    with pytest.raises(ValueError, match="log.s future"):
         a.rewards(build_straight_scene(), np.zeros((2, 8, 3), dtype=np.float32))

@@ -47,6 +47,9 @@ class RewardInputs:
             otherwise object tokens are learned queries over the BEV tokens.
         use_agent_futures: also read the logged futures of those boxes ``agent_future_states`` /
             ``agent_future_mask`` (privileged: the log the simulator replays); used by ``agent_clearance``.
+        use_red_lights: read ``red_light_map``, the route's red lane connectors now and at each future frame of
+            the log (privileged: the logged light states, the future's included); each candidate pose samples the
+            frame of its time along its outline (the traffic-light compliance cue).
         max_agents: boxes of ``agent_states`` (A).
         position_scale: [m] divides box positions (object tokens).
         size_scale: [m] divides box sizes.
@@ -64,6 +67,7 @@ class RewardInputs:
     use_map: bool = True
     use_agents: bool = True
     use_agent_futures: bool = False
+    use_red_lights: bool = False
     max_agents: int = 30
     position_scale: float = 32.0
     size_scale: float = 5.0
@@ -81,7 +85,12 @@ class RewardInputs:
     @property
     def privileged(self) -> bool:
         """Whether the model reads more than sensors and ego status (the map raster or annotated boxes)."""
-        return self.use_map or self.use_agents
+        return self.use_map or self.use_agents or self.use_red_lights
+
+    @property
+    def reads_future(self) -> bool:
+        """Whether it reads the log's future (the boxes' logged futures, the future light states)."""
+        return self.use_agent_futures or self.use_red_lights
 
 
 @dataclass

@@ -50,6 +50,8 @@ def reward_builder_params(cfg: RewardModelConfig) -> tuple[dict[str, Any], dict[
         privileged["agents"] = {"max_agents": inp.max_agents, "grid": grid}
     if inp.use_agent_futures:
         privileged["agent_futures"] = {"max_agents": inp.max_agents, "grid": grid, "num_poses": inp.num_poses}
+    if inp.use_red_lights:
+        privileged["red_lights"] = {"grid": grid, "num_poses": inp.num_poses}
     return features, privileged
 
 

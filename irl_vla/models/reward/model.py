@@ -101,7 +101,8 @@ class RewardWorldModel(nn.Module):
         pose_in = inp.num_poses * (len(SE2Index) + 2)  # normalised x, y, heading, then cos and sin of heading
         sample_in = inp.num_poses * num_points * sampled_channels
         clearance_in = inp.num_poses * len(ClearanceIndex) if cfg.agent_clearance else 0
-        candidate_in = pose_in + sample_in + clearance_in
+        red_in = inp.num_poses * num_points if inp.use_red_lights else 0
+        candidate_in = pose_in + sample_in + clearance_in + red_in
         self.light = cfg.decoder == RewardDecoder.LIGHT
         self.heads: SubScoreHeads | FusedSubScoreHeads
         if self.light:
@@ -171,8 +172,8 @@ class RewardWorldModel(nn.Module):
 
     @property
     def reads_future(self) -> bool:
-        """Whether it reads the other road users' logged futures (a reward for training, never a driving agent's)."""
-        return self.cfg.inputs.use_agent_futures
+        """Whether it reads the log's future (road users', lights'): a reward for training, not a driving agent's."""
+        return self.cfg.inputs.reads_future
 
     def input_keys(self) -> list[str]:
         """The feature keys ``encode_scene`` reads."""
@@ -186,6 +187,8 @@ class RewardWorldModel(nn.Module):
             keys += [RewardFeature.AGENT_STATES, RewardFeature.AGENT_MASK]
         if inp.use_agent_futures:
             keys += [RewardFeature.AGENT_FUTURE_STATES, RewardFeature.AGENT_FUTURE_MASK]
+        if inp.use_red_lights:
+            keys.append(RewardFeature.RED_LIGHT_MAP)
         return keys
 
     def encode_scene(self, features: Mapping[str, Tensor]) -> SceneTokens:
@@ -229,6 +232,8 @@ class RewardWorldModel(nn.Module):
         parts = [pose.flatten(2)] + [self._sample(m, grid) for m in maps]  # (B, K, T 5), each (B, K, T P C)
         if self.cfg.agent_clearance:
             parts.append(self._clearance(scene, traj).flatten(2))  # (B, K, T 4)
+        if scene.red_lights is not None:
+            parts.append(self._sample_per_pose(scene.red_lights, grid))  # (B, K, T P)
         inputs = torch.cat(parts, dim=-1)  # (B, K, F)
         if self.light:
             x = F.gelu(self.light_input(inputs) + self.light_scene(scene.meta))  # (B, K, H); meta (B, 1, D)
@@ -290,6 +295,15 @@ class RewardWorldModel(nn.Module):
         b, k = grid.shape[:2]
         feats = F.grid_sample(grid_map, grid, align_corners=False)  # (B, C, K, T P)
         return feats.permute(0, 2, 3, 1).reshape(b, k, -1)
+
+    @staticmethod
+    def _sample_per_pose(maps: Tensor, grid: Tensor) -> Tensor:
+        """Map t of ``maps`` ``(B, T, H, W)`` at pose t's points of ``grid`` ``(B, K, T P, 2)`` -> ``(B, K, T P)``."""
+        b, t, h, w = maps.shape
+        k = grid.shape[1]
+        per_pose = grid.reshape(b, k, t, -1, 2).transpose(1, 2).reshape(b * t, k, -1, 2)  # (B T, K, P, 2)
+        feats = F.grid_sample(maps.reshape(b * t, 1, h, w), per_pose, align_corners=False)  # (B T, 1, K, P)
+        return feats.reshape(b, t, k, -1).transpose(1, 2).reshape(b, k, -1)
 
     # ------------------------------------------------------------------------------------------ training
     def forward(

@@ -44,6 +44,7 @@ class RewardFeature:
     AGENT_MASK = "agent_mask"  # (A,) bool
     AGENT_FUTURE_STATES = "agent_future_states"  # (A, T, 3) AgentFutureIndex  (inputs.use_agent_futures, privileged)
     AGENT_FUTURE_MASK = "agent_future_mask"  # (A, T) bool
+    RED_LIGHT_MAP = "red_light_map"  # (1 + T, H, W) bool, now then per future frame  (inputs.use_red_lights)
 
 
 class SceneTokens(NamedTuple):
@@ -61,6 +62,8 @@ class SceneTokens(NamedTuple):
         agent_mask: ``(B, A)`` true on real boxes (``None`` with ``agents``).
         agent_futures: ``(B, A, T, 3)`` their logged poses (``inputs.use_agent_futures``; else ``None``).
         agent_future_mask: ``(B, A, T)`` true where the log has them.
+        red_lights: ``(B, T, H, W)`` the route's red connectors at each candidate pose's time
+            (``inputs.use_red_lights``; else ``None``).
     """
 
     meta: Tensor
@@ -74,6 +77,7 @@ class SceneTokens(NamedTuple):
     agent_mask: Tensor | None = None
     agent_futures: Tensor | None = None
     agent_future_mask: Tensor | None = None
+    red_lights: Tensor | None = None
 
 
 #: Stride of the BEV CNN's patchifying stem (cells per stem feature along each axis).
@@ -160,6 +164,12 @@ class RewardSceneEncoder(nn.Module):
             features: the model's input tensors (``RewardFeature``), batch-first.
             ego: the normalised ego-status history and command ``(B, T D + 4)``.
         """
+        scene = self._tokens(features, ego)
+        if self.cfg.inputs.use_red_lights:  # the frames at the candidate poses' times (channel 0 is now)
+            scene = scene._replace(red_lights=features[RewardFeature.RED_LIGHT_MAP][:, 1:].float())  # (B, T, H, W)
+        return scene
+
+    def _tokens(self, features: dict[str, Tensor], ego: Tensor) -> SceneTokens:
         raster = self.raster(features)  # (B, C_in, H, W)
         if self.light:
             return self._summary(features, ego, raster)
