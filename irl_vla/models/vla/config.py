@@ -367,7 +367,7 @@ class LossConfig:
     bev_class_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 2.0, 2.0, 5.0, 5.0, 5.0, 5.0])
     meta_action: float = 1.0
     lm: float = 1.0
-    route: float = 2.0
+    route: float = 5.0
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
