@@ -23,6 +23,9 @@ from irl_vla.data.map.map_objects import LANE_LAYERS, MapLayer
 from irl_vla.envs.infractions import Infraction, InfractionKind
 from irl_vla.envs.tick import Tick
 
+#: With an off-road margin at least this large [m], a point inside a lane is on the road without testing it.
+ROAD_TEST_MARGIN = 1e-6
+
 
 @dataclass
 class _Stretch:
@@ -69,13 +72,14 @@ class LaneDetector:
         """``OFF_ROAD``, ``WRONG_WAY`` or None for the ego at this tick."""
         center = tick.ego_center
         x, y = float(center[SE2Index.X]), float(center[SE2Index.Y])
-        if not shapely.contains_xy(self._road, x, y):
-            return InfractionKind.OFF_ROAD
-        if shapely.contains_xy(self._junction, x, y):
-            return None
         b = self._bounds
         candidates = np.flatnonzero((b[:, 0] <= x) & (x <= b[:, 2]) & (b[:, 1] <= y) & (y <= b[:, 3]))
         inside = candidates[shapely.contains_xy(self._polygons[candidates], x, y)]
+        # Inside a lane is on the road (the road is every lane grown by a positive margin): no road test needed.
+        if not (len(inside) and self.off_road_margin >= ROAD_TEST_MARGIN) and not shapely.contains_xy(self._road, x, y):
+            return InfractionKind.OFF_ROAD
+        if shapely.contains_xy(self._junction, x, y):
+            return None
         if len(inside) == 0:
             return None  # on a car park, or within the margin of a lane
         heading = float(center[SE2Index.HEADING])

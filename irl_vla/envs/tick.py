@@ -24,7 +24,8 @@ class Tick:
         time: simulated time since the reset [s].
         ego_pose: global rear-axle pose (x [m], y [m], heading [rad]) ``(3,)``.
         ego_speed: ego speed [m/s] (signed: negative when reversing).
-        boxes: other objects' boxes in the global frame, columns by ``BoundingBoxIndex`` ``(N, 7)``.
+        boxes: other objects' boxes in the global frame, columns by ``BoundingBoxIndex`` ``(N, 7)`` (a backend may
+            leave out boxes too far from the ego to touch its box: only the collision test reads them).
         names: class name per box (``AgentClass`` values).
         ids: track token per box.
         speeds: speed per box [m/s] ``(N,)``.

@@ -7,7 +7,9 @@ so the measurement is the env's own cost. Records:
 * ``env_steps_no_sensors_<interval>`` for each replanning interval: env steps/s with no sensors (the observation
   is the ego history), vectorised road users (the env's default) and the per-user loop (``vectorised=false``,
   the recorder's) side by side; ``sim_steps_per_s`` counts the 10 Hz world steps; every rate also as thread CPU
-  time (``cpu_*``), the better estimate of one free core on a shared machine;
+  time (``cpu_*``), the better estimate of one free core on a shared machine. The route follower reads no
+  observation, and the env builds one only when it is read: ``obs_read_*`` also read each step's (its history
+  frames built, as for a learned agent);
 * ``env_steps_default_rig``: env steps/s with the default camera rig at the current frame (2 Hz replanning).
 
 Resets (scenario build and expert warm-up) are outside the timed steps: an episode that ends is reset untimed.
@@ -79,11 +81,17 @@ def route_follower(env: EmbeddedEnv, speed: float) -> Trajectory:
 
 
 def _steps_per_second(
-    env: EmbeddedEnv, cfg: ClosedLoopBenchConfig, steps: int, repeats: int, options: dict[Any, Any]
+    env: EmbeddedEnv,
+    cfg: ClosedLoopBenchConfig,
+    steps: int,
+    repeats: int,
+    options: dict[Any, Any],
+    read_observation: bool = False,
 ) -> tuple[float, float]:
     """Median env steps/s over ``repeats`` runs of ``steps`` steps (resets untimed): wall clock and thread CPU time.
 
-    On a shared machine the CPU-time rate is the better estimate of one free core.
+    On a shared machine the CPU-time rate is the better estimate of one free core. The env builds an observation
+    at its first read; ``read_observation`` reads each step's (as a learned agent does), inside the timed part.
     """
     env.reset(options=options)
     speed = cfg.speed_fraction * env.speed_limit
@@ -93,7 +101,9 @@ def _steps_per_second(
         for _ in range(steps):
             plan = route_follower(env, speed)
             start, start_cpu = time.perf_counter(), time.thread_time()
-            _, _, terminated, truncated, _ = env.step(plan)
+            obs, _, terminated, truncated, _ = env.step(plan)
+            if read_observation:
+                _ = obs.ego_statuses
             wall += time.perf_counter() - start
             cpu += time.thread_time() - start_cpu
             if terminated or truncated:
@@ -120,6 +130,8 @@ def run(cfg: ClosedLoopBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
         for vectorised in (True, False):
             env_cfg = EmbeddedEnvConfig(replan_interval=interval, time_limit=600.0, vectorised=vectorised)
             rates[vectorised] = _steps_per_second(EmbeddedEnv(env_cfg), cfg, cfg.steps, repeats, options)
+        env_cfg = EmbeddedEnvConfig(replan_interval=interval, time_limit=600.0)
+        read_wall, read_cpu = _steps_per_second(EmbeddedEnv(env_cfg), cfg, cfg.steps, repeats, options, True)
         sim_steps = round(interval / DT)
         (wall, cpu), (loop_wall, loop_cpu) = rates[True], rates[False]
         yield record(
@@ -133,6 +145,8 @@ def run(cfg: ClosedLoopBenchConfig, repeats: int) -> Iterator[dict[str, Any]]:
             cpu_sim_steps_per_s=round(cpu * sim_steps, 1),
             loop_env_steps_per_s=round(loop_wall, 2),
             loop_cpu_env_steps_per_s=round(loop_cpu, 2),
+            obs_read_env_steps_per_s=round(read_wall, 2),
+            obs_read_cpu_env_steps_per_s=round(read_cpu, 2),
             replan_interval_s=interval,
             **common,
         )

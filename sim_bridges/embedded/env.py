@@ -32,7 +32,7 @@ import numpy as np
 
 from irl_vla.common.config import require_at_least
 from irl_vla.data.driving_command import prepare_centerline
-from irl_vla.data.enums import AgentClass, BoundingBoxIndex
+from irl_vla.data.enums import AgentClass, BoundingBoxIndex, SE2Index
 from irl_vla.data.geometry import absolute_to_relative
 from irl_vla.data.scene import AgentInput, Scene, SceneMetadata
 from irl_vla.data.sensors import SensorConfig
@@ -62,6 +62,7 @@ from sim_bridges.embedded.recorder import (
 from sim_bridges.embedded.render.sensors import SensorRenderer
 from sim_bridges.embedded.road_users import RoadUser, road_user_fields
 from sim_bridges.embedded.scenario_world import ScenarioInstance, build_scenario
+from sim_bridges.embedded.vector_update import user_table
 from sim_bridges.embedded.world import DT, World
 
 #: Spacing of a route's dense poses [m] (``RouteProgress`` looks two points ahead per 10 Hz tick).
@@ -70,6 +71,8 @@ ROUTE_SPACING = 2.0
 ROUTE_END_MARGIN = 10.0
 #: Traffic within this distance [m] makes ``InfoKey.TRAFFIC_SPEED``.
 TRAFFIC_RANGE = 50.0
+#: Slack [m] of the tick's pre-filter (boxes farther than they can reach to touch the ego are left out of the tick).
+REACH_SLACK = 0.01
 
 
 @dataclass
@@ -272,6 +275,7 @@ class EmbeddedEnv:
         world.vectorised = self.config.vectorised
         self._world, self._step_index, self._frames = world, 0, {}
         self._constants = user_constants(world)
+        self._parked: tuple[Any, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._boxes: np.ndarray | None = None
         self._traffic: np.ndarray | None = None
         self._tick_traffic: tuple[float, float | None] | None = None
@@ -388,11 +392,25 @@ class EmbeddedEnv:
         """What a frame and a tick read of the world now (``recorder.capture``), with the others' poses and speeds."""
         world = self.world
         users = world.road_users
-        speeds, targets = np.array([(u.speed, u.target_speed) for u in users], dtype=np.float64).reshape(-1, 2).T
-        self._targets = targets
         if len(self._constants[0]) != len(users):  # road users added or removed since the reset
             self._constants = user_constants(world)
-        return capture(world, poses=world.poses()[1:], speeds=speeds, constants=self._constants)
+        if world.vectorised:  # parked road users never change (``vector_update.UserTable``): read the others
+            table = user_table(world)
+            if self._parked is None or self._parked[0] is not table:
+                both = np.array([(u.speed, u.target_speed) for u in users], dtype=np.float64).reshape(-1, 2)
+                movers = np.array([k - 1 for k in table.mover_index if k > 0], dtype=np.intp)
+                self._parked = (table, movers, both[:, 0].copy(), both[:, 1].copy())
+            _, movers, speeds, targets = self._parked
+            speeds, targets = speeds.copy(), targets.copy()
+            speeds[movers] = [users[k].speed for k in movers]
+            targets[movers] = [users[k].target_speed for k in movers]
+        else:
+            speeds = np.array([u.speed for u in users], dtype=np.float64)
+            targets = np.array([u.target_speed for u in users], dtype=np.float64)
+        self._targets = targets
+        ego = world.ego
+        rear = ego.rear_axle if isinstance(ego, FreeEgo) else None
+        return capture(world, poses=world.poses()[1:], speeds=speeds, constants=self._constants, ego_pose=rear)
 
     def _add_frame(self, snapshot: Snapshot | None = None) -> None:
         """Record the frame of the current simulation step (the observation's history keeps the last ones).
@@ -441,7 +459,8 @@ class EmbeddedEnv:
         state = self.ego.state
         row = np.zeros(len(TraceIndex))
         row[TraceIndex.TIME] = self.time
-        row[[TraceIndex.X, TraceIndex.Y, TraceIndex.HEADING]] = state[[StateIndex.X, StateIndex.Y, StateIndex.HEADING]]
+        row[TraceIndex.X], row[TraceIndex.Y] = state[StateIndex.X], state[StateIndex.Y]
+        row[TraceIndex.HEADING] = state[StateIndex.HEADING]
         row[TraceIndex.VELOCITY_X] = state[StateIndex.VELOCITY_X]
         row[TraceIndex.ACCELERATION_X] = state[StateIndex.ACCELERATION_X]
         row[TraceIndex.ACCELERATION_Y] = state[StateIndex.VELOCITY_X] ** 2 * self.ego.curvature()
@@ -449,7 +468,11 @@ class EmbeddedEnv:
         return row
 
     def _tick(self, snapshot: Snapshot) -> Tick:
-        """The world now as the infraction monitor reads it: every other object's box in the global frame."""
+        """The world now as the infraction monitor reads it: the other objects' boxes in the global frame.
+
+        Only boxes near enough to touch the ego's are passed (the collision test's own distance bound, with a
+        slack): the monitor's collision test finds the same boxes in fewer.
+        """
         ego = self.ego
         poses, speeds = snapshot.poses, snapshot.speeds  # (N, 3), (N,)
         if self._boxes is None or len(self._boxes) != len(poses):
@@ -458,18 +481,25 @@ class EmbeddedEnv:
             cols = [BoundingBoxIndex.LENGTH, BoundingBoxIndex.WIDTH, BoundingBoxIndex.HEIGHT]
             self._boxes[:, cols] = dims
             self._boxes[:, BoundingBoxIndex.Z] = dims[:, 2] / 2
-        boxes = self._boxes.copy()
-        boxes[:, [BoundingBoxIndex.X, BoundingBoxIndex.Y, BoundingBoxIndex.HEADING]] = poses
-        self._tick_traffic = (snapshot.time, self._traffic_speed_of(poses, speeds, ~(self._targets <= 0.0)))
+            # How far [m] each box's centre may be from the ego's and still touch it (the collision test's bound).
+            self._reach = np.hypot(PACIFICA.length / 2, PACIFICA.width / 2) + np.hypot(dims[:, 0] / 2, dims[:, 1] / 2)
+        centre = ego.pose
+        distance = np.hypot(poses[:, 0] - centre[SE2Index.X], poses[:, 1] - centre[SE2Index.Y])  # (N,)
+        near = np.flatnonzero(distance <= self._reach + REACH_SLACK)
+        boxes = self._boxes[near]
+        boxes[:, [BoundingBoxIndex.X, BoundingBoxIndex.Y, BoundingBoxIndex.HEADING]] = poses[near]
+        moving = ~(self._targets <= 0.0)
+        self._tick_traffic = (snapshot.time, self._traffic_speed_of(poses, speeds, moving, distance))
         lights = snapshot.lights
+        names, tokens = snapshot.names, snapshot.tokens
         return Tick(
             time=self.time,
             ego_pose=ego.rear_axle,
             ego_speed=ego.speed,
             boxes=boxes,
-            names=list(snapshot.names),
-            ids=list(snapshot.tokens),
-            speeds=speeds,
+            names=[names[k] for k in near],
+            ids=[tokens[k] for k in near],
+            speeds=speeds[near],
             red_connectors=frozenset(c for c, red in lights if red),
             lit_connectors=frozenset(c for c, _ in lights),
             speed_limit=self.speed_limit,
@@ -488,12 +518,19 @@ class EmbeddedEnv:
         speeds = np.array([u.speed for u in users])
         return self._traffic_speed_of(self.world.poses()[1:], speeds, np.array([not u.is_static for u in users]))
 
-    def _traffic_speed_of(self, poses: np.ndarray, speeds: np.ndarray, moving: np.ndarray) -> float | None:
-        """``_traffic_speed`` from the others' poses ``(N, 3)``, speeds ``(N,)`` and whether each moves ``(N,)``."""
+    def _traffic_speed_of(
+        self, poses: np.ndarray, speeds: np.ndarray, moving: np.ndarray, distance: np.ndarray | None = None
+    ) -> float | None:
+        """``_traffic_speed`` from the others' poses ``(N, 3)``, speeds ``(N,)`` and whether each moves ``(N,)``.
+
+        ``distance``: the others' distances [m] from the ego's box centre ``(N,)``, if the caller has them.
+        """
         users = self.world.road_users
         if self._traffic is None or len(self._traffic) != len(users):
             self._traffic = np.array([u.agent_class is AgentClass.VEHICLE and not u.background for u in users])
-        near = np.hypot(*(poses[:, :2] - self.ego.pose[:2]).T) < TRAFFIC_RANGE
+        if distance is None:
+            distance = np.hypot(*(poses[:, :2] - self.ego.pose[:2]).T)
+        near = distance < TRAFFIC_RANGE
         chosen = speeds[self._traffic & near & moving] if len(users) else speeds
         return float(chosen.mean()) if len(chosen) else None
 

@@ -71,7 +71,7 @@ def _annotations_batch(world: World) -> Annotations:
     return annotations_of(capture(world))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Snapshot:
     """What a frame records of the world at one simulation step, as plain values (``capture``).
 
@@ -117,17 +117,18 @@ def capture(
     speeds: np.ndarray | None = None,
     lights: list[tuple[str, bool]] | None = None,
     constants: tuple[np.ndarray, list[str], list[str]] | None = None,
+    ego_pose: np.ndarray | None = None,
 ) -> Snapshot:
     """The ``Snapshot`` of ``world`` now.
 
     ``poses`` ``(N, 3)``, ``speeds`` ``(N,)``, ``lights`` and ``constants`` (``user_constants``) of the other road
-    users may be given when the caller has them.
+    users, and the ego's rear-axle pose ``ego_pose`` ``(3,)``, may be given when the caller has them.
     """
     ego = world.ego
     dims, names, tokens = user_constants(world) if constants is None else constants
     return Snapshot(
         time=world.time,
-        ego_pose=PACIFICA.rear_axle_from_center(ego.pose),  # the ego's pose is its rear axle's
+        ego_pose=PACIFICA.rear_axle_from_center(ego.pose) if ego_pose is None else ego_pose,  # rear axle: the ego's
         ego_speed=ego.speed,
         ego_accel=ego.accel,
         ego_curvature=ego.curvature(),

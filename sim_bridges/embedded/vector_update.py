@@ -218,7 +218,9 @@ def poses(world: World) -> FloatArray:
     """``World.poses`` of every road user at once ``(N, 3)`` (box centres, lateral manoeuvres' slopes included)."""
     users = world.road_users_and_ego
     table = user_table(world)
-    s, lateral = np.array([(u.s, u.lateral) for u in users], dtype=np.float64).reshape(-1, 2).T
+    n = len(users)
+    s = np.fromiter([u.s for u in users], np.float64, n)
+    lateral = np.fromiter([u.lateral for u in users], np.float64, n)
     out = table.paths.pose_batch(table.path, s, lateral)
     for k in [k for k, u in enumerate(users) if u.manoeuvre is not None]:
         out[k, SE2Index.HEADING] += float(np.arctan(users[k].manoeuvre.slope(users[k].s)))  # type: ignore[union-attr]
@@ -236,6 +238,10 @@ def user_table(world: World) -> UserTable:
         table = UserTable(users, table.paths if table is not None else None)
         world._user_table = table  # type: ignore[attr-defined]
     return table
+
+
+#: The kernel's rule constants as one array, made at the first call (they are module constants).
+_RULES: dict[str, FloatArray] = {}
 
 
 def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray:
@@ -267,10 +273,12 @@ def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray
         walking = np.maximum(0.0, CROSSING_TIMES - max(0.0, other.start_time - world.time))
         futures[j] = other.path.pose_at(other.s + other.speed * walking)[:, : SE2Index.HEADING]
     stop = np.array([world._stop_gap(everyone[i]) for i in idx])  # (U,) lights, give-way, lane ends
-    rules = np.array(
-        [LOOK_AHEAD, SEARCH_BEHIND, CHUNK, BOUND_SLACK, LATERAL_ACCEL_COMFORT, CURVATURE_MARGIN, CURVATURE_STEP,
-         ACC_COOLNESS]
-    )  # fmt: skip
+    rules = _RULES.get("rules")
+    if rules is None:
+        rules = _RULES["rules"] = np.array(
+            [LOOK_AHEAD, SEARCH_BEHIND, CHUNK, BOUND_SLACK, LATERAL_ACCEL_COMFORT, CURVATURE_MARGIN, CURVATURE_STEP,
+             ACC_COOLNESS]
+        )  # fmt: skip
     ints, floats = fixed.paths.kernel_arrays()
     acc[idx] = kernel(
         idx, poses, cols, fixed.path, fixed.length, fixed.width, fixed.interacting, fixed.vulnerable,

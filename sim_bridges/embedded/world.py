@@ -282,11 +282,14 @@ class World:
         acc = self.accelerations(skip_ego=ego_accel is not None or free, poses=poses)
         if ego_accel is not None:
             acc[0] = ego_accel
+        # Python floats: the same values, cheaper scalar arithmetic (the recorded logs' loop keeps numpy's scalars).
+        accels = acc.tolist() if self.vectorised else acc
+        ego, now = self.ego, self.time
         for k in movers:
-            a, user = acc[k], everyone[k]
-            if free and user is self.ego:
+            a, user = accels[k], everyone[k]
+            if free and user is ego:
                 continue
-            if user.is_static or self.time < user.start_time:
+            if user.target_speed <= 0.0 or now < user.start_time:  # static (``RoadUser.is_static``) or not started
                 user.accel = 0.0
                 continue
             if user.background:
@@ -302,7 +305,8 @@ class World:
             user.s += 0.5 * (user.speed + new_speed) * DT
             user.accel = (new_speed - user.speed) / DT
             user.speed = new_speed
-            user.advance_lateral()
+            if user.manoeuvre is not None:
+                user.advance_lateral()
         if self.ego_controller is not None:
             self.ego_controller(DT)
         self.time = round(self.time + DT, 9)

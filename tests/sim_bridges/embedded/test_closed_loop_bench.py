@@ -13,6 +13,7 @@ def test_records_of_a_tiny_run() -> None:
     assert [r["name"] for r in records] == ["env_steps_no_sensors_0.5s", "env_steps_default_rig"]
     first = records[0]
     assert first["reactive_road_users"] >= 30 and first["env_steps_per_s"] > 0 and first["loop_env_steps_per_s"] > 0
+    assert first["obs_read_env_steps_per_s"] > 0 and first["obs_read_cpu_env_steps_per_s"] > 0
     assert first["sim_steps_per_s"] == pytest.approx(5 * first["env_steps_per_s"], rel=0.01)
     assert records[1]["cameras"] == 3
 
