@@ -173,9 +173,10 @@ class RewardModelConfig:
             is sampled (the vehicle's outline as the candidate drives; vehicle geometry, not data).
         decoder: ``attention`` (the trajectory-query decoder) or ``light`` (``RewardDecoder``: the scene pooled
             to one vector once, each candidate through a two-layer MLP of width ``head_hidden`` with one linear
-            layer for every head; no map or object tokens are built, ``num_blocks`` is unused).
+            layer for every head; no CNN, no BEV, map or object tokens; the input maps are read at the cell under
+            each outline point rather than interpolated; ``num_blocks`` and ``bev_channels`` are unused).
         sample_stem: sample the BEV stem's feature map along each candidate's outline (besides the input
-            rasters).
+            rasters); ``attention`` only.
         num_blocks: trajectory-decoder blocks (cross-attention to meta, BEV, map and object tokens in turn).
         head_hidden: hidden width of each sub-score head (``light``: of the candidate MLP).
         predict_ec: predict EC (trained where the label is defined); otherwise EC is NaN and drops from the
@@ -219,6 +220,8 @@ class RewardModelConfig:
             raise ValueError(
                 f"RewardModelConfig.decoder: expected one of {[d.value for d in RewardDecoder]}, got {self.decoder!r}"
             )
+        if self.decoder == RewardDecoder.LIGHT and self.sample_stem:
+            raise ValueError("RewardModelConfig.sample_stem: the light decoder has no CNN; set sample_stem=false")
         if self.architecture != REWARD_ARCHITECTURE:
             raise ValueError(
                 f"RewardModelConfig.architecture: expected {REWARD_ARCHITECTURE!r}, got {self.architecture!r}"

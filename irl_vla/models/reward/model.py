@@ -8,9 +8,11 @@ BEV, map and object tokens (feed-forward between, ``num_blocks`` times); one hea
 are scored with it.
 
 The ``light`` decoder (``RewardModelConfig.decoder``) is the fast path: the scene is encoded once to one summary
-vector, and each candidate's own inputs (the same poses, sampled rasters and clearance) go through a two-layer
-MLP whose first layer adds the scene's projection (computed once per scene), then one linear layer for every
-head. No attention per candidate; the candidates still never see each other.
+vector, and each candidate's own inputs (the same poses, the input maps read at the cell under each outline point,
+the clearance) go through a two-layer ReLU MLP whose first layer adds the scene's projection (computed once per
+scene), then one linear layer for every head. The map class under each point enters that first layer as what a
+one-hot input would give, a row of weights per (point, class) summed (``embedding_bag``), without the one-hot.
+No attention and no interpolation per candidate; the candidates still never see each other.
 
 The reward is the EPDMS of the expected sub-scores through the suite's one aggregation function
 (``irl_vla.scoring.aggregation.aggregate``), differentiable.
@@ -23,6 +25,7 @@ The reward is the EPDMS of the expected sub-scores through the suite's one aggre
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -107,7 +110,12 @@ class RewardWorldModel(nn.Module):
         self.heads: SubScoreHeads | FusedSubScoreHeads
         if self.light:
             h = cfg.head_hidden
-            self.light_input = nn.Linear(candidate_in, h)
+            map_in = inp.num_poses * num_points * self.scene_encoder.map_classes if inp.use_map else 0
+            self.light_input = nn.Linear(candidate_in - map_in, h)  # all but the one-hot map classes
+            if inp.use_map:  # the map classes' columns of the first layer: a row per (point, class)
+                self.light_classes = nn.Parameter(torch.empty(map_in, h).uniform_(-1, 1) / math.sqrt(candidate_in))
+                offsets = torch.arange(inp.num_poses * num_points) * self.scene_encoder.map_classes
+                self.register_buffer("class_offsets", offsets, persistent=False)  # (T P,)
             self.light_scene = nn.Linear(d, h, bias=False)  # the scene's share of the first layer, once per scene
             self.light_hidden = nn.Linear(h, h)
             self.heads = FusedSubScoreHeads(h, predict_ec=cfg.predict_ec)
@@ -227,17 +235,30 @@ class RewardWorldModel(nn.Module):
         norm = (traj - self.trajectory_mean) / self.trajectory_std  # (B, K, T, 3)
         heading = traj[..., SE2Index.HEADING]
         pose = torch.cat([norm, torch.cos(heading)[..., None], torch.sin(heading)[..., None]], -1)  # (B, K, T, 5)
-        grid = self._grid(traj)  # (B, K, T P, 2)
-        maps = [scene.raster, scene.stem] if self.cfg.sample_stem else [scene.raster]
-        parts = [pose.flatten(2)] + [self._sample(m, grid) for m in maps]  # (B, K, T 5), each (B, K, T P C)
+        px, py = self._points(traj)  # (B, K, T, P)
+        parts = [pose.flatten(2)]  # (B, K, T 5)
+        if self.light:
+            cell, inside = self._cells(px, py)
+            lidar, classes = self._look_up(scene, cell, inside)  # (B, K, T P C), (B, K, T, P)
+            parts.append(lidar)
+        else:
+            grid = self._grid(px, py)  # (B, K, T P, 2)
+            maps = [scene.raster, scene.stem] if self.cfg.sample_stem else [scene.raster]
+            parts += [self._sample(m, grid) for m in maps]  # each (B, K, T P C)
         if self.cfg.agent_clearance:
             parts.append(self._clearance(scene, traj).flatten(2))  # (B, K, T 4)
         if scene.red_lights is not None:
-            parts.append(self._sample_per_pose(scene.red_lights, grid))  # (B, K, T P)
+            red = self._look_up_per_pose(scene.red_lights, cell, inside) if self.light else None
+            parts.append(red if red is not None else self._sample_per_pose(scene.red_lights, grid))  # (B, K, T P)
         inputs = torch.cat(parts, dim=-1)  # (B, K, F)
         if self.light:
-            x = F.gelu(self.light_input(inputs) + self.light_scene(scene.meta))  # (B, K, H); meta (B, 1, D)
-            out = self.heads(F.gelu(self.light_hidden(x)))
+            x = self.light_input(inputs) + self.light_scene(scene.meta)  # (B, K, H); meta (B, 1, D)
+            if classes is not None:
+                b, k = classes.shape[:2]
+                rows = classes.reshape(b * k, -1) + self.class_offsets  # (B K, T P): the (point, class) rows
+                weights = inside.reshape(b * k, -1).to(x.dtype)  # off the raster: nothing
+                x = x + F.embedding_bag(rows, self.light_classes, per_sample_weights=weights, mode="sum").view(b, k, -1)
+            out = self.heads(F.relu(self.light_hidden(F.relu(x))))
         else:
             x = self.candidate_embed(inputs)  # (B, K, D)
             for block in self.blocks:
@@ -276,18 +297,56 @@ class RewardWorldModel(nn.Module):
         scale = near.new_tensor([inp.size_scale, inp.position_scale, inp.position_scale, inp.speed_scale])
         return near / scale  # by ClearanceIndex
 
-    def _grid(self, traj: Tensor) -> Tensor:
-        """The outline points of every pose as ``grid_sample`` coordinates of the BEV range ``(B, K, T P, 2)``."""
-        b, k, _t, _ = traj.shape
+    def _points(self, traj: Tensor) -> tuple[Tensor, Tensor]:
+        """The outline points of every pose [m] ``(B, K, T, P)`` each: forward and left in the ego frame."""
         x, y, h = traj[..., SE2Index.X], traj[..., SE2Index.Y], traj[..., SE2Index.HEADING]  # (B, K, T)
         fwd, left = self.pose_points[:, 0], self.pose_points[:, 1]  # (P,)
         cos, sin = torch.cos(h)[..., None], torch.sin(h)[..., None]
         px = x[..., None] + fwd * cos - left * sin  # (B, K, T, P)
         py = y[..., None] + fwd * sin + left * cos
+        return px, py
+
+    def _grid(self, px: Tensor, py: Tensor) -> Tensor:
+        """Points ``(B, K, T, P)`` as ``grid_sample`` coordinates of the BEV range ``(B, K, T P, 2)``."""
+        b, k = px.shape[:2]
         x0, x1, y0, y1 = self.cfg.inputs.bev_range
         # grid_sample: the last coordinate indexes the width (our y), the first the height (our x)
         grid = torch.stack([(py - y0) / (y1 - y0) * 2 - 1, (px - x0) / (x1 - x0) * 2 - 1], dim=-1)
         return grid.reshape(b, k, -1, 2)
+
+    def _cells(self, px: Tensor, py: Tensor) -> tuple[Tensor, Tensor]:
+        """The raster cell under each point (row-major index) and whether it is on the raster, ``(B, K, T, P)``."""
+        inp = self.cfg.inputs
+        x0, x1, y0, y1 = inp.bev_range
+        row = torch.floor((px - x0) * (inp.bev_height / (x1 - x0)))
+        col = torch.floor((py - y0) * (inp.bev_width / (y1 - y0)))
+        inside = (row >= 0) & (row < inp.bev_height) & (col >= 0) & (col < inp.bev_width)
+        cell = (row.clamp(0, inp.bev_height - 1) * inp.bev_width + col.clamp(0, inp.bev_width - 1)).long()
+        return cell, inside
+
+    @staticmethod
+    def _look_up(scene: SceneTokens, cell: Tensor, inside: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The ``light`` scene's cell tables at ``cell`` ``(B, K, T, P)``.
+
+        Returns:
+            The LiDAR channels ``(B, K, T P C)`` (zeros off the raster, the layout of ``_sample``) and the map class
+            ``(B, K, T, P)`` (``None`` without the map; meaningless off the raster).
+        """
+        b, k = cell.shape[:2]
+        flat = cell.reshape(b, -1)  # (B, K T P)
+        c = scene.raster.shape[-1]
+        lidar = torch.gather(scene.raster, 1, flat[..., None].expand(-1, -1, c)) * inside.reshape(b, -1, 1)
+        classes = None if scene.classes is None else torch.gather(scene.classes, 1, flat).view(cell.shape)
+        return lidar.reshape(b, k, -1), classes
+
+    @staticmethod
+    def _look_up_per_pose(maps: Tensor, cell: Tensor, inside: Tensor) -> Tensor:
+        """Map t of ``maps`` ``(B, T, H, W)`` at pose t's cells ``(B, K, T, P)`` -> ``(B, K, T P)``, 0 off the map."""
+        b, t, h, w = maps.shape
+        k = cell.shape[1]
+        index = cell + h * w * torch.arange(t, device=cell.device)[:, None]  # (B, K, T, P) into the T maps
+        values = torch.gather(maps.reshape(b, t * h * w), 1, index.reshape(b, -1)).reshape(b, k, -1)
+        return values * inside.reshape(b, k, -1)
 
     @staticmethod
     def _sample(grid_map: Tensor, grid: Tensor) -> Tensor:

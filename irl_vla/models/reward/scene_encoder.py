@@ -9,11 +9,12 @@
 - **Objects**: the annotated boxes embedded one token each (``inputs.use_agents``, privileged) or learned
   queries over the BEV tokens; a learned "nothing" token is always present, so a scene without objects attends.
 
-With the ``light`` decoder no BEV, map or object tokens are built and the CNN is only its stem (and only with
-``sample_stem``): the scene is one summary vector, the meta token plus a linear map of the rasters averaged over
-``bev_grid`` cells plus the element-wise maximum of the object embeddings and the "nothing" token, returned as
-``meta``; ``bev``, ``map`` and ``objects`` are then empty, ``stem`` too without ``sample_stem``. Its raster is
-kept channels-last (faster to sample).
+With the ``light`` decoder there is no CNN and no BEV, map or object tokens: the scene is one summary vector, the
+meta token plus a linear map of the input maps averaged over ``bev_grid`` cells (the LiDAR channels' means, each
+map class's share of the cell) plus the element-wise maximum of the object embeddings and the "nothing" token,
+returned as ``meta``; ``bev``, ``map``, ``objects`` and ``stem`` are empty. The input maps are kept as cell
+tables for the candidates to look up (``raster``: the LiDAR channels ``(B, H W, C)``; ``classes``: the map class
+of each cell ``(B, H W)``); no one-hot raster is built.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class SceneTokens(NamedTuple):
         map: ``(B, M, D)`` map tokens.
         objects: ``(B, O, D)`` object tokens (the first is the learned "nothing" token).
         object_mask: ``(B, O)`` true on real tokens.
-        raster: ``(B, C, H, W)`` the input rasters (sampled along candidates).
+        raster: ``(B, C, H, W)`` the input rasters (sampled along candidates); ``light``: the LiDAR cell table
+            ``(B, H W, C)``.
         stem: ``(B, C, H / 4, W / 4)`` the BEV CNN's stem feature map (sampled along candidates).
         agents: ``(B, A, D)`` the annotated boxes by ``AgentStateIndex`` (``inputs.use_agents``; else ``None``).
         agent_mask: ``(B, A)`` true on real boxes (``None`` with ``agents``).
@@ -64,6 +66,7 @@ class SceneTokens(NamedTuple):
         agent_future_mask: ``(B, A, T)`` true where the log has them.
         red_lights: ``(B, T, H, W)`` the route's red connectors at each candidate pose's time
             (``inputs.use_red_lights``; else ``None``).
+        classes: ``light``: the map class of each cell ``(B, H W)`` (``inputs.use_map``; else ``None``).
     """
 
     meta: Tensor
@@ -78,6 +81,7 @@ class SceneTokens(NamedTuple):
     agent_futures: Tensor | None = None
     agent_future_mask: Tensor | None = None
     red_lights: Tensor | None = None
+    classes: Tensor | None = None
 
 
 #: Stride of the BEV CNN's patchifying stem (cells per stem feature along each axis).
@@ -112,11 +116,10 @@ class RewardSceneEncoder(nn.Module):
         self.light = cfg.decoder == RewardDecoder.LIGHT  # no BEV, map or object tokens
         self.raster_channels = channels
         self.register_buffer("one_hot", torch.eye(self.map_classes), persistent=False)
-        if not self.light or cfg.sample_stem:
-            self.stem = _stem(channels, widths[0])
         if self.light:
             self.raster_proj = nn.Linear(channels * cfg.bev_grid[0] * cfg.bev_grid[1], d)
         else:
+            self.stem = _stem(channels, widths[0])
             self.stages = nn.Sequential(*[_conv(a, b) for a, b in itertools.pairwise(widths)])
             self.bev_proj = nn.Linear(widths[-1], d)
             self.register_buffer("bev_centres", self._centres(cfg.bev_grid), persistent=False)
@@ -170,10 +173,9 @@ class RewardSceneEncoder(nn.Module):
         return scene
 
     def _tokens(self, features: dict[str, Tensor], ego: Tensor) -> SceneTokens:
-        raster = self.raster(features)  # (B, C_in, H, W)
         if self.light:
-            return self._summary(features, ego, raster)
-        raster = raster.contiguous()
+            return self._summary(features, ego)
+        raster = self.raster(features).contiguous()  # (B, C_in, H, W)
         stem = self.stem(raster)  # (B, C0, H/4, W/4)
         deep = self.stages(stem)  # (B, C, h, w)
         rows, cols = self.cfg.bev_grid
@@ -203,17 +205,25 @@ class RewardSceneEncoder(nn.Module):
             objects, mask = nothing, ones
         return SceneTokens(meta, bev, map_tokens, objects, mask, raster, stem)
 
-    def _summary(self, features: dict[str, Tensor], ego: Tensor, raster: Tensor) -> SceneTokens:
+    def _summary(self, features: dict[str, Tensor], ego: Tensor) -> SceneTokens:
         """The ``light`` decoder's scene: one summary vector as ``meta``, no BEV, map or object tokens."""
+        inp = self.cfg.inputs
         rows, cols = self.cfg.bev_grid
-        bb, c, hh, ww = raster.shape
+        hh, ww = inp.bev_height, inp.bev_width
         if hh % rows or ww % cols:
             raise ValueError(f"reward model: bev_grid {self.cfg.bev_grid} does not divide the raster ({hh}, {ww})")
-        cells = raster.permute(0, 2, 3, 1).reshape(bb, rows, hh // rows, cols, ww // cols, c)  # channels-last view
-        pooled = cells.mean(dim=(2, 4)).flatten(1)  # (B, rows cols C_in): each cell's mean
-        summary = self.meta_embed(ego) + self.raster_proj(pooled)  # (B, D)
-        b, d = summary.shape
-        stem = self.stem(raster) if self.cfg.sample_stem else summary.new_zeros(b, 0, 1, 1)  # (B, C0, H/4, W/4)
+        b = ego.shape[0]
+        pooled, lidar, classes = [], ego.new_zeros(b, hh * ww, 0), None
+        if inp.use_lidar:
+            lidar = features[RewardFeature.LIDAR_BEV].float().flatten(1, 2).permute(0, 2, 3, 1)  # (B, H, W, C)
+            pooled.append(lidar.reshape(b, rows, hh // rows, cols, ww // cols, -1).mean(dim=(2, 4)))  # grid means
+            lidar = lidar.reshape(b, hh * ww, -1)  # (B, H W, C)
+        if inp.use_map:
+            classes = features[RewardFeature.BEV_SEMANTIC_MAP].long()  # (B, H, W)
+            pooled.append(self._class_shares(classes, rows, cols))  # (B, rows, cols, C)
+            classes = classes.flatten(1)  # (B, H W)
+        summary = self.meta_embed(ego) + self.raster_proj(torch.cat(pooled, dim=-1).flatten(1))  # (B, D)
+        d = summary.shape[1]
         objects = self.nothing.expand(b, -1, -1)  # (B, 1, D)
         agents = agent_mask = futures = future_mask = None
         if self.cfg.inputs.use_agents:
@@ -227,9 +237,20 @@ class RewardSceneEncoder(nn.Module):
         summary = summary + objects.amax(dim=1)
         empty = summary.new_zeros(b, 0, d)
         no_mask = torch.zeros(b, 0, dtype=torch.bool, device=summary.device)
-        return SceneTokens(
-            summary[:, None], empty, empty, empty, no_mask, raster, stem, agents, agent_mask, futures, future_mask
-        )
+        no_stem = summary.new_zeros(b, 0, 1, 1)
+        tokens = (summary[:, None], empty, empty, empty, no_mask, lidar, no_stem)
+        return SceneTokens(*tokens, agents, agent_mask, futures, future_mask, classes=classes)
+
+    def _class_shares(self, classes: Tensor, rows: int, cols: int) -> Tensor:
+        """Each map class's share of each of ``rows`` x ``cols`` grid cells ``(B, rows, cols, C)``: one bincount."""
+        b, hh, ww = classes.shape
+        dev = classes.device
+        row = torch.arange(hh, device=dev) // (hh // rows)
+        col = torch.arange(ww, device=dev) // (ww // cols)
+        cell = (row[:, None] * cols + col[None, :])[None] + rows * cols * torch.arange(b, device=dev)[:, None, None]
+        keys = (cell * self.map_classes + classes).flatten()  # (B H W,) grid cell and class
+        counts = torch.bincount(keys, minlength=b * rows * cols * self.map_classes)
+        return counts.reshape(b, rows, cols, self.map_classes).float() / ((hh // rows) * (ww // cols))
 
     def _boxes(self, states: Tensor) -> Tensor:
         """Scaled box features ``(B, A, 8)`` of ``agent_states`` ``(B, A, 7)``."""

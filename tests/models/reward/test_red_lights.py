@@ -47,14 +47,19 @@ def test_a_light_that_turns_red_later_is_painted_from_that_frame_on() -> None:
     assert painted.tolist() == [t >= 3 for t in range(9)]
 
 
-def test_each_pose_samples_the_frame_of_its_time_and_the_model_reads_it() -> None:
+@pytest.mark.parametrize("decoder", ["attention", "light"])
+def test_each_pose_samples_the_frame_of_its_time_and_the_model_reads_it(decoder: str) -> None:
     maps = torch.arange(1, 9, dtype=torch.float32)[None, :, None, None].expand(2, 8, 16, 16)  # frame t is t + 1
     grid = torch.zeros(2, 3, 8 * 5, 2)  # every point at the centre: pose t must read t + 1
     sampled = RewardWorldModel._sample_per_pose(maps, grid)  # (B, K, T P)
     expected = torch.arange(1, 9, dtype=torch.float32).repeat_interleave(5)
     assert sampled.shape == (2, 3, 40) and torch.equal(sampled, expected.expand(2, 3, -1))
+    cells = torch.full((2, 3, 8, 5), 16 * 8 + 8)  # the centre cell: pose t must read t + 1 there too
+    looked_up = RewardWorldModel._look_up_per_pose(maps, cells, torch.ones(2, 3, 8, 5, dtype=torch.bool))
+    assert torch.equal(looked_up, sampled)
 
-    cfg = load_reward_config("tiny", {"inputs": {"use_red_lights": True}})
+    light = {"decoder": "light", "sample_stem": False} if decoder == "light" else {}
+    cfg = load_reward_config("tiny", {"inputs": {"use_red_lights": True}, **light})
     assert cfg.inputs.privileged and cfg.inputs.reads_future
     features, privileged = reward_builder_params(cfg)
     assert privileged["red_lights"]["num_poses"] == 8

@@ -216,13 +216,12 @@ def test_listwise_term_is_zero_at_the_simulators_ranking_and_pushes_down_the_mod
         RewardLossConfig(listwise_temperature=0.0)
 
 
-@pytest.mark.parametrize("sample_stem", [True, False])
-def test_light_decoder_scores_each_candidate_alone_against_one_pooled_scene(sample_stem: bool) -> None:
-    m = model(decoder="light", sample_stem=sample_stem, agent_clearance=True)
+def test_light_decoder_scores_each_candidate_alone_against_one_pooled_scene() -> None:
+    m = model(decoder="light", sample_stem=False, agent_clearance=True)
     attention = model(agent_clearance=True)
     assert sum(p.numel() for p in m.parameters()) < sum(p.numel() for p in attention.parameters()) / 2
     assert not hasattr(m, "blocks") and not hasattr(m.scene_encoder, "map_decoder")
-    assert hasattr(m.scene_encoder, "stem") == sample_stem
+    assert not hasattr(m.scene_encoder, "stem")
     f = features()
     traj = torch.randn(B, K, T, 3) * 5
     with torch.no_grad():
@@ -250,13 +249,14 @@ def test_light_decoder_scores_each_candidate_alone_against_one_pooled_scene(samp
     m.compute_loss(m(f, targets), targets)["loss"].backward()
     for name in (
         "light_input.weight",
+        "light_classes",
         "light_scene.weight",
         "light_hidden.weight",
         "heads.linear.weight",
         "scene_encoder.raster_proj.weight",
         "scene_encoder.object_embed.0.weight",
         "scene_encoder.meta_embed.0.weight",
-    ) + (("scene_encoder.stem.0.weight",) if sample_stem else ()):
+    ):
         grad = dict(m.named_parameters())[name].grad
         assert grad is not None and float(grad.abs().sum()) > 0, name
 
@@ -266,3 +266,30 @@ def test_the_light_size_and_an_unknown_decoder() -> None:
     assert (cfg.decoder, cfg.sample_stem, cfg.agent_clearance) == ("light", False, True)
     with pytest.raises(ValueError, match="decoder"):
         load_reward_config("tiny", {"decoder": "transformer"})
+
+
+def test_the_light_look_up_reads_the_cell_under_each_point_as_nearest_sampling_does() -> None:
+    m = model(decoder="light", sample_stem=False)
+    attention = model()
+    f = features()
+    traj = torch.randn(B, K, T, 3) * 20  # some points off the 64 m raster
+    with torch.no_grad():
+        scene = m.encode_scene(f)
+        px, py = m._points(traj)
+        cell, inside = m._cells(px, py)
+        lidar, classes = m._look_up(scene, cell, inside)  # (B, K, T P C), (B, K, T, P)
+        one_hot = torch.nn.functional.one_hot(classes, 8).float() * inside[..., None]  # (B, K, T, P, C)
+        looked_up = torch.cat([lidar.view(B, K, T, -1, 2), one_hot], -1).flatten(2)  # the layout of _sample
+        raster = attention.scene_encoder.raster(f).contiguous()  # the one-hot raster (B, C, H, W)
+        # the points moved to the centre of their 0.5 m cell: grid_sample's nearest mode reads the same cells
+        cx, cy = (((v * 2).floor() + 0.5) / 2 for v in (px, py))
+        nearest = torch.nn.functional.grid_sample(raster, m._grid(cx, cy), mode="nearest", align_corners=False)
+        assert torch.equal(m._cells(cx, cy)[0], cell)
+    assert looked_up.shape == m._sample(raster, m._grid(px, py)).shape
+    torch.testing.assert_close(looked_up, nearest.permute(0, 2, 3, 1).reshape(B, K, -1))
+    assert bool((~inside).any()) and bool(inside.any())
+    # the pooled scene: each map class's share of each grid cell, summing to one
+    rows, cols = m.cfg.bev_grid
+    shares = m.scene_encoder._class_shares(f["bev_semantic_map"], rows, cols)
+    torch.testing.assert_close(shares.sum(-1), torch.ones(B, rows, cols))
+    assert shares[1, 0, 1, 3] == (f["bev_semantic_map"][1, :32, 32:64] == 3).float().mean()
