@@ -61,6 +61,8 @@ class LaneDetector:
         ]
         self._junction = shapely.union_all(junctions) if junctions else shapely.Polygon()
         shapely.prepare(self._junction)
+        # (J, 4) min x, min y, max x, max y of each junction area: outside all of them is outside their union
+        self._junction_bounds = shapely.bounds(np.array(junctions, dtype=object)).reshape(-1, 4)
         self._lanes = self.map_api.objects(MapLayer.LANE)
         # centerlines thinned to about 50 poses: the heading near the ego is all the check needs
         self._lines = [lane.centerline[:: max(1, len(lane.centerline) // 50)] for lane in self._lanes]  # type: ignore[attr-defined]
@@ -78,7 +80,9 @@ class LaneDetector:
         # Inside a lane is on the road (the road is every lane grown by a positive margin): no road test needed.
         if not (len(inside) and self.off_road_margin >= ROAD_TEST_MARGIN) and not shapely.contains_xy(self._road, x, y):
             return InfractionKind.OFF_ROAD
-        if shapely.contains_xy(self._junction, x, y):
+        j = self._junction_bounds
+        near_junction = bool(np.any((j[:, 0] <= x) & (x <= j[:, 2]) & (j[:, 1] <= y) & (y <= j[:, 3])))
+        if near_junction and shapely.contains_xy(self._junction, x, y):
             return None
         if len(inside) == 0:
             return None  # on a car park, or within the margin of a lane

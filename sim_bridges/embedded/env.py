@@ -434,7 +434,10 @@ class EmbeddedEnv:
         """The observation: the history frames (2 Hz) with the sensors the agent asked for, built at its first read."""
         n = self.config.num_history_frames
         # Every 0.5 s back from now; an episode cut short by a collision reaches back to the last frame on the grid.
-        indices = [max(i for i in self._frames if i <= self._step_index - k * RECORD_EVERY) for k in range(n)]
+        # (Frames are recorded in step order: the last one at or before a step is the first found from the end.)
+        indices = [
+            next(i for i in reversed(self._frames) if i <= self._step_index - k * RECORD_EVERY) for k in range(n)
+        ]
         frames = [self._frames[i] for i in reversed(indices)]
         world_map, route_id = self.world.map, self.route_id
         sensors, renderer = self.sensor_config, self.renderer

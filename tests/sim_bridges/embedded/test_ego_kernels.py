@@ -1,4 +1,4 @@
-"""The closed-loop env's fast paths equal the slow ones: the compiled tracker, frames and observations built late."""
+"""The closed-loop env's fast paths equal the slow ones: compiled tracker, frames read late, lane-detector shortcuts."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import copy
 
 import numpy as np
 import pytest
+import shapely
 
 from irl_vla.data.scene import AgentInput, Frame
 from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory
 from irl_vla.envs.env import ResetOption
 from irl_vla.envs.info import InfoKey
+from irl_vla.envs.infractions import InfractionKind
+from irl_vla.envs.lanes import LaneDetector
+from irl_vla.envs.tick import Tick
 from irl_vla.scoring.simulation import SimulationConfig
 from irl_vla.scoring.states import StateIndex
 from sim_bridges.embedded.closed_loop_bench import route_follower
@@ -119,3 +123,44 @@ def test_a_deferred_frame_builds_once_keeps_what_was_set_and_copies_built() -> N
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         _ = frame.nothing  # type: ignore[attr-defined]
     assert calls == [1]
+
+
+def _lane_state_in_full(detector: LaneDetector, tick: Tick) -> InfractionKind | None:
+    """``LaneDetector.state`` as written before its shortcuts: the road test, the junction test, every lane."""
+    x, y = float(tick.ego_center[0]), float(tick.ego_center[1])
+    if not shapely.contains_xy(detector._road, x, y):
+        return InfractionKind.OFF_ROAD
+    if shapely.contains_xy(detector._junction, x, y):
+        return None
+    inside = np.flatnonzero(shapely.contains_xy(detector._polygons, x, y))
+    if len(inside) == 0:
+        return None
+    heading = float(tick.ego_center[2])
+    if any(detector._agrees(i, tick.ego_center[:2], heading) for i in inside):
+        return None
+    point = shapely.Point(x, y)
+    for i in set(range(len(detector._polygons))) - set(inside.tolist()):
+        if detector._agrees(i, tick.ego_center[:2], heading) and detector._polygons[i].distance(point) <= 0.5:
+            return None
+    return InfractionKind.WRONG_WAY
+
+
+@pytest.mark.parametrize("route", ["signalised_intersection/5", "unsignalised_intersection/1", "merge/0"])
+def test_the_lane_detectors_shortcuts_change_no_verdict(route: str) -> None:
+    """Lanes first (inside a lane is on the road), junction areas' bounds before the junction test: same states."""
+    from scenarios.registry import load_families
+    from sim_bridges.embedded.scenario_world import build_scenario
+
+    family, seed = route.split("/")
+    world_map = build_scenario(load_families()[family], int(seed)).world.map
+    detector = LaneDetector(world_map)
+    rng = np.random.default_rng(0)
+    lo, hi = detector._bounds[:, :2].min(axis=0) - 5.0, detector._bounds[:, 2:].max(axis=0) + 5.0
+    seen = set()
+    for _ in range(1500):
+        pose = np.array([*rng.uniform(lo, hi), rng.uniform(-np.pi, np.pi)])
+        tick = Tick(time=0.0, ego_pose=pose, ego_speed=5.0)
+        got = detector.state(tick)
+        assert got == _lane_state_in_full(detector, tick), pose
+        seen.add(got)
+    assert seen == {None, InfractionKind.OFF_ROAD, InfractionKind.WRONG_WAY}  # every verdict was exercised
