@@ -48,12 +48,14 @@ class ClearanceIndex(IntEnum):
 
 
 class ObjectTracks(NamedTuple):
-    """The boxes at each candidate pose's time, ``(B, T, A, ...)``."""
+    """The boxes at each candidate pose's time, ``(B, T, A, ...)``, and their half sizes (a scene's, computed once)."""
 
     position: Tensor  # (B, T, A, 2) [m] centre x, y
     velocity: Tensor  # (B, T, A, 2) [m/s]
     heading: Tensor  # (B, T, A) [rad]
     present: Tensor  # (B, T, A) bool
+    half_length: Tensor  # (B, A) [m]
+    half_width: Tensor  # (B, A) [m]
 
 
 def object_tracks(
@@ -70,6 +72,7 @@ def object_tracks(
     Arguments as ``object_clearance``'s.
     """
     t = num_poses
+    half = (agents[..., AgentStateIndex.LENGTH].float() / 2, agents[..., AgentStateIndex.WIDTH].float() / 2)  # (B, A)
     pos = agents[..., [AgentStateIndex.X, AgentStateIndex.Y]].float()  # (B, A, 2)
     vel = agents[..., [AgentStateIndex.VELOCITY_X, AgentStateIndex.VELOCITY_Y]].float()
     times = interval * torch.arange(1, t + 1, dtype=pos.dtype, device=pos.device)  # (T,)
@@ -78,7 +81,7 @@ def object_tracks(
     if futures is None:
         future = pos[:, None] + times[None, :, None, None] * vel[:, None]  # (B, T, A, 2)
         velocity = vel[:, None].expand(-1, t, -1, -1)  # (B, T, A, 2)
-        return ObjectTracks(future, velocity, heading, present)
+        return ObjectTracks(future, velocity, heading, present, *half)
     if future_mask is None:
         raise ValueError("object_clearance: futures without future_mask")
     logged = futures.float().transpose(1, 2)  # (B, T, A, 3)
@@ -89,7 +92,7 @@ def object_tracks(
     logged_mask = future_mask.bool().transpose(1, 2)  # (B, T, A)
     had_previous = torch.cat([mask.bool()[:, None], logged_mask[:, :-1]], dim=1)  # (B, T, A)
     velocity = torch.where(had_previous[..., None], (future - previous) / interval, vel[:, None])
-    return ObjectTracks(future, velocity, logged[..., AgentStateIndex.HEADING], present & logged_mask)
+    return ObjectTracks(future, velocity, logged[..., AgentStateIndex.HEADING], present & logged_mask, *half)
 
 
 def object_clearance(
@@ -124,11 +127,23 @@ def object_clearance(
         ``(B, K, T, len(ClearanceIndex))``.
     """
     tracks = object_tracks(agents, mask, interval, trajectories.shape[2], futures, future_mask)
-    half_l = agents[..., AgentStateIndex.LENGTH].float() / 2  # (B, A)
-    half_w = agents[..., AgentStateIndex.WIDTH].float() / 2
+    return nearest_objects(trajectories, tracks, interval, vehicle, cap, compiled=compiled)
+
+
+def nearest_objects(
+    trajectories: Tensor,
+    tracks: ObjectTracks,
+    interval: float,
+    vehicle: VehicleParameters,
+    cap: float,
+    *,
+    compiled: bool | None = None,
+) -> Tensor:
+    """``object_clearance`` given the scene's ``object_tracks`` (computed once, for any number of candidates)."""
+    half_l, half_w = tracks.half_length, tracks.half_width
     if compiled is None:
-        inputs = (trajectories, agents, futures)
-        compiled = trajectories.device.type == "cpu" and not any(x is not None and x.requires_grad for x in inputs)
+        inputs = (trajectories, tracks.position, half_l)
+        compiled = trajectories.device.type == "cpu" and not any(x.requires_grad for x in inputs)
     if compiled:
         out = np.empty((*trajectories.shape[:3], len(ClearanceIndex)), dtype=np.float32)
         _nearest_kernel(
@@ -137,8 +152,8 @@ def object_clearance(
             tracks.velocity.contiguous().numpy(),
             tracks.heading.contiguous().numpy(),
             tracks.present.contiguous().numpy(),
-            half_l.numpy(),
-            half_w.numpy(),
+            half_l.contiguous().numpy(),
+            half_w.contiguous().numpy(),
             (vehicle.front_length - vehicle.rear_length) / 2,
             (vehicle.front_length + vehicle.rear_length) / 2,
             vehicle.width / 2,

@@ -37,7 +37,7 @@ from irl_vla.data.features.ego import EgoStatusIndex
 from irl_vla.data.trajectory import DEFAULT_SAMPLING
 from irl_vla.data.vehicle import PACIFICA
 from irl_vla.labeling.store import CandidateSource
-from irl_vla.models.reward.clearance import ClearanceIndex, object_clearance
+from irl_vla.models.reward.clearance import ClearanceIndex, ObjectTracks, nearest_objects, object_tracks
 from irl_vla.models.reward.config import RewardDecoder, RewardModelConfig
 from irl_vla.models.reward.heads import FusedSubScoreHeads, HeadKey, SubScoreHeads
 from irl_vla.models.reward.loss import RewardKey, RewardTarget, reward_loss
@@ -125,6 +125,8 @@ class RewardWorldModel(nn.Module):
             self.norm = nn.LayerNorm(d)
             self.heads = SubScoreHeads(d, cfg.head_hidden, predict_ec=cfg.predict_ec)
         self.register_buffer("pose_points", torch.tensor(cfg.pose_points, dtype=torch.float32), persistent=False)
+        scales = [inp.size_scale, inp.position_scale, inp.position_scale, inp.speed_scale]  # by ClearanceIndex
+        self.register_buffer("clearance_scale", 1 / torch.tensor(scales), persistent=False)
         t = inp.num_poses
         nan = float("nan")
         self.register_buffer("ego_mean", torch.full((inp.history_frames, len(EgoStatusIndex)), nan))
@@ -211,7 +213,10 @@ class RewardWorldModel(nn.Module):
             raise KeyError(f"reward model: missing inputs {missing} (it reads {self.input_keys()})")
         ego = (features[RewardFeature.EGO_STATUS].float() - self.ego_mean) / self.ego_std  # (B, T, D)
         command = features[RewardFeature.DRIVING_COMMAND].float()  # (B, 4)
-        return self.scene_encoder(dict(features), torch.cat([ego.flatten(1), command], dim=-1))
+        scene = self.scene_encoder(dict(features), torch.cat([ego.flatten(1), command], dim=-1))
+        if self.cfg.agent_clearance:
+            scene = scene._replace(tracks=self._tracks(scene))
+        return scene
 
     def score_candidates(self, scene: SceneTokens, trajectories: Tensor) -> dict[str, Tensor]:
         """Predict sub-scores of candidates in encoded scenes.
@@ -275,27 +280,29 @@ class RewardWorldModel(nn.Module):
         """The learned reward (EPDMS of the predicted sub-scores) ``(B, K)``, differentiable."""
         return self.predict_sub_scores(features, trajectories)[RewardKey.REWARD]
 
-    def _clearance(self, scene: SceneTokens, traj: Tensor) -> Tensor:
-        """The nearest object to every pose (``object_clearance``), scaled ``(B, K, T, 4)``."""
+    def _tracks(self, scene: SceneTokens) -> ObjectTracks:
+        """The boxes at the candidate poses' times (``object_tracks``), once per scene."""
         if scene.agents is None or scene.agent_mask is None:
             raise ValueError("reward model: agent_clearance needs the scene's boxes (inputs.use_agents)")
-        inp = self.cfg.inputs
         # only the box slots some scene of the batch fills (the rest are padding: the same result, less work)
         keep = scene.agent_mask.any(dim=0)  # (A,)
         keep[0] = keep[0] | ~keep.any()
         futures, future_mask = scene.agent_futures, scene.agent_future_mask
-        near = object_clearance(
-            traj,
+        return object_tracks(
             scene.agents[:, keep],
             scene.agent_mask[:, keep],
             DEFAULT_SAMPLING.interval_length,
-            PACIFICA,
-            inp.position_scale,
+            self.cfg.inputs.num_poses,
             None if futures is None else futures[:, keep],
             None if future_mask is None else future_mask[:, keep],
         )
-        scale = near.new_tensor([inp.size_scale, inp.position_scale, inp.position_scale, inp.speed_scale])
-        return near / scale  # by ClearanceIndex
+
+    def _clearance(self, scene: SceneTokens, traj: Tensor) -> Tensor:
+        """The nearest object to every pose (``nearest_objects``), scaled ``(B, K, T, 4)``."""
+        tracks = scene.tracks if scene.tracks is not None else self._tracks(scene)
+        inp = self.cfg.inputs
+        near = nearest_objects(traj, tracks, DEFAULT_SAMPLING.interval_length, PACIFICA, inp.position_scale)
+        return near * self.clearance_scale  # by ClearanceIndex
 
     def _points(self, traj: Tensor) -> tuple[Tensor, Tensor]:
         """The outline points of every pose [m] ``(B, K, T, P)`` each: forward and left in the ego frame."""
@@ -346,7 +353,7 @@ class RewardWorldModel(nn.Module):
         k = cell.shape[1]
         index = cell + h * w * torch.arange(t, device=cell.device)[:, None]  # (B, K, T, P) into the T maps
         values = torch.gather(maps.reshape(b, t * h * w), 1, index.reshape(b, -1)).reshape(b, k, -1)
-        return values * inside.reshape(b, k, -1)
+        return values.float() * inside.reshape(b, k, -1)
 
     @staticmethod
     def _sample(grid_map: Tensor, grid: Tensor) -> Tensor:
@@ -361,7 +368,7 @@ class RewardWorldModel(nn.Module):
         b, t, h, w = maps.shape
         k = grid.shape[1]
         per_pose = grid.reshape(b, k, t, -1, 2).transpose(1, 2).reshape(b * t, k, -1, 2)  # (B T, K, P, 2)
-        feats = F.grid_sample(maps.reshape(b * t, 1, h, w), per_pose, align_corners=False)  # (B T, 1, K, P)
+        feats = F.grid_sample(maps.reshape(b * t, 1, h, w).float(), per_pose, align_corners=False)  # (B T, 1, K, P)
         return feats.reshape(b, t, k, -1).transpose(1, 2).reshape(b, k, -1)
 
     # ------------------------------------------------------------------------------------------ training

@@ -30,6 +30,7 @@ from irl_vla.data.enums import DrivingCommand
 from irl_vla.data.features.bev_semantic import BevSemanticClass
 from irl_vla.data.features.ego import EgoStatusIndex
 from irl_vla.data.features.targets import AgentStateIndex
+from irl_vla.models.reward.clearance import ObjectTracks
 from irl_vla.models.reward.config import RewardDecoder, RewardModelConfig
 from irl_vla.models.vla.layers import QueryDecoder, grid_cell_centres, mlp
 
@@ -64,9 +65,10 @@ class SceneTokens(NamedTuple):
         agent_mask: ``(B, A)`` true on real boxes (``None`` with ``agents``).
         agent_futures: ``(B, A, T, 3)`` their logged poses (``inputs.use_agent_futures``; else ``None``).
         agent_future_mask: ``(B, A, T)`` true where the log has them.
-        red_lights: ``(B, T, H, W)`` the route's red connectors at each candidate pose's time
+        red_lights: ``(B, T, H, W)`` the route's red connectors at each candidate pose's time, as read (bool)
             (``inputs.use_red_lights``; else ``None``).
         classes: ``light``: the map class of each cell ``(B, H W)`` (``inputs.use_map``; else ``None``).
+        tracks: the boxes at the candidate poses' times (``agent_clearance``; set by the model's ``encode_scene``).
     """
 
     meta: Tensor
@@ -82,6 +84,7 @@ class SceneTokens(NamedTuple):
     agent_future_mask: Tensor | None = None
     red_lights: Tensor | None = None
     classes: Tensor | None = None
+    tracks: ObjectTracks | None = None
 
 
 #: Stride of the BEV CNN's patchifying stem (cells per stem feature along each axis).
@@ -169,7 +172,7 @@ class RewardSceneEncoder(nn.Module):
         """
         scene = self._tokens(features, ego)
         if self.cfg.inputs.use_red_lights:  # the frames at the candidate poses' times (channel 0 is now)
-            scene = scene._replace(red_lights=features[RewardFeature.RED_LIGHT_MAP][:, 1:].float())  # (B, T, H, W)
+            scene = scene._replace(red_lights=features[RewardFeature.RED_LIGHT_MAP][:, 1:])  # (B, T, H, W) bool
         return scene
 
     def _tokens(self, features: dict[str, Tensor], ego: Tensor) -> SceneTokens:
