@@ -6,6 +6,12 @@ Per scene the policy runs ``draws`` stochastic denoising chains (each gives all 
 one aggregation function); the plan is the candidate of highest reward (the first of equal ones).
 ``compute_candidates`` returns all N with their rewards as scores.
 
+With ``anchor_to_state`` (the default, as ``agent=vla``) every candidate is refitted to the ego's current
+velocity and acceleration (``irl_vla.agents.state_anchoring``) *before* the reward model scores it: the reward
+judges the plans as they would be executed, and the executed plan keeps consecutive plans comfortable (HC, EC).
+Picking among raw modes instead lets each frame's plan start off the ego's motion (a jump in acceleration), which
+the simulator's comfort terms punish.
+
 The noise of a scene's chains is seeded by ``(seed, scene token)``, so a scene gets the same plan in any order and
 in any worker. The agent reads the scene (``requires_scene``): the reward model's inputs may include the map
 raster and the annotated boxes (privileged), so it is never submittable, even with a sensor-only reward model.
@@ -20,7 +26,8 @@ import numpy as np
 import torch
 
 from irl_vla.agents.agent import AgentConfig, AgentContext, Candidates
-from irl_vla.agents.vla import PolicyAgentConfig, VLAAgent
+from irl_vla.agents.state_anchoring import DEFAULT_JERK_WEIGHT
+from irl_vla.agents.vla import PolicyAgentConfig, VLAAgent, VLAAgentConfig
 from irl_vla.data.features.builder import merge_sensor_configs
 from irl_vla.data.scene import AgentInput, Scene
 from irl_vla.data.sensors import SensorConfig
@@ -41,15 +48,22 @@ class BestOfNAgentConfig(PolicyAgentConfig):
         draws: stochastic denoising chains per scene, each giving all of the policy's modes.
         include_deterministic: also offer the policy's deterministic modes (what ``agent=vla`` chooses from).
         seed: seeds the chains' noise, with the scene token.
+        anchor_to_state: refit every candidate to the ego's current velocity and acceleration before scoring
+            and executing it (as ``agent=vla`` does with its plan).
+        anchor_jerk_weight: the refit's weight of the integrated squared jerk [s^5].
     """
 
     reward_checkpoint: str | None = None
     draws: int = 4
     include_deterministic: bool = True
     seed: int = 0
+    anchor_to_state: bool = VLAAgentConfig.anchor_to_state
+    anchor_jerk_weight: float = DEFAULT_JERK_WEIGHT
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.anchor_jerk_weight < 0:
+            raise ValueError(f"agent vla_best_of_n: anchor_jerk_weight must be >= 0, got {self.anchor_jerk_weight}")
         if self.draws < 0:
             raise ValueError(f"agent vla_best_of_n: draws must be >= 0, got {self.draws}")
         if self.draws == 0 and not self.include_deterministic:
@@ -70,6 +84,8 @@ class BestOfNAgent(VLAAgent):
         include_deterministic: also offer the deterministic modes.
         seed: seeds the chains' noise, with the scene token.
         device: where both networks run.
+        anchor_to_state: refit the candidates to the ego state before scoring them (see the module).
+        anchor_jerk_weight: the refit's jerk weight [s^5].
     """
 
     requires_scene: ClassVar[bool] = True
@@ -87,8 +103,18 @@ class BestOfNAgent(VLAAgent):
         include_deterministic: bool = True,
         seed: int = 0,
         device: str = "cpu",
+        anchor_to_state: bool = VLAAgentConfig.anchor_to_state,
+        anchor_jerk_weight: float = DEFAULT_JERK_WEIGHT,
     ) -> None:
-        super().__init__(policy, trajectory_sampling, name, checkpoint=checkpoint, device=device)
+        super().__init__(
+            policy,
+            trajectory_sampling,
+            name,
+            checkpoint=checkpoint,
+            device=device,
+            anchor_to_state=anchor_to_state,
+            anchor_jerk_weight=anchor_jerk_weight,
+        )
         self._reward = reward
         self.reward_checkpoint, self.draws, self.include_deterministic, self.seed = (
             reward_checkpoint,
@@ -112,6 +138,8 @@ class BestOfNAgent(VLAAgent):
             include_deterministic=config.include_deterministic,
             seed=config.seed,
             device=config.device,
+            anchor_to_state=config.anchor_to_state,
+            anchor_jerk_weight=config.anchor_jerk_weight,
         )
 
     def initialize(self) -> None:
@@ -177,14 +205,15 @@ class BestOfNAgent(VLAAgent):
         return out[RewardKey.REWARD][0].float().cpu().numpy()
 
     def compute_candidates(self, agent_input: AgentInput, scene: Scene | None = None) -> Candidates:
-        """All N candidates with their learned rewards as scores.
+        """All N candidates (anchored to the ego state with ``anchor_to_state``) with their learned rewards as scores.
 
         Raises:
             ValueError: without the scene (the reward model reads it).
         """
         if scene is None:
             raise ValueError("agent vla_best_of_n: needs the scene (its reward model reads it); it is privileged")
-        modes = self.sample_candidates(agent_input, scene.token)
+        modes = self.sample_candidates(agent_input, scene.token)  # (N, T, 3)
+        modes = np.stack([self._anchored(m, agent_input) for m in modes])  # as executed (``anchor_to_state``)
         rewards = self.rewards(scene, modes)
         if not np.isfinite(rewards).all():
             raise ValueError(f"agent vla_best_of_n: scene {scene.token}: the reward model gave non-finite rewards")

@@ -219,11 +219,15 @@ class VLAAgent(PolicyAgent):
 
     def _plan_of(self, poses: np.ndarray, agent_input: AgentInput) -> Trajectory:
         """The network's plan ``(T, 3)`` anchored to the input's ego state (``anchor_to_state``), re-sampled."""
+        return self._plan(self._anchored(poses, agent_input))
+
+    def _anchored(self, poses: np.ndarray, agent_input: AgentInput) -> np.ndarray:
+        """The network's poses ``(T, 3)`` refitted to the ego state (``anchor_to_state``), at the network's sampling."""
         if not self.anchor_to_state:
-            return self._plan(poses)
+            return poses
         ego = agent_input.current
         times = self.network_sampling.times
-        return self._plan(anchor_plan(poses, times, ego.ego_velocity, ego.ego_acceleration, self.anchor_jerk_weight))
+        return anchor_plan(poses, times, ego.ego_velocity, ego.ego_acceleration, self.anchor_jerk_weight)
 
     def _predict(self, agent_inputs: list[AgentInput]) -> dict[str, Tensor]:
         """The network's outputs, the ``blank_sensors`` of each input blanked first."""

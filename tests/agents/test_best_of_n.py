@@ -12,8 +12,10 @@ from torch import nn
 
 from irl_vla.agents.best_of_n import BestOfNAgent, BestOfNAgentConfig
 from irl_vla.agents.registry import AGENTS, make_agent
+from irl_vla.agents.state_anchoring import DEFAULT_JERK_WEIGHT, anchor_plan
 from irl_vla.data.enums import SE2Index
 from irl_vla.data.sensors import SensorConfig
+from irl_vla.data.trajectory import DEFAULT_SAMPLING
 from irl_vla.models.reward.loss import RewardKey
 from tests.fixtures import build_straight_scene
 
@@ -58,7 +60,9 @@ class FakeReward(nn.Module):
         return {RewardKey.REWARD: -((plans[..., -1, SE2Index.Y] - self.target) ** 2)}
 
 
-def agent(target: float = 0.0, draws: int = 4, seed: int = 0, deterministic: bool = True) -> BestOfNAgent:
+def agent(
+    target: float = 0.0, draws: int = 4, seed: int = 0, deterministic: bool = True, anchor: bool = True
+) -> BestOfNAgent:
     policy = SimpleNamespace(
         model=FakePlanner(),
         features=lambda inputs: {},
@@ -67,7 +71,14 @@ def agent(target: float = 0.0, draws: int = 4, seed: int = 0, deterministic: boo
     )
     builders = SimpleNamespace(batch=lambda scenes: {}, sensor_config=SensorConfig.build_no_sensors)
     reward = SimpleNamespace(model=FakeReward(target), builders=builders)
-    return BestOfNAgent(policy, reward, draws=draws, include_deterministic=deterministic, seed=seed)  # type: ignore[arg-type]
+    return BestOfNAgent(
+        policy,  # type: ignore[arg-type]
+        reward,  # type: ignore[arg-type]
+        draws=draws,
+        include_deterministic=deterministic,
+        seed=seed,
+        anchor_to_state=anchor,
+    )
 
 
 @pytest.mark.parametrize("target", [0.0, 0.8, -2.0])
@@ -81,6 +92,25 @@ def test_picks_the_candidate_of_highest_learned_reward(target: float) -> None:
     plan = a.compute_trajectory(scene.get_agent_input(), scene)
     np.testing.assert_allclose(plan.poses, cands.poses[int(np.argmax(expected))])
     assert a.reward.model.seen[-1] == len(cands)  # all candidates scored together
+
+
+def test_candidates_are_scored_as_executed_anchored_to_the_ego_state() -> None:
+    # the reward model must judge (and the agent execute) the plans refitted to the ego's motion, as agent=vla
+    # executes its plan; raw modes ignore the ego's speed, so each frame's plan would jump (HC, EC fail)
+    scene = build_straight_scene()
+    x = scene.get_agent_input()
+    raw = agent(anchor=False).compute_candidates(x, scene)
+    a = agent()
+    anchored = a.compute_candidates(x, scene)
+    ego = x.current
+    times = DEFAULT_SAMPLING.times
+    expected = np.stack(
+        [anchor_plan(p, times, ego.ego_velocity, ego.ego_acceleration, DEFAULT_JERK_WEIGHT) for p in raw.poses]
+    )
+    np.testing.assert_allclose(anchored.poses, expected, atol=1e-5)
+    assert np.abs(anchored.poses - raw.poses).max() > 0.1  # the fake's modes ignore the ego's speed
+    np.testing.assert_allclose(anchored.scores, -(anchored.poses[:, -1, SE2Index.Y] ** 2), rtol=1e-5, atol=1e-6)
+    assert not BestOfNAgentConfig(anchor_to_state=False).anchor_to_state  # the switch reaches the config
 
 
 def test_noise_is_seeded_by_seed_and_scene_token() -> None:
