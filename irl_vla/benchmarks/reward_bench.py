@@ -11,7 +11,9 @@
    Without ``reward_checkpoint`` an untrained model of ``model_size`` is timed (its cost does not depend on the
    weights). ``compare`` adds more reward models (checkpoints, or sizes timed untrained) to the same rounds, each
    with its own inputs and records named after it (``reward_model_<name>_K<k>``, ``reward_<name>_over_fast_scorer``),
-   so that two models and the fast scorer are compared under the same load.
+   so that two models and the fast scorer are compared under the same load. Each model is also timed on all the
+   scenes in one batch (``_batched``: B scenes encoded and scored in one call, as PPO calls it), where the fixed
+   cost of a call is shared by the scenes.
 2. **Labelling throughput** (``irl-vla label``'s code on ``label_scenes`` scenes, fresh label directories, the
    split's metric caches already built): candidates/s with the process pool at each of ``label_workers`` and
    with Ray at ``ray_workers``.
@@ -170,11 +172,18 @@ def _reward_vs_scorer(
         for cache, p in zip(caches, plans, strict=True):
             fast.score(cache, p, DEFAULT_SAMPLING)
 
-    def scoring(b: _BenchedModel, encoded: bool):
+    stacked = torch.cat(tensors)  # (N, K, T, 3)
+
+    def scoring(b: _BenchedModel, mode: str):
+        batch = {key: torch.cat([f[key] for f in b.features]) for key in b.features[0]}
+
         @torch.no_grad()
         def run_model() -> None:
+            if mode == "batched":
+                b.model.score_candidates(b.model.encode_scene(batch), stacked)
+                return
             for f, scene, p in zip(b.features, b.encoded, tensors, strict=True):
-                b.model.score_candidates(scene if encoded else b.model.encode_scene(f), p)
+                b.model.score_candidates(scene if mode == "encoded" else b.model.encode_scene(f), p)
 
         return run_model
 
@@ -186,8 +195,8 @@ def _reward_vs_scorer(
     for i, b in enumerate(benched):
         kind = "checkpoint" if b.trained else f"untrained {b.name}"
         params = sum(p.numel() for p in b.model.parameters())
-        for suffix, encoded in (("", False), ("_scenes_encoded", True)):
-            fns[prefix(i) + suffix] = scoring(b, encoded)
+        for suffix, mode in (("", "scene"), ("_scenes_encoded", "encoded"), ("_batched", "batched")):
+            fns[prefix(i) + suffix] = scoring(b, mode)
             about[prefix(i) + suffix] = {
                 "model": kind if i == 0 else f"{b.name} ({kind})",
                 "params": params,
@@ -221,6 +230,8 @@ def _reward_vs_scorer(
             ratio_cpu=fast_cpu / timed[p][1],
             ratio_scenes_encoded=fast_wall / timed[f"{p}_scenes_encoded"][0],
             ratio_scenes_encoded_cpu=fast_cpu / timed[f"{p}_scenes_encoded"][1],
+            ratio_batched=fast_wall / timed[f"{p}_batched"][0],
+            ratio_batched_cpu=fast_cpu / timed[f"{p}_batched"][1],
             target=100.0,
             k=k,
             threads=torch.get_num_threads(),
