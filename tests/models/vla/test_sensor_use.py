@@ -159,3 +159,15 @@ def test_checkpoints_without_the_new_keys_load_as_trained():
     # a record that has the keys keeps its values
     full = model_record(tiny_config())
     assert dataclasses.asdict(model_config(with_legacy_values(full))) == dataclasses.asdict(tiny_config())
+
+
+def test_only_the_route_term_moves_the_route_poses():
+    _, batches, model = _model()
+    f, t = batches[0]
+    model.train()
+    out = model(f, t, generator=torch.Generator().manual_seed(0))
+    losses = model.compute_loss(out, t)
+    (losses["trajectory_reg"] + losses["trajectory_cls"]).backward()  # the planning terms alone
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.route.pose_head.parameters())
+    assert model.route.decoder.queries.grad.abs().sum() > 0  # its tokens do learn from planning
+    assert model.route.condition[0].weight.grad.abs().sum() > 0
