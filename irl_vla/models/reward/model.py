@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -40,6 +41,7 @@ from irl_vla.labeling.store import CandidateSource
 from irl_vla.models.reward.clearance import ClearanceIndex, ObjectTracks, nearest_objects, object_tracks
 from irl_vla.models.reward.config import RewardDecoder, RewardModelConfig
 from irl_vla.models.reward.heads import FusedSubScoreHeads, HeadKey, SubScoreHeads
+from irl_vla.models.reward.light_kernel import light_inputs_kernel
 from irl_vla.models.reward.loss import RewardKey, RewardTarget, reward_loss
 from irl_vla.models.reward.scene_encoder import RewardFeature, RewardSceneEncoder, SceneTokens
 from irl_vla.models.vla.layers import Attention, FeedForward, mlp
@@ -237,35 +239,28 @@ class RewardWorldModel(nn.Module):
                 f"{tuple(self.trajectory_mean.shape)})"
             )
         traj = trajectories.float()
-        norm = (traj - self.trajectory_mean) / self.trajectory_std  # (B, K, T, 3)
-        heading = traj[..., SE2Index.HEADING]
-        pose = torch.cat([norm, torch.cos(heading)[..., None], torch.sin(heading)[..., None]], -1)  # (B, K, T, 5)
-        px, py = self._points(traj)  # (B, K, T, P)
-        parts = [pose.flatten(2)]  # (B, K, T 5)
         if self.light:
-            cell, inside = self._cells(px, py)
-            lidar, classes = self._look_up(scene, cell, inside)  # (B, K, T P C), (B, K, T, P)
-            parts.append(lidar)
-        else:
-            grid = self._grid(px, py)  # (B, K, T P, 2)
-            maps = [scene.raster, scene.stem] if self.cfg.sample_stem else [scene.raster]
-            parts += [self._sample(m, grid) for m in maps]  # each (B, K, T P C)
-        if self.cfg.agent_clearance:
-            parts.append(self._clearance(scene, traj).flatten(2))  # (B, K, T 4)
-        if scene.red_lights is not None:
-            red = self._look_up_per_pose(scene.red_lights, cell, inside) if self.light else None
-            parts.append(red if red is not None else self._sample_per_pose(scene.red_lights, grid))  # (B, K, T P)
-        inputs = torch.cat(parts, dim=-1)  # (B, K, F)
-        if self.light:
+            inputs, rows, weights = self._light_inputs(scene, traj)  # (B, K, F), (B, K, T P) twice
             x = self.light_input(inputs) + self.light_scene(scene.meta)  # (B, K, H); meta (B, 1, D)
-            if classes is not None:
-                b, k = classes.shape[:2]
-                rows = classes.reshape(b * k, -1) + self.class_offsets  # (B K, T P): the (point, class) rows
-                weights = inside.reshape(b * k, -1).to(x.dtype)  # off the raster: nothing
-                x = x + F.embedding_bag(rows, self.light_classes, per_sample_weights=weights, mode="sum").view(b, k, -1)
+            if rows is not None:  # the map class under each point: its (point, class) row of weights
+                bk = rows.shape[0] * rows.shape[1]
+                classes = F.embedding_bag(
+                    rows.view(bk, -1), self.light_classes, per_sample_weights=weights.view(bk, -1), mode="sum"
+                )
+                x = x + classes.view(x.shape)
             out = self.heads(F.relu(self.light_hidden(F.relu(x))))
         else:
-            x = self.candidate_embed(inputs)  # (B, K, D)
+            heading = traj[..., SE2Index.HEADING]
+            norm = (traj - self.trajectory_mean) / self.trajectory_std  # (B, K, T, 3)
+            pose = torch.cat([norm, torch.cos(heading)[..., None], torch.sin(heading)[..., None]], -1)  # (B, K, T, 5)
+            grid = self._grid(*self._points(traj))  # (B, K, T P, 2)
+            maps = [scene.raster, scene.stem] if self.cfg.sample_stem else [scene.raster]
+            parts = [pose.flatten(2)] + [self._sample(m, grid) for m in maps]  # (B, K, T 5), each (B, K, T P C)
+            if self.cfg.agent_clearance:
+                parts.append(self._clearance(scene, traj).flatten(2))  # (B, K, T 4)
+            if scene.red_lights is not None:
+                parts.append(self._sample_per_pose(scene.red_lights, grid))  # (B, K, T P)
+            x = self.candidate_embed(torch.cat(parts, dim=-1))  # (B, K, D)
             for block in self.blocks:
                 x = block(x, scene)
             out = self.heads(self.norm(x))
@@ -303,6 +298,80 @@ class RewardWorldModel(nn.Module):
         inp = self.cfg.inputs
         near = nearest_objects(traj, tracks, DEFAULT_SAMPLING.interval_length, PACIFICA, inp.position_scale)
         return near * self.clearance_scale  # by ClearanceIndex
+
+    def _light_inputs(
+        self, scene: SceneTokens, traj: Tensor, *, compiled: bool | None = None
+    ) -> tuple[Tensor, Tensor | None, Tensor]:
+        """The light decoder's inputs of candidates ``traj`` ``(B, K, T, 3)``.
+
+        Args:
+            scene: the encoded scenes.
+            traj: the candidates.
+            compiled: build them in one compiled loop (``light_kernel``; ``None``: on the CPU without a gradient).
+
+        Returns:
+            The dense inputs ``(B, K, F)`` (normalised poses with cos and sin of the heading, LiDAR at the outline
+            points, clearance, red light), the map classes' weight rows ``(B, K, T P)`` (``None`` without the map)
+            and their weights (1 on the raster, 0 off it).
+        """
+        if compiled is None:
+            compiled = traj.device.type == "cpu" and not traj.requires_grad
+        if not compiled:
+            return self._light_inputs_torch(scene, traj)
+        inp = self.cfg.inputs
+        b, k, t, _ = traj.shape
+        num_points, lidar_channels = self.pose_points.shape[0], scene.raster.shape[-1]
+        dense = traj.new_empty(b, k, self.light_input.in_features)
+        rows = torch.zeros(b, k, t * num_points, dtype=torch.long)
+        weights = traj.new_zeros(b, k, t * num_points)
+        lidar_col = t * (len(SE2Index) + 2)
+        clearance_col = lidar_col + t * num_points * lidar_channels
+        red_col = clearance_col + (t * len(ClearanceIndex) if self.cfg.agent_clearance else 0)
+        x0, x1, y0, y1 = inp.bev_range
+        classes = scene.classes.numpy() if scene.classes is not None else np.zeros((b, 0), dtype=np.int64)
+        red = torch.zeros(b, 0, 0, dtype=torch.bool)  # (B, T, H W) of the red-light maps, if any
+        if scene.red_lights is not None:
+            red = scene.red_lights.reshape(b, t, -1).bool()
+        light_inputs_kernel(
+            traj.contiguous().numpy(),
+            self.trajectory_mean.numpy(),
+            self.trajectory_std.numpy(),
+            self.pose_points.numpy(),
+            x0,
+            y0,
+            inp.bev_height / (x1 - x0),
+            inp.bev_width / (y1 - y0),
+            inp.bev_height,
+            inp.bev_width,
+            scene.raster.contiguous().numpy(),
+            classes,
+            red.numpy(),
+            self.scene_encoder.map_classes,
+            lidar_col,
+            red_col,
+            dense.numpy(),
+            rows.numpy(),
+            weights.numpy(),
+        )
+        if self.cfg.agent_clearance:
+            dense[..., clearance_col:red_col] = self._clearance(scene, traj).flatten(2)
+        return dense, (rows if scene.classes is not None else None), weights
+
+    def _light_inputs_torch(self, scene: SceneTokens, traj: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+        """``_light_inputs`` in torch (any device, differentiable)."""
+        heading = traj[..., SE2Index.HEADING]
+        norm = (traj - self.trajectory_mean) / self.trajectory_std  # (B, K, T, 3)
+        pose = torch.cat([norm, torch.cos(heading)[..., None], torch.sin(heading)[..., None]], -1)  # (B, K, T, 5)
+        cell, inside = self._cells(*self._points(traj))  # (B, K, T, P)
+        lidar, classes = self._look_up(scene, cell, inside)  # (B, K, T P C), (B, K, T, P)
+        parts = [pose.flatten(2), lidar]
+        if self.cfg.agent_clearance:
+            parts.append(self._clearance(scene, traj).flatten(2))  # (B, K, T 4)
+        if scene.red_lights is not None:
+            parts.append(self._look_up_per_pose(scene.red_lights, cell, inside))  # (B, K, T P)
+        b, k = cell.shape[:2]
+        rows = None if classes is None else classes.reshape(b, k, -1) + self.class_offsets  # (B, K, T P)
+        return torch.cat(parts, dim=-1), rows, inside.reshape(b, k, -1).to(traj.dtype)
 
     def _points(self, traj: Tensor) -> tuple[Tensor, Tensor]:
         """The outline points of every pose [m] ``(B, K, T, P)`` each: forward and left in the ego frame."""

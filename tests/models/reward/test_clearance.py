@@ -53,7 +53,7 @@ def test_no_objects_gives_the_cap_and_padding_is_ignored() -> None:
     agents = torch.stack([box(5.0, 0.0)])[None]
     near = object_clearance(straight(10.0), agents, torch.tensor([[False]]), 0.5, PACIFICA, cap=32.0)
     assert torch.equal(near[..., ClearanceIndex.CLEARANCE], torch.full((1, 1, T), 32.0))
-    assert torch.equal(near[..., ClearanceIndex.FORWARD:], torch.zeros(1, 1, T, 3))
+    assert torch.equal(near[..., ClearanceIndex.FORWARD :], torch.zeros(1, 1, T, 3))
 
 
 def test_the_model_reads_it_only_when_asked_and_needs_the_boxes() -> None:

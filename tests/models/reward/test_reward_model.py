@@ -293,3 +293,35 @@ def test_the_light_look_up_reads_the_cell_under_each_point_as_nearest_sampling_d
     shares = m.scene_encoder._class_shares(f["bev_semantic_map"], rows, cols)
     torch.testing.assert_close(shares.sum(-1), torch.ones(B, rows, cols))
     assert shares[1, 0, 1, 3] == (f["bev_semantic_map"][1, :32, 32:64] == 3).float().mean()
+
+
+@pytest.mark.parametrize("extras", [False, True])
+def test_the_light_inputs_of_the_compiled_loop_equal_the_torch_ones(extras: bool) -> None:
+    more = {"agent_clearance": True, "inputs": {"use_red_lights": True}} if extras else {}
+    m = model(decoder="light", sample_stem=False, **more)
+    f = features()
+    f["red_light_map"] = torch.rand(B, 1 + T, 128, 128) > 0.7
+    gen = torch.Generator().manual_seed(5)
+    turning = torch.randn(B, 40, T, 3, generator=gen) * torch.tensor([20.0, 20.0, 1.0])  # some points off the raster
+    # axis-aligned poses a quarter cell inside a cell: every outline point is far from a cell edge in any precision
+    grid_x = (torch.randint(-70, 70, (B, 40, T), generator=gen) + 0.5) / 2
+    grid_y = (torch.randint(-70, 70, (B, 40, T), generator=gen) + 0.5) / 2
+    aligned = torch.stack([grid_x, grid_y, torch.zeros_like(grid_x)], -1)
+    with torch.no_grad():
+        scene = m.encode_scene(f)
+        for traj, exact in ((aligned, True), (turning, False)):
+            dense, rows, weights = m._light_inputs(scene, traj, compiled=True)
+            ref_dense, ref_rows, ref_weights = m._light_inputs_torch(scene, traj)
+            assert dense.shape == ref_dense.shape and rows.shape == ref_rows.shape
+            same_cells = (rows == ref_rows).float().mean()
+            assert same_cells == 1.0 if exact else same_cells > 0.995  # float32 vs float64 at a cell edge: rare
+            if exact:
+                torch.testing.assert_close(dense, ref_dense, atol=1e-5, rtol=1e-5)
+                assert torch.equal(weights, ref_weights) and bool((weights == 0).any())
+            else:
+                pose_cols = T * 5
+                torch.testing.assert_close(dense[..., :pose_cols], ref_dense[..., :pose_cols], atol=1e-5, rtol=1e-5)
+        out = m.score_candidates(scene, aligned)["reward"]
+        m_torch = m._light_inputs
+        m._light_inputs = lambda s, t: m_torch(s, t, compiled=False)  # the whole model through the torch path
+        torch.testing.assert_close(m.score_candidates(scene, aligned)["reward"], out, atol=1e-5, rtol=1e-5)
