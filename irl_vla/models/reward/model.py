@@ -279,18 +279,8 @@ class RewardWorldModel(nn.Module):
         """The boxes at the candidate poses' times (``object_tracks``), once per scene."""
         if scene.agents is None or scene.agent_mask is None:
             raise ValueError("reward model: agent_clearance needs the scene's boxes (inputs.use_agents)")
-        # only the box slots some scene of the batch fills (the rest are padding: the same result, less work)
-        keep = scene.agent_mask.any(dim=0)  # (A,)
-        keep[0] = keep[0] | ~keep.any()
-        futures, future_mask = scene.agent_futures, scene.agent_future_mask
-        return object_tracks(
-            scene.agents[:, keep],
-            scene.agent_mask[:, keep],
-            DEFAULT_SAMPLING.interval_length,
-            self.cfg.inputs.num_poses,
-            None if futures is None else futures[:, keep],
-            None if future_mask is None else future_mask[:, keep],
-        )
+        interval, t = DEFAULT_SAMPLING.interval_length, self.cfg.inputs.num_poses
+        return object_tracks(scene.agents, scene.agent_mask, interval, t, scene.agent_futures, scene.agent_future_mask)
 
     def _clearance(self, scene: SceneTokens, traj: Tensor) -> Tensor:
         """The nearest object to every pose (``nearest_objects``), scaled ``(B, K, T, 4)``."""

@@ -119,6 +119,7 @@ class RewardSceneEncoder(nn.Module):
         self.light = cfg.decoder == RewardDecoder.LIGHT  # no BEV, map or object tokens
         self.raster_channels = channels
         self.register_buffer("one_hot", torch.eye(self.map_classes), persistent=False)
+        self.register_buffer("grid_cell", torch.zeros(0, 0, dtype=torch.long), persistent=False)  # _class_shares
         if self.light:
             self.raster_proj = nn.Linear(channels * cfg.bev_grid[0] * cfg.bev_grid[1], d)
         else:
@@ -247,19 +248,20 @@ class RewardSceneEncoder(nn.Module):
     def _class_shares(self, classes: Tensor, rows: int, cols: int) -> Tensor:
         """Each map class's share of each of ``rows`` x ``cols`` grid cells ``(B, rows, cols, C)``: one bincount."""
         b, hh, ww = classes.shape
-        dev = classes.device
-        row = torch.arange(hh, device=dev) // (hh // rows)
-        col = torch.arange(ww, device=dev) // (ww // cols)
-        cell = (row[:, None] * cols + col[None, :])[None] + rows * cols * torch.arange(b, device=dev)[:, None, None]
-        keys = (cell * self.map_classes + classes).flatten()  # (B H W,) grid cell and class
+        if self.grid_cell.shape != (hh, ww):
+            row = torch.arange(hh, device=classes.device) // (hh // rows)
+            col = torch.arange(ww, device=classes.device) // (ww // cols)
+            self.grid_cell = (row[:, None] * cols + col[None, :]) * self.map_classes  # (H, W): its grid cell's rows
+        scene = rows * cols * self.map_classes * torch.arange(b, device=classes.device)[:, None, None]  # (B, 1, 1)
+        keys = (self.grid_cell + scene + classes).flatten()  # (B H W,) scene, grid cell and class
         counts = torch.bincount(keys, minlength=b * rows * cols * self.map_classes)
         return counts.reshape(b, rows, cols, self.map_classes).float() / ((hh // rows) * (ww // cols))
 
     def _boxes(self, states: Tensor) -> Tensor:
         """Scaled box features ``(B, A, 8)`` of ``agent_states`` ``(B, A, 7)``."""
         inp = self.cfg.inputs
-        pos = states[..., [AgentStateIndex.X, AgentStateIndex.Y]] / inp.position_scale
+        pos = states[..., AgentStateIndex.X : AgentStateIndex.Y + 1] / inp.position_scale
         heading = states[..., AgentStateIndex.HEADING]
-        size = states[..., [AgentStateIndex.LENGTH, AgentStateIndex.WIDTH]] / inp.size_scale
-        vel = states[..., [AgentStateIndex.VELOCITY_X, AgentStateIndex.VELOCITY_Y]] / inp.speed_scale
+        size = states[..., AgentStateIndex.LENGTH : AgentStateIndex.WIDTH + 1] / inp.size_scale
+        vel = states[..., AgentStateIndex.VELOCITY_X : AgentStateIndex.VELOCITY_Y + 1] / inp.speed_scale
         return torch.cat([pos, torch.cos(heading)[..., None], torch.sin(heading)[..., None], size, vel], dim=-1)
