@@ -109,6 +109,7 @@ def test_reward_bench_on_the_tiny_split(tiny_split: Path) -> None:
     cfg = RewardBenchConfig(
         split_dir=str(split),
         model_size="tiny",
+        compare=["light"],
         num_scenes=2,
         num_candidates=8,
         label_scenes=2,
@@ -124,6 +125,14 @@ def test_reward_bench_on_the_tiny_split(tiny_split: Path) -> None:
     assert ratio["ratio"] == pytest.approx(
         records["fast_scorer_K8"]["median_s"] / records["reward_model_K8"]["median_s"], rel=1e-3
     )  # the records' seconds are rounded
+    # the light model in the same rounds, and each model on both scenes in one call
+    light = records["reward_light_over_fast_scorer"]
+    assert light["ratio_batched"] == pytest.approx(
+        records["fast_scorer_K8"]["median_s"] / records["reward_model_light_batched_K8"]["median_s"], rel=1e-3
+    )
+    decoders = (records["reward_model_light_K8"]["decoder"], records["reward_model_K8"]["decoder"])
+    assert decoders == ("light", "attention")
+    assert records["reward_model_batched_K8"]["items"] == 16
     label = records["label_process_1"]
     # 2 scenes x (expert + 4 vocabulary entries + the default 31 perturbations)
     assert (label["scenes"], label["candidates_per_scene"], label["items"]) == (2, 36, 72)
