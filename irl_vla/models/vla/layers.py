@@ -127,9 +127,9 @@ class QueryDecoder(nn.Module):
         )
 
     def forward(self, memory: Tensor, query_pos: Tensor | None = None) -> Tensor:
-        """Memory ``(B, M, D)`` (and positional embeddings ``(Q, D)``) -> tokens ``(B, Q, D)``."""
+        """Memory ``(B, M, D)`` -> tokens ``(B, Q, D)``; ``query_pos`` ``(Q, D)`` or ``(B, Q, D)`` adds to queries."""
         x = self.queries if query_pos is None else self.queries + query_pos
-        x = x.unsqueeze(0).expand(memory.shape[0], -1, -1)  # (B, Q, D)
+        x = x.expand(memory.shape[0], -1, -1)  # (B, Q, D)
         for layer in self.layers:
             x = layer(x, memory)
         return x

@@ -178,7 +178,7 @@ class VLAModel(nn.Module):
         out: dict[str, Tensor] = dict(reasoned)
         condition = ego
         if self.route is not None:
-            route = self.route(bev, visual)
+            route = self.route(bev, visual, ego)
             out["route_centerline"] = route["route_centerline"]
             if "route_condition" in route:
                 tokens["route"] = route["route_tokens"]
