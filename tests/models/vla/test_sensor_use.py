@@ -171,3 +171,13 @@ def test_only_the_route_term_moves_the_route_poses():
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.route.pose_head.parameters())
     assert model.route.decoder.queries.grad.abs().sum() > 0  # its tokens do learn from planning
     assert model.route.condition[0].weight.grad.abs().sum() > 0
+
+
+def test_the_route_head_reads_the_driving_command():
+    _, batches, model = _model()
+    f = dict(batches[0][0])
+    model.eval()
+    with torch.no_grad():
+        before = model(f)["route_centerline"]
+        f["driving_command"] = f["driving_command"].roll(1, dims=-1)  # another command, the same sensors
+        assert not torch.allclose(model(f)["route_centerline"], before)
