@@ -154,8 +154,9 @@ class RewardModelFunction:
         if self.loaded.model.reads_future:
             # a closed-loop scene has no logged future: every object would be masked out, silently
             raise ValueError(
-                f"rollout reward={path}: this reward model reads the other road users' logged futures "
-                "(model.inputs.use_agent_futures), which a closed-loop rollout does not have; use one without them"
+                f"rollout reward={path}: this reward model reads the log's future (the other road users' logged "
+                "futures: model.inputs.use_agent_futures; the future light states: use_red_lights), which a "
+                "closed-loop rollout does not have; use one without them"
             )
         self.sensor_config: SensorConfig = self.loaded.builders.sensor_config()
 

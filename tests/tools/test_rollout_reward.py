@@ -49,5 +49,14 @@ def test_the_reward_model_scores_every_step_on_the_embedded_world(untrained_tiny
 def test_a_reward_model_that_reads_logged_futures_is_refused(untrained_tiny, monkeypatch: pytest.MonkeyPatch) -> None:
     # in closed loop there is no logged future: such a model would see no object at all, silently
     monkeypatch.setattr(untrained_tiny.model.cfg.inputs, "use_agent_futures", True)
-    with pytest.raises(ValueError, match="reads the other road users' logged futures"):
+    with pytest.raises(ValueError, match="the other road users' logged futures"):
+        RewardModelFunction("unused")
+
+
+def test_a_reward_model_that_reads_future_light_states_is_refused(
+    untrained_tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the red-light input paints the log's future light states: a rollout has none (rwm_v2 reads them)
+    monkeypatch.setattr(untrained_tiny.model.cfg.inputs, "use_red_lights", True)
+    with pytest.raises(ValueError, match="the future light states: use_red_lights"):
         RewardModelFunction("unused")
