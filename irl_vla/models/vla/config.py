@@ -126,7 +126,7 @@ class VisionConfig:
     hf_config: dict[str, Any] | None = None
     pretrained_path: str | None = None
     freeze_tower: bool = False
-    token_grid: list[int] = field(default_factory=lambda: [6, 16])
+    token_grid: list[int] = field(default_factory=lambda: [3, 8])
     use_lidar: bool = True
     lidar_channels: list[int] = field(default_factory=lambda: [32, 64])
     bev_grid: list[int] = field(default_factory=lambda: [16, 16])
@@ -193,7 +193,7 @@ class RouteConfig:
         to_planner: give the head's prediction to the planner (false: the head is an auxiliary task only).
     """
 
-    enabled: bool = True
+    enabled: bool = False
     num_points: int = 10
     spacing: float = 5.0
     layers: int = 1
@@ -364,7 +364,7 @@ class LossConfig:
     agent_box: float = 0.5
     no_object_weight: float = 0.1
     bev_semantic: float = 5.0
-    bev_class_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 2.0, 2.0, 5.0, 5.0, 5.0, 5.0])
+    bev_class_weights: list[float] = field(default_factory=lambda: [1.0] * len(BevSemanticClass))
     meta_action: float = 1.0
     lm: float = 1.0
     route: float = 5.0
@@ -406,7 +406,7 @@ class VLAConfig:
     d_model: int = 128
     num_heads: int = 4
     ffn_mult: int = 2
-    ego_history_dropout: float = 0.3
+    ego_history_dropout: float = 0.0
     inputs: InputSpec = field(default_factory=InputSpec)
     vision: VisionConfig = field(default_factory=VisionConfig)
     reasoning: Reasoning3DConfig = field(default_factory=Reasoning3DConfig)

@@ -16,7 +16,13 @@ import torch.nn.functional as F
 
 from irl_vla.data.features.bev_semantic import BevSemanticClass
 from irl_vla.data.features.ego import EgoStatusIndex
-from irl_vla.models.vla.config import LEGACY_VALUES, LossConfig, with_legacy_values
+from irl_vla.models.vla.config import (
+    LEGACY_VALUES,
+    LossConfig,
+    load_model_config,
+    model_config_path,
+    with_legacy_values,
+)
 from irl_vla.models.vla.loss import compute_loss
 from irl_vla.models.vla.model import VLAModel, drop_ego_history
 from irl_vla.training.policy import builder_params, model_config, model_record
@@ -24,6 +30,8 @@ from tests.models.vla.helpers import ready_model, synthetic_batch, tiny_config
 
 B = 4
 CAMERAS = ["cam_f0", "cam_b0"]
+#: The sensor-use recipe: `default` with every change on (`tiny` has them on too; `default` and `base` off).
+RECIPE = str(model_config_path("default_sensors"))
 
 
 def _model(**overrides):
@@ -97,7 +105,7 @@ def test_rare_bev_classes_weigh_more():
     targets = {"trajectory": torch.zeros(1, 8, 3), "bev_semantic_map": target}
     base = {"trajectory_cls": 0, "agent_class": 0, "agent_box": 0, "meta_action": 0, "lm": 0}
     uniform = LossConfig(**base, bev_class_weights=[1.0] * len(BevSemanticClass))
-    weighted = LossConfig(**base)
+    weighted = LossConfig(**base, bev_class_weights=load_model_config(RECIPE).loss.bev_class_weights)
     assert (
         weighted.bev_class_weights[BevSemanticClass.VEHICLE] > weighted.bev_class_weights[BevSemanticClass.BACKGROUND]
     )
@@ -181,3 +189,15 @@ def test_the_route_head_reads_the_driving_command():
         before = model(f)["route_centerline"]
         f["driving_command"] = f["driving_command"].roll(1, dims=-1)  # another command, the same sensors
         assert not torch.allclose(model(f)["route_centerline"], before)
+
+
+def test_the_recipe_is_default_with_every_change_on():
+    recipe, default = load_model_config(RECIPE), load_model_config("default")
+    assert recipe.route.feeds_planner and recipe.ego_history_dropout > 0 and recipe.vision.token_grid == [6, 16]
+    assert (
+        not default.route.enabled and default.ego_history_dropout == 0 and set(default.loss.bev_class_weights) == {1.0}
+    )
+    recipe_fields = dataclasses.asdict(recipe)
+    default_fields = dataclasses.asdict(default)
+    changed = {k for k in recipe_fields if recipe_fields[k] != default_fields[k]}
+    assert changed == {"size", "ego_history_dropout", "vision", "route", "loss"}
