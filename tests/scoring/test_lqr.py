@@ -107,7 +107,7 @@ def test_the_speed_fit_gain_is_computed_once_and_equals_a_fresh_pseudo_inverse(
     # The gain depends only on (N, dt, penalty, form): a second plan of the same sampling reuses it, bit for bit.
     from irl_vla.scoring import lqr
 
-    lqr._speed_fit_matrices.cache_clear()
+    lqr.speed_fit_matrices.cache_clear()
     calls = []
     pinv = np.linalg.pinv
     monkeypatch.setattr(np.linalg, "pinv", lambda a: calls.append(a.shape) or pinv(a))
@@ -124,4 +124,4 @@ def test_the_speed_fit_gain_is_computed_once_and_equals_a_fresh_pseudo_inverse(
         along = np.cos(heading) * disp[..., 0] + np.sin(heading) * disp[..., 1]
         np.testing.assert_array_equal(speed, (0.1 * along @ c) @ fresh @ c.T)
     assert calls == [(40, 40)]
-    lqr._speed_fit_matrices.cache_clear()
+    lqr.speed_fit_matrices.cache_clear()
