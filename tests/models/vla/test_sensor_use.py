@@ -143,8 +143,15 @@ def test_ego_history_dropout_applies_in_training_passes_only():
     assert 0 < int(drawn.sum()) < B
     assert torch.equal(torch.isclose(dropped, train_ego(other)).all(-1), drawn)
     model.eval()
-    with torch.no_grad():  # never at inference, nor in the log-probabilities of sampled chains (PPO)
-        assert not torch.allclose(model(f)["modes"], model(other)["modes"])
+    with torch.no_grad():  # never at inference: every sample's plan reads its past
+        modes, modes_other = model(f)["modes"], model(other)["modes"]  # (B, K, T, 3)
+        assert not torch.isclose(modes, modes_other).flatten(1).all(-1).any()
+        chain = model(f, stochastic=True, generator=torch.Generator().manual_seed(2))["chain"]
+    # nor in the log-probabilities of sampled chains (PPO evaluates them with the model in training mode)
+    model.train()
+    with torch.no_grad():
+        log_p, log_p_other = model.chain_log_prob(f, chain), model.chain_log_prob(other, chain)  # (B, K, S)
+    assert not torch.isclose(log_p, log_p_other).flatten(1).all(-1).any()
     model0 = _model(ego_history_dropout=0.0)[2]
     model0.train()
     a = model0.encode(f, t, with_aux=False, drop_generator=torch.Generator().manual_seed(1))[0].ego
