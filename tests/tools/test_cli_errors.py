@@ -45,7 +45,16 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path: Path) -> None:
     env.pop("IRL_VLA_DEBUG", None)
     env.pop("HYDRA_FULL_ERROR", None)
     cmd = [sys.executable, "-m", "tools.cli", "generate", "generate.progress=false"]
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # a terminal's program starts with Ctrl-C at its default action; a test run launched in the background
+    # (`cmd &`, nohup) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt: restore the default
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     time.sleep(8.0)  # well into generation (imports, workers started)
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
     _, err = proc.communicate(timeout=120)
