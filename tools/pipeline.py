@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import hydra
-from omegaconf import DictConfig
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf
 
 from irl_vla.common.command import Command
 from irl_vla.pipeline.config import PipelineConfig
 from irl_vla.pipeline.results import write_results
 from irl_vla.pipeline.runner import run_steps
-from irl_vla.pipeline.steps import EVAL_SPLITS, Layout, plan
+from irl_vla.pipeline.steps import EVAL_SPLITS, Layout, Step, plan
+from tools.cli import COMMANDS
 
 COMMAND = Command(
     "pipeline",
@@ -25,6 +30,29 @@ COMMAND = Command(
     "results.json and results.md. A step whose done-marker is valid is skipped, so a rerun resumes a killed run. "
     "experiment=smoke runs it all at tiny sizes.",
 )
+
+
+@contextmanager
+def _hydra_ready() -> Iterator[None]:
+    """Hydra's config search initialised (it is inside ``irl-vla pipeline``; outside, for as long as needed)."""
+    if GlobalHydra.instance().is_initialized():
+        yield
+        return
+    with hydra.initialize_config_module(config_module="configs", version_base="1.3"):
+        yield
+
+
+def composed_settings(step: Step) -> str:
+    """The step's configuration as ``irl-vla <command> <args>`` composes it (config files, defaults, overrides), YAML.
+
+    Part of the step's config hash, so that an edited config file (``configs/train/ppo.yaml``) re-runs the steps
+    whose settings it changes. Interpolations stay unresolved: the text depends on the files, not on the clock.
+    """
+    module = importlib.import_module(COMMANDS[step.command][0])
+    args = getattr(module, "rewrite_args", lambda a: a)(list(step.args))  # train stage=... picks its schema
+    with _hydra_ready():
+        cfg = hydra.compose(config_name=step.command.replace("-", "_"), overrides=args)
+    return OmegaConf.to_yaml(cfg)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://configs", config_name="pipeline")
@@ -42,7 +70,15 @@ def main(cfg: DictConfig) -> None:
     print(f"[pipeline] experiment {config.experiment}: {len(steps)} steps in {layout.work}")
     start = time.perf_counter()
     env = {"OMP_NUM_THREADS": str(config.threads), "MKL_NUM_THREADS": str(config.threads)}
-    done = run_steps(steps, layout.steps_dir, layout.logs_dir, env=env, parallel=config.parallel)
+    done = run_steps(
+        steps,
+        layout.steps_dir,
+        layout.logs_dir,
+        env=env,
+        parallel=config.parallel,
+        settings=composed_settings,
+        rerun=config.rerun,
+    )
     submissions = [layout.submission(s) for s in EVAL_SPLITS]
     results, paths = write_results(layout, config.experiment, done, submissions, time.perf_counter() - start)
     print(paths[1].read_text())

@@ -43,6 +43,8 @@ class PipelineConfig:
         parallel: steps run at the same time (a step starts once every step it depends on has finished).
         seed: seed of every step.
         extra: more overrides per step name (``{il: [train.batch_size=8]}``), appended to the step's command.
+        rerun: steps to run again from scratch although their done-marker is valid (``[ppo]``), with every step
+            that reads them; for a change of code (an edited config file is seen without it).
     """
 
     experiment: str = "default"
@@ -74,6 +76,7 @@ class PipelineConfig:
     parallel: int = 2
     seed: int = 0
     extra: dict[str, list[str]] = field(default_factory=dict)
+    rerun: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         require_at_least(

@@ -27,9 +27,15 @@ def _sha(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def config_hash(step: Step) -> str:
-    """Hash of what the step runs: its command and overrides."""
-    return _sha({"command": step.command, "args": list(step.args)})
+def config_hash(step: Step, settings: str = "") -> str:
+    """Hash of what the step runs: its command, its overrides and its composed settings.
+
+    Args:
+        step: the step.
+        settings: the step's configuration as its command composes it (the config files' values with the overrides
+            applied; ``""`` when not known), so that an edited config file re-runs the steps that read it.
+    """
+    return _sha({"command": step.command, "args": list(step.args), "settings": settings})
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,8 @@ def run_steps(
     env: Mapping[str, str] | None = None,
     echo: Callable[[str], None] = print,
     parallel: int = 1,
+    settings: Callable[[Step], str] | None = None,
+    rerun: Sequence[str] = (),
 ) -> list[StepResult]:
     """Run each step unless its done-marker is valid; returns what happened to each, in the order of ``steps``.
 
@@ -74,12 +76,17 @@ def run_steps(
     outputs exist. Otherwise it runs; when it had finished (or started) with other settings or inputs, its own
     outputs (``Step.clean``) are removed first, and when it was killed with the same settings it resumes.
 
+    ``settings`` gives each step's composed configuration (part of its config hash: an edited config file re-runs
+    the steps whose settings it changes, and their dependents). The steps named in ``rerun`` run again from
+    scratch even when their done-marker is valid (after a change of code, which no hash sees), and so does every
+    step that reads them.
+
     Up to ``parallel`` steps run at once: a step starts, in the order of ``steps``, as soon as every step it depends
     on has finished. When a step fails no further step starts and the running ones are stopped (their started-
     markers stay, so a rerun resumes them); when the pipeline itself is interrupted, its running steps are stopped.
 
     Raises:
-        ValueError: a step depends on a step not before it, or ``parallel`` < 1.
+        ValueError: a step depends on a step not before it, ``parallel`` < 1, or ``rerun`` names an unknown step.
         StepFailed: a step failed (naming it, its exit status and its log, with the log's last lines).
     """
     if parallel < 1:
@@ -90,6 +97,13 @@ def run_steps(
         if missing:
             raise ValueError(f"pipeline step {step.name}: depends on {missing}, which do not run before it")
         seen.add(step.name)
+    unknown = sorted(set(rerun) - seen)
+    if unknown:
+        raise ValueError(f"pipeline: rerun names unknown steps {unknown}; steps: {[s.name for s in steps]}")
+    forced = set(rerun)
+    for step in steps:  # in order, so a step after a forced one is forced too
+        if forced & set(step.depends):
+            forced.add(step.name)
     markers = Markers(steps_dir)
     hashes: dict[str, str] = {}
     results: dict[str, StepResult] = {}
@@ -101,9 +115,12 @@ def run_steps(
             if ready and len(running) < parallel:
                 step = ready[0]
                 pending.remove(step)
-                identity = Identity(config_hash(step), {d: hashes[d] for d in step.depends})
+                composed = settings(step) if settings is not None else ""
+                identity = Identity(config_hash(step, composed), {d: hashes[d] for d in step.depends})
                 log = logs_dir / f"{step.name}.log"
                 done = markers.read(markers.done_path(step.name))
+                if step.name in forced and done is not None:
+                    done = {**done, "hash": None}  # asked to re-run: the marker no longer vouches for the outputs
                 if done is not None and identity.matches(done) and all(p.exists() for p in step.outputs):
                     hashes[step.name] = identity.hash
                     wall = float(done.get("wall_s", float("nan")))
@@ -114,7 +131,11 @@ def run_steps(
                 if done is not None or (started is not None and not identity.matches(started)):
                     for path in step.clean:  # made with other settings or inputs: start again
                         _remove(path)
-                    how = "settings, inputs or outputs changed: re-running"
+                    how = (
+                        "re-running as asked (pipeline.rerun)"
+                        if step.name in forced
+                        else "settings, inputs or outputs changed: re-running"
+                    )
                 else:
                     how = "resuming a killed run" if started is not None else "running"
                 markers.start(step.name, identity)

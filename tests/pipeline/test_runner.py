@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,11 +38,11 @@ def _steps(tmp: Path, v: dict[str, str] | None = None, fail: str = "") -> list[S
     return [step("a", ()), step("b", ("a",)), step("c", ("b",)), step("d", ())]
 
 
-def _run(tmp: Path, steps: list[Step]) -> list[str]:
-    """Run the steps; the commands that actually ran, in order."""
+def _run(tmp: Path, steps: list[Step], **kwargs: Any) -> list[str]:
+    """Run the steps (``kwargs`` to ``run_steps``); the commands that actually ran, in order."""
     calls = tmp / "calls.txt"
     calls.unlink(missing_ok=True)
-    run_steps(steps, tmp / "steps", tmp / "logs", program=PROGRAM, echo=lambda _: None)
+    run_steps(steps, tmp / "steps", tmp / "logs", program=PROGRAM, echo=lambda _: None, **kwargs)
     return calls.read_text().split() if calls.exists() else []
 
 
@@ -60,6 +61,22 @@ def test_changed_settings_rerun_the_step_and_what_depends_on_it(tmp_path: Path) 
     assert (tmp_path / "out" / "b").read_text() == "1"
     assert _run(tmp_path, _steps(tmp_path, {"b": "1"})) == []
     assert _run(tmp_path, _steps(tmp_path, {"a": "2", "b": "1"})) == ["a", "b", "c"]
+
+
+def test_an_edited_config_file_reruns_the_steps_whose_composed_settings_it_changes(tmp_path: Path) -> None:
+    # same command lines, but b's composed settings differ (as after an edit of the yaml it reads)
+    _run(tmp_path, _steps(tmp_path), settings=lambda s: "lr: 0.1")
+    assert _run(tmp_path, _steps(tmp_path), settings=lambda s: "lr: 0.1") == []
+    edited = _run(tmp_path, _steps(tmp_path), settings=lambda s: "lr: 0.2" if s.name == "b" else "lr: 0.1")
+    assert edited == ["b", "c"]
+
+
+def test_rerun_runs_the_named_steps_and_their_dependents_again(tmp_path: Path) -> None:
+    _run(tmp_path, _steps(tmp_path))
+    assert _run(tmp_path, _steps(tmp_path), rerun=["b"]) == ["b", "c"]
+    assert _run(tmp_path, _steps(tmp_path)) == []  # the re-run's markers are valid again
+    with pytest.raises(ValueError, match=r"unknown steps \['z'\]"):
+        _run(tmp_path, _steps(tmp_path), rerun=["z"])
 
 
 def test_missing_output_reruns_the_step(tmp_path: Path) -> None:
