@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -25,6 +26,8 @@ from irl_vla.data.scene import Scene
 from irl_vla.data.sensors import SensorConfig
 from irl_vla.data.source import SceneSources
 from irl_vla.data.two_stage import TWO_STAGE_FILE, two_stage_dir
+
+T = TypeVar("T")
 
 SPLIT_FORMAT = "irl_vla.split"
 SPLIT_FORMAT_VERSION = 1
@@ -240,8 +243,8 @@ def embedded_sources(split_dir: str | os.PathLike[str], renderer: RenderedSensor
     )
 
 
-def spread(tokens: list[str], count: int) -> list[str]:
-    """At most ``count`` tokens evenly spread over ``tokens`` (the first and the last included)."""
+def spread(tokens: Sequence[T], count: int) -> list[T]:
+    """At most ``count`` tokens (or groups) evenly spread over ``tokens`` (the first and the last included)."""
     if len(tokens) <= count:
         return list(tokens)
     return [tokens[i] for i in np.linspace(0, len(tokens) - 1, count).round().astype(int)]

@@ -14,7 +14,7 @@ from irl_vla.common.config_source import DataKind, SceneSelectionConfig
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.common.progress import ProgressBar
 from irl_vla.data.source import SceneSources, SourceFactory
-from irl_vla.data.split import embedded_sources
+from irl_vla.data.split import embedded_sources, spread
 from irl_vla.data.two_stage import TWO_STAGE_FILE, read_groups, two_stage_dir
 from irl_vla.evaluation.open_loop import AgentEvaluator, AgentRun, evaluate_one_stage, evaluate_two_stage_agents
 from irl_vla.evaluation.report import format_table, write_one_stage, write_two_stage
@@ -44,7 +44,8 @@ class EvalConfig(SceneSelectionConfig):
             evaluates that one agent with its settings overridable as ``agent.<key>=...``.
         scorer: ``fast`` | ``reference`` (identical scores; the reference is slower).
         mode: ``auto`` (two-stage where ``<split>_two_stage`` exists), ``one_stage`` or ``two_stage``.
-        max_scenes: score only the first N tokens (or groups); ``None``: all.
+        max_scenes: score only N tokens (or two-stage groups) spread evenly over the split, the first and the last
+            included (a split's head is its first family's logs); ``None``: all.
         workers: processes building metric caches, or CPUs of a local Ray instance (follows ``run.workers``).
         backend: where metric caches are built: ``sequential`` | ``process`` | ``ray`` (follows ``run.backend``).
         ray_address: with ``backend=ray``: ``None`` starts a local Ray instance, else a running cluster's address.
@@ -168,7 +169,7 @@ def run_eval(
     scorer = make_scorer(cfg.scorer, cfg.human_penalty_filter, cfg.jerk_penalty_matrix, traffic, cfg.aggregation)
     cache_root = data / DataKind.METRIC_CACHE
     if mode == "one_stage":
-        tokens = loader.tokens[: cfg.max_scenes]
+        tokens = list(loader.tokens) if cfg.max_scenes is None else spread(list(loader.tokens), cfg.max_scenes)
         # an agent that plans from the cache needs the previous frame's cache too for its EC plan
         needs_previous = any(AGENTS[c.name].agent.requires_metric_cache for c in configs)
         store = _cached(factory, cfg.metric_caches(), tokens, cfg, previous=needs_previous)
@@ -177,7 +178,8 @@ def run_eval(
             return store.load(token)
 
     else:
-        groups = read_groups(stage_two_dir / TWO_STAGE_FILE)[: cfg.max_scenes]
+        groups = read_groups(stage_two_dir / TWO_STAGE_FILE)
+        groups = groups if cfg.max_scenes is None else spread(groups, cfg.max_scenes)
         assert sources.stage_two is not None
         stage_two = sources.stage_two()
         store = _cached(factory, cfg.metric_caches(), [g.orig for g in groups], cfg, previous=True)

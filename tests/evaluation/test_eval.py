@@ -87,6 +87,18 @@ def test_each_eval_keeps_its_own_run_directory(tiny: Path, capsys: pytest.Captur
     assert len(rows[0]) > len(rows[1]) == 2  # the first run's scores were not overwritten by the second's
 
 
+def test_max_scenes_spreads_over_the_split_not_its_head(tmp_path: Path) -> None:
+    """A split's head is its first family's logs: ``eval.max_scenes`` takes scenes from its start to its end."""
+    _generate(tmp_path, "lead_vehicle,parked_cars", 1, 20)
+    scores = tmp_path / "out/eval/synth_navtest/latest/constant_velocity/scores.csv"
+    _eval(tmp_path, "eval.agents=[constant_velocity]")
+    every = [r["token"] for r in csv.DictReader(scores.open())][:-1]
+    _eval(tmp_path, "eval.agents=[constant_velocity]", "eval.max_scenes=3")
+    some = [r["token"] for r in csv.DictReader(scores.open())][:-1]
+    assert len(every) > 3
+    assert some == [every[0], every[round((len(every) - 1) / 2)], every[-1]]  # not every[:3]
+
+
 def test_eval_aggregates_with_the_aggregation_group(tiny: Path) -> None:
     _eval(tiny, "eval.agents=[constant_velocity]", "aggregation=pdms")
     out = tiny / "out" / "eval" / "synth_navtest" / "latest" / "constant_velocity"
