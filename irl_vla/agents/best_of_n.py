@@ -4,7 +4,11 @@ Per scene the policy runs ``draws`` stochastic denoising chains (each gives all 
 ``include_deterministic``, its deterministic modes too: ``N = (draws + 1) * K`` candidates. The reward model
 (``agent.reward_checkpoint``) predicts each candidate's sub-scores and its reward (their EPDMS through the suite's
 one aggregation function); the plan is the candidate of highest reward (the first of equal ones).
-``compute_candidates`` returns all N with their rewards as scores.
+``compute_candidates`` returns all N with their rewards as scores. With ``agent.ensemble`` (more reward
+checkpoints, e.g. other training seeds) every member scores every candidate, and ``agent.selection``
+(``irl_vla.models.reward.selection``) turns their predictions into the score the plan maximises: the members'
+mean reward, optionally minus ``lcb`` times their standard deviation, optionally after a gate on the predicted
+multipliers.
 
 With ``anchor_to_state`` (the default, as ``agent=vla``) every candidate is refitted to the ego's current
 velocity and acceleration (``irl_vla.agents.state_anchoring``) *before* the reward model scores it: the reward
@@ -19,7 +23,7 @@ raster and the annotated boxes (privileged), so it is never submittable, even wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -33,6 +37,7 @@ from irl_vla.data.scene import AgentInput, Scene
 from irl_vla.data.sensors import SensorConfig
 from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory, TrajectorySampling
 from irl_vla.labeling.candidates import scene_seed
+from irl_vla.models.reward.selection import SelectionConfig, selection_scores
 
 if TYPE_CHECKING:
     from irl_vla.models.reward.checkpoint import LoadedRewardModel
@@ -45,6 +50,8 @@ class BestOfNAgentConfig(PolicyAgentConfig):
 
     Attributes:
         reward_checkpoint: the reward model that picks (a checkpoint or a ``train stage=rwm`` run directory).
+        ensemble: more reward checkpoints that score the candidates with it (an ensemble; e.g. other seeds).
+        selection: how the members' predictions become the score the plan maximises (see the module).
         draws: stochastic denoising chains per scene, each giving all of the policy's modes.
         include_deterministic: also offer the policy's deterministic modes (what ``agent=vla`` chooses from).
         seed: seeds the chains' noise, with the scene token.
@@ -54,6 +61,8 @@ class BestOfNAgentConfig(PolicyAgentConfig):
     """
 
     reward_checkpoint: str | None = None
+    ensemble: list[str] = field(default_factory=list)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     draws: int = 4
     include_deterministic: bool = True
     seed: int = 0
@@ -68,6 +77,11 @@ class BestOfNAgentConfig(PolicyAgentConfig):
             raise ValueError(f"agent vla_best_of_n: draws must be >= 0, got {self.draws}")
         if self.draws == 0 and not self.include_deterministic:
             raise ValueError("agent vla_best_of_n: no candidates (draws = 0 and include_deterministic = false)")
+        if self.selection.lcb > 0 and not self.ensemble:
+            raise ValueError(
+                f"agent vla_best_of_n: selection.lcb = {self.selection.lcb:g} needs agent.ensemble (more reward "
+                "checkpoints); one model has no spread"
+            )
 
 
 class BestOfNAgent(VLAAgent):
@@ -80,6 +94,9 @@ class BestOfNAgent(VLAAgent):
         name: the agent's name in reports.
         checkpoint: the policy's checkpoint or run directory.
         reward_checkpoint: the reward model's checkpoint or run directory.
+        ensemble: more reward checkpoints scoring with it.
+        ensemble_models: those models already loaded (``None``: loaded from ``ensemble``).
+        selection: how the members' predictions pick the plan.
         draws: stochastic chains per scene.
         include_deterministic: also offer the deterministic modes.
         seed: seeds the chains' noise, with the scene token.
@@ -99,6 +116,9 @@ class BestOfNAgent(VLAAgent):
         *,
         checkpoint: str | None = None,
         reward_checkpoint: str | None = None,
+        ensemble: list[str] | None = None,
+        ensemble_models: list[LoadedRewardModel] | None = None,
+        selection: SelectionConfig | None = None,
         draws: int = 4,
         include_deterministic: bool = True,
         seed: int = 0,
@@ -116,6 +136,9 @@ class BestOfNAgent(VLAAgent):
             anchor_jerk_weight=anchor_jerk_weight,
         )
         self._reward = reward
+        self.ensemble = list(ensemble or [])
+        self._ensemble_models = ensemble_models
+        self.selection = selection or SelectionConfig()
         self.reward_checkpoint, self.draws, self.include_deterministic, self.seed = (
             reward_checkpoint,
             draws,
@@ -134,6 +157,8 @@ class BestOfNAgent(VLAAgent):
             config.name,
             checkpoint=config.checkpoint,
             reward_checkpoint=config.reward_checkpoint,
+            ensemble=config.ensemble,
+            selection=config.selection,
             draws=config.draws,
             include_deterministic=config.include_deterministic,
             seed=config.seed,
@@ -143,9 +168,9 @@ class BestOfNAgent(VLAAgent):
         )
 
     def initialize(self) -> None:
-        """Load both checkpoints."""
+        """Load the policy's and the reward models' checkpoints."""
         super().initialize()
-        self.reward  # noqa: B018 - loads it now
+        self.members  # noqa: B018 - loads them now
 
     @property
     def reward(self) -> LoadedRewardModel:
@@ -164,17 +189,26 @@ class BestOfNAgent(VLAAgent):
                     "or run dir> (irl-vla train stage=rwm writes one)"
                 )
             self._reward = load_reward_model(self.reward_checkpoint, device=self.device)
-        if self._reward.model.reads_future:
-            raise ValueError(
-                f"agent vla_best_of_n: the reward model of {self.reward_checkpoint or 'the given reward'} reads the "
-                "log's future (model.inputs.use_agent_futures: the road users'; use_red_lights: the lights'): "
-                "picking by it would drive by the future; use one without them"
-            )
-        return self._reward
+        return _refuse_future(self._reward, self.reward_checkpoint or "the given reward")
+
+    @property
+    def members(self) -> list[LoadedRewardModel]:
+        """The reward models that score the candidates: ``reward``, then those of ``ensemble`` (loaded on first use).
+
+        Raises:
+            ValueError: as ``reward``, for any member.
+        """
+        if self._ensemble_models is None:
+            from irl_vla.models.reward.checkpoint import load_reward_model
+
+            self._ensemble_models = [load_reward_model(p, device=self.device) for p in self.ensemble]
+        names = self.ensemble or [f"ensemble member {i}" for i in range(len(self._ensemble_models))]
+        others = [_refuse_future(m, name) for m, name in zip(self._ensemble_models, names, strict=True)]
+        return [self.reward, *others]
 
     def get_sensor_config(self) -> SensorConfig:
-        """The sensors of the policy's and the reward model's inputs."""
-        return merge_sensor_configs([self.policy.sensor_config(), self.reward.builders.sensor_config()])
+        """The sensors of the policy's and the reward models' inputs."""
+        return merge_sensor_configs([self.policy.sensor_config(), *(m.builders.sensor_config() for m in self.members)])
 
     @torch.no_grad()
     def sample_candidates(self, agent_input: AgentInput, token: str) -> np.ndarray:
@@ -194,18 +228,26 @@ class BestOfNAgent(VLAAgent):
 
     @torch.no_grad()
     def rewards(self, scene: Scene, candidates: np.ndarray) -> np.ndarray:
-        """The learned reward ``(N,)`` of candidates ``(N, T, 3)`` in ``scene``."""
+        """The score ``(N,)`` the plan maximises among candidates ``(N, T, 3)`` in ``scene``.
+
+        The learned reward of one model; the members' by ``selection`` with an ensemble or a rule.
+        """
+        from irl_vla.models.reward.heads import HeadKey
         from irl_vla.models.reward.loss import RewardKey
 
-        reward = self.reward
-        device = next(reward.model.parameters()).device
-        features = {k: v.to(device) for k, v in reward.builders.batch([scene]).items()}
-        plans = torch.as_tensor(candidates, dtype=torch.float32, device=device)[None]  # (1, N, T, 3)
-        out = reward.model.score_candidates(reward.model.encode_scene(features), plans)
-        return out[RewardKey.REWARD][0].float().cpu().numpy()
+        rewards, subs = [], []
+        for member in self.members:
+            device = next(member.model.parameters()).device
+            features = {k: v.to(device) for k, v in member.builders.batch([scene]).items()}
+            plans = torch.as_tensor(candidates, dtype=torch.float32, device=device)[None]  # (1, N, T, 3)
+            out = member.model.score_candidates(member.model.encode_scene(features), plans)
+            rewards.append(out[RewardKey.REWARD][0].float().cpu().numpy())  # (N,)
+            if self.selection.gate > 0:
+                subs.append(out[HeadKey.SUB_SCORES][0].float().cpu().numpy())  # (N, S)
+        return selection_scores(np.stack(rewards), np.stack(subs) if subs else None, self.selection)
 
     def compute_candidates(self, agent_input: AgentInput, scene: Scene | None = None) -> Candidates:
-        """All N candidates (anchored to the ego state with ``anchor_to_state``) with their learned rewards as scores.
+        """All N candidates (anchored to the ego state with ``anchor_to_state``) with their scores (``rewards``).
 
         Raises:
             ValueError: without the scene (the reward model reads it).
@@ -221,7 +263,7 @@ class BestOfNAgent(VLAAgent):
         return Candidates(poses, rewards.astype(np.float32), self.trajectory_sampling)
 
     def compute_trajectory(self, agent_input: AgentInput, scene: Scene | None = None) -> Trajectory:
-        """The candidate of highest learned reward."""
+        """The candidate of highest learned reward (selection score)."""
         return self.compute_candidates(agent_input, scene).best()
 
     def compute_trajectories(
@@ -231,3 +273,18 @@ class BestOfNAgent(VLAAgent):
         if scenes is None or len(scenes) != len(agent_inputs):
             raise ValueError("agent vla_best_of_n: compute_trajectories needs one scene per input")
         return [self.compute_trajectory(a, s) for a, s in zip(agent_inputs, scenes, strict=True)]
+
+
+def _refuse_future(loaded: LoadedRewardModel, name: str) -> LoadedRewardModel:
+    """``loaded``, unless its model reads the log's future (an oracle, not a driving agent).
+
+    Raises:
+        ValueError: naming the model.
+    """
+    if loaded.model.reads_future:
+        raise ValueError(
+            f"agent vla_best_of_n: the reward model of {name} reads the log's future (model.inputs.use_agent_futures: "
+            "the road users'; use_red_lights: the lights'): picking by it would drive by the future; use one "
+            "without them"
+        )
+    return loaded

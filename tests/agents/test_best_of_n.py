@@ -16,7 +16,10 @@ from irl_vla.agents.state_anchoring import DEFAULT_JERK_WEIGHT, anchor_plan
 from irl_vla.data.enums import SE2Index
 from irl_vla.data.sensors import SensorConfig
 from irl_vla.data.trajectory import DEFAULT_SAMPLING
+from irl_vla.models.reward.heads import HeadKey
 from irl_vla.models.reward.loss import RewardKey
+from irl_vla.models.reward.selection import SelectionConfig
+from irl_vla.scoring.sub_scores import NUM_SUB_SCORES, SubScore
 from tests.fixtures import build_straight_scene
 
 K, T = 3, 8
@@ -57,11 +60,19 @@ class FakeReward(nn.Module):
 
     def score_candidates(self, scene: Any, plans: torch.Tensor) -> dict:
         self.seen.append(plans.shape[1])
-        return {RewardKey.REWARD: -((plans[..., -1, SE2Index.Y] - self.target) ** 2)}
+        sub = torch.ones(*plans.shape[:2], NUM_SUB_SCORES)  # (1, N, S): sure of everything but NC left of y = 0
+        sub[..., SubScore.NC] = torch.where(plans[..., -1, SE2Index.Y] > 0, 1.0, 0.5)
+        return {RewardKey.REWARD: -((plans[..., -1, SE2Index.Y] - self.target) ** 2), HeadKey.SUB_SCORES: sub}
 
 
 def agent(
-    target: float = 0.0, draws: int = 4, seed: int = 0, deterministic: bool = True, anchor: bool = True
+    target: float = 0.0,
+    draws: int = 4,
+    seed: int = 0,
+    deterministic: bool = True,
+    anchor: bool = True,
+    others: tuple[float, ...] = (),
+    selection: SelectionConfig | None = None,
 ) -> BestOfNAgent:
     policy = SimpleNamespace(
         model=FakePlanner(),
@@ -71,9 +82,12 @@ def agent(
     )
     builders = SimpleNamespace(batch=lambda scenes: {}, sensor_config=SensorConfig.build_no_sensors)
     reward = SimpleNamespace(model=FakeReward(target), builders=builders)
+    members = [SimpleNamespace(model=FakeReward(o), builders=builders) for o in others]
     return BestOfNAgent(
         policy,  # type: ignore[arg-type]
         reward,  # type: ignore[arg-type]
+        ensemble_models=members,  # type: ignore[arg-type]
+        selection=selection,
         draws=draws,
         include_deterministic=deterministic,
         seed=seed,
@@ -144,3 +158,41 @@ def test_refuses_a_reward_model_that_reads_the_logged_future() -> None:
     a.reward.model.reads_future = True
     with pytest.raises(ValueError, match="log.s future"):
         a.rewards(build_straight_scene(), np.zeros((2, 8, 3), dtype=np.float32))
+
+
+def test_an_ensemble_picks_by_its_mean_less_its_spread() -> None:
+    # members that want the plan to end at 0.0, 0.8 and 1.6 m left: the mean favours 0.8, the spread grows away
+    # from the middle; the plan maximises mean - lcb * std over the members' rewards
+    scene = build_straight_scene()
+    x = scene.get_agent_input()
+    plain = agent(0.0).compute_candidates(x, scene)
+    y = plain.poses[:, -1, SE2Index.Y]
+    rewards = np.stack([-((y - t) ** 2) for t in (0.0, 0.8, 1.6)])  # (M, N)
+    a = agent(0.0, others=(0.8, 1.6), selection=SelectionConfig(lcb=2.0))
+    cands = a.compute_candidates(x, scene)
+    np.testing.assert_allclose(cands.scores, rewards.mean(0) - 2.0 * rewards.std(0), rtol=1e-5, atol=1e-5)
+    plan = a.compute_trajectory(x, scene)
+    np.testing.assert_allclose(plan.poses, cands.poses[int(np.argmax(cands.scores))])
+    assert len(a.members) == 3 and all(m.model.seen == [len(cands)] * 2 for m in a.members)
+    mean = agent(0.0, others=(0.8, 1.6)).compute_candidates(x, scene)
+    np.testing.assert_allclose(mean.scores, rewards.mean(0), rtol=1e-5, atol=1e-5)
+
+
+def test_the_gate_ranks_unsure_candidates_last() -> None:
+    # the fake is unsure of NC (0.5) for plans ending right of the lane centre: gated, they rank after the rest
+    scene = build_straight_scene()
+    x = scene.get_agent_input()
+    cands = agent(-2.0, selection=SelectionConfig(gate=0.9)).compute_candidates(x, scene)
+    y = cands.poses[:, -1, SE2Index.Y]
+    assert (y <= 0).any() and (y > 0).any()
+    reward = -((y + 2.0) ** 2)
+    drop = 1.0 + reward.max() - reward.min()  # below every candidate that passes
+    np.testing.assert_allclose(cands.scores, reward - np.where(y > 0, 0.0, drop), rtol=1e-5, atol=1e-5)
+    assert agent(-2.0, selection=SelectionConfig(gate=0.9)).compute_trajectory(x, scene).poses[-1, SE2Index.Y] > 0
+
+
+def test_a_lower_confidence_bound_needs_an_ensemble() -> None:
+    with pytest.raises(ValueError, match="agent.ensemble"):
+        BestOfNAgentConfig(name="vla_best_of_n", selection=SelectionConfig(lcb=1.0))
+    built = make_agent({"name": "vla_best_of_n", "checkpoint": "ck", "ensemble": ["a", "b"], "selection": {"lcb": 1}})
+    assert isinstance(built, BestOfNAgent) and built.ensemble == ["a", "b"] and built.selection.lcb == 1.0

@@ -97,6 +97,11 @@ def test_report_writes_html_json_and_summary(tmp_path: Path) -> None:
     text = (tmp_path / "summary.md").read_text()
     assert "Spearman" in text and "without IRL term" in text and "policy ck/vla" in text
     assert markdown_summary(report) == text
+    # each target: threshold, measured value, met or missed, and by how much
+    for check in report.main.targets:
+        verdict = "met" if check.met else "missed"
+        assert f"| {check.name} | " in text and f"| {verdict} | {abs(check.margin):.3f} |" in text
+    assert sum(check.met for check in report.main.targets) < len(TARGETS)  # a missed one is shown as such
 
 
 def test_report_without_ablation_or_caches_says_so(tmp_path: Path) -> None:
@@ -136,3 +141,30 @@ def test_html_check_accepts_a_decodable_image() -> None:
     img = f'<img src="data:image/png;base64,{png_1px()}">'
     page = f'<!DOCTYPE html><html><body><section id="a">{img}</section></body></html>'
     assert check_report_html(page, ("a",)).image_sizes == [(1, 1)]
+
+
+def test_regret_follows_the_selection_score_not_the_predicted_epdms() -> None:
+    # one scene, three candidates: by predicted EPDMS the favourite is candidate 1 (simulator 0.2, regret 70 points);
+    # a selection rule that prefers candidate 0 (simulator 0.9) gives regret 0, and nothing else changes
+    tokens = np.array(["a"])
+    poses = np.zeros((1, 3, 8, 3))
+    sources = np.full((1, 3), "VOCABULARY")
+    sim = np.ones((1, 3, NUM_SUB_SCORES))
+    sim[0, :, SubScore.EP] = [0.9, 0.2, 0.5]
+    pred = sim.copy()
+    pred[0, :, SubScore.EP] = [0.6, 0.95, 0.3]
+    sim_epdms = np.asarray(aggregate(sim))
+    plain = evaluate(ScoredCandidates.from_scenes(tokens, poses, sources, sim, sim_epdms, pred))
+    picked = ScoredCandidates.from_scenes(tokens, poses, sources, sim, sim_epdms, pred, selection=[[1.0, 0.0, 0.5]])
+    ruled = evaluate(picked)
+    assert plain.regret.mean > 10 and ruled.regret.mean == 0.0
+    assert ruled.correlations == plain.correlations and ruled.pairwise == plain.pairwise
+    np.testing.assert_array_equal(picked.select([0, 2]).selection, [1.0, 0.5])
+    with pytest.raises(ValueError, match="selection"):
+        ScoredCandidates(
+            *[
+                getattr(picked, f)
+                for f in ("tokens", "poses", "sources", "simulator", "simulator_epdms", "predicted", "predicted_epdms")
+            ],
+            np.zeros(2),
+        )

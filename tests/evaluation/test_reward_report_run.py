@@ -55,21 +55,23 @@ def tiny_vla(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "vla"
 
 
+def tiny_report(root: Path) -> dict:
+    """Report settings for the tiny split: 2 scenes x (expert + 3 vocabulary entries + 3 perturbations)."""
+    return {
+        "data_root": str(root),
+        "max_scenes": 2,
+        "vocabulary_size": 3,
+        "perturbations": {"speed_scales": [0.5], "lateral_offsets": [1.0], "heading_offsets": [], "random": 1},
+        "executor": {"backend": "sequential", "workers": 1},
+        "progress": False,
+    }
+
+
 def test_report_end_to_end(tiny_split: Path, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     main, other = save_tiny_reward(tmp_path / "rwm_a", 0), save_tiny_reward(tmp_path / "rwm_b", 1, irl=0.0)
     config = to_dataclass(
-        {
-            "reward_checkpoint": str(main),
-            "ablation": [str(other)],
-            "data_root": str(tiny_split),
-            "max_scenes": 2,
-            "vocabulary_size": 3,
-            "perturbations": {"speed_scales": [0.5], "lateral_offsets": [1.0], "heading_offsets": [], "random": 1},
-            "executor": {"backend": "sequential", "workers": 1},
-            "progress": False,
-            "n_worst": 2,
-        },
+        {**tiny_report(tiny_split), "reward_checkpoint": str(main), "ablation": [str(other)], "n_worst": 2},
         ReportConfig,
         where="report",
     )
@@ -89,6 +91,34 @@ def test_report_end_to_end(tiny_split: Path, tmp_path: Path) -> None:
     # the labels are reused by a second report (no relabelling): the store is complete and read back
     again, _ = run_report(config, factory, tmp_path / "run2", log=lambda _: None)
     assert again.main.correlations == report.main.correlations
+
+
+def test_an_ensemble_reports_its_mean_and_picks_by_its_selection_rule(tiny_split: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from irl_vla.evaluation.reward_report.metrics import top1_regret
+    from irl_vla.models.reward.selection import SelectionConfig, selection_scores
+
+    torch.set_num_threads(1)
+    a, b = save_tiny_reward(tmp_path / "rwm_a", 0), save_tiny_reward(tmp_path / "rwm_b", 1)
+    base = {**tiny_report(tiny_split), "n_worst": 0, "labels_dir": str(tmp_path / "labels")}
+    factory = helpers.rendered_source(tiny_split / "synth_navtest", helpers.SMALL_RIG)
+
+    def report(out: str, **kw: object):
+        config = to_dataclass({**base, **kw}, ReportConfig, where="report")
+        return run_report(config, factory, tmp_path / out, log=lambda _: None)[0]
+
+    alone = [report(f"alone_{i}", reward_checkpoint=str(ck)) for i, ck in enumerate((a, b))]
+    both = report("both", reward_checkpoint=str(a), ensemble=[str(b)], selection={"lcb": 3.0})
+    c = both.candidates
+    np.testing.assert_allclose(c.predicted, (alone[0].candidates.predicted + alone[1].candidates.predicted) / 2)
+    rewards = np.stack([r.candidates.predicted_epdms for r in alone])  # (M, N * K)
+    subs = np.stack([r.candidates.predicted for r in alone])
+    expected = selection_scores(rewards, subs, SelectionConfig(lcb=3.0))
+    np.testing.assert_allclose(c.selection, expected)
+    assert both.main.regret == top1_regret(expected, c.simulator_epdms, c.tokens)
+    assert both.settings["selection"] == "mean of 2 - 3 std" and both.settings["ensemble"] == [str(b)]
+    assert "(top-1 regret) by: mean of 2 - 3 std" in (tmp_path / "both" / "summary.md").read_text()
 
 
 def test_command_without_a_reward_checkpoint_names_the_key(capsys: pytest.CaptureFixture[str]) -> None:

@@ -218,7 +218,7 @@ def evaluate(candidates: ScoredCandidates, n_worst: int = 8, n_bins: int = 10) -
         sub_scores=sub_score_metrics(c.predicted, c.simulator, n_bins),
         correlations=correlations(c.predicted_epdms, c.simulator_epdms),
         pairwise=pairwise_ranking(c.predicted_epdms, c.simulator_epdms, c.tokens),
-        regret=top1_regret(c.predicted_epdms, c.simulator_epdms, c.tokens),
+        regret=top1_regret(c.selection_score, c.simulator_epdms, c.tokens),
         gaps=sub_score_gaps(c.predicted, c.simulator),
         mean_predicted_epdms=_nanmean(c.predicted_epdms),
         mean_simulator_epdms=_nanmean(c.simulator_epdms),

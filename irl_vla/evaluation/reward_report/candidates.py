@@ -4,7 +4,9 @@ The label store keeps candidates per scene ``(N, K, ...)``; the report's metrics
 ``M = N * K`` and the scene token of each row. The predicted EPDMS is the one aggregation function
 (``irl_vla.scoring.aggregation.aggregate``) over the predicted sub-scores, with EC dropped on the rows where the
 simulator's EC is undefined (no previous frame), so that both EPDMS average the same terms; how well EC itself is
-predicted is reported per sub-score.
+predicted is reported per sub-score. A scene's favourite (top-1 regret) is the candidate of highest ``selection``
+score: the predicted EPDMS unless a selection rule (``irl_vla.models.reward.selection``: an ensemble's lower
+confidence bound, a gate on the multipliers) gives another.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class ScoredCandidates:
         simulator_epdms: their EPDMS ``(M,)``.
         predicted: the reward model's sub-scores ``(M, S)`` (expected values; probabilities for binary ones).
         predicted_epdms: their EPDMS ``(M,)`` (``predicted_epdms``).
+        selection: what the favourite of a scene maximises ``(M,)`` (``None``: ``predicted_epdms``).
     """
 
     tokens: np.ndarray
@@ -52,6 +55,7 @@ class ScoredCandidates:
     simulator_epdms: np.ndarray
     predicted: np.ndarray
     predicted_epdms: np.ndarray
+    selection: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         m = len(self.tokens)
@@ -62,6 +66,7 @@ class ScoredCandidates:
             "simulator_epdms": self.simulator_epdms.shape == (m,),
             "predicted": self.predicted.shape == (m, NUM_SUB_SCORES),
             "predicted_epdms": self.predicted_epdms.shape == (m,),
+            "selection": self.selection is None or self.selection.shape == (m,),
         }
         bad = [name for name, ok in want.items() if not ok]
         if bad:
@@ -70,6 +75,11 @@ class ScoredCandidates:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    @property
+    def selection_score(self) -> np.ndarray:
+        """What a scene's favourite maximises ``(M,)``: ``selection``, or the predicted EPDMS without a rule."""
+        return self.predicted_epdms if self.selection is None else self.selection
 
     @property
     def num_scenes(self) -> int:
@@ -86,9 +96,11 @@ class ScoredCandidates:
         simulator_epdms: npt.ArrayLike,
         predicted: npt.ArrayLike,
         aggregation: AggregationConfig = EPDMS,
+        selection: npt.ArrayLike | None = None,
     ) -> ScoredCandidates:
         """Flatten per-scene arrays: tokens ``(N,)``, candidates ``(N, K, T, 3)``, sources ``(N, K)`` (names),
-        sub-scores ``(N, K, S)``, simulator EPDMS ``(N, K)`` and predicted sub-scores ``(N, K, S)``.
+        sub-scores ``(N, K, S)``, simulator EPDMS ``(N, K)``, predicted sub-scores ``(N, K, S)`` and the selection
+        scores ``(N, K)`` (``None``: the predicted EPDMS).
         """  # noqa: D205
         tok = np.asarray(tokens, dtype=str)
         cand = np.asarray(candidates, dtype=np.float64)
@@ -110,6 +122,7 @@ class ScoredCandidates:
             simulator_epdms=np.asarray(simulator_epdms, dtype=np.float64).reshape(n * k),
             predicted=flat_pred,
             predicted_epdms=predicted_epdms(flat_pred, flat_sim, aggregation),
+            selection=None if selection is None else np.asarray(selection, dtype=np.float64).reshape(n * k),
         )
 
     def select(self, rows: npt.ArrayLike) -> ScoredCandidates:
@@ -123,4 +136,5 @@ class ScoredCandidates:
             self.simulator_epdms[r],
             self.predicted[r],
             self.predicted_epdms[r],
+            None if self.selection is None else self.selection[r],
         )

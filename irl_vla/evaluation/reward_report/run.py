@@ -3,7 +3,9 @@
 1. **Held-out candidates**: the expert, a trajectory vocabulary and perturbations of the expert for each of
    ``max_scenes`` scenes of the held-out split, scored by the fast scorer (``irl_vla.labeling``, the same code
    that labels the training split; resumable, reused by a rerun with the same settings).
-2. **Predictions** of the reward checkpoint (and of each ``ablation`` checkpoint) for every candidate.
+2. **Predictions** of the reward checkpoint (and of each ``ensemble`` member with it; of each ``ablation``
+   checkpoint alone) for every candidate; an ensemble's sub-scores are its members' mean, and each scene's
+   favourite (top-1 regret) is chosen by ``selection`` (``irl_vla.models.reward.selection``).
 3. **Distribution shift**: for each ``policies`` checkpoint, its candidates (its deterministic modes and
    ``policy_draws`` stochastic draws of all its modes per scene, EC against the plan it output in the previous
    frame) labelled the same way and predicted by the reward checkpoint.
@@ -24,12 +26,13 @@ from irl_vla.common.config_source import DataKind, SceneSelectionConfig
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.source import SourceFactory
 from irl_vla.evaluation.reward_report.agreement import RewardAgreement, evaluate
-from irl_vla.evaluation.reward_report.candidates import ScoredCandidates
+from irl_vla.evaluation.reward_report.candidates import ScoredCandidates, predicted_epdms
 from irl_vla.evaluation.reward_report.writer import LabelledAgreement, RewardReport, write_report
 from irl_vla.labeling.candidates import PerturbationConfig
 from irl_vla.labeling.pipeline import LabelConfig, run_label
 from irl_vla.labeling.store import CandidateSource, LabelShard, LabelStore, read_label_shards
 from irl_vla.models.reward.checkpoint import load_reward_model
+from irl_vla.models.reward.selection import SelectionConfig, selection_scores
 from irl_vla.scoring.metric_cache import MetricCacheStore
 from irl_vla.training.policy import resolve_checkpoint
 from irl_vla.training.rwm import predict_labels, reward_dataset
@@ -41,6 +44,10 @@ class ReportConfig(SceneSelectionConfig):
 
     Attributes:
         reward_checkpoint: the reward model to validate (a checkpoint or a ``train stage=rwm`` run directory).
+        ensemble: more reward checkpoints validated together with it as one ensemble (e.g. the same recipe with
+            other ``train.seed``): sub-scores averaged over the members, favourites by ``selection``.
+        selection: how each scene's favourite is chosen (top-1 regret): the (mean) reward, a lower confidence
+            bound over the ensemble, a gate on the multipliers.
         ablation: more reward checkpoints to compare with it on the same candidates (e.g. one trained without
             the IRL term).
         policies: policy checkpoints whose samples measure distribution shift.
@@ -72,6 +79,8 @@ class ReportConfig(SceneSelectionConfig):
     """
 
     reward_checkpoint: str | None = None
+    ensemble: list[str] = field(default_factory=list)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     ablation: list[str] = field(default_factory=list)
     policies: list[str] = field(default_factory=list)
     policy_draws: int = 2
@@ -154,8 +163,13 @@ def label(config: ReportConfig, factory: SourceFactory, policy: str | None, log:
     return read_label_shards(out)
 
 
-def scored(shard: LabelShard, predicted: np.ndarray, rows: np.ndarray | None = None) -> ScoredCandidates:
-    """Labelled candidates with predictions, flat; only the candidate columns ``rows`` ``(K',)`` when given."""
+def scored(
+    shard: LabelShard, predicted: np.ndarray, rows: np.ndarray | None = None, selection: np.ndarray | None = None
+) -> ScoredCandidates:
+    """Labelled candidates with predictions, flat; only the candidate columns ``rows`` ``(K',)`` when given.
+
+    ``selection`` ``(N, K)``: what each scene's favourite maximises (``None``: the predicted EPDMS).
+    """
     sel = slice(None) if rows is None else rows
     names = np.vectorize(lambda v: CandidateSource(int(v)).name, otypes=[str])(shard.sources)
     return ScoredCandidates.from_scenes(
@@ -165,6 +179,7 @@ def scored(shard: LabelShard, predicted: np.ndarray, rows: np.ndarray | None = N
         shard.sub_scores[:, sel],
         shard.epdms[:, sel],
         predicted[:, sel],
+        selection=None if selection is None else selection[:, sel],
     )
 
 
@@ -180,6 +195,40 @@ def _predict(path: str, config: ReportConfig, factory: SourceFactory, shard: Lab
     return sub_scores, label
 
 
+@dataclass
+class EnsemblePrediction:
+    """The reward checkpoint's (and its ensemble's) predictions of a candidate set.
+
+    Attributes:
+        sub_scores: ``(N, K, S)`` the members' mean sub-scores.
+        selection: ``(N, K)`` what each scene's favourite maximises (``None``: the predicted EPDMS).
+        label: the model's row label.
+    """
+
+    sub_scores: np.ndarray
+    selection: np.ndarray | None
+    label: str
+
+
+def predict_ensemble(config: ReportConfig, factory: SourceFactory, shard: LabelShard) -> EnsemblePrediction:
+    """Predictions of ``reward_checkpoint`` and its ``ensemble``, each scene's favourite by ``selection``.
+
+    Each member's reward is the EPDMS of its own sub-scores as the report computes it (``predicted_epdms``: EC
+    dropped where the simulator has none); the selection rule combines them.
+    """
+    paths = [str(config.reward_checkpoint), *config.ensemble]
+    predictions = [_predict(path, config, factory, shard) for path in paths]
+    subs = np.stack([sub for sub, _ in predictions])  # (M, N, K, S)
+    label = predictions[0][1]
+    if len(paths) > 1:
+        label += f" + {len(paths) - 1} more"
+    if len(paths) == 1 and config.selection.is_plain:
+        return EnsemblePrediction(subs[0], None, label)
+    rewards = predicted_epdms(subs, np.broadcast_to(shard.sub_scores, subs.shape))  # (M, N, K)
+    label += f", favourite by {config.selection.describe(len(paths))}"
+    return EnsemblePrediction(subs.mean(axis=0), selection_scores(rewards, subs, config.selection), label)
+
+
 def run_report(
     config: ReportConfig, factory: SourceFactory, out_dir: str | Path, *, log: Callable[[str], None] = print
 ) -> tuple[RewardReport, list[Path]]:
@@ -193,9 +242,10 @@ def run_report(
     started = time.perf_counter()
     shard = label(config, factory, None, log)
     labelled = time.perf_counter()
-    predicted, main_label = _predict(config.reward_checkpoint, config, factory, shard)
+    prediction = predict_ensemble(config, factory, shard)
+    main_label = prediction.label
     predict_s = time.perf_counter() - labelled
-    candidates = scored(shard, predicted)
+    candidates = scored(shard, prediction.sub_scores, selection=prediction.selection)
     main = evaluate(candidates, config.n_worst, config.n_bins)
     ablation: list[LabelledAgreement] = []
     if config.ablation:
@@ -213,6 +263,8 @@ def run_report(
         "candidates per scene": k,
         "candidates by source": main.sources,
         "reward_checkpoint": str(resolve_checkpoint(config.reward_checkpoint)),
+        "ensemble": [str(resolve_checkpoint(p)) for p in config.ensemble],
+        "selection": config.selection.describe(1 + len(config.ensemble)),
         "ablation": [str(resolve_checkpoint(p)) for p in config.ablation],
         "policies": [str(resolve_checkpoint(p)) for p in config.policies],
         "policy draws per scene": config.policy_draws,
@@ -232,11 +284,13 @@ def run_report(
 def _policy_shift(
     config: ReportConfig, factory: SourceFactory, policy: str, log: Callable[[str], None]
 ) -> LabelledAgreement:
-    """The reward checkpoint's agreement on the samples of ``policy`` (its expert candidates left out)."""
+    """The reward checkpoint's (ensemble's) agreement on the samples of ``policy`` (its expert candidates left out)."""
     shard = label(config, factory, policy, log)
     samples = np.flatnonzero(shard.sources[0] == CandidateSource.POLICY_SAMPLE)
     if not len(samples) or not (shard.sources[:, samples] == CandidateSource.POLICY_SAMPLE).all():
         raise ValueError(f"policy {policy}: its labels hold no policy samples in the same columns of every scene")
-    predicted, _ = _predict(str(config.reward_checkpoint), config, factory, shard)
-    agreement: RewardAgreement = evaluate(scored(shard, predicted, samples), config.n_worst, config.n_bins)
+    prediction = predict_ensemble(config, factory, shard)
+    agreement: RewardAgreement = evaluate(
+        scored(shard, prediction.sub_scores, samples, prediction.selection), config.n_worst, config.n_bins
+    )
     return LabelledAgreement(f"policy {Path(policy).name}", policy, agreement)

@@ -135,7 +135,7 @@ def _targets(a: RewardAgreement) -> str:
         ]
         for t in a.targets
     ]
-    return _table(["target", "threshold", "measured", "", "margin"], rows)
+    return _table(["target", "threshold", "measured", "", "margin (+: met by, -: missed by)"], rows)
 
 
 def _sub_score_table(a: RewardAgreement) -> str:
@@ -349,11 +349,17 @@ def markdown_summary(report: RewardReport) -> str:
         "",
         f"{a.n_candidates} candidates of {a.n_scenes} scenes ({report.settings.get('split', '?')}).",
         "",
-        "| target | threshold | measured | |",
-        "|---|---|---|---|",
+        "| target | threshold | measured | | by |",
+        "|---|---|---|---|---|",
     ]
     for t in a.targets:
-        lines.append(f"| {t.name} | {_f(t.threshold, 2)} | {_f(t.value)} | {'met' if t.met else 'missed'} |")
+        bound = ">=" if TARGETS[t.key].higher_is_better else "<="
+        verdict = "met" if t.met else "missed"
+        lines.append(
+            f"| {t.name} | {bound} {_f(t.threshold, 2)} | {_f(t.value)} | {verdict} | {_f(abs(t.margin))} |"
+        )
+    if report.settings.get("selection"):
+        lines += ["", f"Favourite of each scene (top-1 regret) by: {report.settings['selection']}."]
     for title, rows in (("IRL-term ablation", report.ablation), ("Distribution shift", report.shift)):
         if not rows:
             continue
