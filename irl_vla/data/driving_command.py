@@ -55,8 +55,16 @@ def prepare_centerline(centerline: npt.NDArray[np.float64] | None) -> PreparedCe
     return PreparedCenterline(line, s, line[:-1, :2], step, np.sum(step * step, axis=1))
 
 
-def project_arc_length(route: PreparedCenterline, xy: npt.ArrayLike) -> float:
-    """Arc length [m] along ``route`` of the point of the polyline nearest ``xy`` (x, y) [m]."""
+def project_arc_length(route: PreparedCenterline, xy: npt.ArrayLike, *, compiled: bool = False) -> float:
+    """Arc length [m] along ``route`` of the point of the polyline nearest ``xy`` (x, y) [m].
+
+    ``compiled``: in one compiled loop (``route_kernels.nearest_arc_length``: the same arithmetic, the same value).
+    """
+    if compiled:
+        from irl_vla.data.route_kernels import nearest_arc_length  # numba, only for callers that ask
+
+        x, y = (float(v) for v in np.asarray(xy, dtype=np.float64)[:2])
+        return float(nearest_arc_length(x, y, route.start, route.step, route.step2, route.s))
     point = np.asarray(xy, dtype=np.float64)
     s, a, d = route.s, route.start, route.step
     t = np.clip(np.sum((point - a) * d, axis=1) / route.step2, 0.0, 1.0)
@@ -73,13 +81,20 @@ def compute_driving_command(
 ) -> DrivingCommand:
     """Driving command of an ego at ``ego_xy`` (x, y) [m] following ``centerline`` (x, y, heading) ``(N, 3)``.
 
-    ``centerline`` may be given prepared (``prepare_centerline``): the same command, cheaper when asked often.
+    ``centerline`` may be given prepared (``prepare_centerline``): the same command, cheaper when asked often (the
+    compiled projection and interpolation of ``route_kernels``, equal bit for bit).
     """
-    route = centerline if isinstance(centerline, PreparedCenterline) else prepare_centerline(centerline)
+    prepared = isinstance(centerline, PreparedCenterline)
+    route = centerline if prepared else prepare_centerline(centerline)
     if route is None:
         return DrivingCommand.UNKNOWN
-    s, s_proj = route.s, project_arc_length(route, ego_xy)
-    proj_pose, target = interpolate_poses(s, route.line, np.array([s_proj, min(s_proj + look_ahead, s[-1])]))
+    s, s_proj = route.s, project_arc_length(route, ego_xy, compiled=prepared)
+    if prepared:
+        from irl_vla.data.route_kernels import interpolate_at  # numba, only for callers that ask
+
+        proj_pose, target = (interpolate_at(s, route.line, at) for at in (s_proj, min(s_proj + look_ahead, s[-1])))
+    else:
+        proj_pose, target = interpolate_poses(s, route.line, np.array([s_proj, min(s_proj + look_ahead, s[-1])]))
     lateral = points_to_local(target[: SE2Index.HEADING], proj_pose)[1]
     if lateral >= threshold:
         return DrivingCommand.LEFT

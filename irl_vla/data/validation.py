@@ -41,7 +41,7 @@ def check_array(
         raise ValueError(f"{field}: expected shape {want_str}, got {tuple(value.shape)}")
     if value.dtype.kind not in dtype_kind:
         raise ValueError(f"{field}: expected dtype kind {dtype_kind!r}, got {value.dtype}")
-    if finite and value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+    if finite and value.dtype.kind == "f" and not np.isfinite(value).all():
         bad = np.argwhere(~np.isfinite(value))[0]
         raise ValueError(f"{field}: non-finite value at index {tuple(int(i) for i in bad)}")
     return value

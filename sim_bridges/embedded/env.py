@@ -73,6 +73,8 @@ ROUTE_END_MARGIN = 10.0
 TRAFFIC_RANGE = 50.0
 #: Slack [m] of the tick's pre-filter (boxes farther than they can reach to touch the ego are left out of the tick).
 REACH_SLACK = 0.01
+#: A box's pose columns.
+_POSE_COLUMNS = np.array([BoundingBoxIndex.X, BoundingBoxIndex.Y, BoundingBoxIndex.HEADING])
 
 
 @dataclass
@@ -279,6 +281,7 @@ class EmbeddedEnv:
         self._boxes: np.ndarray | None = None
         self._traffic: np.ndarray | None = None
         self._tick_traffic: tuple[float, float | None] | None = None
+        self._lights: tuple[list[tuple[str, bool]], frozenset[str], frozenset[str]] | None = None
         self._add_frame()
         for _ in range(round(self.config.warmup / DT)):
             world.step()
@@ -485,26 +488,29 @@ class EmbeddedEnv:
             self._boxes[:, cols] = dims
             self._boxes[:, BoundingBoxIndex.Z] = dims[:, 2] / 2
             # How far [m] each box's centre may be from the ego's and still touch it (the collision test's bound).
-            self._reach = np.hypot(PACIFICA.length / 2, PACIFICA.width / 2) + np.hypot(dims[:, 0] / 2, dims[:, 1] / 2)
+            reach = np.hypot(PACIFICA.length / 2, PACIFICA.width / 2) + np.hypot(dims[:, 0] / 2, dims[:, 1] / 2)
+            self._reach = reach + REACH_SLACK
         centre = ego.pose
         distance = np.hypot(poses[:, 0] - centre[SE2Index.X], poses[:, 1] - centre[SE2Index.Y])  # (N,)
-        near = np.flatnonzero(distance <= self._reach + REACH_SLACK)
+        near = np.flatnonzero(distance <= self._reach)
         boxes = self._boxes[near]
-        boxes[:, [BoundingBoxIndex.X, BoundingBoxIndex.Y, BoundingBoxIndex.HEADING]] = poses[near]
+        boxes[:, _POSE_COLUMNS] = poses[near]
         moving = ~(self._targets <= 0.0)
         self._tick_traffic = (snapshot.time, self._traffic_speed_of(poses, speeds, moving, distance))
         lights = snapshot.lights
-        names, tokens = snapshot.names, snapshot.tokens
+        if self._lights is None or self._lights[0] != lights:  # light states change a few times a minute
+            self._lights = (lights, frozenset(c for c, red in lights if red), frozenset(c for c, _ in lights))
+        names, tokens, rows = snapshot.names, snapshot.tokens, near.tolist()
         return Tick(
             time=self.time,
             ego_pose=ego.rear_axle,
             ego_speed=ego.speed,
             boxes=boxes,
-            names=[names[k] for k in near],
-            ids=[tokens[k] for k in near],
+            names=[names[k] for k in rows],
+            ids=[tokens[k] for k in rows],
             speeds=speeds[near],
-            red_connectors=frozenset(c for c, red in lights if red),
-            lit_connectors=frozenset(c for c, _ in lights),
+            red_connectors=self._lights[1],
+            lit_connectors=self._lights[2],
             speed_limit=self.speed_limit,
             traffic_speed=self._tick_traffic[1],
         )
@@ -535,7 +541,7 @@ class EmbeddedEnv:
             distance = np.hypot(*(poses[:, :2] - self.ego.pose[:2]).T)
         near = distance < TRAFFIC_RANGE
         chosen = speeds[self._traffic & near & moving] if len(users) else speeds
-        return float(chosen.mean()) if len(chosen) else None
+        return float(np.add.reduce(chosen)) / len(chosen) if len(chosen) else None  # ``mean``'s arithmetic
 
 
 def make_env(name: str = "embedded", **settings: Any) -> EmbeddedEnv:

@@ -188,7 +188,7 @@ def _project_pruned(
 
 
 @njit(cache=True)
-def _distance_bound(
+def _may_reach(
     px: float,
     py: float,
     chunk_first: int,
@@ -200,12 +200,17 @@ def _distance_bound(
     cdx: np.ndarray,
     cdy: np.ndarray,
     dev: np.ndarray,
-) -> float:
-    """A lower bound [m] of the point's distance to segments ``[k0, k1)``: chords of ``chunk`` segments, less slack."""
-    out = np.inf
+    limit: float,
+) -> bool:
+    """Whether a chunk of segments ``[k0, k1)`` may come within ``limit`` [m] of the point.
+
+    A chunk's lower bound of the distance is its chord's distance less how far its ``chunk`` segments stray from
+    it; the first chunk whose bound is at most ``limit`` decides (the minimum over chunks is not needed).
+    """
     for c in range(k0 // chunk, (k1 - 1) // chunk + 1):
-        out = min(out, _chunk_bound(px, py, chunk_first + c, cx, cy, cdx, cdy, dev))
-    return out
+        if _chunk_bound(px, py, chunk_first + c, cx, cy, cdx, cdy, dev) <= limit:
+            return True
+    return False
 
 
 @njit(cache=True)
@@ -334,10 +339,10 @@ def kernel(
             shift = cols[j, MANOEUVRE_END] - cols[j, LATERAL]
             if not at_end:
                 reach = reach_u + (width[i] + width[j]) / 2 + margin + abs(shift)
-                bound = _distance_bound(
-                    poses[j, 0], poses[j, 1], chunk_offset[path], k0, k1, chunk, cx, cy, cdx, cdy, dev
-                )
-                if not (bound <= reach + bound_slack):
+                if not _may_reach(
+                    poses[j, 0], poses[j, 1], chunk_offset[path], k0, k1, chunk, cx, cy, cdx, cdy, dev,
+                    reach + bound_slack,
+                ):  # fmt: skip
                     continue  # laterally out of reach everywhere in the window
             s_p, lat_p = _project_pruned(
                 poses[j, 0], poses[j, 1], first, full, k0, k1, chunk_offset[path], chunk, table_floats,

@@ -61,12 +61,16 @@ class Column(IntEnum):
 
 def state_columns(users: list[RoadUser]) -> FloatArray:
     """The state of every road user ``(N, len(Column))``, read in one pass over the objects."""
-    rows = [
-        (u.s, u.speed, u.accel, u.lateral, u.target_speed, u.start_time, u.reactive)
-        + ((0.0, 0.0, 1.0, u.lateral, u.lateral) if (m := u.manoeuvre) is None else (1, m.s0, m.length, m.start, m.end))
-        for u in users
-    ]
-    return np.array(rows, dtype=np.float64).reshape(-1, len(Column))
+    values: list[float] = []
+    for u in users:
+        m = u.manoeuvre
+        if m is None:
+            values += (u.s, u.speed, u.accel, u.lateral, u.target_speed, u.start_time, u.reactive, 0.0, 0.0, 1.0,
+                       u.lateral, u.lateral)  # fmt: skip
+        else:
+            values += (u.s, u.speed, u.accel, u.lateral, u.target_speed, u.start_time, u.reactive, 1, m.s0, m.length,
+                       m.start, m.end)  # fmt: skip
+    return np.fromiter(values, np.float64, len(values)).reshape(-1, len(Column))
 
 
 IDM_FIELDS = ("min_gap", "headway", "accel_max", "decel_comfort", "delta", "decel_max")
@@ -202,6 +206,10 @@ class UserTable:
             if k > 0 and u.target_speed <= 0.0 and u.accel == 0.0 and k not in self.scheduled_index
         }
         self.mover_index = [k for k in range(len(users)) if k not in parked]
+        self.mover_rows = np.array(self.mover_index, dtype=np.intp)  # (M,)
+        self.mover_paths = self.path[self.mover_rows]  # (M,)
+        self.parked_rows = np.array(sorted(parked), dtype=np.intp)  # (N - M,)
+        self.parked_poses: FloatArray | None = None  # (N - M, 3) their poses, made at the first ``poses`` call
         # Users whose pose is not their path's at (s, lateral) (``ego_control.FreeEgo``).
         self.own_pose = np.array([type(u).pose is not RoadUser.pose for u in users])
         self.own_pose_index = np.flatnonzero(self.own_pose).tolist()
@@ -214,16 +222,30 @@ def _point_segment_distance(points: FloatArray, start: FloatArray, d: FloatArray
     return np.hypot(*(rel - t[:, None] * d).T)
 
 
+def _poses_of(users: list[RoadUser], table: UserTable, rows: IntArray) -> FloatArray:
+    """Poses ``(R, 3)`` of the road users ``rows`` ``(R,)`` (box centres, lateral manoeuvres' slopes included)."""
+    chosen = [users[k] for k in rows.tolist()]
+    s = np.fromiter([u.s for u in chosen], np.float64, len(chosen))
+    lateral = np.fromiter([u.lateral for u in chosen], np.float64, len(chosen))
+    out = table.paths.pose_batch(table.path[rows], s, lateral)
+    for r in [r for r, u in enumerate(chosen) if u.manoeuvre is not None]:
+        out[r, SE2Index.HEADING] += float(np.arctan(chosen[r].manoeuvre.slope(chosen[r].s)))  # type: ignore[union-attr]
+    return out
+
+
 def poses(world: World) -> FloatArray:
-    """``World.poses`` of every road user at once ``(N, 3)`` (box centres, lateral manoeuvres' slopes included)."""
+    """``World.poses`` of every road user at once ``(N, 3)`` (box centres, lateral manoeuvres' slopes included).
+
+    The parked road users' poses (``UserTable``: the step never changes them) are made once per table; each call
+    computes the others' (the same arithmetic row by row).
+    """
     users = world.road_users_and_ego
     table = user_table(world)
-    n = len(users)
-    s = np.fromiter([u.s for u in users], np.float64, n)
-    lateral = np.fromiter([u.lateral for u in users], np.float64, n)
-    out = table.paths.pose_batch(table.path, s, lateral)
-    for k in [k for k, u in enumerate(users) if u.manoeuvre is not None]:
-        out[k, SE2Index.HEADING] += float(np.arctan(users[k].manoeuvre.slope(users[k].s)))  # type: ignore[union-attr]
+    if table.parked_poses is None:
+        table.parked_poses = _poses_of(users, table, table.parked_rows)
+    out = np.empty((len(users), len(SE2Index)))
+    out[table.parked_rows] = table.parked_poses
+    out[table.mover_rows] = _poses_of(users, table, table.mover_rows)
     for k in table.own_pose_index:
         if users[k].manoeuvre is None:
             out[k] = users[k].pose  # a user with a pose of its own (the free ego)
@@ -246,10 +268,8 @@ _RULES: dict[str, FloatArray] = {}
 
 def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray:
     """``World.accelerations`` for every road user at once (see the module docstring)."""
-    from sim_bridges.embedded.idm import ACC_COOLNESS
-    from sim_bridges.embedded.paths import CURVATURE_MARGIN, CURVATURE_STEP
     from sim_bridges.embedded.road_user_kernels import kernel
-    from sim_bridges.embedded.world import CURVE_PREVIEW, LATERAL_ACCEL_COMFORT, LOOK_AHEAD, SEARCH_BEHIND
+    from sim_bridges.embedded.world import CURVE_PREVIEW
 
     everyone = world.road_users_and_ego
     acc = np.zeros(len(everyone))
@@ -275,6 +295,10 @@ def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray
     stop = np.array([world._stop_gap(everyone[i]) for i in idx])  # (U,) lights, give-way, lane ends
     rules = _RULES.get("rules")
     if rules is None:
+        from sim_bridges.embedded.idm import ACC_COOLNESS
+        from sim_bridges.embedded.paths import CURVATURE_MARGIN, CURVATURE_STEP
+        from sim_bridges.embedded.world import LATERAL_ACCEL_COMFORT, LOOK_AHEAD, SEARCH_BEHIND
+
         rules = _RULES["rules"] = np.array(
             [LOOK_AHEAD, SEARCH_BEHIND, CHUNK, BOUND_SLACK, LATERAL_ACCEL_COMFORT, CURVATURE_MARGIN, CURVATURE_STEP,
              ACC_COOLNESS]

@@ -73,10 +73,20 @@ class World:
 
     def light_state(self, connector_id: str) -> LightState | None:
         """State of the light governing ``connector_id`` now, or None if unsignalised."""
-        for prog in self.lights:
-            if connector_id in prog.connector_ids:
-                return prog.state(connector_id, self.time)
-        return None
+        prog = self._programme_of().get(connector_id)
+        return None if prog is None else prog.state(connector_id, self.time)
+
+    def _programme_of(self) -> dict[str, TrafficLightProgramme]:
+        """The first programme governing each signalised connector (remade when ``lights`` is replaced or grows)."""
+        key = (id(self.lights), len(self.lights))
+        cached = self.__dict__.get("_programmes")
+        if cached is None or cached[0] != key:
+            index: dict[str, TrafficLightProgramme] = {}
+            for prog in self.lights:
+                for cid in prog.connector_ids:
+                    index.setdefault(cid, prog)
+            cached = self.__dict__["_programmes"] = (key, index)
+        return cached[1]
 
     def red_connectors(self) -> list[tuple[str, bool]]:
         """``(lane_connector_id, is_red)`` of every signalised connector (amber counts as not red)."""

@@ -41,3 +41,33 @@ def test_a_prepared_centerline_gives_the_same_commands() -> None:
         for xy in points:
             plain = compute_driving_command(line, xy, threshold=threshold)
             assert compute_driving_command(prepared, xy, threshold=threshold) is plain
+
+
+def test_the_compiled_projection_and_interpolation_equal_numpys_bit_for_bit() -> None:
+    from irl_vla.data.driving_command import prepare_centerline, project_arc_length
+    from irl_vla.data.geometry import interpolate_poses
+    from irl_vla.data.route_kernels import interpolate_at
+
+    m = build_t_junction()
+    rng = np.random.default_rng(1)
+    for roadblocks, start in (
+        (["s_in", "rbc_s_w", "w_out"], [1.75, -40.0, np.pi / 2]),
+        (["w_in", "rbc_w_s", "s_out"], [-40.0, -5.25, 0.0]),
+    ):
+        route = prepare_centerline(m.route_centerline(roadblocks, np.array(start)))
+        assert route is not None
+        line = route.line[:, :2]
+        # Near the line, far from it, beyond both ends, and exactly on vertices (where two segments tie at 0 m).
+        points = np.concatenate(
+            [
+                line[rng.integers(0, len(line), 300)] + rng.normal(0.0, 2.0, (300, 2)),
+                rng.uniform(line.min(axis=0) - 30.0, line.max(axis=0) + 30.0, (300, 2)),
+                line,
+            ]
+        )
+        for xy in points:
+            assert project_arc_length(route, xy, compiled=True) == project_arc_length(route, xy), xy
+        # The compiled interpolation: inside, at vertices, beyond both ends.
+        at = np.concatenate([rng.uniform(-5.0, route.s[-1] + 5.0, 300), route.s])
+        compiled = np.stack([interpolate_at(route.s, route.line, a) for a in at])
+        assert np.array_equal(compiled, interpolate_poses(route.s, route.line, at))

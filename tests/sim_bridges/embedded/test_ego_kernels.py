@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import shapely
 
+from irl_vla.data.geometry import wrap_angle
 from irl_vla.data.scene import AgentInput, Frame
 from irl_vla.data.trajectory import DEFAULT_SAMPLING, Trajectory
 from irl_vla.envs.env import ResetOption
@@ -136,13 +137,22 @@ def _lane_state_in_full(detector: LaneDetector, tick: Tick) -> InfractionKind | 
     if len(inside) == 0:
         return None
     heading = float(tick.ego_center[2])
-    if any(detector._agrees(i, tick.ego_center[:2], heading) for i in inside):
+    if any(_agrees_in_full(detector, i, tick.ego_center[:2], heading) for i in inside):
         return None
     point = shapely.Point(x, y)
     for i in set(range(len(detector._polygons))) - set(inside.tolist()):
-        if detector._agrees(i, tick.ego_center[:2], heading) and detector._polygons[i].distance(point) <= 0.5:
+        if _agrees_in_full(detector, i, tick.ego_center[:2], heading) and detector._polygons[i].distance(point) <= 0.5:
             return None
     return InfractionKind.WRONG_WAY
+
+
+def _agrees_in_full(detector: LaneDetector, index: int, xy: np.ndarray, heading: float) -> bool:
+    """``LaneDetector._agrees`` as written before: the thinned centerline's nearest pose, numpy's ``wrap_angle``."""
+    centerline = detector._lanes[index].centerline  # type: ignore[attr-defined]
+    line = centerline[:: max(1, len(centerline) // 50)]
+    d = line[:, :2] - xy
+    i = int(np.argmin(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]))
+    return abs(float(wrap_angle(line[i, 2] - heading))) <= detector.wrong_way_angle
 
 
 @pytest.mark.parametrize("route", ["signalised_intersection/5", "unsignalised_intersection/1", "merge/0"])
@@ -156,10 +166,18 @@ def test_the_lane_detectors_shortcuts_change_no_verdict(route: str) -> None:
     detector = LaneDetector(world_map)
     rng = np.random.default_rng(0)
     lo, hi = detector._bounds[:, :2].min(axis=0) - 5.0, detector._bounds[:, 2:].max(axis=0) + 5.0
+    # Random poses, and box centres exactly on the corners of the lanes' and junctions' bounds grown by 0 and by
+    # the wrong-way margin (the edges of the grid pre-filter's boxes).
+    centres = [rng.uniform(lo, hi) for _ in range(1500)]
+    for bounds in (detector._bounds, detector._junction_bounds):
+        for x0, y0, x1, y1 in bounds:
+            for m in (0.0, detector.wrong_way_margin):
+                centres += [np.array(c) for c in ((x0 - m, y0 - m), (x1 + m, y1 + m), (x0 - m, y1 + m))]
     seen = set()
-    for _ in range(1500):
-        pose = np.array([*rng.uniform(lo, hi), rng.uniform(-np.pi, np.pi)])
+    for centre in centres:
+        pose = np.array([*centre, rng.uniform(-np.pi, np.pi)])
         tick = Tick(time=0.0, ego_pose=pose, ego_speed=5.0)
+        tick.__dict__["ego_center"] = pose  # the box centre exactly there (the detector reads the centre)
         got = detector.state(tick)
         assert got == _lane_state_in_full(detector, tick), pose
         seen.add(got)
