@@ -110,6 +110,10 @@ def _constants(
     times = np.concatenate([[0.0], sampling.times])
     query = np.arange(config.num_states) * config.dt
     c, gain = speed_fit_matrices(n, config.dt, t.jerk_penalty, t.jerk_penalty_matrix)
+    from sim_bridges.embedded.ego_kernels import integration_matrix_is_cumulative
+
+    if not integration_matrix_is_cumulative(c):
+        raise ValueError("PlanTracker: the speed fit's integration matrix is not the cumulative one fit_profiles reads")
     regulariser = np.r_[INITIAL_CURVATURE_PENALTY, np.full(n - 1, t.curvature_rate_penalty)]
     tracker = np.array(
         [t.discretization_time, t.tracking_horizon, t.q_longitudinal, t.r_longitudinal, *t.q_lateral, t.r_lateral,

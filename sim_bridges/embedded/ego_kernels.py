@@ -74,6 +74,13 @@ def fit_profiles(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``lqr.fit_speed_and_curvature`` of one reference ``(N + 1, 3)``: speed and curvature profiles ``(N,)``.
 
+    The speed fit is the scorer's products. The curvature fit uses the integration matrix's structure
+    (``c[i, j] = c[j, j]`` for ``j <= i``, 0 above: ``integration_matrix_is_cumulative``): its normal equations
+    ``lhs[j, l] = c[j, j] c[l, l] sum_{i >= max(j, l)} w_i^2`` (``w = speed dt``) are built from suffix sums in
+    ``O(N^2)`` instead of a product of ``(N, N)`` matrices, and solved by Cholesky (``lhs`` is symmetric positive
+    definite) instead of LU; the curvatures are prefix sums. The same fit in another order of arithmetic (within
+    about 1e-14 of the products and LU: ``tests/sim_bridges/embedded/test_ego_kernels.py``).
+
     Args:
         reference: reference poses every ``dt`` [s] ``(N + 1, 3)``.
         dt: their interval [s].
@@ -92,15 +99,56 @@ def fit_profiles(
         )
         dh[k] = _wrap(reference[k + 1, H] - h)
     speed = np.dot(np.dot(np.dot(along, c), gain), c.T)
-    b = np.empty((n, n))
+    # Suffix sums of w_i^2 and of w_i dh_i, then the normal equations (their lower triangle).
+    tail = np.empty(n)
+    rhs = np.empty(n)
+    w2 = wdh = 0.0
+    for i in range(n - 1, -1, -1):
+        w = speed[i] * dt
+        w2 += w * w
+        wdh += w * dh[i]
+        tail[i] = w2
+        rhs[i] = c[i, i] * wdh
+    lhs = np.empty((n, n))
+    for j in range(n):
+        for i in range(j, n):
+            lhs[i, j] = c[i, i] * c[j, j] * tail[i]
+        lhs[j, j] += regulariser[j]
+    # Cholesky factor L (lower triangle of lhs, in place), then L y = rhs and L^T z = y.
+    for j in range(n):
+        d = lhs[j, j]
+        for k in range(j):
+            d -= lhs[j, k] * lhs[j, k]
+        d = math.sqrt(d)
+        lhs[j, j] = d
+        for i in range(j + 1, n):
+            e = lhs[i, j]
+            for k in range(j):
+                e -= lhs[i, k] * lhs[j, k]
+            lhs[i, j] = e / d
+    z = np.empty(n)
     for i in range(n):
-        b[i] = (speed[i] * dt) * c[i]
-    bt = np.ascontiguousarray(b.T)
-    lhs = np.dot(bt, b)
-    for i in range(n):
-        lhs[i, i] += regulariser[i]
-    z = np.linalg.solve(lhs, np.dot(bt, dh))
-    return speed, np.dot(z, c.T)
+        e = rhs[i]
+        for k in range(i):
+            e -= lhs[i, k] * z[k]
+        z[i] = e / lhs[i, i]
+    for i in range(n - 1, -1, -1):
+        e = z[i]
+        for k in range(i + 1, n):
+            e -= lhs[k, i] * z[k]
+        z[i] = e / lhs[i, i]
+    curvature = np.empty(n)
+    total = 0.0
+    for i in range(n):  # ``z @ c.T``: curvature_i = sum_{j <= i} c[j, j] z_j
+        total += c[i, i] * z[i]
+        curvature[i] = total
+    return speed, curvature
+
+
+def integration_matrix_is_cumulative(c: np.ndarray) -> bool:
+    """Whether ``c`` ``(N, N)`` is lower triangular with each column constant below the diagonal (``fit_profiles``)."""
+    columns = np.broadcast_to(np.diag(c), c.shape)
+    return bool(np.array_equal(c, np.where(np.tril(np.ones(c.shape, dtype=bool)), columns, 0.0)))
 
 
 @njit(cache=True)
