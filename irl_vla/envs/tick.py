@@ -15,6 +15,9 @@ from irl_vla.data.scene import Frame
 from irl_vla.data.validation import check_array, check_length
 from irl_vla.data.vehicle import PACIFICA, VehicleParameters
 
+#: Shapes ``Tick`` checks (an enum's ``len`` is a Python call: made once).
+_POSE_SHAPE, _BOXES_SHAPE = (len(SE2Index),), (None, len(BoundingBoxIndex))
+
 
 @dataclass
 class Tick:
@@ -51,8 +54,8 @@ class Tick:
 
     def __post_init__(self) -> None:
         self.ego_pose = np.asarray(self.ego_pose, dtype=np.float64)
-        check_array(self.ego_pose, "Tick.ego_pose", (len(SE2Index),))
-        check_array(self.boxes, "Tick.boxes", (None, len(BoundingBoxIndex)))
+        check_array(self.ego_pose, "Tick.ego_pose", _POSE_SHAPE)
+        check_array(self.boxes, "Tick.boxes", _BOXES_SHAPE)
         check_length(self.names, "Tick.names", len(self.boxes))
         check_length(self.ids, "Tick.ids", len(self.boxes))
         check_array(self.speeds, "Tick.speeds", (len(self.boxes),))
