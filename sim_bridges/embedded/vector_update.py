@@ -17,6 +17,7 @@ proves both agree within float tolerance on rollouts of every family.
 
 from __future__ import annotations
 
+import math
 import operator
 from enum import IntEnum
 from typing import TYPE_CHECKING
@@ -262,6 +263,19 @@ def user_table(world: World) -> UserTable:
     return table
 
 
+def _stop_gap(world: World, user: RoadUser) -> float:
+    """``World._stop_gap`` (lights, give-way, lane ends), answered without the call where it is plainly inf.
+
+    That is for a user with no stop line and no hold point that is in its lane or changing lanes (most of the
+    traffic between junctions): ``World._stop_gap`` returns inf for it too.
+    """
+    if not user.stops and user.hold_s == math.inf and (
+        user.manoeuvre is not None or abs(user.lateral - user.home_lateral) <= 1.0
+    ):
+        return math.inf
+    return world._stop_gap(user)
+
+
 #: The kernel's rule constants as one array, made at the first call (they are module constants).
 _RULES: dict[str, FloatArray] = {}
 
@@ -292,7 +306,7 @@ def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray
         other = everyone[j]
         walking = np.maximum(0.0, CROSSING_TIMES - max(0.0, other.start_time - world.time))
         futures[j] = other.path.pose_at(other.s + other.speed * walking)[:, : SE2Index.HEADING]
-    stop = np.array([world._stop_gap(everyone[i]) for i in idx])  # (U,) lights, give-way, lane ends
+    stop = np.fromiter([_stop_gap(world, everyone[i]) for i in idx], np.float64, len(idx))  # (U,)
     rules = _RULES.get("rules")
     if rules is None:
         from sim_bridges.embedded.idm import ACC_COOLNESS
