@@ -182,3 +182,18 @@ def test_the_lane_detectors_shortcuts_change_no_verdict(route: str) -> None:
         assert got == _lane_state_in_full(detector, tick), pose
         seen.add(got)
     assert seen == {None, InfractionKind.OFF_ROAD, InfractionKind.WRONG_WAY}  # every verdict was exercised
+
+
+def test_the_curvature_fit_reads_only_a_cumulative_integration_matrix() -> None:
+    """``fit_profiles`` builds its normal equations from the matrix's structure: the scorer's has it, others not."""
+    from irl_vla.scoring.lqr import speed_fit_matrices
+    from sim_bridges.embedded.ego_kernels import integration_matrix_is_cumulative
+
+    config = SimulationConfig()
+    tracker = config.tracker
+    c, _ = speed_fit_matrices(config.num_states - 1, config.dt, tracker.jerk_penalty, tracker.jerk_penalty_matrix)
+    assert integration_matrix_is_cumulative(c)
+    for row, col in ((5, 2), (2, 5), (7, 0)):  # below the diagonal, above it, the initial-value column
+        other = c.copy()
+        other[row, col] += 1e-9
+        assert not integration_matrix_is_cumulative(other)

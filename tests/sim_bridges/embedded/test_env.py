@@ -156,6 +156,21 @@ def test_traffic_reacts_to_the_free_ego(families) -> None:
     assert follower_speed(-3.0) < follower_speed(0.0) - 1.0
 
 
+def test_the_ticks_lights_follow_the_worlds_as_they_change(families) -> None:
+    """The tick's red and lit connectors (kept while the lights do not change) are the world's at every step."""
+    env = EmbeddedEnv(EmbeddedEnvConfig(action="controls", replan_interval=0.1), families)
+    env.reset(options={ResetOption.ROUTE: "signalised_intersection/5"})
+    seen = set()
+    for _ in range(200):  # 20 s: more than a phase
+        env.step(Controls(-1.0, 0.0))  # waits where it is
+        lights = env.world.red_connectors()
+        tick = env.monitor._last_tick
+        assert tick is not None and tick.red_connectors == frozenset(c for c, red in lights if red)
+        assert tick.lit_connectors == frozenset(c for c, _ in lights)
+        seen.add(tick.red_connectors)
+    assert len(seen) > 1  # the lights changed meanwhile
+
+
 def test_errors_name_the_route_and_setting(families) -> None:
     env = EmbeddedEnv(EmbeddedEnvConfig(), families)
     with pytest.raises(ValueError, match="no_such_family/3"):
