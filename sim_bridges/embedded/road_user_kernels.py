@@ -276,7 +276,7 @@ def kernel(
         stop: the stop-line gap of each decided user [m] ``(U,)`` (``World._stop_gap``).
         table_ints: the ``PathTable``'s ``(offset, count, chunk_offset, kappa_offset, kappa_count)``.
         table_floats: its ``(ax, ay, dx, dy, len2, seg_len, s0, s_before_last, cx, cy, cdx, cdy, dev, vertex_s,
-            kappa, grid, heading)``.
+            kappa, grid, heading, box_x0, box_y0, box_x1, box_y1)``.
         rules: ``(look_ahead, search_behind, chunk, bound_slack, lateral_accel_comfort, curvature_margin,
             curvature_step, acc_coolness)``.
         curve_preview: distances ahead checked for curvature [m] ``(P,)``.
@@ -284,6 +284,7 @@ def kernel(
     offset, count, chunk_offset, kappa_offset, kappa_count = table_ints
     s_before_last, cx, cy, cdx, cdy, dev = table_floats[7:13]
     vertex_s, kappa, grid = table_floats[13], table_floats[14], table_floats[15]
+    box_x0, box_y0, box_x1, box_y1 = table_floats[17], table_floats[18], table_floats[19], table_floats[20]
     look_ahead, search_behind, chunk_f, bound_slack = rules[0], rules[1], rules[2], rules[3]
     lateral_accel_comfort, curvature_margin, curvature_step, coolness = rules[4], rules[5], rules[6], rules[7]
     chunk = int(chunk_f)
@@ -309,6 +310,14 @@ def kernel(
         k0 = min(max(_count_vertices(vertex_s, path, s_user - search_behind, False) - 1, 0), full - 1)
         k1 = max(min(_count_vertices(vertex_s, path, s_user + look_ahead + search_behind, True) + 1, full), k0 + 1)
         at_end = k0 == 0 or k1 == full
+        # The bounding box of the window's chunks: a point farther from it than from every chunk's chord bound can
+        # be ruled out with one test (the same objects are ruled out: see the pair loop).
+        wx0 = wy0 = np.inf
+        wx1 = wy1 = -np.inf
+        for c in range(k0 // chunk, (k1 - 1) // chunk + 1):
+            g = chunk_offset[path] + c
+            wx0, wy0 = min(wx0, box_x0[g]), min(wy0, box_y0[g])
+            wx1, wy1 = max(wx1, box_x1[g]), max(wy1, box_y1[g])
         any_near = False
         best_gap, lead = np.inf, -1
         best_cross = np.inf
@@ -339,6 +348,13 @@ def kernel(
             shift = cols[j, MANOEUVRE_END] - cols[j, LATERAL]
             if not at_end:
                 reach = reach_u + (width[i] + width[j]) / 2 + margin + abs(shift)
+                # Farther than ``reach`` (and the slack) from the window's box is farther from every segment in it:
+                # the projection's lateral test below would rule the object out; ruling it out here is the same.
+                ox = max(wx0 - poses[j, 0], 0.0, poses[j, 0] - wx1)
+                oy = max(wy0 - poses[j, 1], 0.0, poses[j, 1] - wy1)
+                limit = reach + bound_slack
+                if ox * ox + oy * oy > limit * limit:
+                    continue
                 if not _may_reach(
                     poses[j, 0], poses[j, 1], chunk_offset[path], k0, k1, chunk, cx, cy, cdx, cdy, dev,
                     reach + bound_slack,

@@ -121,7 +121,7 @@ class PathTable:
         """The arrays ``road_user_kernels.kernel`` reads, made once.
 
         ``(offset, count, chunk_offset, kappa_offset, kappa_count)`` and ``(ax, ay, dx, dy, len2, seg_len, s0,
-        s_before_last, cx, cy, cdx, cdy, dev, vertex_s, kappa, grid, heading)``.
+        s_before_last, cx, cy, cdx, cdy, dev, vertex_s, kappa, grid, heading, box_x0, box_y0, box_x1, box_y1)``.
         """
         cached = getattr(self, "_kernel_arrays", None)
         if cached is None:
@@ -132,14 +132,18 @@ class PathTable:
             names = ("ax", "ay", "dx", "dy", "len2", "seg_len", "s0", "s_before_last", "cx", "cy", "cdx", "cdy", "dev")
             floats = tuple(np.ascontiguousarray(getattr(self, n), dtype=np.float64) for n in names)
             floats += tuple(
-                np.ascontiguousarray(a, dtype=np.float64) for a in (self.vertex_s, self.kappa, self.grid, self.heading)
+                np.ascontiguousarray(a, dtype=np.float64)
+                for a in (self.vertex_s, self.kappa, self.grid, self.heading, *self.chunk_boxes)
             )
             cached = self._kernel_arrays = (ints, floats)
         return cached
 
     def _chunks(self, paths: list[Path]) -> None:
-        """Chords of every ``CHUNK`` consecutive segments and the farthest the segments stray from them [m]."""
-        cx, cy, cdx, cdy, dev = [], [], [], [], []
+        """Chords of every ``CHUNK`` consecutive segments and the farthest the segments stray from them [m].
+
+        Also each chunk's bounding box ``chunk_boxes``: min x, min y, max x, max y of its vertices [m].
+        """
+        cx, cy, cdx, cdy, dev, boxes = [], [], [], [], [], []
         self.chunk_offset = np.zeros(len(paths), dtype=np.intp)
         total = 0
         for k, p in enumerate(paths):
@@ -153,11 +157,14 @@ class PathTable:
                 cdx.append(d[0])
                 cdy.append(d[1])
                 dev.append(dist.max())
+                boxes.append((*xy.min(axis=0), *xy.max(axis=0)))
                 total += 1
         pad = np.zeros(-(-int(self.count.max()) // CHUNK) + 1)
         self.cx, self.cy = np.concatenate([cx, pad]), np.concatenate([cy, pad])
         self.cdx, self.cdy = np.concatenate([cdx, pad]), np.concatenate([cdy, pad])
         self.dev = np.concatenate([dev, pad])
+        box = np.array(boxes, dtype=np.float64).reshape(-1, 4)
+        self.chunk_boxes = tuple(np.concatenate([box[:, k], pad]) for k in range(4))  # 4 x (chunks + pad,)
 
     def pose_batch(self, paths: IntArray, s: FloatArray, lateral: FloatArray) -> FloatArray:
         """``Path.pose_at(s, lateral)`` of one arc length per row on paths ``(N,)``: poses ``(N, 3)``.
