@@ -394,7 +394,7 @@ def kernel(
         nk = kappa_count[path]
         base = kappa_offset[path]
         end = base + nk - 1
-        reachable = np.inf
+        lowest = np.inf  # the least squared reachable speed: the square root of the least is the least root
         for p in range(curve_preview.shape[0]):
             s = s_user + curve_preview[p]
             x = (s + curvature_margin) / curvature_step
@@ -408,8 +408,8 @@ def kernel(
                 value = kappa[end]
             v_curve = math.sqrt(lateral_accel_comfort / max(abs(value), 1e-4))
             room = max(curve_preview[p] - length[i] / 2, 0.0)
-            reachable = min(reachable, math.sqrt(v_curve * v_curve + decel * room))
-        v0 = min(cols[i, TARGET_SPEED], reachable)
+            lowest = min(lowest, v_curve * v_curve + decel * room)
+        v0 = min(cols[i, TARGET_SPEED], math.sqrt(lowest))
         out[u] = _acc(cols[i, SPEED], v0, gap, lead_speed, lead_accel, idm[i], coolness)
     return out
 
