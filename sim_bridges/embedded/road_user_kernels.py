@@ -348,8 +348,11 @@ def kernel(
             shift = cols[j, MANOEUVRE_END] - cols[j, LATERAL]
             if not at_end:
                 reach = reach_u + (width[i] + width[j]) / 2 + margin + abs(shift)
-                # Farther than ``reach`` (and the slack) from the window's box is farther from every segment in it:
-                # the projection's lateral test below would rule the object out; ruling it out here is the same.
+                # Farther than ``reach`` (and the slack) from the window's box is farther from every segment in it,
+                # as a chord bound beyond ``reach`` says below: the projection's lateral offset, that distance, would
+                # fail the lateral test. (Not at the path's ends: there a point on the end segment's line beyond
+                # it projects with a lateral offset of 0, whatever its distance; the rollouts differ if the box test
+                # runs there.)
                 ox = max(wx0 - poses[j, 0], 0.0, poses[j, 0] - wx1)
                 oy = max(wy0 - poses[j, 1], 0.0, poses[j, 1] - wy1)
                 limit = reach + bound_slack
