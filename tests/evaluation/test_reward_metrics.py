@@ -14,6 +14,7 @@ from irl_vla.evaluation.reward_report.metrics import (
     discretise,
     expected_calibration_error,
     pairwise_ranking,
+    regret_breakdown,
     reliability_bins,
     sub_score_gaps,
     sub_score_metrics,
@@ -117,6 +118,49 @@ def test_top1_regret_hand_computed() -> None:
     assert r.mean == pytest.approx(70 / 3) and r.max == pytest.approx(40.0)
     assert (r.n_scenes_tied_top, r.n_nan) == (1, 1)
     assert r.zero_fraction == pytest.approx(1 / 3)
+
+
+def test_regret_breakdown_hand_computed() -> None:
+    # scene a: the favourite (predicted 0.99) collides, simulator 0 against the best 0.9 -> 90 points, catastrophic;
+    # scene b: the favourite fails EC, 0.8 against 0.9 -> 10 points; scene c: the favourite is the best and its EC is
+    # undefined (no failure) -> 0. Summed regret 100.
+    scene = np.array(["a", "a", "b", "b", "c", "c"])
+    sim_epdms = np.array([0.0, 0.9, 0.8, 0.9, 0.95, 0.5])
+    pred = np.array([0.99, 0.5, 0.9, 0.6, 0.9, 0.1])
+    sub = np.ones((6, NUM_SUB_SCORES))
+    sub[0, SubScore.NC] = 0.0
+    sub[2, SubScore.EC] = 0.0
+    sub[4, SubScore.EC] = np.nan
+    sub[5, SubScore.DAC] = 0.0  # not a favourite: not counted
+    b = regret_breakdown(pred, sim_epdms, sub, scene)
+    assert b.n_scenes == 3 and b.mean == pytest.approx(100 / 3)
+    assert b.n_catastrophic == 1 and b.catastrophic_share == pytest.approx(0.9)
+    assert b.mean_without_catastrophic == pytest.approx(5.0)
+    rows = {f.sub_score: f for f in b.failures}
+    assert list(rows) == ["NC", "DAC", "DDC", "TLC", "EC"]
+    assert (rows["NC"].n_scenes, rows["NC"].regret_share, rows["NC"].mean_regret) == pytest.approx((1, 0.9, 90))
+    assert (rows["EC"].n_scenes, rows["EC"].regret_share, rows["EC"].mean_regret) == pytest.approx((1, 0.1, 10))
+    assert rows["EC"].scene_fraction == pytest.approx(1 / 3)
+    assert rows["DAC"].n_scenes == 0 and rows["DAC"].regret_share == 0 and math.isnan(rows["DAC"].mean_regret)
+    assert (b.no_failure.n_scenes, b.no_failure.regret_share, b.no_failure.mean_regret) == pytest.approx((1, 0, 0))
+    assert b.mean == pytest.approx(top1_regret(pred, sim_epdms, scene).mean)
+
+
+def test_regret_breakdown_counts_a_tied_favourite_by_its_fraction() -> None:
+    # two candidates tie for the favourite: one runs a red light (simulator 0, 80 points short of the best), the
+    # other is the best; a random tie-break fails TLC half the time, and then loses 80 points
+    scene = np.zeros(3, dtype=int)
+    sim_epdms = np.array([0.0, 0.8, 0.3])
+    pred = np.array([0.7, 0.7, 0.2])
+    sub = np.ones((3, NUM_SUB_SCORES))
+    sub[0, SubScore.TLC] = 0.0
+    b = regret_breakdown(pred, sim_epdms, sub, scene, threshold=30.0)
+    tlc = next(f for f in b.failures if f.sub_score == "TLC")
+    assert (tlc.n_scenes, tlc.regret_share, tlc.mean_regret) == pytest.approx((0.5, 1.0, 80.0))
+    assert b.no_failure.n_scenes == pytest.approx(0.5) and b.no_failure.regret_share == pytest.approx(0.0)
+    assert b.mean == pytest.approx(40.0) and b.n_catastrophic == 1
+    with pytest.raises(ValueError, match="simulator_sub_scores"):
+        regret_breakdown(pred, sim_epdms, sub[:, :4], scene)
 
 
 def test_worst_disagreements_and_gaps() -> None:

@@ -102,6 +102,13 @@ def test_report_writes_html_json_and_summary(tmp_path: Path) -> None:
         verdict = "met" if check.met else "missed"
         assert f"| {check.name} | " in text and f"| {verdict} | {abs(check.margin):.3f} |" in text
     assert sum(check.met for check in report.main.targets) < len(TARGETS)  # a missed one is shown as such
+    # where the regret comes from: in the JSON, the HTML's ranking section and one line of the summary
+    breakdown = doc["regret_breakdown"]
+    assert breakdown["mean"] == pytest.approx(doc["ranking"]["regret"]["mean"])
+    assert [f["sub_score"] for f in breakdown["failures"]] == ["NC", "DAC", "DDC", "TLC", "EC"]
+    assert breakdown["n_scenes"] == 3 and "no_failure" in breakdown
+    assert "Where the regret comes from" in (tmp_path / "report.html").read_text()
+    assert f"scenes above {breakdown['threshold']:g} points hold" in text
 
 
 def test_report_without_ablation_or_caches_says_so(tmp_path: Path) -> None:

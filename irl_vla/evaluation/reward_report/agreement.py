@@ -11,10 +11,12 @@ from irl_vla.evaluation.reward_report.metrics import (
     Correlations,
     PairwiseRanking,
     Regret,
+    RegretBreakdown,
     SubScoreGap,
     SubScoreMetrics,
     correlations,
     pairwise_ranking,
+    regret_breakdown,
     sub_score_gaps,
     sub_score_metrics,
     top1_regret,
@@ -122,6 +124,7 @@ class RewardAgreement:
         correlations: predicted vs simulator EPDMS.
         pairwise: within-scene pairwise ranking accuracy.
         regret: top-1 regret.
+        regret_breakdown: where the regret comes from (catastrophic scenes, the favourites' failures).
         gaps: per sub-score mean predicted minus mean simulator.
         mean_predicted_epdms: over all candidates (``NaN`` rows left out).
         mean_simulator_epdms: over all candidates.
@@ -145,6 +148,7 @@ class RewardAgreement:
     worst: list[Disagreement] = field(default_factory=list)
     n_worst_nan: int = 0
     targets: list[TargetCheck] = field(default_factory=list)
+    regret_breakdown: RegretBreakdown | None = None
 
     def headline(self) -> dict[str, float]:
         """The numbers the targets and the ablation table compare."""
@@ -225,6 +229,7 @@ def evaluate(candidates: ScoredCandidates, n_worst: int = 8, n_bins: int = 10) -
         expert=expert_rank(c),
         worst=worst,
         n_worst_nan=n_nan,
+        regret_breakdown=regret_breakdown(c.selection_score, c.simulator_epdms, c.simulator, c.tokens),
     )
     agreement.targets = check_targets(agreement.headline())
     return agreement

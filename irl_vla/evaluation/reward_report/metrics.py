@@ -383,19 +383,32 @@ class Regret:
     per_scene: list[float] = field(default_factory=list)
 
 
-def top1_regret(predicted: npt.ArrayLike, simulator: npt.ArrayLike, scene_ids: npt.ArrayLike) -> Regret:
-    """Top-1 regret of choosing, in each scene, the candidate of highest predicted EPDMS."""
+def _favourites(
+    predicted: npt.ArrayLike, simulator: npt.ArrayLike, scene_ids: npt.ArrayLike
+) -> tuple[list[tuple[np.ndarray, FloatArray]], int]:
+    """Per scene (in order of first appearance), the rows of its favourites and each one's regret [points].
+
+    Rows index the inputs; a scene has several favourites where its highest prediction is tied. Candidates with a
+    NaN EPDMS are left out; their count is returned.
+    """
     p, s = _as_1d(predicted, "predicted"), _as_1d(simulator, "simulator")
     ids = np.asarray(scene_ids)
     _same_length(predicted=p, simulator=s, scene_ids=ids)
-    ok = ~(np.isnan(p) | np.isnan(s))
-    regrets, tied = [], 0
+    ok = np.flatnonzero(~(np.isnan(p) | np.isnan(s)))
+    out = []
     for rows in _groups(ids[ok]):
-        ps, ss = p[ok][rows], s[ok][rows]
+        rows = ok[rows]
+        ps, ss = p[rows], s[rows]
         top = ps == ps.max()
-        tied += int(top.sum() > 1)
-        regrets.append(POINTS * float(ss.max() - ss[top].mean()))
-    r = np.asarray(regrets)
+        out.append((rows[top], POINTS * (ss.max() - ss[top])))
+    return out, int(len(p) - len(ok))
+
+
+def top1_regret(predicted: npt.ArrayLike, simulator: npt.ArrayLike, scene_ids: npt.ArrayLike) -> Regret:
+    """Top-1 regret of choosing, in each scene, the candidate of highest predicted EPDMS."""
+    favourites, n_nan = _favourites(predicted, simulator, scene_ids)
+    r = np.asarray([float(regret.mean()) for _, regret in favourites])
+    tied = sum(len(rows) > 1 for rows, _ in favourites)
     nan = float("nan")
     return Regret(
         mean=float(r.mean()) if len(r) else nan,
@@ -404,8 +417,132 @@ def top1_regret(predicted: npt.ArrayLike, simulator: npt.ArrayLike, scene_ids: n
         zero_fraction=float(np.mean(r <= TIE_TOLERANCE * POINTS)) if len(r) else nan,
         n_scenes=len(r),
         n_scenes_tied_top=tied,
-        n_nan=int((~ok).sum()),
+        n_nan=n_nan,
         per_scene=[float(x) for x in r],
+    )
+
+
+#: A scene whose regret is above this many EPDMS points has a catastrophic favourite (one that fails a multiplier).
+CATASTROPHIC_REGRET = 50.0
+
+#: The failures a favourite is checked for: the simulator's sub-score below the bound (NC and DDC below 1, the
+#: binary DAC, TLC and EC at 0). An undefined EC is no failure.
+FAVOURITE_FAILURES: dict[SubScore, tuple[float, str]] = {
+    SubScore.NC: (1.0, "NC < 1 (an at-fault collision)"),
+    SubScore.DAC: (0.5, "DAC = 0 (off the drivable area)"),
+    SubScore.DDC: (1.0, "DDC < 1 (against the driving direction)"),
+    SubScore.TLC: (0.5, "TLC = 0 (through a red light)"),
+    SubScore.EC: (0.5, "EC = 0 (extended comfort failed)"),
+}
+
+
+@dataclass
+class FavouriteFailure:
+    """The scenes whose favourite fails one sub-score, and their part of the regret.
+
+    With a tied top prediction, a scene counts by the fraction of its favourites that fail (the expectation of a
+    random tie-break), so ``n_scenes`` can be fractional.
+
+    Attributes:
+        sub_score: the sub-score's short name.
+        condition: the failure, in words.
+        n_scenes: scenes whose favourite fails it.
+        scene_fraction: their fraction of the judged scenes.
+        regret_share: their part of the summed regret (0..1; NaN when the regret is 0 everywhere).
+        mean_regret: their mean regret [points].
+    """
+
+    sub_score: str
+    condition: str
+    n_scenes: float
+    scene_fraction: float
+    regret_share: float
+    mean_regret: float
+
+
+@dataclass
+class RegretBreakdown:
+    """Where the top-1 regret comes from: catastrophic scenes and the failures of the favourites.
+
+    Attributes:
+        threshold: a scene's regret above this is catastrophic [points].
+        n_scenes: scenes judged.
+        mean: the mean regret (``Regret.mean``) [points].
+        n_catastrophic: scenes above ``threshold``.
+        catastrophic_share: their part of the summed regret (0..1).
+        mean_without_catastrophic: the mean regret of the other scenes [points].
+        failures: one row per ``FAVOURITE_FAILURES`` entry, in ``SubScore`` order; rows overlap (a favourite can
+            fail several).
+        no_failure: the scenes whose favourite fails none of them (their regret is lost progress, TTC, LK, HC).
+    """
+
+    threshold: float
+    n_scenes: int
+    mean: float
+    n_catastrophic: int
+    catastrophic_share: float
+    mean_without_catastrophic: float
+    failures: list[FavouriteFailure]
+    no_failure: FavouriteFailure
+
+
+def regret_breakdown(
+    predicted: npt.ArrayLike,
+    simulator_epdms: npt.ArrayLike,
+    simulator_sub_scores: npt.ArrayLike,
+    scene_ids: npt.ArrayLike,
+    threshold: float = CATASTROPHIC_REGRET,
+) -> RegretBreakdown:
+    """Break the top-1 regret of ``predicted`` ``(N,)`` down by catastrophic scenes and the favourites' failures.
+
+    Args:
+        predicted: what each scene's favourite maximises ``(N,)``.
+        simulator_epdms: the simulator's EPDMS ``(N,)`` [0..1].
+        simulator_sub_scores: the simulator's sub-scores ``(N, S)`` by ``SubScore`` (NaN: undefined).
+        scene_ids: the scene of each candidate ``(N,)``.
+        threshold: a scene's regret above this is catastrophic [points].
+    """
+    sub = np.asarray(simulator_sub_scores, dtype=np.float64)
+    if sub.shape != (len(np.asarray(scene_ids)), NUM_SUB_SCORES):
+        raise ValueError(
+            f"regret_breakdown: simulator_sub_scores {sub.shape}, expected (N={len(np.asarray(scene_ids))}, "
+            f"{NUM_SUB_SCORES})"
+        )
+    favourites, _ = _favourites(predicted, simulator_epdms, scene_ids)
+    per_scene = np.asarray([float(regret.mean()) for _, regret in favourites])
+    n = len(per_scene)
+    total = float(per_scene.sum())
+    nan = float("nan")
+
+    def row(sub_score: str, condition: str, fails: list[FloatArray]) -> FavouriteFailure:
+        # fails[i]: 1.0 where favourite j of scene i fails; a scene counts by the fraction, its regret by the mean.
+        count = float(sum(f.mean() for f in fails))
+        part = float(sum((f * regret).mean() for f, (_, regret) in zip(fails, favourites, strict=True)))
+        return FavouriteFailure(
+            sub_score=sub_score,
+            condition=condition,
+            n_scenes=count,
+            scene_fraction=count / n if n else nan,
+            regret_share=part / total if total > 0 else nan,
+            mean_regret=part / count if count > 0 else nan,
+        )
+
+    failed_any = [np.zeros(len(rows)) for rows, _ in favourites]
+    failures = []
+    for score, (bound, condition) in FAVOURITE_FAILURES.items():
+        fails = [(sub[rows, score] < bound).astype(np.float64) for rows, _ in favourites]  # NaN < bound is False
+        failed_any = [np.maximum(a, f) for a, f in zip(failed_any, fails, strict=True)]
+        failures.append(row(score.name, condition, fails))
+    catastrophic = per_scene > threshold
+    return RegretBreakdown(
+        threshold=threshold,
+        n_scenes=n,
+        mean=float(per_scene.mean()) if n else nan,
+        n_catastrophic=int(catastrophic.sum()),
+        catastrophic_share=float(per_scene[catastrophic].sum()) / total if total > 0 else nan,
+        mean_without_catastrophic=float(per_scene[~catastrophic].mean()) if (~catastrophic).any() else nan,
+        failures=failures,
+        no_failure=row("-", "none of them", [1.0 - a for a in failed_any]),
     )
 
 

@@ -23,7 +23,7 @@ from irl_vla.evaluation.reward_report.bev import bev_png
 from irl_vla.evaluation.reward_report.candidates import ScoredCandidates
 from irl_vla.evaluation.reward_report.figures import gap_figure, regret_figure, reliability_figure, scatter_figure
 from irl_vla.evaluation.reward_report.html_check import check_report_html
-from irl_vla.evaluation.reward_report.metrics import to_jsonable
+from irl_vla.evaluation.reward_report.metrics import RegretBreakdown, to_jsonable
 from irl_vla.scoring.scene_cache import SceneCache
 from irl_vla.scoring.sub_scores import SubScore
 
@@ -285,7 +285,43 @@ def _ranking(a: RewardAgreement) -> str:
     if a.expert is not None:
         rows.append(["expert predicted best in its scene", f"{_f(a.expert.top1_fraction)} of {a.expert.n_scenes}"])
         rows.append(["expert's mean percentile among its scene's candidates", _f(a.expert.mean_percentile)])
-    return _table(["", "value"], rows) + _img(regret_figure(r.per_scene), "regret histogram")
+    return (
+        _table(["", "value"], rows)
+        + _img(regret_figure(r.per_scene), "regret histogram")
+        + _regret_breakdown(a.regret_breakdown)
+    )
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{100 * x:.0f} %"
+
+
+def _regret_breakdown(b: RegretBreakdown | None) -> str:
+    if b is None:
+        return ""
+    lead = (
+        f"<h3>Where the regret comes from</h3><p>{b.n_catastrophic} of {b.n_scenes} scenes have a regret above "
+        f"{b.threshold:g} points (a catastrophic favourite); they hold {_pct(b.catastrophic_share)} of the summed "
+        f"regret, and the mean without them is {_f(b.mean_without_catastrophic, 2)} points (all scenes: "
+        f"{_f(b.mean, 2)}). The favourites the simulator fails, by sub-score (a favourite can fail several):</p>"
+    )
+    rows = [
+        [f.condition, f"{f.n_scenes:g}", _pct(f.scene_fraction), _pct(f.regret_share), _f(f.mean_regret, 2)]
+        for f in [*b.failures, b.no_failure]
+    ]
+    header = ["favourite fails", "scenes", "of the scenes", "share of the regret", "mean regret [points]"]
+    return lead + _table(header, rows)
+
+
+def regret_breakdown_line(b: RegretBreakdown) -> str:
+    """One Markdown sentence: the catastrophic scenes and the commonest failures of the favourites."""
+    failing = sorted((f for f in b.failures if f.n_scenes > 0), key=lambda f: -f.n_scenes)
+    parts = [f"{f.sub_score} {f.n_scenes:g} scenes ({_pct(f.regret_share)} of the regret)" for f in failing]
+    return (
+        f"Regret {_f(b.mean, 2)}: {b.n_catastrophic} of {b.n_scenes} scenes above {b.threshold:g} points hold "
+        f"{_pct(b.catastrophic_share)} of it (mean without them {_f(b.mean_without_catastrophic, 2)}); favourites "
+        f"failing {'; '.join(parts) if parts else 'no multiplier or EC'}."
+    )
 
 
 def _shift(report: RewardReport) -> str:
@@ -316,6 +352,7 @@ def report_json(report: RewardReport, missing_pictures: Sequence[str]) -> dict[s
             "sub_scores": report.main.sub_scores,
             "epdms": {"correlations": report.main.correlations, "headline": report.main.headline()},
             "ranking": {"pairwise": report.main.pairwise, "regret": report.main.regret, "expert": report.main.expert},
+            "regret_breakdown": report.main.regret_breakdown,
             "worst": {"candidates": report.main.worst, "missing_pictures": list(missing_pictures)},
             "ablation": [
                 {
@@ -355,9 +392,9 @@ def markdown_summary(report: RewardReport) -> str:
     for t in a.targets:
         bound = ">=" if TARGETS[t.key].higher_is_better else "<="
         verdict = "met" if t.met else "missed"
-        lines.append(
-            f"| {t.name} | {bound} {_f(t.threshold, 2)} | {_f(t.value)} | {verdict} | {_f(abs(t.margin))} |"
-        )
+        lines.append(f"| {t.name} | {bound} {_f(t.threshold, 2)} | {_f(t.value)} | {verdict} | {_f(abs(t.margin))} |")
+    if a.regret_breakdown is not None:
+        lines += ["", regret_breakdown_line(a.regret_breakdown)]
     if report.settings.get("selection"):
         lines += ["", f"Favourite of each scene (top-1 regret) by: {report.settings['selection']}."]
     for title, rows in (("IRL-term ablation", report.ablation), ("Distribution shift", report.shift)):
