@@ -62,7 +62,7 @@ from sim_bridges.embedded.recorder import (
 from sim_bridges.embedded.render.sensors import SensorRenderer
 from sim_bridges.embedded.road_users import RoadUser, road_user_fields
 from sim_bridges.embedded.scenario_world import ScenarioInstance, build_scenario
-from sim_bridges.embedded.vector_update import user_table
+from sim_bridges.embedded.vector_update import Column, current_state
 from sim_bridges.embedded.world import DT, World
 
 #: Spacing of a route's dense poses [m] (``RouteProgress`` looks two points ahead per 10 Hz tick).
@@ -277,7 +277,6 @@ class EmbeddedEnv:
         world.vectorised = self.config.vectorised
         self._world, self._step_index, self._frames = world, 0, {}
         self._constants = user_constants(world)
-        self._parked: tuple[Any, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._boxes: np.ndarray | None = None
         self._traffic: np.ndarray | None = None
         self._tick_traffic: tuple[float, float | None] | None = None
@@ -397,16 +396,9 @@ class EmbeddedEnv:
         users = world.road_users
         if len(self._constants[0]) != len(users):  # road users added or removed since the reset
             self._constants = user_constants(world)
-        if world.vectorised:  # parked road users never change (``vector_update.UserTable``): read the others
-            table = user_table(world)
-            if self._parked is None or self._parked[0] is not table:
-                both = np.array([(u.speed, u.target_speed) for u in users], dtype=np.float64).reshape(-1, 2)
-                movers = np.array([k - 1 for k in table.mover_index if k > 0], dtype=np.intp)
-                self._parked = (table, movers, both[:, 0].copy(), both[:, 1].copy())
-            _, movers, speeds, targets = self._parked
-            speeds, targets = speeds.copy(), targets.copy()
-            speeds[movers] = [users[k].speed for k in movers]
-            targets[movers] = [users[k].target_speed for k in movers]
+        state = current_state(world) if world.vectorised else None
+        if state is not None:  # the world's state columns (``vector_update.WorldState``), the ego's row first
+            speeds, targets = state.cols[1:, Column.SPEED].copy(), state.cols[1:, Column.TARGET_SPEED].copy()
         else:
             speeds = np.array([u.speed for u in users], dtype=np.float64)
             targets = np.array([u.target_speed for u in users], dtype=np.float64)

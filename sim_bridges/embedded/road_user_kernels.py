@@ -7,6 +7,9 @@ the leader on the user's path (each nearby object's centre projected on the user
 lateral-overlap rules of a planned manoeuvre), people about to cross (their predicted walk projected likewise),
 the stop-line gap (given, computed by the world), the curve speed and the IDM/ACC model.
 
+``integrate``: the movers' speeds, arc lengths and accelerations after one step, in place in the world's state
+columns (``World.step``'s integration, in its order of arithmetic: bit for bit the same).
+
 ``pose_kernel``: every road user's pose on its path at its arc length and lateral offset (``Path.pose_at``).
 
 Each step of arithmetic is written in the order of the numpy and scalar code it replaces, so that the results
@@ -27,12 +30,19 @@ from sim_bridges.embedded.paths import Path
 from sim_bridges.embedded.vector_update import IDM_FIELDS, Column
 
 #: The state matrix's columns and the IDM parameters' (compile-time constants of the loops below).
-S, SPEED, ACCEL, LATERAL, TARGET_SPEED = (int(c) for c in (Column.S, Column.SPEED, Column.ACCEL, Column.LATERAL,
-                                                              Column.TARGET_SPEED))
+S, SPEED, ACCEL, LATERAL, TARGET_SPEED = (
+    int(c) for c in (Column.S, Column.SPEED, Column.ACCEL, Column.LATERAL, Column.TARGET_SPEED)
+)
+START_TIME, REACTIVE = int(Column.START_TIME), int(Column.REACTIVE)
 MANOEUVRING, MANOEUVRE_S0, MANOEUVRE_LENGTH, MANOEUVRE_START, MANOEUVRE_END = (
     int(c)
-    for c in (Column.MANOEUVRING, Column.MANOEUVRE_S0, Column.MANOEUVRE_LENGTH, Column.MANOEUVRE_START,
-              Column.MANOEUVRE_END)
+    for c in (
+        Column.MANOEUVRING,
+        Column.MANOEUVRE_S0,
+        Column.MANOEUVRE_LENGTH,
+        Column.MANOEUVRE_START,
+        Column.MANOEUVRE_END,
+    )
 )
 MIN_GAP, HEADWAY, ACCEL_MAX, DECEL_COMFORT, DELTA, DECEL_MAX = (
     IDM_FIELDS.index(name) for name in ("min_gap", "headway", "accel_max", "decel_comfort", "delta", "decel_max")
@@ -414,6 +424,51 @@ def kernel(
             lowest = min(lowest, v_curve * v_curve + decel * room)
         v0 = min(cols[i, TARGET_SPEED], math.sqrt(lowest))
         out[u] = _acc(cols[i, SPEED], v0, gap, lead_speed, lead_accel, idm[i], coolness)
+    return out
+
+
+@njit(cache=True)
+def integrate(
+    rows: np.ndarray,
+    acc: np.ndarray,
+    cols: np.ndarray,
+    background: np.ndarray,
+    path_length: np.ndarray,
+    wait: np.ndarray,
+    now: float,
+    dt: float,
+) -> np.ndarray:
+    """One step of ``dt`` [s] of the road users ``rows`` ``(R,)``, in place in ``cols`` (``World.step``'s integration).
+
+    A static or not yet started user only has its acceleration zeroed; background life keeps its target speed (0
+    from the end of its path on); a person crossing on its own path (not reactive) keeps its pace unless it waits
+    (``wait`` ``(N,)``); every other user takes its acceleration ``acc`` ``(N,)`` [m/s^2], never reversing. The
+    arc length advances by the mean of the old and new speeds; the arithmetic is the scalar loop's, in its order.
+
+    Returns:
+        per row ``(R,)``: 0 not moved (static or not started), 1 moved, 2 moved and its target speed set to 0.
+    """
+    out = np.zeros(rows.shape[0], dtype=np.int8)
+    for r in range(rows.shape[0]):
+        k = rows[r]
+        if cols[k, TARGET_SPEED] <= 0.0 or now < cols[k, START_TIME]:
+            cols[k, ACCEL] = 0.0
+            continue
+        out[r] = 1
+        speed = cols[k, SPEED]
+        if background[k]:
+            if cols[k, S] >= path_length[k]:
+                cols[k, TARGET_SPEED] = 0.0
+                out[r] = 2
+            new_speed = cols[k, TARGET_SPEED]
+        elif not cols[k, REACTIVE] > 0:
+            new_speed = 0.0 if wait[k] else cols[k, TARGET_SPEED]
+        else:
+            v = speed + acc[k] * dt
+            new_speed = v if v > 0.0 else 0.0  # ``max(0.0, v)``
+        cols[k, S] += 0.5 * (speed + new_speed) * dt
+        cols[k, ACCEL] = (new_speed - speed) / dt
+        cols[k, SPEED] = new_speed
     return out
 
 

@@ -11,6 +11,11 @@ decisions are made for all of them in one call, for the closed-loop env (``World
 * ``road_user_kernels.kernel`` (compiled with numba) makes the leader, crossing, curve and ACC decisions in one
   loop over the (road user, object) pairs, with ``Path.project``'s arithmetic.
 
+A vectorised world also steps here (``step``): its road users' changing state is held as columns (``WorldState``)
+that the compiled loops read and the integration (``road_user_kernels.integrate``) updates in place; the objects
+get their arc lengths, speeds and accelerations written back each step, and ``poses`` and the env's snapshot read
+the columns.
+
 The recorded logs keep the scalar loop (byte-identical splits); ``tests/sim_bridges/embedded/test_vector_update.py``
 proves both agree within float tolerance on rollouts of every family.
 """
@@ -221,6 +226,13 @@ class UserTable:
         # Users whose pose is not their path's at (s, lateral) (``ego_control.FreeEgo``).
         self.own_pose = np.array([type(u).pose is not RoadUser.pose for u in users])
         self.own_pose_index = np.flatnonzero(self.own_pose).tolist()
+        # What ``step`` reads: the rows whose objects change outside the compiled integration at the start of a step
+        # (the ego, driven or planning its lateral moves; the scheduled users), the people crossing on their own
+        # paths among the movers (they wait for vehicles), background life, each path's length.
+        self.refresh_rows = sorted({0, *self.scheduled_index}) if users else []
+        self.walker_rows = [k for k in self.mover_index if not users[k].reactive and not users[k].background]
+        self.background = np.array([u.background for u in users], dtype=np.bool_)
+        self.path_length = np.array([u.path.length for u in users], dtype=np.float64)
 
 
 def _point_segment_distance(points: FloatArray, start: FloatArray, d: FloatArray) -> FloatArray:
@@ -230,14 +242,23 @@ def _point_segment_distance(points: FloatArray, start: FloatArray, d: FloatArray
     return np.hypot(*(rel - t[:, None] * d).T)
 
 
-def _poses_of(users: list[RoadUser], table: UserTable, rows: IntArray) -> FloatArray:
-    """Poses ``(R, 3)`` of the road users ``rows`` ``(R,)`` (box centres, lateral manoeuvres' slopes included)."""
-    chosen = [users[k] for k in rows.tolist()]
-    s = np.fromiter([u.s for u in chosen], np.float64, len(chosen))
-    lateral = np.fromiter([u.lateral for u in chosen], np.float64, len(chosen))
+def _poses_of(users: list[RoadUser], table: UserTable, rows: IntArray, cols: FloatArray | None = None) -> FloatArray:
+    """Poses ``(R, 3)`` of the road users ``rows`` ``(R,)`` (box centres, lateral manoeuvres' slopes included).
+
+    ``cols``: the world's ``WorldState.cols`` ``(N, C)``, to read the arc lengths and offsets from (else the objects).
+    """
+    if cols is None:
+        chosen = [users[k] for k in rows.tolist()]
+        s = np.fromiter([u.s for u in chosen], np.float64, len(chosen))
+        lateral = np.fromiter([u.lateral for u in chosen], np.float64, len(chosen))
+        turning = [r for r, u in enumerate(chosen) if u.manoeuvre is not None]
+    else:
+        s, lateral = cols[rows, Column.S], cols[rows, Column.LATERAL]
+        turning = np.flatnonzero(cols[rows, Column.MANOEUVRING]).tolist()
     out = table.paths.pose_batch(table.path[rows], s, lateral)
-    for r in [r for r, u in enumerate(chosen) if u.manoeuvre is not None]:
-        out[r, SE2Index.HEADING] += float(np.arctan(chosen[r].manoeuvre.slope(chosen[r].s)))  # type: ignore[union-attr]
+    for r in turning:
+        user = users[int(rows[r])]
+        out[r, SE2Index.HEADING] += float(np.arctan(user.manoeuvre.slope(user.s)))  # type: ignore[union-attr]
     return out
 
 
@@ -245,15 +266,16 @@ def poses(world: World) -> FloatArray:
     """``World.poses`` of every road user at once ``(N, 3)`` (box centres, lateral manoeuvres' slopes included).
 
     The parked road users' poses (``UserTable``: the step never changes them) are made once per table; each call
-    computes the others' (the same arithmetic row by row).
+    computes the others' (the same arithmetic row by row), from the world's state columns where they are current.
     """
     users = world.road_users_and_ego
     table = user_table(world)
+    state = current_state(world, table)
     if table.parked_poses is None:
         table.parked_poses = _poses_of(users, table, table.parked_rows)
     out = np.empty((len(users), len(SE2Index)))
     out[table.parked_rows] = table.parked_poses
-    out[table.mover_rows] = _poses_of(users, table, table.mover_rows)
+    out[table.mover_rows] = _poses_of(users, table, table.mover_rows, None if state is None else state.cols)
     for k in table.own_pose_index:
         if users[k].manoeuvre is None:
             out[k] = users[k].pose  # a user with a pose of its own (the free ego)
@@ -276,8 +298,10 @@ def _stop_gap(world: World, user: RoadUser) -> float:
     That is for a user with no stop line and no hold point that is in its lane or changing lanes (most of the
     traffic between junctions): ``World._stop_gap`` returns inf for it too.
     """
-    if not user.stops and user.hold_s == math.inf and (
-        user.manoeuvre is not None or abs(user.lateral - user.home_lateral) <= 1.0
+    if (
+        not user.stops
+        and user.hold_s == math.inf
+        and (user.manoeuvre is not None or abs(user.lateral - user.home_lateral) <= 1.0)
     ):
         return math.inf
     return world._stop_gap(user)
@@ -287,18 +311,25 @@ def _stop_gap(world: World, user: RoadUser) -> float:
 _RULES: dict[str, FloatArray] = {}
 
 
-def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray:
-    """``World.accelerations`` for every road user at once (see the module docstring)."""
+def accelerations(
+    world: World, skip_ego: bool, poses: FloatArray, cols: FloatArray | None = None, table: UserTable | None = None
+) -> FloatArray:
+    """``World.accelerations`` for every road user at once (see the module docstring).
+
+    ``cols``: the state of every road user ``(N, C)`` (``WorldState.cols``), if the caller holds it (else it is read
+    from the objects); ``table``: the world's ``user_table``, if the caller has it.
+    """
     from sim_bridges.embedded.road_user_kernels import kernel
     from sim_bridges.embedded.world import CURVE_PREVIEW
 
     everyone = world.road_users_and_ego
     acc = np.zeros(len(everyone))
-    fixed = user_table(world)
-    # Background life (parked off the road, walking beside it) reacts to no one and no one to it: only the others'
-    # state is read (their rows of ``cols``; background rows stay zero and are never read).
-    cols = np.zeros((len(everyone), len(Column)))  # (N, C)
-    cols[fixed.interacting_index] = state_columns([everyone[k] for k in fixed.interacting_index])
+    fixed = user_table(world) if table is None else table
+    if cols is None:
+        # Background life (parked off the road, walking beside it) reacts to no one and no one to it: only the
+        # others' state is read (their rows of ``cols``; background rows stay zero and are never read).
+        cols = np.zeros((len(everyone), len(Column)))  # (N, C)
+        cols[fixed.interacting_index] = state_columns([everyone[k] for k in fixed.interacting_index])
     mine = cols[fixed.interacting_index]
     moving = ~(mine[:, Column.TARGET_SPEED] <= 0.0)  # not ``RoadUser.is_static``
     started = (world.time >= mine[:, Column.START_TIME]) & (mine[:, Column.REACTIVE] > 0)
@@ -330,3 +361,100 @@ def accelerations(world: World, skip_ego: bool, poses: FloatArray) -> FloatArray
         fixed.crossing, fixed.idm_matrix, futures, stop, ints, floats, rules, CURVE_PREVIEW,
     )  # fmt: skip
     return acc
+
+
+class WorldState:
+    """A vectorised world's road users' changing state as columns, valid at one world time.
+
+    ``step`` integrates the movers in ``cols`` in place (``road_user_kernels.integrate``) and writes their arc
+    lengths, speeds and accelerations back to the objects (which the recorder, the labels, the expert and the
+    world's own rules read); ``poses`` and the env's snapshot read ``cols``. The rows whose objects change
+    outside the compiled integration (the ego, scheduled users, lateral manoeuvres) are re-read from their objects
+    where they change. Code that changes a road user's state between steps of a vectorised world makes the
+    columns stale: ``invalidate`` (they are re-read from the objects at the next step).
+
+    Attributes:
+        table: the ``UserTable`` the rows follow.
+        cols: ``state_columns`` of everyone ``(N, len(Column))``.
+        time: the world time [s] at which ``cols`` holds the objects' state.
+    """
+
+    def __init__(self, table: UserTable, time: float) -> None:
+        self.table = table
+        self.cols = state_columns(table.users)
+        self.time = time
+
+
+def current_state(world: World, table: UserTable | None = None) -> WorldState | None:
+    """The world's ``WorldState`` if it holds the state now (same road users, same time), else None."""
+    state: WorldState | None = world.__dict__.get("_state")
+    if state is None or state.time != world.time:
+        return None
+    return state if state.table is (user_table(world) if table is None else table) else None
+
+
+def invalidate(world: World) -> None:
+    """Drop the world's state columns: the next vectorised step re-reads them from the road users."""
+    world.__dict__.pop("_state", None)
+
+
+def _refresh(state: WorldState, rows: list[int]) -> None:
+    """Re-read the rows ``rows`` of ``state.cols`` from their objects."""
+    users = state.table.users
+    state.cols[rows] = state_columns([users[k] for k in rows])
+
+
+def step(world: World, ego_accel: float | None) -> None:
+    """``World.step`` of a vectorised world: the same rules and arithmetic, the movers integrated in columns.
+
+    The schedules and the expert's lateral plan (Python, on the objects); the accelerations from the state columns
+    (``kernel``); the people crossing wait for vehicles (``World._people_wait``); the integration of every mover in
+    one compiled loop over the columns (``road_user_kernels.integrate``, ``World.step``'s arithmetic); arc
+    lengths, speeds and accelerations written back to the objects; lateral manoeuvres advanced on the objects; the
+    free ego's controller; the time.
+    """
+    from sim_bridges.embedded.expert import plan_lateral
+    from sim_bridges.embedded.road_user_kernels import integrate
+    from sim_bridges.embedded.world import DT
+
+    table = user_table(world)
+    users = table.users
+    state = current_state(world, table)
+    if state is None:
+        state = world.__dict__["_state"] = WorldState(table, world.time)
+    cols = state.cols
+    world.run_schedules([users[k] for k in table.scheduled_index])
+    if world.plans_lateral(ego_accel):
+        plan_lateral(world, world.ego)
+    _refresh(state, table.refresh_rows)
+    free = world.ego_controller is not None
+    poses = world.poses()  # (N, 3)
+    acc = accelerations(world, ego_accel is not None or free, poses, cols, table)
+    if ego_accel is not None:
+        acc[0] = ego_accel
+    now = world.time
+    wait = np.zeros(len(users), dtype=np.bool_)  # (N,) people crossing who wait for a vehicle this step
+    for k in table.walker_rows:
+        if not (cols[k, Column.TARGET_SPEED] <= 0.0 or now < cols[k, Column.START_TIME]):
+            wait[k] = world._people_wait(users[k], poses)
+    rows = table.mover_rows[1:] if free and len(table.mover_rows) and table.mover_rows[0] == 0 else table.mover_rows
+    moved = integrate(rows, acc, cols, table.background, table.path_length, wait, now, DT)  # (R,)
+    for k, s, speed, accel in zip(
+        rows.tolist(), cols[rows, Column.S].tolist(), cols[rows, Column.SPEED].tolist(),
+        cols[rows, Column.ACCEL].tolist(), strict=True,
+    ):  # fmt: skip
+        user = users[k]
+        user.s, user.speed, user.accel = s, speed, accel
+    stopped = rows[(moved == 2)]
+    for k in stopped.tolist():  # background life at the end of its path
+        users[k].target_speed = 0.0
+    turning = rows[(moved > 0) & (cols[rows, Column.MANOEUVRING] > 0)].tolist()
+    for k in turning:
+        users[k].advance_lateral()
+    if turning:
+        _refresh(state, turning)
+    if world.ego_controller is not None:
+        world.ego_controller(DT)
+    world.time = round(world.time + DT, 9)
+    _refresh(state, [0])
+    state.time = world.time

@@ -261,20 +261,9 @@ class World:
                 return True
         return False
 
-    def step(self, ego_accel: float | None = None) -> None:
-        """Advance 0.1 s. ``ego_accel`` [m/s^2] overrides the ego's own IDM; an ``ego_controller`` drives it instead.
-
-        Everyone reacts to the state at the start of the step (the ego included, whoever drives it), then all
-        move together.
-        """
-        free = self.ego_controller is not None
-        everyone = self.road_users_and_ego
-        scheduled: list[RoadUser] = everyone
-        movers: list[int] | range = range(len(everyone))
-        if self.vectorised:  # only those with a schedule, and not the parked ones (``UserTable``: same steps)
-            table = vector_update.user_table(self)
-            scheduled, movers = [everyone[k] for k in table.scheduled_index], table.mover_index
-        for user in scheduled:
+    def run_schedules(self, users: list[RoadUser]) -> None:
+        """Apply the speed schedules and scripted lane changes of ``users`` that are due now."""
+        for user in users:
             while user.speed_schedule and user.speed_schedule[0][0] <= self.time:
                 speed = user.speed_schedule.pop(0)[1]
                 if speed > 0.0:
@@ -286,17 +275,32 @@ class World:
                 user.home_lateral = user.lane_change_to
                 user.start_manoeuvre(user.lane_change_to, brisk=True)
                 user.lane_change_at = None
-        if ego_accel is None and not free and self.ego.expert and round(self.time / DT) % 5 == 0:
+
+    def plans_lateral(self, ego_accel: float | None) -> bool:
+        """Whether the expert ego makes its lateral plan (``expert.plan_lateral``) at this step."""
+        return ego_accel is None and self.ego_controller is None and self.ego.expert and round(self.time / DT) % 5 == 0
+
+    def step(self, ego_accel: float | None = None) -> None:
+        """Advance 0.1 s. ``ego_accel`` [m/s^2] overrides the ego's own IDM; an ``ego_controller`` drives it instead.
+
+        Everyone reacts to the state at the start of the step (the ego included, whoever drives it), then all
+        move together. A vectorised world steps in ``vector_update.step`` (its road users' state held as columns
+        that compiled loops update; the same arithmetic in the same order).
+        """
+        if self.vectorised:
+            vector_update.step(self, ego_accel)
+            return
+        free = self.ego_controller is not None
+        everyone = self.road_users_and_ego
+        self.run_schedules(everyone)
+        if self.plans_lateral(ego_accel):
             plan_lateral(self, self.ego)
         poses = self.poses()  # (N, 3)
         acc = self.accelerations(skip_ego=ego_accel is not None or free, poses=poses)
         if ego_accel is not None:
             acc[0] = ego_accel
-        # Python floats: the same values, cheaper scalar arithmetic (the recorded logs' loop keeps numpy's scalars).
-        accels = acc.tolist() if self.vectorised else acc
         ego, now = self.ego, self.time
-        for k in movers:
-            a, user = accels[k], everyone[k]
+        for a, user in zip(acc, everyone, strict=True):
             if free and user is ego:
                 continue
             if user.target_speed <= 0.0 or now < user.start_time:  # static (``RoadUser.is_static``) or not started

@@ -149,9 +149,7 @@ def test_the_vectorised_env_equals_the_per_user_loop(route: str) -> None:
     for _ in range(12):
         plan = route_follower(envs[0], 0.6 * envs[0].speed_limit)
         fast, loop = (env.step(plan) for env in envs)
-        states = [
-            np.array([[u.s, u.speed, u.accel, u.lateral] for u in env.world.road_users_and_ego]) for env in envs
-        ]
+        states = [np.array([[u.s, u.speed, u.accel, u.lateral] for u in env.world.road_users_and_ego]) for env in envs]
         assert np.abs(states[0] - states[1]).max() < TOLERANCE
         assert np.abs(envs[0].ego.state - envs[1].ego.state).max() < TOLERANCE
         assert [(i.kind, i.other_id) for i in fast[4][InfoKey.INFRACTIONS]] == [
@@ -166,3 +164,44 @@ def test_the_vectorised_env_equals_the_per_user_loop(route: str) -> None:
         if fast[2] or fast[3]:
             assert (fast[2], fast[3]) == (loop[2], loop[3])
             break
+
+
+@pytest.mark.parametrize(("family", "seed"), [("stop_and_go", 2), ("cut_in", 1), ("pedestrian_crossing", 2)])
+def test_state_columns_and_the_road_users_agree_after_each_step(family: str, seed: int) -> None:
+    """A vectorised world's state columns hold exactly what its road users (the recorder's objects) hold, each step.
+
+    Busy scenes with schedules, a scripted cut-in (a lateral manoeuvre), people crossing and background life.
+    """
+    world = build_scenario(load_families()[family], seed).world
+    world.vectorised = True
+    manoeuvres = 0
+    for _ in range(60):
+        world.step()
+        state = vector_update.current_state(world)
+        assert state is not None and state.time == world.time
+        objects = vector_update.state_columns(world.road_users_and_ego)
+        assert np.array_equal(state.cols, objects)  # bit for bit, every road user and column
+        table = vector_update.user_table(world)
+        from_objects = vector_update._poses_of(world.road_users_and_ego, table, table.mover_rows)
+        assert np.array_equal(vector_update.poses(world)[table.mover_rows], from_objects)
+        manoeuvres += int(state.cols[:, vector_update.Column.MANOEUVRING].sum())
+    assert manoeuvres > 0 or family != "cut_in"  # the cut-in's lane change ran through the columns
+
+
+def test_changed_road_users_are_reread_after_invalidate() -> None:
+    """A road user changed between steps (outside ``World.step``) is read again once the columns are dropped."""
+    family = load_families()["lead_vehicle"]
+    loop, batch = build_scenario(family, 0).world, build_scenario(family, 0).world
+    batch.vectorised = True
+    for world in (loop, batch):
+        for _ in range(5):
+            world.step()
+    lead = next(k for k, u in enumerate(batch.road_users) if u.reactive and not u.background and u.speed > 1.0)
+    for world in (loop, batch):
+        world.road_users[lead].speed = 0.0
+    vector_update.invalidate(batch)
+    assert vector_update.current_state(batch) is None
+    for world in (loop, batch):
+        world.step()
+    assert batch.road_users[lead].s == loop.road_users[lead].s  # moved from the changed speed
+    assert np.allclose(batch.poses(), loop.poses(), atol=1e-9)
