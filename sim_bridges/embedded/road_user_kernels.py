@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit
 
 from sim_bridges.embedded.paths import Path
-from sim_bridges.embedded.vector_update import IDM_FIELDS, Column
+from sim_bridges.embedded.vector_update import ENDED, IDM_FIELDS, MOVED, TURNING, Column
 
 #: The state matrix's columns and the IDM parameters' (compile-time constants of the loops below).
 S, SPEED, ACCEL, LATERAL, TARGET_SPEED = (
@@ -437,7 +437,7 @@ def integrate(
     wait: np.ndarray,
     now: float,
     dt: float,
-) -> np.ndarray:
+) -> tuple[np.ndarray, int]:
     """One step of ``dt`` [s] of the road users ``rows`` ``(R,)``, in place in ``cols`` (``World.step``'s integration).
 
     A static or not yet started user only has its acceleration zeroed; background life keeps its target speed (0
@@ -446,20 +446,22 @@ def integrate(
     arc length advances by the mean of the old and new speeds; the arithmetic is the scalar loop's, in its order.
 
     Returns:
-        per row ``(R,)``: 0 not moved (static or not started), 1 moved, 2 moved and its target speed set to 0.
+        the flags of each row ``(R,)`` (``vector_update.MOVED``, ``ENDED``: its target speed set to 0, ``TURNING``:
+        moved with a lateral manoeuvre under way) and their union.
     """
     out = np.zeros(rows.shape[0], dtype=np.int8)
+    seen = 0
     for r in range(rows.shape[0]):
         k = rows[r]
         if cols[k, TARGET_SPEED] <= 0.0 or now < cols[k, START_TIME]:
             cols[k, ACCEL] = 0.0
             continue
-        out[r] = 1
+        flags = MOVED
         speed = cols[k, SPEED]
         if background[k]:
             if cols[k, S] >= path_length[k]:
                 cols[k, TARGET_SPEED] = 0.0
-                out[r] = 2
+                flags |= ENDED
             new_speed = cols[k, TARGET_SPEED]
         elif not cols[k, REACTIVE] > 0:
             new_speed = 0.0 if wait[k] else cols[k, TARGET_SPEED]
@@ -469,13 +471,50 @@ def integrate(
         cols[k, S] += 0.5 * (speed + new_speed) * dt
         cols[k, ACCEL] = (new_speed - speed) / dt
         cols[k, SPEED] = new_speed
-    return out
+        if cols[k, MANOEUVRING] > 0:
+            flags |= TURNING
+        out[r] = flags
+        seen |= flags
+    return out, seen
 
 
 @njit(cache=True)
 def _wrap(angle: float) -> float:
     """``geometry.wrap_angle`` of one angle [rad] into ``[-pi, pi)``."""
     return (angle + math.pi) % (2.0 * math.pi) - math.pi
+
+
+@njit(cache=True)
+def _pose_at(
+    path: int,
+    s: float,
+    lateral: float,
+    out: np.ndarray,
+    row: int,
+    offset: np.ndarray,
+    count: np.ndarray,
+    vertex_s: np.ndarray,
+    ax: np.ndarray,
+    ay: np.ndarray,
+    s0: np.ndarray,
+    seg_len: np.ndarray,
+    heading: np.ndarray,
+) -> None:
+    """``out[row]``: the pose at arc length ``s`` and lateral offset ``lateral`` on ``path`` (``Path.pose_at``)."""
+    n = count[path]
+    i = min(max(_count_vertices(vertex_s, path, s, False) - 1, 0), n - 1)
+    g = offset[path] + i
+    cur = heading[g]
+    along = s - s0[g]
+    x = ax[g] + along * math.cos(cur)
+    y = ay[g] + along * math.sin(cur)
+    h_start = cur + 0.5 * _wrap(heading[g - 1] - cur) if i > 0 else cur
+    h_end = cur + 0.5 * _wrap(heading[g + 1] - cur) if i < n - 1 else cur
+    alpha = min(max(along / seg_len[g], 0.0), 1.0)
+    h = _wrap(h_start + alpha * _wrap(h_end - h_start))
+    out[row, 0] = x - lateral * math.sin(h)
+    out[row, 1] = y + lateral * math.cos(h)
+    out[row, 2] = h
 
 
 @njit(cache=True)
@@ -499,22 +538,38 @@ def pose_kernel(
     """
     out = np.empty((s.shape[0], 3))
     for k in range(s.shape[0]):
-        path = user_path[k]
-        n = count[path]
-        i = min(max(_count_vertices(vertex_s, path, s[k], False) - 1, 0), n - 1)
-        g = offset[path] + i
-        cur = heading[g]
-        along = s[k] - s0[g]
-        x = ax[g] + along * math.cos(cur)
-        y = ay[g] + along * math.sin(cur)
-        h_start = cur + 0.5 * _wrap(heading[g - 1] - cur) if i > 0 else cur
-        h_end = cur + 0.5 * _wrap(heading[g + 1] - cur) if i < n - 1 else cur
-        alpha = min(max(along / seg_len[g], 0.0), 1.0)
-        h = _wrap(h_start + alpha * _wrap(h_end - h_start))
-        out[k, 0] = x - lateral[k] * math.sin(h)
-        out[k, 1] = y + lateral[k] * math.cos(h)
-        out[k, 2] = h
+        _pose_at(user_path[k], s[k], lateral[k], out, k, offset, count, vertex_s, ax, ay, s0, seg_len, heading)
     return out
+
+
+@njit(cache=True)
+def state_poses(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    user_path: np.ndarray,
+    out: np.ndarray,
+    offset: np.ndarray,
+    count: np.ndarray,
+    vertex_s: np.ndarray,
+    ax: np.ndarray,
+    ay: np.ndarray,
+    s0: np.ndarray,
+    seg_len: np.ndarray,
+    heading: np.ndarray,
+) -> int:
+    """``pose_kernel`` of the road users ``rows`` ``(R,)`` at their state columns' arc lengths and offsets.
+
+    The poses go into their rows of ``out`` ``(N, 3)``; returns how many of them have a lateral manoeuvre under way
+    (whose headings the caller turns by the manoeuvre's slope).
+    """
+    turning = 0
+    for r in range(rows.shape[0]):
+        k = rows[r]
+        _pose_at(user_path[k], cols[k, S], cols[k, LATERAL], out, k, offset, count, vertex_s, ax, ay, s0, seg_len,
+                 heading)  # fmt: skip
+        if cols[k, MANOEUVRING] > 0:
+            turning += 1
+    return turning
 
 
 #: Each path's arrays as ``project_on_path`` passes them (contiguous copies, made once per path).

@@ -44,6 +44,9 @@ IntArray = npt.NDArray[np.intp]
 CHUNK = 16
 #: Slack [m] of the lateral pre-check against rounding.
 BOUND_SLACK = 1e-6
+#: ``road_user_kernels.integrate``'s flags per row: moved, its target speed set to 0 (the end of a background
+#: path), moved while a lateral manoeuvre is under way.
+MOVED, ENDED, TURNING = 1, 2, 4
 #: Times [s] at which people about to cross are predicted (``World._crossing_gap``'s horizon).
 CROSSING_TIMES = np.arange(0.0, 4.0 + 1e-9, 0.5)
 
@@ -222,16 +225,24 @@ class UserTable:
         self.mover_rows = np.array(self.mover_index, dtype=np.intp)  # (M,)
         self.mover_paths = self.path[self.mover_rows]  # (M,)
         self.parked_rows = np.array(sorted(parked), dtype=np.intp)  # (N - M,)
-        self.parked_poses: FloatArray | None = None  # (N - M, 3) their poses, made at the first ``poses`` call
+        self.parked_poses: FloatArray | None = None  # (N, 3) the parked users' rows, made at the first ``poses`` call
+        #: ``(world time, ego, list of the others, its length)`` when ``user_table`` last checked the users.
+        self.seen: tuple[float, RoadUser, list[RoadUser], int] | None = None
         # Users whose pose is not their path's at (s, lateral) (``ego_control.FreeEgo``).
         self.own_pose = np.array([type(u).pose is not RoadUser.pose for u in users])
         self.own_pose_index = np.flatnonzero(self.own_pose).tolist()
-        # What ``step`` reads: the rows whose objects change outside the compiled integration at the start of a step
-        # (the ego, driven or planning its lateral moves; the scheduled users), the people crossing on their own
-        # paths among the movers (they wait for vehicles), background life, each path's length.
-        self.refresh_rows = sorted({0, *self.scheduled_index}) if users else []
+        # What ``step`` reads: the people crossing on their own paths among the movers (they wait for vehicles),
+        # background life, each path's length.
         self.walker_rows = [k for k in self.mover_index if not users[k].reactive and not users[k].background]
         self.background = np.array([u.background for u in users], dtype=np.bool_)
+        # Users that never have a stop line or a hold point: none now, no schedule and not the ego (whose hold
+        # point the expert sets); only a schedule changes a home lateral offset.
+        scheduled = set(self.scheduled_index)
+        self.steady = np.array(
+            [k > 0 and not u.stops and u.hold_s == math.inf and k not in scheduled for k, u in enumerate(users)],
+            dtype=np.bool_,
+        )
+        self.home_lateral = np.array([u.home_lateral for u in users], dtype=np.float64)
         self.path_length = np.array([u.path.length for u in users], dtype=np.float64)
 
 
@@ -242,23 +253,14 @@ def _point_segment_distance(points: FloatArray, start: FloatArray, d: FloatArray
     return np.hypot(*(rel - t[:, None] * d).T)
 
 
-def _poses_of(users: list[RoadUser], table: UserTable, rows: IntArray, cols: FloatArray | None = None) -> FloatArray:
-    """Poses ``(R, 3)`` of the road users ``rows`` ``(R,)`` (box centres, lateral manoeuvres' slopes included).
-
-    ``cols``: the world's ``WorldState.cols`` ``(N, C)``, to read the arc lengths and offsets from (else the objects).
-    """
-    if cols is None:
-        chosen = [users[k] for k in rows.tolist()]
-        s = np.fromiter([u.s for u in chosen], np.float64, len(chosen))
-        lateral = np.fromiter([u.lateral for u in chosen], np.float64, len(chosen))
-        turning = [r for r, u in enumerate(chosen) if u.manoeuvre is not None]
-    else:
-        s, lateral = cols[rows, Column.S], cols[rows, Column.LATERAL]
-        turning = np.flatnonzero(cols[rows, Column.MANOEUVRING]).tolist()
+def _poses_of(users: list[RoadUser], table: UserTable, rows: IntArray) -> FloatArray:
+    """Poses ``(R, 3)`` of the road users ``rows`` ``(R,)`` (box centres, lateral manoeuvres' slopes included)."""
+    chosen = [users[k] for k in rows.tolist()]
+    s = np.fromiter([u.s for u in chosen], np.float64, len(chosen))
+    lateral = np.fromiter([u.lateral for u in chosen], np.float64, len(chosen))
     out = table.paths.pose_batch(table.path[rows], s, lateral)
-    for r in turning:
-        user = users[int(rows[r])]
-        out[r, SE2Index.HEADING] += float(np.arctan(user.manoeuvre.slope(user.s)))  # type: ignore[union-attr]
+    for r in [r for r, u in enumerate(chosen) if u.manoeuvre is not None]:
+        out[r, SE2Index.HEADING] += float(np.arctan(chosen[r].manoeuvre.slope(chosen[r].s)))  # type: ignore[union-attr]
     return out
 
 
@@ -268,14 +270,28 @@ def poses(world: World) -> FloatArray:
     The parked road users' poses (``UserTable``: the step never changes them) are made once per table; each call
     computes the others' (the same arithmetic row by row), from the world's state columns where they are current.
     """
-    users = world.road_users_and_ego
     table = user_table(world)
+    users = table.users
     state = current_state(world, table)
     if table.parked_poses is None:
-        table.parked_poses = _poses_of(users, table, table.parked_rows)
-    out = np.empty((len(users), len(SE2Index)))
-    out[table.parked_rows] = table.parked_poses
-    out[table.mover_rows] = _poses_of(users, table, table.mover_rows, None if state is None else state.cols)
+        table.parked_poses = np.zeros((len(users), len(SE2Index)))
+        table.parked_poses[table.parked_rows] = _poses_of(users, table, table.parked_rows)
+    out = table.parked_poses.copy()
+    if state is None:
+        out[table.mover_rows] = _poses_of(users, table, table.mover_rows)
+    else:
+        from sim_bridges.embedded.road_user_kernels import state_poses
+
+        ints, floats = table.paths.kernel_arrays()
+        cols = state.cols
+        turning = state_poses(
+            table.mover_rows, cols, table.path, out, ints[0], ints[1], floats[13], floats[0], floats[1], floats[6],
+            floats[5], floats[16],
+        )  # fmt: skip
+        if turning:
+            for k in table.mover_rows[cols[table.mover_rows, Column.MANOEUVRING] > 0].tolist():
+                user = users[k]
+                out[k, SE2Index.HEADING] += float(np.arctan(user.manoeuvre.slope(user.s)))  # type: ignore[union-attr]
     for k in table.own_pose_index:
         if users[k].manoeuvre is None:
             out[k] = users[k].pose  # a user with a pose of its own (the free ego)
@@ -283,12 +299,22 @@ def poses(world: World) -> FloatArray:
 
 
 def user_table(world: World) -> UserTable:
-    """The world's ``UserTable``, rebuilt when its road users change (paths and sizes never do)."""
+    """The world's ``UserTable``, rebuilt when its road users change (paths and sizes never do).
+
+    Each road user is checked to be the table's once per world time (and when the ego, the list of road users or
+    its length change); later calls at the same time trust that check, as ``World.poses``' cache does.
+    """
+    table: UserTable | None = world.__dict__.get("_user_table")
+    others = world.road_users
+    if table is not None and table.seen is not None:
+        time, ego, listed, count = table.seen
+        if time == world.time and ego is world.ego and listed is others and count == len(others):
+            return table
     users = world.road_users_and_ego
-    table = getattr(world, "_user_table", None)
     if table is None or len(table.users) != len(users) or not all(map(operator.is_, table.users, users)):
         table = UserTable(users, table.paths if table is not None else None)
         world._user_table = table  # type: ignore[attr-defined]
+    table.seen = (world.time, world.ego, others, len(others))
     return table
 
 
@@ -305,6 +331,23 @@ def _stop_gap(world: World, user: RoadUser) -> float:
     ):
         return math.inf
     return world._stop_gap(user)
+
+
+def _stop_gaps(world: World, table: UserTable, cols: FloatArray, idx: IntArray) -> FloatArray:
+    """``_stop_gap`` of the users ``idx`` ``(U,)``, the plainly infinite ones told from the state columns.
+
+    A user that never has a stop line or a hold point (``UserTable.steady``: none when the table is made and no
+    schedule to set one) in its lane or changing lanes gets inf without a call, as ``_stop_gap`` answers.
+    """
+    lateral = cols[idx, Column.LATERAL]
+    plain = table.steady[idx] & (
+        (cols[idx, Column.MANOEUVRING] > 0) | (np.abs(lateral - table.home_lateral[idx]) <= 1.0)
+    )
+    stop = np.full(len(idx), math.inf)
+    users = table.users
+    for u in np.flatnonzero(~plain).tolist():
+        stop[u] = _stop_gap(world, users[int(idx[u])])
+    return stop
 
 
 #: The kernel's rule constants as one array, made at the first call (they are module constants).
@@ -344,7 +387,7 @@ def accelerations(
         other = everyone[j]
         walking = np.maximum(0.0, CROSSING_TIMES - max(0.0, other.start_time - world.time))
         futures[j] = other.path.pose_at(other.s + other.speed * walking)[:, : SE2Index.HEADING]
-    stop = np.fromiter([_stop_gap(world, everyone[i]) for i in idx], np.float64, len(idx))  # (U,)
+    stop = _stop_gaps(world, fixed, cols, idx)  # (U,)
     rules = _RULES.get("rules")
     if rules is None:
         from sim_bridges.embedded.idm import ACC_COOLNESS
@@ -426,7 +469,9 @@ def step(world: World, ego_accel: float | None) -> None:
     world.run_schedules([users[k] for k in table.scheduled_index])
     if world.plans_lateral(ego_accel):
         plan_lateral(world, world.ego)
-    _refresh(state, table.refresh_rows)
+        _refresh(state, [0])
+    if table.scheduled_index:
+        _refresh(state, table.scheduled_index)
     free = world.ego_controller is not None
     poses = world.poses()  # (N, 3)
     acc = accelerations(world, ego_accel is not None or free, poses, cols, table)
@@ -438,20 +483,20 @@ def step(world: World, ego_accel: float | None) -> None:
         if not (cols[k, Column.TARGET_SPEED] <= 0.0 or now < cols[k, Column.START_TIME]):
             wait[k] = world._people_wait(users[k], poses)
     rows = table.mover_rows[1:] if free and len(table.mover_rows) and table.mover_rows[0] == 0 else table.mover_rows
-    moved = integrate(rows, acc, cols, table.background, table.path_length, wait, now, DT)  # (R,)
+    moved, seen = integrate(rows, acc, cols, table.background, table.path_length, wait, now, DT)  # (R,), flags
     for k, s, speed, accel in zip(
         rows.tolist(), cols[rows, Column.S].tolist(), cols[rows, Column.SPEED].tolist(),
         cols[rows, Column.ACCEL].tolist(), strict=True,
     ):  # fmt: skip
         user = users[k]
         user.s, user.speed, user.accel = s, speed, accel
-    stopped = rows[(moved == 2)]
-    for k in stopped.tolist():  # background life at the end of its path
-        users[k].target_speed = 0.0
-    turning = rows[(moved > 0) & (cols[rows, Column.MANOEUVRING] > 0)].tolist()
-    for k in turning:
-        users[k].advance_lateral()
-    if turning:
+    if seen & ENDED:
+        for k in rows[(moved & ENDED) > 0].tolist():  # background life at the end of its path
+            users[k].target_speed = 0.0
+    if seen & TURNING:  # lateral manoeuvres (a few users at a time) advance on the objects
+        turning = rows[(moved & TURNING) > 0].tolist()
+        for k in turning:
+            users[k].advance_lateral()
         _refresh(state, turning)
     if world.ego_controller is not None:
         world.ego_controller(DT)

@@ -205,3 +205,21 @@ def test_changed_road_users_are_reread_after_invalidate() -> None:
         world.step()
     assert batch.road_users[lead].s == loop.road_users[lead].s  # moved from the changed speed
     assert np.allclose(batch.poses(), loop.poses(), atol=1e-9)
+
+
+@pytest.mark.parametrize(("family", "seed"), [("merge", 0), ("unsignalised_intersection", 1), ("stop_and_go", 2)])
+def test_stop_gaps_from_the_columns_equal_the_worlds(family: str, seed: int) -> None:
+    """The stop-line gaps told plainly infinite from the columns equal ``World._stop_gap`` of every decided user."""
+    world = build_scenario(load_families()[family], seed).world
+    world.vectorised = True
+    finite = 0
+    for _ in range(50):
+        world.step()
+        table = vector_update.user_table(world)
+        state = vector_update.current_state(world, table)
+        assert state is not None
+        idx = np.flatnonzero(table.interacting & (state.cols[:, vector_update.Column.TARGET_SPEED] > 0))
+        gaps = vector_update._stop_gaps(world, table, state.cols, idx)
+        assert np.array_equal(gaps, [world._stop_gap(table.users[i]) for i in idx])
+        finite += int(np.isfinite(gaps).sum())
+    assert finite > 0  # stop lines, hold points or lane ends were met
