@@ -486,21 +486,15 @@ def _wrap(angle: float) -> float:
 
 @njit(cache=True)
 def _pose_at(
-    path: int,
-    s: float,
-    lateral: float,
-    out: np.ndarray,
-    row: int,
-    offset: np.ndarray,
-    count: np.ndarray,
-    vertex_s: np.ndarray,
-    ax: np.ndarray,
-    ay: np.ndarray,
-    s0: np.ndarray,
-    seg_len: np.ndarray,
-    heading: np.ndarray,
+    path: int, s: float, lateral: float, out: np.ndarray, row: int, table_ints: tuple, table_floats: tuple
 ) -> None:
-    """``out[row]``: the pose at arc length ``s`` and lateral offset ``lateral`` on ``path`` (``Path.pose_at``)."""
+    """``out[row]``: the pose at arc length ``s`` and lateral offset ``lateral`` on ``path`` (``Path.pose_at``).
+
+    ``table_ints`` and ``table_floats``: the ``PathTable``'s arrays (``kernel``'s).
+    """
+    offset, count = table_ints[0], table_ints[1]
+    ax, ay, seg_len, s0 = table_floats[0], table_floats[1], table_floats[5], table_floats[6]
+    vertex_s, heading = table_floats[13], table_floats[16]
     n = count[path]
     i = min(max(_count_vertices(vertex_s, path, s, False) - 1, 0), n - 1)
     g = offset[path] + i
@@ -519,17 +513,7 @@ def _pose_at(
 
 @njit(cache=True)
 def pose_kernel(
-    user_path: np.ndarray,
-    s: np.ndarray,
-    lateral: np.ndarray,
-    offset: np.ndarray,
-    count: np.ndarray,
-    vertex_s: np.ndarray,
-    ax: np.ndarray,
-    ay: np.ndarray,
-    s0: np.ndarray,
-    seg_len: np.ndarray,
-    heading: np.ndarray,
+    user_path: np.ndarray, s: np.ndarray, lateral: np.ndarray, table_ints: tuple, table_floats: tuple
 ) -> np.ndarray:
     """Poses ``(N, 3)`` at arc lengths ``s`` and lateral offsets ``lateral`` ``(N,)`` on paths ``user_path``.
 
@@ -538,24 +522,13 @@ def pose_kernel(
     """
     out = np.empty((s.shape[0], 3))
     for k in range(s.shape[0]):
-        _pose_at(user_path[k], s[k], lateral[k], out, k, offset, count, vertex_s, ax, ay, s0, seg_len, heading)
+        _pose_at(user_path[k], s[k], lateral[k], out, k, table_ints, table_floats)
     return out
 
 
 @njit(cache=True)
 def state_poses(
-    rows: np.ndarray,
-    cols: np.ndarray,
-    user_path: np.ndarray,
-    out: np.ndarray,
-    offset: np.ndarray,
-    count: np.ndarray,
-    vertex_s: np.ndarray,
-    ax: np.ndarray,
-    ay: np.ndarray,
-    s0: np.ndarray,
-    seg_len: np.ndarray,
-    heading: np.ndarray,
+    rows: np.ndarray, cols: np.ndarray, user_path: np.ndarray, out: np.ndarray, table_ints: tuple, table_floats: tuple
 ) -> int:
     """``pose_kernel`` of the road users ``rows`` ``(R,)`` at their state columns' arc lengths and offsets.
 
@@ -565,8 +538,7 @@ def state_poses(
     turning = 0
     for r in range(rows.shape[0]):
         k = rows[r]
-        _pose_at(user_path[k], cols[k, S], cols[k, LATERAL], out, k, offset, count, vertex_s, ax, ay, s0, seg_len,
-                 heading)  # fmt: skip
+        _pose_at(user_path[k], cols[k, S], cols[k, LATERAL], out, k, table_ints, table_floats)
         if cols[k, MANOEUVRING] > 0:
             turning += 1
     return turning

@@ -184,8 +184,7 @@ class PathTable:
         ints, floats = self.kernel_arrays()
         return pose_kernel(
             np.ascontiguousarray(paths, dtype=np.int64), np.ascontiguousarray(s, dtype=np.float64),
-            np.ascontiguousarray(lateral, dtype=np.float64), ints[0], ints[1], floats[13], floats[0], floats[1],
-            floats[6], floats[5], floats[16],
+            np.ascontiguousarray(lateral, dtype=np.float64), ints, floats,
         )  # fmt: skip
 
 
@@ -284,10 +283,7 @@ def poses(world: World) -> FloatArray:
 
         ints, floats = table.paths.kernel_arrays()
         cols = state.cols
-        turning = state_poses(
-            table.mover_rows, cols, table.path, out, ints[0], ints[1], floats[13], floats[0], floats[1], floats[6],
-            floats[5], floats[16],
-        )  # fmt: skip
+        turning = state_poses(table.mover_rows, cols, table.path, out, ints, floats)
         if turning:
             for k in table.mover_rows[cols[table.mover_rows, Column.MANOEUVRING] > 0].tolist():
                 user = users[k]

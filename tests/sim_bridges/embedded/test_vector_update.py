@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
 from scenarios.registry import load_families
 from sim_bridges.embedded import recorder, vector_update
 from sim_bridges.embedded.scenario_world import build_scenario
+from sim_bridges.embedded.world import World
 
 FAMILIES = sorted(load_families())
 #: Largest difference allowed between the two accelerations [m/s^2].
@@ -166,19 +169,26 @@ def test_the_vectorised_env_equals_the_per_user_loop(route: str) -> None:
             break
 
 
+def _vectorised_steps(family: str, seed: int, steps: int) -> Iterator[tuple[World, vector_update.WorldState]]:
+    """The vectorised world of ``family``'s scenario ``seed`` and its current state columns after each step."""
+    world = build_scenario(load_families()[family], seed).world
+    world.vectorised = True
+    for _ in range(steps):
+        world.step()
+        state = vector_update.current_state(world)
+        assert state is not None
+        yield world, state
+
+
 @pytest.mark.parametrize(("family", "seed"), [("stop_and_go", 2), ("cut_in", 1), ("pedestrian_crossing", 2)])
 def test_state_columns_and_the_road_users_agree_after_each_step(family: str, seed: int) -> None:
     """A vectorised world's state columns hold exactly what its road users (the recorder's objects) hold, each step.
 
     Busy scenes with schedules, a scripted cut-in (a lateral manoeuvre), people crossing and background life.
     """
-    world = build_scenario(load_families()[family], seed).world
-    world.vectorised = True
     manoeuvres = 0
-    for _ in range(60):
-        world.step()
-        state = vector_update.current_state(world)
-        assert state is not None and state.time == world.time
+    for world, state in _vectorised_steps(family, seed, 60):
+        assert state.time == world.time
         objects = vector_update.state_columns(world.road_users_and_ego)
         assert np.array_equal(state.cols, objects)  # bit for bit, every road user and column
         table = vector_update.user_table(world)
@@ -210,14 +220,9 @@ def test_changed_road_users_are_reread_after_invalidate() -> None:
 @pytest.mark.parametrize(("family", "seed"), [("merge", 0), ("unsignalised_intersection", 1), ("stop_and_go", 2)])
 def test_stop_gaps_from_the_columns_equal_the_worlds(family: str, seed: int) -> None:
     """The stop-line gaps told plainly infinite from the columns equal ``World._stop_gap`` of every decided user."""
-    world = build_scenario(load_families()[family], seed).world
-    world.vectorised = True
     finite = 0
-    for _ in range(50):
-        world.step()
-        table = vector_update.user_table(world)
-        state = vector_update.current_state(world, table)
-        assert state is not None
+    for world, state in _vectorised_steps(family, seed, 50):
+        table = state.table
         idx = np.flatnonzero(table.interacting & (state.cols[:, vector_update.Column.TARGET_SPEED] > 0))
         gaps = vector_update._stop_gaps(world, table, state.cols, idx)
         assert np.array_equal(gaps, [world._stop_gap(table.users[i]) for i in idx])
