@@ -215,10 +215,18 @@ def _may_reach(
     """Whether a chunk of segments ``[k0, k1)`` may come within ``limit`` [m] of the point.
 
     A chunk's lower bound of the distance is its chord's distance less how far its ``chunk`` segments stray from
-    it; the first chunk whose bound is at most ``limit`` decides (the minimum over chunks is not needed).
+    it; the first chunk whose bound is at most ``limit`` decides (the minimum over chunks is not needed). The
+    chord distance is compared squared, without ``_chunk_bound``'s root: the two roundings differ by about 1e-15 m,
+    far inside the slack the caller adds to ``limit``, so a point ruled out here is still farther than ``limit``
+    less that slack.
     """
     for c in range(k0 // chunk, (k1 - 1) // chunk + 1):
-        if _chunk_bound(px, py, chunk_first + c, cx, cy, cdx, cdy, dev) <= limit:
+        g = chunk_first + c
+        rx, ry = px - cx[g], py - cy[g]
+        t = min(max((rx * cdx[g] + ry * cdy[g]) / max(cdx[g] * cdx[g] + cdy[g] * cdy[g], 1e-12), 0.0), 1.0)
+        ex, ey = rx - t * cdx[g], ry - t * cdy[g]
+        reach = limit + dev[g]
+        if ex * ex + ey * ey <= reach * reach:
             return True
     return False
 
