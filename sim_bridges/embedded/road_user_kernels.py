@@ -147,10 +147,15 @@ def _project(
 @njit(cache=True)
 def _chunk_bound(px: float, py: float, g: int, cx: np.ndarray, cy: np.ndarray, cdx: np.ndarray, cdy: np.ndarray,
                  dev: np.ndarray) -> float:  # fmt: skip
-    """A lower bound [m] of the point's distance to chunk ``g``'s segments: to its chord, less how far they stray."""
+    """A lower bound [m] of the point's distance to chunk ``g``'s segments: to its chord, less how far they stray.
+
+    The chord distance is the root of the squared sum (``hypot`` would scale against overflow, slower; the two
+    differ by about one ulp, far inside the ``PRUNE_SLACK`` its callers keep).
+    """
     rx, ry = px - cx[g], py - cy[g]
     t = min(max((rx * cdx[g] + ry * cdy[g]) / max(cdx[g] * cdx[g] + cdy[g] * cdy[g], 1e-12), 0.0), 1.0)
-    return math.hypot(rx - t * cdx[g], ry - t * cdy[g]) - dev[g]
+    ex, ey = rx - t * cdx[g], ry - t * cdy[g]
+    return math.sqrt(ex * ex + ey * ey) - dev[g]
 
 
 @njit(cache=True)
