@@ -441,6 +441,39 @@ def kernel(
 
 
 @njit(cache=True)
+def decided_users(
+    interacting: np.ndarray, cols: np.ndarray, now: float, skip_ego: bool, steady: np.ndarray, home: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The road users whose accelerations ``kernel`` decides now, and which of them plainly have no stop-line gap.
+
+    Args:
+        interacting: the users others react to, in index order ``(I,)``.
+        cols: the state of everyone ``(N, C)``.
+        now: the world time [s].
+        skip_ego: leave the ego (row 0) out.
+        steady: ``UserTable.steady`` ``(N,)``: never a stop line nor a hold point.
+        home: ``UserTable.home_lateral`` ``(N,)`` [m].
+
+    Returns:
+        the decided users ``(U,)`` (moving: not ``target <= 0``; started; reactive) and for each whether its stop
+        gap is plainly inf ``(U,)`` (steady, and changing lanes or within 1 m of its home offset).
+    """
+    idx = np.empty(interacting.shape[0], dtype=np.int64)
+    plain = np.empty(interacting.shape[0], dtype=np.bool_)
+    m = 0
+    for r in range(interacting.shape[0]):
+        k = interacting[r]
+        if cols[k, TARGET_SPEED] <= 0.0 or not (now >= cols[k, START_TIME]) or not (cols[k, REACTIVE] > 0):
+            continue
+        if skip_ego and k == 0:
+            continue
+        idx[m] = k
+        plain[m] = steady[k] and (cols[k, MANOEUVRING] > 0 or abs(cols[k, LATERAL] - home[k]) <= 1.0)
+        m += 1
+    return idx[:m], plain[:m]
+
+
+@njit(cache=True)
 def integrate(
     rows: np.ndarray,
     acc: np.ndarray,

@@ -242,6 +242,9 @@ class UserTable:
             dtype=np.bool_,
         )
         self.home_lateral = np.array([u.home_lateral for u in users], dtype=np.float64)
+        self.interacting_index = np.ascontiguousarray(self.interacting_index, dtype=np.int64)
+        #: The people crossing's predicted centres ``(N, T, 2)`` (``accelerations`` rewrites their rows each step).
+        self.futures = np.zeros((len(users), len(CROSSING_TIMES), 2))
         self.path_length = np.array([u.path.length for u in users], dtype=np.float64)
 
 
@@ -329,16 +332,13 @@ def _stop_gap(world: World, user: RoadUser) -> float:
     return world._stop_gap(user)
 
 
-def _stop_gaps(world: World, table: UserTable, cols: FloatArray, idx: IntArray) -> FloatArray:
-    """``_stop_gap`` of the users ``idx`` ``(U,)``, the plainly infinite ones told from the state columns.
+def _stop_gaps(world: World, table: UserTable, idx: IntArray, plain: npt.NDArray[np.bool_]) -> FloatArray:
+    """``_stop_gap`` of the users ``idx`` ``(U,)``, inf without a call for those ``plain`` ``(U,)``.
 
-    A user that never has a stop line or a hold point (``UserTable.steady``: none when the table is made and no
-    schedule to set one) in its lane or changing lanes gets inf without a call, as ``_stop_gap`` answers.
+    ``plain`` (``road_user_kernels.decided_users``): a user that never has a stop line or a hold point
+    (``UserTable.steady``: none when the table is made and no schedule to set one), in its lane or changing lanes;
+    ``_stop_gap`` answers inf for it too.
     """
-    lateral = cols[idx, Column.LATERAL]
-    plain = table.steady[idx] & (
-        (cols[idx, Column.MANOEUVRING] > 0) | (np.abs(lateral - table.home_lateral[idx]) <= 1.0)
-    )
     stop = np.full(len(idx), math.inf)
     users = table.users
     for u in np.flatnonzero(~plain).tolist():
@@ -358,7 +358,7 @@ def accelerations(
     ``cols``: the state of every road user ``(N, C)`` (``WorldState.cols``), if the caller holds it (else it is read
     from the objects); ``table``: the world's ``user_table``, if the caller has it.
     """
-    from sim_bridges.embedded.road_user_kernels import kernel
+    from sim_bridges.embedded.road_user_kernels import decided_users, kernel
     from sim_bridges.embedded.world import CURVE_PREVIEW
 
     everyone = world.road_users_and_ego
@@ -369,21 +369,20 @@ def accelerations(
         # others' state is read (their rows of ``cols``; background rows stay zero and are never read).
         cols = np.zeros((len(everyone), len(Column)))  # (N, C)
         cols[fixed.interacting_index] = state_columns([everyone[k] for k in fixed.interacting_index])
-    mine = cols[fixed.interacting_index]
-    moving = ~(mine[:, Column.TARGET_SPEED] <= 0.0)  # not ``RoadUser.is_static``
-    started = (world.time >= mine[:, Column.START_TIME]) & (mine[:, Column.REACTIVE] > 0)
-    idx = fixed.interacting_index[moving & started]
-    if skip_ego:
-        idx = idx[idx != 0]
+    # The users decided (moving, started, reactive: not ``RoadUser.is_static``) and whose stop gap is plainly inf.
+    idx, plain = decided_users(
+        fixed.interacting_index, cols, world.time, skip_ego, fixed.steady, fixed.home_lateral
+    )  # (U,), (U,)
     if not len(idx):
         return acc
-    # Predicted centres of the people crossing on their own paths (read only for those near a decided user).
-    futures = np.zeros((len(everyone), len(CROSSING_TIMES), 2))  # (N, T, 2)
+    # Predicted centres of the people crossing on their own paths (read only for those near a decided user; the
+    # other rows stay zero).
+    futures = fixed.futures  # (N, T, 2)
     for j in fixed.crossing_index:
         other = everyone[j]
         walking = np.maximum(0.0, CROSSING_TIMES - max(0.0, other.start_time - world.time))
         futures[j] = other.path.pose_at(other.s + other.speed * walking)[:, : SE2Index.HEADING]
-    stop = _stop_gaps(world, fixed, cols, idx)  # (U,)
+    stop = _stop_gaps(world, fixed, idx, plain)  # (U,)
     rules = _RULES.get("rules")
     if rules is None:
         from sim_bridges.embedded.idm import ACC_COOLNESS

@@ -9,6 +9,7 @@ import pytest
 
 from scenarios.registry import load_families
 from sim_bridges.embedded import recorder, vector_update
+from sim_bridges.embedded.road_user_kernels import decided_users
 from sim_bridges.embedded.scenario_world import build_scenario
 from sim_bridges.embedded.world import World
 
@@ -220,11 +221,17 @@ def test_changed_road_users_are_reread_after_invalidate() -> None:
 @pytest.mark.parametrize(("family", "seed"), [("merge", 0), ("unsignalised_intersection", 1), ("stop_and_go", 2)])
 def test_stop_gaps_from_the_columns_equal_the_worlds(family: str, seed: int) -> None:
     """The stop-line gaps told plainly infinite from the columns equal ``World._stop_gap`` of every decided user."""
-    finite = 0
+    finite = told = 0
     for world, state in _vectorised_steps(family, seed, 50):
         table = state.table
-        idx = np.flatnonzero(table.interacting & (state.cols[:, vector_update.Column.TARGET_SPEED] > 0))
-        gaps = vector_update._stop_gaps(world, table, state.cols, idx)
-        assert np.array_equal(gaps, [world._stop_gap(table.users[i]) for i in idx])
+        idx, plain = decided_users(
+            table.interacting_index, state.cols, world.time, False, table.steady, table.home_lateral
+        )
+        users = [table.users[i] for i in idx]
+        assert [i for i in table.interacting_index if table.users[i].reactive and not table.users[i].is_static and
+                world.time >= table.users[i].start_time] == idx.tolist()  # fmt: skip
+        gaps = vector_update._stop_gaps(world, table, idx, plain)
+        assert np.array_equal(gaps, [world._stop_gap(u) for u in users])
         finite += int(np.isfinite(gaps).sum())
-    assert finite > 0  # stop lines, hold points or lane ends were met
+        told += int(plain.sum())
+    assert finite > 0 and told > 0  # stop lines, hold points or lane ends were met; plain gaps told without a call
