@@ -313,10 +313,14 @@ def _regret_breakdown(b: RegretBreakdown | None) -> str:
     return lead + _table(header, rows)
 
 
+def _scenes(n: float) -> str:
+    return f"{n:g} scene" + ("" if n == 1 else "s")
+
+
 def regret_breakdown_line(b: RegretBreakdown) -> str:
     """One Markdown sentence: the catastrophic scenes and the commonest failures of the favourites."""
     failing = sorted((f for f in b.failures if f.n_scenes > 0), key=lambda f: -f.n_scenes)
-    parts = [f"{f.sub_score} {f.n_scenes:g} scenes ({_pct(f.regret_share)} of the regret)" for f in failing]
+    parts = [f"{f.sub_score} {_scenes(f.n_scenes)} ({_pct(f.regret_share)} of the regret)" for f in failing]
     return (
         f"Regret {_f(b.mean, 2)}: {b.n_catastrophic} of {b.n_scenes} scenes above {b.threshold:g} points hold "
         f"{_pct(b.catastrophic_share)} of it (mean without them {_f(b.mean_without_catastrophic, 2)}); favourites "
