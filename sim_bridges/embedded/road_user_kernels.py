@@ -312,7 +312,7 @@ def kernel(
     lateral_accel_comfort, curvature_margin, curvature_step, coolness = rules[4], rules[5], rules[6], rules[7]
     chunk = int(chunk_f)
     radius2 = (look_ahead + 10) ** 2
-    n = poses.shape[0]
+    others = np.flatnonzero(interacting)  # the objects anyone reacts to, in index order
     out = np.zeros(idx.shape[0])
     scratch = np.empty(6 + (count.max() if count.shape[0] else 0) // chunk + 2)  # the projections' working memory
     for u in range(idx.shape[0]):
@@ -344,8 +344,9 @@ def kernel(
         any_near = False
         best_gap, lead = np.inf, -1
         best_cross = np.inf
-        for j in range(n):
-            if j == i or not interacting[j]:
+        for jj in range(others.shape[0]):
+            j = others[jj]
+            if j == i:
                 continue
             rx, ry = poses[j, 0] - poses[i, 0], poses[j, 1] - poses[i, 1]
             along = rx * ch + ry * sh
