@@ -107,7 +107,8 @@ def test_report_writes_html_json_and_summary(tmp_path: Path) -> None:
     assert breakdown["mean"] == pytest.approx(doc["ranking"]["regret"]["mean"])
     assert [f["sub_score"] for f in breakdown["failures"]] == ["NC", "DAC", "DDC", "TLC", "EC"]
     assert breakdown["n_scenes"] == 3 and "no_failure" in breakdown
-    assert "Where the regret comes from" in (tmp_path / "report.html").read_text()
+    page = (tmp_path / "report.html").read_text()
+    assert "Where the regret comes from" in page and "NC &lt; 1 (an at-fault collision)" in page
     assert f"scenes above {breakdown['threshold']:g} points hold" in text
 
 

@@ -306,7 +306,13 @@ def _regret_breakdown(b: RegretBreakdown | None) -> str:
         f"{_f(b.mean, 2)}). The favourites the simulator fails, by sub-score (a favourite can fail several):</p>"
     )
     rows = [
-        [f.condition, f"{f.n_scenes:g}", _pct(f.scene_fraction), _pct(f.regret_share), _f(f.mean_regret, 2)]
+        [
+            html.escape(f.condition),
+            f"{f.n_scenes:g}",
+            _pct(f.scene_fraction),
+            _pct(f.regret_share),
+            _f(f.mean_regret, 2),
+        ]
         for f in [*b.failures, b.no_failure]
     ]
     header = ["favourite fails", "scenes", "of the scenes", "share of the regret", "mean regret [points]"]
