@@ -234,6 +234,11 @@ class UserTable:
         # background life, each path's length.
         self.walker_rows = [k for k in self.mover_index if not users[k].reactive and not users[k].background]
         self.background = np.array([u.background for u in users], dtype=np.bool_)
+        self.no_wait = np.zeros(len(users), dtype=np.bool_)  # nobody waits (read only)
+        # The rows ``step`` integrates, as an array and a list: every mover, or all but a free ego (its controller
+        # moves it).
+        free_rows = self.mover_rows[self.mover_rows != 0]
+        self.integrated = {False: (self.mover_rows, self.mover_rows.tolist()), True: (free_rows, free_rows.tolist())}
         # Users that never have a stop line or a hold point: none now, no schedule and not the ego (whose hold
         # point the expert sets); only a schedule changes a home lateral offset.
         scheduled = set(self.scheduled_index)
@@ -439,7 +444,10 @@ def invalidate(world: World) -> None:
 def _refresh(state: WorldState, rows: list[int]) -> None:
     """Re-read the rows ``rows`` of ``state.cols`` from their objects."""
     users = state.table.users
-    state.cols[rows] = state_columns([users[k] for k in rows])
+    if len(rows) == 1:
+        state.cols[rows[0]] = state_columns([users[rows[0]]])[0]
+    else:
+        state.cols[rows] = state_columns([users[k] for k in rows])
 
 
 def step(world: World, ego_accel: float | None) -> None:
@@ -461,28 +469,27 @@ def step(world: World, ego_accel: float | None) -> None:
     if state is None:
         state = world.__dict__["_state"] = WorldState(table, world.time)
     cols = state.cols
-    world.run_schedules([users[k] for k in table.scheduled_index])
+    if table.scheduled_index:
+        world.run_schedules([users[k] for k in table.scheduled_index])
+        _refresh(state, table.scheduled_index)
     if world.plans_lateral(ego_accel):
         plan_lateral(world, world.ego)
         _refresh(state, [0])
-    if table.scheduled_index:
-        _refresh(state, table.scheduled_index)
     free = world.ego_controller is not None
     poses = world.poses()  # (N, 3)
     acc = accelerations(world, ego_accel is not None or free, poses, cols, table)
     if ego_accel is not None:
         acc[0] = ego_accel
     now = world.time
-    wait = np.zeros(len(users), dtype=np.bool_)  # (N,) people crossing who wait for a vehicle this step
-    for k in table.walker_rows:
-        if not (cols[k, Column.TARGET_SPEED] <= 0.0 or now < cols[k, Column.START_TIME]):
-            wait[k] = world._people_wait(users[k], poses)
-    rows = table.mover_rows[1:] if free and len(table.mover_rows) and table.mover_rows[0] == 0 else table.mover_rows
+    wait = table.no_wait  # (N,) people crossing who wait for a vehicle this step
+    if table.walker_rows:
+        wait = np.zeros(len(users), dtype=np.bool_)
+        for k in table.walker_rows:
+            if not (cols[k, Column.TARGET_SPEED] <= 0.0 or now < cols[k, Column.START_TIME]):
+                wait[k] = world._people_wait(users[k], poses)
+    rows, listed = table.integrated[free]
     moved, seen = integrate(rows, acc, cols, table.background, table.path_length, wait, now, DT)  # (R,), flags
-    for k, s, speed, accel in zip(
-        rows.tolist(), cols[rows, Column.S].tolist(), cols[rows, Column.SPEED].tolist(),
-        cols[rows, Column.ACCEL].tolist(), strict=True,
-    ):  # fmt: skip
+    for k, (s, speed, accel) in zip(listed, cols[rows, : Column.ACCEL + 1].tolist(), strict=True):
         user = users[k]
         user.s, user.speed, user.accel = s, speed, accel
     if seen & ENDED:
