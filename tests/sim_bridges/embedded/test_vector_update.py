@@ -235,3 +235,30 @@ def test_stop_gaps_from_the_columns_equal_the_worlds(family: str, seed: int) -> 
         finite += int(np.isfinite(gaps).sum())
         told += int(plain.sum())
     assert finite > 0 and told > 0  # stop lines, hold points or lane ends were met; plain gaps told without a call
+
+
+def test_the_expert_plans_fork_leaves_the_world_and_its_columns_alone() -> None:
+    """``expert_plan`` steps a copy of the world: the env's road users, columns and next steps are unchanged."""
+    from irl_vla.envs.env import ResetOption
+    from sim_bridges.embedded.closed_loop_bench import route_follower
+    from sim_bridges.embedded.env import EmbeddedEnv, EmbeddedEnvConfig
+
+    envs = [EmbeddedEnv(EmbeddedEnvConfig(replan_interval=0.1)) for _ in range(2)]
+    for env in envs:
+        env.reset(options={ResetOption.ROUTE: "cut_in/1"})
+    for step in range(25):
+        plan = route_follower(envs[0], 0.5 * envs[0].speed_limit)
+        for env in envs:
+            env.step(plan)
+        before = vector_update.current_state(envs[0].world)
+        assert before is not None
+        cols = before.cols.copy()
+        if step % 5 == 0:
+            envs[0].expert_plan()  # forks the world and steps the fork 4 s
+        state = vector_update.current_state(envs[0].world)
+        assert state is before and np.array_equal(state.cols, cols)
+        assert np.array_equal(
+            vector_update.state_columns(envs[0].world.road_users_and_ego),
+            vector_update.state_columns(envs[1].world.road_users_and_ego),
+        )
+        assert np.array_equal(state.cols, vector_update.current_state(envs[1].world).cols)  # type: ignore[union-attr]
