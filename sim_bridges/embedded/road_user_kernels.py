@@ -299,7 +299,7 @@ def kernel(
         stop: the stop-line gap of each decided user [m] ``(U,)`` (``World._stop_gap``).
         table_ints: the ``PathTable``'s ``(offset, count, chunk_offset, kappa_offset, kappa_count)``.
         table_floats: its ``(ax, ay, dx, dy, len2, seg_len, s0, s_before_last, cx, cy, cdx, cdy, dev, vertex_s,
-            kappa, grid, heading, box_x0, box_y0, box_x1, box_y1)``.
+            kappa, grid, heading, box_x0, box_y0, box_x1, box_y1, frames)``.
         rules: ``(look_ahead, search_behind, chunk, bound_slack, lateral_accel_comfort, curvature_margin,
             curvature_step, acc_coolness)``.
         curve_preview: distances ahead checked for curvature [m] ``(P,)``.
@@ -532,29 +532,53 @@ def _wrap(angle: float) -> float:
 
 
 @njit(cache=True)
+def segment_frames(offset: np.ndarray, count: np.ndarray, heading: np.ndarray) -> np.ndarray:
+    """What ``_pose_at`` reads of each segment ``(G, 4)``, from ``Path.pose_at``'s expressions.
+
+    The cosine and sine of its heading, the heading its blend starts from and the wrapped change to where it ends.
+    Rows past the paths' segments (the tables' padding) stay zero.
+    """
+    out = np.zeros((heading.shape[0], 4))
+    for path in range(offset.shape[0]):
+        n = count[path]
+        for i in range(n):
+            g = offset[path] + i
+            cur = heading[g]
+            h_start = cur + 0.5 * _wrap(heading[g - 1] - cur) if i > 0 else cur
+            h_end = cur + 0.5 * _wrap(heading[g + 1] - cur) if i < n - 1 else cur
+            out[g, 0] = math.cos(cur)
+            out[g, 1] = math.sin(cur)
+            out[g, 2] = h_start
+            out[g, 3] = _wrap(h_end - h_start)
+    return out
+
+
+@njit(cache=True)
 def _pose_at(
     path: int, s: float, lateral: float, out: np.ndarray, row: int, table_ints: tuple, table_floats: tuple
 ) -> None:
     """``out[row]``: the pose at arc length ``s`` and lateral offset ``lateral`` on ``path`` (``Path.pose_at``).
 
-    ``table_ints`` and ``table_floats``: the ``PathTable``'s arrays (``kernel``'s).
+    ``table_ints`` and ``table_floats``: the ``PathTable``'s arrays (``kernel``'s). Each segment's trigonometry and
+    heading blend come from ``segment_frames`` (the same values); the offset's sine and cosine are left out where
+    they cannot change the result (no offset, and coordinates other than zero, whose sign a zero term could flip).
     """
     offset, count = table_ints[0], table_ints[1]
     ax, ay, seg_len, s0 = table_floats[0], table_floats[1], table_floats[5], table_floats[6]
-    vertex_s, heading = table_floats[13], table_floats[16]
+    vertex_s, frames = table_floats[13], table_floats[21]
     n = count[path]
     i = min(max(_count_vertices(vertex_s, path, s, False) - 1, 0), n - 1)
     g = offset[path] + i
-    cur = heading[g]
     along = s - s0[g]
-    x = ax[g] + along * math.cos(cur)
-    y = ay[g] + along * math.sin(cur)
-    h_start = cur + 0.5 * _wrap(heading[g - 1] - cur) if i > 0 else cur
-    h_end = cur + 0.5 * _wrap(heading[g + 1] - cur) if i < n - 1 else cur
+    x = ax[g] + along * frames[g, 0]
+    y = ay[g] + along * frames[g, 1]
     alpha = min(max(along / seg_len[g], 0.0), 1.0)
-    h = _wrap(h_start + alpha * _wrap(h_end - h_start))
-    out[row, 0] = x - lateral * math.sin(h)
-    out[row, 1] = y + lateral * math.cos(h)
+    h = _wrap(frames[g, 2] + alpha * frames[g, 3])
+    if lateral == 0.0 and x != 0.0 and y != 0.0:
+        out[row, 0], out[row, 1] = x, y  # x - 0 * sin(h), y + 0 * cos(h)
+    else:
+        out[row, 0] = x - lateral * math.sin(h)
+        out[row, 1] = y + lateral * math.cos(h)
     out[row, 2] = h
 
 

@@ -129,10 +129,13 @@ class PathTable:
         """The arrays ``road_user_kernels.kernel`` reads, made once.
 
         ``(offset, count, chunk_offset, kappa_offset, kappa_count)`` and ``(ax, ay, dx, dy, len2, seg_len, s0,
-        s_before_last, cx, cy, cdx, cdy, dev, vertex_s, kappa, grid, heading, box_x0, box_y0, box_x1, box_y1)``.
+        s_before_last, cx, cy, cdx, cdy, dev, vertex_s, kappa, grid, heading, box_x0, box_y0, box_x1, box_y1,
+        frames)`` (``frames``: ``road_user_kernels.segment_frames``, ``(G, 4)``).
         """
         cached = getattr(self, "_kernel_arrays", None)
         if cached is None:
+            from sim_bridges.embedded.road_user_kernels import segment_frames
+
             ints = tuple(
                 np.ascontiguousarray(a, dtype=np.int64)
                 for a in (self.offset, self.count, self.chunk_offset, self.kappa_offset, self.kappa_count)
@@ -143,6 +146,7 @@ class PathTable:
                 np.ascontiguousarray(a, dtype=np.float64)
                 for a in (self.vertex_s, self.kappa, self.grid, self.heading, *self.chunk_boxes)
             )
+            floats += (segment_frames(ints[0], ints[1], floats[16]),)
             cached = self._kernel_arrays = (ints, floats)
         return cached
 

@@ -262,3 +262,18 @@ def test_the_expert_plans_fork_leaves_the_world_and_its_columns_alone() -> None:
             vector_update.state_columns(envs[1].world.road_users_and_ego),
         )
         assert np.array_equal(state.cols, vector_update.current_state(envs[1].world).cols)  # type: ignore[union-attr]
+
+
+def test_batched_poses_are_the_paths_own_bit_for_bit() -> None:
+    """``PathTable.pose_batch`` equals ``Path.pose_at`` of one arc length exactly: on and off every path, beyond its
+    ends, at vertices, with and without a lateral offset (zero offsets take the short way)."""
+    world = build_scenario(load_families()["unsignalised_intersection"], 1).world
+    table = vector_update.user_table(world).paths
+    rng = np.random.default_rng(1)
+    rows = rng.integers(0, len(table.paths), 4000)
+    s = np.array([rng.uniform(-30.0, table.paths[k].length + 30.0) for k in rows])
+    s[::7] = [table.paths[k].s[rng.integers(len(table.paths[k].s))] for k in rows[::7]]  # at vertices
+    lateral = np.where(rng.random(len(rows)) < 0.5, 0.0, rng.normal(0.0, 3.0, len(rows)))
+    batch = table.pose_batch(rows, s, lateral)
+    own = np.stack([table.paths[k].pose_at(float(a), float(b)) for k, a, b in zip(rows, s, lateral, strict=True)])
+    assert np.array_equal(batch, own)
