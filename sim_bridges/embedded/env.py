@@ -328,10 +328,11 @@ class EmbeddedEnv:
                 raise TypeError(f"EmbeddedEnv ({where}): expected Controls, got {type(action).__name__}")
             ego.hold(action.acceleration, action.steering_angle)
         completion_before = self.monitor.completion
-        trace = np.zeros((self.config.replan_steps, len(TraceIndex)))
+        steps = self.config.replan_steps
+        trace = np.zeros((steps, len(TraceIndex)))
         infractions: list[Infraction] = []
         reason: TerminationReason | None = None
-        for k in range(self.config.replan_steps):
+        for k in range(steps):
             world.step()
             self._step_index += 1
             trace[k] = self._trace_row()
@@ -341,7 +342,7 @@ class EmbeddedEnv:
             if reason is not None:
                 trace = trace[: k + 1]
                 break
-            if self._step_index % RECORD_EVERY == 0 and k < self.config.replan_steps - 1:
+            if self._step_index % RECORD_EVERY == 0 and k < steps - 1:
                 self._add_frame(snapshot)  # on the 2 Hz grid of the observation's history
         truncated = reason is None and self.time >= self.config.time_limit - 1e-9
         if truncated:

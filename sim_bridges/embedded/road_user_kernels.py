@@ -444,8 +444,8 @@ def kernel(
 @njit(cache=True)
 def decided_users(
     interacting: np.ndarray, cols: np.ndarray, now: float, skip_ego: bool, steady: np.ndarray, home: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The road users whose accelerations ``kernel`` decides now, and which of them plainly have no stop-line gap.
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The road users whose accelerations ``kernel`` decides now, and their stop-line gaps where plainly inf.
 
     Args:
         interacting: the users others react to, in index order ``(I,)``.
@@ -456,12 +456,13 @@ def decided_users(
         home: ``UserTable.home_lateral`` ``(N,)`` [m].
 
     Returns:
-        the decided users ``(U,)`` (moving: not ``target <= 0``; started; reactive) and for each whether its stop
-        gap is plainly inf ``(U,)`` (steady, and changing lanes or within 1 m of its home offset).
+        the decided users ``(U,)`` (moving: not ``target <= 0``; started; reactive), their stop gaps ``(U,)`` (inf
+        where plainly inf: steady, and changing lanes or within 1 m of its home offset; NaN where the world's rules
+        must answer) and how many are NaN.
     """
     idx = np.empty(interacting.shape[0], dtype=np.int64)
-    plain = np.empty(interacting.shape[0], dtype=np.bool_)
-    m = 0
+    stop = np.empty(interacting.shape[0])
+    m = asked = 0
     for r in range(interacting.shape[0]):
         k = interacting[r]
         if cols[k, TARGET_SPEED] <= 0.0 or not (now >= cols[k, START_TIME]) or not (cols[k, REACTIVE] > 0):
@@ -469,9 +470,13 @@ def decided_users(
         if skip_ego and k == 0:
             continue
         idx[m] = k
-        plain[m] = steady[k] and (cols[k, MANOEUVRING] > 0 or abs(cols[k, LATERAL] - home[k]) <= 1.0)
+        if steady[k] and (cols[k, MANOEUVRING] > 0 or abs(cols[k, LATERAL] - home[k]) <= 1.0):
+            stop[m] = np.inf
+        else:
+            stop[m] = np.nan
+            asked += 1
         m += 1
-    return idx[:m], plain[:m]
+    return idx[:m], stop[:m], asked
 
 
 @njit(cache=True)

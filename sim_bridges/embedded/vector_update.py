@@ -341,16 +341,15 @@ def _stop_gap(world: World, user: RoadUser) -> float:
     return world._stop_gap(user)
 
 
-def _stop_gaps(world: World, table: UserTable, idx: IntArray, plain: npt.NDArray[np.bool_]) -> FloatArray:
-    """``_stop_gap`` of the users ``idx`` ``(U,)``, inf without a call for those ``plain`` ``(U,)``.
+def _stop_gaps(world: World, table: UserTable, idx: IntArray, stop: FloatArray) -> FloatArray:
+    """``_stop_gap`` of the users ``idx`` ``(U,)`` where ``stop`` ``(U,)`` is NaN (filled in place and returned).
 
-    ``plain`` (``road_user_kernels.decided_users``): a user that never has a stop line or a hold point
-    (``UserTable.steady``: none when the table is made and no schedule to set one), in its lane or changing lanes;
-    ``_stop_gap`` answers inf for it too.
+    ``stop`` (``road_user_kernels.decided_users``) is inf already for a user that never has a stop line or a hold
+    point (``UserTable.steady``: none when the table is made and no schedule to set one), in its lane or changing
+    lanes; ``_stop_gap`` answers inf for it too.
     """
-    stop = np.full(len(idx), math.inf)
     users = table.users
-    for u in np.flatnonzero(~plain).tolist():
+    for u in np.flatnonzero(np.isnan(stop)).tolist():
         stop[u] = _stop_gap(world, users[int(idx[u])])
     return stop
 
@@ -379,7 +378,7 @@ def accelerations(
         cols = np.zeros((len(everyone), len(Column)))  # (N, C)
         cols[fixed.interacting_index] = state_columns([everyone[k] for k in fixed.interacting_index])
     # The users decided (moving, started, reactive: not ``RoadUser.is_static``) and whose stop gap is plainly inf.
-    idx, plain = decided_users(
+    idx, stop, asked = decided_users(
         fixed.interacting_index, cols, world.time, skip_ego, fixed.steady, fixed.home_lateral
     )  # (U,), (U,)
     if not len(idx):
@@ -391,7 +390,8 @@ def accelerations(
         other = everyone[j]
         walking = np.maximum(0.0, CROSSING_TIMES - max(0.0, other.start_time - world.time))
         futures[j] = other.path.pose_at(other.s + other.speed * walking)[:, : SE2Index.HEADING]
-    stop = _stop_gaps(world, fixed, idx, plain)  # (U,)
+    if asked:
+        _stop_gaps(world, fixed, idx, stop)
     rules = _RULES.get("rules")
     if rules is None:
         from sim_bridges.embedded.idm import ACC_COOLNESS

@@ -224,13 +224,15 @@ def test_stop_gaps_from_the_columns_equal_the_worlds(family: str, seed: int) -> 
     finite = told = 0
     for world, state in _vectorised_steps(family, seed, 50):
         table = state.table
-        idx, plain = decided_users(
+        idx, stop, asked = decided_users(
             table.interacting_index, state.cols, world.time, False, table.steady, table.home_lateral
         )
+        assert asked == int(np.isnan(stop).sum())
+        plain = ~np.isnan(stop)
         users = [table.users[i] for i in idx]
         assert [i for i in table.interacting_index if table.users[i].reactive and not table.users[i].is_static and
                 world.time >= table.users[i].start_time] == idx.tolist()  # fmt: skip
-        gaps = vector_update._stop_gaps(world, table, idx, plain)
+        gaps = vector_update._stop_gaps(world, table, idx, stop)
         assert np.array_equal(gaps, [world._stop_gap(u) for u in users])
         finite += int(np.isfinite(gaps).sum())
         told += int(plain.sum())
