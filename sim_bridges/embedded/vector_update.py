@@ -509,3 +509,6 @@ def step(world: World, ego_accel: float | None) -> None:
     world.time = round(world.time + DT, 9)
     _refresh(state, [0])
     state.time = world.time
+    if table.seen is not None and table.seen[0] == now:  # the road users checked at the start are still the world's
+        _, ego, listed, count = table.seen
+        table.seen = (world.time, ego, listed, count)
