@@ -510,5 +510,5 @@ def step(world: World, ego_accel: float | None) -> None:
     _refresh(state, [0])
     state.time = world.time
     if table.seen is not None and table.seen[0] == now:  # the road users checked at the start are still the world's
-        _, ego, listed, count = table.seen
-        table.seen = (world.time, ego, listed, count)
+        _, ego, others, count = table.seen
+        table.seen = (world.time, ego, others, count)
