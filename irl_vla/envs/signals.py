@@ -63,9 +63,11 @@ class RedLightDetector:
 
     def update(self, tick: Tick) -> list[Infraction]:
         """The red light run at this tick, if any."""
+        if len(self._ids) == 0:
+            return []  # no connector to cross on this map (the rear bumper's track is never read)
         rear = self._rear_bumper(tick)
         previous, self._previous_rear = self._previous_rear, rear
-        if previous is None or not tick.lit_connectors or len(self._ids) == 0:
+        if previous is None or not tick.lit_connectors:
             return []
         near = np.linalg.norm(self._entry[:, XY] - rear, axis=1) <= self.search_radius
         lit = np.array([cid in tick.lit_connectors for cid in self._ids], dtype=bool)
