@@ -637,8 +637,14 @@ def project_on_path(path: Path, x: float, y: float, lo: float, hi: float) -> tup
             copy(path._seg_d[:, 1]), copy(path._seg_len2), copy(path._seg_len), copy(path.s[:-1]),
         )  # fmt: skip
         _PATH_ARRAYS[path] = arrays
+    return _project_window(x, y, lo, hi, float(path.s[-2]), arrays)
+
+
+@njit(cache=True)
+def _project_window(x: float, y: float, lo: float, hi: float, s_before_last: float, arrays: tuple) -> tuple:
+    """``project_on_path``'s window and projection in one compiled call (``arrays``: its per-path arrays)."""
     vertex_s, ax, ay, dx, dy, len2, seg_len, s0 = arrays
-    full = len(seg_len)
+    full = seg_len.shape[0]
     k0 = min(max(_count_vertices(vertex_s, 0, lo, False) - 1, 0), full - 1)
     k1 = max(min(_count_vertices(vertex_s, 0, hi, True) + 1, full), k0 + 1)
-    return _project(x, y, 0, full, k0, k1, ax, ay, dx, dy, len2, seg_len, s0, float(path.s[-2]))
+    return _project(x, y, 0, full, k0, k1, ax, ay, dx, dy, len2, seg_len, s0, s_before_last)
