@@ -37,9 +37,10 @@ REPLAN_LATERAL, REPLAN_LONGITUDINAL = 0.3, 0.3
 
 #: sha256 of generate_log's record (12 frames, frame interval 2, base seed 0) per family, from before the free
 #: ego existed. A change here means the recorded splits changed: regenerate them on purpose or undo the change.
-#: numpy's float64 trigonometry takes its AVX-512 code where the CPU has it, whose last bits differ: the logs are
-#: reproducible per kind of CPU, so each kind has its hashes (the same code at 3714c02 gives the first ones with
-#: ``NPY_DISABLE_CPU_FEATURES`` naming the AVX-512 features, the second ones without, on an AVX-512 machine).
+#: numpy's float64 arctan2, arctan, tan, exp, log and power take their AVX-512 code where the CPU has it, whose
+#: last bits differ: the logs are reproducible per kind of CPU, so each kind has its hashes (the same code at
+#: 3714c02 gives the first ones with ``NPY_DISABLE_CPU_FEATURES`` naming the AVX-512 features, the second ones
+#: without, on an AVX-512 machine).
 GOLDEN_LOGS_BY_CPU = {
     False: {
         "cut_in": "dcb0e80f1e15692b0d6cb8d3f726324670a59d350ca1e514178acaecada215e1",
