@@ -59,7 +59,7 @@ class Tick:
         check_length(self.names, "Tick.names", len(self.boxes))
         check_length(self.ids, "Tick.ids", len(self.boxes))
         check_array(self.speeds, "Tick.speeds", (len(self.boxes),))
-        if not np.isfinite(self.time) or not np.isfinite(self.ego_speed):
+        if not math.isfinite(self.time) or not math.isfinite(self.ego_speed):
             raise ValueError(f"Tick: non-finite time {self.time} or ego speed {self.ego_speed}")
 
     @property

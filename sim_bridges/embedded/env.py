@@ -75,6 +75,17 @@ TRAFFIC_RANGE = 50.0
 REACH_SLACK = 0.01
 #: A box's pose columns.
 _POSE_COLUMNS = np.array([BoundingBoxIndex.X, BoundingBoxIndex.Y, BoundingBoxIndex.HEADING])
+#: The trace columns copied from the ego's state, and their state columns; the time, the speed and the lateral
+#: acceleration's column (plain ints: an enum member indexes an array through a Python call).
+_TRACE_COLUMNS = np.array(
+    [TraceIndex.X, TraceIndex.Y, TraceIndex.HEADING, TraceIndex.VELOCITY_X, TraceIndex.ACCELERATION_X,
+     TraceIndex.YAW_RATE]
+)  # fmt: skip
+_STATE_COLUMNS = np.array(
+    [StateIndex.X, StateIndex.Y, StateIndex.HEADING, StateIndex.VELOCITY_X, StateIndex.ACCELERATION_X,
+     StateIndex.ANGULAR_VELOCITY]
+)  # fmt: skip
+_TIME, _SPEED, _LATERAL_ACCEL = int(TraceIndex.TIME), int(StateIndex.VELOCITY_X), int(TraceIndex.ACCELERATION_Y)
 
 
 @dataclass
@@ -335,7 +346,7 @@ class EmbeddedEnv:
         for k in range(steps):
             world.step()
             self._step_index += 1
-            trace[k] = self._trace_row()
+            self._trace_row(trace[k])
             snapshot = self._snapshot()
             events, reason = self.monitor.update(self._tick(snapshot))
             infractions += events
@@ -454,17 +465,13 @@ class EmbeddedEnv:
 
         return DeferredAgentInput(build=build)
 
-    def _trace_row(self) -> np.ndarray:
-        state = self.ego.state
-        row = np.zeros(len(TraceIndex))
-        row[TraceIndex.TIME] = self.time
-        row[TraceIndex.X], row[TraceIndex.Y] = state[StateIndex.X], state[StateIndex.Y]
-        row[TraceIndex.HEADING] = state[StateIndex.HEADING]
-        row[TraceIndex.VELOCITY_X] = state[StateIndex.VELOCITY_X]
-        row[TraceIndex.ACCELERATION_X] = state[StateIndex.ACCELERATION_X]
-        row[TraceIndex.ACCELERATION_Y] = state[StateIndex.VELOCITY_X] ** 2 * self.ego.curvature()
-        row[TraceIndex.YAW_RATE] = state[StateIndex.ANGULAR_VELOCITY]
-        return row
+    def _trace_row(self, row: np.ndarray) -> None:
+        """Fill ``row`` ``(len(TraceIndex),)`` with the ego's trace now."""
+        ego = self.ego
+        state = ego.state
+        row[_TIME] = self.time
+        row[_TRACE_COLUMNS] = state[_STATE_COLUMNS]
+        row[_LATERAL_ACCEL] = state[_SPEED] ** 2 * ego.curvature()
 
     def _tick(self, snapshot: Snapshot) -> Tick:
         """The world now as the infraction monitor reads it: the other objects' boxes in the global frame.
