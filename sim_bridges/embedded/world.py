@@ -56,9 +56,11 @@ class World:
         ego_controller: closed loop: advances the (free) ego by ``DT`` [s] after the others' accelerations are
             read from the state at the start of the step (``ego_control.FreeEgo.advance``); ``None``: the ego is
             the expert (IDM and ``expert.plan_lateral``) or follows ``step``'s ``ego_accel``.
-        vectorised: decide every road user's acceleration and pose at once (``vector_update``, compiled loops of
-            ``road_user_kernels``; equal to the per-user loop within float tolerance, many times faster); the
-            recorded logs use the loop (byte-identical splits).
+        vectorised: step in ``vector_update.step``: the road users' changing state held as columns that compiled
+            loops (``road_user_kernels``) decide, integrate and pose in one call each, written back to the road
+            users every step (equal to the per-user loop within float tolerance, many times faster; code that
+            changes a road user between steps calls ``vector_update.invalidate``); the recorded logs use the loop
+            (byte-identical splits).
     """
 
     map: Map
