@@ -239,10 +239,13 @@ class UserTable:
         self.walker_rows = [k for k in self.mover_index if not users[k].reactive and not users[k].background]
         self.background = np.array([u.background for u in users], dtype=np.bool_)
         self.no_wait = np.zeros(len(users), dtype=np.bool_)  # nobody waits (read only)
-        # The rows ``step`` integrates, as an array and a list: every mover, or all but a free ego (its controller
+        # The rows ``step`` integrates and their road users: every mover, or all but a free ego (its controller
         # moves it).
         free_rows = self.mover_rows[self.mover_rows != 0]
-        self.integrated = {False: (self.mover_rows, self.mover_rows.tolist()), True: (free_rows, free_rows.tolist())}
+        self.integrated = {
+            flag: (rows, [self.users[k] for k in rows.tolist()])
+            for flag, rows in ((False, self.mover_rows), (True, free_rows))
+        }
         # Users that never have a stop line or a hold point: none now, no schedule and not the ego (whose hold
         # point the expert sets); only a schedule changes a home lateral offset.
         scheduled = set(self.scheduled_index)
@@ -491,10 +494,10 @@ def step(world: World, ego_accel: float | None) -> None:
         for k in table.walker_rows:
             if not (cols[k, Column.TARGET_SPEED] <= 0.0 or now < cols[k, Column.START_TIME]):
                 wait[k] = world._people_wait(users[k], poses)
-    rows, listed = table.integrated[free]
+    rows, movers = table.integrated[free]
     moved, seen = integrate(rows, acc, cols, table.background, table.path_length, wait, now, DT)  # (R,), flags
-    for k, (s, speed, accel) in zip(listed, cols[rows, : Column.ACCEL + 1].tolist(), strict=True):
-        user = users[k]
+    flat = cols[rows, : Column.ACCEL + 1].ravel().tolist()  # (s, speed, accel) of each row in turn
+    for user, s, speed, accel in zip(movers, flat[0::3], flat[1::3], flat[2::3], strict=True):
         user.s, user.speed, user.accel = s, speed, accel
     if seen & ENDED:
         for k in rows[(moved & ENDED) > 0].tolist():  # background life at the end of its path
