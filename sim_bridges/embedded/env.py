@@ -32,7 +32,7 @@ import numpy as np
 
 from irl_vla.common.config import require_at_least
 from irl_vla.data.driving_command import prepare_centerline
-from irl_vla.data.enums import AgentClass, BoundingBoxIndex, SE2Index
+from irl_vla.data.enums import AgentClass, BoundingBoxIndex
 from irl_vla.data.geometry import absolute_to_relative
 from irl_vla.data.scene import AgentInput, Scene, SceneMetadata
 from irl_vla.data.sensors import SensorConfig
@@ -490,8 +490,8 @@ class EmbeddedEnv:
             # How far [m] each box's centre may be from the ego's and still touch it (the collision test's bound).
             reach = np.hypot(PACIFICA.length / 2, PACIFICA.width / 2) + np.hypot(dims[:, 0] / 2, dims[:, 1] / 2)
             self._reach = reach + REACH_SLACK
-        centre = ego.pose
-        distance = np.hypot(poses[:, 0] - centre[SE2Index.X], poses[:, 1] - centre[SE2Index.Y])  # (N,)
+        cx, cy, _ = ego.pose.tolist()
+        distance = np.hypot(poses[:, 0] - cx, poses[:, 1] - cy)  # (N,)
         near = np.flatnonzero(distance <= self._reach)
         boxes = self._boxes[near]
         boxes[:, _POSE_COLUMNS] = poses[near]
