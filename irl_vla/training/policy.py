@@ -140,6 +140,8 @@ def builder_params(cfg: ModelConfig, cameras: Sequence[str]) -> tuple[dict[str, 
     if cfg.vision.use_lidar:
         frames = _frames(s.history_frames, s.lidar_frames, "lidar_frames")
         features["lidar_bev"] = {"frames": frames, "grid": grid}
+        if s.lidar_intensity:  # only when set, so that the default's cache entries keep their fingerprint
+            features["lidar_bev"]["intensity"] = True
     if cfg.language.enabled:
         features["navigation_instruction"] = {"tokenizer": TOKENIZER_ARTEFACT, "max_tokens": s.max_instruction_tokens}
     targets: dict[str, Any] = {"trajectory": {"num_poses": s.num_poses}}

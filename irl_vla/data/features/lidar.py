@@ -1,10 +1,14 @@
-"""LiDAR feature: a two-channel bird's-eye histogram of the point cloud (low returns, high returns)."""
+"""LiDAR feature: a bird's-eye histogram of the point cloud (low returns, high returns), optionally with intensity.
+
+The ground returns' intensity shows what the counts cannot: lane paint and the road's surface reflect differently
+from the verge.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,13 +25,17 @@ class LidarBevChannel(IntEnum):
 
     BELOW = 0  # returns below ``split_height`` (mostly ground)
     ABOVE = 1  # returns at or above it (objects)
+    INTENSITY = 2  # largest intensity of the returns below ``split_height`` (only with ``intensity``)
 
 
 @dataclass
 class LidarBevBuilder(FeatureBuilder):
     """Point counts per BEV cell, split by height, clipped at ``max_per_cell`` and scaled to [0, 1].
 
-    Points are taken in the LiDAR frame (the ego frame of the embedded world, ground at z = 0).
+    Points are taken in the LiDAR frame (the ego frame of the embedded world, ground at z = 0). With
+    ``intensity``, a third channel holds the largest return intensity (in [0, 1]) of the cell's low returns, 0
+    where it has none: lane markings return brightly and the road's surface a little more than the verge, so the
+    road's shape ahead is in the sweep, not only in the cameras.
 
     Attributes:
         grid: the BEV grid.
@@ -35,6 +43,7 @@ class LidarBevBuilder(FeatureBuilder):
         split_height: height separating the two channels [m].
         max_height: returns above this are dropped [m].
         max_per_cell: count that saturates a cell.
+        intensity: add the ``INTENSITY`` channel.
     """
 
     name: ClassVar[str] = "lidar_bev"
@@ -44,6 +53,7 @@ class LidarBevBuilder(FeatureBuilder):
     split_height: float = 0.2
     max_height: float = 4.0
     max_per_cell: int = 5
+    intensity: bool = False
 
     def __post_init__(self) -> None:
         self.frames = tuple(self.frames)
@@ -56,13 +66,25 @@ class LidarBevBuilder(FeatureBuilder):
                 f"LidarBevBuilder: max_height {self.max_height} m must exceed split_height {self.split_height} m"
             )
 
+    def params(self) -> dict[str, Any]:
+        """The fields; ``intensity`` only when set, so that entries cached before it existed stay current."""
+        out = super().params()
+        if not self.intensity:
+            del out["intensity"]
+        return out
+
     def specs(self) -> dict[str, TensorSpec]:
         """``lidar_bev`` ``(T, C, H, W)``."""
         return {"lidar_bev": TensorSpec(("T", "C", "H", "W"), torch.float32, "saturated counts by LidarBevChannel")}
 
     def dims(self) -> dict[str, int]:
         """T frames, C = ``len(LidarBevChannel)``, H x W grid cells."""
-        return {"T": len(self.frames), "C": len(LidarBevChannel), "H": self.grid.height, "W": self.grid.width}
+        return {"T": len(self.frames), "C": self.channels, "H": self.grid.height, "W": self.grid.width}
+
+    @property
+    def channels(self) -> int:
+        """C of ``lidar_bev``: the two counts, and the intensity when asked."""
+        return len(LidarBevChannel) if self.intensity else LidarBevChannel.INTENSITY
 
     def sensor_config(self) -> SensorConfig:
         """The LiDAR at the chosen history frames."""
@@ -71,7 +93,9 @@ class LidarBevBuilder(FeatureBuilder):
     def compute(self, agent_input: AgentInput) -> dict[str, torch.Tensor]:
         """Histogram each chosen sweep."""
         grid = self.grid
-        out = np.zeros((len(self.frames), len(LidarBevChannel), grid.height, grid.width), dtype=np.float32)
+        counts_shape = (len(self.frames), LidarBevChannel.INTENSITY, grid.height, grid.width)
+        out = np.zeros(counts_shape, dtype=np.float32)
+        bright = np.zeros((len(self.frames), 1, grid.height, grid.width), dtype=np.float32)
         for t, index in enumerate(self.frames):
             if index >= len(agent_input.lidars):
                 raise ValueError(
@@ -87,8 +111,14 @@ class LidarBevBuilder(FeatureBuilder):
             channel = np.where(z[keep] < self.split_height, LidarBevChannel.BELOW, LidarBevChannel.ABOVE)
             i, j, inside = grid.cell_indices(xy)
             flat = (channel[inside] * grid.height + i[inside]) * grid.width + j[inside]
-            counts = np.bincount(flat, minlength=len(LidarBevChannel) * grid.height * grid.width)
-            out[t] = counts.reshape(len(LidarBevChannel), grid.height, grid.width)
+            counts = np.bincount(flat, minlength=LidarBevChannel.INTENSITY * grid.height * grid.width)
+            out[t] = counts.reshape(LidarBevChannel.INTENSITY, grid.height, grid.width)
+            if self.intensity:
+                low = inside & (channel == LidarBevChannel.BELOW)
+                cells = i[low] * grid.width + j[low]
+                np.maximum.at(bright[t, 0].reshape(-1), cells, np.clip(pc[LidarIndex.INTENSITY][keep][low], 0.0, 1.0))
         np.minimum(out, self.max_per_cell, out=out)
         out /= self.max_per_cell
+        if self.intensity:
+            out = np.concatenate([out, bright], axis=1)
         return {"lidar_bev": torch.from_numpy(out)}

@@ -66,7 +66,9 @@ class InputSpec:
         image_width: image width [px].
         history_frames: ego-status history frames (T of ``ego_status``).
         lidar_frames: LiDAR BEV frames (T of ``lidar_bev``).
-        lidar_channels: LiDAR BEV channels (C of ``lidar_bev``).
+        lidar_channels: LiDAR BEV channels (C of ``lidar_bev``): 2 (low and high returns), 3 with
+            ``lidar_intensity``.
+        lidar_intensity: the LiDAR BEV carries the ground returns' intensity as a third channel.
         bev_range: ``[x_min, x_max, y_min, y_max]`` [m] of the BEV grid (LiDAR BEV, semantic map, BEV tokens),
             ego rear-axle frame, first grid axis forward.
         bev_height: cells along x of ``lidar_bev`` and ``bev_semantic_map``.
@@ -83,6 +85,7 @@ class InputSpec:
     history_frames: int = 4
     lidar_frames: int = 1
     lidar_channels: int = 2
+    lidar_intensity: bool = False
     bev_range: list[float] = field(default_factory=lambda: [-32.0, 32.0, -32.0, 32.0])
     bev_height: int = 128
     bev_width: int = 128
@@ -94,6 +97,11 @@ class InputSpec:
         require_at_least(self, ("num_cameras", "camera_frames", "history_frames", "lidar_frames"), 1)
         require_at_least(self, ("lidar_channels", "max_instruction_tokens", "num_poses", "max_agents"), 1)
         require_at_least(self, ("image_height", "image_width", "bev_height", "bev_width"), 8)
+        if self.lidar_channels != 2 + int(self.lidar_intensity):
+            raise ValueError(
+                f"InputSpec.lidar_channels: {self.lidar_channels}, but the LiDAR BEV has "
+                f"{2 + int(self.lidar_intensity)} channels with lidar_intensity={self.lidar_intensity}"
+            )
         if len(self.bev_range) != 4 or not (
             self.bev_range[1] > self.bev_range[0] and self.bev_range[3] > self.bev_range[2]
         ):
@@ -436,6 +444,7 @@ LEGACY_VALUES: dict[tuple[str, ...], Any] = {
     ("route", "enabled"): False,
     ("loss", "route"): 0.0,
     ("loss", "bev_class_weights"): [1.0] * len(BevSemanticClass),
+    ("inputs", "lidar_intensity"): False,
 }
 
 

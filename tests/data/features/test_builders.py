@@ -104,6 +104,27 @@ def test_lidar_bev_counts_points_per_cell_and_height_and_saturates() -> None:
         LidarBevBuilder().compute(scene.get_agent_input())
 
 
+def test_lidar_bev_intensity_channel_keeps_the_brightest_ground_return() -> None:
+    scene = build_straight_scene()
+    points = np.zeros((len(LidarIndex), 5), dtype=np.float32)
+    points[LidarIndex.X] = [10.1, 10.2, 10.3, 20.1, 20.1]  # three ground returns in one cell (paint among road)
+    points[LidarIndex.Y] = [-3.9, -3.8, -3.7, 5.1, 5.1]
+    points[LidarIndex.Z] = [0.0, 0.0, 0.0, 1.0, 0.0]  # a bright box return above the ground is no paint
+    points[LidarIndex.INTENSITY] = [0.1, 0.6, 0.1, 0.8, 0.05]
+    scene.frames[scene.current_index].lidar = Lidar(points)
+    plain = LidarBevBuilder().compute(scene.get_agent_input())["lidar_bev"][0]
+    builder = LidarBevBuilder(intensity=True)
+    bev = builder.compute(scene.get_agent_input())["lidar_bev"][0]
+    assert plain.shape[0] == 2 and bev.shape[0] == len(LidarBevChannel) == builder.dims()["C"]
+    assert torch.equal(bev[: LidarBevChannel.INTENSITY], plain)  # the counts are unchanged
+    assert bev[LidarBevChannel.INTENSITY, 84, 56] == pytest.approx(0.6)  # the marking, not the mean
+    assert bev[LidarBevChannel.INTENSITY, 104, 74] == pytest.approx(0.05)  # the ground return under the box
+    assert bev[LidarBevChannel.INTENSITY].sum() == pytest.approx(0.65)  # empty cells stay 0
+    # Without it, the fingerprint is the one entries had before the option existed; with it, another.
+    assert "intensity" not in LidarBevBuilder().params()
+    assert builder.fingerprint() != LidarBevBuilder().fingerprint()
+
+
 def test_cameras_are_resized_with_their_intrinsics() -> None:
     scene = build_straight_scene()
     k = np.array([[400.0, 0, 256], [0, 400, 144], [0, 0, 1]])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -168,6 +169,7 @@ def test_checkpoints_without_the_new_keys_load_as_trained():
         del node[path[-1]]
     cfg = model_config(with_legacy_values(record))
     assert not cfg.route.enabled and cfg.ego_history_dropout == 0 and set(cfg.loss.bev_class_weights) == {1.0}
+    assert not cfg.inputs.lidar_intensity
     model = VLAModel(cfg)
     assert not any(k.startswith("route.") for k in model.state_dict())
     assert "route" not in model.planner.blocks[0].cross
@@ -208,3 +210,20 @@ def test_the_recipe_is_default_with_every_change_on():
     default_fields = dataclasses.asdict(default)
     changed = {k for k in recipe_fields if recipe_fields[k] != default_fields[k]}
     assert changed == {"size", "ego_history_dropout", "vision", "route", "loss"}
+
+
+def test_lidar_intensity_is_a_third_channel_the_model_reads():
+    with pytest.raises(ValueError, match="lidar_channels: 2.*3 channels with lidar_intensity=True"):
+        tiny_config(inputs={"lidar_intensity": True})
+    cfg, batches, model = _model(inputs={"lidar_intensity": True, "lidar_channels": 3})
+    features, _ = builder_params(cfg, CAMERAS)
+    assert features["lidar_bev"]["intensity"] is True
+    assert "intensity" not in builder_params(tiny_config(), CAMERAS)[0]["lidar_bev"]  # the default's entries stay
+    f = dict(batches[0][0])
+    assert f["lidar_bev"].shape[2] == 3
+    model.eval()
+    with torch.no_grad():
+        before = model(f)["modes"]
+        f["lidar_bev"] = f["lidar_bev"].clone()
+        f["lidar_bev"][:, :, 2] = 1.0 - f["lidar_bev"][:, :, 2]  # only the intensity changes
+        assert not torch.allclose(model(f)["modes"], before)
