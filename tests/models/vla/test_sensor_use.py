@@ -227,3 +227,16 @@ def test_lidar_intensity_is_a_third_channel_the_model_reads():
         f["lidar_bev"] = f["lidar_bev"].clone()
         f["lidar_bev"][:, :, 2] = 1.0 - f["lidar_bev"][:, :, 2]  # only the intensity changes
         assert not torch.allclose(model(f)["modes"], before)
+
+
+def test_default_road_is_the_recipe_with_the_road_in_the_lidar():
+    road, recipe = load_model_config(str(model_config_path("default_road"))), load_model_config(RECIPE)
+    assert road.size == "default_road"
+    assert dataclasses.replace(road, size=recipe.size, inputs=recipe.inputs) == recipe  # nothing else differs
+    changed = {k for k, v in dataclasses.asdict(road.inputs).items() if v != dataclasses.asdict(recipe.inputs)[k]}
+    assert changed == {"lidar_channels", "lidar_intensity", "bev_range"}
+    assert road.inputs.bev_range[0] < 0 < road.inputs.bev_range[1] and road.inputs.bev_range[1] > 32.0  # ahead
+    features, targets = builder_params(road, ["cam_l0", "cam_f0", "cam_r0"])
+    assert features["lidar_bev"]["intensity"] is True
+    assert features["lidar_bev"]["grid"]["x_max"] == road.inputs.bev_range[1]
+    assert targets["bev_semantic_map"]["grid"] == features["lidar_bev"]["grid"]  # targets on the same grid
