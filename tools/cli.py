@@ -39,7 +39,7 @@ INTERRUPTED = 130
 #: command -> (module with a hydra ``main``, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("tools.generate", "write the embedded splits (synth_navtrain, synth_navtest, synth_navhard)"),
-    "preview": ("tools.preview", "camera and bird's-eye PNGs of scenes of a generated split"),
+    "preview": ("tools.preview", "camera, bird's-eye and LiDAR PNGs of scenes of a generated split"),
     "eval": ("tools.eval", "EPDMS of agents on a split: per-token CSV, summary.json, a table"),
     "submit": ("tools.submit", "a NAVSIM submission pickle of an agent on a split (or check=<file>)"),
     "navsim-export": ("tools.navsim_export", "an embedded split as a NAVSIM data root (logs, sensors, nuPlan maps)"),

@@ -39,8 +39,8 @@ COMMAND = Command(
     "preview",
     PreviewConfig,
     split_key="split",
-    summary="Write PNGs of scenes of a generated split: every camera side by side and one by one, and a bird's-eye "
-    "view.",
+    summary="Write PNGs of scenes of a generated split: every camera side by side and one by one, a bird's-eye "
+    "view and the LiDAR BEV feature's channels.",
 )
 
 

@@ -2,7 +2,9 @@
 
 The BEV (ego frame, x up) shows the map (lanes, connectors, crosswalks), traffic-light states on the
 signalised connectors (red/green), the annotated objects, the ego, its route centreline, history and the
-expert's future, with the meta-action, navigation instruction and scene description as the title.
+expert's future, with the meta-action, navigation instruction and scene description as the title. The LiDAR
+picture shows the channels of the ``lidar_bev`` feature (returns below and above the split height, and the ground
+returns' intensity) over the same range, with the expert's future: what a policy's LiDAR branch is given.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from PIL import Image
 
 from irl_vla.common.io import replacing
 from irl_vla.data.enums import BoundingBoxIndex, SE2Index
+from irl_vla.data.features.bev import BevGrid
+from irl_vla.data.features.lidar import LidarBevBuilder, LidarBevChannel
 from irl_vla.data.geometry import box_corners, points_to_local
 from irl_vla.data.map import MapLayer
 from irl_vla.data.scene import Scene
@@ -105,8 +109,52 @@ def bev_figure(scene: Scene, title: str = "") -> plt.Figure:
     return fig
 
 
+#: Colour-scale tops of the LiDAR channels: counts are scaled to [0, 1]; road (0.1) and verge (0.05) differ
+#: visibly only on a short intensity scale (lane paint, 0.6, saturates it).
+LIDAR_SCALE = {LidarBevChannel.BELOW: 1.0, LidarBevChannel.ABOVE: 1.0, LidarBevChannel.INTENSITY: 0.15}
+
+
+def lidar_figure(scene: Scene, lidar_pc: np.ndarray, title: str = "") -> plt.Figure:
+    """The ``lidar_bev`` channels of one sweep ``(6, P)`` (with intensity) over ``BEV_RANGE``, x up, y left."""
+    x0, x1, y0, y1 = BEV_RANGE
+    grid = BevGrid(x_min=x0, x_max=x1, y_min=y0, y_max=y1, resolution=0.5)
+    channels = LidarBevBuilder(grid=grid, intensity=True).histogram(lidar_pc)  # (3, H, W)
+    future = np.concatenate([[[0.0, 0.0]], scene.get_future_trajectory().poses[:, : SE2Index.HEADING]])
+    fig, axes = plt.subplots(1, len(LidarBevChannel), figsize=(4.2 * len(LidarBevChannel), 5.0))
+    names = {
+        LidarBevChannel.BELOW: "returns below the split height (counts)",
+        LidarBevChannel.ABOVE: "returns above it (counts)",
+        LidarBevChannel.INTENSITY: "largest ground-return intensity",
+    }
+    for ax, channel in zip(axes, LidarBevChannel, strict=True):
+        # Rows run along x, columns along y; drawn with y to the left, as in the BEV.
+        ax.imshow(
+            channels[channel],
+            origin="lower",
+            extent=(-y0, -y1, x0, x1),
+            cmap="magma",
+            vmin=0.0,
+            vmax=LIDAR_SCALE[channel],
+            interpolation="nearest",
+        )
+        _plot(ax, future, color="lime", lw=1.0, marker="o", ms=2)
+        ax.plot([0.0], [0.0], "w^", ms=6)
+        ax.set_xlim(-y1, -y0)
+        ax.set_ylim(x0, x1)
+        ax.set_title(names[channel], fontsize=8)
+        ax.set_xlabel("-y [m] (left of the ego is left)")
+    axes[0].set_ylabel("x [m]")
+    fig.suptitle(title or scene.token, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def write_preview(scene: Scene, renderer: SensorRenderer, out_dir: str | Path, title: str = "") -> list[Path]:
-    """Write ``<token>_<camera>.png`` per camera, ``<token>_cameras.png`` (side by side) and ``<token>_bev.png``."""
+    """Write the scene's pictures: cameras, BEV and LiDAR BEV.
+
+    ``<token>_<camera>.png`` per camera, ``<token>_cameras.png`` (side by side), ``<token>_bev.png`` and
+    ``<token>_lidar.png``.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if scene.map_api is None:
@@ -124,10 +172,11 @@ def write_preview(scene: Scene, renderer: SensorRenderer, out_dir: str | Path, t
     with replacing(path) as tmp:
         Image.fromarray(strip).save(tmp, format="PNG")
     written.append(path)
-    fig = bev_figure(scene, title)
-    path = out_dir / f"{scene.token}_bev.png"
-    with replacing(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    written.append(path)
+    lidar = renderer.render_lidar(scene.current_frame, scene.map_api)
+    for suffix, fig in (("bev", bev_figure(scene, title)), ("lidar", lidar_figure(scene, lidar.lidar_pc, title))):
+        path = out_dir / f"{scene.token}_{suffix}.png"
+        with replacing(path) as tmp:
+            fig.savefig(tmp, format="png")
+        plt.close(fig)
+        written.append(path)
     return written

@@ -95,7 +95,7 @@ def test_generate_then_preview_through_the_cli(tmp_path, capsys) -> None:
     assert '"split": "synth_navhard"' in out and '"logs": 1' in out
     assert main(["preview", f"paths.data_root={tmp_path}", f"out_dir={tmp_path / 'png'}"]) == 0
     pngs = sorted(p.name for p in (tmp_path / "png").glob("*.png"))
-    assert len(pngs) == 5 and any(p.endswith("_bev.png") for p in pngs)
+    assert len(pngs) == 6 and any(p.endswith("_bev.png") for p in pngs) and any(p.endswith("_lidar.png") for p in pngs)
     assert main(["generate", f"paths.data_root={tmp_path}", "generate.only=[synth_navbad]"]) != 0
 
 

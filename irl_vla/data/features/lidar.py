@@ -92,11 +92,8 @@ class LidarBevBuilder(FeatureBuilder):
 
     def compute(self, agent_input: AgentInput) -> dict[str, torch.Tensor]:
         """Histogram each chosen sweep."""
-        grid = self.grid
-        counts_shape = (len(self.frames), LidarBevChannel.INTENSITY, grid.height, grid.width)
-        out = np.zeros(counts_shape, dtype=np.float32)
-        bright = np.zeros((len(self.frames), 1, grid.height, grid.width), dtype=np.float32)
-        for t, index in enumerate(self.frames):
+        sweeps = []
+        for index in self.frames:
             if index >= len(agent_input.lidars):
                 raise ValueError(
                     f"{self.name}: history index {index} asked, the agent input has {len(agent_input.lidars)} frames"
@@ -104,21 +101,26 @@ class LidarBevBuilder(FeatureBuilder):
             lidar = agent_input.lidars[index]
             if lidar is None:
                 raise ValueError(f"{self.name}: the LiDAR is not loaded at history index {index}")
-            pc = lidar.lidar_pc  # (6, P)
-            z = pc[LidarIndex.Z]
-            keep = z <= self.max_height
-            xy = np.stack([pc[LidarIndex.X][keep], pc[LidarIndex.Y][keep]], axis=1).astype(np.float64)
-            channel = np.where(z[keep] < self.split_height, LidarBevChannel.BELOW, LidarBevChannel.ABOVE)
-            i, j, inside = grid.cell_indices(xy)
-            flat = (channel[inside] * grid.height + i[inside]) * grid.width + j[inside]
-            counts = np.bincount(flat, minlength=LidarBevChannel.INTENSITY * grid.height * grid.width)
-            out[t] = counts.reshape(LidarBevChannel.INTENSITY, grid.height, grid.width)
-            if self.intensity:
-                low = inside & (channel == LidarBevChannel.BELOW)
-                cells = i[low] * grid.width + j[low]
-                np.maximum.at(bright[t, 0].reshape(-1), cells, np.clip(pc[LidarIndex.INTENSITY][keep][low], 0.0, 1.0))
+            sweeps.append(self.histogram(lidar.lidar_pc))
+        return {"lidar_bev": torch.from_numpy(np.stack(sweeps))}
+
+    def histogram(self, lidar_pc: np.ndarray) -> np.ndarray:
+        """The channels ``(C, H, W)`` of one point cloud ``(6, P)`` (rows ``LidarIndex``, LiDAR frame)."""
+        grid = self.grid
+        z = lidar_pc[LidarIndex.Z]
+        keep = z <= self.max_height
+        xy = np.stack([lidar_pc[LidarIndex.X][keep], lidar_pc[LidarIndex.Y][keep]], axis=1).astype(np.float64)
+        channel = np.where(z[keep] < self.split_height, LidarBevChannel.BELOW, LidarBevChannel.ABOVE)
+        i, j, inside = grid.cell_indices(xy)
+        flat = (channel[inside] * grid.height + i[inside]) * grid.width + j[inside]
+        counts = np.bincount(flat, minlength=LidarBevChannel.INTENSITY * grid.height * grid.width)
+        out = counts.reshape(LidarBevChannel.INTENSITY, grid.height, grid.width).astype(np.float32)
         np.minimum(out, self.max_per_cell, out=out)
         out /= self.max_per_cell
-        if self.intensity:
-            out = np.concatenate([out, bright], axis=1)
-        return {"lidar_bev": torch.from_numpy(out)}
+        if not self.intensity:
+            return out
+        bright = np.zeros(grid.height * grid.width, dtype=np.float32)
+        low = inside & (channel == LidarBevChannel.BELOW)
+        intensity = np.clip(lidar_pc[LidarIndex.INTENSITY][keep][low], 0.0, 1.0).astype(np.float32)
+        np.maximum.at(bright, i[low] * grid.width + j[low], intensity)
+        return np.concatenate([out, bright.reshape(1, grid.height, grid.width)])
