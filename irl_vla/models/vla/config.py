@@ -199,6 +199,8 @@ class RouteConfig:
         spacing: arc length between the points, and of the first ahead of the ego [m].
         layers: decoder layers of the route queries (cross-attention to BEV and visual tokens).
         to_planner: give the head's prediction to the planner (false: the head is an auxiliary task only).
+        bend_anchors: lay the planner's anchors onto the head's predicted centreline before denoising
+            (``bend.bend_anchors``), in training and inference alike; needs ``enabled``.
     """
 
     enabled: bool = False
@@ -206,11 +208,14 @@ class RouteConfig:
     spacing: float = 5.0
     layers: int = 1
     to_planner: bool = True
+    bend_anchors: bool = False
 
     def __post_init__(self) -> None:
         require_at_least(self, ("num_points", "layers"), 1)
         if not self.spacing > 0:
             raise ValueError(f"RouteConfig.spacing: expected > 0 [m], got {self.spacing}")
+        if self.bend_anchors and not self.enabled:
+            raise ValueError("RouteConfig.bend_anchors: needs the route head (route.enabled = true)")
 
     @property
     def feeds_planner(self) -> bool:
@@ -445,6 +450,7 @@ LEGACY_VALUES: dict[tuple[str, ...], Any] = {
     ("loss", "route"): 0.0,
     ("loss", "bev_class_weights"): [1.0] * len(BevSemanticClass),
     ("inputs", "lidar_intensity"): False,
+    ("route", "bend_anchors"): False,
 }
 
 

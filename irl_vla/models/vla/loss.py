@@ -1,7 +1,7 @@
 """The imitation loss of the VLA: planning terms plus auxiliary 3D, map, meta-action and language terms.
 
 - ``trajectory_cls``: per-anchor sigmoid focal loss; the anchor nearest the expert (mean xy distance over the
-  poses) is the positive.
+  poses; each scene's own anchors when they are bent along the road) is the positive.
 - ``trajectory_reg``: L1 of the winning anchor's mode to the expert [m, m, rad] (heading difference wrapped).
 - ``agent_class`` / ``agent_box``: object tokens matched one-to-one to the annotated boxes (Hungarian matching on
   class probability and centre distance); matched tokens learn the box's class and state, the rest the
@@ -48,8 +48,12 @@ def pose_l1(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def winning_anchor(anchors: Tensor, trajectory: Tensor) -> Tensor:
-    """Index ``(B,)`` of the anchor ``(K, T, 3)`` nearest each expert trajectory ``(B, T, 3)`` (mean xy L2)."""
-    dist = torch.linalg.vector_norm(anchors[None, :, :, _XY] - trajectory[:, None, :, _XY], dim=-1)  # (B, K, T)
+    """Index ``(B,)`` of the anchor nearest each expert trajectory ``(B, T, 3)`` (mean xy L2).
+
+    ``anchors``: ``(K, T, 3)`` shared by all scenes, or ``(B, K, T, 3)`` per scene (bent along the road).
+    """
+    per_scene = anchors if anchors.dim() == 4 else anchors[None]  # (B or 1, K, T, 3)
+    dist = torch.linalg.vector_norm(per_scene[..., _XY] - trajectory[:, None, :, _XY], dim=-1)  # (B, K, T)
     return dist.mean(-1).argmin(-1)
 
 
@@ -179,7 +183,7 @@ def compute_loss(
     Args:
         predictions: the model's training-mode outputs.
         targets: batched ``TargetKey`` tensors.
-        anchors: the planner's anchors ``(K, T, 3)`` [m, m, rad].
+        anchors: the planner's anchors ``(K, T, 3)`` [m, m, rad], or each scene's ``(B, K, T, 3)``.
         cfg: the weights.
         language: whether the model has its language branch (its terms are skipped without it).
         aux3d: whether the model has its auxiliary 3D heads (the agent and BEV semantic terms are skipped without
@@ -195,8 +199,9 @@ def compute_loss(
     terms: dict[str, Tensor] = {}
     expert = _require(targets, TargetKey.TRAJECTORY.value, "targets", "trajectory_reg")  # (B, T, 3)
     winner = winning_anchor(anchors, expert)  # (B,)
-    if cfg.trajectory_cls > 0 and anchors.shape[0] > 1:  # one mode (regression head): nothing to classify
-        positives = F.one_hot(winner, anchors.shape[0]).float()  # (B, K)
+    num_modes = anchors.shape[-3]
+    if cfg.trajectory_cls > 0 and num_modes > 1:  # one mode (regression head): nothing to classify
+        positives = F.one_hot(winner, num_modes).float()  # (B, K)
         terms["trajectory_cls"] = focal_loss(predictions["mode_logits"], positives, cfg.focal_gamma, cfg.focal_alpha)
     if cfg.trajectory_reg > 0:
         modes = predictions["modes"]  # (B, K, T, 3)

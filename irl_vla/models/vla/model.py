@@ -11,7 +11,8 @@ the language model's teacher forcing (its LM loss), never by the planner's path.
 - auxiliary outputs (training or ``with_aux``): ``agent_states``, ``agent_class_logits``,
   ``bev_semantic_logits``, ``meta_action_logits`` and, with LM targets, ``lm_logits``;
 - with a route head (``route.enabled``), always: ``route_centerline`` ``(B, P, 3)``, the route lane's centreline
-  ahead as the network reads it from its sensors (given to the planner when ``route.to_planner``);
+  ahead as the network reads it from its sensors (given to the planner when ``route.to_planner``), and with
+  ``route.bend_anchors`` the ``anchors`` ``(B, K, T, 3)`` laid onto it that the planner denoised;
 - sampled chains (``stochastic=True``): ``chain``, ``chain_log_probs`` ``(B, K, S)`` and ``chain_stds``.
 """
 
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 
 from irl_vla.data.enums import DrivingCommand, MetaAction
 from irl_vla.data.features.ego import EgoStatusIndex
+from irl_vla.models.vla.bend import bend_anchors
 from irl_vla.models.vla.config import FeatureKey, TargetKey, VLAConfig
 from irl_vla.models.vla.language import LanguageReasoner
 from irl_vla.models.vla.layers import mlp
@@ -134,7 +136,7 @@ class VLAModel(nn.Module):
         return compute_loss(
             predictions,
             targets,
-            self.planner.anchors,
+            predictions.get("anchors", self.planner.anchors),
             self.cfg.loss,
             language=self.language is not None,
             aux3d=self.cfg.reasoning.aux_heads,
@@ -177,9 +179,13 @@ class VLAModel(nn.Module):
         tokens = {"bev": bev, "map": reasoned.pop("map_tokens"), "objects": reasoned.pop("object_tokens")}
         out: dict[str, Tensor] = dict(reasoned)
         condition = ego
+        anchors = None
         if self.route is not None:
             route = self.route(bev, visual, ego)
             out["route_centerline"] = route["route_centerline"]
+            if self.cfg.route.bend_anchors:
+                anchors = bend_anchors(self.planner.anchors, route["route_centerline"], self.cfg.route.spacing)
+                out["anchors"] = anchors  # (B, K, T, 3): what the loss picks the winning anchor from
             if "route_condition" in route:
                 tokens["route"] = route["route_tokens"]
                 condition = ego + route["route_condition"]
@@ -196,7 +202,7 @@ class VLAModel(nn.Module):
                 out["meta_action_logits"] = self.meta_action_head(meta.mean(dim=1))
             if lm_logits is not None:
                 out["lm_logits"] = lm_logits
-        return PlannerContext(ego=condition, tokens=tokens), out
+        return PlannerContext(ego=condition, tokens=tokens, anchors=anchors), out
 
     def required_features(self) -> tuple[FeatureKey, ...]:
         """The feature keys this configuration reads."""

@@ -44,10 +44,13 @@ class PlannerContext:
     Attributes:
         ego: ego embedding ``(B, D)``.
         tokens: source name (``CONTEXT_SOURCES``) -> tokens ``(B, L, D)``; a missing source is skipped.
+        anchors: per-scene anchors ``(B, K, T, 3)`` [m, m, rad] (the planner's anchors bent along the road ahead,
+            ``bend.bend_anchors``); ``None``: the planner's own ``(K, T, 3)`` for every scene.
     """
 
     ego: Tensor
     tokens: dict[str, Tensor]
+    anchors: Tensor | None = None
 
 
 @dataclass
@@ -164,13 +167,16 @@ class DiffusionPlanner(nn.Module):
         self.anchors.copy_(anchors)
         self.anchors_set.fill_(True)
 
-    def _normalised_anchors(self, batch: int) -> Tensor:
+    def _normalised_anchors(self, ctx: PlannerContext) -> Tensor:
+        """The anchors of each scene ``(B, K, T, 3)``, standardised."""
         if not bool(self.anchors_set):
             raise RuntimeError(
                 "planner anchors are not set: compute them from expert trajectories (compute_anchors) and call "
                 "VLAModel.set_anchors, or load a checkpoint"
             )
-        return self.trajectory_norm(self.anchors).unsqueeze(0).expand(batch, -1, -1, -1)  # (B, K, T, 3)
+        if ctx.anchors is not None:
+            return self.trajectory_norm(ctx.anchors)
+        return self.trajectory_norm(self.anchors).unsqueeze(0).expand(ctx.ego.shape[0], -1, -1, -1)
 
     def project_context(self, ctx: PlannerContext) -> list[dict[str, tuple[Tensor, Tensor]]]:
         """Per block, the keys and values of the context sources (shared by all denoising steps)."""
@@ -211,7 +217,7 @@ class DiffusionPlanner(nn.Module):
             Metric modes ``(B, K, T, 3)`` and logits ``(B, K)``.
         """
         b = ctx.ego.shape[0]
-        anchors = self._normalised_anchors(b)
+        anchors = self._normalised_anchors(ctx)
         device = anchors.device
         t = torch.randint(0, self.cfg.train_max_timestep, (b,), generator=generator, device=device)  # (B,)
         noise = torch.randn(anchors.shape, generator=generator, device=device)
@@ -250,7 +256,7 @@ class DiffusionPlanner(nn.Module):
         the standard deviations ``step_stds(std_min)``.
         """
         b = ctx.ego.shape[0]
-        anchors = self._normalised_anchors(b)
+        anchors = self._normalised_anchors(ctx)
         start = torch.full((b,), self.timesteps[0], device=anchors.device)
         noise = torch.randn(anchors.shape, generator=generator, device=anchors.device) if stochastic else None
         x = self.scheduler.add_noise(anchors, torch.zeros_like(anchors) if noise is None else noise, start)

@@ -19,7 +19,7 @@ class RegressionPlanner(DiffusionPlanner):
 
     def _regress(self, ctx: PlannerContext) -> tuple[Tensor, Tensor, Tensor]:
         """Normalised input ``(B, 1, T, 3)``, normalised output ``(B, 1, T, 3)`` and logits ``(B, 1)``."""
-        x = self._normalised_anchors(ctx.ego.shape[0])  # (B, 1, T, 3)
+        x = self._normalised_anchors(ctx)  # (B, 1, T, 3)
         x0, logits = self.denoise(x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device), ctx)
         return x, x0, logits
 
