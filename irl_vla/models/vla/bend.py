@@ -35,7 +35,7 @@ def bend_anchors(anchors: Tensor, centerline: Tensor, spacing: float) -> Tensor:
         ``(B, K, T, 3)`` the bent anchors [m, m, rad].
     """
     b, p = centerline.shape[:2]
-    origin = centerline.new_zeros(b, 1, len(SE2Index))
+    origin = anchors.new_zeros(b, 1, len(SE2Index))
     knots = torch.cat([origin, centerline.detach().to(anchors.dtype)], dim=1)  # (B, P + 1, 3), s = 0, d, ..., P d
     s = anchors[..., SE2Index.X] / spacing  # (K, T) arc length in knot intervals
     segment = s.floor().clamp(0, p - 1).long()  # (K, T): the segment each pose lies on (or extrapolates)

@@ -167,16 +167,24 @@ class DiffusionPlanner(nn.Module):
         self.anchors.copy_(anchors)
         self.anchors_set.fill_(True)
 
-    def _normalised_anchors(self, ctx: PlannerContext) -> Tensor:
-        """The anchors of each scene ``(B, K, T, 3)``, standardised."""
+    def scene_anchors(self, ctx: PlannerContext) -> Tensor:
+        """The anchors each scene starts from ``(B, K, T, 3)`` [m, m, rad]: ``ctx.anchors``, else the planner's own.
+
+        Raises:
+            RuntimeError: when the planner's anchors were never set.
+        """
         if not bool(self.anchors_set):
             raise RuntimeError(
                 "planner anchors are not set: compute them from expert trajectories (compute_anchors) and call "
                 "VLAModel.set_anchors, or load a checkpoint"
             )
         if ctx.anchors is not None:
-            return self.trajectory_norm(ctx.anchors)
-        return self.trajectory_norm(self.anchors).unsqueeze(0).expand(ctx.ego.shape[0], -1, -1, -1)
+            return ctx.anchors
+        return self.anchors.unsqueeze(0).expand(ctx.ego.shape[0], -1, -1, -1)
+
+    def _normalised_anchors(self, ctx: PlannerContext) -> Tensor:
+        """``scene_anchors``, standardised ``(B, K, T, 3)``."""
+        return self.trajectory_norm(self.scene_anchors(ctx))
 
     def project_context(self, ctx: PlannerContext) -> list[dict[str, tuple[Tensor, Tensor]]]:
         """Per block, the keys and values of the context sources (shared by all denoising steps)."""

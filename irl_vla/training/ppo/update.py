@@ -351,8 +351,7 @@ class PPOModule(nn.Module):
             bc_per_scene = -ref_log_probs.mean(dim=(1, 2))
         elif self.bc.source == "expert" and (self.bc.coef > 0 or self.bc.coef_no_improvement > 0):
             modes, _ = planner.forward_train(ctx, generator)  # (B, K, T, 3) one pass from noised anchors
-            anchors = planner.anchors if ctx.anchors is None else ctx.anchors  # (K or B, ..., T, 3)
-            best = winning_anchor(anchors, batch.expert)  # (B,)
+            best = winning_anchor(planner.scene_anchors(ctx), batch.expert)  # (B,)
             diff = modes[torch.arange(b, device=modes.device), best] - batch.expert  # (B, T, 3)
             diff = torch.cat([diff[..., :2], wrap_angle(diff[..., 2:])], dim=-1)
             bc_per_scene = diff.abs().mean(dim=(-2, -1))
