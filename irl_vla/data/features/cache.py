@@ -1,9 +1,11 @@
 """The feature cache: each builder's tensors of each scene as one safetensors file, versioned and checked.
 
-Layout: ``<cache_dir>/<token[:2]>/<token>/<builder>.safetensors``. Each file's header records the format, the
-builder's fingerprint (name, version, parameters), the scene token, the fingerprint of the log the scene came from
-and a CRC-32 of the tensors' bytes. On reading, an entry of another fingerprint or log hash is *stale* (it is
-rebuilt); a file that cannot be parsed, fails its CRC, names another token or holds tensors off the builder's
+Layout: ``<cache_dir>/<token[:2]>/<token>/<builder>-<fingerprint[:12]>.safetensors``: the builder's fingerprint
+(name, version, parameters) is in the file name, so builders of one name with other parameters (a model reading
+the LiDAR on another grid) keep entries side by side in one cache and never overwrite each other's. Each file's
+header records the format, the builder's full fingerprint, the scene token, the fingerprint of the log the scene
+came from and a CRC-32 of the tensors' bytes. On reading, an entry of another log hash or cache format is *stale*
+(it is rebuilt); a file that cannot be parsed, fails its CRC, names another token or holds tensors off the builder's
 specs is *corrupt* and ``CorruptCacheError`` names it. Entries are written atomically (temp file + rename), so a
 killed build leaves only whole files and resumes where it stopped. No pickle anywhere.
 """
@@ -23,8 +25,9 @@ from irl_vla.common.io import DataFormatError, replacing
 from irl_vla.data.features.builder import Builder
 
 CACHE_FORMAT = "irl_vla.feature_cache"
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: the fingerprint in the file name
 SUFFIX = ".safetensors"
+FINGERPRINT_CHARS = 12  # hex digits of the builder's fingerprint in an entry's file name
 
 
 class CorruptCacheError(DataFormatError):
@@ -53,9 +56,9 @@ class FeatureCache:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
-    def path(self, token: str, builder: str) -> Path:
-        """File of ``builder``'s tensors of scene ``token``."""
-        return self.root / token[:2] / token / f"{builder}{SUFFIX}"
+    def path(self, token: str, builder: str, fingerprint: str) -> Path:
+        """File of the tensors of scene ``token`` built by ``builder`` with the settings of ``fingerprint``."""
+        return self.root / token[:2] / token / f"{builder}-{fingerprint[:FINGERPRINT_CHARS]}{SUFFIX}"
 
     def write(
         self,
@@ -66,13 +69,14 @@ class FeatureCache:
         fingerprint: str | None = None,
     ) -> Path:
         """Write one entry atomically (``fingerprint``: the builder's, if already computed); returns its path."""
-        path = self.path(token, builder.name)
+        fingerprint = fingerprint or builder.fingerprint()
+        path = self.path(token, builder.name, fingerprint)
         tensors = {k: v.contiguous() for k, v in tensors.items()}
         metadata = {
             "format": CACHE_FORMAT,
             "format_version": str(CACHE_FORMAT_VERSION),
             "builder": builder.name,
-            "fingerprint": fingerprint or builder.fingerprint(),
+            "fingerprint": fingerprint,
             "token": token,
             "log_hash": log_hash,
             "crc32": _crc(tensors),
@@ -93,17 +97,17 @@ class FeatureCache:
             fingerprint: the builder's fingerprint, if already computed.
 
         Returns:
-            ``(VALID, tensors)``, ``(MISSING, None)`` or ``(STALE, None)`` (another builder version or parameters,
-            another log content, or an older cache format).
+            ``(VALID, tensors)``, ``(MISSING, None)`` (no entry of this builder version and parameters) or
+            ``(STALE, None)`` (another log content, or an older cache format).
 
         Raises:
             CorruptCacheError: naming the file when it cannot be read or does not hold what its header says.
         """
-        path = self.path(token, builder.name)
+        expected = fingerprint or builder.fingerprint()
+        path = self.path(token, builder.name, expected)
         if not path.is_file():
             return EntryState.MISSING, None
         where = f"{path} (token {token}, builder {builder.name})"
-        expected = fingerprint or builder.fingerprint()
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
@@ -115,7 +119,11 @@ class FeatureCache:
                     raise CorruptCacheError(
                         f"{where}: holds token {meta.get('token')} of builder {meta.get('builder')}"
                     )
-                if meta.get("fingerprint") != expected or meta.get("log_hash") != log_hash:
+                if meta.get("fingerprint") != expected:
+                    raise CorruptCacheError(
+                        f"{where}: holds builder settings {meta.get('fingerprint')}, not {expected}"
+                    )
+                if meta.get("log_hash") != log_hash:
                     return EntryState.STALE, None
                 tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 - safe_open has no iterator
         except SafetensorError as e:

@@ -167,7 +167,9 @@ def cache_chunk(dataset: FeatureDataset, tokens: tuple[str, ...]) -> dict[str, A
         for name, state in status.items():
             counts[state.value] += 1
             if state is LoadStatus.REPAIRED:
-                repaired.append(str(dataset.cache.path(token, name)) if dataset.cache else name)
+                repaired.append(
+                    str(dataset.cache.path(token, name, dataset.fingerprints[name])) if dataset.cache else name
+                )
         for w in caught:
             warnings.warn(w.message, stacklevel=2)
     return {"counts": counts, "repaired": repaired, "scenes": len(tokens)}

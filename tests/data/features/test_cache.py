@@ -11,6 +11,7 @@ import torch
 
 from irl_vla.common.parallel import ExecutorConfig, TaskError
 from irl_vla.data.features import FeatureDataset
+from irl_vla.data.features import cache as cache_module
 from irl_vla.data.features.cache import CorruptCacheError
 from irl_vla.data.features.caching import CacheConfig, run_cache
 from irl_vla.data.features.dataset import LoadStatus
@@ -49,35 +50,64 @@ def test_cached_samples_equal_computed_ones(source: partial[SceneLoader], tmp_pa
         assert torch.equal({**first.features, **first.targets}[key], value), key
 
 
-def test_a_stale_entry_is_rebuilt(source: partial[SceneLoader], split_dir: Path, tmp_path: Path) -> None:
+def test_other_settings_sit_beside_and_a_stale_entry_is_rebuilt(
+    source: partial[SceneLoader], split_dir: Path, tmp_path: Path
+) -> None:
     cache = tmp_path / "cache"
     token = _dataset(source, cache).load(_dataset(source, cache).tokens[0])[0].token
-    # other parameters of one builder: only its entry is rebuilt, with the new shape
+    # other parameters of one builder: an entry of their own, beside the first one (neither overwrites the other)
     sample, status = _dataset(source, cache, agents=5).load(token)
     assert status == {
         "ego_status": LoadStatus.CACHED,
         "driving_command": LoadStatus.CACHED,
         "trajectory": LoadStatus.CACHED,
-        "agents": LoadStatus.REBUILT,
+        "agents": LoadStatus.BUILT,
     }
     assert sample.targets["agent_states"].shape[0] == 5
+    assert len(list((cache / token[:2] / token).glob("agents-*.safetensors"))) == 2
     assert _dataset(source, cache, agents=5).load(token)[1]["agents"] is LoadStatus.CACHED
-    # a new builder version
+    back, status = _dataset(source, cache).load(token)
+    assert status["agents"] is LoadStatus.CACHED and back.targets["agent_states"].shape[0] == 30
+    # a new builder version is other settings too
     EgoStatusBuilder.version += 1
     try:
-        assert _dataset(source, cache, agents=5).load(token)[1]["ego_status"] is LoadStatus.REBUILT
+        assert _dataset(source, cache, agents=5).load(token)[1]["ego_status"] is LoadStatus.BUILT
     finally:
         EgoStatusBuilder.version -= 1
-    # the log changed: every entry is rebuilt
+    # the log changed: every entry is rebuilt in place
     status = _dataset(partial(_RehashedLoader, str(split_dir), renderer=None), cache, agents=5).load(token)[1]
     assert set(status.values()) == {LoadStatus.REBUILT}
+
+
+def test_an_entry_of_an_older_cache_format_is_rebuilt(
+    source: partial[SceneLoader], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "CACHE_FORMAT_VERSION", 1)
+    token = _dataset(source, tmp_path / "cache").tokens[0]
+    _dataset(source, tmp_path / "cache").load(token)
+    monkeypatch.setattr(cache_module, "CACHE_FORMAT_VERSION", 2)
+    assert set(_dataset(source, tmp_path / "cache").load(token)[1].values()) == {LoadStatus.REBUILT}
+
+
+def test_an_entry_renamed_to_other_settings_is_named(source: partial[SceneLoader], tmp_path: Path) -> None:
+    small, large = _dataset(source, tmp_path / "cache", agents=5), _dataset(source, tmp_path / "cache")
+    token = small.tokens[0]
+    small.load(token)
+    cache = small.cache
+    assert cache is not None
+    # the 5-agent entry moved to the name of the 30-agent settings (by hand or by a broken copy)
+    cache.path(token, "agents", small.fingerprints["agents"]).rename(
+        cache.path(token, "agents", large.fingerprints["agents"])
+    )
+    with pytest.raises(CorruptCacheError, match=r"agents-[0-9a-f]{12}\.safetensors.*holds builder settings"):
+        large.load(token)
 
 
 def test_a_corrupt_entry_is_named(source: partial[SceneLoader], tmp_path: Path) -> None:
     dataset = _dataset(source, tmp_path / "cache")
     token = dataset.tokens[0]
     dataset.load(token)
-    path = dataset.cache.path(token, "trajectory")  # type: ignore[union-attr]
+    path = dataset.cache.path(token, "trajectory", dataset.fingerprints["trajectory"])  # type: ignore[union-attr]
     data = bytearray(path.read_bytes())
     data[-3] ^= 0x55  # a damaged tensor byte
     path.write_bytes(bytes(data))
