@@ -1,7 +1,8 @@
 """Stage 3 (``irl-vla train stage=ppo``): fine-tune the stage-1 policy by PPO against the learned reward.
 
 The run starts from a stage-1 checkpoint (``init_checkpoint``) and a reward-model checkpoint
-(``reward_checkpoint``), rolls out on the training split's scenes through the feature cache, and updates with
+(``reward_checkpoint``), rolls out on the training split's scenes through the feature cache (the policy's and the
+reward model's inputs as two views, so each reads its builders with its own settings), and updates with
 ``update.ppo_update``, each iteration inside ``no_simulator()``. The shared trainer (``irl_vla.training.trainer``)
 gives checkpoints, resume, TensorBoard, the progress bar, determinism and DDP: a trainer step is one PPO
 iteration. On top of it:
@@ -32,6 +33,7 @@ from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.features.builder import Builder, FeatureBuilder, TargetBuilder
 from irl_vla.data.features.dataset import Batch, FeatureDataset
 from irl_vla.data.features.targets import TrajectoryTargetBuilder
+from irl_vla.data.features.views import ViewsDataset, strip_view
 from irl_vla.data.source import SourceFactory
 from irl_vla.data.split import spread
 from irl_vla.data.trajectory import DEFAULT_SAMPLING
@@ -47,6 +49,7 @@ from irl_vla.training.validation import Validator
 
 #: Where a run exports its policy (stage 1's checkpoint format) at every checkpoint.
 POLICY_DIR = "policy"
+REWARD_VIEW = "reward/"  # the reward model's inputs in a rollout batch (the policy's have no prefix)
 #: The learned-reward scalar the hacking guard compares with the simulator's EPDMS.
 GUARD_REWARD = "reward/policy_epdms"
 
@@ -74,27 +77,6 @@ class HackingMonitor:
         return self.cfg.enabled and self.strikes >= self.cfg.patience
 
 
-def merge_builders(first: Sequence[Builder], second: Sequence[Builder]) -> list[Builder]:
-    """``first`` then the builders of ``second`` not already in it (the same name and parameters).
-
-    Raises:
-        ValueError: when both have a builder of one name with different parameters.
-    """
-    out = list(first)
-    by_name = {b.name: b for b in out}
-    for builder in second:
-        seen = by_name.get(builder.name)
-        if seen is None:
-            out.append(builder)
-            by_name[builder.name] = builder
-        elif seen.fingerprint() != builder.fingerprint():
-            raise ValueError(
-                f"builder {builder.name}: the policy reads it with {seen.params()}, the reward model with "
-                f"{builder.params()}; a scene cannot hold both"
-            )
-    return out
-
-
 def output_keys(builders: Sequence[Builder]) -> list[str]:
     """The tensor keys the builders write."""
     return [key for b in builders for key in b.specs()]
@@ -106,7 +88,8 @@ class PPOTrainer(Trainer):
     Args:
         cfg: the stage's settings.
         module: the PPO module (policy, value head, frozen reference).
-        dataset: the rollout scenes (the policy's and the reward model's inputs, the expert's trajectory).
+        dataset: the rollout scenes: the policy's inputs and the expert's trajectory, the reward model's inputs under
+            ``REWARD_VIEW``.
         reward_fn: the learned reward.
         policy_keys: the batch keys the policy reads.
         reward_keys: the batch keys the reward model reads (features or targets).
@@ -118,7 +101,7 @@ class PPOTrainer(Trainer):
         self,
         cfg: PPOConfig,
         module: PPOModule,
-        dataset: FeatureDataset,
+        dataset: ViewsDataset,
         *,
         reward_fn: RewardFunction,
         policy_keys: Sequence[str],
@@ -160,7 +143,7 @@ class PPOTrainer(Trainer):
             rollout = collect_rollout(
                 module,
                 move(self.policy_keys),
-                move(self.reward_keys),
+                strip_view(move(self.reward_keys), REWARD_VIEW),
                 tensors["trajectory"].to(self.device),
                 self.reward_fn,
                 self.generator,
@@ -298,11 +281,21 @@ def run_ppo(
         raise ValueError(f"train.split {cfg.split}: no scenes")
     torch.manual_seed(cfg.seed)  # the value head's initial weights
     module = PPOModule(network, cfg.ppo, cfg.bc)
-    reward_features = [b for b in reward_builders if isinstance(b, FeatureBuilder)]
-    feature_builders = merge_builders(policy.feature_builders, reward_features)
     expert = TrajectoryTargetBuilder(num_poses=network.cfg.inputs.num_poses)
-    target_builders = merge_builders([expert], [b for b in reward_builders if isinstance(b, TargetBuilder)])
-    dataset = FeatureDataset(source, feature_builders, target_builders, tokens=tokens, cache_dir=cfg.cache_dir)
+    # the policy's and the reward model's inputs as two views: each may read a builder with its own settings
+    # (the policy's LiDAR on its grid, the reward model's on another), their cache entries side by side
+    dataset = ViewsDataset(
+        {
+            "": FeatureDataset(source, policy.feature_builders, [expert], tokens=tokens, cache_dir=cfg.cache_dir),
+            REWARD_VIEW: FeatureDataset(
+                source,
+                [b for b in reward_builders if isinstance(b, FeatureBuilder)],
+                [b for b in reward_builders if isinstance(b, TargetBuilder)],
+                tokens=tokens,
+                cache_dir=cfg.cache_dir,
+            ),
+        }
+    )
     if isinstance(reward_model, nn.Module):
         reward_model.to(device).eval()
     out = Path(str(cfg.output_dir))
@@ -344,7 +337,7 @@ def run_ppo(
         dataset,
         reward_fn=RewardFunction(reward_model, cfg.reward),
         policy_keys=output_keys(policy.feature_builders),
-        reward_keys=output_keys(reward_builders),
+        reward_keys=[REWARD_VIEW + key for key in output_keys(reward_builders)],
         export=export,
         record=record,
         normalization=normalization,

@@ -56,7 +56,7 @@ def tiny_module(seed: int = 0, **settings: object) -> tuple[PPOModule, dict[str,
 
 def untrained_reward_checkpoint(path: Path, raster_cells: int) -> Path:
     """A ``tiny`` reward world model with random weights as ``stage=rwm`` saves it, its rasters
-    ``raster_cells`` cells a side over the shipped range (match the policy's so both read one LiDAR tensor)."""
+    ``raster_cells`` cells a side over the shipped range (the policy's or others: each model reads its own)."""
     torch.manual_seed(0)
     cfg = load_reward_config("tiny", {"inputs": {"bev_height": raster_cells, "bev_width": raster_cells}})
     model = RewardWorldModel(cfg)

@@ -109,7 +109,8 @@ def test_rollout_scenes_are_spread_over_the_split_not_its_head(
     run_ppo(cfg, source, None, ProgressReward(), [])
     tokens = list(source().tokens)
     assert len(tokens) > 2
-    assert seen == [[tokens[0], tokens[-1]]]  # the split's first and last scene, not its first two
+    # the split's first and last scene, not its first two (for the policy's view and the reward model's)
+    assert seen == [[tokens[0], tokens[-1]]] * 2
 
 
 def test_resume_after_a_kill_ends_with_the_uninterrupted_policy(
@@ -169,7 +170,8 @@ def test_train_stage_ppo_through_the_cli_with_a_reward_checkpoint(
 ) -> None:
     from tools.cli import main
 
-    reward = untrained_reward_checkpoint(tmp_path / "rwm", raster_cells=32)  # the tiny policy's 2 m cells
+    # its LiDAR on 4 m cells, the tiny policy's on 2 m: one builder with two settings, each model reads its own
+    reward = untrained_reward_checkpoint(tmp_path / "rwm", raster_cells=16)
     out = tmp_path / "out"
     common = [f"paths.data_root={split_root}", f"paths.output_root={out}", f"train.init_checkpoint={stage1}"]
     args = ["train", "stage=ppo", *common, "train.max_steps=1", "train.batch_size=2", "train.max_scenes=2",
