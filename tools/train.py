@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from irl_vla.common.checkpoint import CONFIG
 from irl_vla.common.command import Command
+from irl_vla.data.union_source import union_factory
 from irl_vla.training.il import ILConfig, run_il
 from irl_vla.training.policy import resolve_checkpoint
 from irl_vla.training.ppo.config import PPOConfig
@@ -99,7 +100,8 @@ def main(cfg: DictConfig) -> None:
     elif stage == "rwm":
         path = run_rwm(config, model, train.split, val)
     else:
-        path = run_il(config, model, train.split, val)
+        extra = [config_sources(config, name, render_cache=False).split for name in config.extra_splits]
+        path = run_il(config, model, union_factory([train.split, *extra]), val)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 wrote the outputs and says so
         return
     out = Path(config.output_dir)

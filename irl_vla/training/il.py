@@ -85,6 +85,9 @@ class ILConfig(SceneSelectionConfig, TrainerConfig):
     Attributes:
         stage: the stage these settings are for (``il``).
         split: the training split.
+        extra_splits: more splits of the same source trained on with ``split`` (e.g. ``[synth_navtrain_two_stage]``:
+            the training split's stage-2 scenes, whose ego starts displaced from the logged driver's pose); their
+            scenes follow the split's, their features go to the same ``cache_dir``.
         max_scenes: train on the first N scenes only (``None``: all).
         cache_dir: the feature cache (shared with ``irl-vla cache``); ``None``: none.
         cameras: the VLA's cameras, in order (``model.inputs.num_cameras`` of them).
@@ -101,6 +104,7 @@ class ILConfig(SceneSelectionConfig, TrainerConfig):
 
     stage: str = "il"
     split: str = "synth_navtrain"
+    extra_splits: list[str] = field(default_factory=list)
     cache_dir: str | None = "data/features/synth_navtrain"
     cameras: list[str] = field(default_factory=lambda: list(DEFAULT_CAMERAS))
     stats_scenes: int = 256
@@ -116,6 +120,9 @@ class ILConfig(SceneSelectionConfig, TrainerConfig):
         if self.stage != "il":
             raise ValueError(f"ILConfig.stage: expected il, got {self.stage!r}")
         require_at_least_or_none(self, ("val_max_scenes",), 1)
+        names = [self.split, *self.extra_splits]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ILConfig.extra_splits: {self.extra_splits} repeats a split (train.split: {self.split})")
         if self.stats_scenes < 2 or self.anchor_iterations < 1 or self.workers < 1:
             raise ValueError(
                 f"ILConfig: expected stats_scenes >= 2, anchor_iterations >= 1, workers >= 1; got {self.stats_scenes}, "
@@ -125,6 +132,8 @@ class ILConfig(SceneSelectionConfig, TrainerConfig):
     def record(self) -> dict[str, Any]:
         """Settings that change the trained weights (the trainer's plus the data's)."""
         data = {k: getattr(self, k) for k in ("split", "max_scenes", "stats_scenes", "anchor_iterations")}
+        if self.extra_splits:  # recorded only when set: runs from before the key resume unchanged
+            data["extra_splits"] = list(self.extra_splits)
         return {**super().record(), **data, "cameras": list(self.cameras)}
 
 
@@ -290,7 +299,7 @@ def run_il(
     resume = find_resume(cfg, record)
     tokens = list(source().tokens)[: cfg.max_scenes]
     if not tokens:
-        raise ValueError(f"train.split {cfg.split}: no scenes")
+        raise ValueError(f"train.split {'+'.join([cfg.split, *cfg.extra_splits])}: no scenes")
     out = Path(cfg.output_dir)
     if resume is not None:
         prepared = _from_checkpoint(resume)

@@ -16,8 +16,11 @@ from irl_vla.agents.registry import make_agent, submittable_agent
 from irl_vla.agents.state_anchoring import anchor_plan
 from irl_vla.common.checkpoint import load_checkpoint
 from irl_vla.data.split import SceneLoader
+from irl_vla.data.two_stage import two_stage_dir
 from irl_vla.training.il import run_il
 from irl_vla.training.policy import checkpoint_dirs
+from sim_bridges.embedded.two_stage import TwoStageSpec, generate_two_stage
+from tests.helpers import tiny_split
 from tests.training.conftest import il_config, model_doc
 from tools.cli import main
 
@@ -122,3 +125,28 @@ def test_two_torchrun_processes_take_the_steps_once_and_write_one_checkpoint(spl
     steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [3]  # rank 0 alone logs (log_every 10: the last step)
     assert done.stdout.count("wrote ") == 1  # rank 0 wrote it and says so
+
+
+def test_train_il_reads_extra_splits_such_as_the_training_splits_stage_two_scenes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "data"
+    split = tiny_split(root, "synth_navtrain", ["stop_and_go"], frame_interval=2, num_log_frames=24)
+    generate_two_stage(split, TwoStageSpec(pairs_per_group=1), workers=1)
+    stage_two = SceneLoader(two_stage_dir(split))
+    own = len(SceneLoader(split).tokens)
+    assert own > 0 and len(stage_two.tokens) > 0
+    train = ["stage=il", "model=ego_mlp", "train.max_steps=2", "train.batch_size=2", "train.val_split=null",
+             "train.progress=false", "train.threads=1", "train.stats_scenes=4", "train.checkpoint_every=2"]
+    extra = "train.extra_splits=[synth_navtrain_two_stage]"
+    assert _cli(root, tmp_path, "train", *train, extra) == 0
+    assert f"{own + len(stage_two.tokens)} scenes" in capsys.readouterr().out
+    run = tmp_path / "train" / "il" / "ego_mlp"
+    assert load_checkpoint(checkpoint_dirs(run)[-1]).config["train"]["extra_splits"] == ["synth_navtrain_two_stage"]
+    token = stage_two.tokens[0]  # the stage-2 scenes' features sit in the training split's cache
+    assert list((root / "features" / "synth_navtrain" / token[:2] / token).glob("*.safetensors"))
+    # resuming without the extra split is refused naming the key; a split named twice is refused
+    assert _cli(root, tmp_path, "train", *train) == 2
+    assert "extra_splits" in capsys.readouterr().err
+    assert _cli(root, tmp_path, "train", *train, "train.extra_splits=[synth_navtrain]") != 0
+    assert "repeats a split" in capsys.readouterr().err
