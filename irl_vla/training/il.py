@@ -297,9 +297,10 @@ def run_il(
     features, targets = builder_params(model_cfg, cfg.cameras)
     record = il_record(cfg, model_cfg, features, targets, processes.world_size)
     resume = find_resume(cfg, record)
-    tokens = list(source().tokens)[: cfg.max_scenes]
+    opened = source()  # the training split, or the union of it and train.extra_splits
+    tokens = list(opened.tokens)[: cfg.max_scenes]
     if not tokens:
-        raise ValueError(f"train.split {'+'.join([cfg.split, *cfg.extra_splits])}: no scenes")
+        raise ValueError(f"train.split {opened.name}: no scenes")
     out = Path(cfg.output_dir)
     if resume is not None:
         prepared = _from_checkpoint(resume)
