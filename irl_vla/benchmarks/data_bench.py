@@ -6,7 +6,9 @@ scene-description tokens)
 of one scene, batched by ``collate``. *Cold* reads the scene (log decode, one per log and process), renders its
 sensors and runs the builders; *cached* reads the feature cache. Each is timed with 0 loader workers (this
 process) and with ``workers`` processes; scenes are read in log order (as a sharded sampler would), and every
-repeat starts from a fresh dataset, so cold runs decode their logs each time.
+repeat starts from a fresh dataset, so cold runs decode their logs each time. ``log_decode`` times the decode
+alone: one scene of each of the split's first ``num_logs`` logs from a fresh source (files already read once, so
+the disk is not timed).
 
 The scene source is given by the command (``tools/run_bench.py``): ``irl_vla`` does not know the embedded world.
 """
@@ -41,21 +43,46 @@ class DataBenchConfig:
         num_samples: scenes per timed pass (the split's first, in log order).
         batch_size: samples per batch.
         workers: loader worker counts timed (0 = this process).
+        num_logs: logs decoded by ``log_decode``.
     """
 
     split_dir: str = "data/synth_navtest"
     num_samples: int = 64
     batch_size: int = 8
     workers: list[int] = field(default_factory=lambda: [0, 2])
+    num_logs: int = 32
 
     def __post_init__(self) -> None:
-        require_at_least(self, ("num_samples", "batch_size"), 1)
+        require_at_least(self, ("num_samples", "batch_size", "num_logs"), 1)
         if not self.workers or any(w < 0 for w in self.workers):
             raise ValueError(f"DataBenchConfig.workers: expected worker counts >= 0, got {self.workers}")
 
 
+def _first_scene_per_log(source: SourceFactory, num_logs: int) -> list[str]:
+    opened = source()
+    firsts: list[str] = []
+    seen: set[str] = set()
+    for token in opened.tokens:
+        log = opened.log_hash(token)
+        if log not in seen:
+            seen.add(log)
+            firsts.append(token)
+            if len(firsts) == num_logs:
+                break
+    return firsts
+
+
 def run(cfg: DataBenchConfig, repeats: int, source: SourceFactory) -> Iterator[dict[str, Any]]:
-    """Yield one record per (cold | cached) x workers measurement."""
+    """Yield the ``log_decode`` record, then one per (cold | cached) x workers measurement."""
+    firsts = _first_scene_per_log(source, cfg.num_logs)
+
+    def decode() -> None:
+        fresh = source()
+        for token in firsts:
+            fresh.get_scene(token)
+
+    t, _ = median_seconds(decode, repeats=repeats, warmup=1)
+    yield record(SUITE, "log_decode", items=len(firsts), seconds=t, unit="logs")
     tokens = list(source().tokens)[: cfg.num_samples]
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = Path(tmp) / "tokenizer.json"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from irl_vla.common.io import DataFormatError, atomic_open, file_sha256
 from irl_vla.data.enums import MetaAction
@@ -227,8 +228,8 @@ def read_log(path: str | os.PathLike[str], sha256: str | None = None) -> LogReco
     if sha256 is not None:
         _check_sha256(path, hashlib.sha256(data).hexdigest(), sha256)
     try:
-        doc = json.loads(gzip.decompress(data))
-    except (OSError, EOFError, zlib.error, json.JSONDecodeError, UnicodeDecodeError) as e:
+        doc = orjson.loads(gzip.decompress(data))  # the same values as json.loads (no NaN is ever written)
+    except (OSError, EOFError, zlib.error, orjson.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataFormatError(f"{path}: corrupt log record ({type(e).__name__}: {e})") from None
     if not isinstance(doc, dict) or doc.get("format") != LOG_FORMAT:
         raise DataFormatError(f"{path}: not an {LOG_FORMAT} file")

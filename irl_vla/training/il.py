@@ -8,10 +8,11 @@ Before the first step, on the training split (rank 0; the other processes receiv
   saved with every checkpoint (``anchors.safetensors``, and as the planner's buffers);
 - the **normalisation statistics** of the inputs and targets, from the samples of ``stats_scenes`` scenes spread
   over the split, saved with every checkpoint (``normalization.safetensors``, and as buffers);
-- the feature cache's **text entries** under the run's tokenizer (instruction tokens, LM target) and the entries of
-  the targets that read the scene but no sensors (``LOG_ORDER_TARGETS``: the route centreline): filled in one
-  pass in log order (``fill_text_entries``; cheap: a log is decoded once for all its scenes), so the first epoch
-  reads them instead of decoding a whole log per random sample.
+- the feature cache's **text entries** under the run's tokenizer (instruction tokens, LM target), encoded from
+  the texts the tokenizer was trained on (no second decode of the split), and the entries of the targets that
+  read the scene but no sensors (``LOG_ORDER_TARGETS``: the route centreline; built, where missing, in log order:
+  a log is decoded once for all its scenes): ``fill_text_entries``, so that the first epoch reads them instead
+  of decoding a whole log per random sample.
 
 A resumed run takes all three from its checkpoint. The features and targets come from the builders the model
 config implies (``policy.builder_params``), through the feature cache; the shared trainer does the rest, and
@@ -21,7 +22,7 @@ its validation hook scores the policy, run as its agent, on the first ``val_max_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,16 +43,17 @@ from irl_vla.common.io import atomic_open
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.features.cameras import DEFAULT_CAMERAS
 from irl_vla.data.features.dataset import FeatureDataset, LoadStatus, collate
-from irl_vla.data.features.instruction import navigation_instruction
+from irl_vla.data.features.instruction import InstructionTokensBuilder, TokensBuilder, navigation_instruction
 from irl_vla.data.features.route import RouteCenterlineTargetBuilder
 from irl_vla.data.features.targets import TrajectoryTargetBuilder
+from irl_vla.data.scene import Scene
 from irl_vla.data.source import SourceFactory
 from irl_vla.data.split import spread
 from irl_vla.models.ego_mlp import EgoMLPConfig, compute_ego_mlp_stats
 from irl_vla.models.vla.anchors import compute_anchors
 from irl_vla.models.vla.config import VLAConfig
 from irl_vla.models.vla.normalization import compute_normalization
-from irl_vla.training.language_targets import lm_target_text, model_tokenizer
+from irl_vla.training.language_targets import LanguageTargetBuilder, lm_target_text, model_tokenizer
 from irl_vla.training.policy import (
     ANCHORS_ARTEFACT,
     TOKENIZER_ARTEFACT,
@@ -162,14 +164,24 @@ def il_record(cfg: ILConfig, model_cfg: ModelConfig, features: dict, targets: di
     }
 
 
-def _split_pass(source: SourceFactory, tokens: list[str], num_poses: int, progress: bool) -> tuple[list[str], Tensor]:
-    """Texts (instructions, LM targets) and expert trajectories ``(N, T, 3)`` of the split (no sensors read)."""
+#: The text each text builder encodes, from the scene: what the split pass collects (the tokenizer's corpus), so
+#: that the text entries are encoded without decoding the split again.
+SCENE_TEXTS: dict[str, Callable[[Scene], str]] = {
+    InstructionTokensBuilder.name: lambda scene: navigation_instruction(scene.get_agent_input()),
+    LanguageTargetBuilder.name: lm_target_text,
+}
+
+
+def split_pass(
+    source: SourceFactory, tokens: list[str], num_poses: int, progress: bool
+) -> tuple[dict[str, dict[str, str]], Tensor]:
+    """Texts (token -> text builder -> text) and expert trajectories ``(N, T, 3)`` of the split (no sensors read)."""
     loader = source()
     builder = TrajectoryTargetBuilder(num_poses=num_poses)
-    texts, trajectories = [], []
+    texts, trajectories = {}, []
     for token in tqdm(tokens, desc="prepare: texts and expert trajectories", unit="scene", disable=not progress):
         scene = loader.get_scene(token)
-        texts += [navigation_instruction(scene.get_agent_input()), lm_target_text(scene)]
+        texts[token] = {name: text_of(scene) for name, text_of in SCENE_TEXTS.items()}
         trajectories.append(builder.compute(scene)["trajectory"])
     return texts, torch.stack(trajectories)
 
@@ -192,10 +204,12 @@ def prepare(
     """Tokenizer, anchors and normalisation statistics of the training split (see the module docstring)."""
     artefacts: dict[str, bytes] = {}
     tokenizer: Path | None = None
+    texts: dict[str, dict[str, str]] = {}
     if isinstance(model_cfg, VLAConfig):
-        texts, trajectories = _split_pass(source, tokens, model_cfg.inputs.num_poses, cfg.progress)
+        texts, trajectories = split_pass(source, tokens, model_cfg.inputs.num_poses, cfg.progress)
         if model_cfg.language.enabled:
-            artefacts[TOKENIZER_ARTEFACT] = model_tokenizer(model_cfg.language, texts).to_str().encode()
+            corpus = [text for by_builder in texts.values() for text in by_builder.values()]
+            artefacts[TOKENIZER_ARTEFACT] = model_tokenizer(model_cfg.language, corpus).to_str().encode()
             tokenizer = write_artefacts(artefacts_dir, artefacts)[TOKENIZER_ARTEFACT]
         anchors = compute_anchors(
             trajectories, model_cfg.planner.num_modes, iterations=cfg.anchor_iterations, seed=cfg.seed
@@ -210,7 +224,7 @@ def prepare(
     )
     batches = _stat_batches(dataset, cfg)
     stats = compute_ego_mlp_stats(batches) if isinstance(model_cfg, EgoMLPConfig) else compute_normalization(batches)
-    fill_text_entries(source, tokens, features, targets, tokenizer, cfg.cache_dir, cfg.progress)
+    fill_text_entries(source, tokens, features, targets, tokenizer, cfg.cache_dir, cfg.progress, texts)
     return Prepared(stats.to_tensors(), artefacts)
 
 
@@ -222,12 +236,15 @@ def fill_text_entries(
     tokenizer: Path | None,
     cache_dir: str | None,
     progress: bool = False,
+    texts: Mapping[str, Mapping[str, str]] | None = None,
 ) -> int:
     """Cache the entries of the builders that read the tokenizer (and of ``LOG_ORDER_TARGETS``), in token order.
 
     ``irl-vla cache`` stores text entries under the cache's own tokenizer, so a training run's (trained on the
     split) finds them stale; built during training they, like a new target's, cost a decode of the whole log per
-    randomly ordered sample. In log order the source decodes each log once. Entries already current are only read.
+    randomly ordered sample. A text builder's entry is encoded from ``texts`` (token -> builder name -> text, as
+    ``SCENE_TEXTS`` reads them) where the token has one, without reading the scene; the rest are loaded in token
+    order, where the source decodes each log once. Entries already current are only read.
 
     Returns:
         How many scenes needed an entry built.
@@ -240,11 +257,25 @@ def fill_text_entries(
     if cache_dir is None or not (text_features or text_targets):
         return 0
     feature_builders, target_builders = make_builders(text_features, text_targets, tokenizer)
+    encoded = [b for b in [*feature_builders, *target_builders] if isinstance(b, TokensBuilder)]
     dataset = FeatureDataset(source, feature_builders, target_builders, tokens=tokens, cache_dir=cache_dir)
+    from_scene = FeatureDataset(
+        source,
+        [b for b in feature_builders if b not in encoded],
+        [b for b in target_builders if b not in encoded],
+        tokens=tokens,
+        cache_dir=cache_dir,
+    )
     built = 0
     for token in tqdm(tokens, desc="prepare: text entries", unit="scene", disable=not progress):
-        _, status = dataset.load(token)
-        built += any(s is not LoadStatus.CACHED for s in status.values())
+        known = (texts or {}).get(token, {})
+        if not all(b.name in known for b in encoded):
+            _, status = dataset.load(token)
+            built += any(s is not LoadStatus.CACHED for s in status.values())
+            continue
+        written = [dataset.store(token, b, b.encode(known[b.name])) for b in encoded]
+        _, status = from_scene.load(token)
+        built += any(written) or any(s is not LoadStatus.CACHED for s in status.values())
     return built
 
 
@@ -328,8 +359,10 @@ def run_il(
             return validator(agent_class(Policy(network, feature_builders)))
 
     if processes.is_main:
-        tqdm.write(f"train: {architecture_of(model_cfg)} {getattr(model_cfg, 'size', '')}, {len(tokens)} scenes, "
-                   f"{processes.world_size} process(es) on {device}; {_parameter_line(model)}")
+        tqdm.write(
+            f"train: {architecture_of(model_cfg)} {getattr(model_cfg, 'size', '')}, {len(tokens)} scenes, "
+            f"{processes.world_size} process(es) on {device}; {_parameter_line(model)}"
+        )
     trainer = Trainer(
         cfg,
         model,
@@ -344,4 +377,3 @@ def run_il(
         find_unused_parameters=isinstance(model_cfg, VLAConfig),  # heads of loss terms weighted 0 go unused
     )
     return trainer.fit()
-

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from irl_vla.data.features.dataset import FeatureDataset, LoadStatus
+from irl_vla.data.features.tokenizer import build_tokenizer, save_tokenizer
 from irl_vla.data.split import SceneLoader
-from irl_vla.training.il import prepare
+from irl_vla.training.il import SCENE_TEXTS, fill_text_entries, prepare, split_pass
 from irl_vla.training.policy import TOKENIZER_ARTEFACT, builder_params, make_builders, model_config
 from tests.training.conftest import il_config, model_doc
 
@@ -40,3 +44,62 @@ def test_prepare_fills_the_text_entries_of_the_run_tokenizer(
     _, route_builders = make_builders({}, route, None)
     dataset = FeatureDataset(source, [], route_builders, tokens=tokens, cache_dir=tmp_path / "features")
     assert {s for t in tokens for s in dataset.load(t)[1].values()} == {LoadStatus.CACHED}
+
+
+class _CountingLoader:
+    """A scene source that counts the scenes decoded through it."""
+
+    decoded = 0
+
+    def __init__(self, make: partial[SceneLoader]) -> None:
+        self._inner = make()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def get_scene(self, token: str, sensors: Any = None) -> Any:
+        _CountingLoader.decoded += 1
+        return self._inner.get_scene(token, sensors)
+
+
+def test_text_entries_from_the_split_pass_texts_equal_entries_built_from_scenes(
+    source: partial[SceneLoader], tmp_path: Path
+) -> None:
+    model_cfg = model_config(model_doc("tiny"))
+    features, targets = builder_params(model_cfg, ["cam_l0", "cam_f0", "cam_r0"])
+    tokens = list(source().tokens)
+    texts, _ = split_pass(source, tokens, model_cfg.inputs.num_poses, progress=False)
+    assert set(texts) == set(tokens) and all(set(t) == set(SCENE_TEXTS) for t in texts.values())
+    tokenizer = tmp_path / TOKENIZER_ARTEFACT
+    save_tokenizer(build_tokenizer([t for by_builder in texts.values() for t in by_builder.values()]), tokenizer)
+    cache = tmp_path / "features"
+    route = {"route_centerline": targets["route_centerline"]}
+    _, route_builders = make_builders({}, route, None)
+    warm = FeatureDataset(source, [], route_builders, tokens=tokens, cache_dir=cache)
+    assert all(warm.load(t)[1] for t in tokens)  # the scene-only target cached first, as `irl-vla cache` does
+
+    counting = partial(_CountingLoader, source)
+    _CountingLoader.decoded = 0
+    built = fill_text_entries(counting, tokens, features, targets, tokenizer, str(cache), False, texts)
+    assert built == len(tokens)
+    assert _CountingLoader.decoded == 0  # every text entry encoded from its text: no scene decoded again
+    # the entries hold what the builders compute from the scenes themselves
+    text_features = {n: p for n, p in features.items() if p.get("tokenizer") == TOKENIZER_ARTEFACT}
+    text_targets = {n: p for n, p in targets.items() if p.get("tokenizer") == TOKENIZER_ARTEFACT}
+    feature_builders, target_builders = make_builders(text_features, text_targets, tokenizer)
+    cached = FeatureDataset(source, feature_builders, target_builders, tokens=tokens, cache_dir=cache)
+    fresh = FeatureDataset(source, feature_builders, target_builders, tokens=tokens)
+    for token in tokens:
+        sample, status = cached.load(token)
+        assert set(status.values()) == {LoadStatus.CACHED}
+        expected = fresh.load(token)[0]
+        for key, value in {**expected.features, **expected.targets}.items():
+            assert torch.equal({**sample.features, **sample.targets}[key], value), (token, key)
+    # a second fill finds every entry current and writes nothing
+    assert fill_text_entries(counting, tokens, features, targets, tokenizer, str(cache), False, texts) == 0
+    # a token without its texts is built from its scene, as before
+    _CountingLoader.decoded = 0
+    other = tmp_path / "other.json"
+    save_tokenizer(build_tokenizer(["another corpus", *texts[tokens[0]].values()]), other)
+    assert fill_text_entries(counting, tokens, features, targets, other, str(cache), False, {}) == len(tokens)
+    assert _CountingLoader.decoded == len(tokens)

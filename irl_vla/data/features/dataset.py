@@ -168,6 +168,34 @@ class FeatureDataset(Dataset[Sample]):
         targets = {k: v for b in self.target_builders for k, v in outputs[b.name].items()}
         return Sample(token, features, targets), status
 
+    def store(self, token: str, builder: Builder, tensors: dict[str, torch.Tensor]) -> bool:
+        """Cache ``tensors``, computed elsewhere, as ``builder``'s entry of ``token``, unless a current one is there.
+
+        The tensors are checked against the builder's specs as a computed sample's are.
+
+        Returns:
+            Whether an entry was written.
+
+        Raises:
+            ValueError: when the dataset has no cache, or ``builder`` is not one of its builders.
+            CorruptCacheError: naming the file of a corrupt entry (unless ``repair_corrupt``).
+        """
+        if self.cache is None:
+            raise ValueError("FeatureDataset.store: this dataset has no cache (cache_dir)")
+        if builder not in self.builders:
+            raise ValueError(f"FeatureDataset.store: builder {builder.name} is not one of this dataset's")
+        log_hash = self.source.log_hash(token)
+        fingerprint = self.fingerprints[builder.name]
+        try:
+            if self.cache.read(token, builder, log_hash, fingerprint)[1] is not None:
+                return False
+        except CorruptCacheError as e:
+            if not self.repair_corrupt:
+                raise
+            warnings.warn(f"{e}; rebuilding it", stacklevel=2)
+        self.cache.write(token, builder, builder.check(tensors, f"scene {token}"), log_hash, fingerprint)
+        return True
+
     def _compute(self, token: str, builders: list[Builder], log_hash: str) -> dict[str, dict[str, torch.Tensor]]:
         """Compute (and cache) the outputs of ``builders`` from the scene."""
         features = [b for b in builders if isinstance(b, FeatureBuilder)]

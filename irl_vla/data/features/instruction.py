@@ -57,8 +57,12 @@ class TextTokens:
         return {"tokenizer_sha256": tokenizer_hash(self.tokenizer), "max_tokens": self.max_tokens}
 
 
-class _TokensBuilder:
-    """What the text builders share: ``<prefix>_tokens`` and ``<prefix>_mask``, both ``(L,)``."""
+class TokensBuilder:
+    """What the text builders share: ``<prefix>_tokens`` and ``<prefix>_mask``, both ``(L,)``, encoding one text.
+
+    ``encode`` gives a builder's outputs for a text known without the scene (stage 1's preparation has every text
+    already, from the pass that trains the tokenizer).
+    """
 
     prefix: ClassVar[str]
     tokenizer: str
@@ -89,7 +93,7 @@ class _TokensBuilder:
 
 
 @dataclass
-class InstructionTokensBuilder(_TokensBuilder, FeatureBuilder):
+class InstructionTokensBuilder(TokensBuilder, FeatureBuilder):
     """The navigation instruction as token ids and a mask.
 
     Attributes:
@@ -109,7 +113,7 @@ class InstructionTokensBuilder(_TokensBuilder, FeatureBuilder):
 
 
 @dataclass
-class SceneDescriptionTargetBuilder(_TokensBuilder, TargetBuilder):
+class SceneDescriptionTargetBuilder(TokensBuilder, TargetBuilder):
     """The current frame's scene description (lights, road users, obstacles) as token ids: a language target.
 
     Attributes:

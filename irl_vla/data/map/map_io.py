@@ -12,6 +12,7 @@ bit-identical.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import typing
 from enum import Enum
@@ -42,13 +43,28 @@ def _encode_value(value: Any) -> Any:
 
 
 def _decode_value(value: Any, hint: Any) -> Any:
-    if hint is Polygon:
-        return Polygon(value["exterior"], value["interiors"])
+    if hint is Polygon:  # from arrays: shapely then skips a Python loop over the coordinates
+        if not value["exterior"]:
+            return Polygon()
+        return Polygon(_coords(value["exterior"]), [_coords(ring) for ring in value["interiors"]])
     if hint is np.ndarray or typing.get_origin(hint) is np.ndarray:
         return np.asarray(value, dtype=np.float64)
     if isinstance(hint, type) and issubclass(hint, Enum):
         return hint(value)
     return value
+
+
+def _coords(ring: Any) -> np.ndarray:
+    coords = np.asarray(ring, dtype=np.float64)
+    if coords.ndim != 2:
+        raise ValueError(f"a polygon ring needs (N, 2) or (N, 3) coordinates, got shape {coords.shape}")
+    return coords
+
+
+@functools.cache
+def _field_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints`` of a map object class (resolved once: it costs more than decoding an object)."""
+    return typing.get_type_hints(cls)
 
 
 def object_to_dict(obj: MapObject) -> dict[str, Any]:
@@ -63,7 +79,7 @@ def object_from_dict(layer: MapLayer, data: dict[str, Any]) -> MapObject:
         ValueError/TypeError: on missing or malformed fields (wrapped by ``load_map``).
     """
     cls = LAYER_CLASSES[layer]
-    hints = typing.get_type_hints(cls)
+    hints = _field_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from irl_vla.data.features import FeatureDataset, build_feature_builders, build_target_builders, collate
 from irl_vla.data.features.builder import TensorSpec, merge_sensor_configs
+from irl_vla.data.features.dataset import LoadStatus
 from irl_vla.data.features.ego import EgoStatusBuilder
 from irl_vla.data.scene import Annotations
 from irl_vla.data.sensors import SensorConfig
@@ -114,8 +115,31 @@ def test_the_data_bench_times_every_mode(source: partial[SceneLoader]) -> None:
     from irl_vla.benchmarks.data_bench import DataBenchConfig, run
 
     records = list(run(DataBenchConfig(num_samples=2, batch_size=2, workers=[0]), 1, source))
-    assert [r["name"] for r in records] == ["dataset_cold_workers_0", "dataset_cached_workers_0"]
-    assert all(r["items"] == 2 and r["samples_per_s"] > 0 for r in records)
-    assert records[1]["cache_bytes_per_sample"] > 500_000  # the rig's images dominate
+    assert [r["name"] for r in records] == ["log_decode", "dataset_cold_workers_0", "dataset_cached_workers_0"]
+    assert records[0]["items"] == 1 and records[0]["logs_per_s"] > 0  # the tiny split has one log
+    assert all(r["items"] == 2 and r["samples_per_s"] > 0 for r in records[1:])
+    assert records[2]["cache_bytes_per_sample"] > 500_000  # the rig's images dominate
     with pytest.raises(ValueError, match="DataBenchConfig.workers"):
         DataBenchConfig(workers=[-1])
+
+
+def test_store_writes_checked_entries_once_and_refuses_what_it_cannot_hold(
+    source: partial[SceneLoader], tmp_path: Path
+) -> None:
+    builder = EgoStatusBuilder(num_history_frames=4)
+    token = source().tokens[0]
+    computed = FeatureDataset(source, [builder]).load(token)[0].features
+    dataset = FeatureDataset(source, [builder], tokens=[token], cache_dir=tmp_path)
+    assert dataset.store(token, builder, computed) is True
+    assert dataset.store(token, builder, computed) is False  # current: only read
+    sample, status = dataset.load(token)
+    assert set(status.values()) == {LoadStatus.CACHED}
+    assert all(torch.equal(sample.features[k], v) for k, v in computed.items())
+    wrong = {k: v[:1] for k, v in computed.items()}
+    other = FeatureDataset(source, [builder], tokens=[token], cache_dir=tmp_path / "other")
+    with pytest.raises(ValueError, match=f"scene {token}"):
+        other.store(token, builder, wrong)  # checked against the builder's specs, as computed samples are
+    with pytest.raises(ValueError, match="no cache"):
+        FeatureDataset(source, [builder]).store(token, builder, computed)
+    with pytest.raises(ValueError, match="not one of"):
+        dataset.store(token, EgoStatusBuilder(num_history_frames=2), computed)
