@@ -43,7 +43,7 @@ from irl_vla.common.io import atomic_open
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.features.cameras import DEFAULT_CAMERAS
 from irl_vla.data.features.dataset import FeatureDataset, LoadStatus, collate
-from irl_vla.data.features.instruction import InstructionTokensBuilder, TokensBuilder, navigation_instruction
+from irl_vla.data.features.instruction import InstructionTokensBuilder, TokensBuilder
 from irl_vla.data.features.route import RouteCenterlineTargetBuilder
 from irl_vla.data.features.targets import TrajectoryTargetBuilder
 from irl_vla.data.scene import Scene
@@ -53,7 +53,7 @@ from irl_vla.models.ego_mlp import EgoMLPConfig, compute_ego_mlp_stats
 from irl_vla.models.vla.anchors import compute_anchors
 from irl_vla.models.vla.config import VLAConfig
 from irl_vla.models.vla.normalization import compute_normalization
-from irl_vla.training.language_targets import LanguageTargetBuilder, lm_target_text, model_tokenizer
+from irl_vla.training.language_targets import LanguageTargetBuilder, model_tokenizer
 from irl_vla.training.policy import (
     ANCHORS_ARTEFACT,
     TOKENIZER_ARTEFACT,
@@ -164,11 +164,11 @@ def il_record(cfg: ILConfig, model_cfg: ModelConfig, features: dict, targets: di
     }
 
 
-#: The text each text builder encodes, from the scene: what the split pass collects (the tokenizer's corpus), so
-#: that the text entries are encoded without decoding the split again.
+#: The texts the split pass collects from each scene, by the text builder that encodes them (its ``scene_text``,
+#: so the two cannot drift apart): the tokenizer's corpus, in this order, and the text entries' inputs, so that
+#: they are encoded without decoding the split again. A text builder not named here is built from its scene.
 SCENE_TEXTS: dict[str, Callable[[Scene], str]] = {
-    InstructionTokensBuilder.name: lambda scene: navigation_instruction(scene.get_agent_input()),
-    LanguageTargetBuilder.name: lm_target_text,
+    builder.name: builder.scene_text for builder in (InstructionTokensBuilder, LanguageTargetBuilder)
 }
 
 

@@ -58,9 +58,14 @@ class LanguageTargetBuilder(SceneDescriptionTargetBuilder):
     prefix: ClassVar[str] = "lm_target"  # keys lm_target_tokens, lm_target_mask (TargetKey.LM_TARGET_*)
     max_tokens: int = 48
 
+    @staticmethod
+    def scene_text(scene: Scene) -> str:
+        """The scene's LM target text (``lm_target_text``)."""
+        return lm_target_text(scene)
+
     def compute(self, scene: Scene) -> dict[str, torch.Tensor]:
         """Tokenise the scene's LM target text."""
-        return self.encode(lm_target_text(scene))
+        return self.encode(self.scene_text(scene))
 
 
 def model_tokenizer(cfg: LanguageConfig, texts: Iterable[str]) -> Tokenizer:

@@ -164,3 +164,24 @@ def test_array_fields_are_decoded_under_a_pep695_ndarray_alias() -> None:
     )
     assert _array_or(alias[np.float64]) is np.ndarray
     assert _array_or(int | None) == int | None
+
+
+@pytest.mark.parametrize(
+    ("polygon", "message"),
+    [
+        ({"exterior": [], "interiors": [[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]]}, "holes but no exterior"),
+        ({"exterior": [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]}, "'interiors'"),
+        ({"exterior": [1.0, 2.0], "interiors": []}, r"shape \(2,\)"),
+        ({"exterior": [[0.0, 0.0], [1.0, 0.0]], "interiors": []}, "linearring requires"),  # too few points
+        ({"exterior": [[float("nan"), 0.0], [1.0, 0.0], [1.0, 1.0]], "interiors": []}, "closed linestring"),  # GEOS
+    ],
+)
+def test_malformed_polygons_name_file_and_object(t_map: Map, tmp_path: Path, polygon: dict, message: str) -> None:
+    path = tmp_path / "t.json"
+    save_map(t_map, path)
+    doc = json.loads(path.read_text())
+    doc["layers"]["lane"][0]["polygon"] = polygon
+    path.write_text(json.dumps(doc))
+    lane = doc["layers"]["lane"][0]["id"]
+    with pytest.raises(DataFormatError, match=rf"t.json: lane '{lane}': .*{message}"):
+        load_map(path)

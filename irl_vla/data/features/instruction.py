@@ -86,6 +86,11 @@ class TokensBuilder:
         """L tokens."""
         return {"L": self.max_tokens}
 
+    @staticmethod
+    def scene_text(scene: Scene) -> str:
+        """The text the builder encodes for ``scene`` (what ``compute`` encodes, read from the whole scene)."""
+        raise NotImplementedError
+
     def encode(self, text: str) -> dict[str, torch.Tensor]:
         """The outputs for ``text``."""
         ids, mask = self._text.encode(text)
@@ -107,6 +112,11 @@ class InstructionTokensBuilder(TokensBuilder, FeatureBuilder):
     tokenizer: str = ""
     max_tokens: int = 48
 
+    @staticmethod
+    def scene_text(scene: Scene) -> str:
+        """The scene's navigation instruction."""
+        return navigation_instruction(scene.get_agent_input())
+
     def compute(self, agent_input: AgentInput) -> dict[str, torch.Tensor]:
         """Tokenise the instruction."""
         return self.encode(navigation_instruction(agent_input))
@@ -127,6 +137,11 @@ class SceneDescriptionTargetBuilder(TokensBuilder, TargetBuilder):
     tokenizer: str = ""
     max_tokens: int = 64
 
+    @staticmethod
+    def scene_text(scene: Scene) -> str:
+        """The current frame's description (empty where the source has none: NAVSIM logs)."""
+        return scene.current_frame.scene_description
+
     def compute(self, scene: Scene) -> dict[str, torch.Tensor]:
-        """Tokenise the description (empty where the source has none: NAVSIM logs)."""
-        return self.encode(scene.current_frame.scene_description)
+        """Tokenise the description."""
+        return self.encode(self.scene_text(scene))

@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any
 
 import numpy as np
+from shapely.errors import GEOSException
 from shapely.geometry import Polygon
 
 from irl_vla.common.io import DataFormatError, read_json, write_json
@@ -44,9 +45,12 @@ def _encode_value(value: Any) -> Any:
 
 def _decode_value(value: Any, hint: Any) -> Any:
     if hint is Polygon:  # from arrays: shapely then skips a Python loop over the coordinates
-        if not value["exterior"]:
+        exterior, interiors = value["exterior"], value["interiors"]
+        if isinstance(exterior, list) and not exterior:
+            if interiors:
+                raise ValueError("a polygon with holes but no exterior")
             return Polygon()
-        return Polygon(_coords(value["exterior"]), [_coords(ring) for ring in value["interiors"]])
+        return Polygon(_coords(exterior), [_coords(ring) for ring in interiors])
     if hint is np.ndarray or typing.get_origin(hint) is np.ndarray:
         return np.asarray(value, dtype=np.float64)
     if isinstance(hint, type) and issubclass(hint, Enum):
@@ -140,7 +144,7 @@ def map_from_dict(data: Any, source: str = "<dict>") -> Map:
         for i, item in enumerate(items):
             try:
                 objects.append(object_from_dict(layer, item))
-            except (KeyError, ValueError, TypeError) as e:
+            except (KeyError, ValueError, TypeError, GEOSException) as e:
                 oid = item.get("id", f"#{i}") if isinstance(item, dict) else f"#{i}"
                 raise DataFormatError(f"{source}: {layer_name} {oid!r}: {e}") from e
     try:
