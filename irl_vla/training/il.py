@@ -273,9 +273,9 @@ def fill_text_entries(
             _, status = dataset.load(token)
             built += any(s is not LoadStatus.CACHED for s in status.values())
             continue
-        written = [dataset.store(token, b, b.encode(known[b.name])) for b in encoded]
+        written = dataset.store(token, {b.name: b.encode(known[b.name]) for b in encoded})
         _, status = from_scene.load(token)
-        built += any(written) or any(s is not LoadStatus.CACHED for s in status.values())
+        built += bool(written) or any(s is not LoadStatus.CACHED for s in status.values())
     return built
 
 

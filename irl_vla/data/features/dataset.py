@@ -145,22 +145,9 @@ class FeatureDataset(Dataset[Sample]):
         status: dict[str, LoadStatus] = {}
         log_hash = self.source.log_hash(token) if self.cache is not None else ""
         for builder in self.builders:
-            if self.cache is None:
-                status[builder.name] = LoadStatus.BUILT
-                continue
-            try:
-                state, tensors = self.cache.read(token, builder, log_hash, self.fingerprints[builder.name])
-            except CorruptCacheError as e:
-                if not self.repair_corrupt:
-                    raise
-                warnings.warn(f"{e}; rebuilding it", stacklevel=2)
-                status[builder.name] = LoadStatus.REPAIRED
-                continue
+            status[builder.name], tensors = self._read(token, builder, log_hash)
             if tensors is not None:
                 outputs[builder.name] = tensors
-                status[builder.name] = LoadStatus.CACHED
-            else:
-                status[builder.name] = LoadStatus.REBUILT if state is EntryState.STALE else LoadStatus.BUILT
         todo = [b for b in self.builders if b.name not in outputs]
         if todo:
             outputs.update(self._compute(token, todo, log_hash))
@@ -168,33 +155,47 @@ class FeatureDataset(Dataset[Sample]):
         targets = {k: v for b in self.target_builders for k, v in outputs[b.name].items()}
         return Sample(token, features, targets), status
 
-    def store(self, token: str, builder: Builder, tensors: dict[str, torch.Tensor]) -> bool:
-        """Cache ``tensors``, computed elsewhere, as ``builder``'s entry of ``token``, unless a current one is there.
+    def store(self, token: str, outputs: dict[str, dict[str, torch.Tensor]]) -> list[str]:
+        """Cache outputs computed elsewhere (builder name -> tensors) as ``token``'s entries, except current ones.
 
-        The tensors are checked against the builder's specs as a computed sample's are.
+        The tensors are checked against each builder's specs as a computed sample's are.
 
         Returns:
-            Whether an entry was written.
+            The names of the builders whose entries were written.
 
         Raises:
-            ValueError: when the dataset has no cache, or ``builder`` is not one of its builders.
+            ValueError: when the dataset has no cache, or a name is not one of its builders'.
             CorruptCacheError: naming the file of a corrupt entry (unless ``repair_corrupt``).
         """
         if self.cache is None:
             raise ValueError("FeatureDataset.store: this dataset has no cache (cache_dir)")
-        if builder not in self.builders:
-            raise ValueError(f"FeatureDataset.store: builder {builder.name} is not one of this dataset's")
+        unknown = sorted(set(outputs) - set(self.fingerprints))
+        if unknown:
+            raise ValueError(f"FeatureDataset.store: builders {unknown} are not this dataset's")
         log_hash = self.source.log_hash(token)
-        fingerprint = self.fingerprints[builder.name]
+        written = []
+        for builder in self.builders:
+            if builder.name not in outputs or self._read(token, builder, log_hash)[1] is not None:
+                continue
+            tensors = builder.check(outputs[builder.name], f"scene {token}")
+            self.cache.write(token, builder, tensors, log_hash, self.fingerprints[builder.name])
+            written.append(builder.name)
+        return written
+
+    def _read(self, token: str, builder: Builder, log_hash: str) -> tuple[LoadStatus, dict[str, torch.Tensor] | None]:
+        """``builder``'s cached tensors of ``token`` (``CACHED``), or ``None`` and why they must be built."""
+        if self.cache is None:
+            return LoadStatus.BUILT, None
         try:
-            if self.cache.read(token, builder, log_hash, fingerprint)[1] is not None:
-                return False
+            state, tensors = self.cache.read(token, builder, log_hash, self.fingerprints[builder.name])
         except CorruptCacheError as e:
             if not self.repair_corrupt:
                 raise
-            warnings.warn(f"{e}; rebuilding it", stacklevel=2)
-        self.cache.write(token, builder, builder.check(tensors, f"scene {token}"), log_hash, fingerprint)
-        return True
+            warnings.warn(f"{e}; rebuilding it", stacklevel=3)
+            return LoadStatus.REPAIRED, None
+        if tensors is not None:
+            return LoadStatus.CACHED, tensors
+        return (LoadStatus.REBUILT if state is EntryState.STALE else LoadStatus.BUILT), None
 
     def _compute(self, token: str, builders: list[Builder], log_hash: str) -> dict[str, dict[str, torch.Tensor]]:
         """Compute (and cache) the outputs of ``builders`` from the scene."""

@@ -130,16 +130,16 @@ def test_store_writes_checked_entries_once_and_refuses_what_it_cannot_hold(
     token = source().tokens[0]
     computed = FeatureDataset(source, [builder]).load(token)[0].features
     dataset = FeatureDataset(source, [builder], tokens=[token], cache_dir=tmp_path)
-    assert dataset.store(token, builder, computed) is True
-    assert dataset.store(token, builder, computed) is False  # current: only read
+    assert dataset.store(token, {builder.name: computed}) == [builder.name]
+    assert dataset.store(token, {builder.name: computed}) == []  # current: only read
     sample, status = dataset.load(token)
     assert set(status.values()) == {LoadStatus.CACHED}
     assert all(torch.equal(sample.features[k], v) for k, v in computed.items())
     wrong = {k: v[:1] for k, v in computed.items()}
     other = FeatureDataset(source, [builder], tokens=[token], cache_dir=tmp_path / "other")
     with pytest.raises(ValueError, match=f"scene {token}"):
-        other.store(token, builder, wrong)  # checked against the builder's specs, as computed samples are
+        other.store(token, {builder.name: wrong})  # checked against the builder's specs, as computed samples are
     with pytest.raises(ValueError, match="no cache"):
-        FeatureDataset(source, [builder]).store(token, builder, computed)
-    with pytest.raises(ValueError, match="not one of"):
-        dataset.store(token, EgoStatusBuilder(num_history_frames=2), computed)
+        FeatureDataset(source, [builder]).store(token, {builder.name: computed})
+    with pytest.raises(ValueError, match=r"\['driving_command'\] are not this dataset's"):
+        dataset.store(token, {"driving_command": computed})
