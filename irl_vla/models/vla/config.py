@@ -201,6 +201,9 @@ class RouteConfig:
         to_planner: give the head's prediction to the planner (false: the head is an auxiliary task only).
         bend_anchors: lay the planner's anchors onto the head's predicted centreline before denoising
             (``bend.bend_anchors``), in training and inference alike; needs ``enabled``.
+        lidar_cells: the route queries also read the LiDAR BEV at its CNN stem's resolution (one token per
+            4 x 4 pixels: 2 m cells at 0.5 m pixels), besides the BEV tokens (4 m cells); needs
+            ``vision.use_lidar``.
     """
 
     enabled: bool = False
@@ -209,6 +212,7 @@ class RouteConfig:
     layers: int = 1
     to_planner: bool = True
     bend_anchors: bool = False
+    lidar_cells: bool = False
 
     def __post_init__(self) -> None:
         require_at_least(self, ("num_points", "layers"), 1)
@@ -216,6 +220,8 @@ class RouteConfig:
             raise ValueError(f"RouteConfig.spacing: expected > 0 [m], got {self.spacing}")
         if self.bend_anchors and not self.enabled:
             raise ValueError("RouteConfig.bend_anchors: needs the route head (route.enabled = true)")
+        if self.lidar_cells and not self.enabled:
+            raise ValueError("RouteConfig.lidar_cells: needs the route head (route.enabled = true)")
 
     @property
     def feeds_planner(self) -> bool:
@@ -434,6 +440,8 @@ class VLAConfig:
             raise ValueError(f"VLAConfig: d_model {self.d_model} must divide by num_heads {self.num_heads}")
         if not 0 <= self.ego_history_dropout < 1:
             raise ValueError(f"VLAConfig.ego_history_dropout: expected in [0, 1), got {self.ego_history_dropout}")
+        if self.route.lidar_cells and not self.vision.use_lidar:
+            raise ValueError("VLAConfig: route.lidar_cells reads the LiDAR BEV; it needs vision.use_lidar = true")
         stride = self.reasoning.semantic_stride
         if self.inputs.bev_height % stride or self.inputs.bev_width % stride:
             raise ValueError(
@@ -451,6 +459,7 @@ LEGACY_VALUES: dict[tuple[str, ...], Any] = {
     ("loss", "bev_class_weights"): [1.0] * len(BevSemanticClass),
     ("inputs", "lidar_intensity"): False,
     ("route", "bend_anchors"): False,
+    ("route", "lidar_cells"): False,
 }
 
 

@@ -35,7 +35,7 @@ from irl_vla.models.vla.planner import CONTEXT_SOURCES, DiffusionPlanner, Planne
 from irl_vla.models.vla.reasoning3d import Reasoning3D
 from irl_vla.models.vla.regression import RegressionPlanner
 from irl_vla.models.vla.route import RouteHead
-from irl_vla.models.vla.vision import VisionEncoder
+from irl_vla.models.vla.vision import STEM_STRIDE, VisionEncoder
 
 
 class VLAModel(nn.Module):
@@ -52,7 +52,13 @@ class VLAModel(nn.Module):
         self.reasoning = Reasoning3D(cfg.reasoning, inputs, d, heads, mult)
         self.language = LanguageReasoner(cfg.language, d, heads, mult) if cfg.language.enabled else None
         self.meta_action_head = mlp(d, d, len(MetaAction)) if self.language is not None else None
-        self.route = RouteHead(cfg.route, d, heads, mult) if cfg.route.enabled else None
+        self.route = None
+        if cfg.route.enabled:
+            cells = None
+            if cfg.route.lidar_cells:  # the LiDAR stem's map: its channels, range and grid
+                grid = (inputs.bev_height // STEM_STRIDE, inputs.bev_width // STEM_STRIDE)
+                cells = (cfg.vision.lidar_channels[0], inputs.bev_range, *grid)
+            self.route = RouteHead(cfg.route, d, heads, mult, cells)
         absent = {"meta"} if self.language is None else set()
         absent |= set() if cfg.route.feeds_planner else {"route"}
         sources = tuple(s for s in CONTEXT_SOURCES if s not in absent)
@@ -172,7 +178,7 @@ class VLAModel(nn.Module):
             history = drop_ego_history(history, self.cfg.ego_history_dropout, drop_generator)
         ego = self.ego_encoder(torch.cat([history.reshape(b, -1), f[FeatureKey.DRIVING_COMMAND].float()], -1))  # (B, D)
         images = self.image_norm(f[FeatureKey.CAMERA_IMAGES].float() / 255.0)  # (B, T, N, C, H, W)
-        visual, bev = self.vision(
+        visual, bev, lidar_cells = self.vision(
             images, f[FeatureKey.CAMERA_INTRINSICS], f[FeatureKey.CAMERA_TO_LIDAR], f.get(FeatureKey.LIDAR_BEV)
         )
         reasoned = self.reasoning(bev, with_aux=with_aux)
@@ -181,7 +187,7 @@ class VLAModel(nn.Module):
         condition = ego
         anchors = None
         if self.route is not None:
-            route = self.route(bev, visual, ego)
+            route = self.route(bev, visual, ego, lidar_cells)
             out["route_centerline"] = route["route_centerline"]
             if self.cfg.route.bend_anchors:
                 anchors = bend_anchors(self.planner.anchors, route["route_centerline"], self.cfg.route.spacing)

@@ -6,6 +6,10 @@ the BEV and visual tokens; each regresses its point's pose in the ego frame arou
 ``(d, 0, 0)``, its x and y scaled by the distance ``d`` (a bend of a given curvature moves a far point more).
 For the planner the head gives its query tokens ``(B, P, D)`` (a context source) and an embedding ``(B, D)`` of
 its predicted poses (added to the ego condition): the bend of the road as the network sees it, never the map.
+With ``lidar_cells`` the queries also read the LiDAR CNN stem's map, one token per 2 m cell (a BEV token's cell
+is 4 m: a lane bending 1.5 m off the straight line 30 m ahead is a third of one), each the projected stem feature
+plus the embedding of its cell's position.
+
 The embedded poses are detached: the planning loss trains the tokens and the embedding, not the poses, which
 stay what the route term makes them (a choice, not a measured fix: the straight-ahead prior's L1 on
 ``synth_navtrain`` is 1.41, what the route term starts at; more than half of it comes from the 9 % of scenes
@@ -19,18 +23,42 @@ from torch import Tensor, nn
 
 from irl_vla.data.enums import SE2Index
 from irl_vla.models.vla.config import RouteConfig
-from irl_vla.models.vla.layers import QueryDecoder, mlp
+from irl_vla.models.vla.layers import QueryDecoder, direction_features, grid_cell_centres, mlp
 
 #: x and y of a point move by at most about this fraction of its distance per unit of the raw output.
 OFFSET_SCALE = 0.25
 
 
 class RouteHead(nn.Module):
-    """BEV and visual tokens -> route tokens ``(B, P, D)``, poses ``(B, P, 3)`` and a condition ``(B, D)``."""
+    """BEV and visual tokens -> route tokens ``(B, P, D)``, poses ``(B, P, 3)`` and a condition ``(B, D)``.
 
-    def __init__(self, cfg: RouteConfig, d_model: int, num_heads: int, ffn_mult: int) -> None:
+    ``lidar_cells`` (with ``cfg.lidar_cells``): the channels of the LiDAR stem's map, the BEV range
+    ``[x_min, x_max, y_min, y_max]`` [m] and the map's rows and columns.
+    """
+
+    def __init__(
+        self,
+        cfg: RouteConfig,
+        d_model: int,
+        num_heads: int,
+        ffn_mult: int,
+        lidar_cells: tuple[int, list[float], int, int] | None = None,
+    ) -> None:
         super().__init__()
         self.cfg = cfg
+        self.cell_proj: nn.Module | None = None
+        if cfg.lidar_cells:
+            if lidar_cells is None:
+                raise ValueError("RouteHead: route.lidar_cells needs the LiDAR stem's channels and grid")
+            channels, bev_range, rows, cols = lidar_cells
+            centres = grid_cell_centres(bev_range, rows, cols)  # (R C, 2) [m]
+            half = torch.tensor([(bev_range[1] - bev_range[0]) / 2, (bev_range[3] - bev_range[2]) / 2])
+            middle = torch.tensor([(bev_range[1] + bev_range[0]) / 2, (bev_range[3] + bev_range[2]) / 2])
+            cell = torch.cat([direction_features(centres), (centres - middle) / half], dim=-1)  # (R C, 5)
+            self.register_buffer("cell_features", cell, persistent=False)
+            self.cell_proj = nn.Linear(channels, d_model)
+            self.cell_position = mlp(cell.shape[-1], d_model, d_model)
+            self.cell_norm = nn.LayerNorm(d_model)
         self.decoder = QueryDecoder(cfg.num_points, d_model, num_heads, ffn_mult, cfg.layers, self_attention=True)
         distances = cfg.spacing * torch.arange(1, cfg.num_points + 1, dtype=torch.float32)  # (P,) [m]
         self.register_buffer("distances", distances, persistent=False)
@@ -38,19 +66,26 @@ class RouteHead(nn.Module):
         self.pose_head = mlp(d_model, d_model, len(SE2Index))
         self.condition = mlp(cfg.num_points * len(SE2Index), d_model, d_model) if cfg.to_planner else None
 
-    def forward(self, bev: Tensor, visual: Tensor, ego: Tensor) -> dict[str, Tensor]:
+    def forward(self, bev: Tensor, visual: Tensor, ego: Tensor, lidar_cells: Tensor | None = None) -> dict[str, Tensor]:
         """Decode the route ahead.
 
         Args:
             bev: BEV tokens ``(B, G, D)``.
             visual: visual tokens ``(B, V, D)``.
             ego: the ego embedding ``(B, D)`` (ego status and driving command).
+            lidar_cells: the LiDAR stem's map ``(B, C0, R, C)`` (read with ``cfg.lidar_cells``).
 
         Returns:
             ``route_tokens`` ``(B, P, D)``, ``route_centerline`` ``(B, P, 3)`` [m, m, rad] and, when the planner
             reads it, ``route_condition`` ``(B, D)``.
         """
-        tokens = self.decoder(torch.cat([bev, visual], dim=1), self.ego_proj(ego).unsqueeze(1))  # (B, P, D)
+        memory = [bev, visual]
+        if self.cell_proj is not None:
+            if lidar_cells is None:
+                raise ValueError("route.lidar_cells is set but no LiDAR stem map was given")
+            cells = self.cell_proj(lidar_cells.flatten(2).transpose(1, 2))  # (B, R C, D)
+            memory.append(self.cell_norm(cells + self.cell_position(self.cell_features)))
+        tokens = self.decoder(torch.cat(memory, dim=1), self.ego_proj(ego).unsqueeze(1))  # (B, P, D)
         raw = self.pose_head(tokens).float()  # (B, P, 3)
         scale = OFFSET_SCALE * self.distances[:, None]  # (P, 1)
         xy = raw[..., : SE2Index.HEADING] * scale

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -88,11 +89,20 @@ class TransformersTower(nn.Module):
         return patches.transpose(1, 2).reshape(x.shape[0], -1, *self.grid)
 
 
+class VisionTokens(NamedTuple):
+    """What the vision encoder yields."""
+
+    visual: Tensor  #: visual tokens (B, V, D)
+    bev: Tensor  #: BEV tokens (B, G, D)
+    lidar_cells: Tensor | None  #: the LiDAR CNN stem's feature map (B, C0, H / 4, W / 4), when the LiDAR is read
+
+
 class VisionEncoder(nn.Module):
     """Camera images (and LiDAR BEV) -> visual tokens ``(B, V, D)`` and BEV tokens ``(B, G, D)``.
 
     V = camera frames x cameras x token rows x token columns; G = BEV rows x BEV columns (row-major, rows
-    along x).
+    along x). With the LiDAR branch it also gives its stem's feature map (``VisionTokens.lidar_cells``: one
+    cell per ``STEM_STRIDE`` x ``STEM_STRIDE`` pixels), which the route head can read at that finer grid.
     """
 
     def __init__(self, cfg: VisionConfig, inputs: InputSpec, d_model: int, num_heads: int, ffn_mult: int) -> None:
@@ -125,7 +135,7 @@ class VisionEncoder(nn.Module):
 
     def forward(
         self, images: Tensor, intrinsics: Tensor, camera_to_ego: Tensor, lidar_bev: Tensor | None
-    ) -> tuple[Tensor, Tensor]:
+    ) -> VisionTokens:
         """Encode.
 
         Args:
@@ -135,7 +145,7 @@ class VisionEncoder(nn.Module):
             lidar_bev: ``(B, T, C, H, W)`` or ``None`` (when the LiDAR branch is off).
 
         Returns:
-            Visual tokens ``(B, V, D)`` and BEV tokens ``(B, G, D)``.
+            Visual tokens ``(B, V, D)``, BEV tokens ``(B, G, D)`` and the LiDAR stem's map (or ``None``).
         """
         b, t, n, c, h, w = images.shape
         features = self.tower(images.reshape(b * t * n, c, h, w))  # (B T N, C', h', w')
@@ -150,13 +160,15 @@ class VisionEncoder(nn.Module):
         centres = self.bev_centres / self.bev_half_extent  # (G, 2) in [-1, 1]
         cell = torch.cat([direction_features(self.bev_centres), centres], dim=-1)  # (G, 5)
         queries = (self.bev_queries + self.bev_position(cell)).unsqueeze(0).expand(b, -1, -1)  # (B, G, D)
+        cells = None
         if self.lidar is not None:
             if lidar_bev is None:
                 raise ValueError("vision.use_lidar is set but no lidar_bev was given")
-            queries = queries + self.lidar(lidar_bev)
+            lidar_tokens, cells = self.lidar(lidar_bev)
+            queries = queries + lidar_tokens
         for layer in self.bev_layers:
             queries = layer(queries, visual)
-        return visual, self.bev_norm(queries)
+        return VisionTokens(visual, self.bev_norm(queries), cells)
 
     def _token_directions(self, intrinsics: Tensor, camera_to_ego: Tensor, height: int, width: int) -> Tensor:
         """Ego-frame viewing directions ``(B, N, r c, 3)`` of the token cells' centre pixels."""
@@ -171,7 +183,10 @@ class VisionEncoder(nn.Module):
 
 
 class LidarEncoder(nn.Module):
-    """LiDAR BEV ``(B, T, C, H, W)`` -> BEV-token features ``(B, G, D)`` (strided CNN, pooled to the grid)."""
+    """LiDAR BEV ``(B, T, C, H, W)`` -> BEV-token features ``(B, G, D)`` (strided CNN, pooled to the grid).
+
+    It also returns its stem's feature map ``(B, C0, H / 4, W / 4)`` (one cell per 4 x 4 pixels).
+    """
 
     def __init__(self, inputs: InputSpec, channels: list[int], grid: tuple[int, int], d_model: int) -> None:
         super().__init__()
@@ -179,9 +194,10 @@ class LidarEncoder(nn.Module):
         self.tower = ConvTower(inputs.lidar_frames * inputs.lidar_channels, channels)
         self.proj = nn.Linear(self.tower.out_channels, d_model)
 
-    def forward(self, lidar_bev: Tensor) -> Tensor:
-        """Encode the histogram."""
+    def forward(self, lidar_bev: Tensor) -> tuple[Tensor, Tensor]:
+        """Encode the histogram: BEV-token features ``(B, G, D)`` and the stem's map ``(B, C0, h, w)``."""
         b, t, c, h, w = lidar_bev.shape
-        x = self.tower(lidar_bev.reshape(b, t * c, h, w))
-        x = F.adaptive_avg_pool2d(x, self.grid)  # (B, C', rows, cols)
-        return self.proj(x.flatten(2).transpose(1, 2))  # (B, G, D)
+        stages = self.tower.stages
+        stem = stages[0](lidar_bev.reshape(b, t * c, h, w))  # (B, C0, H / 4, W / 4)
+        x = F.adaptive_avg_pool2d(stages[1:](stem), self.grid)  # (B, C', rows, cols)
+        return self.proj(x.flatten(2).transpose(1, 2)), stem  # (B, G, D)

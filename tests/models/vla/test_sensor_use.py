@@ -1,7 +1,8 @@
 """The training changes that make the VLA read its sensors, each a config switch that really does what it says.
 
 - ``route``: a head regressing the route lane's centreline ahead from the BEV and visual tokens (target and loss
-  term), whose prediction the planner reads (``route.to_planner``);
+  term), whose prediction the planner reads (``route.to_planner``), and which can also read the LiDAR at its
+  CNN stem's finer cells (``route.lidar_cells``);
 - ``loss.bev_class_weights``: rare classes weigh more in the BEV semantic cross-entropy;
 - ``ego_history_dropout``: in training, some samples' ego history is dropped (the current frame kept);
 - checkpoints written before these keys existed load with the values they were trained with.
@@ -169,7 +170,7 @@ def test_checkpoints_without_the_new_keys_load_as_trained():
         del node[path[-1]]
     cfg = model_config(with_legacy_values(record))
     assert not cfg.route.enabled and cfg.ego_history_dropout == 0 and set(cfg.loss.bev_class_weights) == {1.0}
-    assert not cfg.inputs.lidar_intensity
+    assert not cfg.inputs.lidar_intensity and not cfg.route.lidar_cells
     model = VLAModel(cfg)
     assert not any(k.startswith("route.") for k in model.state_dict())
     assert "route" not in model.planner.blocks[0].cross
@@ -240,3 +241,33 @@ def test_default_road_is_the_recipe_with_the_road_in_the_lidar():
     assert features["lidar_bev"]["intensity"] is True
     assert features["lidar_bev"]["grid"]["x_max"] == road.inputs.bev_range[1]
     assert targets["bev_semantic_map"]["grid"] == features["lidar_bev"]["grid"]  # targets on the same grid
+
+
+def test_route_head_reads_the_lidar_stem_cells():
+    cfg, batches, model = _model(route={"lidar_cells": True})
+    f, t = batches[0]
+    grid = (cfg.inputs.bev_height // 4) * (cfg.inputs.bev_width // 4)  # one cell per 4 x 4 LiDAR pixels
+    assert model.route.cell_features.shape == (grid, 5)
+    model.train()
+    out = model(f, t, generator=torch.Generator().manual_seed(0))
+    model.compute_loss(out, t)["route"].backward()
+    assert model.route.cell_proj.weight.grad.abs().sum() > 0  # the route term trains the cells' projection
+    model.eval()
+    with torch.no_grad():
+        before = model(f)["route_centerline"]
+        model.route.cell_proj.weight.zero_()  # the cells now carry their positions only
+        assert not torch.allclose(model(f)["route_centerline"], before)
+    plain = _model()[2]
+    assert not hasattr(plain.route, "cell_features") and plain.route.cell_proj is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"route": {"enabled": False, "lidar_cells": True}}, "needs the route head"),
+        ({"route": {"lidar_cells": True}, "vision": {"use_lidar": False}}, "needs vision.use_lidar"),
+    ],
+)
+def test_route_lidar_cells_need_the_head_and_the_lidar(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**overrides)
