@@ -204,6 +204,8 @@ class RouteConfig:
         lidar_cells: the route queries also read the LiDAR BEV at its CNN stem's resolution (one token per
             4 x 4 pixels: 2 m cells at 0.5 m pixels), besides the BEV tokens (4 m cells); needs
             ``vision.use_lidar``.
+        cells_range: ``[x_min, x_max, y_min, y_max]`` [m] of the stem cells read (those whose centres lie
+            inside; ``None``: the whole BEV grid).
     """
 
     enabled: bool = False
@@ -213,6 +215,7 @@ class RouteConfig:
     to_planner: bool = True
     bend_anchors: bool = False
     lidar_cells: bool = False
+    cells_range: list[float] | None = None
 
     def __post_init__(self) -> None:
         require_at_least(self, ("num_points", "layers"), 1)
@@ -222,6 +225,11 @@ class RouteConfig:
             raise ValueError("RouteConfig.bend_anchors: needs the route head (route.enabled = true)")
         if self.lidar_cells and not self.enabled:
             raise ValueError("RouteConfig.lidar_cells: needs the route head (route.enabled = true)")
+        if self.cells_range is not None:
+            r = [float(v) for v in self.cells_range]
+            if len(r) != 4 or not (r[0] < r[1] and r[2] < r[3]):
+                raise ValueError(f"RouteConfig.cells_range: expected [x_min, x_max, y_min, y_max] [m], got {r}")
+            self.cells_range = r
 
     @property
     def feeds_planner(self) -> bool:
@@ -460,6 +468,7 @@ LEGACY_VALUES: dict[tuple[str, ...], Any] = {
     ("inputs", "lidar_intensity"): False,
     ("route", "bend_anchors"): False,
     ("route", "lidar_cells"): False,
+    ("route", "cells_range"): None,
 }
 
 

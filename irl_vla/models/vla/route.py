@@ -8,7 +8,8 @@ For the planner the head gives its query tokens ``(B, P, D)`` (a context source)
 its predicted poses (added to the ego condition): the bend of the road as the network sees it, never the map.
 With ``lidar_cells`` the queries also read the LiDAR CNN stem's map, one token per 2 m cell (a BEV token's cell
 is 4 m: a lane bending 1.5 m off the straight line 30 m ahead is a third of one), each the projected stem feature
-plus the embedding of its cell's position.
+plus the embedding of its cell's position; ``cells_range`` keeps the cells of a part of the grid (the corridor
+ahead), which costs less.
 
 The embedded poses are detached: the planning loss trains the tokens and the embedding, not the poses, which
 stay what the route term makes them (a choice, not a measured fix: the straight-ahead prior's L1 on
@@ -52,9 +53,18 @@ class RouteHead(nn.Module):
                 raise ValueError("RouteHead: route.lidar_cells needs the LiDAR stem's channels and grid")
             channels, bev_range, rows, cols = lidar_cells
             centres = grid_cell_centres(bev_range, rows, cols)  # (R C, 2) [m]
+            kept = torch.arange(len(centres))
+            if cfg.cells_range is not None:
+                x_min, x_max, y_min, y_max = cfg.cells_range
+                x, y = centres.unbind(-1)
+                kept = torch.nonzero((x > x_min) & (x < x_max) & (y > y_min) & (y < y_max)).squeeze(-1)
+                if len(kept) == 0:
+                    raise ValueError(f"route.cells_range {cfg.cells_range}: no cell of the BEV grid {bev_range}")
+            centres = centres[kept]  # (N, 2)
+            self.register_buffer("cell_index", kept, persistent=False)  # (N,) into the row-major grid
             half = torch.tensor([(bev_range[1] - bev_range[0]) / 2, (bev_range[3] - bev_range[2]) / 2])
             middle = torch.tensor([(bev_range[1] + bev_range[0]) / 2, (bev_range[3] + bev_range[2]) / 2])
-            cell = torch.cat([direction_features(centres), (centres - middle) / half], dim=-1)  # (R C, 5)
+            cell = torch.cat([direction_features(centres), (centres - middle) / half], dim=-1)  # (N, 5)
             self.register_buffer("cell_features", cell, persistent=False)
             self.cell_proj = nn.Linear(channels, d_model)
             self.cell_position = mlp(cell.shape[-1], d_model, d_model)
@@ -83,7 +93,8 @@ class RouteHead(nn.Module):
         if self.cell_proj is not None:
             if lidar_cells is None:
                 raise ValueError("route.lidar_cells is set but no LiDAR stem map was given")
-            cells = self.cell_proj(lidar_cells.flatten(2).transpose(1, 2))  # (B, R C, D)
+            cells = lidar_cells.flatten(2).index_select(2, self.cell_index)  # (B, C0, N)
+            cells = self.cell_proj(cells.transpose(1, 2))  # (B, N, D)
             memory.append(self.cell_norm(cells + self.cell_position(self.cell_features)))
         tokens = self.decoder(torch.cat(memory, dim=1), self.ego_proj(ego).unsqueeze(1))  # (B, P, D)
         raw = self.pose_head(tokens).float()  # (B, P, 3)

@@ -259,6 +259,18 @@ def test_route_head_reads_the_lidar_stem_cells():
         assert not torch.allclose(model(f)["route_centerline"], before)
     plain = _model()[2]
     assert not hasattr(plain.route, "cell_features") and plain.route.cell_proj is None
+    # a corridor of the grid: the cells whose centres lie in it, in the grid's row-major order
+    x_min, x_max, y_min, y_max = cfg.inputs.bev_range
+    corridor = [0.0, x_max, -8.0, 8.0]
+    cropped = _model(route={"lidar_cells": True, "cells_range": corridor})[2]
+    index = cropped.route.cell_index
+    rows, cols = cfg.inputs.bev_height // 4, cfg.inputs.bev_width // 4
+    x = x_min + (index // cols + 0.5) * (x_max - x_min) / rows
+    y = y_min + (index % cols + 0.5) * (y_max - y_min) / cols
+    assert bool(((x > 0) & (y.abs() < 8)).all()) and len(index) == (rows // 2) * round(16 / ((y_max - y_min) / cols))
+    assert torch.equal(index, index.sort().values) and cropped.route.cell_features.shape == (len(index), 5)
+    with torch.no_grad():
+        assert cropped.eval()(f)["route_centerline"].shape == before.shape
 
 
 @pytest.mark.parametrize(
@@ -266,6 +278,7 @@ def test_route_head_reads_the_lidar_stem_cells():
     [
         ({"route": {"enabled": False, "lidar_cells": True}}, "needs the route head"),
         ({"route": {"lidar_cells": True}, "vision": {"use_lidar": False}}, "needs vision.use_lidar"),
+        ({"route": {"lidar_cells": True, "cells_range": [10, 0, -8, 8]}}, "cells_range"),
     ],
 )
 def test_route_lidar_cells_need_the_head_and_the_lidar(overrides, message):
