@@ -206,6 +206,9 @@ class RouteConfig:
             ``vision.use_lidar``.
         cells_range: ``[x_min, x_max, y_min, y_max]`` [m] of the stem cells read (those whose centres lie
             inside; ``None``: the whole BEV grid).
+        camera_band: ``[top, bottom]`` fractions of the image height: the route queries also read every image's
+            feature map one CNN stage before the last (stride 8), in these rows (the road 15 to 50 m ahead lies
+            a few rows below the horizon); ``None``: not read. Needs ``vision.backend`` conv.
     """
 
     enabled: bool = False
@@ -216,6 +219,7 @@ class RouteConfig:
     bend_anchors: bool = False
     lidar_cells: bool = False
     cells_range: list[float] | None = None
+    camera_band: list[float] | None = None
 
     def __post_init__(self) -> None:
         require_at_least(self, ("num_points", "layers"), 1)
@@ -230,6 +234,13 @@ class RouteConfig:
             if len(r) != 4 or not (r[0] < r[1] and r[2] < r[3]):
                 raise ValueError(f"RouteConfig.cells_range: expected [x_min, x_max, y_min, y_max] [m], got {r}")
             self.cells_range = r
+        if self.camera_band is not None:
+            band = [float(v) for v in self.camera_band]
+            if len(band) != 2 or not 0 <= band[0] < band[1] <= 1:
+                raise ValueError(f"RouteConfig.camera_band: expected [top, bottom] in [0, 1], top < bottom, got {band}")
+            if not self.enabled:
+                raise ValueError("RouteConfig.camera_band: needs the route head (route.enabled = true)")
+            self.camera_band = band
 
     @property
     def feeds_planner(self) -> bool:
@@ -450,6 +461,10 @@ class VLAConfig:
             raise ValueError(f"VLAConfig.ego_history_dropout: expected in [0, 1), got {self.ego_history_dropout}")
         if self.route.lidar_cells and not self.vision.use_lidar:
             raise ValueError("VLAConfig: route.lidar_cells reads the LiDAR BEV; it needs vision.use_lidar = true")
+        if self.route.camera_band is not None and (self.vision.backend != "conv" or len(self.vision.conv_channels) < 2):
+            raise ValueError(
+                "VLAConfig: route.camera_band reads our CNN's maps; it needs vision.backend conv, >= 2 stages"
+            )
         stride = self.reasoning.semantic_stride
         if self.inputs.bev_height % stride or self.inputs.bev_width % stride:
             raise ValueError(
@@ -469,6 +484,7 @@ LEGACY_VALUES: dict[tuple[str, ...], Any] = {
     ("route", "bend_anchors"): False,
     ("route", "lidar_cells"): False,
     ("route", "cells_range"): None,
+    ("route", "camera_band"): None,
 }
 
 

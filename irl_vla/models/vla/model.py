@@ -48,7 +48,8 @@ class VLAModel(nn.Module):
         self.ego_norm = Standardizer("ego_status", (inputs.history_frames, len(EgoStatusIndex)))
         self.image_norm = Standardizer("camera_images", (3, 1, 1))
         self.ego_encoder = mlp(inputs.history_frames * len(EgoStatusIndex) + len(DrivingCommand), d, d)
-        self.vision = VisionEncoder(cfg.vision, inputs, d, heads, mult)
+        band = cfg.route.camera_band if cfg.route.enabled else None
+        self.vision = VisionEncoder(cfg.vision, inputs, d, heads, mult, band)
         self.reasoning = Reasoning3D(cfg.reasoning, inputs, d, heads, mult)
         self.language = LanguageReasoner(cfg.language, d, heads, mult) if cfg.language.enabled else None
         self.meta_action_head = mlp(d, d, len(MetaAction)) if self.language is not None else None
@@ -178,7 +179,7 @@ class VLAModel(nn.Module):
             history = drop_ego_history(history, self.cfg.ego_history_dropout, drop_generator)
         ego = self.ego_encoder(torch.cat([history.reshape(b, -1), f[FeatureKey.DRIVING_COMMAND].float()], -1))  # (B, D)
         images = self.image_norm(f[FeatureKey.CAMERA_IMAGES].float() / 255.0)  # (B, T, N, C, H, W)
-        visual, bev, lidar_cells = self.vision(
+        visual, bev, lidar_cells, band = self.vision(
             images, f[FeatureKey.CAMERA_INTRINSICS], f[FeatureKey.CAMERA_TO_LIDAR], f.get(FeatureKey.LIDAR_BEV)
         )
         reasoned = self.reasoning(bev, with_aux=with_aux)
@@ -187,7 +188,7 @@ class VLAModel(nn.Module):
         condition = ego
         anchors = None
         if self.route is not None:
-            route = self.route(bev, visual, ego, lidar_cells)
+            route = self.route(bev, visual, ego, lidar_cells, band)
             out["route_centerline"] = route["route_centerline"]
             if self.cfg.route.bend_anchors:
                 anchors = bend_anchors(self.planner.anchors, route["route_centerline"], self.cfg.route.spacing)

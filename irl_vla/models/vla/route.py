@@ -9,7 +9,8 @@ its predicted poses (added to the ego condition): the bend of the road as the ne
 With ``lidar_cells`` the queries also read the LiDAR CNN stem's map, one token per 2 m cell (a BEV token's cell
 is 4 m: a lane bending 1.5 m off the straight line 30 m ahead is a third of one), each the projected stem feature
 plus the embedding of its cell's position; ``cells_range`` keeps the cells of a part of the grid (the corridor
-ahead), which costs less.
+ahead), which costs less. With ``camera_band`` they also read the images' band tokens below the horizon, at the
+CNN's last-but-one stride (``vision.VisionEncoder``).
 
 The embedded poses are detached: the planning loss trains the tokens and the embedding, not the poses, which
 stay what the route term makes them (a choice, not a measured fix: the straight-ahead prior's L1 on
@@ -76,7 +77,14 @@ class RouteHead(nn.Module):
         self.pose_head = mlp(d_model, d_model, len(SE2Index))
         self.condition = mlp(cfg.num_points * len(SE2Index), d_model, d_model) if cfg.to_planner else None
 
-    def forward(self, bev: Tensor, visual: Tensor, ego: Tensor, lidar_cells: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(
+        self,
+        bev: Tensor,
+        visual: Tensor,
+        ego: Tensor,
+        lidar_cells: Tensor | None = None,
+        camera_band: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         """Decode the route ahead.
 
         Args:
@@ -84,6 +92,7 @@ class RouteHead(nn.Module):
             visual: visual tokens ``(B, V, D)``.
             ego: the ego embedding ``(B, D)`` (ego status and driving command).
             lidar_cells: the LiDAR stem's map ``(B, C0, R, C)`` (read with ``cfg.lidar_cells``).
+            camera_band: the images' band tokens ``(B, A, D)`` (read with ``cfg.camera_band``).
 
         Returns:
             ``route_tokens`` ``(B, P, D)``, ``route_centerline`` ``(B, P, 3)`` [m, m, rad] and, when the planner
@@ -96,6 +105,10 @@ class RouteHead(nn.Module):
             cells = lidar_cells.flatten(2).index_select(2, self.cell_index)  # (B, C0, N)
             cells = self.cell_proj(cells.transpose(1, 2))  # (B, N, D)
             memory.append(self.cell_norm(cells + self.cell_position(self.cell_features)))
+        if self.cfg.camera_band is not None:
+            if camera_band is None:
+                raise ValueError("route.camera_band is set but no band tokens were given")
+            memory.append(camera_band)
         tokens = self.decoder(torch.cat(memory, dim=1), self.ego_proj(ego).unsqueeze(1))  # (B, P, D)
         raw = self.pose_head(tokens).float()  # (B, P, 3)
         scale = OFFSET_SCALE * self.distances[:, None]  # (P, 1)

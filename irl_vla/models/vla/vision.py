@@ -10,6 +10,7 @@ to the BEV token grid and added to the BEV queries.
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -95,6 +96,7 @@ class VisionTokens(NamedTuple):
     visual: Tensor  #: visual tokens (B, V, D)
     bev: Tensor  #: BEV tokens (B, G, D)
     lidar_cells: Tensor | None  #: the LiDAR CNN stem's feature map (B, C0, H / 4, W / 4), when the LiDAR is read
+    camera_band: Tensor | None  #: tokens (B, A, D) of the images' band at the CNN's last-but-one stride, on request
 
 
 class VisionEncoder(nn.Module):
@@ -103,11 +105,25 @@ class VisionEncoder(nn.Module):
     V = camera frames x cameras x token rows x token columns; G = BEV rows x BEV columns (row-major, rows
     along x). With the LiDAR branch it also gives its stem's feature map (``VisionTokens.lidar_cells``: one
     cell per ``STEM_STRIDE`` x ``STEM_STRIDE`` pixels), which the route head can read at that finer grid.
+
+    ``camera_band`` (``[top, bottom]``, fractions of the image height; our CNN only): tokens of every image's
+    feature map one stage before the last (stride 8 for three stages), in the rows of that band, each with its
+    pixel's viewing direction and its camera's embedding (``VisionTokens.camera_band``): the road 15 to 50 m
+    ahead lies in a band a few rows below the horizon, which the pooled visual tokens' rows mix into one.
     """
 
-    def __init__(self, cfg: VisionConfig, inputs: InputSpec, d_model: int, num_heads: int, ffn_mult: int) -> None:
+    def __init__(
+        self,
+        cfg: VisionConfig,
+        inputs: InputSpec,
+        d_model: int,
+        num_heads: int,
+        ffn_mult: int,
+        camera_band: list[float] | None = None,
+    ) -> None:
         super().__init__()
         self.cfg, self.inputs = cfg, inputs
+        self.band_rows: tuple[int, int] | None = None
         self.tower: nn.Module
         if cfg.backend == "conv":
             self.tower = ConvTower(3, cfg.conv_channels)
@@ -116,6 +132,17 @@ class VisionEncoder(nn.Module):
             if cfg.freeze_tower:
                 self.tower.requires_grad_(False)
         self.token_proj = nn.Linear(self.tower.out_channels, d_model)
+        if camera_band is not None:
+            if cfg.backend != "conv" or len(cfg.conv_channels) < 2:
+                raise ValueError("camera_band: needs our CNN (vision.backend conv) with at least two stages")
+            self.band_stride = STEM_STRIDE * 2 ** (len(cfg.conv_channels) - 2)
+            height = inputs.image_height // self.band_stride  # rows of the band's feature map
+            top, bottom = int(camera_band[0] * height), math.ceil(camera_band[1] * height)
+            if not 0 <= top < bottom <= height:
+                raise ValueError(f"camera_band {camera_band}: no rows of the {height}-row feature map")
+            self.band_rows = (top, bottom)
+            self.band_proj = nn.Linear(cfg.conv_channels[-2], d_model)
+            self.band_norm = nn.LayerNorm(d_model)
         self.camera_embedding = nn.Parameter(torch.zeros(inputs.camera_frames, inputs.num_cameras, d_model))
         self.direction_proj = mlp(3, d_model, d_model)
         rows, cols = cfg.bev_grid
@@ -148,7 +175,15 @@ class VisionEncoder(nn.Module):
             Visual tokens ``(B, V, D)``, BEV tokens ``(B, G, D)`` and the LiDAR stem's map (or ``None``).
         """
         b, t, n, c, h, w = images.shape
-        features = self.tower(images.reshape(b * t * n, c, h, w))  # (B T N, C', h', w')
+        flat = images.reshape(b * t * n, c, h, w)
+        band = None
+        if self.band_rows is None:
+            features = self.tower(flat)  # (B T N, C', h', w')
+        else:
+            stages = self.tower.stages
+            before = stages[:-1](flat)  # (B T N, C'', h'', w'') at the band's stride
+            features = stages[-1](before)
+            band = self._band_tokens(before, intrinsics, camera_to_ego, b, t, n)  # (B, A, D)
         rows, cols = self.cfg.token_grid
         pooled = F.adaptive_avg_pool2d(features, (rows, cols))  # (B T N, C', r, c)
         tokens = self.token_proj(pooled.flatten(2).transpose(1, 2))  # (B T N, r c, D)
@@ -168,15 +203,33 @@ class VisionEncoder(nn.Module):
             queries = queries + lidar_tokens
         for layer in self.bev_layers:
             queries = layer(queries, visual)
-        return VisionTokens(visual, self.bev_norm(queries), cells)
+        return VisionTokens(visual, self.bev_norm(queries), cells, band)
+
+    def _band_tokens(self, before: Tensor, intrinsics: Tensor, camera_to_ego: Tensor, b: int, t: int, n: int) -> Tensor:
+        """Tokens ``(B, A, D)`` of the band's rows of the feature map ``before`` ``(B T N, C'', h'', w'')``."""
+        top, bottom = self.band_rows or (0, 0)
+        rows = before[:, :, top:bottom]  # (B T N, C'', r, w'')
+        r, cols = rows.shape[-2:]
+        stride = self.band_stride
+        v = (torch.arange(top, bottom, device=before.device, dtype=torch.float32) + 0.5) * stride
+        u = (torch.arange(cols, device=before.device, dtype=torch.float32) + 0.5) * stride
+        directions = self._pixel_directions(intrinsics, camera_to_ego, u, v)  # (B, N, r w'', 3)
+        tokens = self.band_proj(rows.flatten(2).transpose(1, 2)).reshape(b, t, n, r * cols, -1)
+        tokens = tokens + self.direction_proj(directions)[:, None] + self.camera_embedding[None, :, :, None]
+        return self.band_norm(tokens.reshape(b, t * n * r * cols, -1))
 
     def _token_directions(self, intrinsics: Tensor, camera_to_ego: Tensor, height: int, width: int) -> Tensor:
         """Ego-frame viewing directions ``(B, N, r c, 3)`` of the token cells' centre pixels."""
         rows, cols = self.cfg.token_grid
         v = (torch.arange(rows, device=intrinsics.device, dtype=torch.float32) + 0.5) * height / rows
         u = (torch.arange(cols, device=intrinsics.device, dtype=torch.float32) + 0.5) * width / cols
+        return self._pixel_directions(intrinsics, camera_to_ego, u, v)
+
+    @staticmethod
+    def _pixel_directions(intrinsics: Tensor, camera_to_ego: Tensor, u: Tensor, v: Tensor) -> Tensor:
+        """Ego-frame viewing directions ``(B, N, len(v) len(u), 3)`` of the pixels at columns u, rows v [px]."""
         gv, gu = torch.meshgrid(v, u, indexing="ij")  # (r, c)
-        pixels = torch.stack([gu.reshape(-1), gv.reshape(-1), torch.ones(rows * cols, device=u.device)], -1)
+        pixels = torch.stack([gu.reshape(-1), gv.reshape(-1), torch.ones(gu.numel(), device=u.device)], -1)
         rays = torch.einsum("bnij,pj->bnpi", torch.linalg.inv(intrinsics.float()), pixels)  # (B, N, r c, 3) camera
         rays = torch.einsum("bnij,bnpj->bnpi", camera_to_ego[:, :, :3, :3].float(), rays)  # (B, N, r c, 3) ego
         return direction_features(rays[..., :2], rays[..., 2])

@@ -2,7 +2,7 @@
 
 - ``route``: a head regressing the route lane's centreline ahead from the BEV and visual tokens (target and loss
   term), whose prediction the planner reads (``route.to_planner``), and which can also read the LiDAR at its
-  CNN stem's finer cells (``route.lidar_cells``);
+  CNN stem's finer cells (``route.lidar_cells``) and the images' band below the horizon (``route.camera_band``);
 - ``loss.bev_class_weights``: rare classes weigh more in the BEV semantic cross-entropy;
 - ``ego_history_dropout``: in training, some samples' ego history is dropped (the current frame kept);
 - checkpoints written before these keys existed load with the values they were trained with.
@@ -279,8 +279,46 @@ def test_route_head_reads_the_lidar_stem_cells():
         ({"route": {"enabled": False, "lidar_cells": True}}, "needs the route head"),
         ({"route": {"lidar_cells": True}, "vision": {"use_lidar": False}}, "needs vision.use_lidar"),
         ({"route": {"lidar_cells": True, "cells_range": [10, 0, -8, 8]}}, "cells_range"),
+        ({"route": {"camera_band": [0.7, 0.5]}}, "camera_band"),
+        ({"route": {"enabled": False, "camera_band": [0.5, 0.7]}}, "needs the route head"),
+        ({"route": {"camera_band": [0.5, 0.7]}, "vision": {"conv_channels": [8]}}, "needs vision.backend conv"),
     ],
 )
-def test_route_lidar_cells_need_the_head_and_the_lidar(overrides, message):
+def test_route_cells_and_band_need_the_head_and_their_sensor(overrides, message):
     with pytest.raises(ValueError, match=message):
         tiny_config(**overrides)
+
+
+def test_route_head_reads_the_camera_band_below_the_horizon():
+    cfg, batches, model = _model(route={"camera_band": [0.5, 0.75]})
+    f, t = batches[0]
+    vision = model.vision
+    stride = vision.band_stride  # the CNN's last-but-one stride (tiny: one stage before the last)
+    rows = cfg.inputs.image_height // stride
+    top, bottom = vision.band_rows
+    assert (top, bottom) == (rows // 2, -(-3 * rows // 4))
+    model.eval()
+    with torch.no_grad():
+        tokens = model.vision(
+            model.image_norm(f["camera_images"].float() / 255.0),
+            f["camera_intrinsics"],
+            f["camera_to_lidar"],
+            f.get("lidar_bev"),
+        ).camera_band
+    cols = cfg.inputs.image_width // stride
+    assert tokens.shape == (B, cfg.inputs.camera_frames * cfg.inputs.num_cameras * (bottom - top) * cols, cfg.d_model)
+    # the band's pixels look below the horizon (rows under the principal point of a level camera)
+    u = torch.tensor([cfg.inputs.image_width / 2])
+    v = (torch.arange(top, bottom, dtype=torch.float32) + 0.5) * stride
+    elevation = vision._pixel_directions(f["camera_intrinsics"], f["camera_to_lidar"], u, v)[..., 2]
+    assert bool((elevation[0, 0] < 0).all()) and bool((elevation[0, 0].diff() < 0).all())  # lower rows: nearer
+    model.train()
+    out = model(f, t, generator=torch.Generator().manual_seed(0))
+    model.compute_loss(out, t)["route"].backward()
+    assert vision.band_proj.weight.grad.abs().sum() > 0  # the route term trains the band's projection
+    model.eval()
+    with torch.no_grad():
+        before = model(f)["route_centerline"]
+        vision.band_proj.weight.zero_()
+        assert not torch.allclose(model(f)["route_centerline"], before)
+    assert _model()[2].vision.band_rows is None
