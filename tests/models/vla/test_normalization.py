@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from irl_vla.models.vla.config import FeatureKey, TargetKey
-from irl_vla.models.vla.normalization import RELATIVE_STD_FLOOR, compute_normalization
+from irl_vla.models.vla.normalization import RELATIVE_STD_FLOOR, Standardizer, compute_normalization
 
 
 def _batch(seed: int) -> dict[str, torch.Tensor]:
@@ -32,3 +32,15 @@ def test_constant_columns_are_centred_not_scaled_and_small_ones_floored() -> Non
     floor = float(std[:, 0].max()) * RELATIVE_STD_FLOOR
     torch.testing.assert_close(std[:, 3], torch.full((2,), floor))  # real variation below the floor: floored
     assert bool((std[:, 0] > 3.0).all())
+
+
+def test_scaled_standardisation_of_uint8_images_equals_the_plain_one() -> None:
+    norm = Standardizer("camera_images", (3, 1, 1))
+    norm.set(torch.tensor([0.5, 0.4, 0.3]).view(3, 1, 1), torch.tensor([0.2, 0.25, 0.3]).view(3, 1, 1))
+    images = _batch(0)[FeatureKey.CAMERA_IMAGES.value]  # uint8 (B, T, N, C, H, W)
+    out = norm.scaled(images, 1.0 / 255.0)
+    assert out.dtype == torch.float32 and images.dtype == torch.uint8  # the input is left as it was
+    torch.testing.assert_close(out, norm(images.float() / 255.0), rtol=0, atol=1e-5)
+    floats = images.float()
+    norm.scaled(floats, 1.0)
+    assert torch.equal(floats, images.float())  # a float input is copied, never scaled in place

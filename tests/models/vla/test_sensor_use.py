@@ -300,7 +300,7 @@ def test_route_head_reads_the_camera_band_below_the_horizon():
     model.eval()
     with torch.no_grad():
         tokens = model.vision(
-            model.image_norm(f["camera_images"].float() / 255.0),
+            model.image_norm.scaled(f["camera_images"], 1.0 / 255.0),
             f["camera_intrinsics"],
             f["camera_to_lidar"],
             f.get("lidar_bev"),
