@@ -209,6 +209,9 @@ class RouteConfig:
         camera_band: ``[top, bottom]`` fractions of the image height: the route queries also read every image's
             feature map one CNN stage before the last (stride 8), in these rows (the road 15 to 50 m ahead lies
             a few rows below the horizon); ``None``: not read. Needs ``vision.backend`` conv.
+        reads_ego_status: the route queries are conditioned on the ego embedding (ego status and driving
+            command); false: on the driving command only, so the road's course can come from the sensors alone,
+            not from the ego's own motion (a cue that exists only once the ego is in the bend).
     """
 
     enabled: bool = False
@@ -220,6 +223,7 @@ class RouteConfig:
     lidar_cells: bool = False
     cells_range: list[float] | None = None
     camera_band: list[float] | None = None
+    reads_ego_status: bool = True
 
     def __post_init__(self) -> None:
         require_at_least(self, ("num_points", "layers"), 1)
@@ -485,6 +489,7 @@ LEGACY_VALUES: dict[tuple[str, ...], Any] = {
     ("route", "lidar_cells"): False,
     ("route", "cells_range"): None,
     ("route", "camera_band"): None,
+    ("route", "reads_ego_status"): True,
 }
 
 

@@ -188,7 +188,8 @@ class VLAModel(nn.Module):
         condition = ego
         anchors = None
         if self.route is not None:
-            route = self.route(bev, visual, ego, lidar_cells, band)
+            route_condition = ego if self.cfg.route.reads_ego_status else f[FeatureKey.DRIVING_COMMAND].float()
+            route = self.route(bev, visual, route_condition, lidar_cells, band)
             out["route_centerline"] = route["route_centerline"]
             if self.cfg.route.bend_anchors:
                 anchors = bend_anchors(self.planner.anchors, route["route_centerline"], self.cfg.route.spacing)

@@ -1,7 +1,8 @@
 """The route head: the route lane's centreline ahead of the ego, read from the BEV and visual tokens.
 
 One query per point ahead (arc lengths ``spacing``, ``2 * spacing``, ... [m]), plus the ego embedding (which
-carries the driving command: at an intersection only the command says which way the route turns), attends to
+carries the driving command: at an intersection only the command says which way the route turns; with
+``reads_ego_status`` false an embedding of the command alone), attends to
 the BEV and visual tokens; each regresses its point's pose in the ego frame around the straight-ahead prior
 ``(d, 0, 0)``, its x and y scaled by the distance ``d`` (a bend of a given curvature moves a far point more).
 For the planner the head gives its query tokens ``(B, P, D)`` (a context source) and an embedding ``(B, D)`` of
@@ -23,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from irl_vla.data.enums import SE2Index
+from irl_vla.data.enums import DrivingCommand, SE2Index
 from irl_vla.models.vla.config import RouteConfig
 from irl_vla.models.vla.layers import QueryDecoder, direction_features, grid_cell_centres, mlp
 
@@ -73,7 +74,8 @@ class RouteHead(nn.Module):
         self.decoder = QueryDecoder(cfg.num_points, d_model, num_heads, ffn_mult, cfg.layers, self_attention=True)
         distances = cfg.spacing * torch.arange(1, cfg.num_points + 1, dtype=torch.float32)  # (P,) [m]
         self.register_buffer("distances", distances, persistent=False)
-        self.ego_proj = nn.Linear(d_model, d_model)
+        # the queries' condition: the ego embedding, or (reads_ego_status false) the driving command alone
+        self.ego_proj = nn.Linear(d_model if cfg.reads_ego_status else len(DrivingCommand), d_model)
         self.pose_head = mlp(d_model, d_model, len(SE2Index))
         self.condition = mlp(cfg.num_points * len(SE2Index), d_model, d_model) if cfg.to_planner else None
 
@@ -90,7 +92,8 @@ class RouteHead(nn.Module):
         Args:
             bev: BEV tokens ``(B, G, D)``.
             visual: visual tokens ``(B, V, D)``.
-            ego: the ego embedding ``(B, D)`` (ego status and driving command).
+            ego: the ego embedding ``(B, D)`` (ego status and driving command) or, with
+                ``reads_ego_status`` false, the driving command ``(B, 4)`` one-hot.
             lidar_cells: the LiDAR stem's map ``(B, C0, R, C)`` (read with ``cfg.lidar_cells``).
             camera_band: the images' band tokens ``(B, A, D)`` (read with ``cfg.camera_band``).
 
@@ -109,7 +112,8 @@ class RouteHead(nn.Module):
             if camera_band is None:
                 raise ValueError("route.camera_band is set but no band tokens were given")
             memory.append(camera_band)
-        tokens = self.decoder(torch.cat(memory, dim=1), self.ego_proj(ego).unsqueeze(1))  # (B, P, D)
+        condition = self.ego_proj(ego.to(self.ego_proj.weight.dtype)).unsqueeze(1)  # (B, 1, D)
+        tokens = self.decoder(torch.cat(memory, dim=1), condition)  # (B, P, D)
         raw = self.pose_head(tokens).float()  # (B, P, 3)
         scale = OFFSET_SCALE * self.distances[:, None]  # (P, 1)
         xy = raw[..., : SE2Index.HEADING] * scale

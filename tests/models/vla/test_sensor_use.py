@@ -170,7 +170,7 @@ def test_checkpoints_without_the_new_keys_load_as_trained():
         del node[path[-1]]
     cfg = model_config(with_legacy_values(record))
     assert not cfg.route.enabled and cfg.ego_history_dropout == 0 and set(cfg.loss.bev_class_weights) == {1.0}
-    assert not cfg.inputs.lidar_intensity and not cfg.route.lidar_cells
+    assert not cfg.inputs.lidar_intensity and not cfg.route.lidar_cells and cfg.route.reads_ego_status
     model = VLAModel(cfg)
     assert not any(k.startswith("route.") for k in model.state_dict())
     assert "route" not in model.planner.blocks[0].cross
@@ -322,3 +322,21 @@ def test_route_head_reads_the_camera_band_below_the_horizon():
         vision.band_proj.weight.zero_()
         assert not torch.allclose(model(f)["route_centerline"], before)
     assert _model()[2].vision.band_rows is None
+
+
+def test_route_head_without_the_ego_status_reads_only_command_and_sensors():
+    _, batches, model = _model(route={"reads_ego_status": False})
+    f = dict(batches[0][0])
+    model.eval()
+    with torch.no_grad():
+        before = model(f)
+        moved = dict(f, ego_status=f["ego_status"] + 3.0)  # another past and speed, the same road and command
+        after = model(moved)
+        torch.testing.assert_close(after["route_centerline"], before["route_centerline"])
+        assert not torch.allclose(after["trajectory"], before["trajectory"])  # the planner still reads the ego
+        turned = dict(f, driving_command=f["driving_command"].roll(1, dims=-1))
+        assert not torch.allclose(model(turned)["route_centerline"], before["route_centerline"])
+    # with the ego status (the default) the same change of the ego's past moves the route prediction
+    plain = _model()[2].eval()
+    with torch.no_grad():
+        assert not torch.allclose(plain(moved)["route_centerline"], plain(f)["route_centerline"])
