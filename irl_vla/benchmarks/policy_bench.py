@@ -21,6 +21,7 @@ import torch
 from irl_vla.benchmarks.model_bench import DEVICES, bench_device, ready_policy, timed_record
 from irl_vla.common.config import require_at_least
 from irl_vla.models.vla.synthetic import synthetic_batch
+from irl_vla.training.trainer import PRECISIONS, autocast_dtype
 
 SUITE = "policy"
 
@@ -36,6 +37,8 @@ class PolicyBenchConfig:
         device: ``cpu``, ``cuda`` or ``auto``.
         target_plan_ms: latency target of one planning step at ``plan_batch`` [ms] (reported beside it).
         seed: seed of the synthetic batches and weights.
+        precision: of the training step, as the trainer's ``train.precision``: ``auto`` (bf16 autocast on a CUDA
+            device that supports it, else fp32), ``fp32`` or ``bf16`` (any device with native bf16).
     """
 
     sizes: list[str] = field(default_factory=lambda: ["tiny", "default"])
@@ -44,9 +47,12 @@ class PolicyBenchConfig:
     device: str = "cpu"
     target_plan_ms: float = 50.0
     seed: int = 0
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         require_at_least(self, ("plan_batch", "train_batch"), 1)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"PolicyBenchConfig.precision: expected one of {PRECISIONS}, got {self.precision!r}")
         if not self.sizes:
             raise ValueError("PolicyBenchConfig.sizes: at least one size")
         if self.device not in DEVICES:
@@ -100,10 +106,10 @@ def _run_size(size: str, cfg: PolicyBenchConfig, repeats: int, device: torch.dev
     features, targets = (_on(b, device) for b in synthetic_batch(mcfg, cfg.train_batch, cfg.seed + 2))
     model.train()
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    dtype = autocast_dtype(cfg.precision, device)
 
     def train_step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype is not None):
             losses = model.compute_loss(model(features, targets), targets)
         optimiser.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -111,6 +117,6 @@ def _run_size(size: str, cfg: PolicyBenchConfig, repeats: int, device: torch.dev
 
     name = f"train_step_{size}"
     rec = timed_record(SUITE, name, train_step, device, items=cfg.train_batch, unit="samples", repeats=repeats, **extra)
-    rec["precision"] = "bf16" if use_bf16 else "fp32"
+    rec["precision"] = "fp32" if dtype is None else "bf16"
     yield rec
     yield {"suite": SUITE, "name": f"peak_memory_{size}", "peak_mb": round(_peak_memory_mb(device), 1), **extra}

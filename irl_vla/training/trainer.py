@@ -7,7 +7,8 @@ Read top to bottom:
    group (gloo on CPU, NCCL on GPU), wraps the network in DDP, gives each process its share of every epoch
    (``ResumableSampler``, a ``DistributedSampler``), and only rank 0 logs, validates and writes checkpoints.
 3. **Optimisation**: AdamW (no weight decay on biases and norms), linear warm-up then cosine decay to
-   ``min_lr_ratio`` of the rate, gradient clipping, bf16 autocast on CUDA devices that support it (fp32 on CPU).
+   ``min_lr_ratio`` of the rate, gradient clipping, bf16 autocast on CUDA devices that support it (on CPU fp32,
+   unless ``precision: bf16`` asks for bf16 on a CPU that computes it natively).
 4. **Determinism and resume**: each step seeds the global torch RNG and the network's noise generator from
    (seed, rank, step), and the data order of an epoch from (seed, epoch); a checkpoint holds the weights, the
    optimiser and scheduler states and the step, so a run killed after a checkpoint and started again with the
@@ -100,7 +101,8 @@ class TrainerConfig:
         max_steps: optimiser steps of the run.
         seed: seeds the initial weights, the data order and every step's randomness.
         optimizer: AdamW and its schedule.
-        precision: ``auto`` (bf16 autocast on a CUDA device that supports it, else fp32), ``fp32`` or ``bf16``.
+        precision: ``auto`` (bf16 autocast on a CUDA device that supports it, else fp32), ``fp32`` or ``bf16``
+            (bf16 autocast on any device with native bf16, a CPU with AVX512-BF16 or AMX included).
         device: ``auto`` (the process's CUDA device if there is one, else the CPU), ``cpu`` or ``cuda``.
         threads: torch CPU threads per process (``None``: torch's default; 1 on a machine shared with other
             jobs, where competing threads slow small networks down many times).
@@ -244,16 +246,41 @@ def init_processes(device: torch.device, threads: int | None = None) -> Processe
     return Processes(rank, world_size, local)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively.
+
+    True for a CUDA device with bf16 support, and for a CPU with bf16 dot-product instructions (AVX512-BF16 or AMX),
+    which oneDNN uses for matrix products and convolutions.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # a build without oneDNN
+            return False
+    return False
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``precision`` on ``device`` (``None``: fp32).
 
+    ``auto`` is bf16 on a CUDA device that supports it and fp32 elsewhere; ``bf16`` is bf16 on any device that
+    computes it natively (:func:`native_bf16`), a CPU with AVX512-BF16 or AMX included.
+
     Raises:
-        ValueError: for ``bf16`` off a CUDA device with bf16 support.
+        ValueError: for ``bf16`` on a device without native bf16.
     """
-    bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    if precision == "bf16" and not bf16_ok:
-        raise ValueError(f"train.precision bf16 needs a CUDA device with bf16 support, the device is {device}")
-    return torch.bfloat16 if precision == "bf16" or (precision == "auto" and bf16_ok) else None
+    if precision == "bf16":
+        if not native_bf16(device):
+            raise ValueError(
+                f"train.precision bf16 needs a device that computes bf16 natively (a CUDA device with bf16, or a "
+                f"CPU with AVX512-BF16 or AMX); the device is {device}"
+            )
+        return torch.bfloat16
+    if precision == "auto" and device.type == "cuda" and native_bf16(device):
+        return torch.bfloat16
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- 3. optimisation

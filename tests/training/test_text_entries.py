@@ -7,12 +7,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 from irl_vla.data.features.dataset import FeatureDataset, LoadStatus
 from irl_vla.data.features.tokenizer import build_tokenizer, save_tokenizer
 from irl_vla.data.split import SceneLoader
 from irl_vla.training.il import SCENE_TEXTS, fill_text_entries, prepare, split_pass
+from irl_vla.training.language_targets import LanguageTargetBuilder
 from irl_vla.training.policy import TOKENIZER_ARTEFACT, builder_params, make_builders, model_config
 from tests.training.conftest import il_config, model_doc
 
@@ -102,4 +104,26 @@ def test_text_entries_from_the_split_pass_texts_equal_entries_built_from_scenes(
     other = tmp_path / "other.json"
     save_tokenizer(build_tokenizer(["another corpus", *texts[tokens[0]].values()]), other)
     assert fill_text_entries(counting, tokens, features, targets, other, str(cache), False, {}) == len(tokens)
+    assert _CountingLoader.decoded == len(tokens)
+
+
+def test_the_split_pass_reads_its_texts_and_trajectories_from_the_cache(
+    source: partial[SceneLoader], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    num_poses = model_config(model_doc("tiny")).inputs.num_poses
+    tokens = list(source().tokens)
+    counting = partial(_CountingLoader, source)
+    plain = split_pass(source, tokens, num_poses, progress=False)
+    cache = str(tmp_path / "features")
+    _CountingLoader.decoded = 0
+    first = split_pass(counting, tokens, num_poses, False, cache)
+    assert _CountingLoader.decoded == len(tokens)
+    _CountingLoader.decoded = 0
+    second = split_pass(counting, tokens, num_poses, False, cache)
+    assert _CountingLoader.decoded == 0  # a fresh run on a cached split decodes no scene
+    for texts, trajectories in (first, second):
+        assert texts == plain[0] and torch.equal(trajectories, plain[1])
+    # a text builder whose text changed (its version bumped) makes the cached texts stale: decoded again
+    monkeypatch.setattr(LanguageTargetBuilder, "version", LanguageTargetBuilder.version + 1)
+    split_pass(counting, tokens, num_poses, False, cache)
     assert _CountingLoader.decoded == len(tokens)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import socket
 from functools import partial
 from pathlib import Path
@@ -15,9 +16,10 @@ from irl_vla.common.checkpoint import ConfigMismatchError, load_checkpoint
 from irl_vla.common.parallel import ExecutorConfig
 from irl_vla.data.split import SceneLoader
 from irl_vla.models.ego_mlp import EgoStatusMLP
+from irl_vla.training import trainer as trainer_module
 from irl_vla.training.il import run_il
 from irl_vla.training.policy import checkpoint_dirs, load_policy
-from irl_vla.training.trainer import NonFiniteLossError, lr_factor
+from irl_vla.training.trainer import NonFiniteLossError, autocast_dtype, lr_factor
 from irl_vla.training.validation import Validator
 from tests.training.conftest import il_config, model_doc
 
@@ -32,6 +34,31 @@ def test_warmup_then_cosine_to_the_floor() -> None:
     assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert f(4) == pytest.approx(1.0) and f(19) > 0.1 and f(20) == pytest.approx(0.1)
     assert all(f(s) >= f(s + 1) for s in range(4, 20))
+
+
+def test_precision_bf16_needs_native_bf16_and_auto_stays_fp32_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    assert autocast_dtype("fp32", cpu) is None and autocast_dtype("auto", cpu) is None
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: False)
+    with pytest.raises(ValueError, match=r"train\.precision bf16 needs .*natively.*the device is cpu"):
+        autocast_dtype("bf16", cpu)
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
+    assert autocast_dtype("bf16", cpu) is torch.bfloat16
+    assert autocast_dtype("auto", cpu) is None  # bf16 on a CPU only when asked for
+
+
+def test_bf16_training_on_cpu_keeps_fp32_weights_and_differs_from_fp32(
+    split_root: Path, source: partial[SceneLoader], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``precision: bf16`` on a CPU runs the forward under bf16 autocast; the weights stay fp32 and finite."""
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)  # emulated where the CPU lacks it
+    doc = model_doc("tiny")
+    runs = {p: run_il(il_config(split_root, str(tmp_path / p), max_steps=3, precision=p), doc, source)
+            for p in ("fp32", "bf16")}
+    fp32, bf16 = (load_checkpoint(runs[p]).weights for p in ("fp32", "bf16"))
+    assert all(w.dtype == fp32[k].dtype and torch.isfinite(w).all() for k, w in bf16.items())
+    assert not all(torch.equal(fp32[k], bf16[k]) for k in fp32)
+    assert all(math.isfinite(m["loss"]) for m in _metrics(tmp_path / "bf16"))
 
 
 def test_tiny_vla_overfits_and_beats_constant_velocity(

@@ -26,3 +26,15 @@ def test_policy_bench_config_is_checked():
         PolicyBenchConfig(device="tpu")
     with pytest.raises(ValueError, match="train_batch"):
         PolicyBenchConfig(train_batch=0)
+    with pytest.raises(ValueError, match="precision"):
+        PolicyBenchConfig(precision="fp16")
+
+
+def test_policy_bench_trains_in_bf16_when_asked(tmp_path, monkeypatch):
+    from irl_vla.training import trainer
+
+    monkeypatch.setattr(trainer, "native_bf16", lambda device: True)  # emulated where the CPU lacks it
+    path = tmp_path / "small.yaml"
+    OmegaConf.save(OmegaConf.create(dataclasses.asdict(tiny_config())), path)
+    records = list(run(PolicyBenchConfig(sizes=[str(path)], train_batch=2, precision="bf16"), repeats=1))
+    assert records[3]["precision"] == "bf16" and records[3]["samples_per_s"] > 0
