@@ -21,7 +21,7 @@ import torch
 from irl_vla.benchmarks.model_bench import DEVICES, bench_device, ready_policy, timed_record
 from irl_vla.common.config import require_at_least
 from irl_vla.models.vla.synthetic import synthetic_batch
-from irl_vla.training.trainer import PRECISIONS, autocast_dtype
+from irl_vla.training.trainer import PRECISIONS, autocast_context, autocast_dtype
 
 SUITE = "policy"
 
@@ -109,7 +109,7 @@ def _run_size(size: str, cfg: PolicyBenchConfig, repeats: int, device: torch.dev
     dtype = autocast_dtype(cfg.precision, device)
 
     def train_step() -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype is not None):
+        with autocast_context(device, dtype):
             losses = model.compute_loss(model(features, targets), targets)
         optimiser.zero_grad(set_to_none=True)
         losses["loss"].backward()

@@ -28,7 +28,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -283,6 +283,11 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def autocast_context(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[object]:
+    """Autocast to ``dtype`` on ``device`` (an :func:`autocast_dtype` result; ``None``: no autocast, fp32)."""
+    return torch.autocast(device.type, dtype) if dtype is not None else nullcontext()
+
+
 # ---------------------------------------------------------------------------------------------- 3. optimisation
 def lr_factor(step: int, *, warmup: int, total: int, min_ratio: float) -> float:
     """Multiplier of the peak rate at ``step`` (0-based): linear warm-up, then cosine decay to ``min_ratio``."""
@@ -495,8 +500,7 @@ class Trainer:
         self._seed_step()
         features = {k: v.to(self.device, non_blocking=True) for k, v in batch.features.items()}
         targets = {k: v.to(self.device, non_blocking=True) for k, v in batch.targets.items()}
-        context = torch.autocast(self.device.type, self.autocast) if self.autocast is not None else nullcontext()
-        with context:
+        with autocast_context(self.device, self.autocast):
             predictions = self.network(features, targets, generator=self.generator)
         predictions = {k: v.float() if v.is_floating_point() else v for k, v in predictions.items()}
         terms = self.model.compute_loss(predictions, targets)
