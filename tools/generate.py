@@ -43,7 +43,7 @@ def main(cfg: DictConfig) -> None:
             with ProgressBar(out.name, gen.progress, unit="log") as bar:
                 counts = generate_two_stage(
                     Path(gen.data_root) / name,
-                    gen.two_stage,
+                    gen.splits[name].two_stage_spec(gen.two_stage),
                     executor=gen.executor(),
                     families_dir=gen.families_dir,
                     progress=bar,

@@ -154,7 +154,7 @@ class Command(Generic[T]):
             if not isinstance(entry, dict):
                 continue
             for key in entry:
-                group = str(key).split("@")[0]
+                group = str(key).removeprefix("optional ").split("@")[0]  # optional: e.g. train's recipe
                 if not group.startswith(("common", "override", "hydra")):
                     out[group] = group_options(group)
         return out

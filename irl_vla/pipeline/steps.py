@@ -140,6 +140,7 @@ def plan(cfg: PipelineConfig, layout: Layout) -> list[Step]:
         f"generate.splits.{HARD}.logs_per_family={cfg.hard_logs_per_family}",
         f"generate.num_log_frames={cfg.num_log_frames}",
         f"generate.two_stage.pairs_per_group={cfg.two_stage_pairs}",
+        f"generate.splits.{TRAIN}.two_stage=false",  # the experiment's VLA trains on the stage-1 scenes only
     ]
     if cfg.families is not None:
         gen.append(f"generate.families={_list(cfg.families)}")
@@ -174,6 +175,7 @@ def plan(cfg: PipelineConfig, layout: Layout) -> list[Step]:
             f"train.max_steps={steps_n}",
             f"train.batch_size={cfg.batch_size}",
             f"train.output_dir={out}",
+            "train.extra_splits=[]",  # the stage-1 scenes only, whatever the model's recipe trains on
             *train_common,
         )
         steps.append(Step(name, "train", args, ("cache_train",), (out,), (out,)))

@@ -59,6 +59,7 @@ from irl_vla.models.ego_mlp import EgoMLPConfig, compute_ego_mlp_stats
 from irl_vla.models.vla.anchors import compute_anchors
 from irl_vla.models.vla.config import VLAConfig
 from irl_vla.models.vla.normalization import compute_normalization
+from irl_vla.training.balance import lateral_balance_weights
 from irl_vla.training.language_targets import LanguageTargetBuilder, model_tokenizer
 from irl_vla.training.policy import (
     ANCHORS_ARTEFACT,
@@ -101,6 +102,10 @@ class ILConfig(SceneSelectionConfig, TrainerConfig):
         cameras: the VLA's cameras, in order (``model.inputs.num_cameras`` of them).
         stats_scenes: scenes (spread over the split) whose samples give the normalisation statistics.
         anchor_iterations: K-means iterations of the planner's anchors.
+        lateral_balance: draw the training scenes with weights that balance them by how far sideways the expert's
+            plan ends (``irl_vla.training.balance``): each scene weighted by its bucket's frequency to the power
+            ``-lateral_balance``; 0: a uniform shuffle per epoch.
+        lateral_edges: the buckets' edges [m] of the plan's absolute lateral end offset.
         val_split: held-out split scored by the validation hook (``None``: no validation).
         val_max_scenes: its first N scenes.
         val_every: steps between validations (0: only at the end).
@@ -117,6 +122,8 @@ class ILConfig(SceneSelectionConfig, TrainerConfig):
     cameras: list[str] = field(default_factory=lambda: list(DEFAULT_CAMERAS))
     stats_scenes: int = 256
     anchor_iterations: int = 100
+    lateral_balance: float = 0.0
+    lateral_edges: list[float] = field(default_factory=lambda: [1.0, 3.0, 6.0])
     val_split: str | None = "synth_navtest"
     val_max_scenes: int | None = 16
     workers: int = 2
@@ -131,6 +138,8 @@ class ILConfig(SceneSelectionConfig, TrainerConfig):
         names = [self.split, *self.extra_splits]
         if len(set(names)) != len(names):
             raise ValueError(f"ILConfig.extra_splits: {self.extra_splits} repeats a split (train.split: {self.split})")
+        if self.lateral_balance < 0:
+            raise ValueError(f"ILConfig.lateral_balance: expected >= 0, got {self.lateral_balance}")
         if self.stats_scenes < 2 or self.anchor_iterations < 1 or self.workers < 1:
             raise ValueError(
                 f"ILConfig: expected stats_scenes >= 2, anchor_iterations >= 1, workers >= 1; got {self.stats_scenes}, "
@@ -142,6 +151,9 @@ class ILConfig(SceneSelectionConfig, TrainerConfig):
         data = {k: getattr(self, k) for k in ("split", "max_scenes", "stats_scenes", "anchor_iterations")}
         if self.extra_splits:  # recorded only when set: runs from before the key resume unchanged
             data["extra_splits"] = list(self.extra_splits)
+        if self.lateral_balance:  # likewise
+            data["lateral_balance"] = self.lateral_balance
+            data["lateral_edges"] = list(self.lateral_edges)
         return {**super().record(), **data, "cameras": list(self.cameras)}
 
 
@@ -152,10 +164,12 @@ class Prepared:
     Attributes:
         normalization: statistics by name.
         artefacts: file name -> bytes (``tokenizer.json``, ``anchors.safetensors``).
+        trajectories: the split pass's expert trajectories ``(N, T, 3)`` (VLA only; not sent to other processes).
     """
 
     normalization: dict[str, Tensor]
     artefacts: dict[str, bytes]
+    trajectories: Tensor | None = None
 
 
 def il_record(cfg: ILConfig, model_cfg: ModelConfig, features: dict, targets: dict, world_size: int) -> dict:
@@ -252,6 +266,7 @@ def prepare(
     artefacts: dict[str, bytes] = {}
     tokenizer: Path | None = None
     texts: dict[str, dict[str, str]] = {}
+    trajectories: Tensor | None = None
     if isinstance(model_cfg, VLAConfig):
         texts, trajectories = split_pass(source, tokens, model_cfg.inputs.num_poses, cfg.progress, cfg.cache_dir)
         if model_cfg.language.enabled:
@@ -272,7 +287,7 @@ def prepare(
     batches = _stat_batches(dataset, cfg)
     stats = compute_ego_mlp_stats(batches) if isinstance(model_cfg, EgoMLPConfig) else compute_normalization(batches)
     fill_text_entries(source, tokens, features, targets, tokenizer, cfg.cache_dir, cfg.progress, texts)
-    return Prepared(stats.to_tensors(), artefacts)
+    return Prepared(stats.to_tensors(), artefacts, trajectories)
 
 
 def fill_text_entries(
@@ -380,13 +395,24 @@ def run_il(
     if not tokens:
         raise ValueError(f"train.split {opened.name}: no scenes")
     out = Path(cfg.output_dir)
+    made: Prepared | None = None
     if resume is not None:
         prepared = _from_checkpoint(resume)
     else:
-        made = None
         if processes.is_main:
             made = prepare(cfg, model_cfg, source, tokens, features, targets, out / ARTEFACTS_DIR)
-        prepared = processes.broadcast(made)
+        prepared = processes.broadcast(made if made is None else Prepared(made.normalization, made.artefacts))
+    sample_weights = None
+    if cfg.lateral_balance:
+        balance = None
+        if processes.is_main:
+            trajectories = None if made is None else made.trajectories
+            if trajectories is None:  # resumed (or no split pass): read them again, from the cache where current
+                num_poses = model_cfg.inputs.num_poses if isinstance(model_cfg, VLAConfig) else model_cfg.num_poses
+                trajectories = split_pass(source, tokens, num_poses, cfg.progress, cfg.cache_dir)[1]
+            balance = lateral_balance_weights(trajectories, cfg.lateral_edges, cfg.lateral_balance)
+            tqdm.write(f"train: {balance.summary()}")
+        sample_weights = processes.broadcast(None if balance is None else balance.weights)
     paths = write_artefacts(out / ARTEFACTS_DIR, prepared.artefacts)
     feature_builders, target_builders = make_builders(features, targets, paths.get(TOKENIZER_ARTEFACT))
     torch.manual_seed(cfg.seed)  # the initial weights
@@ -422,5 +448,6 @@ def run_il(
         processes=processes,
         device=device,
         find_unused_parameters=isinstance(model_cfg, VLAConfig),  # heads of loss terms weighted 0 go unused
+        sample_weights=sample_weights,
     )
     return trainer.fit()

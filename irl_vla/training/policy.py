@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from irl_vla.common.checkpoint import MANIFEST, Checkpoint, load_checkpoint
@@ -30,7 +31,7 @@ from irl_vla.data.features.route import RouteCenterlineTargetBuilder
 from irl_vla.data.scene import AgentInput
 from irl_vla.data.sensors import SensorConfig
 from irl_vla.models.ego_mlp import EgoMLPConfig, EgoMLPStats, EgoStatusMLP
-from irl_vla.models.vla.config import VLAConfig, with_legacy_values
+from irl_vla.models.vla.config import VLAConfig, model_config_path, with_legacy_values
 from irl_vla.models.vla.model import VLAModel
 from irl_vla.models.vla.normalization import NormalizationStats
 from irl_vla.training.language_targets import LanguageTargetBuilder
@@ -172,6 +173,29 @@ def _with_tokenizer(params: Mapping[str, Any], tokenizer: Path | None, where: st
             p["tokenizer"] = str(tokenizer)
         out[name] = p
     return out
+
+
+def cached_builder_params(
+    model: str, cameras: Sequence[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """What ``irl-vla cache cache.model=<model>`` builds, without the builders that read a run's own tokenizer.
+
+    ``builder_params`` of the model config ``model`` (``configs/model/<model>.yaml``, or a yaml path).
+
+    Raises:
+        FileNotFoundError: naming the missing model config.
+    """
+    path = Path(model) if model.endswith((".yaml", ".yml")) else model_config_path(model)
+    if not path.is_file():
+        raise FileNotFoundError(f"cache.model: no model config {path}")
+    doc = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    assert isinstance(doc, dict)
+    features, targets = builder_params(model_config(doc), cameras)
+
+    def own(group: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {n: dict(p or {}) for n, p in group.items() if (p or {}).get("tokenizer") != TOKENIZER_ARTEFACT}
+
+    return own(features), own(targets)
 
 
 def make_builders(

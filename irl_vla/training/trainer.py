@@ -8,7 +8,7 @@ Read top to bottom:
    (``ResumableSampler``, a ``DistributedSampler``), and only rank 0 logs, validates and writes checkpoints.
 3. **Optimisation**: AdamW (no weight decay on biases and norms), linear warm-up then cosine decay to
    ``min_lr_ratio`` of the rate, gradient clipping, bf16 autocast on CUDA devices that support it (on CPU fp32,
-   unless ``precision: bf16`` asks for bf16 on a CPU that computes it natively).
+   unless ``precision: bf16`` or ``bf16_if_native`` asks for bf16 on a CPU that computes it natively).
 4. **Determinism and resume**: each step seeds the global torch RNG and the network's noise generator from
    (seed, rank, step), and the data order of an epoch from (seed, epoch); a checkpoint holds the weights, the
    optimiser and scheduler states and the step, so a run killed after a checkpoint and started again with the
@@ -56,7 +56,7 @@ from irl_vla.training.policy import CHECKPOINTS_DIR, STEP_PREFIX, checkpoint_dir
 
 TENSORBOARD_DIR = "tensorboard"
 METRICS_FILE = "metrics.jsonl"
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "bf16_if_native")
 
 
 # ---------------------------------------------------------------------------------------------- 1. settings
@@ -101,8 +101,9 @@ class TrainerConfig:
         max_steps: optimiser steps of the run.
         seed: seeds the initial weights, the data order and every step's randomness.
         optimizer: AdamW and its schedule.
-        precision: ``auto`` (bf16 autocast on a CUDA device that supports it, else fp32), ``fp32`` or ``bf16``
-            (bf16 autocast on any device with native bf16, a CPU with AVX512-BF16 or AMX included).
+        precision: ``auto`` (bf16 autocast on a CUDA device that supports it, else fp32), ``fp32``, ``bf16``
+            (bf16 autocast on any device with native bf16, a CPU with AVX512-BF16 or AMX included; refused
+            elsewhere) or ``bf16_if_native`` (bf16 where the device has it natively, CPU included, else fp32).
         device: ``auto`` (the process's CUDA device if there is one, else the CPU), ``cpu`` or ``cuda``.
         threads: torch CPU threads per process (``None``: torch's default; 1 on a machine shared with other
             jobs, where competing threads slow small networks down many times).
@@ -266,7 +267,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``precision`` on ``device`` (``None``: fp32).
 
     ``auto`` is bf16 on a CUDA device that supports it and fp32 elsewhere; ``bf16`` is bf16 on any device that
-    computes it natively (:func:`native_bf16`), a CPU with AVX512-BF16 or AMX included.
+    computes it natively (:func:`native_bf16`), a CPU with AVX512-BF16 or AMX included; ``bf16_if_native`` is
+    ``bf16`` where the device computes it natively and fp32 elsewhere (the stage-1 recipe's setting).
 
     Raises:
         ValueError: for ``bf16`` on a device without native bf16.
@@ -279,6 +281,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
             )
         return torch.bfloat16
     if precision == "auto" and device.type == "cuda" and native_bf16(device):
+        return torch.bfloat16
+    if precision == "bf16_if_native" and native_bf16(device):
         return torch.bfloat16
     return None
 
@@ -311,11 +315,32 @@ def make_optimizer(
 
 # ---------------------------------------------------------------------------------------------- 4. data order
 class ResumableSampler(DistributedSampler):
-    """A ``DistributedSampler`` (this process's share of a seeded shuffle per epoch) that can start mid-epoch."""
+    """A ``DistributedSampler`` (this process's share of a seeded shuffle per epoch) that can start mid-epoch.
 
-    def __init__(self, dataset: Dataset[Any], processes: Processes, seed: int) -> None:
+    With ``weights`` (one non-negative weight per sample) an epoch is instead as many draws with replacement, sample
+    ``i`` drawn with probability ``weights[i] / weights.sum()``, from a generator seeded with (seed, epoch); the
+    processes take every ``world_size``-th draw, so they share one seeded order as with the shuffle.
+    """
+
+    def __init__(self, dataset: Dataset[Any], processes: Processes, seed: int, weights: Tensor | None = None) -> None:
         super().__init__(dataset, processes.world_size, processes.rank, shuffle=True, seed=seed, drop_last=False)
         self.skip = 0
+        self.weights = None
+        if weights is not None:
+            weights = torch.as_tensor(weights, dtype=torch.float64)
+            size = len(dataset)  # type: ignore[arg-type]
+            if weights.shape != (size,) or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+                raise ValueError(f"sampling weights: expected {size} finite, non-negative weights, got {weights.shape}")
+            if float(weights.sum()) <= 0.0:
+                raise ValueError("sampling weights: every weight is 0")
+            self.weights = weights
+
+    def _epoch_order(self) -> list[int]:
+        if self.weights is None:
+            return list(super().__iter__())
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        drawn = torch.multinomial(self.weights, self.total_size, replacement=True, generator=generator)
+        return drawn[self.rank : self.total_size : self.num_replicas].tolist()
 
     def start(self, epoch: int, skip: int) -> None:
         """Serve ``epoch``'s order from its ``skip``-th sample on."""
@@ -323,7 +348,7 @@ class ResumableSampler(DistributedSampler):
         self.skip = skip
 
     def __iter__(self) -> Iterator[int]:
-        return iter(list(super().__iter__())[self.skip :])
+        return iter(self._epoch_order()[self.skip :])
 
     def __len__(self) -> int:
         return self.num_samples - self.skip
@@ -367,6 +392,8 @@ class Trainer:
         device: where to train.
         find_unused_parameters: DDP checks for parameters without a gradient each step (needed when a model's
             heads may go unused, e.g. loss terms weighted 0).
+        sample_weights: one weight per sample of ``dataset``: epochs are weighted draws with replacement
+            (``ResumableSampler``); ``None``: a shuffle of the whole dataset per epoch.
     """
 
     def __init__(
@@ -383,6 +410,7 @@ class Trainer:
         processes: Processes | None = None,
         device: torch.device | None = None,
         find_unused_parameters: bool = True,
+        sample_weights: Tensor | None = None,
     ) -> None:
         self.cfg = cfg
         self.processes = processes or Processes()
@@ -408,7 +436,7 @@ class Trainer:
             self.network = DistributedDataParallel(
                 self.model, device_ids=ids, find_unused_parameters=find_unused_parameters
             )
-        self.sampler = ResumableSampler(dataset, self.processes, cfg.seed)
+        self.sampler = ResumableSampler(dataset, self.processes, cfg.seed, sample_weights)
         self.steps_per_epoch = len(self.sampler) // cfg.batch_size
         if self.steps_per_epoch < 1:
             raise ValueError(

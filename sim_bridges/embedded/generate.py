@@ -18,7 +18,7 @@ import hashlib
 import logging
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +52,33 @@ class SplitSpec:
         hard_only: only the families tagged ``hard``.
         frame_interval: frames between consecutive scene windows of a log.
         two_stage: also re-simulate stage-2 scenes into ``<split>_two_stage`` (``two_stage.py``).
+        two_stage_pairs: stage-2 pairs per stage-1 scene of this split (``None``: ``generate.two_stage``'s
+            ``pairs_per_group``).
     """
 
     logs_per_family: int = 4
     hard_only: bool = False
     frame_interval: int = 5
     two_stage: bool = False
+    two_stage_pairs: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.two_stage_pairs is not None and self.two_stage_pairs < 1:
+            raise ValueError(f"SplitSpec.two_stage_pairs: expected >= 1 or null, got {self.two_stage_pairs}")
+
+    def two_stage_spec(self, spec: TwoStageSpec) -> TwoStageSpec:
+        """``spec`` with this split's pairs per stage-1 scene."""
+        return spec if self.two_stage_pairs is None else replace(spec, pairs_per_group=self.two_stage_pairs)
 
 
 def default_splits() -> dict[str, SplitSpec]:
-    """The embedded splits: navtrain (all families, a window every second), navtest and the two-stage navhard."""
+    """The embedded splits: navtrain (all families, a window every second), navtest and the two-stage navhard.
+
+    ``synth_navtrain`` gets one stage-2 pair per scene (``synth_navtrain_two_stage``): the displaced starts that the
+    ``default`` VLA also trains on (``train.extra_splits``), so that it learns to steer back into its lane.
+    """
     return {
-        "synth_navtrain": SplitSpec(logs_per_family=40, frame_interval=2),
+        "synth_navtrain": SplitSpec(logs_per_family=40, frame_interval=2, two_stage=True, two_stage_pairs=1),
         "synth_navtest": SplitSpec(logs_per_family=8, frame_interval=5),
         "synth_navhard": SplitSpec(logs_per_family=10, hard_only=True, frame_interval=5, two_stage=True),
     }

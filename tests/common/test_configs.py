@@ -66,10 +66,23 @@ def test_cfg_job_shows_the_dataclass_defaults(
     command: str, capsys: pytest.CaptureFixture[str], no_root_variables: None
 ) -> None:
     spec = _command(command)
-    cfg = _cfg_job(capsys, command)
+    cfg = _cfg_job(capsys, command, *(["model=small"] if command == "train" else []))  # a model without a recipe
     assert cfg["paths"] == _defaults(PathsConfig) and cfg["run"] == _defaults(RunConfig)
     shown = cfg[spec.key] if spec.key else {k: cfg[k] for k in _defaults(spec.schema)}
     assert shown == _defaults(spec.schema)
+
+
+def test_train_il_of_the_default_model_takes_its_recipe_and_the_command_line_wins(
+    capsys: pytest.CaptureFixture[str], no_root_variables: None
+) -> None:
+    recipe = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "recipe" / "il_default.yaml"))
+    assert isinstance(recipe, dict) and recipe["extra_splits"] == ["synth_navtrain_two_stage"]
+    shown = _cfg_job(capsys, "train")["train"]
+    assert {k: shown[k] for k in recipe} == recipe
+    shown = _cfg_job(capsys, "train", "train.max_steps=7", "train.extra_splits=[]")["train"]
+    assert (shown["max_steps"], shown["extra_splits"], shown["precision"]) == (7, [], recipe["precision"])
+    for other in ("model=tiny", "model=ego_mlp", "stage=ppo"):  # no recipe of their own: the stage's defaults
+        assert _cfg_job(capsys, "train", other)["train"]["max_steps"] != recipe["max_steps"], other
 
 
 def test_bench_suites_show_their_dataclass_defaults(

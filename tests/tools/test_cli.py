@@ -90,9 +90,15 @@ def test_generate_then_preview_through_the_cli(tmp_path, capsys) -> None:
         "generate.workers=1",
         "generate.progress=false",
     ]
-    assert main(["generate", *args, *sizes, "generate.num_log_frames=16"]) == 0
+    assert main(["generate", *args, *sizes, "generate.num_log_frames=30"]) == 0
     out = capsys.readouterr().out
     assert '"split": "synth_navhard"' in out and '"logs": 1' in out
+    # the training split's stage-2 scenes, one pair per scene (the default VLA trains on them); navhard's: 6
+    pairs = {
+        split: {len(g["pairs"]) for g in json.loads((tmp_path / split / "two_stage.json").read_text())["groups"]}
+        for split in ("synth_navtrain_two_stage", "synth_navhard_two_stage")
+    }
+    assert pairs["synth_navtrain_two_stage"] == {1} and max(pairs["synth_navhard_two_stage"]) == 6, pairs
     assert main(["preview", f"paths.data_root={tmp_path}", f"out_dir={tmp_path / 'png'}"]) == 0
     pngs = sorted(p.name for p in (tmp_path / "png").glob("*.png"))
     assert len(pngs) == 6 and any(p.endswith("_bev.png") for p in pngs) and any(p.endswith("_lidar.png") for p in pngs)
@@ -128,7 +134,7 @@ def test_help_lists_only_the_commands_groups_and_explains_its_keys(
     groups = out.split("Config groups (group=option):")[1].split("\n\n")[0] if "Config groups" in out else ""
     shown = {line.split(":")[0].strip() for line in groups.splitlines() if line.strip()}
     assert shown == set(spec.groups())  # its own, as its yaml composes them
-    assert shown <= {"paths", "agent", "aggregation", "bench", "model", "train", "sim", "experiment"}
+    assert shown <= {"paths", "agent", "aggregation", "bench", "model", "train", "recipe", "sim", "experiment"}
     prefix = f"{spec.key}." if spec.key else ""
     for field in dataclasses.fields(spec.schema):
         assert f"  {prefix}{field.name} = " in out  # every key with its default ...

@@ -150,3 +150,29 @@ def test_train_il_reads_extra_splits_such_as_the_training_splits_stage_two_scene
     assert "extra_splits" in capsys.readouterr().err
     assert _cli(root, tmp_path, "train", *train, "train.extra_splits=[synth_navtrain]") != 0
     assert "repeats a split" in capsys.readouterr().err
+
+
+def test_cache_model_builds_what_the_model_reads_but_its_text_entries(
+    split_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from irl_vla.data.features.cameras import DEFAULT_CAMERAS
+    from irl_vla.models.vla.config import load_model_config
+    from irl_vla.training.policy import TOKENIZER_ARTEFACT, builder_params, cached_builder_params
+
+    features, targets = cached_builder_params("default", DEFAULT_CAMERAS)
+    full_features, full_targets = builder_params(load_model_config("default"), DEFAULT_CAMERAS)
+    assert features["lidar_bev"]["intensity"] is True and "route_centerline" in targets  # the road grid's entries
+    text = {n for n, p in {**full_features, **full_targets}.items() if (p or {}).get("tokenizer") == TOKENIZER_ARTEFACT}
+    assert text and not text & {*features, *targets}  # the run encodes those with its own tokenizer
+    assert {*features, *targets} | text == {*full_features, *full_targets}
+
+    cache = tmp_path / "features"
+    args = ["cache.model=ego_mlp", f"cache.cache_dir={cache}", "run.workers=1", "run.progress=false"]
+    assert _cli(split_root, tmp_path, "cache", *args) == 0
+    assert "4 scenes" in capsys.readouterr().out
+    entries = {p.name.split("-")[0] for p in cache.rglob("*.safetensors")}
+    assert entries == {"ego_status", "driving_command", "trajectory"}
+    assert _cli(split_root, tmp_path, "cache", *args) == 0
+    assert "0 built" in capsys.readouterr().out
+    assert _cli(split_root, tmp_path, "cache", *args, "cache.features.ego_status.num_history_frames=2") != 0
+    assert "cache.features and cache.targets are set by cache.model" in capsys.readouterr().err

@@ -36,7 +36,7 @@ def test_warmup_then_cosine_to_the_floor() -> None:
     assert all(f(s) >= f(s + 1) for s in range(4, 20))
 
 
-def test_precision_bf16_needs_native_bf16_and_auto_stays_fp32_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precision_bf16_native_only_auto_fp32_on_cpu_bf16_if_native_else_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu = torch.device("cpu")
     assert autocast_dtype("fp32", cpu) is None and autocast_dtype("auto", cpu) is None
     monkeypatch.setattr(trainer_module, "native_bf16", lambda device: False)
@@ -45,6 +45,9 @@ def test_precision_bf16_needs_native_bf16_and_auto_stays_fp32_on_cpu(monkeypatch
     monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
     assert autocast_dtype("bf16", cpu) is torch.bfloat16
     assert autocast_dtype("auto", cpu) is None  # bf16 on a CPU only when asked for
+    assert autocast_dtype("bf16_if_native", cpu) is torch.bfloat16
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: False)
+    assert autocast_dtype("bf16_if_native", cpu) is None  # falls back to fp32 where bf16 is not native
 
 
 def test_bf16_training_on_cpu_keeps_fp32_weights_and_differs_from_fp32(

@@ -67,6 +67,10 @@ class CacheConfig(SceneSelectionConfig):
         features: feature builders (policy inputs, from the ``AgentInput`` only) -> their parameters (``{}``:
             the builder's defaults).
         targets: target builders (supervision, from the scene) -> their parameters.
+        model: cache what this model config reads instead of ``features`` and ``targets`` (``configs/model/<name>``
+            or a yaml path, e.g. ``default``: its BEV grid, image size and route target), except the entries
+            that read the training run's own tokenizer, which the run encodes itself; ``None``: the builders of
+            ``features`` and ``targets``. Resolved by the command (``irl-vla cache``).
         max_scenes: cache only the first N scenes; ``None``: all.
         chunk_size: consecutive scenes per task (mostly one log, so each worker decodes a log once).
         executor: where tasks run (``backend``, ``workers``, ``ray_address``; they follow ``run.*``).
@@ -78,6 +82,7 @@ class CacheConfig(SceneSelectionConfig):
     tokenizer: str | None = None
     features: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_FEATURES))
     targets: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_TARGETS))
+    model: str | None = None
     chunk_size: int = 16
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     progress: bool = True

@@ -19,7 +19,7 @@ from irl_vla.common.config import load_yaml_config, require_at_least
 from irl_vla.data.features.bev_semantic import BevSemanticClass
 
 #: Sizes shipped in ``configs/model/``.
-MODEL_SIZES: tuple[str, ...] = ("tiny", "default", "base")
+MODEL_SIZES: tuple[str, ...] = ("tiny", "small", "default", "base")
 #: Planner heads (``planner.head``): the anchored diffusion planner, or a one-mode regression (an ablation).
 PLANNER_HEADS: tuple[str, ...] = ("diffusion", "regression")
 
@@ -84,9 +84,9 @@ class InputSpec:
     image_width: int = 256
     history_frames: int = 4
     lidar_frames: int = 1
-    lidar_channels: int = 2
-    lidar_intensity: bool = False
-    bev_range: list[float] = field(default_factory=lambda: [-32.0, 32.0, -32.0, 32.0])
+    lidar_channels: int = 3
+    lidar_intensity: bool = True
+    bev_range: list[float] = field(default_factory=lambda: [-16.0, 48.0, -32.0, 32.0])
     bev_height: int = 128
     bev_width: int = 128
     max_instruction_tokens: int = 48
@@ -134,7 +134,7 @@ class VisionConfig:
     hf_config: dict[str, Any] | None = None
     pretrained_path: str | None = None
     freeze_tower: bool = False
-    token_grid: list[int] = field(default_factory=lambda: [3, 8])
+    token_grid: list[int] = field(default_factory=lambda: [6, 16])
     use_lidar: bool = True
     lidar_channels: list[int] = field(default_factory=lambda: [32, 64])
     bev_grid: list[int] = field(default_factory=lambda: [16, 16])
@@ -214,7 +214,7 @@ class RouteConfig:
             not from the ego's own motion (a cue that exists only once the ego is in the bend).
     """
 
-    enabled: bool = False
+    enabled: bool = True
     num_points: int = 10
     spacing: float = 5.0
     layers: int = 1
@@ -406,7 +406,7 @@ class LossConfig:
     agent_box: float = 0.5
     no_object_weight: float = 0.1
     bev_semantic: float = 5.0
-    bev_class_weights: list[float] = field(default_factory=lambda: [1.0] * len(BevSemanticClass))
+    bev_class_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 2.0, 2.0, 5.0, 5.0, 5.0, 5.0])
     meta_action: float = 1.0
     lm: float = 1.0
     route: float = 5.0
@@ -448,7 +448,7 @@ class VLAConfig:
     d_model: int = 128
     num_heads: int = 4
     ffn_mult: int = 2
-    ego_history_dropout: float = 0.0
+    ego_history_dropout: float = 0.3
     inputs: InputSpec = field(default_factory=InputSpec)
     vision: VisionConfig = field(default_factory=VisionConfig)
     reasoning: Reasoning3DConfig = field(default_factory=Reasoning3DConfig)

@@ -201,8 +201,8 @@ def test_the_route_head_reads_the_driving_command():
         assert not torch.allclose(model(f)["route_centerline"], before)
 
 
-def test_the_recipe_is_default_with_every_change_on():
-    recipe, default = load_model_config(RECIPE), load_model_config("default")
+def test_the_recipe_is_small_with_every_change_on():
+    recipe, default = load_model_config(RECIPE), load_model_config("small")
     assert recipe.route.feeds_planner and recipe.ego_history_dropout > 0 and recipe.vision.token_grid == [6, 16]
     assert (
         not default.route.enabled and default.ego_history_dropout == 0 and set(default.loss.bev_class_weights) == {1.0}
@@ -230,9 +230,9 @@ def test_lidar_intensity_is_a_third_channel_the_model_reads():
         assert not torch.allclose(model(f)["modes"], before)
 
 
-def test_default_road_is_the_recipe_with_the_road_in_the_lidar():
-    road, recipe = load_model_config(str(model_config_path("default_road"))), load_model_config(RECIPE)
-    assert road.size == "default_road"
+def test_default_is_the_recipe_with_the_road_in_the_lidar():
+    road, recipe = load_model_config("default"), load_model_config(RECIPE)
+    assert road.size == "default"
     assert dataclasses.replace(road, size=recipe.size, inputs=recipe.inputs) == recipe  # nothing else differs
     changed = {k for k, v in dataclasses.asdict(road.inputs).items() if v != dataclasses.asdict(recipe.inputs)[k]}
     assert changed == {"lidar_channels", "lidar_intensity", "bev_range"}
