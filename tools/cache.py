@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> None:
         if config.features != DEFAULT_FEATURES or config.targets != DEFAULT_TARGETS:
             raise ValueError("cache.features and cache.targets are set by cache.model; give one or the other")
         features, targets = cached_builder_params(config.model, DEFAULT_CAMERAS)
-        config = dataclasses.replace(config, features=features, targets=targets)
+        config = dataclasses.replace(config, features=features, targets=targets, model=None)
     run = COMMAND.start(cfg, config)
     sources = config_sources(config)
     report = run_cache(config, sources.split)

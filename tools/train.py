@@ -29,7 +29,9 @@ STAGES: dict[str, type] = {"il": ILConfig, "rwm": RWMConfig, "ppo": PPOConfig}
 #: The model a stage trains when none is named (the others default to the VLA of configs/train.yaml).
 DEFAULT_MODELS: dict[str, str] = {"rwm": "reward_default"}
 SUMMARY = (
-    "Train a policy: stage=il imitates the expert (model=tiny|default|base VLA, or ego_mlp); stage=rwm learns "
+    "Train a policy: stage=il imitates the expert (model=tiny|small|default|base VLA, or ego_mlp; model=default, the "
+    "default, trains by its recipe configs/recipe/il_default.yaml, whose values replace the defaults listed below: "
+    "irl-vla train --cfg job shows them, ~recipe drops them); stage=rwm learns "
     "the reward world model from irl-vla label's candidates (model=reward_default|reward_tiny); stage=ppo fine-tunes a "
     "stage-1 VLA (train.init_checkpoint) by PPO against a reward model (train.reward_checkpoint), no simulator in "
     "the loop. Checkpoints, TensorBoard logs and metrics.jsonl go to train.output_dir (default "

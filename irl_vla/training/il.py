@@ -74,7 +74,15 @@ from irl_vla.training.policy import (
     model_record,
     set_normalization,
 )
-from irl_vla.training.trainer import Processes, Trainer, TrainerConfig, find_resume, init_processes, resolve_device
+from irl_vla.training.trainer import (
+    Processes,
+    Trainer,
+    TrainerConfig,
+    find_resume,
+    init_processes,
+    resolve_device,
+    resolved_precision,
+)
 from irl_vla.training.validation import Validator
 
 #: Where a run keeps the artefacts its builders read (copied into every checkpoint).
@@ -140,6 +148,9 @@ class ILConfig(SceneSelectionConfig, TrainerConfig):
             raise ValueError(f"ILConfig.extra_splits: {self.extra_splits} repeats a split (train.split: {self.split})")
         if self.lateral_balance < 0:
             raise ValueError(f"ILConfig.lateral_balance: expected >= 0, got {self.lateral_balance}")
+        edges = list(self.lateral_edges)
+        if not edges or any(e <= 0 for e in edges) or edges != sorted(set(edges)):
+            raise ValueError(f"ILConfig.lateral_edges: expected positive, increasing edges [m], got {edges}")
         if self.stats_scenes < 2 or self.anchor_iterations < 1 or self.workers < 1:
             raise ValueError(
                 f"ILConfig: expected stats_scenes >= 2, anchor_iterations >= 1, workers >= 1; got {self.stats_scenes}, "
@@ -172,14 +183,23 @@ class Prepared:
     trajectories: Tensor | None = None
 
 
-def il_record(cfg: ILConfig, model_cfg: ModelConfig, features: dict, targets: dict, world_size: int) -> dict:
-    """The config stored in (and compared with) every checkpoint of a stage-1 run."""
+def il_record(
+    cfg: ILConfig, model_cfg: ModelConfig, features: dict, targets: dict, world_size: int, device: torch.device
+) -> dict:
+    """The config stored in (and compared with) every checkpoint of a stage-1 run.
+
+    With ``precision: bf16_if_native`` it also holds what that resolved to on ``device`` (``resolved_precision``), so
+    a run is never resumed in the other precision on a machine that decides otherwise.
+    """
+    train = cfg.record()
+    if cfg.precision == "bf16_if_native":
+        train["resolved_precision"] = resolved_precision(cfg.precision, device)
     return {
         "stage": "il",
         "model": model_record(model_cfg),
         "features": features,
         "targets": targets,
-        "train": cfg.record(),
+        "train": train,
         "world_size": world_size,
     }
 
@@ -388,7 +408,7 @@ def run_il(
     processes: Processes = init_processes(device, cfg.threads)
     model_cfg = model_config(model_doc)
     features, targets = builder_params(model_cfg, cfg.cameras)
-    record = il_record(cfg, model_cfg, features, targets, processes.world_size)
+    record = il_record(cfg, model_cfg, features, targets, processes.world_size, device)
     resume = find_resume(cfg, record)
     opened = source()  # the training split, or the union of it and train.extra_splits
     tokens = list(opened.tokens)[: cfg.max_scenes]
@@ -434,7 +454,8 @@ def run_il(
     if processes.is_main:
         tqdm.write(
             f"train: {architecture_of(model_cfg)} {getattr(model_cfg, 'size', '')}, {len(tokens)} scenes, "
-            f"{processes.world_size} process(es) on {device}; {_parameter_line(model)}"
+            f"{processes.world_size} process(es) on {device} in {resolved_precision(cfg.precision, device)}; "
+            f"{_parameter_line(model)}"
         )
     trainer = Trainer(
         cfg,

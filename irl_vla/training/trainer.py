@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -250,17 +250,37 @@ def init_processes(device: torch.device, threads: int | None = None) -> Processe
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bf16 natively.
 
-    True for a CUDA device with bf16 support, and for a CPU with bf16 dot-product instructions (AVX512-BF16 or AMX),
-    which oneDNN uses for matrix products and convolutions.
+    True for a CUDA device with bf16 support, and for a CPU with bf16 dot-product instructions (AVX512-BF16 or AMX,
+    by the flags of ``/proc/cpuinfo``), which oneDNN uses for matrix products and convolutions. oneDNN's own check
+    also accepts CPUs that only emulate bf16 (AVX-512 without BF16), where it is slower than fp32; this one does not.
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):  # a build without oneDNN
-            return False
+        return bool(_cpu_flags() & CPU_BF16_FLAGS)
     return False
+
+
+#: ``/proc/cpuinfo`` flags of x86 instructions that compute bf16 dot products natively.
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@cache
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where there is none, e.g. macOS)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def resolved_precision(precision: str, device: torch.device) -> str:
+    """What ``precision`` computes in on ``device``: ``bf16`` or ``fp32`` (:func:`autocast_dtype`)."""
+    return "fp32" if autocast_dtype(precision, device) is None else "bf16"
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

@@ -76,9 +76,12 @@ def test_train_il_of_the_default_model_takes_its_recipe_and_the_command_line_win
     capsys: pytest.CaptureFixture[str], no_root_variables: None
 ) -> None:
     recipe = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "recipe" / "il_default.yaml"))
-    assert isinstance(recipe, dict) and recipe["extra_splits"] == ["synth_navtrain_two_stage"]
+    assert isinstance(recipe, dict) and recipe.pop("extra_splits") == ["${train.split}_two_stage"]
     shown = _cfg_job(capsys, "train")["train"]
     assert {k: shown[k] for k in recipe} == recipe
+    assert shown["extra_splits"] == ["synth_navtrain_two_stage"]  # the training split's own stage-2 scenes
+    other = _cfg_job(capsys, "train", "train.split=synth_navtest")["train"]
+    assert other["extra_splits"] == ["synth_navtest_two_stage"]
     shown = _cfg_job(capsys, "train", "train.max_steps=7", "train.extra_splits=[]")["train"]
     assert (shown["max_steps"], shown["extra_splits"], shown["precision"]) == (7, [], recipe["precision"])
     for other in ("model=tiny", "model=ego_mlp", "stage=ppo"):  # no recipe of their own: the stage's defaults

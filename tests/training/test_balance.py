@@ -50,6 +50,8 @@ def test_bad_balance_settings_are_refused() -> None:
         lateral_balance_weights(plans, [1.0], -1.0)
     with pytest.raises(ValueError, match=r"expected \(N, T, 3\)"):
         lateral_balance_weights(plans[:0], [1.0], 0.5)
+    with pytest.raises(ValueError, match=r"ILConfig\.lateral_edges: expected positive, increasing"):
+        il_config(Path("."), "x", lateral_edges=[3.0, 1.0])  # refused before any work
 
 
 def _order(weights: torch.Tensor | None, epoch: int, skip: int = 0, rank: int = 0, world: int = 1) -> list[int]:
@@ -80,9 +82,9 @@ def test_a_balanced_run_resumes_to_the_uninterrupted_weights_and_records_its_bal
     split_root: Path, source: partial[SceneLoader], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     doc = model_doc("ego_mlp")
-    balance = {"lateral_balance": 0.5, "lateral_edges": [0.05, 0.5]}
+    balance = {"lateral_balance": 0.5, "lateral_edges": [0.05, 0.5], "batch_size": 1}  # 4 steps an epoch
     whole = run_il(il_config(split_root, str(tmp_path / "whole"), max_steps=5, **balance), doc, source)
-    plain = run_il(il_config(split_root, str(tmp_path / "plain"), max_steps=5), doc, source)
+    plain = run_il(il_config(split_root, str(tmp_path / "plain"), max_steps=5, batch_size=1), doc, source)
     a, b = load_checkpoint(whole), load_checkpoint(plain)
     assert a.config["train"]["lateral_balance"] == 0.5 and "lateral_balance" not in b.config["train"]
     assert not all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)  # another data order
@@ -94,7 +96,7 @@ def test_a_balanced_run_resumes_to_the_uninterrupted_weights_and_records_its_bal
             raise KeyboardInterrupt
         return real(self, batch)
 
-    killed = il_config(split_root, str(tmp_path / "killed"), max_steps=5, **balance)
+    killed = il_config(split_root, str(tmp_path / "killed"), max_steps=5, **balance)  # resumed mid-epoch
     with monkeypatch.context() as m:
         m.setattr(trainer.Trainer, "_train_step", dies_at_step_4)
         with pytest.raises(KeyboardInterrupt):
@@ -104,9 +106,7 @@ def test_a_balanced_run_resumes_to_the_uninterrupted_weights_and_records_its_bal
     assert all(torch.equal(a.weights[k], resumed[k]) for k in resumed)
     with pytest.raises(ConfigMismatchError, match=r"train\.lateral_balance"):
         run_il(
-            il_config(
-                split_root, str(tmp_path / "killed"), max_steps=5, lateral_balance=1.0, lateral_edges=[0.05, 0.5]
-            ),
+            il_config(split_root, str(tmp_path / "killed"), max_steps=5, **{**balance, "lateral_balance": 1.0}),
             doc,
             source,
         )

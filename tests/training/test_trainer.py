@@ -50,6 +50,29 @@ def test_precision_bf16_native_only_auto_fp32_on_cpu_bf16_if_native_else_fp32(mo
     assert autocast_dtype("bf16_if_native", cpu) is None  # falls back to fp32 where bf16 is not native
 
 
+def test_bf16_if_native_records_what_it_resolved_to_and_a_resume_that_resolves_otherwise_is_refused(
+    split_root: Path, source: partial[SceneLoader], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = il_config(split_root, str(tmp_path / "run"), max_steps=2, precision="bf16_if_native")
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: True)
+    path = run_il(cfg, model_doc("ego_mlp"), source)
+    assert load_checkpoint(path).config["train"]["resolved_precision"] == "bf16"
+    monkeypatch.setattr(trainer_module, "native_bf16", lambda device: False)  # another machine
+    with pytest.raises(ConfigMismatchError, match=r"train\.resolved_precision: checkpoint 'bf16', config 'fp32'") as e:
+        run_il(cfg, model_doc("ego_mlp"), source)
+    assert e.value.keys == ["train.resolved_precision"]
+
+
+def test_a_cpu_computes_bf16_natively_only_with_bf16_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AVX-512 alone only emulates bf16 (slower than fp32): not native; AVX512-BF16 or AMX-BF16 is."""
+    cpu = torch.device("cpu")
+    for flags, native in (({"avx2", "avx512f", "avx512_core"}, False), (set(), False),
+                          ({"avx512f", "avx512_bf16"}, True), ({"amx_bf16", "amx_tile"}, True)):
+        monkeypatch.setattr(trainer_module, "_cpu_flags", lambda flags=flags: frozenset(flags))
+        assert trainer_module.native_bf16(cpu) is native, flags
+        assert trainer_module.resolved_precision("bf16_if_native", cpu) == ("bf16" if native else "fp32")
+
+
 def test_bf16_training_on_cpu_keeps_fp32_weights_and_differs_from_fp32(
     split_root: Path, source: partial[SceneLoader], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -187,6 +187,11 @@ def run_cache(cfg: CacheConfig, source: SourceFactory) -> CacheReport:
         ValueError: when the builders cannot handle the first scene (a bad setting).
         TaskError: naming every chunk whose scenes failed, after the others are done.
     """
+    if cfg.model is not None:
+        raise ValueError(
+            f"cache.model={cfg.model}: a model is resolved to its builders by the command (irl-vla cache); "
+            "give run_cache the features and targets instead"
+        )
     tokens = list(source().tokens)
     if cfg.max_scenes is not None:
         tokens = tokens[: cfg.max_scenes]
