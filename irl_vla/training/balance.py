@@ -46,6 +46,12 @@ class LateralBalance:
         return "lateral balance: " + "; ".join(parts)
 
 
+def valid_edges(edges: Sequence[float]) -> bool:
+    """Whether ``edges`` are bucket edges: at least one, positive, strictly increasing."""
+    bounds = [float(e) for e in edges]
+    return bool(bounds) and all(e > 0 for e in bounds) and bounds == sorted(set(bounds))
+
+
 def lateral_balance_weights(trajectories: Tensor, edges: Sequence[float], power: float) -> LateralBalance:
     """Per-scene weights from the expert plans ``trajectories`` ``(N, T, 3)`` [m, m, rad] (ego frame).
 
@@ -53,7 +59,7 @@ def lateral_balance_weights(trajectories: Tensor, edges: Sequence[float], power:
         ValueError: on unsorted or non-positive ``edges``, a negative ``power`` or no trajectories.
     """
     bounds = tuple(float(e) for e in edges)
-    if not bounds or any(e <= 0 for e in bounds) or list(bounds) != sorted(set(bounds)):
+    if not valid_edges(bounds):
         raise ValueError(f"lateral balance: bucket edges must be positive and increasing, got {list(edges)}")
     if power < 0:
         raise ValueError(f"lateral balance: power must be >= 0, got {power}")

@@ -59,7 +59,7 @@ from irl_vla.models.ego_mlp import EgoMLPConfig, compute_ego_mlp_stats
 from irl_vla.models.vla.anchors import compute_anchors
 from irl_vla.models.vla.config import VLAConfig
 from irl_vla.models.vla.normalization import compute_normalization
-from irl_vla.training.balance import lateral_balance_weights
+from irl_vla.training.balance import lateral_balance_weights, valid_edges
 from irl_vla.training.language_targets import LanguageTargetBuilder, model_tokenizer
 from irl_vla.training.policy import (
     ANCHORS_ARTEFACT,
@@ -148,9 +148,10 @@ class ILConfig(SceneSelectionConfig, TrainerConfig):
             raise ValueError(f"ILConfig.extra_splits: {self.extra_splits} repeats a split (train.split: {self.split})")
         if self.lateral_balance < 0:
             raise ValueError(f"ILConfig.lateral_balance: expected >= 0, got {self.lateral_balance}")
-        edges = list(self.lateral_edges)
-        if not edges or any(e <= 0 for e in edges) or edges != sorted(set(edges)):
-            raise ValueError(f"ILConfig.lateral_edges: expected positive, increasing edges [m], got {edges}")
+        if not valid_edges(self.lateral_edges):
+            raise ValueError(
+                f"ILConfig.lateral_edges: expected positive, increasing edges [m], got {list(self.lateral_edges)}"
+            )
         if self.stats_scenes < 2 or self.anchor_iterations < 1 or self.workers < 1:
             raise ValueError(
                 f"ILConfig: expected stats_scenes >= 2, anchor_iterations >= 1, workers >= 1; got {self.stats_scenes}, "
