@@ -437,6 +437,10 @@ class VLAConfig:
         ego_history_dropout: in training, the probability per sample that the ego's history frames are dropped
             (set to their training mean; the current frame's velocity and acceleration and the driving command
             stay), so that the planner must read the scene tokens rather than extrapolate the ego's past.
+        ego_accel_dropout: in training, the probability per sample (drawn independently of the history's) that
+            the ego's accelerations, of the current frame and every history frame, are set to their training mean,
+            so that whether to brake or to go is read from the scene rather than continued from the ego's own
+            acceleration.
         reasoning: 3D reasoning (object and map tokens).
         route: the route head.
         language: the language model.
@@ -449,6 +453,7 @@ class VLAConfig:
     num_heads: int = 4
     ffn_mult: int = 2
     ego_history_dropout: float = 0.3
+    ego_accel_dropout: float = 0.0
     inputs: InputSpec = field(default_factory=InputSpec)
     vision: VisionConfig = field(default_factory=VisionConfig)
     reasoning: Reasoning3DConfig = field(default_factory=Reasoning3DConfig)
@@ -461,8 +466,9 @@ class VLAConfig:
         require_at_least(self, ("d_model", "num_heads", "ffn_mult"), 1)
         if self.d_model % self.num_heads:
             raise ValueError(f"VLAConfig: d_model {self.d_model} must divide by num_heads {self.num_heads}")
-        if not 0 <= self.ego_history_dropout < 1:
-            raise ValueError(f"VLAConfig.ego_history_dropout: expected in [0, 1), got {self.ego_history_dropout}")
+        for key in ("ego_history_dropout", "ego_accel_dropout"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ValueError(f"VLAConfig.{key}: expected in [0, 1), got {getattr(self, key)}")
         if self.route.lidar_cells and not self.vision.use_lidar:
             raise ValueError("VLAConfig: route.lidar_cells reads the LiDAR BEV; it needs vision.use_lidar = true")
         if self.route.camera_band is not None and (self.vision.backend != "conv" or len(self.vision.conv_channels) < 2):
@@ -481,6 +487,7 @@ class VLAConfig:
 #: trained with this value (``with_legacy_values``), whatever today's default is.
 LEGACY_VALUES: dict[tuple[str, ...], Any] = {
     ("ego_history_dropout",): 0.0,
+    ("ego_accel_dropout",): 0.0,
     ("route", "enabled"): False,
     ("loss", "route"): 0.0,
     ("loss", "bev_class_weights"): [1.0] * len(BevSemanticClass),

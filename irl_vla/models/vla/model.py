@@ -169,7 +169,7 @@ class VLAModel(nn.Module):
         """Scene tokens for the planner, and the auxiliary predictions.
 
         ``drop_generator`` (a training pass only) draws which samples' ego history is dropped
-        (``ego_history_dropout``).
+        (``ego_history_dropout``), then which samples' accelerations are (``ego_accel_dropout``).
         """
         self.check_features(features)
         f = {k: features[k.value] for k in FeatureKey if k.value in features}
@@ -177,6 +177,8 @@ class VLAModel(nn.Module):
         history = self.ego_norm(f[FeatureKey.EGO_STATUS].float())  # (B, T, D) standardised
         if self.training and self.cfg.ego_history_dropout > 0 and drop_generator is not None:
             history = drop_ego_history(history, self.cfg.ego_history_dropout, drop_generator)
+        if self.training and self.cfg.ego_accel_dropout > 0 and drop_generator is not None:
+            history = drop_ego_acceleration(history, self.cfg.ego_accel_dropout, drop_generator)
         ego = self.ego_encoder(torch.cat([history.reshape(b, -1), f[FeatureKey.DRIVING_COMMAND].float()], -1))  # (B, D)
         images = self.image_norm.scaled(f[FeatureKey.CAMERA_IMAGES], 1.0 / 255.0)  # (B, T, N, C, H, W)
         visual, bev, lidar_cells, band = self.vision(
@@ -277,3 +279,20 @@ def drop_ego_history(history: Tensor, probability: float, generator: torch.Gener
     keep = torch.ones_like(history)
     keep[dropped.to(history.device), :-1] = 0.0
     return history * keep
+
+
+#: The ``ego_status`` columns ``drop_ego_acceleration`` drops.
+ACCELERATION_COLUMNS: tuple[int, ...] = (EgoStatusIndex.ACCELERATION_X, EgoStatusIndex.ACCELERATION_Y)
+
+
+def drop_ego_acceleration(history: Tensor, probability: float, generator: torch.Generator) -> Tensor:
+    """Standardised ego statuses ``(B, T, D)``, each sample's accelerations dropped with ``probability``.
+
+    A dropped sample's acceleration columns, in every frame, are set to 0 (the training mean); its poses and
+    velocities stay, so the planner must see in the scene whether the ego should brake or go on.
+    """
+    dropped = torch.rand(history.shape[0], generator=generator, device=generator.device) < probability  # (B,)
+    columns = torch.zeros(history.shape[-1], dtype=torch.bool, device=history.device)  # (D,)
+    columns[list(ACCELERATION_COLUMNS)] = True
+    gone = dropped.to(history.device)[:, None, None] & columns  # (B, 1, D)
+    return history * (~gone).to(history.dtype)

@@ -26,7 +26,7 @@ from irl_vla.models.vla.config import (
     with_legacy_values,
 )
 from irl_vla.models.vla.loss import compute_loss
-from irl_vla.models.vla.model import VLAModel, drop_ego_history
+from irl_vla.models.vla.model import ACCELERATION_COLUMNS, VLAModel, drop_ego_acceleration, drop_ego_history
 from irl_vla.training.policy import builder_params, model_config, model_record
 from tests.models.vla.helpers import ready_model, synthetic_batch, tiny_config
 
@@ -125,6 +125,46 @@ def test_ego_history_dropout_keeps_the_current_frame():
     gone = (dropped[:, :-1] == 0).flatten(1).all(-1)  # (B,)
     kept = (dropped[:, :-1] == history[:, :-1]).flatten(1).all(-1)
     assert bool((gone | kept).all()) and 16 < int(gone.sum()) < 48
+
+
+def test_ego_accel_dropout_drops_every_frames_accelerations_only():
+    history = torch.randn(64, 4, len(EgoStatusIndex))
+    dropped = drop_ego_acceleration(history, 0.5, torch.Generator().manual_seed(0))
+    others = [c for c in range(len(EgoStatusIndex)) if c not in ACCELERATION_COLUMNS]
+    torch.testing.assert_close(dropped[..., others], history[..., others])  # poses and velocities stay
+    accel = list(ACCELERATION_COLUMNS)
+    gone = (dropped[..., accel] == 0).flatten(1).all(-1)  # (B,): every frame's accelerations
+    kept = (dropped[..., accel] == history[..., accel]).flatten(1).all(-1)
+    assert bool((gone | kept).all()) and 16 < int(gone.sum()) < 48
+
+
+def test_ego_accel_dropout_in_training_passes_only():
+    _, batches, model = _model(ego_accel_dropout=0.5)
+    f, t = batches[0]
+    braking = dict(f)
+    braking["ego_status"] = f["ego_status"].clone()
+    braking["ego_status"][..., EgoStatusIndex.ACCELERATION_X] -= 3.0  # the same poses and velocities, braking
+
+    def train_ego(features):
+        model.train()
+        return model.encode(features, t, with_aux=False, drop_generator=torch.Generator().manual_seed(1))[0].ego
+
+    # the tiny model drops histories too: its draws come first, then the accelerations' from the same generator
+    g = torch.Generator().manual_seed(1)
+    torch.rand(B, generator=g)
+    drawn = torch.rand(B, generator=g) < 0.5
+    assert 0 < int(drawn.sum()) < B
+    assert torch.equal(torch.isclose(train_ego(f), train_ego(braking)).all(-1), drawn)
+    model.eval()
+    with torch.no_grad():  # never at inference: every plan reads the ego's acceleration
+        assert not torch.isclose(model(f)["modes"], model(braking)["modes"]).flatten(1).all(-1).any()
+        chain = model(f, stochastic=True, generator=torch.Generator().manual_seed(2))["chain"]
+    model.train()  # nor in the log-probabilities of sampled chains (PPO evaluates them in training mode)
+    with torch.no_grad():
+        log_p, log_p_braking = model.chain_log_prob(f, chain), model.chain_log_prob(braking, chain)  # (B, K, S)
+    assert not torch.isclose(log_p, log_p_braking).flatten(1).all(-1).any()
+    with pytest.raises(ValueError, match="ego_accel_dropout"):
+        dataclasses.replace(tiny_config(), ego_accel_dropout=1.0)
 
 
 def test_ego_history_dropout_applies_in_training_passes_only():
