@@ -275,10 +275,7 @@ def drop_ego_history(history: Tensor, probability: float, generator: torch.Gener
     A dropped sample keeps its current frame (velocity, acceleration); its earlier frames are set to 0, the
     training mean, so the planner cannot extrapolate the ego's past there.
     """
-    dropped = torch.rand(history.shape[0], generator=generator, device=generator.device) < probability  # (B,)
-    keep = torch.ones_like(history)
-    keep[dropped.to(history.device), :-1] = 0.0
-    return history * keep
+    return _drop_entries(history, probability, generator, slice(None, -1), slice(None))
 
 
 #: The ``ego_status`` columns ``drop_ego_acceleration`` drops.
@@ -291,8 +288,15 @@ def drop_ego_acceleration(history: Tensor, probability: float, generator: torch.
     A dropped sample's acceleration columns, in every frame, are set to 0 (the training mean); its poses and
     velocities stay, so the planner must see in the scene whether the ego should brake or go on.
     """
+    return _drop_entries(history, probability, generator, slice(None), list(ACCELERATION_COLUMNS))
+
+
+def _drop_entries(
+    history: Tensor, probability: float, generator: torch.Generator, frames: slice, columns: slice | list[int]
+) -> Tensor:
+    """``history`` ``(B, T, D)``, the ``[frames, columns]`` entries of each sample drawn (``probability``) set to 0."""
     dropped = torch.rand(history.shape[0], generator=generator, device=generator.device) < probability  # (B,)
-    columns = torch.zeros(history.shape[-1], dtype=torch.bool, device=history.device)  # (D,)
-    columns[list(ACCELERATION_COLUMNS)] = True
-    gone = dropped.to(history.device)[:, None, None] & columns  # (B, 1, D)
+    entries = torch.zeros(history.shape[1:], dtype=torch.bool, device=history.device)  # (T, D)
+    entries[frames, columns] = True
+    gone = dropped.to(history.device)[:, None, None] & entries  # (B, T, D)
     return history * (~gone).to(history.dtype)
