@@ -12,7 +12,7 @@
 - ``meta_action``: cross-entropy of the meta-action from the meta tokens (unlabelled samples ignored).
 - ``lm``: next-token cross-entropy of the LM target text (scene description and meta-action).
 - ``route``: L1 of the route head's centreline poses against the target [m, m, rad] (heading difference
-  wrapped), over the points the route reaches.
+  wrapped), over the points the route reaches; with ``route_squared`` the mean squared error instead.
 
 Each term is returned unweighted; ``loss`` is their sum weighted by ``LossConfig`` (a term of weight 0 is
 neither computed nor required).
@@ -144,7 +144,7 @@ def _semantic_term(pred: Mapping[str, Tensor], targets: Mapping[str, Tensor], cf
     return F.cross_entropy(logits.float(), target, weight=weight)
 
 
-def _route_term(pred: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> Tensor:
+def _route_term(pred: Mapping[str, Tensor], targets: Mapping[str, Tensor], squared: bool = False) -> Tensor:
     poses = _require(pred, "route_centerline", "predictions", "route")  # (B, P, 3)
     target = _require(targets, TargetKey.ROUTE_CENTERLINE.value, "targets", "route")  # (B, P, 3)
     mask = _require(targets, TargetKey.ROUTE_CENTERLINE_MASK.value, "targets", "route").bool()  # (B, P)
@@ -154,10 +154,10 @@ def _route_term(pred: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> Te
         )
     diff = poses.float() - target
     heading = SE2Index.HEADING
-    diff = torch.cat([diff[..., _XY], wrap_angle(diff[..., heading : heading + 1])], dim=-1).abs()  # (B, P, 3)
+    diff = torch.cat([diff[..., _XY], wrap_angle(diff[..., heading : heading + 1])], dim=-1)  # (B, P, 3)
     if not bool(mask.any()):
         return poses.sum() * 0.0
-    return diff[mask].mean()
+    return (diff[mask].square() if squared else diff[mask].abs()).mean()
 
 
 def _lm_term(pred: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> Tensor:
@@ -219,6 +219,6 @@ def compute_loss(
     if language and cfg.lm > 0:
         terms["lm"] = _lm_term(predictions, targets)
     if route and cfg.route > 0:
-        terms["route"] = _route_term(predictions, targets)
+        terms["route"] = _route_term(predictions, targets, cfg.route_squared)
     terms["loss"] = torch.stack([float(getattr(cfg, name)) * value for name, value in terms.items()]).sum()
     return terms

@@ -34,16 +34,35 @@ def conv_stage(c_in: int, c_out: int, stride: int = 2, kernel: int = 3) -> nn.Se
     )
 
 
+class ResidualBlock(nn.Module):
+    """``relu(x + norm(conv3x3(x)))``: one more 3x3 layer at the same resolution and width."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        groups = 8 if channels % 8 == 0 else 1
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.norm = nn.GroupNorm(groups, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x`` ``(B, C, H, W)`` -> same shape."""
+        return F.relu(x + self.norm(self.conv(x)))
+
+
 class ConvTower(nn.Module):
     """Our small CNN: a patchifying stem (stride ``STEM_STRIDE``), then 3x3 stages halving the resolution.
 
-    ``(B, C, H, W)`` -> ``(B, C', H / (4 * 2^(n-1)), W / (4 * 2^(n-1)))`` for n channel entries.
+    ``(B, C, H, W)`` -> ``(B, C', H / (4 * 2^(n-1)), W / (4 * 2^(n-1)))`` for n channel entries. With ``blocks``,
+    every stage (the stem included) ends in that many ``ResidualBlock`` s: a deeper tower whose last map sees
+    further than the plain one's 28 pixels (three stages), at the same strides and token count.
     """
 
-    def __init__(self, in_channels: int, channels: list[int]) -> None:
+    def __init__(self, in_channels: int, channels: list[int], blocks: int = 0) -> None:
         super().__init__()
         stages = [conv_stage(in_channels, channels[0], stride=STEM_STRIDE, kernel=STEM_STRIDE)]
         stages += [conv_stage(c_in, c_out) for c_in, c_out in itertools.pairwise(channels)]
+        for stage, width in zip(stages, channels, strict=True):
+            for _ in range(blocks):
+                stage.append(ResidualBlock(width))
         self.stages = nn.Sequential(*stages)
         self.out_channels = channels[-1]
 
@@ -126,7 +145,7 @@ class VisionEncoder(nn.Module):
         self.band_rows: tuple[int, int] | None = None
         self.tower: nn.Module
         if cfg.backend == "conv":
-            self.tower = ConvTower(3, cfg.conv_channels)
+            self.tower = ConvTower(3, cfg.conv_channels, cfg.conv_blocks)
         else:
             self.tower = TransformersTower(cfg)
             if cfg.freeze_tower:

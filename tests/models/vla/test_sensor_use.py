@@ -81,7 +81,7 @@ def test_route_head_as_an_auxiliary_task_only_or_off():
     assert off.parameter_counts()["route_head"] == 0
 
 
-def test_route_term_is_masked_l1_with_wrapped_heading():
+def test_route_term_is_masked_l1_or_squared_with_wrapped_heading():
     pred = {"route_centerline": torch.zeros(1, 3, 3), "modes": torch.zeros(1, 1, 8, 3)}
     target = torch.tensor([[[1.0, 2.0, 0.5], [5.0, 5.0, 6.0], [100.0, 100.0, 1.0]]])
     targets = {
@@ -94,8 +94,15 @@ def test_route_term_is_masked_l1_with_wrapped_heading():
     wrapped = abs(6.0 - 2 * torch.pi)  # heading 6 rad is -0.28 rad away from 0
     expected = (1.0 + 2.0 + 0.5 + 5.0 + 5.0 + wrapped) / 6  # the masked point (100 m off) is left out
     torch.testing.assert_close(out["route"], torch.tensor(expected))
+    squared = dataclasses.replace(cfg, route_squared=True)
+    out = compute_loss(pred, targets, torch.zeros(1, 8, 3), squared, language=False, aux3d=False, route=True)
+    expected = (1.0 + 4.0 + 0.25 + 25.0 + 25.0 + wrapped**2) / 6  # the far errors weigh more than in the L1
+    torch.testing.assert_close(out["route"], torch.tensor(expected))
     targets["route_centerline_mask"][:] = False
-    assert compute_loss(pred, targets, torch.zeros(1, 8, 3), cfg, language=False, aux3d=False, route=True)["route"] == 0
+    for c in (cfg, squared):
+        assert (
+            compute_loss(pred, targets, torch.zeros(1, 8, 3), c, language=False, aux3d=False, route=True)["route"] == 0
+        )
 
 
 def test_rare_bev_classes_weigh_more():
@@ -211,6 +218,7 @@ def test_checkpoints_without_the_new_keys_load_as_trained():
     cfg = model_config(with_legacy_values(record))
     assert not cfg.route.enabled and cfg.ego_history_dropout == 0 and set(cfg.loss.bev_class_weights) == {1.0}
     assert not cfg.inputs.lidar_intensity and not cfg.route.lidar_cells and cfg.route.reads_ego_status
+    assert cfg.vision.conv_blocks == 0 and not cfg.loss.route_squared
     model = VLAModel(cfg)
     assert not any(k.startswith("route.") for k in model.state_dict())
     assert "route" not in model.planner.blocks[0].cross
