@@ -448,6 +448,10 @@ class VLAConfig:
             the ego's accelerations, of the current frame and every history frame, are set to their training mean,
             so that whether to brake or to go is read from the scene rather than continued from the ego's own
             acceleration.
+        ego_lateral_dropout: in training, the probability per sample (drawn after the accelerations') that the
+            ego's lateral motion, in every frame (lateral position, heading, lateral velocity and acceleration), is
+            set to its training mean, so that a bend is read from the road ahead rather than from the car
+            already turning.
         reasoning: 3D reasoning (object and map tokens).
         route: the route head.
         language: the language model.
@@ -461,6 +465,7 @@ class VLAConfig:
     ffn_mult: int = 2
     ego_history_dropout: float = 0.3
     ego_accel_dropout: float = 0.0
+    ego_lateral_dropout: float = 0.0
     inputs: InputSpec = field(default_factory=InputSpec)
     vision: VisionConfig = field(default_factory=VisionConfig)
     reasoning: Reasoning3DConfig = field(default_factory=Reasoning3DConfig)
@@ -473,7 +478,7 @@ class VLAConfig:
         require_at_least(self, ("d_model", "num_heads", "ffn_mult"), 1)
         if self.d_model % self.num_heads:
             raise ValueError(f"VLAConfig: d_model {self.d_model} must divide by num_heads {self.num_heads}")
-        for key in ("ego_history_dropout", "ego_accel_dropout"):
+        for key in ("ego_history_dropout", "ego_accel_dropout", "ego_lateral_dropout"):
             if not 0 <= getattr(self, key) < 1:
                 raise ValueError(f"VLAConfig.{key}: expected in [0, 1), got {getattr(self, key)}")
         if self.route.lidar_cells and not self.vision.use_lidar:
@@ -495,6 +500,7 @@ class VLAConfig:
 LEGACY_VALUES: dict[tuple[str, ...], Any] = {
     ("ego_history_dropout",): 0.0,
     ("ego_accel_dropout",): 0.0,
+    ("ego_lateral_dropout",): 0.0,
     ("route", "enabled"): False,
     ("loss", "route"): 0.0,
     ("loss", "bev_class_weights"): [1.0] * len(BevSemanticClass),

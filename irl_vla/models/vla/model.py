@@ -169,7 +169,8 @@ class VLAModel(nn.Module):
         """Scene tokens for the planner, and the auxiliary predictions.
 
         ``drop_generator`` (a training pass only) draws which samples' ego history is dropped
-        (``ego_history_dropout``), then which samples' accelerations are (``ego_accel_dropout``).
+        (``ego_history_dropout``), then which samples' accelerations are (``ego_accel_dropout``), then which
+        samples' lateral motion is (``ego_lateral_dropout``).
         """
         self.check_features(features)
         f = {k: features[k.value] for k in FeatureKey if k.value in features}
@@ -179,6 +180,8 @@ class VLAModel(nn.Module):
             history = drop_ego_history(history, self.cfg.ego_history_dropout, drop_generator)
         if self.training and self.cfg.ego_accel_dropout > 0 and drop_generator is not None:
             history = drop_ego_acceleration(history, self.cfg.ego_accel_dropout, drop_generator)
+        if self.training and self.cfg.ego_lateral_dropout > 0 and drop_generator is not None:
+            history = drop_ego_lateral(history, self.cfg.ego_lateral_dropout, drop_generator)
         ego = self.ego_encoder(torch.cat([history.reshape(b, -1), f[FeatureKey.DRIVING_COMMAND].float()], -1))  # (B, D)
         images = self.image_norm.scaled(f[FeatureKey.CAMERA_IMAGES], 1.0 / 255.0)  # (B, T, N, C, H, W)
         visual, bev, lidar_cells, band = self.vision(
@@ -289,6 +292,24 @@ def drop_ego_acceleration(history: Tensor, probability: float, generator: torch.
     velocities stay, so the planner must see in the scene whether the ego should brake or go on.
     """
     return _drop_entries(history, probability, generator, slice(None), list(ACCELERATION_COLUMNS))
+
+
+#: The ``ego_status`` columns ``drop_ego_lateral`` drops.
+LATERAL_COLUMNS: tuple[int, ...] = (
+    EgoStatusIndex.Y,
+    EgoStatusIndex.HEADING,
+    EgoStatusIndex.VELOCITY_Y,
+    EgoStatusIndex.ACCELERATION_Y,
+)
+
+
+def drop_ego_lateral(history: Tensor, probability: float, generator: torch.Generator) -> Tensor:
+    """Standardised ego statuses ``(B, T, D)``, each sample's lateral motion dropped with ``probability``.
+
+    A dropped sample's lateral columns, in every frame, are set to 0 (the training mean): nothing in its ego
+    status says that the car is turning, so the planner must see in the scene whether the road bends.
+    """
+    return _drop_entries(history, probability, generator, slice(None), list(LATERAL_COLUMNS))
 
 
 def _drop_entries(

@@ -26,7 +26,14 @@ from irl_vla.models.vla.config import (
     with_legacy_values,
 )
 from irl_vla.models.vla.loss import compute_loss
-from irl_vla.models.vla.model import ACCELERATION_COLUMNS, VLAModel, drop_ego_acceleration, drop_ego_history
+from irl_vla.models.vla.model import (
+    ACCELERATION_COLUMNS,
+    LATERAL_COLUMNS,
+    VLAModel,
+    drop_ego_acceleration,
+    drop_ego_history,
+    drop_ego_lateral,
+)
 from irl_vla.training.policy import builder_params, model_config, model_record
 from tests.models.vla.helpers import ready_model, synthetic_batch, tiny_config
 
@@ -145,6 +152,42 @@ def test_ego_accel_dropout_drops_every_frames_accelerations_only():
     assert bool((gone | kept).all()) and 16 < int(gone.sum()) < 48
 
 
+def test_ego_lateral_dropout_drops_every_frames_lateral_motion_only():
+    history = torch.randn(64, 4, len(EgoStatusIndex))
+    dropped = drop_ego_lateral(history, 0.5, torch.Generator().manual_seed(0))
+    lateral = [EgoStatusIndex.Y, EgoStatusIndex.HEADING, EgoStatusIndex.VELOCITY_Y, EgoStatusIndex.ACCELERATION_Y]
+    assert sorted(LATERAL_COLUMNS) == sorted(lateral)
+    others = [c for c in range(len(EgoStatusIndex)) if c not in lateral]
+    torch.testing.assert_close(dropped[..., others], history[..., others])  # x, speed, braking stay
+    gone = (dropped[..., lateral] == 0).flatten(1).all(-1)  # (B,)
+    kept = (dropped[..., lateral] == history[..., lateral]).flatten(1).all(-1)
+    assert bool((gone | kept).all()) and 16 < int(gone.sum()) < 48
+
+
+def test_ego_lateral_dropout_in_training_passes_only():
+    _, batches, model = _model(ego_lateral_dropout=0.5)
+    f, t = batches[0]
+    turning = dict(f)
+    turning["ego_status"] = f["ego_status"].clone()
+    turning["ego_status"][..., EgoStatusIndex.ACCELERATION_Y] += 2.0  # the same scene, the car already turning
+    turning["ego_status"][:, :-1, EgoStatusIndex.HEADING] -= 0.2
+
+    def train_ego(features):
+        model.train()
+        return model.encode(features, t, with_aux=False, drop_generator=torch.Generator().manual_seed(1))[0].ego
+
+    g = torch.Generator().manual_seed(1)
+    torch.rand(B, generator=g)  # the tiny model's history draws come first (no acceleration dropout: no draw)
+    drawn = torch.rand(B, generator=g) < 0.5
+    assert 0 < int(drawn.sum()) < B
+    assert torch.equal(torch.isclose(train_ego(f), train_ego(turning)).all(-1), drawn)
+    model.eval()
+    with torch.no_grad():  # never at inference: every plan reads the ego's turning
+        assert not torch.isclose(model(f)["modes"], model(turning)["modes"]).flatten(1).all(-1).any()
+    with pytest.raises(ValueError, match="ego_lateral_dropout"):
+        dataclasses.replace(tiny_config(), ego_lateral_dropout=1.0)
+
+
 def test_ego_accel_dropout_in_training_passes_only():
     _, batches, model = _model(ego_accel_dropout=0.5)
     f, t = batches[0]
@@ -218,7 +261,7 @@ def test_checkpoints_without_the_new_keys_load_as_trained():
     cfg = model_config(with_legacy_values(record))
     assert not cfg.route.enabled and cfg.ego_history_dropout == 0 and set(cfg.loss.bev_class_weights) == {1.0}
     assert not cfg.inputs.lidar_intensity and not cfg.route.lidar_cells and cfg.route.reads_ego_status
-    assert cfg.vision.conv_blocks == 0 and not cfg.loss.route_squared
+    assert cfg.vision.conv_blocks == 0 and not cfg.loss.route_squared and cfg.ego_lateral_dropout == 0
     model = VLAModel(cfg)
     assert not any(k.startswith("route.") for k in model.state_dict())
     assert "route" not in model.planner.blocks[0].cross
