@@ -141,27 +141,38 @@ def test_ego_history_dropout_keeps_the_current_frame():
     assert bool((gone | kept).all()) and 16 < int(gone.sum()) < 48
 
 
-def test_ego_accel_dropout_drops_every_frames_accelerations_only():
+@pytest.mark.parametrize(
+    ("drop", "columns", "named"),
+    [
+        (drop_ego_acceleration, ACCELERATION_COLUMNS, ["ACCELERATION_X", "ACCELERATION_Y"]),
+        (drop_ego_lateral, LATERAL_COLUMNS, ["Y", "HEADING", "VELOCITY_Y", "ACCELERATION_Y"]),
+    ],
+)
+def test_accel_and_lateral_dropout_drop_their_columns_in_every_frame_only(drop, columns, named):
+    assert sorted(columns) == sorted(EgoStatusIndex[name] for name in named)
     history = torch.randn(64, 4, len(EgoStatusIndex))
-    dropped = drop_ego_acceleration(history, 0.5, torch.Generator().manual_seed(0))
-    others = [c for c in range(len(EgoStatusIndex)) if c not in ACCELERATION_COLUMNS]
-    torch.testing.assert_close(dropped[..., others], history[..., others])  # poses and velocities stay
-    accel = list(ACCELERATION_COLUMNS)
-    gone = (dropped[..., accel] == 0).flatten(1).all(-1)  # (B,): every frame's accelerations
-    kept = (dropped[..., accel] == history[..., accel]).flatten(1).all(-1)
+    dropped = drop(history, 0.5, torch.Generator().manual_seed(0))
+    others = [c for c in range(len(EgoStatusIndex)) if c not in columns]
+    torch.testing.assert_close(dropped[..., others], history[..., others])  # the other columns stay
+    cols = list(columns)
+    gone = (dropped[..., cols] == 0).flatten(1).all(-1)  # (B,): every frame's entries
+    kept = (dropped[..., cols] == history[..., cols]).flatten(1).all(-1)
     assert bool((gone | kept).all()) and 16 < int(gone.sum()) < 48
 
 
-def test_ego_lateral_dropout_drops_every_frames_lateral_motion_only():
-    history = torch.randn(64, 4, len(EgoStatusIndex))
-    dropped = drop_ego_lateral(history, 0.5, torch.Generator().manual_seed(0))
-    lateral = [EgoStatusIndex.Y, EgoStatusIndex.HEADING, EgoStatusIndex.VELOCITY_Y, EgoStatusIndex.ACCELERATION_Y]
-    assert sorted(LATERAL_COLUMNS) == sorted(lateral)
-    others = [c for c in range(len(EgoStatusIndex)) if c not in lateral]
-    torch.testing.assert_close(dropped[..., others], history[..., others])  # x, speed, braking stay
-    gone = (dropped[..., lateral] == 0).flatten(1).all(-1)  # (B,)
-    kept = (dropped[..., lateral] == history[..., lateral]).flatten(1).all(-1)
-    assert bool((gone | kept).all()) and 16 < int(gone.sum()) < 48
+def _ego_in_training(model, features, targets):
+    """The ego embedding of a training pass whose dropout draws come from a generator seeded 1."""
+    model.train()
+    return model.encode(features, targets, with_aux=False, drop_generator=torch.Generator().manual_seed(1))[0].ego
+
+
+def _second_draw(probability):
+    """Which samples the second per-sample draw of a generator seeded 1 drops (the tiny model's history comes first)."""
+    g = torch.Generator().manual_seed(1)
+    torch.rand(B, generator=g)
+    drawn = torch.rand(B, generator=g) < probability
+    assert 0 < int(drawn.sum()) < B
+    return drawn
 
 
 def test_ego_lateral_dropout_in_training_passes_only():
@@ -171,16 +182,9 @@ def test_ego_lateral_dropout_in_training_passes_only():
     turning["ego_status"] = f["ego_status"].clone()
     turning["ego_status"][..., EgoStatusIndex.ACCELERATION_Y] += 2.0  # the same scene, the car already turning
     turning["ego_status"][:, :-1, EgoStatusIndex.HEADING] -= 0.2
-
-    def train_ego(features):
-        model.train()
-        return model.encode(features, t, with_aux=False, drop_generator=torch.Generator().manual_seed(1))[0].ego
-
-    g = torch.Generator().manual_seed(1)
-    torch.rand(B, generator=g)  # the tiny model's history draws come first (no acceleration dropout: no draw)
-    drawn = torch.rand(B, generator=g) < 0.5
-    assert 0 < int(drawn.sum()) < B
-    assert torch.equal(torch.isclose(train_ego(f), train_ego(turning)).all(-1), drawn)
+    # no acceleration dropout in this model, so no draw for it: the lateral draw is the second
+    same = torch.isclose(_ego_in_training(model, f, t), _ego_in_training(model, turning, t)).all(-1)
+    assert torch.equal(same, _second_draw(0.5))
     model.eval()
     with torch.no_grad():  # never at inference: every plan reads the ego's turning
         assert not torch.isclose(model(f)["modes"], model(turning)["modes"]).flatten(1).all(-1).any()
@@ -194,17 +198,9 @@ def test_ego_accel_dropout_in_training_passes_only():
     braking = dict(f)
     braking["ego_status"] = f["ego_status"].clone()
     braking["ego_status"][..., EgoStatusIndex.ACCELERATION_X] -= 3.0  # the same poses and velocities, braking
-
-    def train_ego(features):
-        model.train()
-        return model.encode(features, t, with_aux=False, drop_generator=torch.Generator().manual_seed(1))[0].ego
-
     # the tiny model drops histories too: its draws come first, then the accelerations' from the same generator
-    g = torch.Generator().manual_seed(1)
-    torch.rand(B, generator=g)
-    drawn = torch.rand(B, generator=g) < 0.5
-    assert 0 < int(drawn.sum()) < B
-    assert torch.equal(torch.isclose(train_ego(f), train_ego(braking)).all(-1), drawn)
+    same = torch.isclose(_ego_in_training(model, f, t), _ego_in_training(model, braking, t)).all(-1)
+    assert torch.equal(same, _second_draw(0.5))
     model.eval()
     with torch.no_grad():  # never at inference: every plan reads the ego's acceleration
         assert not torch.isclose(model(f)["modes"], model(braking)["modes"]).flatten(1).all(-1).any()
@@ -223,17 +219,11 @@ def test_ego_history_dropout_applies_in_training_passes_only():
     other = dict(f)
     other["ego_status"] = f["ego_status"].clone()
     other["ego_status"][:, :-1] += 3.0  # another past, the same current frame
-
-    def train_ego(features):
-        model.train()
-        ctx, _ = model.encode(features, t, with_aux=False, drop_generator=torch.Generator().manual_seed(1))
-        return ctx.ego
-
-    dropped = train_ego(f)
     # the samples drawn for dropping (first draws of the generator) ignore their past; the others do not
     drawn = torch.rand(B, generator=torch.Generator().manual_seed(1)) < 0.5
     assert 0 < int(drawn.sum()) < B
-    assert torch.equal(torch.isclose(dropped, train_ego(other)).all(-1), drawn)
+    same = torch.isclose(_ego_in_training(model, f, t), _ego_in_training(model, other, t)).all(-1)
+    assert torch.equal(same, drawn)
     model.eval()
     with torch.no_grad():  # never at inference: every sample's plan reads its past
         modes, modes_other = model(f)["modes"], model(other)["modes"]  # (B, K, T, 3)
