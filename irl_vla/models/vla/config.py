@@ -157,6 +157,8 @@ class VisionConfig:
                 raise ValueError(f"VisionConfig.{name}: expected [rows, columns] >= 1, got {grid}")
         require_at_least(self, ("bev_layers",), 1)
         require_at_least(self, ("conv_blocks",), 0)
+        if self.conv_blocks and self.backend != "conv":
+            raise ValueError(f"VisionConfig.conv_blocks: deepens our CNN (backend conv), not backend {self.backend!r}")
 
 
 @dataclass

@@ -7,7 +7,7 @@ import torch
 
 from irl_vla.models.vla.config import load_model_config
 from irl_vla.models.vla.vision import ConvTower, ResidualBlock
-from tests.models.vla.helpers import ready_model, synthetic_batch, tiny_config
+from tests.models.vla.helpers import TINY_VIT, ready_model, synthetic_batch, tiny_config
 
 CHANNELS = [8, 16, 16]  # three stages: strides 4, 8, 16
 
@@ -69,3 +69,5 @@ def test_conv_blocks_in_the_model_train_and_are_checked():
     assert torch.isfinite(loss) and all(b.conv.weight.grad.abs().sum() > 0 for b in blocks)
     with pytest.raises(ValueError, match="conv_blocks"):
         load_model_config("tiny", {"vision": {"conv_blocks": -1}})
+    with pytest.raises(ValueError, match="conv_blocks: deepens our CNN"):
+        load_model_config("tiny", {"vision": {"conv_blocks": 1, "backend": "transformers", "hf_config": TINY_VIT}})
