@@ -176,12 +176,14 @@ class VLAModel(nn.Module):
         f = {k: features[k.value] for k in FeatureKey if k.value in features}
         b = f[FeatureKey.EGO_STATUS].shape[0]
         history = self.ego_norm(f[FeatureKey.EGO_STATUS].float())  # (B, T, D) standardised
-        if self.training and self.cfg.ego_history_dropout > 0 and drop_generator is not None:
-            history = drop_ego_history(history, self.cfg.ego_history_dropout, drop_generator)
-        if self.training and self.cfg.ego_accel_dropout > 0 and drop_generator is not None:
-            history = drop_ego_acceleration(history, self.cfg.ego_accel_dropout, drop_generator)
-        if self.training and self.cfg.ego_lateral_dropout > 0 and drop_generator is not None:
-            history = drop_ego_lateral(history, self.cfg.ego_lateral_dropout, drop_generator)
+        if self.training and drop_generator is not None:
+            for probability, drop in (
+                (self.cfg.ego_history_dropout, drop_ego_history),
+                (self.cfg.ego_accel_dropout, drop_ego_acceleration),
+                (self.cfg.ego_lateral_dropout, drop_ego_lateral),
+            ):
+                if probability > 0:  # a dropout that is off draws nothing: the others' draws stay as they were
+                    history = drop(history, probability, drop_generator)
         ego = self.ego_encoder(torch.cat([history.reshape(b, -1), f[FeatureKey.DRIVING_COMMAND].float()], -1))  # (B, D)
         images = self.image_norm.scaled(f[FeatureKey.CAMERA_IMAGES], 1.0 / 255.0)  # (B, T, N, C, H, W)
         visual, bev, lidar_cells, band = self.vision(

@@ -25,13 +25,15 @@ from irl_vla.models.vla.layers import DecoderLayer, direction_features, grid_cel
 STEM_STRIDE = 4
 
 
+def group_norm(channels: int) -> nn.GroupNorm:
+    """Group norm of 8 groups (one group where the channels do not divide by 8)."""
+    return nn.GroupNorm(8 if channels % 8 == 0 else 1, channels)
+
+
 def conv_stage(c_in: int, c_out: int, stride: int = 2, kernel: int = 3) -> nn.Sequential:
     """Convolution (``stride`` 2 halves the resolution), group norm, ReLU."""
-    groups = 8 if c_out % 8 == 0 else 1
     padding = (kernel - 1) // 2 if stride < kernel else 0
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False), nn.GroupNorm(groups, c_out), nn.ReLU()
-    )
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False), group_norm(c_out), nn.ReLU())
 
 
 class ResidualBlock(nn.Module):
@@ -39,9 +41,8 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        groups = 8 if channels % 8 == 0 else 1
         self.conv = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
-        self.norm = nn.GroupNorm(groups, channels)
+        self.norm = group_norm(channels)
 
     def forward(self, x: Tensor) -> Tensor:
         """``x`` ``(B, C, H, W)`` -> same shape."""

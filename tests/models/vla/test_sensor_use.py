@@ -160,6 +160,14 @@ def test_accel_and_lateral_dropout_drop_their_columns_in_every_frame_only(drop, 
     assert bool((gone | kept).all()) and 16 < int(gone.sum()) < 48
 
 
+def _with_ego_status(features, edit):
+    """A copy of ``features`` whose ego status (cloned) ``edit`` changed in place: the same scene, another motion."""
+    out = dict(features)
+    out["ego_status"] = features["ego_status"].clone()
+    edit(out["ego_status"])
+    return out
+
+
 def _ego_in_training(model, features, targets):
     """The ego embedding of a training pass whose dropout draws come from a generator seeded 1."""
     model.train()
@@ -178,10 +186,12 @@ def _second_draw(probability):
 def test_ego_lateral_dropout_in_training_passes_only():
     _, batches, model = _model(ego_lateral_dropout=0.5)
     f, t = batches[0]
-    turning = dict(f)
-    turning["ego_status"] = f["ego_status"].clone()
-    turning["ego_status"][..., EgoStatusIndex.ACCELERATION_Y] += 2.0  # the same scene, the car already turning
-    turning["ego_status"][:, :-1, EgoStatusIndex.HEADING] -= 0.2
+
+    def turn(ego):  # the car already turning
+        ego[..., EgoStatusIndex.ACCELERATION_Y] += 2.0
+        ego[:, :-1, EgoStatusIndex.HEADING] -= 0.2
+
+    turning = _with_ego_status(f, turn)
     # no acceleration dropout in this model, so no draw for it: the lateral draw is the second
     same = torch.isclose(_ego_in_training(model, f, t), _ego_in_training(model, turning, t)).all(-1)
     assert torch.equal(same, _second_draw(0.5))
@@ -195,9 +205,7 @@ def test_ego_lateral_dropout_in_training_passes_only():
 def test_ego_accel_dropout_in_training_passes_only():
     _, batches, model = _model(ego_accel_dropout=0.5)
     f, t = batches[0]
-    braking = dict(f)
-    braking["ego_status"] = f["ego_status"].clone()
-    braking["ego_status"][..., EgoStatusIndex.ACCELERATION_X] -= 3.0  # the same poses and velocities, braking
+    braking = _with_ego_status(f, lambda ego: ego[..., EgoStatusIndex.ACCELERATION_X].sub_(3.0))  # poses kept
     # the tiny model drops histories too: its draws come first, then the accelerations' from the same generator
     same = torch.isclose(_ego_in_training(model, f, t), _ego_in_training(model, braking, t)).all(-1)
     assert torch.equal(same, _second_draw(0.5))
@@ -216,9 +224,7 @@ def test_ego_accel_dropout_in_training_passes_only():
 def test_ego_history_dropout_applies_in_training_passes_only():
     _, batches, model = _model(ego_history_dropout=0.5)
     f, t = batches[0]
-    other = dict(f)
-    other["ego_status"] = f["ego_status"].clone()
-    other["ego_status"][:, :-1] += 3.0  # another past, the same current frame
+    other = _with_ego_status(f, lambda ego: ego[:, :-1].add_(3.0))  # another past, the same current frame
     # the samples drawn for dropping (first draws of the generator) ignore their past; the others do not
     drawn = torch.rand(B, generator=torch.Generator().manual_seed(1)) < 0.5
     assert 0 < int(drawn.sum()) < B
